@@ -1,0 +1,48 @@
+# Kanaria: `make demo` (local rehearsal, no AWS account) and `make test` are the two commands.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+CDK := node_modules/.bin/cdk
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CDK_DISABLE_VERSION_CHECK := true
+export CDK_CLI_TELEMETRY := false
+PYTEST_WORKERS ?= 2
+
+.PHONY: install test test-unit synth deploy demo bench lint clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -r requirements-dev.txt
+	$(PIP) install --quiet --no-deps -e .
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(VENV)/.installed node_modules/.installed ## virtualenv + pinned CDK CLI
+
+test: install ## the whole suite: unit, infrastructure (synth + cdk-nag + cfn-lint), integration (moto)
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) tests
+
+test-unit: install
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) tests/unit
+
+synth: install ## synthesize every stack offline (bundles Lambda layers with pip, no docker), cdk-nag + cfn-lint gated
+	$(CDK) synth --quiet --all
+	$(VENV)/bin/cfn-lint cdk.out/*.template.json
+
+deploy: synth ## deploy to the account/region in your AWS credentials (-c kanaria:account=... -c kanaria:region=...)
+	$(CDK) deploy --all --require-approval broadening
+
+demo: install ## local rehearsal: moto on loopback, real CDK deploy, rollouts (see README)
+	$(VENV)/bin/kanaria demo
+
+bench: install ## benchmarks into docs/benchmarks.md
+	$(PY) scripts/bench.py
+
+clean:
+	rm -rf cdk.out build reports .pytest_cache

@@ -1,0 +1,40 @@
+"""Composes the Kanaria stacks and the synth-time gates (cdk-nag AwsSolutions as a validation plugin)."""
+
+from __future__ import annotations
+
+import importlib
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks
+
+from infra.settings import Settings
+from infra.stacks.data_stack import DataStack
+from infra.stacks.experiments_stack import ExperimentsStack
+
+
+def build_app(app: cdk.App) -> dict[str, cdk.Stack]:
+    """Add every stack to `app` (explicit account/region from context: no lookups) and the nag plugin."""
+    settings = Settings.from_node(app.node)
+    env = cdk.Environment(account=settings.account, region=settings.region)
+    data = DataStack(app, "KanariaData", settings=settings, env=env)
+    experiments = ExperimentsStack(app, "KanariaExperiments", settings=settings, data=data, env=env)
+    stacks: dict[str, cdk.Stack] = {"data": data, "experiments": experiments}
+    for module_name, builder in _OPTIONAL_STACKS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue  # that concern is not built yet
+        stacks.update(getattr(module, builder)(app, settings=settings, env=env, stacks=stacks))
+    for stack in stacks.values():
+        cdk.Tags.of(stack).add("project", "kanaria")
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    return stacks
+
+
+# Stacks owned by other concerns register themselves here: (module, function returning {name: stack}).
+_OPTIONAL_STACKS: tuple[tuple[str, str], ...] = (
+    ("infra.stacks.observations_stack", "add_observations_stacks"),
+    ("infra.stacks.rollout_stack", "add_rollout_stacks"),
+)

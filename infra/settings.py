@@ -1,0 +1,46 @@
+"""Deployment settings read from CDK context (cdk.json defaults, overridable with -c key=value)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from constructs import Node
+
+from kanaria.names import DEFAULT_PREFIX
+
+
+def _bool(value: object) -> bool:
+    return value if isinstance(value, bool) else str(value).lower() in {"1", "true", "yes"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What differs between a sandbox account, a real account and the local rehearsal."""
+
+    prefix: str
+    account: str
+    region: str
+    bundle: bool  # False: ship source without pip bundling (tests and the local rehearsal, no network)
+    alarm_email: str
+    listener_arn: str  # existing ALB listener; empty: create a small demo ALB
+    primary_target_group_arn: str
+    canary_target_group_arn: str
+
+    @classmethod
+    def from_node(cls, node: Node) -> "Settings":
+        """Read every kanaria:* context key with its default."""
+
+        def ctx(key: str, default: object = "") -> object:
+            value = node.try_get_context(f"kanaria:{key}")
+            return default if value is None else value
+
+        return cls(
+            prefix=str(ctx("prefix", DEFAULT_PREFIX)),
+            account=str(ctx("account", "123456789012")),
+            region=str(ctx("region", "ap-northeast-1")),
+            bundle=_bool(ctx("bundle", True)),
+            alarm_email=str(ctx("alarmEmail", "")),
+            listener_arn=str(ctx("listenerArn", "")),
+            primary_target_group_arn=str(ctx("primaryTargetGroupArn", "")),
+            canary_target_group_arn=str(ctx("canaryTargetGroupArn", "")),
+        )

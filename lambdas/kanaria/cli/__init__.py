@@ -1,0 +1,1 @@
+"""Kanaria cli layer."""

@@ -1,0 +1,51 @@
+"""`kanaria` operator CLI: one subcommand module per concern, registered here."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from typing import Sequence
+
+from kanaria.errors import KanariaError
+
+# Each module exposes register(subparsers); it sets `func` on its parsers. Modules must keep heavy imports
+# (scipy, boto3) inside the command functions so that `kanaria assign` starts fast.
+COMMAND_MODULES: tuple[str, ...] = (
+    "kanaria.cli.assign",
+    "kanaria.cli.experiment",
+    "kanaria.cli.analyze",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Parser with every registered subcommand."""
+    parser = argparse.ArgumentParser(prog="kanaria", description="Experiments and canary rollouts for LLM chatbots.")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module_name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue  # a concern not built yet
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: exit 0 on success, 2 on bad input (message on stderr naming the field), 1 on failure."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KanariaError as exc:
+        print(json.dumps({"error": exc.to_dict()}, ensure_ascii=False), file=sys.stderr)
+        return exc.exit_code
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Domain errors with a field, a reason and the HTTP status / CLI exit code they map to."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class KanariaError(Exception):
+    """Base error: `field` names the offending input, `reason` says why."""
+
+    status_code = 400
+    exit_code = 2
+    code = "bad_request"
+
+    def __init__(self, reason: str, field: str | None = None, details: list[dict[str, Any]] | None = None):
+        super().__init__(f"{field}: {reason}" if field else reason)
+        self.reason = reason
+        self.field = field
+        self.details = details or []
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON body for an API response or CLI error line."""
+        body: dict[str, Any] = {"code": self.code, "message": str(self)}
+        if self.field:
+            body["field"] = self.field
+        body["reason"] = self.reason
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+class ValidationError(KanariaError):
+    """Input that does not satisfy the schema or a domain rule."""
+
+    code = "validation_error"
+
+
+class NotFoundError(KanariaError):
+    """A referenced experiment, rollout or unit does not exist."""
+
+    status_code = 404
+    code = "not_found"
+
+
+class ConflictError(KanariaError):
+    """Illegal state transition or a concurrent modification (optimistic lock)."""
+
+    status_code = 409
+    code = "conflict"
+
+
+class OperationalError(KanariaError):
+    """A dependency failed (AWS call, emulator); not the caller's fault."""
+
+    status_code = 502
+    exit_code = 1
+    code = "operational_error"
+
+
+def from_pydantic(exc: Any, prefix: str = "") -> ValidationError:
+    """Turn a pydantic ValidationError into one naming the first bad field (all fields in details)."""
+    details = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        reason = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        if not loc and ": " in reason:
+            # model-level rules name their field as "field: reason"
+            loc, reason = reason.split(": ", 1)
+        if err.get("type") == "missing":
+            reason = "required field is missing"
+        field = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
+        details.append({"field": field, "reason": reason})
+    first = details[0] if details else {"field": prefix or None, "reason": "invalid"}
+    return ValidationError(first["reason"], field=first["field"], details=details)

@@ -1,0 +1,1 @@
+"""Business logic: orchestrates the pure domain and the data-access layer."""

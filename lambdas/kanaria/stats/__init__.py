@@ -1,0 +1,1 @@
+"""Kanaria stats layer."""
