@@ -34,6 +34,36 @@ METRIC_THROTTLES = "Throttles"
 METRIC_CSAT = "Csat"
 METRIC_COST = "CostUsd"
 
+# Canary rollouts (infra/stacks/rollout_stack.py). The canary alarms read the Kanaria metrics above with
+# exactly one dimension, {DIM_TARGET: TARGET_CANARY | TARGET_PRIMARY}: CloudWatch matches the whole dimension
+# set, so emit them with Metrics(service="") (Powertools otherwise adds a "service" dimension).
+TARGET_CANARY = "canary"
+TARGET_PRIMARY = "primary"
+METRIC_CANARY_WEIGHT = "CanaryWeight"  # percent of the listener's traffic on the canary, emitted at every step
+ENV_LISTENER_ARN = "LISTENER_ARN"
+ENV_PRIMARY_TARGET_GROUP_ARN = "PRIMARY_TARGET_GROUP_ARN"
+ENV_CANARY_TARGET_GROUP_ARN = "CANARY_TARGET_GROUP_ARN"
+ENV_STATE_MACHINE_ARN = "STATE_MACHINE_ARN"
+ENV_METRIC_NAMESPACE = "METRIC_NAMESPACE"
+ENV_CRITICAL_ALARM_NAME = "CRITICAL_ALARM_NAME"
+ENV_WARNING_ALARM_NAME = "WARNING_ALARM_NAME"
+ENV_CANARY_ALARM_NAMES = "CANARY_ALARM_NAMES"  # comma-separated metric alarm names (children of both composites)
+# Alarm kinds: physical name = alarm_name(prefix, kind).
+ALARM_CANARY_ERROR_RATE = "canary-error-rate"
+ALARM_CANARY_LATENCY = "canary-latency-p99"
+ALARM_CANARY_THROTTLING = "canary-throttling"
+ALARM_CANARY_HALLUCINATION = "canary-hallucination-rate"
+ALARM_CANARY_QUALITY = "canary-quality-drop"
+ALARM_CANARY_CSAT = "canary-csat-drop"
+ALARM_CANARY_CRITICAL = "canary-critical"  # error OR latency OR throttling: invokes the rollback function, pages
+ALARM_CANARY_WARNING = "canary-warning"  # hallucination OR quality OR CSAT: notifies; the gate pauses on it
+CRITICAL_ALARM_KINDS = (ALARM_CANARY_ERROR_RATE, ALARM_CANARY_LATENCY, ALARM_CANARY_THROTTLING)
+WARNING_ALARM_KINDS = (ALARM_CANARY_HALLUCINATION, ALARM_CANARY_QUALITY, ALARM_CANARY_CSAT)
+# The rollout pipeline's S3 source: a ZIP object holding ROLLOUT_REQUEST_FILE (candidate + plan), which the
+# Step Functions action passes as the execution input.
+ROLLOUT_REQUEST_OBJECT_KEY = "rollout-request.zip"
+ROLLOUT_REQUEST_FILE = "rollout-request.json"
+
 # Unit-of-time constants the domain uses.
 ASSIGNMENT_TTL_SECONDS = 7 * 24 * 3600
 BUCKETS = 10_000
@@ -52,3 +82,28 @@ def function_name(prefix: str, kind: str) -> str:
 def profiles_parameter(prefix: str) -> str:
     """SSM parameter holding the per-intent parameter profiles as JSON."""
     return f"/{prefix}/profiles"
+
+
+def alarm_name(prefix: str, kind: str) -> str:
+    """Physical CloudWatch alarm name for one canary alarm kind (ALARM_CANARY_*)."""
+    return f"{prefix}-{kind}"
+
+
+def rollout_state_machine_name(prefix: str) -> str:
+    """Physical name of the canary rollout state machine (STANDARD)."""
+    return f"{prefix}-canary-rollout"
+
+
+def rollout_pipeline_name(prefix: str) -> str:
+    """Physical name of the CodePipeline that starts a rollout from the request object."""
+    return f"{prefix}-canary-rollout"
+
+
+def rollout_dashboard_name(prefix: str) -> str:
+    """Physical name of the CloudWatch dashboard of canary rollouts."""
+    return f"{prefix}-canary-rollout"
+
+
+def rollout_request_bucket_name(prefix: str, account: str, region: str) -> str:
+    """Versioned S3 bucket the CLI uploads ROLLOUT_REQUEST_OBJECT_KEY to (globally unique name)."""
+    return f"{prefix}-rollout-requests-{account}-{region}"
