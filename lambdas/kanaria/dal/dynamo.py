@@ -82,9 +82,7 @@ class DynamoExperimentRepository:
             raise
 
     def create(self, record: ExperimentRecord, audit: AuditEntry) -> None:
-        """Insert a new experiment; ConflictError if the id exists."""
-        if self.get(record.experiment.id) is not None:
-            raise ConflictError(f"experiment {record.experiment.id!r} already exists", field="id")
+        """Insert a new experiment; ConflictError if the id exists (conditional write)."""
         item = {k: v for k, v in self._meta_item(record).items() if v is not None}
         self._transact({"Item": item, "ConditionExpression": "attribute_not_exists(experiment_id)"}, audit)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from kanaria.domain.experiment import Experiment
 from kanaria.domain.profiles import IntentProfile, bedrock_config, config_hash, profile_for, resolve
@@ -93,6 +93,22 @@ def configuration(experiment: Experiment, variant_id: str | None, profile: Inten
     return config, config_hash(config)
 
 
+class ConfigResolver:
+    """Memoises resolved configurations per (variant, intent profile) for one experiment's bulk assignment."""
+
+    def __init__(self, experiment: Experiment):
+        self._experiment = experiment
+        self._resolved: dict[tuple[str | None, str], tuple[dict[str, Any], str]] = {}
+
+    def __call__(self, experiment: Experiment, variant_id: str | None, profile: IntentProfile) -> tuple[dict[str, Any], str]:
+        if experiment is not self._experiment:
+            return configuration(experiment, variant_id, profile)
+        key = (variant_id, profile.intent)
+        if key not in self._resolved:
+            self._resolved[key] = configuration(experiment, variant_id, profile)
+        return self._resolved[key]
+
+
 def assign(
     experiment: Experiment,
     unit: str,
@@ -101,17 +117,18 @@ def assign(
     *,
     weights: Mapping[str, float] | None = None,
     stopped: Mapping[str, str] | None = None,
+    configure: Callable[[Experiment, str | None, IntentProfile], tuple[dict[str, Any], str]] = configuration,
 ) -> Assignment:
     """Stateless assignment: what a unit gets when it has no sticky record yet."""
-    profile = profile_for(intent, dict(profiles))
+    profile = profile_for(intent, profiles)
     reason = eligible(experiment, unit, intent)
     if reason is not None:
-        config, digest = configuration(experiment, None, profile)
+        config, digest = configure(experiment, None, profile)
         return Assignment(experiment.id, unit, intent, None, False, reason, config, digest)
     variant_id = pick_variant(experiment, unit, weights)
     if stopped and variant_id in stopped:
         return moved_to_control(experiment, unit, intent, profile, stopped[variant_id])
-    config, digest = configuration(experiment, variant_id, profile)
+    config, digest = configure(experiment, variant_id, profile)
     return Assignment(experiment.id, unit, intent, variant_id, True, ASSIGNED, config, digest)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal
+from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -103,7 +103,7 @@ def profiles_to_json(profiles: dict[str, IntentProfile]) -> dict[str, Any]:
     return {intent: p.model_dump(mode="json", exclude={"intent"}) for intent, p in profiles.items()}
 
 
-def profile_for(intent: str | None, profiles: dict[str, IntentProfile]) -> IntentProfile:
+def profile_for(intent: str | None, profiles: Mapping[str, IntentProfile]) -> IntentProfile:
     """The intent's profile, or the conservative fallback for unknown or missing intents."""
     if intent and intent in profiles:
         return profiles[intent]

@@ -55,7 +55,7 @@ def assign_unit(
     fresh = assign(experiment, unit, intent, profiles, weights=record.weights)
     if not fresh.in_experiment:
         return fresh  # not eligible for this intent: served control, nothing stored or counted
-    profile = profile_for(intent, dict(profiles))
+    profile = profile_for(intent, profiles)
     shard = hash_shard(unit)
     day = now.strftime("%Y-%m-%d")
     sticky = store.get(experiment.id, unit)

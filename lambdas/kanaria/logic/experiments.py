@@ -66,6 +66,8 @@ def _iso(now: datetime) -> str:
 def create_experiment(repo: ExperimentRepository, document: Any, actor: str, now: datetime) -> ExperimentRecord:
     """Validate and store a draft; refuses a duplicate id or a layer segment overlapping a live experiment."""
     experiment = parse_experiment(document)
+    if repo.get(experiment.id) is not None:
+        raise ConflictError(f"experiment {experiment.id!r} already exists", field="id")
     for other in repo.list():
         if other.status is not Status.COMPLETED and segments_overlap(experiment, other.experiment):
             raise ConflictError(
