@@ -33,6 +33,11 @@ METRIC_HALLUCINATIONS = "Hallucinations"
 METRIC_THROTTLES = "Throttles"
 METRIC_CSAT = "Csat"
 METRIC_COST = "CostUsd"
+# Observations and the scheduled analysis (dimensions: experiment_id [+ variant]).
+METRIC_FLAGGED_OBSERVATIONS = "FlaggedObservations"  # variant mismatch or excluded unit: kept out of the statistics
+METRIC_ANALYSIS_RUNS = "AnalysisRuns"
+METRIC_SRM_MISMATCH = "SrmMismatch"
+METRIC_DECISION_CHANGES = "DecisionChanges"
 
 # Canary rollouts (infra/stacks/rollout_stack.py). The canary alarms read the Kanaria metrics above with
 # exactly one dimension, {DIM_TARGET: TARGET_CANARY | TARGET_PRIMARY}: CloudWatch matches the whole dimension
