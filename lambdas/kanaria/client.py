@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from kanaria.domain.assignment import Assignment, assign
+from kanaria.domain.assignment import Assignment, ConfigResolver, assign
 from kanaria.domain.experiment import Experiment, parse_experiment
 from kanaria.domain.profiles import DEFAULT_PROFILES, IntentProfile
 from kanaria.errors import NotFoundError
@@ -23,6 +23,7 @@ class EmbeddedClient:
             e.id: e for e in (x if isinstance(x, Experiment) else parse_experiment(dict(x)) for x in experiments)
         }
         self._profiles = dict(profiles or DEFAULT_PROFILES)
+        self._resolvers = {experiment_id: ConfigResolver(e) for experiment_id, e in self._experiments.items()}
 
     @classmethod
     def from_files(cls, *paths: str | Path) -> "EmbeddedClient":
@@ -30,8 +31,8 @@ class EmbeddedClient:
         return cls(json.loads(Path(p).read_text(encoding="utf-8")) for p in paths)
 
     def assign(self, experiment_id: str, unit: str, intent: str | None = None) -> Assignment:
-        """Variant and resolved configuration for one unit."""
+        """Variant and resolved configuration for one unit (the config dict is shared: copy it before mutating)."""
         experiment = self._experiments.get(experiment_id)
         if experiment is None:
             raise NotFoundError(f"unknown experiment {experiment_id!r}", field="experiment_id")
-        return assign(experiment, unit, intent, self._profiles)
+        return assign(experiment, unit, intent, self._profiles, configure=self._resolvers[experiment_id])
