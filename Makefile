@@ -41,7 +41,8 @@ deploy: synth ## deploy to the account/region in your AWS credentials (-c kanari
 demo: install ## local rehearsal: moto on loopback, real CDK deploy, rollouts (see README)
 	$(VENV)/bin/kanaria demo
 
-bench: install ## benchmarks into docs/benchmarks.md
+bench: install ## benchmarks into docs/benchmarks.md (installs the bench-only comparisons: growthbook, gbstats)
+	$(PIP) install --quiet -r requirements-bench.txt
 	$(PY) scripts/bench.py
 
 clean:
