@@ -28,6 +28,7 @@ class TableSpec:
 #   aggregates   experiment_id + sk "<KIND>#<variant>#<intent>#<day>[#<shard>]" (exposures, sufficient statistics)
 #   observations observation_id, expires_at TTL (raw, for audit/export)
 #   rollouts     rollout_id + record ("META" | "ROLLBACK#<iso-ts>" | ...)
+#   evaluations  config_hash + record ("EVAL#<iso-ts>#<dataset-version>" | "LATEST") offline evaluation results
 #   idempotency  id, expiration TTL (Powertools Idempotency)
 TABLE_SPECS: tuple[TableSpec, ...] = (
     TableSpec("experiments", "experiment_id", "record"),
@@ -35,6 +36,7 @@ TABLE_SPECS: tuple[TableSpec, ...] = (
     TableSpec("aggregates", "experiment_id", "sk"),
     TableSpec("observations", "observation_id", None, "expires_at"),
     TableSpec("rollouts", "rollout_id", "record", "expires_at"),
+    TableSpec("evaluations", "config_hash", "record"),
     TableSpec("idempotency", "id", None, "expiration"),
 )
 
@@ -60,5 +62,5 @@ class KanariaTables(Construct):
             ),
             time_to_live_attribute=spec.ttl_attribute,
             deletion_protection=False,
-            removal_policy=RemovalPolicy.RETAIN if spec.kind in {"experiments", "rollouts"} else RemovalPolicy.DESTROY,
+            removal_policy=RemovalPolicy.RETAIN if spec.kind in {"experiments", "rollouts", "evaluations"} else RemovalPolicy.DESTROY,
         )
