@@ -33,7 +33,7 @@ test-unit: install
 
 synth: install ## synthesize every stack offline (bundles Lambda layers with pip, no docker), cdk-nag + cfn-lint gated
 	$(CDK) synth --quiet --all
-	$(VENV)/bin/cfn-lint cdk.out/*.template.json
+	$(VENV)/bin/cfn-lint --non-zero-exit-code error cdk.out/*.template.json
 
 deploy: synth ## deploy to the account/region in your AWS credentials (-c kanaria:account=... -c kanaria:region=...)
 	$(CDK) deploy --all --require-approval broadening
