@@ -1,0 +1,62 @@
+"""Versioned Bedrock on-demand price table (USD per 1K tokens) and the cost of one model call.
+
+Prices are the us-east-1 on-demand list prices for text generation, without prompt caching or batch discounts.
+Regions, extended-access pricing of older models and later price changes differ: change a price only by adding
+a new table version, so every recorded observation keeps the version its cost was computed with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+PRICE_TABLE_VERSION = "bedrock-us-east-1-2025-01"
+COST_DECIMALS = 9  # nano-dollars: the cheapest input token listed here costs 250 of them
+_COST_QUANTUM = Decimal(1).scaleb(-COST_DECIMALS)
+_THOUSAND = Decimal(1000)
+
+# Cross-region inference profiles ("us.anthropic...") are billed at the foundation model's price.
+_PROFILE_PREFIXES = ("us.", "eu.", "apac.", "jp.", "au.", "us-gov.", "global.")
+
+
+@dataclass(frozen=True)
+class ModelPrice:
+    """Price of one model: USD per 1K input and per 1K output tokens."""
+
+    input_per_1k: Decimal
+    output_per_1k: Decimal
+
+
+def _price(input_per_1k: str, output_per_1k: str) -> ModelPrice:
+    return ModelPrice(Decimal(input_per_1k), Decimal(output_per_1k))
+
+
+PRICES: dict[str, ModelPrice] = {
+    "anthropic.claude-3-haiku-20240307-v1:0": _price("0.00025", "0.00125"),
+    "anthropic.claude-3-sonnet-20240229-v1:0": _price("0.003", "0.015"),
+    "anthropic.claude-3-opus-20240229-v1:0": _price("0.015", "0.075"),
+    "anthropic.claude-3-5-haiku-20241022-v1:0": _price("0.0008", "0.004"),
+    "anthropic.claude-3-5-sonnet-20240620-v1:0": _price("0.003", "0.015"),
+    "anthropic.claude-3-5-sonnet-20241022-v2:0": _price("0.003", "0.015"),
+    "anthropic.claude-3-7-sonnet-20250219-v1:0": _price("0.003", "0.015"),
+}
+
+
+def base_model_id(model_id: str) -> str:
+    """Foundation model id of a model id, inference profile id or ARN (the part the price table is keyed by)."""
+    name = model_id.rsplit("/", 1)[-1] if model_id.startswith("arn:") else model_id
+    for prefix in _PROFILE_PREFIXES:
+        if name.startswith(prefix):
+            return name[len(prefix):]
+    return name
+
+
+def price_for(model_id: str) -> ModelPrice | None:
+    """The model's price in the current table, or None when the table has no price for it."""
+    return PRICES.get(base_model_id(model_id))
+
+
+def call_cost(price: ModelPrice, input_tokens: int, output_tokens: int) -> Decimal:
+    """USD cost of one call, rounded half-even to COST_DECIMALS places."""
+    raw = (Decimal(input_tokens) * price.input_per_1k + Decimal(output_tokens) * price.output_per_1k) / _THOUSAND
+    return raw.quantize(_COST_QUANTUM)

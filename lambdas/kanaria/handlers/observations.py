@@ -1,0 +1,174 @@
+"""Observations API: record one response's outcome metrics exactly once (single and batch of up to 100).
+
+Exactly-once comes from the conditional Put inside the recording transaction (not Powertools Idempotency, which
+would add two more writes per observation). Kept free of numpy/scipy.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import defaultdict
+from datetime import datetime, timezone
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field
+
+from kanaria.dal.dynamo import DynamoAssignmentStore, DynamoExperimentRepository
+from kanaria.dal.observations import DynamoObservationStore
+from kanaria.domain.assignment import configuration
+from kanaria.domain.observation import Observation
+from kanaria.domain.profiles import profile_for
+from kanaria.errors import KanariaError
+from kanaria.handlers.env import load_profiles
+from kanaria.handlers.http import json_body, new_resolver
+from kanaria.handlers.models import parse_body
+from kanaria.logic.experiments import ExperimentRecord, get_experiment
+from kanaria.logic.observations import RecordResult, record_observation
+from kanaria.names import (
+    DIM_EXPERIMENT, DIM_VARIANT, METRIC_COST, METRIC_CSAT, METRIC_ERRORS, METRIC_FLAGGED_OBSERVATIONS,
+    METRIC_HALLUCINATIONS, METRIC_LATENCY, METRIC_OBSERVATIONS, METRIC_QUALITY,
+)
+
+EXPERIMENT_CACHE_SECONDS = 30  # definitions are immutable; stopped variants are seen within this delay
+
+logger = Logger()
+tracer = Tracer()
+# No "service" dimension: canary alarms match exactly {experiment_id, variant}.
+metrics = Metrics(service="")
+app = new_resolver()
+
+_experiments: dict[str, tuple[float, ExperimentRecord]] = {}
+
+
+class ObservationsEnvironment(BaseModel):
+    """What the observations function needs."""
+
+    experiments_table: str = Field(min_length=1, alias="EXPERIMENTS_TABLE")
+    assignments_table: str = Field(min_length=1, alias="ASSIGNMENTS_TABLE")
+    observations_table: str = Field(min_length=1, alias="OBSERVATIONS_TABLE")
+    aggregates_table: str = Field(min_length=1, alias="AGGREGATES_TABLE")
+    profiles_parameter: str = Field(min_length=1, alias="PROFILES_PARAMETER")
+
+
+class ObservationBatchRequest(BaseModel):
+    """Up to 100 observations; each item is validated on its own so one bad item does not sink the rest."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    observations: list[Any] = Field(min_length=1, max_length=100)
+
+
+@cache
+def environment() -> ObservationsEnvironment:
+    """Parsed once per execution environment."""
+    return ObservationsEnvironment.model_validate(dict(os.environ))
+
+
+@cache
+def _repository() -> DynamoExperimentRepository:
+    return DynamoExperimentRepository(environment().experiments_table)
+
+
+@cache
+def _stickies() -> DynamoAssignmentStore:
+    env = environment()
+    return DynamoAssignmentStore(env.assignments_table, env.aggregates_table)
+
+
+@cache
+def _store() -> DynamoObservationStore:
+    env = environment()
+    return DynamoObservationStore(env.observations_table, env.aggregates_table)
+
+
+def _experiment(experiment_id: str) -> ExperimentRecord:
+    hit = _experiments.get(experiment_id)
+    if hit and time.monotonic() - hit[0] < EXPERIMENT_CACHE_SECONDS:
+        return hit[1]
+    record = get_experiment(_repository(), experiment_id)
+    _experiments[experiment_id] = (time.monotonic(), record)
+    return record
+
+
+def _model_for(record: ExperimentRecord, variant_id: str, intent: str | None) -> str | None:
+    """Model of the variant's resolved configuration for the intent (profiles from SSM, cached)."""
+    profiles = load_profiles(environment().profiles_parameter)
+    config, _ = configuration(record.experiment, variant_id, profile_for(intent, profiles))
+    return config["model_id"]
+
+
+def _record(observation: Observation) -> RecordResult:
+    record = _experiment(observation.experiment_id)
+    return record_observation(record, observation, _stickies(), _store(), datetime.now(timezone.utc), _model_for)
+
+
+def _emit(results: list[RecordResult]) -> None:
+    """Per-variant EMF metrics of newly recorded observations (one metric set per experiment and variant)."""
+    groups: dict[tuple[str, str], list[RecordResult]] = defaultdict(list)
+    for result in results:
+        if not result.duplicate:
+            groups[(result.observation.experiment_id, result.observation.variant_id)].append(result)
+    for (experiment_id, variant_id), group in groups.items():
+        metrics.add_dimension(DIM_EXPERIMENT, experiment_id)
+        metrics.add_dimension(DIM_VARIANT, variant_id)
+        for result in group:
+            if result.flag:
+                metrics.add_metric(METRIC_FLAGGED_OBSERVATIONS, MetricUnit.Count, 1)
+                continue
+            values = result.values
+            metrics.add_metric(METRIC_OBSERVATIONS, MetricUnit.Count, 1)
+            for name, metric, unit in (
+                (METRIC_QUALITY, "quality_score", MetricUnit.NoUnit),
+                (METRIC_LATENCY, "latency_ms", MetricUnit.Milliseconds),
+                (METRIC_CSAT, "csat", MetricUnit.NoUnit),
+                (METRIC_COST, "cost_usd", MetricUnit.NoUnit),
+                (METRIC_ERRORS, "error", MetricUnit.Count),
+                (METRIC_HALLUCINATIONS, "hallucination", MetricUnit.Count),
+            ):
+                if metric in values:
+                    metrics.add_metric(name, unit, float(values[metric]))
+        metrics.flush_metrics()
+
+
+@app.post("/observations")
+@tracer.capture_method
+def record_one() -> tuple[dict, int]:
+    result = _record(parse_body(json_body(app), Observation))
+    _emit([result])
+    return result.to_dict(), 200 if result.duplicate else 201
+
+
+@app.post("/observations/batch")
+@tracer.capture_method
+def record_batch() -> dict:
+    batch = parse_body(json_body(app), ObservationBatchRequest)
+    items, recorded = [], []
+    for index, body in enumerate(batch.observations):
+        try:
+            result = _record(parse_body(body, Observation, f"observations.{index}"))
+        except KanariaError as exc:
+            items.append({"index": index, "ok": False, "error": exc.to_dict()})
+            continue
+        recorded.append(result)
+        items.append({"index": index, "ok": True, **result.to_dict()})
+    _emit(recorded)
+    summary = {
+        "recorded": sum(1 for r in recorded if not r.duplicate),
+        "duplicates": sum(1 for r in recorded if r.duplicate),
+        "rejected": len(items) - len(recorded),
+    }
+    logger.info("observation batch", **summary)
+    return {"results": items, **summary}
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

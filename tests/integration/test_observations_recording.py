@@ -1,0 +1,277 @@
+"""Recording observations against moto: exactly once, atomic raw + counter, flags, item-level batch results."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import random
+import threading
+from collections import Counter, defaultdict
+from datetime import timedelta
+from decimal import Decimal
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from kanaria.dal.dynamo import DynamoAssignmentStore
+from kanaria.dal.observations import DynamoObservationStore
+from kanaria.domain.assignment import pick_variant
+from kanaria.domain.observation import AGG_SHARDS, Observation, Statistics, recompute, shard_of
+from kanaria.handlers.models import parse_body
+from kanaria.logic.assignments import StickyRecord
+from kanaria.logic.observations import record_observation
+from kanaria import names
+from tests.unit.observations.support import (
+    NOW, PREFIX, atomic_fast_moto, call, create_tables, environment, observation, put_profiles, running_experiment,
+)
+
+WRITE_OPERATIONS = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
+
+
+@pytest.fixture
+def api(monkeypatch):
+    """Tables, profiles, a running experiment and a freshly imported handler; counts DynamoDB calls."""
+    with mock_aws():
+        atomic_fast_moto(monkeypatch)
+        for key, value in environment().items():
+            monkeypatch.setenv(key, value)
+        tables = create_tables()
+        put_profiles()
+        record = running_experiment()
+        calls: list[str] = []
+        boto3.setup_default_session()  # handler clients are created from it, with this hook
+        boto3.DEFAULT_SESSION.events.register(
+            "before-call.dynamodb", lambda model, **_: calls.append(model.name))
+        from aws_lambda_powertools.utilities import parameters
+
+        parameters.clear_caches()
+        module = importlib.reload(importlib.import_module("kanaria.handlers.observations"))
+        yield tables, module, record, calls
+        boto3.DEFAULT_SESSION = None
+
+
+def matching(i: int, record, rng: random.Random | None = None, **changes):
+    """An observation whose variant is the unit's deterministic assignment (counted without a sticky record)."""
+    body = observation(i, rng, **changes)
+    body["variant_id"] = pick_variant(record.experiment, body["unit"], record.weights)
+    return body
+
+
+def counters(tables, kind: str = "AGG") -> list[dict]:
+    items = tables["aggregates"].scan()["Items"]
+    return [i for i in items if i["sk"].startswith(f"{kind}#")]
+
+
+def test_duplicate_is_acknowledged_and_counted_once(api):
+    tables, module, record, calls = api
+    body = matching(1, record)
+    status, first = call(module.handler, "/observations", body)
+    assert status == 201 and first["duplicate"] is False and first["counted"] is True
+    assert first["cost_source"] == "computed" and first["price_table_version"]
+    for _ in range(3):
+        status, again = call(module.handler, "/observations", body)
+        assert status == 200 and again["duplicate"] is True and again["cost_usd"] == first["cost_usd"]
+    [agg] = counters(tables)
+    assert agg["obs"] == 1 and agg["qs_n"] == 1 and agg["qs_s"] == Decimal(str(body["quality_score"]))
+    assert tables["observations"].scan()["Count"] == 1
+    raw = tables["observations"].get_item(Key={"observation_id": body["observation_id"]})["Item"]
+    assert raw["expires_at"] >= int(NOW.timestamp()) + 90 * 24 * 3600 - 5 and raw["aggregate_sk"] == agg["sk"]
+
+
+def test_reused_id_with_different_content_is_a_conflict(api):
+    tables, module, record, _ = api
+    body = matching(1, record)
+    call(module.handler, "/observations", body)
+    status, error = call(module.handler, "/observations", {**body, "quality_score": 0.01})
+    assert status == 409 and error["error"]["field"] == "observation_id"
+    assert counters(tables)[0]["obs"] == 1
+
+
+def test_at_most_two_writes_per_new_observation(api):
+    tables, module, record, calls = api
+    call(module.handler, "/observations", matching(1, record))  # warm the experiment cache
+    calls.clear()
+    status, _ = call(module.handler, "/observations", matching(2, record))
+    assert status == 201
+    writes = [c for c in calls if c in WRITE_OPERATIONS]
+    assert writes == ["TransactWriteItems"], calls  # one request: conditional Put + counter ADD
+    calls.clear()
+    status, _ = call(module.handler, "/observations/batch", {"observations": [matching(i, record) for i in range(3, 13)]})
+    assert Counter(c for c in calls if c in WRITE_OPERATIONS) == {"TransactWriteItems": 10}
+    assert sum(i["obs"] for i in counters(tables)) == 12
+
+
+def test_batch_reports_bad_items_and_keeps_the_good_ones(api):
+    tables, module, record, _ = api
+    good = [matching(i, record) for i in range(5)]
+    bad = [
+        {**matching(10, record), "quality_score": 1.2},
+        {**matching(11, record), "csat": 9},
+        "not an object",
+        {**matching(12, record), "variant_id": "Z"},
+        {**matching(13, record), "timestamp": (NOW + timedelta(hours=1)).isoformat()},
+        {k: v for k, v in matching(14, record).items() if k != "unit"},
+        {**matching(15, record), "experiment_id": "no-such-exp"},
+    ]
+    batch = [good[0], bad[0], good[1], bad[1], bad[2], good[2], bad[3], bad[4], good[3], bad[5], good[4], bad[6], good[0]]
+    status, body = call(module.handler, "/observations/batch", {"observations": batch})
+    assert status == 200 and (body["recorded"], body["duplicates"], body["rejected"]) == (5, 1, 7)
+    errors = {r["index"]: r["error"] for r in body["results"] if not r["ok"]}
+    assert {i: (e["field"], e["code"]) for i, e in errors.items()} == {
+        1: ("observations.1.quality_score", "validation_error"),
+        3: ("observations.3.csat", "validation_error"),
+        4: ("observations.4", "validation_error"),
+        6: ("variant_id", "validation_error"),
+        7: ("timestamp", "validation_error"),
+        9: ("observations.9.unit", "validation_error"),
+        11: ("experiment_id", "not_found"),
+    }
+    assert body["results"][12]["duplicate"] is True
+    stored = {i["observation_id"] for i in tables["observations"].scan()["Items"]}
+    assert stored == {g["observation_id"] for g in good}  # nothing of the bad items written
+    assert sum(i["obs"] for i in counters(tables)) == 5 and not counters(tables, "MISMATCH")
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"observations": []}, "observations"),
+    ({"observations": [{}] * 101}, "observations"),
+    ({"items": []}, "observations"),
+])
+def test_batch_envelope_errors(api, body, field):
+    _, module, _, _ = api
+    status, error = call(module.handler, "/observations/batch", body)
+    assert status == 400 and error["error"]["field"] == field
+
+
+def test_single_errors_name_the_field(api):
+    tables, module, record, _ = api
+    status, error = call(module.handler, "/observations", None, raw_body="{not json")
+    assert status == 400 and error["error"]["field"] == "body"
+    status, error = call(module.handler, "/observations", {**matching(1, record), "latency_ms": -5})
+    assert status == 400 and error["error"]["field"] == "latency_ms"
+    status, error = call(module.handler, "/observations", {**matching(1, record), "experiment_id": "missing"})
+    assert status == 404 and error["error"]["field"] == "experiment_id"
+    assert tables["observations"].scan()["Count"] == 0 and tables["aggregates"].scan()["Count"] == 0
+
+
+def test_mismatched_and_excluded_units_are_flagged_not_counted(api):
+    tables, module, record, _ = api
+    stickies = DynamoAssignmentStore(names.table_name(PREFIX, "assignments"), names.table_name(PREFIX, "aggregates"))
+    expires = int(NOW.timestamp()) + 3600
+    stickies.put_if_absent(StickyRecord("exp-obs", "u-sticky-b", "B", NOW.isoformat(), expires))
+    rolled_back = stickies.put_if_absent(StickyRecord("exp-obs", "u-rolled", "B", NOW.isoformat(), expires))
+    stickies.move_to_control(rolled_back, "A", "canary_rollback")
+    cases = {
+        "sticky-says-B": (observation(1, unit="u-sticky-b", variant_id="A"), "variant_mismatch"),
+        "sticky-agrees": (observation(2, unit="u-sticky-b", variant_id="B"), None),
+        "rolled-back": (observation(3, unit="u-rolled", variant_id="B"), "excluded"),
+        "untargeted-intent": (matching(4, record, intent="order_status"), "not_in_experiment"),
+        "deterministic-match": (matching(5, record), None),
+    }
+    wrong = matching(6, record)
+    wrong["variant_id"] = "B" if wrong["variant_id"] == "A" else "A"
+    cases["deterministic-mismatch"] = (wrong, "variant_mismatch")
+    status, body = call(module.handler, "/observations/batch", {"observations": [b for b, _ in cases.values()]})
+    assert status == 200
+    assert [r["flag"] for r in body["results"]] == [flag for _, flag in cases.values()]
+    raws = {i["observation_id"]: i for i in tables["observations"].scan()["Items"]}
+    for sent, flag in cases.values():
+        assert raws[sent["observation_id"]].get("flag") == flag
+    assert sum(i["obs"] for i in counters(tables)) == 2
+    assert sum(i["obs"] for i in counters(tables, "MISMATCH")) == 3
+    assert sum(i["obs"] for i in counters(tables, "EXCLUDED")) == 1
+    assert sum(i.get("r_variant_mismatch", 0) for i in counters(tables, "MISMATCH")) == 2
+
+
+def test_per_variant_metrics_are_emitted_without_service_dimension(api, capsys):
+    _, module, record, _ = api
+    capsys.readouterr()
+    call(module.handler, "/observations/batch", {"observations": [matching(i, record, error=i == 0) for i in range(6)]})
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    emf = [line for line in lines if "Observations" in line]
+    assert emf and all(set(e["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0]) == {"experiment_id", "variant"} for e in emf)
+    metrics = {m["Name"] for e in emf for m in e["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    assert {"QualityScore", "LatencyMs", "Errors", "Hallucinations", "CostUsd", "Observations"} <= metrics
+    assert sum(len(e["Observations"]) if isinstance(e["Observations"], list) else 1 for e in emf) == 6
+
+
+def _store_and_record():
+    store = DynamoObservationStore(names.table_name(PREFIX, "observations"), names.table_name(PREFIX, "aggregates"))
+    stickies = DynamoAssignmentStore(names.table_name(PREFIX, "assignments"), names.table_name(PREFIX, "aggregates"))
+    return store, stickies
+
+
+def test_concurrent_writers_on_one_counter_item_lose_nothing(api):
+    tables, _, record, _ = api
+    store, stickies = _store_and_record()
+    ids, i = [], 0
+    while len(ids) < 60:  # every observation on the same aggregate item (same shard, variant, intent, day)
+        if shard_of(f"c-{i}") == 0:
+            ids.append(f"c-{i}")
+        i += 1
+    bodies = []
+    for n, oid in enumerate(ids):
+        body = matching(n, record, observation_id=oid, timestamp=NOW.isoformat())
+        body["variant_id"], body["unit"] = "A", _unit_for(record, "A", n)
+        bodies.append(parse_body(body, Observation))
+    errors: list[BaseException] = []
+
+    def worker(chunk):
+        try:
+            for obs in chunk:
+                record_observation(record, obs, stickies, store, NOW, lambda *_: None)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    # 8 threads; every observation is sent twice (by different threads) to race duplicates too
+    chunks = [bodies[k::4] for k in range(4)] * 2
+    threads = [threading.Thread(target=worker, args=(c,)) for c in chunks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    [agg] = counters(tables)
+    assert agg["obs"] == 60 and agg["qs_n"] == 60
+    assert agg["qs_s"] == sum(Decimal(str(b.quality_score)) for b in bodies)
+    assert tables["observations"].scan()["Count"] == 60
+
+
+def _unit_for(record, variant: str, n: int) -> str:
+    k = 0
+    while True:
+        unit = f"cu-{n}-{k}"
+        if pick_variant(record.experiment, unit, record.weights) == variant:
+            return unit
+        k += 1
+
+
+def test_counters_equal_a_recomputation_from_raw_observations(api):
+    tables, module, record, _ = api
+    rng = random.Random(42)
+    sent = [matching(i, record, rng, intent=rng.choice(["chitchat", "recommendation"])) for i in range(200)]
+    for body in sent:
+        if rng.random() < 0.2:
+            body.pop("latency_ms")
+        if rng.random() < 0.2:
+            body["cost_usd"] = round(rng.random() / 100, 6)
+    resent = rng.sample(sent, 20)
+    for start in range(0, 200, 100):
+        status, body = call(module.handler, "/observations/batch", {"observations": sent[start:start + 100]})
+        assert status == 200 and body["recorded"] == len(sent[start:start + 100])
+    status, body = call(module.handler, "/observations/batch", {"observations": resent})
+    assert body["duplicates"] == 20 and body["recorded"] == 0
+    by_key: dict[tuple, Statistics] = defaultdict(Statistics)
+    for item in counters(tables):
+        by_key[(item["variant"], item["intent"], item["day"])].add_item(item)
+    raws: dict[tuple, list] = defaultdict(list)
+    for raw in tables["observations"].scan()["Items"]:
+        raws[(raw["variant_id"], raw["intent"], raw["day"])].append(raw)
+    assert set(by_key) == set(raws)
+    for key, stats in by_key.items():
+        assert stats == recompute(raws[key]), key
+    assert sum(s.observations for s in by_key.values()) == 200
+    assert sum(sum(s.histogram.values()) for s in by_key.values()) == sum("latency_ms" in b for b in sent)
+    items_per_key = Counter((i["variant"], i["intent"], i["day"]) for i in counters(tables))
+    assert max(items_per_key.values()) <= AGG_SHARDS

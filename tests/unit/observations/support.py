@@ -1,0 +1,208 @@
+"""Helpers of the observation tests: tables in moto (TABLE_SPECS key schema), experiments, HTTP events."""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import boto3
+
+from infra.constructs.tables import TABLE_SPECS
+from kanaria import names
+from kanaria.dal.dynamo import DynamoExperimentRepository
+from kanaria.domain.profiles import DEFAULT_PROFILES, profiles_to_json
+from kanaria.logic.experiments import ExperimentRecord, create_experiment, transition
+
+PREFIX = "obs"
+CALLER = "arn:aws:iam::123456789012:user/chatbot"
+NOW = datetime.now(timezone.utc).replace(microsecond=0)  # handlers use the real clock
+
+
+def create_tables(prefix: str = PREFIX) -> dict[str, Any]:
+    """Every Kanaria table with the construct's key schema, in the active moto mock."""
+    client = boto3.client("dynamodb")
+    for spec in TABLE_SPECS:
+        keys = [{"AttributeName": spec.partition_key, "KeyType": "HASH"}]
+        attributes = [{"AttributeName": spec.partition_key, "AttributeType": "S"}]
+        if spec.sort_key:
+            keys.append({"AttributeName": spec.sort_key, "KeyType": "RANGE"})
+            attributes.append({"AttributeName": spec.sort_key, "AttributeType": "S"})
+        client.create_table(TableName=names.table_name(prefix, spec.kind), KeySchema=keys,
+                            AttributeDefinitions=attributes, BillingMode="PAY_PER_REQUEST")
+    resource = boto3.resource("dynamodb")
+    return {spec.kind: resource.Table(names.table_name(prefix, spec.kind)) for spec in TABLE_SPECS}
+
+
+def environment(prefix: str = PREFIX, topic_arn: str = "") -> dict[str, str]:
+    """Environment of the observations and analysis functions."""
+    env = {
+        names.ENV_EXPERIMENTS_TABLE: names.table_name(prefix, "experiments"),
+        names.ENV_ASSIGNMENTS_TABLE: names.table_name(prefix, "assignments"),
+        names.ENV_OBSERVATIONS_TABLE: names.table_name(prefix, "observations"),
+        names.ENV_AGGREGATES_TABLE: names.table_name(prefix, "aggregates"),
+        names.ENV_PROFILES_PARAMETER: names.profiles_parameter(prefix),
+    }
+    if topic_arn:
+        env[names.ENV_ALERTS_TOPIC_ARN] = topic_arn
+    return env
+
+
+def put_profiles(prefix: str = PREFIX) -> None:
+    """Default profiles in SSM, as the stack stores them."""
+    boto3.client("ssm").put_parameter(Name=names.profiles_parameter(prefix), Type="String",
+                                      Value=json.dumps(profiles_to_json(DEFAULT_PROFILES)))
+
+
+def definition(**changes: Any) -> dict[str, Any]:
+    """A valid two-variant experiment definition with `changes` applied."""
+    base: dict[str, Any] = {
+        "id": "exp-obs",
+        "description": "Haiku for chitchat",
+        "hypothesis": "Claude 3 Haiku keeps quality within 0.02 at a fraction of the cost",
+        "intents": ["chitchat", "recommendation"],
+        "control": "A",
+        "variants": [
+            {"id": "A", "weight": 0.5},
+            {"id": "B", "weight": 0.5, "overrides": {"model_id": "anthropic.claude-3-haiku-20240307-v1:0"}},
+        ],
+        "primary_metric": "quality_score",
+        "guardrails": [{"metric": "latency_p99_ms", "max_degradation": 0.1}],
+        "decision": {"mde": 0.02},
+    }
+    merged = copy.deepcopy(base)
+    merged.update(changes)
+    return merged
+
+
+def running_experiment(prefix: str = PREFIX, **changes: Any) -> ExperimentRecord:
+    """Create and start an experiment in the experiments table."""
+    repo = DynamoExperimentRepository(names.table_name(prefix, "experiments"))
+    record = create_experiment(repo, definition(**changes), CALLER, NOW - timedelta(days=1))
+    return transition(repo, record.experiment.id, "start", CALLER, NOW - timedelta(days=1))
+
+
+def observation(i: int, rng: random.Random | None = None, **changes: Any) -> dict[str, Any]:
+    """A valid observation body (random metrics when rng is given)."""
+    rng = rng or random.Random(i)
+    body: dict[str, Any] = {
+        "observation_id": f"obs-{i:06d}",
+        "experiment_id": "exp-obs",
+        "variant_id": "A",
+        "unit": f"session-{i}",
+        "intent": "chitchat",
+        "timestamp": (NOW - timedelta(minutes=rng.randint(0, 3000))).isoformat(),
+        "quality_score": round(rng.random(), 4),
+        "relevance_score": rng.random(),
+        "latency_ms": round(rng.lognormvariate(6.5, 0.6), 2),
+        "input_tokens": rng.randint(50, 3000),
+        "output_tokens": rng.randint(10, 800),
+        "error": rng.random() < 0.05,
+        "hallucination": rng.random() < 0.03,
+        "task_completed": rng.random() < 0.7,
+        "csat": rng.randint(1, 4),
+    }
+    if rng.random() < 0.3:
+        del body["csat"]
+    body.update(changes)
+    return body
+
+
+def http_event(method: str, path: str, body: Any, raw_body: str | None = None) -> dict[str, Any]:
+    """API Gateway HTTP API (payload 2.0) event of an IAM-authorized route."""
+    return {
+        "version": "2.0",
+        "routeKey": f"{method} {path}",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {"content-type": "application/json"},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "api",
+            "authorizer": {"iam": {"userArn": CALLER, "callerId": CALLER}},
+            "domainName": "api.local",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"},
+            "requestId": "req",
+            "routeKey": f"{method} {path}",
+            "stage": "$default",
+            "time": "02/Mar/2026:12:00:00 +0000",
+            "timeEpoch": 0,
+        },
+        "body": raw_body if raw_body is not None else json.dumps(body),
+        "isBase64Encoded": False,
+    }
+
+
+@dataclass
+class FakeLambdaContext:
+    """The attributes Powertools reads from a Lambda context."""
+
+    function_name: str = "obs-observations"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:ap-northeast-1:123456789012:function:obs-observations"
+    aws_request_id: str = "00000000-0000-0000-0000-000000000001"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+def call(handler: Any, path: str, body: Any, raw_body: str | None = None) -> tuple[int, Any]:
+    """POST to a handler; (status, JSON body)."""
+    response = handler(http_event("POST", path, body, raw_body), FakeLambdaContext())
+    return response["statusCode"], json.loads(response["body"])
+
+
+def atomic_fast_moto(monkeypatch: Any) -> None:
+    """Make moto's DynamoDB behave like DynamoDB under concurrency, and fast enough for hundreds of transactions.
+
+    moto deep-copies every table a TransactWriteItems names (O(table size) per call) so it can roll a cancelled
+    transaction back; that copy is also not thread-safe. Here each backend call holds one lock (DynamoDB applies
+    every request atomically) and a transaction snapshots only the items it names, the only ones it can change.
+    Conditions, ADD semantics and cancellation reasons stay moto's own.
+    """
+    import copy as copy_module
+    import threading
+    from types import SimpleNamespace
+
+    import moto.dynamodb.models as models
+    from moto.dynamodb.models import DynamoDBBackend, DynamoType
+    from moto.dynamodb.models.table import Table
+
+    lock = threading.RLock()
+    monkeypatch.setattr(models, "copy", SimpleNamespace(
+        deepcopy=lambda value, *a: value if isinstance(value, Table) else copy_module.deepcopy(value, *a)))
+    transact = DynamoDBBackend.transact_write_items
+
+    def transact_with_item_rollback(self, transact_items):
+        saved = []
+        for entry in transact_items:
+            op = next(iter(entry.values()))
+            table = self.get_table(op["TableName"])
+            key = op.get("Item") or op["Key"]
+            hash_key = DynamoType(key[table.hash_key_attr])
+            range_key = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+            saved.append((table, hash_key, range_key, copy_module.deepcopy(table.get_item(hash_key, range_key))))
+        try:
+            return transact(self, transact_items)
+        except BaseException:
+            for table, hash_key, range_key, item in saved:
+                container = table.items[hash_key] if range_key is not None else table.items
+                slot = range_key if range_key is not None else hash_key
+                if item is None:
+                    container.pop(slot, None)
+                else:
+                    container[slot] = item
+            raise
+
+    def locked(method):
+        def call_locked(self, *args, **kwargs):
+            with lock:
+                return method(self, *args, **kwargs)
+        return call_locked
+
+    monkeypatch.setattr(DynamoDBBackend, "transact_write_items", locked(transact_with_item_rollback))
+    for name in ("put_item", "update_item", "get_item", "query", "scan", "delete_item", "batch_get_item"):
+        monkeypatch.setattr(DynamoDBBackend, name, locked(getattr(DynamoDBBackend, name)))
