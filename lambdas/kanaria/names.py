@@ -16,6 +16,7 @@ ENV_AGGREGATES_TABLE = "AGGREGATES_TABLE"
 ENV_ROLLOUTS_TABLE = "ROLLOUTS_TABLE"
 ENV_IDEMPOTENCY_TABLE = "IDEMPOTENCY_TABLE"
 ENV_EVALUATIONS_TABLE = "EVALUATIONS_TABLE"
+ENV_EVALUATION_BUCKET = "EVALUATION_BUCKET"  # golden datasets, evaluation records and reports
 ENV_PROFILES_PARAMETER = "PROFILES_PARAMETER"
 ENV_ALERTS_TOPIC_ARN = "ALERTS_TOPIC_ARN"
 
@@ -113,3 +114,13 @@ def rollout_dashboard_name(prefix: str) -> str:
 def rollout_request_bucket_name(prefix: str, account: str, region: str) -> str:
     """Versioned S3 bucket the CLI uploads ROLLOUT_REQUEST_OBJECT_KEY to (globally unique name)."""
     return f"{prefix}-rollout-requests-{account}-{region}"
+
+
+def evaluation_bucket_name(prefix: str, account: str, region: str) -> str:
+    """Versioned S3 bucket of golden datasets and offline evaluation reports (globally unique name)."""
+    return f"{prefix}-evaluations-{account}-{region}"
+
+
+def evaluation_state_machine_name(prefix: str) -> str:
+    """Physical name of the offline evaluation state machine (plan, Map over chunks, report)."""
+    return f"{prefix}-offline-evaluation"
