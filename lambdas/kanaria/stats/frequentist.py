@@ -13,8 +13,7 @@ from functools import lru_cache
 from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
-from scipy import stats
-
+from kanaria.stats import distributions as dist
 from kanaria.stats.summaries import MeanSummary, ProportionSummary
 
 SRM_THRESHOLD = 0.001
@@ -91,9 +90,8 @@ def _arr(x: Any) -> np.ndarray:
 def mean_and_variance(n: Any, total: Any, total_sq: Any) -> tuple[np.ndarray, np.ndarray]:
     """Means and unbiased variances from (n, sum, sum_sq); nan where undefined, variance clamped at 0."""
     n, total, total_sq = _arr(n), _arr(total), _arr(total_sq)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean = np.where(n > 0, total / n, np.nan)
-        var = np.where(n > 1, (total_sq - total * mean) / (n - 1), np.nan)
+    mean = np.divide(total, n, out=np.full(np.shape(n), np.nan), where=n > 0)
+    var = np.divide(total_sq - total * mean, n - 1, out=np.full(np.shape(n), np.nan), where=n > 1)
     return mean, np.maximum(var, 0.0)
 
 
@@ -110,7 +108,7 @@ def welch_statistics(n_c: Any, sum_c: Any, sum_sq_c: Any, n_t: Any, sum_t: Any, 
         valid = (n_c >= 2) & (n_t >= 2) & (se > 0) & np.isfinite(se)
         statistic = np.where(valid, effect / np.where(valid, se, 1.0), np.nan)
     safe_df = np.where(valid, df, 1.0)
-    p_value = np.where(valid, 2.0 * stats.t.sf(np.abs(np.where(valid, statistic, 0.0)), safe_df), np.nan)
+    p_value = np.where(valid, 2.0 * dist.t_sf(np.abs(np.where(valid, statistic, 0.0)), safe_df), np.nan)
     return WelchStatistics(mean_c, mean_t, effect, se, np.where(valid, df, np.nan), statistic, p_value, valid)
 
 
@@ -125,21 +123,21 @@ def two_proportion_statistics(x_c: Any, n_c: Any, x_t: Any, n_t: Any) -> Proport
         effect = p_t - p_c
         valid = (n_c > 0) & (n_t > 0) & (se_pooled > 0) & np.isfinite(se_pooled)
         statistic = np.where(valid, effect / np.where(valid, se_pooled, 1.0), np.nan)
-    p_value = np.where(valid, 2.0 * stats.norm.sf(np.abs(np.where(valid, statistic, 0.0))), np.nan)
+    p_value = np.where(valid, 2.0 * dist.norm_sf(np.abs(np.where(valid, statistic, 0.0))), np.nan)
     return ProportionStatistics(p_c, p_t, effect, se_pooled, se_unpooled, statistic, p_value, valid)
 
 
 @lru_cache(maxsize=256)
 def z_critical(alpha: float) -> float:
     """Two-sided normal critical value z_{1-alpha/2}."""
-    return float(stats.norm.ppf(1.0 - alpha / 2.0))
+    return float(dist.norm_ppf(1.0 - alpha / 2.0))
 
 
 def t_critical(alpha: float, df: Any) -> np.ndarray:
     """Two-sided Student t critical values t_{1-alpha/2, df} (nan where df is nan)."""
     df = _arr(df)
     ok = np.isfinite(df) & (df > 0)
-    return np.where(ok, stats.t.ppf(1.0 - alpha / 2.0, np.where(ok, df, 1.0)), np.nan)
+    return np.where(ok, dist.t_ppf(1.0 - alpha / 2.0, np.where(ok, df, 1.0)), np.nan)
 
 
 def welch_t_test(control: MeanSummary, treatment: MeanSummary, alpha: float = 0.05) -> ComparisonResult:
@@ -204,7 +202,7 @@ def chi2_independence(table: Sequence[Sequence[float]], correction: bool = False
     if correction and df == 1:
         deviation = deviation - np.minimum(0.5, deviation)
     statistic = float(np.sum(deviation**2 / expected))
-    return Chi2Result(statistic, df, float(stats.chi2.sf(statistic, df)), expected)
+    return Chi2Result(statistic, df, float(dist.chi2_sf(statistic, df)), expected)
 
 
 @dataclass(frozen=True)
@@ -245,15 +243,15 @@ def srm_check(units: Mapping[str, int], weights: Mapping[str, float], threshold:
     if total == 0 or df == 0:
         return SrmResult(None, df, None, None, threshold, observed, expected)
     statistic = sum((observed[v] - expected[v]) ** 2 / expected[v] for v in live)
-    p_value = float(stats.chi2.sf(statistic, df))
+    p_value = float(dist.chi2_sf(statistic, df))
     return SrmResult(statistic, df, p_value, p_value < threshold, threshold, observed, expected)
 
 
 def clopper_pearson_interval(successes: Any, n: Any, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
     """Exact (Clopper–Pearson) two-sided (1 − alpha) interval for a binomial proportion (vectorised)."""
     x, n = _arr(successes), _arr(n)
-    lo_q = np.where(x > 0, stats.beta.ppf(alpha / 2, np.maximum(x, 1e-300), n - x + 1), 0.0)
-    hi_q = np.where(x < n, stats.beta.ppf(1 - alpha / 2, x + 1, np.maximum(n - x, 1e-300)), 1.0)
+    lo_q = np.where(x > 0, dist.beta_ppf(alpha / 2, np.maximum(x, 1e-300), n - x + 1), 0.0)
+    hi_q = np.where(x < n, dist.beta_ppf(1 - alpha / 2, x + 1, np.maximum(n - x, 1e-300)), 1.0)
     return lo_q, hi_q
 
 

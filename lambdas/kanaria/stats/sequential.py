@@ -19,7 +19,9 @@ from functools import lru_cache
 from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
-from scipy import special, stats
+from scipy import stats
+
+from kanaria.stats import distributions as dist
 
 MIN_LOOK_SPACING = 1e-3  # looks closer than this in information are treated as one look (corr > 0.9995)
 DEFAULT_PLANNED_LOOKS = 20
@@ -45,8 +47,7 @@ def obf_spending(alpha: float) -> Callable[[float], float]:
     z = float(stats.norm.ppf(1.0 - alpha / 2.0))
 
     def spend(t: float) -> float:
-        # special.ndtr is the routine behind stats.norm.cdf, without the ~70 µs rv_continuous wrapper
-        return 2.0 * float(special.ndtr(-z / math.sqrt(t))) if t > 0 else 0.0
+        return 2.0 * float(dist.norm_cdf(-z / math.sqrt(t))) if t > 0 else 0.0
 
     return spend
 
@@ -88,18 +89,16 @@ def _continuation_measure(prev: _LookState, next_delta: float) -> tuple[np.ndarr
 
 def _solve_boundary(nodes: np.ndarray, mass: np.ndarray, t: float, delta: float, target: float) -> float:
     """c with P(continue so far, |Z_k| ≥ c) = target: Newton on log-probability, safeguarded by bisection."""
-    # special.ndtr is the routine behind stats.norm.cdf; called directly because this loop runs per look and
-    # the rv_continuous wrapper costs ~70 µs per call.
     sd, root_t = math.sqrt(delta), math.sqrt(t)
     total = float(mass.sum())
     if target >= total:
         return 0.0
     lo, hi = 0.0, 40.0
-    c = min(max(-float(special.ndtri(target / (2.0 * total))), 1e-6), hi - 1.0)
+    c = min(max(-float(dist.norm_ppf(target / (2.0 * total))), 1e-6), hi - 1.0)
     for _ in range(200):
         upper = (-c * root_t + nodes) / sd
         lower = (-c * root_t - nodes) / sd
-        exit_p = float(mass @ (special.ndtr(lower) + special.ndtr(upper)))
+        exit_p = float(mass @ (dist.norm_cdf(lower) + dist.norm_cdf(upper)))
         if exit_p > target:
             lo = c
         else:
@@ -208,7 +207,7 @@ def obf_look(
     fractions = _check_fractions(information_schedule(current, previous, planned_looks))
     states = _look_states(fractions, obf_spending(alpha))
     c = states[-1].boundary_z
-    nominal = 0.0 if math.isinf(c) else float(2.0 * stats.norm.sf(c))
+    nominal = 0.0 if math.isinf(c) else float(2.0 * dist.norm_sf(c))
     return SequentialLook(fractions, tuple(s.boundary_z for s in states), c, nominal, states[-1].spent)
 
 

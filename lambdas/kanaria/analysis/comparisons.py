@@ -1,0 +1,215 @@
+"""Treatment-vs-control comparisons of one snapshot, evaluated in one vectorised batch per metric kind.
+
+The experiment's method decides how a comparison is read: "fixed" (Welch t / two-proportion z at alpha),
+"obf" (the same statistics against the current group-sequential boundary) or "always_valid" (mSPRT).
+Each comparison also carries the fixed-level intervals the guardrails are judged on, so that a snapshot costs
+one scipy call per distribution rather than one per metric.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from kanaria.analysis.schema import BinaryAggregate, MeanAggregate
+from kanaria.stats import distributions as dist
+from kanaria.stats import ComparisonResult, SequentialLook, msprt_normal, newcombe_difference_interval, z_critical
+from kanaria.stats.frequentist import finite_or_none, mean_and_variance, two_proportion_statistics, welch_statistics
+
+Interval = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Design:
+    """How comparisons are read: method, per-comparison alpha, the current look and the mSPRT scale."""
+
+    method: Literal["fixed", "obf", "always_valid"]
+    alpha: float
+    min_n: int
+    look: SequentialLook | None = None
+    tau_per_sd: float = 0.1  # mSPRT mixing SD in units of the metric's control SD
+    primary_metric: str = ""
+    primary_tau: float | None = None  # the primary metric's mixing SD: the experiment's mde
+    guardrail_alpha: float = 0.05  # level of the fixed intervals guardrails are judged on
+
+
+@dataclass(frozen=True)
+class Job:
+    """One comparison to run: a metric of one treatment against control, overall or within an intent."""
+
+    scope: str
+    metric: str
+    variant: str
+    control: MeanAggregate | BinaryAggregate
+    treatment: MeanAggregate | BinaryAggregate
+
+    @property
+    def is_binary(self) -> bool:
+        """Whether the metric is a proportion."""
+        return isinstance(self.control, BinaryAggregate)
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """A job's result plus what guardrails and intent rules need: values and fixed-level intervals."""
+
+    job: Job
+    result: ComparisonResult
+    control_value: float | None
+    treatment_value: float | None
+    difference_interval: Interval  # treatment − control at guardrail_alpha (Welch; Newcombe for rates)
+    treatment_interval: Interval  # the treatment's own value at guardrail_alpha (t; Clopper–Pearson for rates)
+
+    @property
+    def n(self) -> int:
+        """The smaller arm's sample size."""
+        return min(self.job.control.n, self.job.treatment.n)
+
+    @property
+    def relative_effect(self) -> float | None:
+        """(treatment − control) / |control|; None when control is 0 or unknown."""
+        if self.control_value in (None, 0.0) or self.treatment_value is None:
+            return None
+        return (self.treatment_value - self.control_value) / abs(self.control_value)
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """Arrays of one metric kind's statistics, aligned with its jobs."""
+
+    jobs: list[Job]
+    test: str
+    control_value: np.ndarray
+    treatment_value: np.ndarray
+    effect: np.ndarray
+    se: np.ndarray  # SE of the difference used for intervals (unpooled for rates)
+    statistic: np.ndarray
+    p_value: np.ndarray  # fixed-horizon two-sided p-value
+    valid: np.ndarray
+    df: np.ndarray | None
+    control_sd: np.ndarray
+    fixed_half: np.ndarray  # half-width of the fixed CI at the design's alpha
+    difference_interval: tuple[np.ndarray, np.ndarray]
+    treatment_interval: tuple[np.ndarray, np.ndarray]
+
+
+def _mean_batch(jobs: list[Job], design: Design) -> _Batch:
+    c = [j.control for j in jobs]
+    t = [j.treatment for j in jobs]
+    w = welch_statistics(
+        [a.n for a in c], [a.sum for a in c], [a.sum_sq for a in c],  # type: ignore[union-attr]
+        [a.n for a in t], [a.sum for a in t], [a.sum_sq for a in t],  # type: ignore[union-attr]
+    )
+    _, var_c = mean_and_variance([a.n for a in c], [a.sum for a in c], [a.sum_sq for a in c])  # type: ignore[union-attr]
+    n_t = np.array([a.n for a in t], dtype=float)
+    _, var_t = mean_and_variance(n_t, [a.sum for a in t], [a.sum_sq for a in t])  # type: ignore[union-attr]
+    # one t.ppf call for: the design's CI, the guardrails' difference CI and the treatment-mean CI
+    k = len(jobs)
+    q = np.concatenate([np.full(k, 1 - design.alpha / 2), np.full(2 * k, 1 - design.guardrail_alpha / 2)])
+    df = np.concatenate([w.df, w.df, n_t - 1])
+    ok = np.isfinite(df) & (df > 0)
+    crit = np.where(ok, dist.t_ppf(q, np.where(ok, df, 1.0)), np.nan)
+    treatment_half = crit[2 * k :] * np.sqrt(var_t / np.where(n_t > 0, n_t, np.nan))
+    return _Batch(
+        jobs, "welch_t", w.mean_control, w.mean_treatment, w.effect, w.se, w.statistic, w.p_value, w.valid, w.df,
+        np.sqrt(var_c), crit[:k] * w.se,
+        (w.effect - crit[k : 2 * k] * w.se, w.effect + crit[k : 2 * k] * w.se),
+        (w.mean_treatment - treatment_half, w.mean_treatment + treatment_half),
+    )
+
+
+def _binary_batch(jobs: list[Job], design: Design) -> _Batch:
+    x_c = np.array([j.control.successes for j in jobs], dtype=float)  # type: ignore[union-attr]
+    n_c = np.array([j.control.n for j in jobs], dtype=float)
+    x_t = np.array([j.treatment.successes for j in jobs], dtype=float)  # type: ignore[union-attr]
+    n_t = np.array([j.treatment.n for j in jobs], dtype=float)
+    s = two_proportion_statistics(x_c, n_c, x_t, n_t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        diff = newcombe_difference_interval(x_c, n_c, x_t, n_t, design.guardrail_alpha)
+    # Clopper–Pearson bounds of the treatment rate in one beta.ppf call
+    a = design.guardrail_alpha
+    shape_a = np.concatenate([np.maximum(x_t, 1e-300), x_t + 1])
+    shape_b = np.concatenate([n_t - x_t + 1, np.maximum(n_t - x_t, 1e-300)])
+    q = np.concatenate([np.full(len(jobs), a / 2), np.full(len(jobs), 1 - a / 2)])
+    has_n = np.concatenate([n_t, n_t]) > 0
+    bounds = np.where(has_n, dist.beta_ppf(q, shape_a, np.where(has_n, shape_b, 1.0)), np.nan)
+    low = np.where(x_t > 0, bounds[: len(jobs)], np.where(n_t > 0, 0.0, np.nan))
+    high = np.where(x_t < n_t, bounds[len(jobs) :], np.where(n_t > 0, 1.0, np.nan))
+    # the Wald CI and the mSPRT need a non-zero unpooled SE as well
+    valid = s.valid & (s.se_unpooled > 0) if design.method == "always_valid" else s.valid
+    return _Batch(
+        jobs, "two_proportion_z", s.rate_control, s.rate_treatment, s.effect, s.se_unpooled, s.statistic,
+        s.p_value, valid, None, np.sqrt(s.rate_control * (1 - s.rate_control)),
+        np.full(len(jobs), z_critical(design.alpha)) * s.se_unpooled, diff, (low, high),
+    )
+
+
+def _read(design: Design, batch: _Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    """p-values, significance and CI bounds as the design's method reads them."""
+    effect, se = batch.effect, batch.se
+    if design.method == "always_valid":
+        primary = np.array([j.metric == design.primary_metric for j in batch.jobs])
+        taus = design.tau_per_sd * batch.control_sd
+        if design.primary_tau is not None:
+            taus = np.where(primary, design.primary_tau, taus)
+        m = msprt_normal(effect, se**2, taus**2, design.alpha)
+        return m.p_value, m.p_value <= design.alpha, m.ci_low, m.ci_high, {"tau": taus}
+    if design.method == "obf":
+        assert design.look is not None
+        c = design.look.boundary_z
+        half = c * se if math.isfinite(c) else np.full(se.shape, np.inf)
+        return batch.p_value, batch.p_value <= design.look.nominal_alpha, effect - half, effect + half, {}
+    return batch.p_value, batch.p_value < design.alpha, effect - batch.fixed_half, effect + batch.fixed_half, {}
+
+
+def _pair(lo: np.ndarray, hi: np.ndarray, i: int) -> Interval:
+    return float(lo[i]), float(hi[i])
+
+
+def _evaluate_batch(design: Design, batch: _Batch) -> list[Evaluated]:
+    p_value, significant, low, high, arrays = _read(design, batch)
+    name = "msprt" if design.method == "always_valid" else batch.test
+    extra: dict[str, Any] = {}
+    if design.method == "obf" and design.look is not None:
+        extra = {"boundary_z": finite_or_none(design.look.boundary_z), "nominal_alpha": design.look.nominal_alpha}
+    out = []
+    for i, job in enumerate(batch.jobs):
+        ok = bool(batch.valid[i]) and math.isfinite(float(p_value[i]))
+        enough = min(job.control.n, job.treatment.n) >= design.min_n
+        control_value, treatment_value = finite_or_none(batch.control_value[i]), finite_or_none(batch.treatment_value[i])
+        body = dict(extra)
+        body.update(n_control=job.control.n, n_treatment=job.treatment.n,
+                    control_value=control_value, treatment_value=treatment_value)
+        if "tau" in arrays:
+            body["tau"] = finite_or_none(arrays["tau"][i])
+        if ok and not enough:
+            body["note"] = f"n below min_n_per_variant ({design.min_n}): not acted on"
+        result = ComparisonResult(
+            test=name,
+            statistic=float(batch.statistic[i]) if ok else None,
+            p_value=float(p_value[i]) if ok else None,
+            effect=finite_or_none(batch.effect[i]),
+            ci=(float(low[i]), float(high[i])) if ok else (None, None),
+            significant=bool(significant[i]) if ok and enough else None,
+            df=(float(batch.df[i]) if ok else None) if batch.df is not None else None,
+            se=finite_or_none(batch.se[i]),
+            extra=body,
+        )
+        out.append(Evaluated(job, result, control_value, treatment_value,
+                             _pair(*batch.difference_interval, i), _pair(*batch.treatment_interval, i)))
+    return out
+
+
+def evaluate(jobs: list[Job], design: Design) -> list[Evaluated]:
+    """Run every job (a handful of scipy calls for the whole list) and read it by the design's method."""
+    by_job: dict[int, Evaluated] = {}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for kind_jobs, make in (([j for j in jobs if not j.is_binary], _mean_batch),
+                                ([j for j in jobs if j.is_binary], _binary_batch)):
+            if kind_jobs:
+                for job, ev in zip(kind_jobs, _evaluate_batch(design, make(kind_jobs, design))):
+                    by_job[id(job)] = ev
+    return [by_job[id(j)] for j in jobs]

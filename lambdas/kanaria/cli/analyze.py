@@ -1,0 +1,146 @@
+"""`kanaria analyze` (snapshots -> decisions) and `kanaria sample-size` (units per variant).
+
+numpy/scipy are imported inside the command functions: `kanaria assign` imports this module and must start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any, Iterator
+
+from kanaria.errors import ValidationError
+
+PROPORTION_FORMULA = "n = ceil((z_{1-a/2} + z_{1-b})^2 * (p1(1-p1) + p2(1-p2)) / mde^2), p2 = p1 + mde"
+MEAN_FORMULA = "n = ceil(2 * sd^2 * (z_{1-a/2} + z_{1-b})^2 / mde^2)"
+
+
+def register(subparsers: Any) -> None:
+    """Add the `analyze` and `sample-size` subcommands."""
+    analyze = subparsers.add_parser(
+        "analyze",
+        help="analyse experiment snapshots and print one decision per snapshot",
+        description="Reads a JSON snapshot, a JSON array or JSON lines (one snapshot per line) and prints one "
+        "JSON result per snapshot on stdout. See docs/analysis.md for the schemas.",
+    )
+    analyze.add_argument("--input", metavar="FILE", help="snapshot file; '-' reads stdin")
+    analyze.set_defaults(func=run_analyze)
+
+    size = subparsers.add_parser(
+        "sample-size",
+        help="units per variant for a two-sided two-arm test",
+        description=f"proportion: {PROPORTION_FORMULA}; mean: {MEAN_FORMULA}. The mde is absolute "
+        "(0.02 = two percentage points for a proportion; metric units for a mean).",
+    )
+    size.add_argument("--metric", choices=("proportion", "mean"), default="proportion")
+    size.add_argument("--baseline", metavar="P", help="control rate in (0, 1) (proportion)")
+    size.add_argument("--sd", metavar="S", help="standard deviation of the metric (mean)")
+    size.add_argument("--mde", metavar="D", help="minimum detectable effect, absolute")
+    size.add_argument("--alpha", metavar="A", default="0.05", help="two-sided significance level (default 0.05)")
+    size.add_argument("--power", metavar="P", default="0.8", help="power 1 - beta (default 0.8)")
+    size.set_defaults(func=run_sample_size)
+
+
+def _number(value: str | None, field: str, *, low: float | None = None, high: float | None = None) -> float:
+    if value is None:
+        raise ValidationError("is required", field=field)
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValidationError(f"must be a number, got {value!r}", field=field) from None
+    if not math.isfinite(number):
+        raise ValidationError("must be finite", field=field)
+    if (low is not None and number <= low) or (high is not None and number >= high):
+        raise ValidationError(f"must be in ({low}, {high}), got {number}", field=field)
+    return number
+
+
+def run_sample_size(args: argparse.Namespace) -> int:
+    """Print {"n_per_variant": int, ...} for the chosen metric kind."""
+    from kanaria.stats import sample_size_two_means, sample_size_two_proportions
+
+    alpha = _number(args.alpha, "--alpha", low=0.0, high=1.0)
+    power = _number(args.power, "--power", low=0.0, high=1.0)
+    mde = _number(args.mde, "--mde")
+    if mde == 0.0:
+        raise ValidationError("must not be 0", field="--mde")
+    body: dict[str, Any] = {"metric": args.metric}
+    if args.metric == "proportion":
+        if args.sd is not None:
+            raise ValidationError("only with --metric mean", field="--sd")
+        baseline = _number(args.baseline, "--baseline", low=0.0, high=1.0)
+        if not 0.0 < baseline + mde < 1.0:
+            raise ValidationError(f"baseline + mde must be in (0, 1), got {baseline + mde:g}", field="--mde")
+        n = sample_size_two_proportions(baseline, mde, alpha, power)
+        body.update(baseline=baseline, treatment=baseline + mde, formula=PROPORTION_FORMULA)
+    else:
+        if args.baseline is not None:
+            raise ValidationError("only with --metric proportion", field="--baseline")
+        sd = _number(args.sd, "--sd", low=0.0)
+        n = sample_size_two_means(sd, mde, alpha, power)
+        body.update(sd=sd, formula=MEAN_FORMULA)
+    body.update(mde=mde, alpha=alpha, power=power, n_per_variant=n, n_total=2 * n)
+    print(json.dumps(body))
+    return 0
+
+
+def _read_input(path: str | None) -> str:
+    if path is None:
+        raise ValidationError("is required (a file, or '-' for stdin)", field="--input")
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise ValidationError(f"no such file: {path}", field="--input") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"cannot read {path}: {exc}", field="--input") from None
+
+
+def _documents(text: str) -> Iterator[tuple[int, Any]]:
+    """(line, parsed JSON or the decode error) for a whole-file JSON object/array or for JSON lines."""
+    try:
+        whole = json.loads(text)
+    except json.JSONDecodeError:
+        whole = None
+    else:
+        items = whole if isinstance(whole, list) else [whole]
+        yield from ((i, item) for i, item in enumerate(items, start=1))
+        return
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield number, exc
+
+
+def run_analyze(args: argparse.Namespace) -> int:
+    """One JSON result (or {"line", "error"}) per snapshot on stdout; exit 2 if any snapshot was invalid."""
+    text = _read_input(args.input)
+    if not text.strip():
+        raise ValidationError("input is empty", field="--input")
+    from kanaria.analysis import analyze_snapshot
+
+    errors: list[dict[str, Any]] = []
+    count = 0
+    write = sys.stdout.write
+    for line, document in _documents(text):
+        count += 1
+        try:
+            if isinstance(document, json.JSONDecodeError):
+                raise ValidationError(f"invalid JSON: {document.msg} (column {document.colno})", field="snapshot")
+            output = analyze_snapshot(document)
+        except ValidationError as exc:
+            errors.append({"line": line, **exc.to_dict()})
+            output = {"line": line, "error": exc.to_dict()}
+        write(json.dumps(output, allow_nan=False, separators=(",", ":")) + "\n")
+    if errors:
+        first = errors[0]
+        where = f"line {first['line']}: " if count > 1 else ""
+        raise ValidationError(f"{where}{first['reason']}", field=first.get("field"),
+                              details=[{"line": e["line"], "field": e.get("field"), "reason": e["reason"]} for e in errors])
+    return 0
