@@ -17,7 +17,7 @@ import numpy as np
 from kanaria.analysis.schema import BinaryAggregate, MeanAggregate
 from kanaria.stats import distributions as dist
 from kanaria.stats import ComparisonResult, SequentialLook, msprt_normal, newcombe_difference_interval, z_critical
-from kanaria.stats.frequentist import finite_or_none, mean_and_variance, two_proportion_statistics, welch_statistics
+from kanaria.stats.frequentist import finite_or_none, two_proportion_statistics, welch_statistics
 
 Interval = tuple[float, float]
 
@@ -103,9 +103,8 @@ def _mean_batch(jobs: list[Job], design: Design) -> _Batch:
         [a.n for a in c], [a.sum for a in c], [a.sum_sq for a in c],  # type: ignore[union-attr]
         [a.n for a in t], [a.sum for a in t], [a.sum_sq for a in t],  # type: ignore[union-attr]
     )
-    _, var_c = mean_and_variance([a.n for a in c], [a.sum for a in c], [a.sum_sq for a in c])  # type: ignore[union-attr]
+    var_c, var_t = w.var_control, w.var_treatment
     n_t = np.array([a.n for a in t], dtype=float)
-    _, var_t = mean_and_variance(n_t, [a.sum for a in t], [a.sum_sq for a in t])  # type: ignore[union-attr]
     # one t.ppf call for: the design's CI, the guardrails' difference CI and the treatment-mean CI
     k = len(jobs)
     q = np.concatenate([np.full(k, 1 - design.alpha / 2), np.full(2 * k, 1 - design.guardrail_alpha / 2)])
@@ -165,41 +164,45 @@ def _read(design: Design, batch: _Batch) -> tuple[np.ndarray, np.ndarray, np.nda
     return batch.p_value, batch.p_value < design.alpha, effect - batch.fixed_half, effect + batch.fixed_half, {}
 
 
-def _pair(lo: np.ndarray, hi: np.ndarray, i: int) -> Interval:
-    return float(lo[i]), float(hi[i])
-
-
 def _evaluate_batch(design: Design, batch: _Batch) -> list[Evaluated]:
-    p_value, significant, low, high, arrays = _read(design, batch)
+    p_arr, significant_arr, low_arr, high_arr, arrays = _read(design, batch)
+    # plain lists: indexing numpy arrays element by element costs more than the statistics themselves
+    p_value, significant, low, high = p_arr.tolist(), significant_arr.tolist(), low_arr.tolist(), high_arr.tolist()
+    valid, statistic, effect, se = batch.valid.tolist(), batch.statistic.tolist(), batch.effect.tolist(), batch.se.tolist()
+    control_values, treatment_values = batch.control_value.tolist(), batch.treatment_value.tolist()
+    df = batch.df.tolist() if batch.df is not None else None
+    diff_low, diff_high = (x.tolist() for x in batch.difference_interval)
+    own_low, own_high = (x.tolist() for x in batch.treatment_interval)
+    taus = arrays["tau"].tolist() if "tau" in arrays else None
     name = "msprt" if design.method == "always_valid" else batch.test
     extra: dict[str, Any] = {}
     if design.method == "obf" and design.look is not None:
         extra = {"boundary_z": finite_or_none(design.look.boundary_z), "nominal_alpha": design.look.nominal_alpha}
     out = []
     for i, job in enumerate(batch.jobs):
-        ok = bool(batch.valid[i]) and math.isfinite(float(p_value[i]))
+        ok = valid[i] and math.isfinite(p_value[i])
         enough = min(job.control.n, job.treatment.n) >= design.min_n
-        control_value, treatment_value = finite_or_none(batch.control_value[i]), finite_or_none(batch.treatment_value[i])
+        control_value, treatment_value = finite_or_none(control_values[i]), finite_or_none(treatment_values[i])
         body = dict(extra)
         body.update(n_control=job.control.n, n_treatment=job.treatment.n,
                     control_value=control_value, treatment_value=treatment_value)
-        if "tau" in arrays:
-            body["tau"] = finite_or_none(arrays["tau"][i])
+        if taus is not None:
+            body["tau"] = finite_or_none(taus[i])
         if ok and not enough:
             body["note"] = f"n below min_n_per_variant ({design.min_n}): not acted on"
         result = ComparisonResult(
             test=name,
-            statistic=float(batch.statistic[i]) if ok else None,
-            p_value=float(p_value[i]) if ok else None,
-            effect=finite_or_none(batch.effect[i]),
-            ci=(float(low[i]), float(high[i])) if ok else (None, None),
-            significant=bool(significant[i]) if ok and enough else None,
-            df=(float(batch.df[i]) if ok else None) if batch.df is not None else None,
-            se=finite_or_none(batch.se[i]),
+            statistic=statistic[i] if ok else None,
+            p_value=p_value[i] if ok else None,
+            effect=finite_or_none(effect[i]),
+            ci=(low[i], high[i]) if ok else (None, None),
+            significant=significant[i] if ok and enough else None,
+            df=(df[i] if ok else None) if df is not None else None,
+            se=finite_or_none(se[i]),
             extra=body,
         )
-        out.append(Evaluated(job, result, control_value, treatment_value,
-                             _pair(*batch.difference_interval, i), _pair(*batch.treatment_interval, i)))
+        out.append(Evaluated(job, result, control_value, treatment_value, (diff_low[i], diff_high[i]),
+                             (own_low[i], own_high[i])))
     return out
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
+import os
 import sys
 from typing import Any, Iterator
 
@@ -15,6 +17,7 @@ from kanaria.errors import ValidationError
 
 PROPORTION_FORMULA = "n = ceil((z_{1-a/2} + z_{1-b})^2 * (p1(1-p1) + p2(1-p2)) / mde^2), p2 = p1 + mde"
 MEAN_FORMULA = "n = ceil(2 * sd^2 * (z_{1-a/2} + z_{1-b})^2 / mde^2)"
+PARALLEL_MIN_SNAPSHOTS = 500  # below this, forking workers costs more than it saves
 
 
 def register(subparsers: Any) -> None:
@@ -26,6 +29,7 @@ def register(subparsers: Any) -> None:
         "JSON result per snapshot on stdout. See docs/analysis.md for the schemas.",
     )
     analyze.add_argument("--input", metavar="FILE", help="snapshot file; '-' reads stdin")
+    analyze.add_argument("--jobs", metavar="N", help="worker processes (default: one per CPU for large inputs)")
     analyze.set_defaults(func=run_analyze)
 
     size = subparsers.add_parser(
@@ -100,22 +104,51 @@ def _read_input(path: str | None) -> str:
         raise ValidationError(f"cannot read {path}: {exc}", field="--input") from None
 
 
-def _documents(text: str) -> Iterator[tuple[int, Any]]:
-    """(line, parsed JSON or the decode error) for a whole-file JSON object/array or for JSON lines."""
+def _documents(text: str) -> list[tuple[int, Any]]:
+    """(line, document) pairs: a whole-file JSON object or array is parsed here, JSON lines stay raw strings."""
     try:
         whole = json.loads(text)
     except json.JSONDecodeError:
-        whole = None
-    else:
-        items = whole if isinstance(whole, list) else [whole]
-        yield from ((i, item) for i, item in enumerate(items, start=1))
-        return
-    for number, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
+        return [(number, line) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    items = whole if isinstance(whole, list) else [whole]
+    return list(enumerate(items, start=1))
+
+
+def _analyze_one(item: tuple[int, Any]) -> tuple[str, dict[str, Any] | None]:
+    """One output line and, for bad input, the error (with its line number)."""
+    from kanaria.analysis import analyze_snapshot
+
+    line, document = item
+    try:
+        if isinstance(document, str):
             try:
-                yield number, json.loads(line)
+                document = json.loads(document)
             except json.JSONDecodeError as exc:
-                yield number, exc
+                raise ValidationError(f"invalid JSON: {exc.msg} (column {exc.colno})", field="snapshot") from None
+        output: dict[str, Any] = analyze_snapshot(document)
+        error = None
+    except ValidationError as exc:
+        error = {"line": line, **exc.to_dict()}
+        output = {"line": line, "error": exc.to_dict()}
+    return json.dumps(output, allow_nan=False, separators=(",", ":")), error
+
+
+def _jobs(value: str | None, count: int) -> int:
+    if value is None:
+        return min(os.cpu_count() or 1, 8) if count >= PARALLEL_MIN_SNAPSHOTS else 1
+    jobs = _number(value, "--jobs", low=0.0)
+    if jobs != int(jobs):
+        raise ValidationError("must be a whole number", field="--jobs")
+    return int(jobs)
+
+
+def _results(items: list[tuple[int, Any]], jobs: int) -> Iterator[tuple[str, dict[str, Any] | None]]:
+    if jobs <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        yield from map(_analyze_one, items)
+        return
+    # fork after the parent has imported numpy/scipy: workers start without re-importing them
+    with multiprocessing.get_context("fork").Pool(jobs) as pool:
+        yield from pool.imap(_analyze_one, items, chunksize=max(1, min(64, len(items) // (jobs * 8))))
 
 
 def run_analyze(args: argparse.Namespace) -> int:
@@ -123,24 +156,19 @@ def run_analyze(args: argparse.Namespace) -> int:
     text = _read_input(args.input)
     if not text.strip():
         raise ValidationError("input is empty", field="--input")
-    from kanaria.analysis import analyze_snapshot
+    items = _documents(text)
+    jobs = _jobs(args.jobs, len(items))
+    import kanaria.analysis  # noqa: F401  (numpy/scipy loaded once, before any fork)
 
     errors: list[dict[str, Any]] = []
-    count = 0
     write = sys.stdout.write
-    for line, document in _documents(text):
-        count += 1
-        try:
-            if isinstance(document, json.JSONDecodeError):
-                raise ValidationError(f"invalid JSON: {document.msg} (column {document.colno})", field="snapshot")
-            output = analyze_snapshot(document)
-        except ValidationError as exc:
-            errors.append({"line": line, **exc.to_dict()})
-            output = {"line": line, "error": exc.to_dict()}
-        write(json.dumps(output, allow_nan=False, separators=(",", ":")) + "\n")
+    for output, error in _results(items, jobs):
+        write(output + "\n")
+        if error is not None:
+            errors.append(error)
     if errors:
         first = errors[0]
-        where = f"line {first['line']}: " if count > 1 else ""
+        where = f"line {first['line']}: " if len(items) > 1 else ""
         raise ValidationError(f"{where}{first['reason']}", field=first.get("field"),
                               details=[{"line": e["line"], "field": e.get("field"), "reason": e["reason"]} for e in errors])
     return 0

@@ -68,6 +68,8 @@ class WelchStatistics(NamedTuple):
     statistic: np.ndarray
     p_value: np.ndarray
     valid: np.ndarray
+    var_control: np.ndarray
+    var_treatment: np.ndarray
 
 
 class ProportionStatistics(NamedTuple):
@@ -109,7 +111,7 @@ def welch_statistics(n_c: Any, sum_c: Any, sum_sq_c: Any, n_t: Any, sum_t: Any, 
         statistic = np.where(valid, effect / np.where(valid, se, 1.0), np.nan)
     safe_df = np.where(valid, df, 1.0)
     p_value = np.where(valid, 2.0 * dist.t_sf(np.abs(np.where(valid, statistic, 0.0)), safe_df), np.nan)
-    return WelchStatistics(mean_c, mean_t, effect, se, np.where(valid, df, np.nan), statistic, p_value, valid)
+    return WelchStatistics(mean_c, mean_t, effect, se, np.where(valid, df, np.nan), statistic, p_value, valid, var_c, var_t)
 
 
 def two_proportion_statistics(x_c: Any, n_c: Any, x_t: Any, n_t: Any) -> ProportionStatistics:
