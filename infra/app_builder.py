@@ -37,4 +37,5 @@ def build_app(app: cdk.App) -> dict[str, cdk.Stack]:
 _OPTIONAL_STACKS: tuple[tuple[str, str], ...] = (
     ("infra.stacks.observations_stack", "add_observations_stacks"),
     ("infra.stacks.rollout_stack", "add_rollout_stacks"),
+    ("infra.stacks.evaluation_stack", "add_evaluation_stacks"),
 )

@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "kanaria.cli.report",  # report EXPERIMENT_ID
     "kanaria.cli.rollout",  # rollout start|status|approve|reject|abort
     "kanaria.cli.demo",  # demo (local rehearsal), rehearse SCENARIO
+    "kanaria.cli.evaluate",  # evaluate (offline evaluation on a golden dataset)
 )
 
 

@@ -1,0 +1,166 @@
+"""Model calls through the bedrock-runtime Converse API with exponential backoff on throttling.
+
+`ModelInvoker` picks the runtime by model id: "offline:<model id>" goes to the offline adapter
+(kanaria.evaluation.offline), anything else to a boto3 bedrock-runtime client. Everything else (request, retries,
+usage, latency) is the same code path.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+from botocore.exceptions import ClientError
+
+from kanaria.errors import OperationalError
+
+OFFLINE_PREFIX = "offline:"
+# Bedrock runtime errors worth retrying with backoff (429/503 family).
+RETRYABLE_CODES = frozenset({
+    "ThrottlingException", "TooManyRequestsException", "ServiceUnavailableException", "ModelNotReadyException",
+})
+
+
+class ConverseRuntime(Protocol):
+    """What the invoker needs of a bedrock-runtime client (boto3 or the offline adapter)."""
+
+    def converse(self, **request: Any) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff: attempt n waits up to min(cap, base * 2**(n-1)) seconds (full jitter when `jitter`)."""
+
+    max_attempts: int = 6
+    base_seconds: float = 0.5
+    cap_seconds: float = 20.0
+    jitter: bool = True
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        """Seconds to wait after failed attempt number `attempt` (1-based)."""
+        ceiling = min(self.cap_seconds, self.base_seconds * 2 ** (attempt - 1))
+        return rng.uniform(0, ceiling) if self.jitter else ceiling
+
+
+@dataclass(frozen=True)
+class ModelResponse:
+    """The text, usage and timing of one successful call (after `attempts` tries, `throttles` of them throttled)."""
+
+    text: str
+    input_tokens: int
+    output_tokens: int
+    latency_ms: float
+    stop_reason: str
+    attempts: int
+    throttles: int
+
+
+class ThrottledError(OperationalError):
+    """Still throttled after every attempt of the retry policy."""
+
+    code = "throttled"
+
+    def __init__(self, reason: str, attempts: int):
+        super().__init__(reason, field="model_id")
+        self.attempts = attempts
+
+
+def priced_model_id(model_id: str) -> str:
+    """The model id the price table knows: an offline adapter model is priced as the model it imitates."""
+    return model_id.removeprefix(OFFLINE_PREFIX)
+
+
+def is_offline(model_id: str) -> bool:
+    """True for model ids the offline adapter answers."""
+    return model_id.startswith(OFFLINE_PREFIX)
+
+
+def _text(response: dict[str, Any]) -> str:
+    content = response.get("output", {}).get("message", {}).get("content", [])
+    return "".join(block.get("text", "") for block in content if isinstance(block, dict))
+
+
+def new_bedrock_client(region: str | None = None) -> Any:
+    """boto3 bedrock-runtime client with botocore's own retries off (the invoker retries, and counts)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("bedrock-runtime", region_name=region,
+                        config=Config(retries={"max_attempts": 1, "mode": "standard"}, read_timeout=120))
+
+
+class ModelInvoker:
+    """Calls Converse on the runtime for the model id, retrying throttling with exponential backoff."""
+
+    def __init__(
+        self,
+        *,
+        bedrock: ConverseRuntime | None = None,
+        bedrock_factory: Callable[[], ConverseRuntime] = new_bedrock_client,
+        offline: ConverseRuntime | None = None,
+        retry: RetryPolicy = RetryPolicy(),
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.perf_counter,
+        seed: int | None = None,
+    ):
+        self._bedrock_client = bedrock
+        self._bedrock_factory = bedrock_factory
+        self._offline = offline
+        self._retry = retry
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+
+    def runtime_for(self, model_id: str) -> ConverseRuntime:
+        """The offline adapter for "offline:" model ids, else the bedrock-runtime client (created once)."""
+        if is_offline(model_id):
+            if self._offline is None:
+                raise OperationalError(f"{model_id!r} needs the offline adapter, which this run was not given",
+                                       field="model_id")
+            return self._offline
+        with self._lock:
+            if self._bedrock_client is None:
+                self._bedrock_client = self._bedrock_factory()
+            return self._bedrock_client
+
+    def converse(self, request: dict[str, Any]) -> ModelResponse:
+        """One Converse call; throttling retried per the policy (ThrottledError when exhausted), other client
+        errors raised as OperationalError naming the model."""
+        runtime = self.runtime_for(request["modelId"])
+        throttles = 0
+        for attempt in range(1, self._retry.max_attempts + 1):
+            started = self._clock()
+            try:
+                response = runtime.converse(**request)
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                if code not in RETRYABLE_CODES:
+                    raise OperationalError(f"{code or 'error'} from {request['modelId']}: "
+                                           f"{exc.response.get('Error', {}).get('Message', exc)}",
+                                           field="model_id") from exc
+                throttles += 1
+                if attempt == self._retry.max_attempts:
+                    raise ThrottledError(f"{code} from {request['modelId']} on all {attempt} attempts",
+                                         attempts=attempt) from exc
+                with self._lock:
+                    delay = self._retry.delay(attempt, self._rng)
+                self._sleep(delay)
+                continue
+            elapsed_ms = (self._clock() - started) * 1000.0
+            usage = response.get("usage", {})
+            # Bedrock's own measurement when present (the offline adapter reports its simulated latency there).
+            latency = response.get("metrics", {}).get("latencyMs", elapsed_ms)
+            return ModelResponse(
+                text=_text(response),
+                input_tokens=int(usage.get("inputTokens", 0)),
+                output_tokens=int(usage.get("outputTokens", 0)),
+                latency_ms=float(latency),
+                stop_reason=str(response.get("stopReason", "")),
+                attempts=attempt,
+                throttles=throttles,
+            )
+        raise AssertionError("unreachable")  # pragma: no cover

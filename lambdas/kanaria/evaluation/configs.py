@@ -1,0 +1,102 @@
+"""Configurations under evaluation: a name plus resolved parameters, or overrides resolved per intent profile."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError as PydanticValidationError, model_validator
+
+from kanaria.domain.profiles import (
+    DEFAULT_PROFILES,
+    FALLBACK_INTENT,
+    IntentProfile,
+    ModelParameters,
+    ParameterOverrides,
+    bedrock_config,
+    config_hash,
+    profile_for,
+    resolve,
+)
+from kanaria.errors import ValidationError, from_pydantic
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+_PARAMETER_FIELDS = frozenset(ModelParameters.model_fields)
+
+
+class EvalConfiguration(BaseModel):
+    """One configuration: either `parameters` (the same resolved parameters for every intent) or `overrides`
+    applied to each intent's profile, like an experiment variant."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = Field(default="", max_length=500)
+    parameters: ModelParameters | None = None
+    overrides: ParameterOverrides | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "EvalConfiguration":
+        if (self.parameters is None) == (self.overrides is None):
+            raise ValueError("parameters: give exactly one of parameters (resolved) or overrides (per intent profile)")
+        return self
+
+    def resolved(self, intent: str, profiles: Mapping[str, IntentProfile] = DEFAULT_PROFILES) -> ModelParameters:
+        """The parameters sent to the model for a case of `intent`."""
+        if self.parameters is not None:
+            return self.parameters
+        return resolve(profile_for(intent, profiles), self.overrides)
+
+    def intent_hash(self, intent: str, profiles: Mapping[str, IntentProfile] = DEFAULT_PROFILES) -> str:
+        """config_hash of the resolved configuration for `intent` (what assignment reports for it)."""
+        return config_hash(bedrock_config(self.resolved(intent, profiles)))
+
+    def config_hash(self, profiles: Mapping[str, IntentProfile] = DEFAULT_PROFILES) -> str:
+        """Identity of the whole configuration: the resolved hash for `parameters`, else the hash of every profiled
+        intent's resolved configuration (so a profile change is a new configuration)."""
+        if self.parameters is not None:
+            return config_hash(bedrock_config(self.parameters))
+        return config_hash({i: bedrock_config(self.resolved(i, profiles)) for i in sorted(served_intents(profiles))})
+
+    def model_ids(self, intents: list[str], profiles: Mapping[str, IntentProfile] = DEFAULT_PROFILES) -> list[str]:
+        """Distinct model ids this configuration calls."""
+        return sorted({self.resolved(i, profiles).model_id for i in intents})
+
+
+def served_intents(profiles: Mapping[str, IntentProfile] = DEFAULT_PROFILES) -> list[str]:
+    """Every profiled intent except the fallback: what a configuration serves unless told otherwise."""
+    return [i for i in profiles if i != FALLBACK_INTENT]
+
+
+def _from_bedrock_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """ModelParameters fields from the bedrock_config() shape (what `kanaria assign` prints as `config`)."""
+    inference = dict(config.get("inference") or {})
+    fields = {k: v for k, v in config.items() if k not in {"inference"}}
+    fields.update(inference)
+    return fields
+
+
+def parse_configuration(document: Any, where: str = "config") -> EvalConfiguration:
+    """A configuration from JSON: {name, parameters|overrides|config} or flat ModelParameters fields with a name."""
+    if not isinstance(document, dict):
+        raise ValidationError("a configuration must be a JSON object", field=where)
+    body = dict(document)
+    if "config" in body:  # the resolved shape printed by `kanaria assign`
+        body["parameters"] = _from_bedrock_config(body.pop("config"))
+    elif "parameters" not in body and "overrides" not in body:
+        flat = {k: body.pop(k) for k in list(body) if k in _PARAMETER_FIELDS}
+        if flat:
+            body["parameters"] = flat
+    try:
+        return EvalConfiguration.model_validate(body)
+    except PydanticValidationError as exc:
+        raise from_pydantic(exc, prefix=where) from None
+
+
+def check_unique(configurations: list[EvalConfiguration]) -> None:
+    """Names identify configurations in the report: refuse duplicates."""
+    names = [c.name for c in configurations]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValidationError(f"duplicate configuration name(s): {', '.join(duplicates)}", field="config.name")
+    if not configurations:
+        raise ValidationError("give at least one configuration", field="config")
