@@ -1,0 +1,147 @@
+"""The two rollout Lambdas (rollout-steps, rollback) with the environment and least-privilege IAM they share.
+
+Both functions may shift weights on THE listener only, read the canary's metrics and alarms, record the rollout
+in DynamoDB, publish to the alerts topic and stop/complete executions of THE rollout state machine.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from infra.constructs.demo_alb import CanaryListener
+from infra.constructs.python_function import KanariaFunction
+from infra.nag import acknowledge
+from infra.stacks.data_stack import DataStack
+from kanaria import names
+
+ROLLOUT_STEPS = "rollout-steps"
+ROLLBACK = "rollback"
+
+# Actions that IAM cannot scope to a resource (their statements use Resource "*", acknowledged below).
+DESCRIBE_ACTIONS = (
+    "elasticloadbalancing:DescribeListeners",
+    "elasticloadbalancing:DescribeRules",
+    "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:DescribeTargetHealth",
+)
+METRIC_READ_ACTIONS = ("cloudwatch:GetMetricData",)
+
+_RESOURCE_STAR_REASON = (
+    "Resource * only on elasticloadbalancing:Describe* (Describe actions support no resource-level permissions) "
+    "and cloudwatch:GetMetricData (no resource-level permissions); every write is scoped to one ARN"
+)
+_EXECUTIONS_REASON = (
+    "Executions of the one rollout state machine: execution names are generated per rollout, the ARN is fixed "
+    "up to the name"
+)
+
+
+class RolloutFunctions(Construct):
+    """`self.rollout_steps` and `self.rollback` (lambda_.Function) with `self.environment` and scoped policies."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        prefix: str,
+        data: DataStack,
+        runtime_layer: lambda_.ILayerVersion,
+        listener: CanaryListener,
+        state_machine_name: str,
+        alarm_names: dict[str, str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        # Built from the fixed name, not from the state machine construct: the state machine references these
+        # functions, so referencing it back would be a dependency cycle.
+        self.state_machine_arn = _arn(stack, "states", "stateMachine", state_machine_name)
+        self.executions_arn = _arn(stack, "states", "execution", f"{state_machine_name}:*")
+        # How cdk-nag renders executions_arn in its finding id (the partition is a pseudo parameter).
+        self._executions_finding = (
+            f"arn:<AWS::Partition>:states:{stack.region}:{stack.account}:execution:{state_machine_name}:*"
+        )
+        self.alarm_arns = [_arn(stack, "cloudwatch", "alarm", name) for name in alarm_names.values()]
+        metric_alarm_names = [alarm_names[kind] for kind in (*names.CRITICAL_ALARM_KINDS, *names.WARNING_ALARM_KINDS)]
+        self.environment = {
+            names.ENV_LISTENER_ARN: listener.listener_arn,
+            names.ENV_PRIMARY_TARGET_GROUP_ARN: listener.primary_target_group_arn,
+            names.ENV_CANARY_TARGET_GROUP_ARN: listener.canary_target_group_arn,
+            names.ENV_ROLLOUTS_TABLE: data.tables["rollouts"].table_name,
+            names.ENV_EXPERIMENTS_TABLE: data.tables["experiments"].table_name,
+            names.ENV_AGGREGATES_TABLE: data.tables["aggregates"].table_name,
+            names.ENV_ALERTS_TOPIC_ARN: data.alerts_topic.topic_arn,
+            names.ENV_STATE_MACHINE_ARN: self.state_machine_arn,
+            names.ENV_METRIC_NAMESPACE: names.METRIC_NAMESPACE,
+            names.ENV_CRITICAL_ALARM_NAME: alarm_names[names.ALARM_CANARY_CRITICAL],
+            names.ENV_WARNING_ALARM_NAME: alarm_names[names.ALARM_CANARY_WARNING],
+            names.ENV_CANARY_ALARM_NAMES: ",".join(metric_alarm_names),
+        }
+        self.rollout_steps = self._build_function(
+            prefix, data, runtime_layer, listener, ROLLOUT_STEPS, "rollout_steps",
+            "Kanaria rollout steps: set weights, evaluate a stage's gate, record progress",
+        )
+        self.rollback = self._build_function(
+            prefix, data, runtime_layer, listener, ROLLBACK, "rollback",
+            "Kanaria rollback: all traffic to primary, record why, fail the rollout (state machine or alarm action)",
+        )
+
+    def _build_function(
+        self,
+        prefix: str,
+        data: DataStack,
+        runtime_layer: lambda_.ILayerVersion,
+        listener: CanaryListener,
+        kind: str,
+        handler_module: str,
+        description: str,
+    ) -> lambda_.Function:
+        construct_id = "".join(part.capitalize() for part in kind.split("-"))
+        kanaria_function = KanariaFunction(
+            self, construct_id, prefix=prefix, kind=kind, handler_module=handler_module, layers=[runtime_layer],
+            environment=self.environment, key=data.key, memory_size=256, timeout=Duration.seconds(60),
+            description=description,
+        )
+        function = kanaria_function.function
+        data.tables["rollouts"].grant_read_write_data(function)
+        data.tables["experiments"].grant_read_write_data(function)  # a rollback stops the candidate variant
+        data.tables["aggregates"].grant_read_data(function)
+        data.alerts_topic.grant_publish(function)
+        policy = iam.Policy(self, f"{construct_id}Access", statements=self._statements(listener))
+        policy.attach_to_role(kanaria_function.role)
+        acknowledge(policy, "AwsSolutions-IAM5[Resource::*]", _RESOURCE_STAR_REASON)
+        acknowledge(policy, f"AwsSolutions-IAM5[Resource::{self._executions_finding}]", _EXECUTIONS_REASON)
+        return function
+
+    def _statements(self, listener: CanaryListener) -> list[iam.PolicyStatement]:
+        return [
+            iam.PolicyStatement(
+                sid="ShiftWeightsOnTheListenerOnly",
+                actions=["elasticloadbalancing:ModifyListener"],
+                resources=[listener.listener_arn],
+            ),
+            iam.PolicyStatement(sid="DescribeListenerAndTargets", actions=list(DESCRIBE_ACTIONS), resources=["*"]),
+            iam.PolicyStatement(sid="ReadCanaryMetrics", actions=list(METRIC_READ_ACTIONS), resources=["*"]),
+            iam.PolicyStatement(
+                sid="ReadCanaryAlarms", actions=["cloudwatch:DescribeAlarms"], resources=self.alarm_arns,
+            ),
+            iam.PolicyStatement(
+                sid="RolloutExecutions",
+                actions=["states:DescribeExecution", "states:StopExecution"],
+                resources=[self.executions_arn],
+            ),
+            iam.PolicyStatement(
+                sid="RolloutStateMachine",
+                actions=["states:ListExecutions", "states:SendTaskSuccess", "states:SendTaskFailure"],
+                resources=[self.state_machine_arn],
+            ),
+        ]
+
+
+def _arn(stack: Stack, service: str, resource: str, name: str) -> str:
+    """arn:<partition>:<service>:<region>:<account>:<resource>:<name> of this stack's environment."""
+    return stack.format_arn(service=service, resource=resource, resource_name=name,
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME)
