@@ -1,0 +1,120 @@
+"""CloudWatch reads for rollout gates: canary vs primary aggregates over a window, composite alarm states.
+
+Metrics are the Kanaria EMF metrics with exactly one dimension {target: canary|primary} (what the canary alarms
+and dashboard read too). Rates divide by Observations. A metric without datapoints in the window stays None:
+missing data is never read as zero.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from kanaria.domain.rollout import MetricSnapshot, SideMetrics
+from kanaria.errors import OperationalError
+from kanaria.names import (
+    DIM_TARGET,
+    METRIC_CSAT,
+    METRIC_ERRORS,
+    METRIC_HALLUCINATIONS,
+    METRIC_LATENCY,
+    METRIC_OBSERVATIONS,
+    METRIC_QUALITY,
+    METRIC_THROTTLES,
+    TARGET_CANARY,
+    TARGET_PRIMARY,
+)
+
+# SideMetrics field -> (metric name, statistic). Sums and counts add up across datapoints; p99 takes the max.
+QUERIES: dict[str, tuple[str, str]] = {
+    "observations": (METRIC_OBSERVATIONS, "Sum"),
+    "errors": (METRIC_ERRORS, "Sum"),
+    "throttles": (METRIC_THROTTLES, "Sum"),
+    "hallucinations": (METRIC_HALLUCINATIONS, "Sum"),
+    "latency_p99_ms": (METRIC_LATENCY, "p99"),
+    "csat_sum": (METRIC_CSAT, "Sum"),
+    "csat_count": (METRIC_CSAT, "SampleCount"),
+    "quality_sum": (METRIC_QUALITY, "Sum"),
+    "quality_count": (METRIC_QUALITY, "SampleCount"),
+}
+SIDES = {"c": TARGET_CANARY, "p": TARGET_PRIMARY}
+
+
+def window_period(start: datetime, end: datetime) -> int:
+    """One period covering the whole window (a multiple of 60 s), so p99 is computed over the window."""
+    return max(60, math.ceil((end - start).total_seconds() / 60) * 60)
+
+
+def metric_queries(namespace: str, period: int) -> list[dict[str, Any]]:
+    """GetMetricData queries: one per side and SideMetrics field (ids "<side>_<field>")."""
+    return [
+        {
+            "Id": f"{side}_{field}",
+            "MetricStat": {
+                "Metric": {"Namespace": namespace, "MetricName": metric,
+                           "Dimensions": [{"Name": DIM_TARGET, "Value": target}]},
+                "Period": period,
+                "Stat": stat,
+            },
+            "ReturnData": True,
+        }
+        for side, target in SIDES.items()
+        for field, (metric, stat) in QUERIES.items()
+    ]
+
+
+def combine(field: str, values: list[float | None]) -> float | None:
+    """Aggregate a field's datapoints: None when there are none."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return None
+    return max(present) if QUERIES[field][1].startswith("p") else math.fsum(present)
+
+
+class CloudWatchMetricsReader:
+    """MetricsReader on CloudWatch GetMetricData (+ DescribeAlarms for the two composite alarms)."""
+
+    def __init__(self, namespace: str, critical_alarm: str | None = None, warning_alarm: str | None = None,
+                 client: Any | None = None):
+        self._namespace = namespace
+        self._critical = critical_alarm or None
+        self._warning = warning_alarm or None
+        self._client = client or boto3.client("cloudwatch")
+
+    def read(self, start: datetime, end: datetime) -> MetricSnapshot:
+        """Canary and primary aggregates over [start, end] and the alarm states."""
+        values: dict[str, list[float | None]] = {}
+        kwargs: dict[str, Any] = {
+            "MetricDataQueries": metric_queries(self._namespace, window_period(start, end)),
+            "StartTime": start, "EndTime": max(end, start + timedelta(seconds=1)),
+            "ScanBy": "TimestampAscending",
+        }
+        try:
+            while True:
+                page = self._client.get_metric_data(**kwargs)
+                for result in page.get("MetricDataResults", []):
+                    values.setdefault(result["Id"], []).extend(result.get("Values", []))
+                if not page.get("NextToken"):
+                    break
+                kwargs["NextToken"] = page["NextToken"]
+            alarms = self._alarm_states()
+        except ClientError as exc:
+            raise OperationalError(f"CloudWatch read failed: {exc}", field="metrics") from exc
+        sides = {
+            side: SideMetrics(**{field: combine(field, values.get(f"{side}_{field}", [])) for field in QUERIES})
+            for side in SIDES
+        }
+        return MetricSnapshot(window_start=start.isoformat(timespec="seconds"), window_end=end.isoformat(timespec="seconds"),
+                              canary=sides["c"], primary=sides["p"], alarms=alarms, critical_alarm=self._critical,
+                              warning_alarm=self._warning)
+
+    def _alarm_states(self) -> dict[str, str]:
+        names = [n for n in (self._critical, self._warning) if n]
+        if not names:
+            return {}
+        page = self._client.describe_alarms(AlarmNames=names, AlarmTypes=["CompositeAlarm", "MetricAlarm"])
+        return {a["AlarmName"]: a["StateValue"] for a in (*page.get("CompositeAlarms", []), *page.get("MetricAlarms", []))}

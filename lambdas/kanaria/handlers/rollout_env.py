@@ -1,0 +1,78 @@
+"""Environment of the two rollout functions (rollout-steps, rollback), validated once at cold start."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from functools import cache
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError as PydanticValidationError
+
+from kanaria import names
+from kanaria.errors import from_pydantic
+
+
+class RolloutEnvironment(BaseModel):
+    """What both rollout functions read from their environment."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    listener_arn: str = Field(min_length=1, alias=names.ENV_LISTENER_ARN)
+    primary_target_group_arn: str = Field(min_length=1, alias=names.ENV_PRIMARY_TARGET_GROUP_ARN)
+    canary_target_group_arn: str = Field(min_length=1, alias=names.ENV_CANARY_TARGET_GROUP_ARN)
+    rollouts_table: str = Field(min_length=1, alias=names.ENV_ROLLOUTS_TABLE)
+    experiments_table: str = Field(min_length=1, alias=names.ENV_EXPERIMENTS_TABLE)
+    alerts_topic_arn: str = Field(min_length=1, alias=names.ENV_ALERTS_TOPIC_ARN)
+    state_machine_arn: str = Field(min_length=1, alias=names.ENV_STATE_MACHINE_ARN)
+    metric_namespace: str = Field(default=names.METRIC_NAMESPACE, min_length=1, alias=names.ENV_METRIC_NAMESPACE)
+    aggregates_table: str | None = Field(default=None, alias=names.ENV_AGGREGATES_TABLE)  # significance gate
+    critical_alarm_name: str | None = Field(default=None, alias=names.ENV_CRITICAL_ALARM_NAME)
+    warning_alarm_name: str | None = Field(default=None, alias=names.ENV_WARNING_ALARM_NAME)
+
+
+@cache
+def rollout_environment() -> RolloutEnvironment:
+    """Parsed once per execution environment; a missing variable is named in the error."""
+    try:
+        return RolloutEnvironment.model_validate(dict(os.environ))
+    except PydanticValidationError as exc:
+        raise from_pydantic(exc, "environment") from None
+
+
+def utc_now() -> datetime:
+    """The rollout clock."""
+    return datetime.now(timezone.utc)
+
+
+@cache
+def rollout_services():  # -> RolloutServices (imports kept lazy: boto3 clients are created on first use)
+    """Every dependency of the rollout steps and the rollback, built from the environment."""
+    from kanaria.dal.dynamo import DynamoExperimentRepository
+    from kanaria.dal.elb import ElbListenerGateway
+    from kanaria.dal.messaging import SfnExecutions, SnsNotifier
+    from kanaria.dal.metrics import CloudWatchMetricsReader
+    from kanaria.dal.rollouts import DynamoAnalysisResults, DynamoRolloutStore
+    from kanaria.dal.warmup import HttpWarmupSender
+    from kanaria.logic.rollouts import RolloutServices
+
+    env = rollout_environment()
+    return RolloutServices(
+        store=DynamoRolloutStore(env.rollouts_table),
+        listener=ElbListenerGateway(),
+        metrics=CloudWatchMetricsReader(env.metric_namespace, env.critical_alarm_name, env.warning_alarm_name),
+        notifier=SnsNotifier(env.alerts_topic_arn),
+        executions=SfnExecutions(),
+        clock=utc_now,
+        analysis=DynamoAnalysisResults(env.aggregates_table) if env.aggregates_table else None,
+        experiments=DynamoExperimentRepository(env.experiments_table),
+        warmup=HttpWarmupSender(),
+    )
+
+
+@cache
+def deployment():  # -> Deployment
+    """The listener and target groups this deployment shifts traffic between."""
+    from kanaria.logic.rollouts import Deployment
+
+    env = rollout_environment()
+    return Deployment(env.listener_arn, env.primary_target_group_arn, env.canary_target_group_arn)
