@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Iterable, Union
+from typing import Any, Iterable, Union
 
 from pydantic import BaseModel, ConfigDict
 
+from kanaria.errors import ValidationError
 from kanaria.evaluation.bedrock import is_offline
 from kanaria.evaluation.configs import served_intents
 from kanaria.evaluation.report import (
     EvaluationReport,
     EvaluationSummary,
     GatePolicy,
+    IntentResult,
     aggregate,
     intent_result,
     summaries_by_hash,
@@ -34,12 +36,29 @@ class GateResult(BaseModel):
     run_id: str | None = None
     dataset_version: str | None = None
     report_uri: str | None = None
+    per_intent: dict[str, IntentResult] = {}
 
     def message(self) -> str:
         """One line for a person (used as the refusal reason)."""
         if self.passed:
             return f"offline evaluation {self.run_id} on {self.dataset_version} passed for {self.config_hash}"
         return f"stage 0 refused for {self.config_hash}: " + "; ".join(self.reasons)
+
+    def raise_if_refused(self, field: str = "offline_evaluation") -> None:
+        """ValidationError with `message()` when the gate refused (what a rollout's prepare step raises)."""
+        if not self.passed:
+            raise ValidationError(self.message(), field=field)
+
+    def as_offline_evaluation(self) -> dict[str, Any]:
+        """The evidence in the rollout request's `offline_evaluation` shape (passed, report_uri, per_intent with
+        passed/score/threshold, config_hash) plus run and dataset identity."""
+        return {
+            "passed": self.passed, "report_uri": self.report_uri or "none", "config_hash": self.config_hash,
+            "run_id": self.run_id, "dataset_version": self.dataset_version, "reasons": list(self.reasons),
+            "per_intent": {intent: {"passed": r.passed, "score": r.mean_quality, "threshold": r.quality_target,
+                                    "pass_rate": r.pass_rate, "min_pass_rate": r.min_pass_rate, "n": r.n}
+                           for intent, r in self.per_intent.items()},
+        }
 
 
 def _summary(evidence: Evidence, config_hash: str) -> EvaluationSummary | None:
@@ -90,4 +109,5 @@ def stage0(report_or_records: Evidence, config_hash: str, intents: Iterable[str]
         elif not result.passed:
             reasons.append(f"{intent}: " + ("; ".join(result.reasons) or "failed"))
     return GateResult(passed=not reasons, reasons=tuple(reasons), config_hash=config_hash, run_id=summary.run_id,
-                      dataset_version=summary.dataset_version, report_uri=summary.report_uri)
+                      dataset_version=summary.dataset_version, report_uri=summary.report_uri,
+                      per_intent={i: summary.per_intent[i] for i in wanted if i in summary.per_intent})

@@ -32,7 +32,7 @@ _DATE_MONTH_DAY = re.compile(r"(?<!\d)(\d{1,2})\s*月\s*(\d{1,2})\s*日")
 _ORDER_ID = re.compile(r"(?<!\d)\d{3}-\d{7}-\d{7}(?!\d)")
 _TRACKING = re.compile(r"(?<![\d-])\d{4}-?\d{4}-?\d{4}(?![\d-])")
 _PRICE = re.compile(r"¥\s*(\d{1,3}(?:,\d{3})+|\d+)|(\d{1,3}(?:,\d{3})+|\d+)\s*円")
-_BULLET = re.compile(r"^\s*(?:[-*・•●◆]|【)\s*\S")
+_BULLET = re.compile(r"^\s*[-*・•●◆]\s*\S")
 _NUMBERED = re.compile(r"^\s*(?:\d{1,2}\s*[.)．、]|[①-⑳])\s*\S")
 
 

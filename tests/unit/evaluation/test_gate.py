@@ -82,3 +82,20 @@ def test_per_intent_hashes_of_an_overrides_configuration_are_gated_on_their_own_
     assert set(summaries[chitchat_hash].per_intent) == {"chitchat"}
     assert stage0(report, chitchat_hash, ["chitchat"]).passed
     assert not stage0(report, config.config_hash(), ["chitchat", "recommendation"]).passed
+
+
+def test_refusal_raises_a_validation_error_and_evidence_fits_the_rollout_request():
+    import pytest
+
+    from kanaria.errors import ValidationError
+
+    rollout = pytest.importorskip("kanaria.domain.rollout")  # the rollout concern's model, when present
+
+    refused = stage0(_records(), HASH, ["chitchat", "recommendation"])
+    with pytest.raises(ValidationError) as err:
+        refused.raise_if_refused()
+    assert err.value.field == "offline_evaluation" and "recommendation: pass rate 60%" in err.value.reason
+    evidence = rollout.OfflineEvaluation.model_validate(refused.as_offline_evaluation())
+    assert evidence.passed is False and evidence.per_intent["recommendation"].passed is False
+    assert evidence.per_intent["chitchat"].threshold == 0.78
+    stage0(_records(), HASH, ["chitchat"]).raise_if_refused()  # passing: no error
