@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -166,117 +167,141 @@ def _omnibus(snapshot: Snapshot, active: list[str]) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """How far the experiment is and how its comparisons are read."""
+
+    design: Design
+    planned_n: int | None
+    planned_source: str
+    fraction: float | None
+    sequential: dict[str, Any]
+
+    @property
+    def at_horizon(self) -> bool:
+        """Whether every arm has reached the planned sample of the primary metric."""
+        return self.fraction is not None and self.fraction >= 1.0
+
+
+def _plan(exp: ExperimentSpec, aggs: dict[str, VariantAggregate], treatments: list[str]) -> _Plan:
+    control = aggs.get(exp.control)
+    alpha = exp.alpha / max(1, len(treatments))  # Bonferroni across treatments
+    planned_n, planned_source = _planned_n(exp, control)
+    n_primary = min(_metric_n(aggs.get(v), exp.primary_metric) for v in [exp.control, *treatments])
+    fraction = n_primary / planned_n if planned_n else None
+    sequential: dict[str, Any] = {}
+    look = None
+    if exp.method == "obf":
+        # before any data (or without a plan) read at the first planned look's boundary: the most conservative
+        look = obf_look(fraction or 1.0 / exp.planned_looks, exp.looks, alpha, exp.planned_looks)
+        sequential = {"looks": list(look.fractions), "boundaries": [finite_or_none(b) for b in look.boundaries],
+                      "boundary_z": finite_or_none(look.boundary_z), "nominal_alpha": look.nominal_alpha,
+                      "alpha_spent": look.alpha_spent}
+    sd, _ = _primary_baseline(exp, control)
+    tau_per_sd = exp.mde / sd if exp.mde is not None and sd else catalogue.DEFAULT_STANDARDISED_MDE
+    if exp.method == "always_valid":
+        sequential = {"primary_tau": exp.mde, "tau_per_sd": tau_per_sd}
+    design = Design(exp.method, alpha, exp.min_n_per_variant, look, tau_per_sd, exp.primary_metric, exp.mde, exp.alpha)
+    return _Plan(design, planned_n, planned_source, fraction, sequential)
+
+
+def _intent_verdicts(snapshot: Snapshot, by_intent: dict[str, dict[str, Evaluated]], higher: bool) -> dict[str, IntentVerdict]:
+    exp = snapshot.experiment
+    if not snapshot.intents:
+        return {}
+    weights = {i: (exp.intent_weights or {}).get(i, catalogue.default_intent_weight(i)) for i in snapshot.intents}
+    critical = frozenset(exp.revenue_critical_intents if exp.revenue_critical_intents is not None
+                         else catalogue.DEFAULT_REVENUE_CRITICAL_INTENTS)
+    return {v: judge_intents(rows, higher, weights, critical, exp.max_intent_regression, exp.min_n_per_variant)
+            for v, rows in by_intent.items()}
+
+
+def _experiment_decision(exp: ExperimentSpec, srm: dict[str, Any], decisions: list[VariantDecision]
+                         ) -> tuple[Decision, str | None, list[str], list[str]]:
+    """(decision, winner, reasons, actions): SRM pauses, bandits re-weight, otherwise the combined decision."""
+    if exp.bandit:
+        return Decision.CONTINUE, None, ["bandit: traffic re-weighted by Thompson sampling"], ["update_weights"]
+    if srm.get("mismatch") is True:
+        reason = f"sample-ratio mismatch (p = {srm['p_value']:.3g} < {catalogue.SRM_THRESHOLD}): results are not trustworthy"
+        return Decision.NO_DECISION, None, [reason], ["pause"]
+    decision, winner, reasons = combine(decisions)
+    actions = {Decision.ROLLBACK: ["rollback"], Decision.PROMOTE: ["promote"], Decision.REVIEW: ["review"]}
+    return decision, winner, reasons, actions.get(decision, [])
+
+
+def _efficiency(snapshot: Snapshot, active: list[str]) -> dict[str, Any]:
+    exp, aggs = snapshot.experiment, snapshot.aggregates
+    targets = exp.quality_targets or {}
+    return {
+        "overall": efficiency_report({v: aggs[v] for v in active if v in aggs}, None),
+        "intents": {
+            intent: efficiency_report({v: a for v, a in per_variant.items() if v in active},
+                                      targets.get(intent, catalogue.default_quality_target(intent)))
+            for intent, per_variant in (snapshot.intents or {}).items()
+        },
+    }
+
+
 def _analyze(snapshot: Snapshot) -> dict[str, Any]:
     exp, aggs = snapshot.experiment, snapshot.aggregates
     lower = frozenset(exp.lower_is_better)
     active = [v for v in exp.weights if v not in exp.stopped_variants]
     treatments = [v for v in active if v != exp.control]
     control = aggs.get(exp.control)
-    alpha = exp.alpha / max(1, len(treatments))  # Bonferroni across treatments
+    plan = _plan(exp, aggs, treatments)
 
-    planned_n, planned_source = _planned_n(exp, control)
-    n_primary = min([_metric_n(aggs.get(v), exp.primary_metric) for v in [exp.control, *treatments]])
-    fraction = n_primary / planned_n if planned_n else None
-    at_horizon = fraction is not None and fraction >= 1.0
-    sd, _ = _primary_baseline(exp, control)
-    sequential: dict[str, Any] = {}
-    look = None
-    if exp.method == "obf":
-        # before any data (or without a plan) read at the first planned look's boundary: the most conservative
-        current = fraction if fraction else 1.0 / exp.planned_looks
-        look = obf_look(current, exp.looks, alpha, exp.planned_looks)
-        sequential = {"looks": list(look.fractions), "boundaries": [finite_or_none(b) for b in look.boundaries],
-                      "boundary_z": finite_or_none(look.boundary_z), "nominal_alpha": look.nominal_alpha,
-                      "alpha_spent": look.alpha_spent}
-    tau_per_sd = exp.mde / sd if exp.mde is not None and sd else catalogue.DEFAULT_STANDARDISED_MDE
-    design = Design(exp.method, alpha, exp.min_n_per_variant, look, tau_per_sd, exp.primary_metric, exp.mde, exp.alpha)
-    if exp.method == "always_valid":
-        sequential = {"primary_tau": exp.mde, "tau_per_sd": tau_per_sd}
-
-    evaluated = evaluate(_jobs(snapshot, treatments), design)
-    metrics: dict[str, dict[str, Any]] = {}
+    evaluated = evaluate(_jobs(snapshot, treatments), plan.design)
+    overall: dict[str, dict[str, Evaluated]] = {v: {} for v in treatments}
     by_intent: dict[str, dict[str, Evaluated]] = {v: {} for v in treatments}
     for ev in evaluated:
         if ev.job.scope == "overall":
-            metrics.setdefault(ev.job.metric, {})[ev.job.variant] = ev.result.to_dict()
-        else:
+            overall[ev.job.variant][ev.job.metric] = ev
+        else:  # intent jobs carry only the primary metric
             by_intent[ev.job.variant][ev.job.scope] = ev
-    primary_by_variant = {ev.job.variant: ev for ev in evaluated
-                          if ev.job.scope == "overall" and ev.job.metric == exp.primary_metric}
+    metrics: dict[str, dict[str, Any]] = {}
+    for variant, by_metric in overall.items():
+        for metric, ev in by_metric.items():
+            metrics.setdefault(metric, {})[variant] = ev.result.to_dict()
 
-    overall = {v: {ev.job.metric: ev for ev in evaluated if ev.job.scope == "overall" and ev.job.variant == v}
-               for v in treatments}
     guardrails = {v: [evaluate_guardrail(g, control, aggs.get(v), overall[v], lower) for g in snapshot.guardrails]
                   for v in treatments}
     higher = catalogue.higher_is_better(exp.primary_metric, lower)
-    verdicts: dict[str, IntentVerdict] = {}
-    if snapshot.intents:
-        weights = {i: (exp.intent_weights or {}).get(i, catalogue.default_intent_weight(i)) for i in snapshot.intents}
-        critical = frozenset(exp.revenue_critical_intents if exp.revenue_critical_intents is not None
-                             else catalogue.DEFAULT_REVENUE_CRITICAL_INTENTS)
-        verdicts = {v: judge_intents(by_intent[v], higher, weights, critical, exp.max_intent_regression,
-                                     exp.min_n_per_variant) for v in treatments}
-
-    decisions: list[VariantDecision] = []
-    for variant in treatments:
-        cost = overall[variant].get("cost_usd")
-        ctx = TreatmentContext(
+    verdicts = _intent_verdicts(snapshot, by_intent, higher)
+    decisions = [
+        decide_treatment(v, TreatmentContext(
             method=exp.method,
             higher_is_better=higher,
-            primary_reported=variant in primary_by_variant,
-            primary=primary_by_variant.get(variant),
-            guardrails=guardrails[variant],
-            intents=verdicts.get(variant),
-            cost_increase=cost.relative_effect if cost else None,
-            at_horizon=at_horizon,
+            primary_reported=exp.primary_metric in overall[v],
+            primary=overall[v].get(exp.primary_metric),
+            guardrails=guardrails[v],
+            intents=verdicts.get(v),
+            cost_increase=overall[v]["cost_usd"].relative_effect if "cost_usd" in overall[v] else None,
+            at_horizon=plan.at_horizon,
             review_cost_increase=exp.review_cost_increase,
-        )
-        decisions.append(decide_treatment(variant, ctx))
-
+        ))
+        for v in treatments
+    ]
     srm = _srm(exp, aggs, active)
-    actions: list[str] = []
-    result: dict[str, Any] = {}
-    if exp.bandit:
-        result["bandit"] = _bandit(snapshot, active, guardrails)
-        result["weights"] = result["bandit"]["weights"]
-        decision, winner, reasons = Decision.CONTINUE, None, ["bandit: traffic re-weighted by Thompson sampling"]
-        actions.append("update_weights")
-    elif srm.get("mismatch") is True:
-        decision, winner, reasons = Decision.NO_DECISION, None, [
-            f"sample-ratio mismatch (p = {srm['p_value']:.3g} < {catalogue.SRM_THRESHOLD}): results are not trustworthy"
-        ]
-        actions.append("pause")
-    else:
-        decision, winner, reasons = combine(decisions)
-        if decision is Decision.ROLLBACK:
-            actions.append("rollback")
-        elif decision in (Decision.PROMOTE, Decision.REVIEW):
-            actions.append("promote" if decision is Decision.PROMOTE else "review")
+    decision, winner, reasons, actions = _experiment_decision(exp, srm, decisions)
 
     evidence: dict[str, Any] = {
         "reasons": reasons,
         "method": exp.method,
         "alpha": exp.alpha,
-        "alpha_per_comparison": alpha,
-        "alpha_spent": sequential.get("alpha_spent", alpha),
+        "alpha_per_comparison": plan.design.alpha,
+        "alpha_spent": plan.sequential.get("alpha_spent", plan.design.alpha),
         "tier": exp.tier,
         "primary_metric": exp.primary_metric,
-        "planned_n_per_variant": planned_n,
-        "planned_n_source": planned_source,
-        "information_fraction": finite_or_none(fraction),
-        "sequential": sequential,
+        "planned_n_per_variant": plan.planned_n,
+        "planned_n_source": plan.planned_source,
+        "information_fraction": finite_or_none(plan.fraction),
+        "sequential": plan.sequential,
         "srm": srm,
-        "primary": {v: ev.result.to_dict() for v, ev in primary_by_variant.items()},
+        "primary": {v: by_metric[exp.primary_metric].result.to_dict()
+                    for v, by_metric in overall.items() if exp.primary_metric in by_metric},
         "guardrails": {v: [g.to_dict() for g in results] for v, results in guardrails.items()},
         "variants": {d.variant: {"decision": d.decision.value, "reasons": d.reasons} for d in decisions},
-        "efficiency": {
-            "overall": efficiency_report({v: aggs[v] for v in active if v in aggs}, None),
-            "intents": {
-                intent: efficiency_report({v: a for v, a in per_variant.items() if v in active},
-                                          (exp.quality_targets or {}).get(intent, catalogue.default_quality_target(intent)))
-                for intent, per_variant in (snapshot.intents or {}).items()
-            },
-        },
+        "efficiency": _efficiency(snapshot, active),
     }
     if verdicts:
         evidence["intents"] = {v: verdict.to_dict() for v, verdict in verdicts.items()}
@@ -287,7 +312,7 @@ def _analyze(snapshot: Snapshot) -> dict[str, Any]:
         evidence["config_hashes"] = exp.config_hashes
     if exp.stopped_variants:
         evidence["stopped_variants"] = dict(exp.stopped_variants)
-    return {
+    result: dict[str, Any] = {
         "experiment_id": exp.id,
         "decision": decision.value,
         "winner": winner,
@@ -295,5 +320,8 @@ def _analyze(snapshot: Snapshot) -> dict[str, Any]:
         "srm": srm,
         "metrics": metrics,
         "evidence": evidence,
-        **result,
     }
+    if exp.bandit:
+        bandit = _bandit(snapshot, active, guardrails)
+        result.update(weights=bandit["weights"], bandit=bandit)
+    return result

@@ -70,9 +70,9 @@ def _judge(low: float, high: float, limit: float, upper_bound: bool) -> Status:
 def _p99_checks(g: Guardrail, control: VariantAggregate, treatment: VariantAggregate) -> list[Check]:
     t_lat, c_lat = treatment.means.get("latency_ms"), control.means.get("latency_ms")
     if t_lat is None or t_lat.p99 is None:
-        return [Check("max", g.max, "missing", note="no p99 for the treatment")]
+        return _unavailable(g, "missing", "no p99 for the treatment").checks
     if t_lat.n < catalogue.P99_MIN_N:
-        return [Check("max", g.max, "insufficient_data", t_lat.p99, note=f"p99 needs n >= {catalogue.P99_MIN_N}")]
+        return _unavailable(g, "insufficient_data", f"p99 needs n >= {catalogue.P99_MIN_N}").checks
     checks = []
     if g.max is not None:
         checks.append(Check("max", g.max, "pass" if t_lat.p99 <= g.max else "fail", t_lat.p99))
@@ -109,20 +109,26 @@ def _rate_or_mean_checks(g: Guardrail, ev: Evaluated, higher: bool) -> list[Chec
     return checks
 
 
+def _unavailable(g: Guardrail, status: Status, note: str) -> GuardrailResult:
+    bound, limit = (("max", g.max) if g.max is not None else ("min", g.min) if g.min is not None
+                    else ("max_degradation", g.max_degradation))
+    return GuardrailResult(g.metric, [Check(bound, limit, status, note=note)])  # type: ignore[arg-type]
+
+
 def evaluate_guardrail(
     g: Guardrail, control: VariantAggregate | None, treatment: VariantAggregate | None,
     evaluated: Mapping[str, Evaluated], lower_is_better: frozenset[str] = frozenset(),
 ) -> GuardrailResult:
     """Judge one guardrail for one treatment; `evaluated` holds that treatment's overall comparisons by metric."""
     if treatment is None or control is None:
-        return GuardrailResult(g.metric, [Check("max", None, "missing", note="variant has no aggregates")])
+        return _unavailable(g, "missing", "variant has no aggregates")
     if g.metric == catalogue.P99_METRIC:
         return GuardrailResult(g.metric, _p99_checks(g, control, treatment))
     ev = evaluated.get(g.metric)
     if ev is None:
-        return GuardrailResult(g.metric, [Check("max", None, "missing", note="metric not reported")])
+        return _unavailable(g, "missing", "metric not reported by both control and treatment")
     if ev.job.treatment.n == 0:
-        return GuardrailResult(g.metric, [Check("max", None, "missing", note="no observations")])
+        return _unavailable(g, "missing", "no observations")
     return GuardrailResult(g.metric, _rate_or_mean_checks(g, ev, catalogue.higher_is_better(g.metric, lower_is_better)))
 
 

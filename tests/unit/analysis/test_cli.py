@@ -117,3 +117,19 @@ def test_cli_module_does_not_import_scipy_at_registration():
     probe = "import sys, kanaria.cli.analyze; print('scipy' in sys.modules, 'numpy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_analyze_with_worker_processes_gives_the_same_lines_in_order(capsys, tmp_path, good):
+    worse = snapshot(variant(10_000), variant(10_000, quality=0.84))
+    path = tmp_path / "snapshots.jsonl"
+    path.write_text("\n".join(json.dumps(s) for s in [good, worse] * 4))
+    _, sequential, _ = run(capsys, "analyze", "--input", str(path), "--jobs", "1")
+    code, parallel, _ = run(capsys, "analyze", "--input", str(path), "--jobs", "2")
+    assert code == 0 and parallel == sequential and len(parallel.splitlines()) == 8
+
+
+def test_analyze_rejects_a_bad_jobs_count(capsys, tmp_path, good):
+    path = tmp_path / "snapshot.json"
+    path.write_text(json.dumps(good))
+    code, _, err = run(capsys, "analyze", "--input", str(path), "--jobs", "1.5")
+    assert code == 2 and error_of(err)["field"] == "--jobs"
