@@ -16,7 +16,9 @@ def _num(value: float | None, fmt: str) -> str:
 
 
 def _usd(value: float | None, digits: int = 6) -> str:
-    return "—" if value is None else f"${value:,.{digits}f}"
+    if value is None:
+        return "—"
+    return f"{'-' if value < 0 else ''}${abs(value):,.{digits}f}"
 
 
 def _gate(cell: CellMetrics) -> str:
