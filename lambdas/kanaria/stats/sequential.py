@@ -67,10 +67,13 @@ class _LookState(NamedTuple):
 _state_cache: dict[tuple[Callable[[float], float], tuple[float, ...]], _LookState] = {}
 
 
-def _kernel(points: np.ndarray, nodes: np.ndarray, delta: float) -> np.ndarray:
-    sd = math.sqrt(delta)
-    x = (points[:, None] - nodes[None, :]) / sd
-    return np.exp(-0.5 * x * x) / (_SQRT_2PI * sd)
+@lru_cache(maxsize=256)
+def _simpson_weights(intervals: int) -> np.ndarray:
+    weights = np.full(intervals + 1, 2.0)
+    weights[1::2] = 4.0
+    weights[0] = weights[-1] = 1.0
+    weights.flags.writeable = False  # shared between calls
+    return weights / 3.0
 
 
 def _continuation_measure(prev: _LookState, next_delta: float) -> tuple[np.ndarray, np.ndarray]:
@@ -79,26 +82,26 @@ def _continuation_measure(prev: _LookState, next_delta: float) -> tuple[np.ndarr
     spacing = min(math.sqrt(prev.delta), math.sqrt(next_delta)) / _GRID_POINTS_PER_SD
     intervals = min(_MAX_GRID_INTERVALS, max(2, math.ceil(2.0 * half_width / spacing)))
     intervals += intervals % 2
-    nodes = np.linspace(-half_width, half_width, intervals + 1)
-    weights = np.full(intervals + 1, 2.0)
-    weights[1::2] = 4.0
-    weights[0] = weights[-1] = 1.0
-    weights *= (nodes[1] - nodes[0]) / 3.0
-    return nodes, weights * (_kernel(nodes, prev.nodes, prev.delta) @ prev.mass)
+    step = 2.0 * half_width / intervals
+    nodes = np.arange(intervals + 1) * step - half_width
+    sd = math.sqrt(prev.delta)
+    x = (nodes[:, None] - prev.nodes[None, :]) * (1.0 / sd)
+    density = np.exp(-0.5 * x * x) @ prev.mass * (1.0 / (_SQRT_2PI * sd))
+    return nodes, _simpson_weights(intervals) * step * density
 
 
 def _solve_boundary(nodes: np.ndarray, mass: np.ndarray, t: float, delta: float, target: float) -> float:
     """c with P(continue so far, |Z_k| ≥ c) = target: Newton on log-probability, safeguarded by bisection."""
-    sd, root_t = math.sqrt(delta), math.sqrt(t)
     total = float(mass.sum())
     if target >= total:
         return 0.0
+    scale = math.sqrt(t / delta)
+    signed = np.stack([-nodes, nodes]) * (1.0 / math.sqrt(delta))  # rows: the lower and the upper exit
     lo, hi = 0.0, 40.0
     c = min(max(-float(dist.norm_ppf(target / (2.0 * total))), 1e-6), hi - 1.0)
     for _ in range(200):
-        upper = (-c * root_t + nodes) / sd
-        lower = (-c * root_t - nodes) / sd
-        exit_p = float(mass @ (dist.norm_cdf(lower) + dist.norm_cdf(upper)))
+        z = signed - c * scale
+        exit_p = float((dist.norm_cdf(z) @ mass).sum())
         if exit_p > target:
             lo = c
         else:
@@ -106,10 +109,10 @@ def _solve_boundary(nodes: np.ndarray, mass: np.ndarray, t: float, delta: float,
         if exit_p <= 0.0:
             c = 0.5 * (lo + hi)
             continue
-        log_gap = math.log(exit_p) - math.log(target)
+        log_gap = math.log(exit_p / target)
         if abs(log_gap) < 1e-10:
             return c
-        slope = -(root_t / sd) * float(mass @ (np.exp(-0.5 * lower**2) + np.exp(-0.5 * upper**2))) / _SQRT_2PI
+        slope = -scale * float((np.exp(-0.5 * z * z) @ mass).sum()) / _SQRT_2PI
         candidate = c - log_gap * exit_p / slope if slope < 0 else lo
         if not lo < candidate < hi:
             candidate = 0.5 * (lo + hi)
