@@ -14,6 +14,7 @@ import json
 import math
 import random
 import re
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -172,6 +173,7 @@ class OfflineBedrockRuntime:
         self._throttle_every = throttle_every
         self._calls = 0
         self._throttled: set[str] = set()
+        self._lock = threading.Lock()  # the runner calls from several threads
 
     def _case(self, system: str, last_message: str) -> GoldenCase:
         candidates = self._by_query.get(last_message) or [
@@ -185,9 +187,12 @@ class OfflineBedrockRuntime:
         return candidates[0]
 
     def _maybe_throttle(self, key: str) -> None:
-        self._calls += 1
-        if self._throttle_every and self._calls % self._throttle_every == 0 and key not in self._throttled:
-            self._throttled.add(key)
+        with self._lock:
+            self._calls += 1
+            throttle = self._throttle_every and self._calls % self._throttle_every == 0 and key not in self._throttled
+            if throttle:
+                self._throttled.add(key)
+        if throttle:
             raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Too many requests (offline)"}},
                               "Converse")
 

@@ -13,7 +13,7 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Iterable, Literal, Mapping, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from kanaria.domain import pricing
 from kanaria.domain.profiles import DEFAULT_PROFILES, IntentProfile, profile_for
