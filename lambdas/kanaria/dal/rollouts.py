@@ -22,7 +22,8 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from kanaria.dal.dynamo import _plain
-from kanaria.domain.rollout import CandidateEvent, Progress, RollbackRecord, RolloutState
+from kanaria.domain.rollout import CandidateEvent
+from kanaria.domain.rollout_state import Progress, RollbackRecord, RolloutState
 from kanaria.errors import ConflictError
 from kanaria.logic.rollouts import AWAITING_APPROVAL, ROLLED_BACK, RolledBackError
 

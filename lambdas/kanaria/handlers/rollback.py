@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError as PydanticValidationError
 
-from kanaria.domain.rollout import Progress, RollbackTrigger
+from kanaria.domain.rollout_state import Progress, RollbackTrigger
 from kanaria.errors import ValidationError, from_pydantic
 from kanaria.handlers.rollout_env import deployment, rollout_services
 from kanaria.logic import rollouts

@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError as PydanticValidationError
 
-from kanaria.domain.rollout import RolloutState
+from kanaria.domain.rollout_state import RolloutState
 from kanaria.errors import ValidationError, from_pydantic
 from kanaria.handlers.rollout_env import deployment, rollout_services
 from kanaria.logic import rollouts

@@ -13,14 +13,8 @@ from kanaria.domain.rollout import (
     Forward,
     MetricSnapshot,
     Outcome,
-    Progress,
-    Rollout,
-    RollbackRecord,
-    RollbackTrigger,
-    RolloutState,
     Warmup,
     admission,
-    approval_message,
     check_offline_evaluation,
     evaluate_gates,
     forward_differences,
@@ -28,12 +22,20 @@ from kanaria.domain.rollout import (
     next_step,
     parse_rollout_request,
     primary_only,
-    rollback_alert,
     significance_from_result,
     target_forward,
     with_first_stage_multiplier,
     with_forward,
     without_target_group,
+)
+from kanaria.domain.rollout_state import (
+    Progress,
+    RollbackRecord,
+    RollbackTrigger,
+    Rollout,
+    RolloutState,
+    approval_message,
+    rollback_alert,
 )
 from kanaria.errors import ConflictError, KanariaError, NotFoundError, OperationalError, ValidationError
 from kanaria.logic.experiments import ExperimentRepository, get_experiment, stop_variant

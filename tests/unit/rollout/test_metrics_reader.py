@@ -1,0 +1,65 @@
+"""CloudWatch reads for the gates (botocore Stubber): one period over the window, sums added across datapoints and
+pages, p99 as the max, no datapoints -> None, composite alarm states."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+
+from kanaria.dal.metrics import QUERIES, CloudWatchMetricsReader, metric_queries, window_period
+from kanaria.errors import OperationalError
+
+START = datetime(2026, 1, 1, 0, 0, tzinfo=timezone.utc)
+END = START + timedelta(hours=4, seconds=10)
+
+
+def test_one_period_covers_the_window() -> None:
+    assert window_period(START, START + timedelta(seconds=5)) == 60
+    assert window_period(START, END) == 4 * 3600 + 60
+    queries = metric_queries("Kanaria", 120)
+    assert len(queries) == 2 * len(QUERIES)
+    latency = next(q for q in queries if q["Id"] == "c_latency_p99_ms")["MetricStat"]
+    assert latency == {"Metric": {"Namespace": "Kanaria", "MetricName": "LatencyMs",
+                                  "Dimensions": [{"Name": "target", "Value": "canary"}]}, "Period": 120, "Stat": "p99"}
+
+
+def _result(query_id: str, values: list[float]) -> dict:
+    return {"Id": query_id, "Label": query_id, "StatusCode": "Complete", "Values": values,
+            "Timestamps": [START + timedelta(minutes=i) for i in range(len(values))]}
+
+
+def test_reads_aggregates_and_alarm_states() -> None:
+    client = boto3.client("cloudwatch", region_name="ap-northeast-1")
+    reader = CloudWatchMetricsReader("Kanaria", "crit", "warn", client=client)
+    with Stubber(client) as stub:
+        expected = {"MetricDataQueries": metric_queries("Kanaria", window_period(START, END)), "StartTime": START,
+                    "EndTime": END, "ScanBy": "TimestampAscending"}
+        stub.add_response("get_metric_data", {"MetricDataResults": [
+            _result("c_observations", [600.0]), _result("c_errors", [1.0]), _result("c_latency_p99_ms", [2100.0]),
+            _result("p_observations", [9000.0]), _result("p_latency_p99_ms", [2000.0]),
+            _result("c_hallucinations", []),
+        ], "NextToken": "page-2"}, expected)
+        stub.add_response("get_metric_data", {"MetricDataResults": [
+            _result("c_observations", [400.0]), _result("c_errors", [2.0]), _result("c_latency_p99_ms", [2300.0]),
+        ]}, {**expected, "NextToken": "page-2"})
+        stub.add_response("describe_alarms", {"CompositeAlarms": [
+            {"AlarmName": "crit", "StateValue": "OK"}, {"AlarmName": "warn", "StateValue": "ALARM"}]},
+            {"AlarmNames": ["crit", "warn"], "AlarmTypes": ANY})
+        snapshot = reader.read(START, END)
+        stub.assert_no_pending_responses()
+    assert snapshot.canary.observations == 1000 and snapshot.canary.errors == 3
+    assert snapshot.canary.latency_p99_ms == 2300  # conservative across datapoints
+    assert snapshot.canary.hallucinations is None and snapshot.canary.csat_count is None  # missing, not 0
+    assert snapshot.primary.errors is None and snapshot.primary.observations == 9000
+    assert snapshot.alarms == {"crit": "OK", "warn": "ALARM"}
+
+
+def test_a_cloudwatch_error_is_an_operational_error() -> None:
+    client = boto3.client("cloudwatch", region_name="ap-northeast-1")
+    with Stubber(client) as stub:
+        stub.add_client_error("get_metric_data", "Throttling", "Rate exceeded")
+        with pytest.raises(OperationalError, match="CloudWatch read failed"):
+            CloudWatchMetricsReader("Kanaria", client=client).read(START, END)
