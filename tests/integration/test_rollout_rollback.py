@@ -318,3 +318,26 @@ def test_prepare_refuses_a_busy_listener_and_a_second_rollout(world: World) -> N
     rollouts.prepare(world.services(), deployment(), request(), EXECUTION + "one", "one")
     with pytest.raises(ConflictError, match="'one' is active on this listener"):
         rollouts.prepare(world.services(), deployment(), request(config_hash="cfg-0002"), EXECUTION + "two", "two")
+
+
+def test_no_write_access_to_experiments_is_recorded_not_raised(world: World) -> None:
+    world.create_experiment()
+    seed(world, experiment=True)
+    experiments = world.services().experiments
+
+    class ReadOnly:
+        """The experiments table as a role with read-only grants sees it."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(experiments, name)
+
+        def replace(self, *args: Any) -> None:
+            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}},
+                              "TransactWriteItems")
+
+    world.services().experiments = ReadOnly()
+    result = abort()
+    assert result["status"] == "rolled_back"
+    assert result["record"]["variant_stop_error"] == "AccessDeniedException: not authorized"
+    assert_no_path_to_canary(world)
+    assert "Stop it by hand" in rollback_alerts(world)[0]["Message"]

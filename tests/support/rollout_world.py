@@ -281,6 +281,22 @@ def _build(monkeypatch: pytest.MonkeyPatch) -> World:
     return World(listener, primary, canary, topic, queue, machine)
 
 
+def _end_executions(built: World, timeout: float = 15.0) -> None:
+    """Stop what a test left running and wait until it ended, so no execution thread outlives the mock."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        running = built.sfn.list_executions(stateMachineArn=built.state_machine_arn, statusFilter="RUNNING")["executions"]
+        if not running:
+            return
+        for execution in running:
+            try:
+                built.sfn.stop_execution(executionArn=execution["executionArn"])
+            except AttributeError:  # moto 5.2.5: stopping an execution whose worker has not started yet
+                pass
+        time.sleep(0.2)
+    raise AssertionError(f"executions still running after the test: {running}")
+
+
 def _clear_caches() -> None:
     from kanaria.handlers import rollout_env
 
@@ -305,7 +321,5 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
             try:
                 yield built
             finally:
-                for execution in built.sfn.list_executions(stateMachineArn=built.state_machine_arn,
-                                                           statusFilter="RUNNING")["executions"]:
-                    built.sfn.stop_execution(executionArn=execution["executionArn"])
+                _end_executions(built)
         _clear_caches()

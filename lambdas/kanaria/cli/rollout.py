@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from kanaria.errors import NotFoundError, OperationalError, ValidationError
+from kanaria.errors import ConflictError, NotFoundError, OperationalError, ValidationError
 from kanaria.names import DEFAULT_PREFIX, function_name, rollout_state_machine_name, table_name
 
 REJECTED_ERROR = "Kanaria.Rejected"  # what the state machine's approval Catch sees on `reject`
@@ -106,6 +106,7 @@ def start(prefix: str, document: dict[str, Any], dry_run: bool = False) -> dict[
     rollout_id = request.rollout_id or new_rollout_id(request.candidate.model_id)
     if dry_run:
         return {"rollout_id": rollout_id, "valid": True, "request": request.model_dump(mode="json")}
+    _check_admission(prefix, request.candidate.config_hash)
     document = {**document, "rollout_id": rollout_id}
     document.setdefault("requested_by", _caller())
     sfn = boto3.client("stepfunctions")
@@ -113,6 +114,17 @@ def start(prefix: str, document: dict[str, Any], dry_run: bool = False) -> dict[
                                     input=json.dumps(document))
     return {"rollout_id": rollout_id, "execution_arn": execution["executionArn"],
             "next": f"kanaria rollout status {rollout_id}"}
+
+
+def _check_admission(prefix: str, config_hash: str) -> None:
+    """Anti-flapping up front (the state machine's prepare step checks again, authoritatively)."""
+    from kanaria.dal.rollouts import DynamoRolloutStore
+    from kanaria.domain.rollout import admission
+
+    events, rejected = DynamoRolloutStore(table_name(prefix, "rollouts")).candidate_history(config_hash)
+    verdict = admission(events, rejected, datetime.now(timezone.utc))
+    if not verdict.allowed:
+        raise ConflictError(verdict.reason, field="candidate.config_hash")
 
 
 def _meta(prefix: str, rollout_id: str) -> dict[str, Any]:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Mapping, Protocol
 
+from botocore.exceptions import ClientError
+
 from kanaria.domain.rollout import (
     Admission,
     CandidateEvent,
@@ -500,6 +502,8 @@ def _stop_variant(services: RolloutServices, rollout: Rollout, trigger: Rollback
                      trigger.actor, services.clock())
     except KanariaError as exc:
         return False, str(exc)
+    except ClientError as exc:  # e.g. AccessDenied on the experiments table: recorded, alerted, finished by hand
+        return False, f"{exc.response['Error']['Code']}: {exc.response['Error'].get('Message', '')}"
     return True, None
 
 
