@@ -53,8 +53,10 @@ _BINARY_KEYS = frozenset(BinaryAggregate._fields)
 
 
 def _known_keys(value: Any, keys: frozenset[str]) -> Any:
-    # extra keys are ignored, as for every other object in the snapshot
-    return {k: v for k, v in value.items() if k in keys} if isinstance(value, dict) else value
+    # extra keys are ignored, as for every other object in the snapshot (copy only when there are some)
+    if isinstance(value, dict) and not value.keys() <= keys:
+        return {k: v for k, v in value.items() if k in keys}
+    return value
 
 
 class VariantAggregate(BaseModel):
@@ -135,7 +137,7 @@ class ExperimentSpec(BaseModel):
     planned_looks: int = Field(default=20, ge=1, le=1000)
     tier: Literal["standard", "revenue_critical"] = "standard"
     config_hashes: dict[str, Any] | None = None
-    stopped_variants: dict[str, str] | list[str] = Field(default_factory=dict)
+    stopped_variants: dict[str, str] = Field(default_factory=dict)  # a list of variants is accepted too
     bandit: bool = False
     revenue_critical_intents: list[str] | None = None
     max_intent_regression: float = Field(default=catalogue.MAX_INTENT_REGRESSION, ge=0.0)
@@ -185,9 +187,9 @@ class ExperimentSpec(BaseModel):
             raise PydanticCustomError("looks", "must be strictly increasing")
         return value
 
-    @field_validator("stopped_variants")
+    @field_validator("stopped_variants", mode="before")
     @classmethod
-    def _stopped_as_mapping(cls, value: dict[str, str] | list[str]) -> dict[str, str]:
+    def _stopped_as_mapping(cls, value: Any) -> Any:
         return {v: "stopped" for v in value} if isinstance(value, list) else value
 
     @field_validator("intent_weights", "quality_targets")

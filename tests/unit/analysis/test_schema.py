@@ -99,3 +99,15 @@ def test_unknown_metrics_are_analysed_by_shape():
     body["aggregates"]["B"]["thumbs_up"] = {"n": 1000, "successes": 560}
     result = analyze_snapshot(body)
     assert result["metrics"]["thumbs_up"]["B"]["test"] == "two_proportion_z"
+
+
+def test_stopped_variants_may_be_a_list():
+    body = copy.deepcopy(GOOD)
+    body["experiment"]["weights"] = {"A": 0.5, "B": 0.25, "C": 0.25}
+    body["aggregates"]["C"] = variant(100)
+    body["experiment"]["stopped_variants"] = ["C"]
+    assert parse_snapshot(body).experiment.stopped_variants == {"C": "stopped"}
+    body["experiment"]["stopped_variants"] = ["A"]
+    with pytest.raises(ValidationError) as caught:
+        parse_snapshot(body)
+    assert caught.value.field == "experiment.stopped_variants"
