@@ -84,10 +84,24 @@ def _continuation_measure(prev: _LookState, next_delta: float) -> tuple[np.ndarr
     intervals += intervals % 2
     step = 2.0 * half_width / intervals
     nodes = np.arange(intervals + 1) * step - half_width
+    return nodes, _simpson_weights(intervals) * step * _density(nodes, prev)
+
+
+def _density(points: np.ndarray, prev: _LookState) -> np.ndarray:
+    """Σ_j mass_j φ((s − u_j)/σ)/σ at each point; only nodes within ±8.5σ contribute (a band of the grid)."""
     sd = math.sqrt(prev.delta)
-    x = (nodes[:, None] - prev.nodes[None, :]) * (1.0 / sd)
-    density = np.exp(-0.5 * x * x) @ prev.mass * (1.0 / (_SQRT_2PI * sd))
-    return nodes, _simpson_weights(intervals) * step * density
+    nodes, mass = prev.nodes, prev.mass
+    band = 2 * math.ceil(_TAIL_SDS * sd / (nodes[1] - nodes[0])) + 1 if len(nodes) > 1 else len(nodes)
+    if band * 2 >= len(nodes):
+        x = (points[:, None] - nodes[None, :]) * (1.0 / sd)
+        return np.exp(-0.5 * x * x) @ mass * (1.0 / (_SQRT_2PI * sd))
+    # prev.nodes is a uniform grid: each point's neighbours are one contiguous window of it
+    first = np.floor((points - _TAIL_SDS * sd - nodes[0]) / (nodes[1] - nodes[0])).astype(np.intp)
+    window = first[:, None] + np.arange(band)[None, :]
+    inside = (window >= 0) & (window < len(nodes))
+    window = np.clip(window, 0, len(nodes) - 1)
+    x = (points[:, None] - nodes[window]) * (1.0 / sd)
+    return (np.exp(-0.5 * x * x) * np.where(inside, mass[window], 0.0)).sum(axis=1) * (1.0 / (_SQRT_2PI * sd))
 
 
 def _solve_boundary(nodes: np.ndarray, mass: np.ndarray, t: float, delta: float, target: float) -> float:

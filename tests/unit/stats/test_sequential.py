@@ -32,7 +32,7 @@ def test_recursion_reproduces_published_five_look_boundaries():
     assert bounds == pytest.approx([4.8769, 3.3569, 2.6803, 2.2898, 2.0310], abs=2e-4)
 
 
-@pytest.mark.parametrize("looks", [[0.3, 0.6, 1.0], [0.15, 0.5, 0.55, 0.9]])
+@pytest.mark.parametrize("looks", [[0.3, 0.6, 1.0], [0.15, 0.5, 0.55, 0.9], [0.3, 0.305, 0.31, 0.9]])
 def test_cumulative_crossing_probability_equals_alpha_spent_under_the_joint_normal(looks):
     # Independent check with scipy's multivariate normal on the canonical joint distribution corr = √(t_i/t_j)
     bounds = np.array(group_sequential_boundaries(looks, 0.05))
