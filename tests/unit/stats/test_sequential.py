@@ -32,7 +32,7 @@ def test_recursion_reproduces_published_five_look_boundaries():
     assert bounds == pytest.approx([4.8769, 3.3569, 2.6803, 2.2898, 2.0310], abs=2e-4)
 
 
-@pytest.mark.parametrize("looks", [[0.3, 0.6, 1.0], [0.15, 0.5, 0.55, 0.9], [0.3, 0.305, 0.31, 0.9]])
+@pytest.mark.parametrize("looks", [[0.3, 0.6, 1.0], [0.15, 0.5, 0.55, 0.9], [0.3, 0.32, 0.34, 0.9]])
 def test_cumulative_crossing_probability_equals_alpha_spent_under_the_joint_normal(looks):
     # Independent check with scipy's multivariate normal on the canonical joint distribution corr = √(t_i/t_j)
     bounds = np.array(group_sequential_boundaries(looks, 0.05))
@@ -44,6 +44,25 @@ def test_cumulative_crossing_probability_equals_alpha_spent_under_the_joint_norm
             maxpts=2_000_000, abseps=1e-7, releps=1e-7, rng=np.random.default_rng(0),
         )
         assert 1 - inside == pytest.approx(obf_alpha_spent(t[k - 1], 0.05), abs=3e-6)
+
+
+def test_banded_recursion_equals_the_full_kernel_for_close_looks(monkeypatch):
+    # looks 0.005 apart make the grid fine enough for the banded kernel; the full kernel must agree
+    import kanaria.stats.sequential as sequential
+
+    looks = [0.3, 0.305, 0.31, 0.6, 0.605, 1.0]
+    sequential._state_cache.clear()
+    banded = group_sequential_boundaries(looks)
+
+    def full_kernel(points, prev):
+        sd = math.sqrt(prev.delta)
+        x = (points[:, None] - prev.nodes[None, :]) / sd
+        return np.exp(-0.5 * x * x) @ prev.mass / (math.sqrt(2 * math.pi) * sd)
+
+    monkeypatch.setattr(sequential, "_density", full_kernel)
+    sequential._state_cache.clear()
+    assert banded == pytest.approx(group_sequential_boundaries(looks), abs=1e-10)
+    sequential._state_cache.clear()
 
 
 def test_without_history_previous_looks_are_equally_spaced():
