@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from kanaria.cli.rollout import approve, reject
+from kanaria.domain.rollout import MetricSnapshot
 from kanaria.errors import OperationalError
 from tests.support.rollout_world import MISSING, PREFIX, ScriptedMetrics, World, request, side, snapshot, world  # noqa: F401
 
@@ -71,14 +73,19 @@ def test_inconclusive_gate_holds_and_never_promotes_until_conclusive(world: Worl
 
 
 def test_inconclusive_beyond_the_hold_bound_rolls_back(world: World) -> None:
-    world.services().metrics = ScriptedMetrics(MISSING)
-    stages = _one_stage()
-    stages[0]["max_hold_seconds"] = 2
-    execution = world.start(request(stages=stages), "hold-bound-1")
+    services = world.services()
+    skew = [timedelta(0)]
+
+    def an_hour_passes() -> MetricSnapshot:
+        skew[0] += timedelta(hours=1)  # the next evaluation is past the 30 s hold bound, whatever the machine load
+        return MISSING
+
+    services.clock = lambda: datetime.now(timezone.utc) + skew[0]
+    services.metrics = ScriptedMetrics(MISSING, MISSING, an_hour_passes)
+    execution = world.start(request(stages=_one_stage()), "hold-bound-1")
     record = _rolled_back(world, execution, "hold-bound-1", "hold_exceeded")
-    assert "hold bound" in record["trigger"]["summary"]
-    assert world.decisions(execution)[-1] == "rollback"
-    assert set(world.decisions(execution)[:-1]) == {"hold"}
+    assert "hold bound 30s" in record["trigger"]["summary"]
+    assert world.decisions(execution) == ["hold", "hold", "hold", "rollback"]
 
 
 def test_failed_gate_rolls_back_and_stops_the_variant(world: World) -> None:
