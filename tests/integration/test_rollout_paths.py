@@ -146,7 +146,7 @@ def test_weights_read_back_wrong_roll_back(world: World) -> None:
     execution = world.start(request(stages=_one_stage()), "drift-1")
     record = _rolled_back(world, execution, "drift-1", "task_failed")
     assert record["trigger"]["details"]["error"] == "WeightsMismatchError"
-    assert "expected weight 5, found 7" in record["trigger"]["details"]["cause"]
+    assert "expected weight 5 (5.0%), found 7 (6.9%)" in record["trigger"]["details"]["cause"]
 
 
 def test_failed_offline_evaluation_refuses_to_start_without_moving_traffic(world: World) -> None:

@@ -8,6 +8,7 @@ import math
 import re
 from datetime import datetime, timedelta
 from enum import Enum
+from fractions import Fraction
 from typing import Annotated, Any, Iterable, Literal, Mapping, Sequence
 
 from pydantic import (
@@ -718,19 +719,31 @@ def without_target_group(forward: Forward, target_group: str, fallback: str) -> 
                    stickiness_seconds=forward.stickiness_seconds if len(weights) > 1 else None)
 
 
+def _shares(forward: Forward) -> dict[str, Fraction]:
+    total = sum(forward.weights.values())
+    return {arn: Fraction(w, total) if total else Fraction(0) for arn, w in forward.weights.items()}
+
+
 def forward_differences(expected: Forward, actual: Forward | None) -> list[str]:
-    """Human-readable differences between the weights we wrote and what the listener reports."""
+    """Human-readable differences between the forward action written and the one the listener reports. Weights
+    are relative, so the same target groups with the same traffic shares match ({canary: 100} = {canary: 1})."""
     if actual is None:
         return ["the listener has no forward action"]
     diffs = []
-    for arn in sorted(set(expected.weights) | set(actual.weights)):
-        if expected.weights.get(arn) != actual.weights.get(arn):
-            diffs.append(f"{arn}: expected weight {expected.weights.get(arn)}, found {actual.weights.get(arn)}")
+    want, have = _shares(expected), _shares(actual)
+    for arn in sorted(set(want) | set(have)):
+        if want.get(arn) != have.get(arn):
+            diffs.append(f"{arn}: expected weight {expected.weights.get(arn)} ({_percent(want.get(arn))}), "
+                         f"found {actual.weights.get(arn)} ({_percent(have.get(arn))})")
     if expected.stickiness_enabled != actual.stickiness_enabled:
         diffs.append(f"stickiness: expected {expected.stickiness_enabled}, found {actual.stickiness_enabled}")
     elif expected.stickiness_enabled and expected.stickiness_seconds != actual.stickiness_seconds:
         diffs.append(f"stickiness duration: expected {expected.stickiness_seconds}s, found {actual.stickiness_seconds}s")
     return diffs
+
+
+def _percent(share: Fraction | None) -> str:
+    return "absent" if share is None else f"{float(share):.1%}"
 
 
 # --- anti-flapping -----------------------------------------------------------------------------------------

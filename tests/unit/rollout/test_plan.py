@@ -137,3 +137,14 @@ def test_first_stage_multiplier_doubles_only_the_first_minimum() -> None:
 
 def test_plan_round_trips_through_json() -> None:
     assert RolloutPlan.model_validate_json(DEFAULT_PLAN.model_dump_json()) == DEFAULT_PLAN
+
+
+def test_the_offline_evaluation_gate_output_is_accepted_as_is() -> None:
+    """The shape kanaria.evaluation.gate.GateResult.as_offline_evaluation() produces."""
+    evidence = {"passed": True, "report_uri": "s3://evals/run-7/report.html", "config_hash": "cfg-0001",
+                "run_id": "run-7", "dataset_version": "golden-v3", "reasons": [],
+                "per_intent": {"faq": {"passed": True, "score": 0.88, "threshold": 0.8, "pass_rate": 0.93,
+                                       "min_pass_rate": 0.8, "n": 200}}}
+    request = parse_rollout_request(_with("offline_evaluation", evidence))
+    check_offline_evaluation(request.candidate, request.offline_evaluation)
+    assert request.offline_evaluation.model_dump()["dataset_version"] == "golden-v3"

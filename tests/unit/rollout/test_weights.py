@@ -59,7 +59,13 @@ def test_read_back_differences() -> None:
     assert forward_differences(expected, expected) == []
     assert forward_differences(expected, Forward(weights={P: 93, C: 7}, stickiness_enabled=True,
                                                  stickiness_seconds=3600)) == [
-        f"{C}: expected weight 5, found 7", f"{P}: expected weight 95, found 93"]
+        f"{C}: expected weight 5 (5.0%), found 7 (7.0%)", f"{P}: expected weight 95 (95.0%), found 93 (93.0%)"]
+    # weights are relative: the same shares match, a missing group does not
+    assert forward_differences(Forward(weights={C: 100}), Forward(weights={C: 1})) == []
+    assert forward_differences(expected, Forward(weights={P: 190, C: 10}, stickiness_enabled=True,
+                                                 stickiness_seconds=3600)) == []
+    assert forward_differences(primary_only(P), Forward(weights={P: 100, C: 0})) == [
+        f"{C}: expected weight None (absent), found 0 (0.0%)"]
     assert forward_differences(expected, Forward(weights={P: 95, C: 5})) == ["stickiness: expected True, found False"]
     assert forward_differences(expected, None) == ["the listener has no forward action"]
 
