@@ -279,3 +279,24 @@ def test_counters_equal_a_recomputation_from_raw_observations(api):
     assert sum(sum(s.histogram.values()) for s in by_key.values()) == sum("latency_ms" in b for b in sent)
     items_per_key = Counter((i["variant"], i["intent"], i["day"]) for i in counters(tables))
     assert max(items_per_key.values()) <= AGG_SHARDS
+
+
+def test_canary_rollout_targets_get_their_own_metric_set_for_the_alarms(api, capsys):
+    # Given observations tagged with the deployment that answered (canary or primary) during a rollout
+    _, module, record, _ = api
+    capsys.readouterr()
+    batch = [matching(i, record, target="canary" if i < 4 else "primary", throttled=i == 0) for i in range(7)]
+    call(module.handler, "/observations/batch", {"observations": batch})
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    # Then one EMF set per target has exactly the {target} dimension the canary alarms match
+    per_target = {e["target"]: e for e in lines if e["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0] == ["target"]}
+    assert set(per_target) == {"canary", "primary"}
+
+    def count(entry, name):
+        value = entry.get(name, [])
+        return len(value) if isinstance(value, list) else 1
+
+    assert count(per_target["canary"], "Observations") == 4 and count(per_target["primary"], "Observations") == 3
+    throttles = per_target["canary"]["Throttles"]
+    assert sorted(throttles if isinstance(throttles, list) else [throttles]) == [0, 0, 0, 1]
+    assert "LatencyMs" in per_target["canary"] and "QualityScore" in per_target["primary"]

@@ -87,6 +87,10 @@ class Observation(BaseModel):
     intent: str | None = Field(default=None, min_length=1, max_length=64)
     timestamp: AwareDatetime
     model_id: str | None = Field(default=None, min_length=1, max_length=256, description="model that answered")
+    target: Literal["canary", "primary"] | None = Field(
+        default=None, description="deployment behind the ALB that answered (set by the chatbot during a canary rollout)")
+    throttled: StrictBool | None = Field(
+        default=None, description="the model call was throttled; CloudWatch only (canary throttling alarm), not analysed")
 
     quality_score: StrictFloat | None = Field(default=None, ge=0.0, le=1.0)
     relevance_score: StrictFloat | None = Field(default=None, ge=0.0, le=1.0)

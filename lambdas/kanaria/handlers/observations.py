@@ -31,16 +31,26 @@ from kanaria.handlers.models import parse_body
 from kanaria.logic.experiments import ExperimentRecord, get_experiment
 from kanaria.logic.observations import RecordResult, record_observation
 from kanaria.names import (
-    DIM_EXPERIMENT, DIM_VARIANT, METRIC_COST, METRIC_CSAT, METRIC_ERRORS, METRIC_FLAGGED_OBSERVATIONS,
-    METRIC_HALLUCINATIONS, METRIC_LATENCY, METRIC_OBSERVATIONS, METRIC_QUALITY,
+    DIM_EXPERIMENT, DIM_TARGET, DIM_VARIANT, METRIC_COST, METRIC_CSAT, METRIC_ERRORS, METRIC_FLAGGED_OBSERVATIONS,
+    METRIC_HALLUCINATIONS, METRIC_LATENCY, METRIC_OBSERVATIONS, METRIC_QUALITY, METRIC_THROTTLES,
 )
 
 EXPERIMENT_CACHE_SECONDS = 30  # definitions are immutable; stopped variants are seen within this delay
 
 logger = Logger()
 tracer = Tracer()
-# No "service" dimension: canary alarms match exactly {experiment_id, variant}.
+# No "service" dimension: dashboards match exactly {experiment_id, variant} and canary alarms exactly {target}.
 metrics = Metrics(service="")
+
+# (metric name, observation field, unit) emitted per variant and, during a canary rollout, per target.
+_OUTCOME_METRICS = (
+    (METRIC_QUALITY, "quality_score", MetricUnit.NoUnit),
+    (METRIC_LATENCY, "latency_ms", MetricUnit.Milliseconds),
+    (METRIC_CSAT, "csat", MetricUnit.NoUnit),
+    (METRIC_COST, "cost_usd", MetricUnit.NoUnit),
+    (METRIC_ERRORS, "error", MetricUnit.Count),
+    (METRIC_HALLUCINATIONS, "hallucination", MetricUnit.Count),
+)
 app = new_resolver()
 
 _experiments: dict[str, tuple[float, ExperimentRecord]] = {}
@@ -108,31 +118,39 @@ def _record(observation: Observation) -> RecordResult:
     return record_observation(record, observation, _stickies(), _store(), datetime.now(timezone.utc), _model_for)
 
 
+def _add_outcomes(result: RecordResult) -> None:
+    metrics.add_metric(METRIC_OBSERVATIONS, MetricUnit.Count, 1)
+    for name, metric, unit in _OUTCOME_METRICS:
+        if metric in result.values:
+            metrics.add_metric(name, unit, float(result.values[metric]))
+
+
 def _emit(results: list[RecordResult]) -> None:
-    """Per-variant EMF metrics of newly recorded observations (one metric set per experiment and variant)."""
-    groups: dict[tuple[str, str], list[RecordResult]] = defaultdict(list)
+    """EMF metrics of newly recorded observations: one metric set per experiment and variant, and one per
+    canary-rollout target ({target: canary|primary}, what the canary alarms watch)."""
+    by_variant: dict[tuple[str, str], list[RecordResult]] = defaultdict(list)
+    by_target: dict[str, list[RecordResult]] = defaultdict(list)
     for result in results:
-        if not result.duplicate:
-            groups[(result.observation.experiment_id, result.observation.variant_id)].append(result)
-    for (experiment_id, variant_id), group in groups.items():
+        if result.duplicate:
+            continue
+        by_variant[(result.observation.experiment_id, result.observation.variant_id)].append(result)
+        if result.observation.target and not result.flag:
+            by_target[result.observation.target].append(result)
+    for (experiment_id, variant_id), group in by_variant.items():
         metrics.add_dimension(DIM_EXPERIMENT, experiment_id)
         metrics.add_dimension(DIM_VARIANT, variant_id)
         for result in group:
             if result.flag:
                 metrics.add_metric(METRIC_FLAGGED_OBSERVATIONS, MetricUnit.Count, 1)
-                continue
-            values = result.values
-            metrics.add_metric(METRIC_OBSERVATIONS, MetricUnit.Count, 1)
-            for name, metric, unit in (
-                (METRIC_QUALITY, "quality_score", MetricUnit.NoUnit),
-                (METRIC_LATENCY, "latency_ms", MetricUnit.Milliseconds),
-                (METRIC_CSAT, "csat", MetricUnit.NoUnit),
-                (METRIC_COST, "cost_usd", MetricUnit.NoUnit),
-                (METRIC_ERRORS, "error", MetricUnit.Count),
-                (METRIC_HALLUCINATIONS, "hallucination", MetricUnit.Count),
-            ):
-                if metric in values:
-                    metrics.add_metric(name, unit, float(values[metric]))
+            else:
+                _add_outcomes(result)
+        metrics.flush_metrics()
+    for target, group in by_target.items():
+        metrics.add_dimension(DIM_TARGET, target)
+        for result in group:
+            _add_outcomes(result)
+            if result.observation.throttled is not None:
+                metrics.add_metric(METRIC_THROTTLES, MetricUnit.Count, int(result.observation.throttled))
         metrics.flush_metrics()
 
 
