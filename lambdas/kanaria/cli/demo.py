@@ -1,0 +1,96 @@
+"""`kanaria demo` (the default rehearsal) and `kanaria rehearse SCENARIO`: the whole deployed stack on this
+machine (moto in process, real CDK deploy), driven by a scenario, with a report. Exit 0 only when every
+expected outcome happened; 2 on a bad scenario or argument; 1 when the rehearsal could not run or an outcome
+differed."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+DEFAULT_REPORTS = Path("reports")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `demo` and `rehearse`."""
+    demo = subparsers.add_parser("demo", help="local rehearsal of the default scenario (no AWS account needed)",
+                                 description=__doc__)
+    _common(demo)
+    demo.set_defaults(func=run_demo)
+    rehearse = subparsers.add_parser("rehearse", help="run one rehearsal scenario (scenarios/*.json)",
+                                     description=__doc__)
+    rehearse.add_argument("scenario", nargs="?", help="scenario name in scenarios/ or a path to a JSON file")
+    rehearse.add_argument("--list", action="store_true", help="list the shipped scenarios and exit")
+    rehearse.add_argument("--check", action="store_true", help="validate the scenario file and exit")
+    _common(rehearse)
+    rehearse.set_defaults(func=run_rehearse)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", type=int, default=None, help="emulator port on 127.0.0.1 (default: a free one)")
+    parser.add_argument("--reports", type=Path, default=DEFAULT_REPORTS, help="report directory (default: reports/)")
+    parser.add_argument("--speed", type=float, default=None, help="scenario seconds per wall second (overrides)")
+    parser.add_argument("--plain", action="store_true", help="plain progress lines even on a terminal")
+    parser.add_argument("--list-adaptations", action="store_true", help="print the emulator adaptations and exit")
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """The default scenario."""
+    args.scenario = "default"
+    args.list = args.check = False
+    return run_rehearse(args)
+
+
+def run_rehearse(args: argparse.Namespace) -> int:
+    """Validate, rehearse, report; the exit status says whether every outcome was as expected."""
+    from kanaria.errors import ValidationError
+    from kanaria.rehearsal.scenario import list_scenarios, load_scenario
+
+    if args.list_adaptations:
+        from kanaria.rehearsal.moto_adaptations import ADAPTATIONS, MOTO_VERSION
+
+        print(f"moto {MOTO_VERSION} adaptations:")
+        for a in ADAPTATIONS:
+            print(f"- {a.name}\n    moto: {a.moto_behaviour}\n    rehearsal: {a.adaptation}")
+        return 0
+    if args.list:
+        for path in list_scenarios():
+            scenario = load_scenario(str(path))
+            print(f"{path.stem:28} {scenario.description}")
+        return 0
+    if not args.scenario:
+        raise ValidationError("give a scenario name or path (kanaria rehearse --list shows them)", field="scenario")
+    if args.port is not None and not 0 < args.port < 65536:
+        raise ValidationError(f"must be between 1 and 65535, got {args.port}", field="port")
+    scenario = load_scenario(args.scenario)
+    if args.check:
+        print(f"{scenario.name}: valid ({len(scenario.rollouts)} rollouts, "
+              f"{'an' if scenario.experiment else 'no'} experiment, {len(scenario.faults())} faults)")
+        return 0
+    from kanaria.rehearsal.progress import Progress
+    from kanaria.rehearsal.report import write_report
+    from kanaria.rehearsal.runner import Rehearsal
+
+    progress = Progress(sys.stdout, live=False if args.plain else None)
+    rehearsal = Rehearsal(scenario, progress=progress, reports_dir=args.reports, port=args.port, speed=args.speed)
+    result = rehearsal.run()
+    if result.run_dir is not None and result.run_dir.exists():
+        paths = write_report(result)
+        progress.section("Report")
+        for path in paths:
+            progress.line(f"  {path}")
+    progress.section("Outcome")
+    for phase in result.phases:
+        mark = "OK  " if phase.ok else "FAIL"
+        line = f"  {mark} {phase.kind} {phase.name}: {phase.outcome} (expected {phase.expected or 'any'})"
+        if phase.fault_to_rollback is not None:
+            from kanaria.rehearsal.clock import fmt_duration
+
+            line += f"; fault -> rollback complete in {fmt_duration(phase.fault_to_rollback)}"
+        progress.line(line)
+    if result.error:
+        progress.line(f"  FAIL {result.error}")
+    progress.line(f"  {'every outcome as expected' if result.ok else 'NOT every outcome as expected'} "
+                  f"(wall time {result.wall_seconds:.0f}s, deploy {result.deploy_seconds:.0f}s)")
+    return 0 if result.ok else 1

@@ -1,0 +1,319 @@
+"""Rehearsal scenarios: traffic, the true effect of each configuration, an experiment, rollouts and faults.
+
+A scenario is a JSON file (scenarios/*.json). Times are scenario minutes; the clock's `speed` says how many
+scenario seconds pass per wall second. A bad field fails with a ValidationError naming it (CLI exit 2).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError as PydanticValidationError, field_validator, model_validator
+
+from kanaria.domain.experiment import ID_PATTERN, METRICS
+from kanaria.errors import ValidationError, from_pydantic
+
+SCENARIOS_DIR = Path(__file__).resolve().parents[3] / "scenarios"
+DEFAULT_SCENARIO = "default"
+DECISIONS = ("PROMOTE", "REVIEW", "CONTINUE", "NO_DECISION", "ROLLBACK")
+FAULT_KINDS = ("error_spike", "latency_regression", "throttling", "hallucination_spike", "srm_assignment_bug",
+               "missing_metrics")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Latency(_Strict):
+    """Log-normal response latency given by its median and p99 (ms)."""
+
+    median_ms: float = Field(gt=0, le=600_000)
+    p99_ms: float = Field(gt=0, le=3_600_000)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Latency":
+        if self.p99_ms <= self.median_ms:
+            raise ValueError("p99_ms: must be greater than median_ms")
+        return self
+
+    @property
+    def sigma(self) -> float:
+        """Log-space standard deviation (p99 = median x exp(2.326 sigma))."""
+        return math.log(self.p99_ms / self.median_ms) / 2.3263
+
+
+class Effects(_Strict):
+    """The true behaviour of a configuration: what the synthetic chatbot draws each response from."""
+
+    quality_score: float = Field(ge=0, le=1, description="mean quality score")
+    quality_sd: float = Field(default=0.1, ge=0, le=0.5)
+    latency: Latency
+    error_rate: float = Field(default=0.002, ge=0, le=1)
+    hallucination_rate: float = Field(default=0.01, ge=0, le=1)
+    throttle_rate: float = Field(default=0.0, ge=0, le=1)
+    csat: float = Field(default=3.2, ge=1, le=4, description="mean CSAT (1-4)")
+    csat_response_rate: float = Field(default=0.3, ge=0, le=1, description="share of responses with a CSAT answer")
+    cost_usd: float = Field(default=0.008, ge=0, le=10, description="mean cost per response")
+    task_completion_rate: float = Field(default=0.8, ge=0, le=1)
+    cart_add_rate: float = Field(default=0.1, ge=0, le=1)
+
+
+class EffectOverrides(_Strict):
+    """Per-intent differences from a configuration's effects (unset fields keep the configuration's value)."""
+
+    quality_score: float | None = Field(default=None, ge=0, le=1)
+    latency: Latency | None = None
+    error_rate: float | None = Field(default=None, ge=0, le=1)
+    hallucination_rate: float | None = Field(default=None, ge=0, le=1)
+    task_completion_rate: float | None = Field(default=None, ge=0, le=1)
+    csat: float | None = Field(default=None, ge=1, le=4)
+    cost_usd: float | None = Field(default=None, ge=0, le=10)
+
+
+class Configuration(_Strict):
+    """A chatbot configuration (model + parameters) and its true effects."""
+
+    model_id: str = Field(min_length=1, max_length=256)
+    description: str = ""
+    temperature: float | None = Field(default=None, ge=0, le=1)
+    system_prompt_version: str | None = Field(default=None, min_length=1, max_length=64)
+    effects: Effects
+    per_intent: dict[str, EffectOverrides] = Field(default_factory=dict)
+
+    def effects_for(self, intent: str | None) -> Effects:
+        """Effects of this configuration for an intent."""
+        override = self.per_intent.get(intent or "")
+        if override is None:
+            return self.effects
+        return self.effects.model_copy(update=override.model_dump(exclude_none=True))
+
+    def overrides(self) -> dict[str, Any]:
+        """Experiment variant overrides that select this configuration."""
+        body: dict[str, Any] = {"model_id": self.model_id}
+        if self.temperature is not None:
+            body["temperature"] = self.temperature
+        if self.system_prompt_version is not None:
+            body["system_prompt_version"] = self.system_prompt_version
+        return body
+
+
+class Traffic(_Strict):
+    """Chatbot traffic: volume and intent mix."""
+
+    requests_per_minute: int = Field(ge=10, le=20_000)
+    intent_mix: dict[str, float] = Field(min_length=1)
+    sessions: int = Field(default=20_000, ge=10, le=10_000_000, description="distinct sessions traffic comes from")
+
+    @field_validator("intent_mix")
+    @classmethod
+    def _mix_sums_to_one(cls, value: dict[str, float]) -> dict[str, float]:
+        if any(share < 0 for share in value.values()):
+            raise ValueError("shares must not be negative")
+        total = math.fsum(value.values())
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"shares must sum to 1, got {total:.4f}")
+        return value
+
+
+class Fault(_Strict):
+    """Something going wrong at a scenario time (minutes since its phase started)."""
+
+    kind: Literal["error_spike", "latency_regression", "throttling", "hallucination_spike", "srm_assignment_bug",
+                  "missing_metrics"]
+    at_minute: float = Field(ge=0, le=100_000)
+    duration_minutes: float | None = Field(default=None, gt=0, description="until the end of the phase when unset")
+    target: Literal["canary", "primary", "treatment", "control"] = "canary"
+    rate: float | None = Field(default=None, ge=0, le=1, description="error / throttle / hallucination rate, or the "
+                               "share of treatment units the SRM bug loses")
+    latency_factor: float | None = Field(default=None, gt=0, le=100)
+    warm_after_requests: int | None = Field(default=None, ge=1, description="cold start: the latency factor fades "
+                                            "out linearly over this many requests of the target")
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _parameters(self) -> "Fault":
+        needs = {"error_spike": "rate", "throttling": "rate", "hallucination_spike": "rate",
+                 "srm_assignment_bug": "rate", "latency_regression": "latency_factor"}
+        needed = needs.get(self.kind)
+        if needed and getattr(self, needed) is None:
+            raise ValueError(f"{needed}: required for a {self.kind} fault")
+        return self
+
+    def active(self, minute: float) -> bool:
+        """Whether the fault is in effect at this phase minute."""
+        end = math.inf if self.duration_minutes is None else self.at_minute + self.duration_minutes
+        return self.at_minute <= minute < end
+
+
+class ExperimentPhase(_Strict):
+    """An A/B experiment between two configurations, decided by the scheduled analysis."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    description: str = Field(min_length=1)
+    hypothesis: str = Field(min_length=1)
+    control: str
+    treatment: str
+    intents: tuple[str, ...] = Field(min_length=1)
+    primary_metric: str = "quality_score"
+    mde: float = Field(gt=0)
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    method: Literal["fixed", "obf", "always_valid"] = "obf"
+    planned_n_per_variant: int = Field(default=2000, ge=20, le=1_000_000)
+    guardrails: tuple[dict[str, Any], ...] = ()
+    tier: Literal["standard", "revenue_critical"] = "standard"
+    minutes: float = Field(gt=0, le=100_000, description="scenario minutes of traffic at most")
+    analysis_every_minutes: float = Field(default=60, gt=0)
+    max_observations: int = Field(default=4000, ge=50, le=200_000, description="cap on observations sent")
+    expect_decision: tuple[str, ...] = Field(default=(), description="decisions the analysis may reach (any of "
+                                             "them is as expected; empty: any decision)")
+    faults: tuple[Fault, ...] = ()
+
+    @field_validator("primary_metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        if value not in METRICS:
+            raise ValueError(f"unknown metric {value!r}; expected one of {sorted(METRICS)}")
+        return value
+
+    @field_validator("expect_decision", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+    @field_validator("expect_decision")
+    @classmethod
+    def _known_decisions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [v for v in value if v not in DECISIONS]
+        if unknown:
+            raise ValueError(f"unknown decision {unknown[0]!r}; expected one of {list(DECISIONS)}")
+        return value
+
+
+class StageSpec(_Strict):
+    """One canary stage on the scenario clock."""
+
+    percent: int = Field(ge=1, le=99)
+    minutes: float = Field(gt=0, le=100_000)
+
+
+class RolloutPhase(_Strict):
+    """A canary rollout of `candidate` over `baseline` through the deployed state machine."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,40}$")
+    description: str = ""
+    baseline: str
+    candidate: str
+    stages: tuple[StageSpec, ...] = Field(min_length=1, max_length=10)
+    check_minutes: float = Field(default=5, gt=0)
+    approval: Literal["auto", "reject"] = "auto"
+    warmup_requests: int | None = Field(default=None, ge=1, le=5000, description="synthetic requests the state "
+                                       "machine's warm-up step sends to the canary before live traffic")
+    link_experiment: bool = Field(default=False, description="the candidate is the experiment's variant of the same "
+                                  "name (gates with require_significance read the experiment's analysis)")
+    gates: dict[str, Any] = Field(default_factory=dict, description="StageGates fields applied to every stage")
+    faults: tuple[Fault, ...] = ()
+    expect: Literal["completed", "rolled_back"]
+    max_minutes: float = Field(default=600, gt=0, description="the rehearsal gives up after this")
+
+    @field_validator("stages")
+    @classmethod
+    def _increasing(cls, value: tuple[StageSpec, ...]) -> tuple[StageSpec, ...]:
+        percents = [s.percent for s in value]
+        if any(b <= a for a, b in zip(percents, percents[1:])):
+            raise ValueError(f"percents must increase strictly, got {percents}")
+        return value
+
+
+class Clock(_Strict):
+    """How fast scenario time runs."""
+
+    speed: float = Field(default=60, ge=1, le=3600, description="scenario seconds per wall second")
+
+
+class Scenario(_Strict):
+    """A whole rehearsal."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,60}$")
+    description: str = Field(min_length=1)
+    design_note: str = ""
+    seed: int = 7
+    clock: Clock = Field(default_factory=Clock)
+    traffic: Traffic
+    configurations: dict[str, Configuration] = Field(min_length=1)
+    experiment: ExperimentPhase | None = None
+    rollouts: tuple[RolloutPhase, ...] = ()
+
+    @model_validator(mode="after")
+    def _references(self) -> "Scenario":
+        known = set(self.configurations)
+        if self.experiment is not None:
+            for role in ("control", "treatment"):
+                if getattr(self.experiment, role) not in known:
+                    raise ValueError(f"experiment.{role}: unknown configuration {getattr(self.experiment, role)!r}; "
+                                     f"defined: {sorted(known)}")
+            for intent in self.experiment.intents:
+                if intent != "*" and intent not in self.traffic.intent_mix:
+                    raise ValueError(f"experiment.intents: {intent!r} is not in traffic.intent_mix")
+        for index, rollout in enumerate(self.rollouts):
+            if rollout.link_experiment and (self.experiment is None or rollout.candidate not in
+                                            (self.experiment.control, self.experiment.treatment)):
+                raise ValueError(f"rollouts.{index}.link_experiment: the candidate must be a variant of the experiment")
+            for role in ("baseline", "candidate"):
+                if getattr(rollout, role) not in known:
+                    raise ValueError(f"rollouts.{index}.{role}: unknown configuration {getattr(rollout, role)!r}; "
+                                     f"defined: {sorted(known)}")
+        for config_name, config in self.configurations.items():
+            for intent in config.per_intent:
+                if intent not in self.traffic.intent_mix:
+                    raise ValueError(f"configurations.{config_name}.per_intent: {intent!r} is not in traffic.intent_mix")
+        if self.experiment is None and not self.rollouts:
+            raise ValueError("experiment: a scenario needs an experiment or at least one rollout")
+        return self
+
+    def faults(self) -> list[tuple[str, Fault]]:
+        """Every fault with the phase it belongs to."""
+        found = [("experiment", f) for f in (self.experiment.faults if self.experiment else ())]
+        for rollout in self.rollouts:
+            found.extend((rollout.name, f) for f in rollout.faults)
+        return found
+
+
+def parse_scenario(document: Any, source: str = "scenario") -> Scenario:
+    """Validate a scenario; ValidationError naming the first bad field."""
+    if not isinstance(document, dict):
+        raise ValidationError(f"{source} must be a JSON object", field="scenario")
+    try:
+        return Scenario.model_validate(document)
+    except PydanticValidationError as exc:
+        error = from_pydantic(exc)
+        raise ValidationError(f"{source}: {error.reason}", field=error.field, details=error.details) from None
+
+
+def resolve_path(name_or_path: str) -> Path:
+    """A scenario file: a path, or a name in scenarios/ (with or without .json)."""
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    for candidate in (SCENARIOS_DIR / name_or_path, SCENARIOS_DIR / f"{name_or_path}.json"):
+        if candidate.exists():
+            return candidate
+    available = ", ".join(sorted(p.stem for p in SCENARIOS_DIR.glob("*.json"))) or "none"
+    raise ValidationError(f"no scenario file {name_or_path!r} (scenarios: {available})", field="scenario")
+
+
+def load_scenario(name_or_path: str) -> Scenario:
+    """Read and validate a scenario file."""
+    path = resolve_path(name_or_path)
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"{path.name} is not valid JSON: {exc}", field="scenario") from None
+    return parse_scenario(document, path.name)
+
+
+def list_scenarios() -> list[Path]:
+    """Shipped scenario files."""
+    return sorted(SCENARIOS_DIR.glob("*.json"))

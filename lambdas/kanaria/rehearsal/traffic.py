@@ -1,0 +1,477 @@
+"""Synthetic chatbot traffic with known true effects.
+
+Two producers:
+
+* ExperimentTraffic drives sessions through the deployed assignment and observation functions (API Gateway
+  HTTP events, batch routes), drawing each response from the true effects of the variant it was given;
+* ChatbotFleet is the chatbot service behind the load balancer during a rollout: it routes each request by the
+  deployed listener's current weights (with session stickiness), draws the response from the configuration its
+  target group runs, and publishes what the ALB and the service publish in AWS: per-target-group
+  RequestCount / HTTPCode_Target_5XX_Count / TargetResponseTime, and the Kanaria metrics with the single
+  dimension {target: canary|primary} that the canary alarms and gates read.
+
+Faults change what is drawn (error, latency, throttling, hallucination), what is published (missing metrics)
+or what the client does (an assignment bug that skips the assignment API for some treatment units).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from kanaria import names
+from kanaria.rehearsal.scenario import Configuration, Fault, Scenario
+
+ALB_NAMESPACE = "AWS/ApplicationELB"
+MAX_VALUES_PER_DATUM = 150
+MAX_DATA_PER_CALL = 500
+
+
+@dataclass
+class Response:
+    """One simulated chatbot response and its outcome."""
+
+    intent: str
+    latency_ms: float
+    error: bool
+    throttled: bool
+    hallucination: bool
+    quality: float | None
+    csat: int | None
+    cost_usd: float
+    task_completed: bool
+    cart_add: bool
+
+
+@dataclass
+class FaultState:
+    """What the active faults do to one side right now."""
+
+    error_rate: float | None = None
+    throttle_rate: float | None = None
+    hallucination_rate: float | None = None
+    latency_factor: float = 1.0
+    metrics_missing: bool = False
+    srm_skip_rate: float = 0.0
+
+
+def fault_state(faults: tuple[Fault, ...] | list[Fault], side: str, minute: float, served: int) -> FaultState:
+    """Combined effect of the faults on `side` at phase minute `minute` after `served` requests of that side."""
+    state = FaultState()
+    for fault in faults:
+        if fault.target != side or not fault.active(minute):
+            continue
+        if fault.kind == "error_spike":
+            state.error_rate = max(state.error_rate or 0.0, fault.rate or 0.0)
+        elif fault.kind == "throttling":
+            state.throttle_rate = max(state.throttle_rate or 0.0, fault.rate or 0.0)
+        elif fault.kind == "hallucination_spike":
+            state.hallucination_rate = max(state.hallucination_rate or 0.0, fault.rate or 0.0)
+        elif fault.kind == "latency_regression":
+            factor = fault.latency_factor or 1.0
+            if fault.warm_after_requests:
+                factor = 1.0 + (factor - 1.0) * max(0.0, 1.0 - served / fault.warm_after_requests)
+            state.latency_factor *= factor
+        elif fault.kind == "missing_metrics":
+            state.metrics_missing = True
+        elif fault.kind == "srm_assignment_bug":
+            state.srm_skip_rate = max(state.srm_skip_rate, fault.rate or 0.0)
+    return state
+
+
+class ResponseModel:
+    """Draws responses from a configuration's true effects (seeded, reproducible)."""
+
+    def __init__(self, rng: random.Random):
+        self._rng = rng
+
+    def draw(self, config: Configuration, intent: str, faults: FaultState) -> Response:
+        effects = config.effects_for(intent)
+        rng = self._rng
+        throttle_rate = faults.throttle_rate if faults.throttle_rate is not None else effects.throttle_rate
+        throttled = rng.random() < throttle_rate
+        error_rate = faults.error_rate if faults.error_rate is not None else effects.error_rate
+        error = throttled or rng.random() < error_rate
+        latency = rng.lognormvariate(math.log(effects.latency.median_ms), effects.latency.sigma) * faults.latency_factor
+        if throttled:
+            latency = min(latency, 250.0 + rng.random() * 100)  # a throttled call fails fast
+        hallucination_rate = (faults.hallucination_rate if faults.hallucination_rate is not None
+                              else effects.hallucination_rate)
+        hallucination = (not error) and rng.random() < hallucination_rate
+        quality = None if error else min(1.0, max(0.0, rng.gauss(effects.quality_score, effects.quality_sd)))
+        if hallucination and quality is not None:
+            quality = max(0.0, quality - 0.3)
+        csat = None
+        if not error and rng.random() < effects.csat_response_rate:
+            csat = int(min(4, max(1, round(rng.gauss(effects.csat, 0.8)))))
+        return Response(
+            intent=intent, latency_ms=round(latency, 1), error=error, throttled=throttled, hallucination=hallucination,
+            quality=None if quality is None else round(quality, 4), csat=csat,
+            cost_usd=round(max(0.0, rng.gauss(effects.cost_usd, effects.cost_usd * 0.2)), 6),
+            task_completed=(not error) and rng.random() < effects.task_completion_rate,
+            cart_add=(not error) and rng.random() < effects.cart_add_rate,
+        )
+
+
+def poisson(rng: random.Random, mean: float) -> int:
+    """A Poisson draw (normal approximation above 50)."""
+    if mean <= 0:
+        return 0
+    if mean > 50:
+        return max(0, int(round(rng.gauss(mean, math.sqrt(mean)))))
+    limit, k, product = math.exp(-mean), 0, rng.random()
+    while product > limit:
+        k += 1
+        product *= rng.random()
+    return k
+
+
+def pick_intent(rng: random.Random, mix: dict[str, float]) -> str:
+    point, edge = rng.random(), 0.0
+    for intent, share in mix.items():
+        edge += share
+        if point < edge:
+            return intent
+    return next(reversed(mix))
+
+
+# --------------------------------------------------------------------------------------------------------
+# Rollout traffic: the chatbot fleet behind the listener
+
+
+@dataclass
+class SideStats:
+    """Running totals of one side (canary / primary) for the progress table and the report."""
+
+    requests: int = 0
+    errors: int = 0
+    throttles: int = 0
+    hallucinations: int = 0
+    latencies: list[float] = field(default_factory=list)
+    qualities: list[float] = field(default_factory=list)
+
+    def add(self, response: Response) -> None:
+        self.requests += 1
+        self.errors += response.error
+        self.throttles += response.throttled
+        self.hallucinations += response.hallucination
+        self.latencies.append(response.latency_ms)
+        if response.quality is not None:
+            self.qualities.append(response.quality)
+
+    def p99(self) -> float | None:
+        if not self.latencies:
+            return None
+        ordered = sorted(self.latencies)
+        return ordered[max(0, math.ceil(0.99 * len(ordered)) - 1)]
+
+    def quality(self) -> float | None:
+        return sum(self.qualities) / len(self.qualities) if self.qualities else None
+
+
+@dataclass
+class TargetGroup:
+    """A target group of the listener and the configuration it runs."""
+
+    side: str  # "primary" | "canary"
+    arn: str
+    full_name: str
+    configuration: str
+
+
+@dataclass
+class MinuteSample:
+    """Per scenario minute, per side: what the report plots."""
+
+    minute: float
+    side: str
+    requests: int
+    p99_ms: float | None
+    error_rate: float | None
+    quality: float | None
+    weight: int
+
+
+class ChatbotFleet:
+    """The chatbot service behind the deployed listener (see the module docstring)."""
+
+    def __init__(self, scenario: Scenario, rng: random.Random, *, elbv2: Any, cloudwatch: Any, listener_arn: str,
+                 load_balancer_full_name: str, primary: TargetGroup, canary: TargetGroup,
+                 wall_datetime: Callable[[float], datetime], stickiness_seconds: float = 3600):
+        self.scenario = scenario
+        self._rng = rng
+        self._model = ResponseModel(rng)
+        self._elbv2 = elbv2
+        self._cloudwatch = cloudwatch
+        self.listener_arn = listener_arn
+        self._lb = load_balancer_full_name
+        self.groups = {"primary": primary, "canary": canary}
+        self._by_arn = {primary.arn: primary, canary.arn: canary}
+        self._wall_datetime = wall_datetime
+        self._stickiness = stickiness_seconds
+        self._sticky: dict[str, tuple[str, float]] = {}
+        self.served: dict[str, int] = defaultdict(int)  # requests per side since the phase started (warm-up too)
+        self.warmed: dict[str, int] = defaultdict(int)  # warm-up requests per side in this phase
+        self.lock = threading.Lock()
+        self.totals: dict[str, SideStats] = {"primary": SideStats(), "canary": SideStats()}
+        self.stage_totals: dict[str, SideStats] = {"primary": SideStats(), "canary": SideStats()}
+        self.samples: list[MinuteSample] = []
+        self.weights: dict[str, int] = {"primary": 100, "canary": 0}
+        self.weights_history: list[tuple[float, int]] = []
+        self.faults: tuple[Fault, ...] = ()
+        self.phase_start = 0.0
+        self.suppressed_minutes: set[int] = set()
+
+    def start_phase(self, faults: tuple[Fault, ...], now: float) -> None:
+        """A new rollout: its faults, its clock origin, fresh counters."""
+        self.faults = faults
+        self.phase_start = now
+        with self.lock:
+            self.served.clear()
+            self.warmed.clear()
+        self.totals = {"primary": SideStats(), "canary": SideStats()}
+        self.new_stage()
+
+    def new_stage(self) -> None:
+        self.stage_totals = {"primary": SideStats(), "canary": SideStats()}
+
+    def read_weights(self, now: float) -> dict[str, int]:
+        """The listener's forward weights, as the ALB would apply them."""
+        listener = self._elbv2.describe_listeners(ListenerArns=[self.listener_arn])["Listeners"][0]
+        weights = {"primary": 0, "canary": 0}
+        for action in listener.get("DefaultActions", []):
+            if action.get("Type") != "forward":
+                continue
+            groups = (action.get("ForwardConfig") or {}).get("TargetGroups") or (
+                [{"TargetGroupArn": action["TargetGroupArn"], "Weight": 1}] if action.get("TargetGroupArn") else [])
+            for group in groups:
+                target = self._by_arn.get(group["TargetGroupArn"])
+                if target is not None:
+                    weights[target.side] = int(group.get("Weight", 1))
+        if weights != self.weights or not self.weights_history:
+            self.weights_history.append((now, self._percent(weights)))
+        self.weights = weights
+        return weights
+
+    @staticmethod
+    def _percent(weights: dict[str, int]) -> int:
+        total = weights["primary"] + weights["canary"]
+        return round(100 * weights["canary"] / total) if total else 0
+
+    def _route(self, session: str, now: float, weights: dict[str, int]) -> str:
+        sticky = self._sticky.get(session)
+        if sticky and sticky[1] > now and weights.get(sticky[0], 0) > 0:
+            return sticky[0]
+        total = weights["primary"] + weights["canary"]
+        side = "canary" if total and self._rng.random() * total < weights["canary"] else "primary"
+        self._sticky[session] = (side, now + self._stickiness)
+        return side
+
+    def serve(self, start: float, end: float) -> None:
+        """Serve the requests of scenario interval [start, end) and publish their metrics minute by minute."""
+        weights = self.read_weights(end)
+        rpm = self.scenario.traffic.requests_per_minute
+        minute_start = start
+        while minute_start < end - 1e-9:
+            minute_end = min(end, (math.floor(minute_start / 60) + 1) * 60)
+            count = poisson(self._rng, rpm * (minute_end - minute_start) / 60)
+            per_side: dict[str, list[Response]] = {"primary": [], "canary": []}
+            for _ in range(count):
+                session = f"s{self._rng.randrange(self.scenario.traffic.sessions)}"
+                side = self._route(session, minute_start, weights)
+                phase_minute = (minute_start - self.phase_start) / 60
+                faults = fault_state(self.faults, side, phase_minute, self.served[side])
+                config = self.scenario.configurations[self.groups[side].configuration]
+                response = self._model.draw(config, pick_intent(self._rng, self.scenario.traffic.intent_mix), faults)
+                with self.lock:
+                    self.served[side] += 1
+                per_side[side].append(response)
+                self.totals[side].add(response)
+                self.stage_totals[side].add(response)
+            self._publish(minute_start, minute_end, per_side)
+            minute_start = minute_end
+
+    def _publish(self, start: float, end: float, per_side: dict[str, list[Response]]) -> None:
+        stamp = self._wall_datetime((start + end) / 2)
+        percent = self._percent(self.weights)
+        for side, responses in per_side.items():
+            stats = SideStats()
+            for r in responses:
+                stats.add(r)
+            self.samples.append(MinuteSample(start / 60, side, stats.requests, stats.p99(),
+                                             stats.errors / stats.requests if stats.requests else None, stats.quality(),
+                                             percent))
+            if not responses:
+                continue
+            phase_minute = (start - self.phase_start) / 60
+            if fault_state(self.faults, side, phase_minute, self.served[side]).metrics_missing:
+                self.suppressed_minutes.add(int(start // 60))
+                continue
+            self._put(ALB_NAMESPACE, self._alb_data(side, responses, stamp))
+            self._put(names.METRIC_NAMESPACE, self._kanaria_data(side, responses, stamp))
+
+    def _alb_data(self, side: str, responses: list[Response], stamp: datetime) -> list[dict[str, Any]]:
+        dims = [{"Name": "TargetGroup", "Value": self.groups[side].full_name}, {"Name": "LoadBalancer", "Value": self._lb}]
+        errors = sum(1 for r in responses if r.error)
+        seconds = [r.latency_ms / 1000 for r in responses]
+        return [
+            {"MetricName": "RequestCount", "Dimensions": dims, "Timestamp": stamp, "Value": len(responses), "Unit": "Count"},
+            {"MetricName": "HTTPCode_Target_5XX_Count", "Dimensions": dims, "Timestamp": stamp, "Value": errors,
+             "Unit": "Count"},
+            {"MetricName": "TargetResponseTime", "Dimensions": dims, "Timestamp": stamp, "Unit": "Seconds",
+             "StatisticValues": {"SampleCount": len(seconds), "Sum": sum(seconds), "Minimum": min(seconds),
+                                 "Maximum": max(seconds)}},
+        ]
+
+    def _kanaria_data(self, side: str, responses: list[Response], stamp: datetime) -> list[dict[str, Any]]:
+        dims = [{"Name": names.DIM_TARGET, "Value": side}]
+
+        def total(name: str, value: float, unit: str = "Count") -> dict[str, Any]:
+            return {"MetricName": name, "Dimensions": dims, "Timestamp": stamp, "Value": value, "Unit": unit}
+
+        data = [
+            total(names.METRIC_OBSERVATIONS, len(responses)),
+            total(names.METRIC_ERRORS, sum(1 for r in responses if r.error)),
+            total(names.METRIC_THROTTLES, sum(1 for r in responses if r.throttled)),
+            total(names.METRIC_HALLUCINATIONS, sum(1 for r in responses if r.hallucination)),
+        ]
+        for name, values, unit in (
+            (names.METRIC_LATENCY, [round(r.latency_ms) for r in responses], "Milliseconds"),
+            (names.METRIC_QUALITY, [round(r.quality, 3) for r in responses if r.quality is not None], "None"),
+            (names.METRIC_CSAT, [r.csat for r in responses if r.csat is not None], "None"),
+            (names.METRIC_COST, [round(r.cost_usd, 5) for r in responses], "None"),
+        ):
+            counted: dict[float, int] = defaultdict(int)
+            for v in values:
+                counted[float(v)] += 1
+            items = sorted(counted.items())
+            for i in range(0, len(items), MAX_VALUES_PER_DATUM):
+                chunk = items[i:i + MAX_VALUES_PER_DATUM]
+                data.append({"MetricName": name, "Dimensions": dims, "Timestamp": stamp, "Unit": unit,
+                             "Values": [v for v, _ in chunk], "Counts": [float(c) for _, c in chunk]})
+        return data
+
+    def _put(self, namespace: str, data: list[dict[str, Any]]) -> None:
+        for i in range(0, len(data), MAX_DATA_PER_CALL):
+            self._cloudwatch.put_metric_data(Namespace=namespace, MetricData=data[i:i + MAX_DATA_PER_CALL])
+
+
+# --------------------------------------------------------------------------------------------------------
+# Experiment traffic: sessions through the assignment and observation functions
+
+
+@dataclass
+class ExperimentProgress:
+    """What the experiment traffic has done so far."""
+
+    sessions: int = 0
+    assigned: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    observed: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    quality: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    skipped_assignments: int = 0
+    rejected: int = 0
+
+
+class ExperimentTraffic:
+    """Sessions of the experiment's intents: assigned by the deployed assignment function, observed by the
+    deployed observation function (batches of up to 100)."""
+
+    def __init__(self, scenario: Scenario, rng: random.Random, caller: Any, *, assign_function: str,
+                 observe_function: str | None, definition: dict[str, Any]):
+        from kanaria.domain.experiment import parse_experiment
+
+        self.scenario = scenario
+        self.phase = scenario.experiment
+        assert self.phase is not None
+        self._rng = rng
+        self._model = ResponseModel(rng)
+        self._caller = caller
+        self._assign = assign_function
+        self._observe = observe_function
+        self._experiment = parse_experiment(definition)
+        self.variant_config = {"control": self.phase.control, "treatment": self.phase.treatment}
+        self.progress = ExperimentProgress()
+        intents = [i for i in self.phase.intents if i != "*"] or list(scenario.traffic.intent_mix)
+        total = sum(scenario.traffic.intent_mix[i] for i in intents)
+        self._mix = {i: scenario.traffic.intent_mix[i] / total for i in intents}
+
+    def run(self, sessions: int, minute: float, stamp: datetime) -> None:
+        """`sessions` new sessions (one response each) at phase minute `minute`."""
+        from kanaria.domain.assignment import assign as embedded_assign
+        from kanaria.domain.profiles import DEFAULT_PROFILES
+
+        pending: list[tuple[str, str]] = []
+        served: list[tuple[str, str, str]] = []  # (unit, intent, variant)
+        for _ in range(sessions):
+            unit = f"rh-{uuid.UUID(int=self._rng.getrandbits(128)).hex[:16]}"
+            intent = pick_intent(self._rng, self._mix)
+            faults = fault_state(self.phase.faults, "treatment", minute, self.progress.sessions)
+            if faults.srm_skip_rate:
+                local = embedded_assign(self._experiment, unit, intent, DEFAULT_PROFILES)
+                if local.variant != self._experiment.control and self._rng.random() < faults.srm_skip_rate:
+                    # The client bug: served the treatment from its cache, never called the assignment API.
+                    self.progress.skipped_assignments += 1
+                    served.append((unit, intent, local.variant or self._experiment.control))
+                    continue
+            pending.append((unit, intent))
+        for i in range(0, len(pending), 100):
+            chunk = pending[i:i + 100]
+            body = {"requests": [{"experiment_id": self._experiment.id, "unit": u, "intent": it} for u, it in chunk]}
+            result = self._caller.http(self._assign, "POST", "/assign/batch", body, route_key="POST /assign/batch")
+            for (unit, intent), item in zip(chunk, result["results"]):
+                if not item.get("ok"):
+                    self.progress.rejected += 1
+                    continue
+                assignment = item["assignment"]
+                if assignment.get("in_experiment") and not assignment.get("excluded"):
+                    served.append((unit, intent, assignment["variant"]))
+        observations = []
+        for unit, intent, variant in served:
+            self.progress.sessions += 1
+            self.progress.assigned[variant] += 1
+            role = "control" if variant == self._experiment.control else "treatment"
+            config = self.scenario.configurations[self.variant_config[role]]
+            response = self._model.draw(config, intent, fault_state(self.phase.faults, role, minute, 0))
+            if response.quality is not None:
+                self.progress.quality[variant].append(response.quality)
+            observations.append(self._observation(unit, intent, variant, config, response, stamp))
+        if self._observe is None:
+            return
+        for i in range(0, len(observations), 100):
+            chunk = observations[i:i + 100]
+            result = self._caller.http(self._observe, "POST", "/observations/batch", {"observations": chunk},
+                                       route_key="POST /observations/batch")
+            for item, sent in zip(result.get("items", result.get("results", [])), chunk):
+                if item.get("ok", True):
+                    self.progress.observed[sent["variant_id"]] += 1
+                else:
+                    self.progress.rejected += 1
+
+    def _observation(self, unit: str, intent: str, variant: str, config: Configuration, r: Response,
+                     stamp: datetime) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "observation_id": f"obs-{unit}",
+            "experiment_id": self._experiment.id,
+            "variant_id": variant,
+            "unit": unit,
+            "intent": intent,
+            "timestamp": stamp.astimezone(timezone.utc).isoformat(),
+            "model_id": config.model_id,
+            "latency_ms": float(r.latency_ms),
+            "error": r.error,
+            "hallucination": r.hallucination,
+            "task_completed": r.task_completed,
+            "cart_add": r.cart_add,
+            "cost_usd": float(r.cost_usd),
+        }
+        if r.quality is not None:
+            body["quality_score"] = float(r.quality)
+        if r.csat is not None:
+            body["csat"] = r.csat
+        return body
