@@ -108,7 +108,8 @@ def start(prefix: str, document: dict[str, Any], dry_run: bool = False) -> dict[
         return {"rollout_id": rollout_id, "valid": True, "request": request.model_dump(mode="json")}
     _check_admission(prefix, request.candidate.config_hash)
     document = {**document, "rollout_id": rollout_id}
-    document.setdefault("requested_by", _caller())
+    if not document.get("requested_by"):
+        document["requested_by"] = _caller()
     sfn = boto3.client("stepfunctions")
     execution = sfn.start_execution(stateMachineArn=_state_machine_arn(sfn, prefix), name=rollout_id,
                                     input=json.dumps(document))
