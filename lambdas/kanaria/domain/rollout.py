@@ -49,7 +49,8 @@ PositiveSeconds = Annotated[int, BeforeValidator(parse_duration), Field(ge=1, le
 
 DEFAULT_TARGET_GROUP = "default"
 TARGET_GROUP_ARN = r"^arn:[\w-]+:elasticloadbalancing:[\w-]+:\d{12}:targetgroup/[\w-]+/\w+$"
-ROLLOUT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,80}$"  # a Step Functions execution name
+# A Step Functions execution name: 1..80 characters, no whitespace, brackets, wildcards or the specials below.
+ROLLOUT_ID_PATTERN = r"^[^\s<>{}\[\]?*\"#%\\^|~`$&,;:/]{1,80}$"
 CONFIG_HASH_PATTERN = r"^[A-Za-z0-9:_.-]{6,128}$"
 
 # Step Functions STANDARD keeps at most 25,000 history events per execution. Each observation loop costs

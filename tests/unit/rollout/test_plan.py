@@ -148,3 +148,15 @@ def test_the_offline_evaluation_gate_output_is_accepted_as_is() -> None:
     request = parse_rollout_request(_with("offline_evaluation", evidence))
     check_offline_evaluation(request.candidate, request.offline_evaluation)
     assert request.offline_evaluation.model_dump()["dataset_version"] == "golden-v3"
+
+
+@pytest.mark.parametrize(("rollout_id", "ok"), [
+    ("kanaria-rollout_9f2c01ab-1b4e8f6a-2c3d-4e5f-8a9b-0c1d2e3f4a5b", True),  # CodePipeline-style names
+    ("v2.1-canary", True), ("has space", False), ("a/b", False), ("x" * 81, False), ("", False),
+])
+def test_rollout_ids_follow_step_functions_execution_names(rollout_id: str, ok: bool) -> None:
+    document = {**BASE, "rollout_id": rollout_id}
+    if ok:
+        assert parse_rollout_request(document).rollout_id == rollout_id
+    else:
+        assert _error(document).field == "rollout_id"
