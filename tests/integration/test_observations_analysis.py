@@ -150,3 +150,25 @@ def test_read_cost_is_bounded_by_counter_items_not_observations(world):
     # at most one counter item per (variant, intent, day, shard) + the exposure items, however many observations
     bound = 2 * 1 * 1 * AGG_SHARDS + 5
     assert sizes[0] <= sizes[1] <= bound < 64  # fewer items than observations, and a ceiling independent of them
+
+
+def test_group_sequential_history_carries_over_between_scheduled_runs(world):
+    # Given an O'Brien-Fleming experiment read by the schedule twice, with more data in between
+    record = running_experiment(decision={"mde": 0.05, "method": "obf", "planned_n_per_variant": 200})
+    _expose(record, {"A": 40, "B": 40})
+    _record(world, record, 40)
+    _run(world)
+    results = DynamoAnalysisStore(names.table_name(PREFIX, "aggregates"))
+    first = results.latest_result("exp-obs")
+    # Then the first read has no earlier looks: its schedule is just the current fraction
+    assert first["snapshot"]["experiment"]["looks"] == []
+    first_looks = first["result"]["evidence"]["sequential"]["looks"]
+    assert len(first_looks) == 1 and first_looks[0] == pytest.approx(first["result"]["evidence"]["information_fraction"])
+    _record(world, record, 60, start=40)
+    _run(world)
+    second = results.latest_result("exp-obs")
+    # And the second read gets the first read's looks, so alpha already spent is not spent again
+    assert second["snapshot"]["experiment"]["looks"] == first_looks
+    second_looks = second["result"]["evidence"]["sequential"]["looks"]
+    assert second_looks[:-1] == first_looks and second_looks[-1] > first_looks[-1]
+    assert second["snapshot"]["experiment"]["bandit"] is False

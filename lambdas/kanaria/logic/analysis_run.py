@@ -88,6 +88,7 @@ def build_snapshot(record: ExperimentRecord, counters: Iterable[Mapping[str, Any
             "tier": experiment.tier,
             "config_hashes": config_hashes(record, profiles),
             "stopped_variants": dict(record.stopped_variants),
+            "bandit": experiment.bandit,
         },
         "aggregates": {v: overall[v].to_snapshot(units.get(v, 0)) for v in variants},
         "intents": {
@@ -97,6 +98,15 @@ def build_snapshot(record: ExperimentRecord, counters: Iterable[Mapping[str, Any
         },
         "flagged": {name: dict(counts) for name, counts in flagged.items()},
     }
+
+
+def previous_looks(previous: Mapping[str, Any] | None) -> list[float]:
+    """Information fractions of the earlier scheduled reads (group-sequential history); none before the first."""
+    if not previous:
+        return []
+    evidence = (previous.get("result") or {}).get("evidence") or {}
+    looks = (evidence.get("sequential") or {}).get("looks") or []
+    return [float(t) for t in looks if t is not None]
 
 
 def decision_of(result: Mapping[str, Any]) -> str | None:
@@ -139,10 +149,11 @@ def analyse_experiment(
 ) -> AnalysisOutcome:
     """Analyse one experiment from its counters, store the result, alert on a new decision, pause on SRM."""
     experiment_id = record.experiment.id
+    previous = store.latest_result(experiment_id)
     snapshot = build_snapshot(record, store.counters(experiment_id), profiles)
+    snapshot["experiment"]["looks"] = previous_looks(previous)
     result = analyze(snapshot)
     decision = decision_of(result)
-    previous = store.latest_result(experiment_id)
     previous_decision = previous["decision"] if previous else None
     computed_at = now.isoformat(timespec="milliseconds")
     stored = store.put_result(experiment_id, computed_at, decision, result, snapshot)
