@@ -25,6 +25,7 @@ class Settings:
     listener_arn: str  # existing ALB listener; empty: create a small demo ALB
     primary_target_group_arn: str
     canary_target_group_arn: str
+    allow_offline_evaluation: bool  # stage 0 accepts offline-adapter evaluations (local rehearsal only)
 
     @classmethod
     def from_node(cls, node: Node) -> "Settings":
@@ -43,4 +44,5 @@ class Settings:
             listener_arn=str(ctx("listenerArn", "")),
             primary_target_group_arn=str(ctx("primaryTargetGroupArn", "")),
             canary_target_group_arn=str(ctx("canaryTargetGroupArn", "")),
+            allow_offline_evaluation=_bool(ctx("allowOfflineEvaluation", False)),
         )

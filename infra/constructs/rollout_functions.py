@@ -6,7 +6,7 @@ in DynamoDB, publish to the alerts topic and stop/complete executions of THE rol
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import ArnFormat, Duration, Stack, Token
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
@@ -33,6 +33,10 @@ _RESOURCE_STAR_REASON = (
     "Resource * only on elasticloadbalancing:Describe* (Describe actions support no resource-level permissions) "
     "and cloudwatch:GetMetricData (no resource-level permissions); every write is scoped to one ARN"
 )
+_LISTENER_RULES_REASON = (
+    "ModifyRule on the rules of the one rollout listener (rule ids are generated): a rollback removes the canary "
+    "from any rule that still forwards to it"
+)
 _EXECUTIONS_REASON = (
     "Executions of the one rollout state machine: execution names are generated per rollout, the ARN is fixed "
     "up to the name"
@@ -53,6 +57,7 @@ class RolloutFunctions(Construct):
         listener: CanaryListener,
         state_machine_name: str,
         alarm_names: dict[str, str],
+        allow_offline_evaluation: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -79,7 +84,22 @@ class RolloutFunctions(Construct):
             names.ENV_CRITICAL_ALARM_NAME: alarm_names[names.ALARM_CANARY_CRITICAL],
             names.ENV_WARNING_ALARM_NAME: alarm_names[names.ALARM_CANARY_WARNING],
             names.ENV_CANARY_ALARM_NAMES: ",".join(metric_alarm_names),
+            names.ENV_EVALUATIONS_TABLE: data.tables["evaluations"].table_name,
+            names.ENV_ALLOW_OFFLINE_EVALUATION: "true" if allow_offline_evaluation else "false",
         }
+        # Rules of THIS listener (arn:...:listener-rule/app/<lb>/<lb-id>/<listener-id>/<rule-id>), for an existing
+        # listener given by context. The demo ALB's listener has no rules besides its default action.
+        self.listener_rules_arn: str | None = None
+        if not Token.is_unresolved(listener.listener_arn):
+            listener_path = listener.listener_arn.split(":listener/", 1)[1]
+            self.listener_rules_arn = stack.format_arn(
+                service="elasticloadbalancing", resource="listener-rule", resource_name=f"{listener_path}/*",
+                arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+            )
+            self._listener_rules_finding = (
+                f"arn:<AWS::Partition>:elasticloadbalancing:{stack.region}:{stack.account}:listener-rule/"
+                f"{listener_path}/*"
+            )
         self.rollout_steps = self._build_function(
             prefix, data, runtime_layer, listener, ROLLOUT_STEPS, "rollout_steps",
             "Kanaria rollout steps: set weights, evaluate a stage's gate, record progress",
@@ -109,15 +129,25 @@ class RolloutFunctions(Construct):
         data.tables["rollouts"].grant_read_write_data(function)
         data.tables["experiments"].grant_read_write_data(function)  # a rollback stops the candidate variant
         data.tables["aggregates"].grant_read_data(function)
+        data.tables["evaluations"].grant_read_data(function)  # stage 0: the candidate's stored offline evaluation
         data.alerts_topic.grant_publish(function)
         policy = iam.Policy(self, f"{construct_id}Access", statements=self._statements(listener))
         policy.attach_to_role(kanaria_function.role)
         acknowledge(policy, "AwsSolutions-IAM5[Resource::*]", _RESOURCE_STAR_REASON)
         acknowledge(policy, f"AwsSolutions-IAM5[Resource::{self._executions_finding}]", _EXECUTIONS_REASON)
+        if self.listener_rules_arn:
+            acknowledge(policy, f"AwsSolutions-IAM5[Resource::{self._listener_rules_finding}]", _LISTENER_RULES_REASON)
         return function
 
     def _statements(self, listener: CanaryListener) -> list[iam.PolicyStatement]:
-        return [
+        statements = [] if not self.listener_rules_arn else [
+            iam.PolicyStatement(
+                sid="TakeTheCanaryOutOfThisListenersRules",
+                actions=["elasticloadbalancing:ModifyRule"],
+                resources=[self.listener_rules_arn],
+            ),
+        ]
+        return statements + [
             iam.PolicyStatement(
                 sid="ShiftWeightsOnTheListenerOnly",
                 actions=["elasticloadbalancing:ModifyListener"],

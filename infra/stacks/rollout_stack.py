@@ -63,6 +63,7 @@ class RolloutStack(Stack):
         self.functions = RolloutFunctions(
             self, "Functions", prefix=prefix, data=data, runtime_layer=experiments.runtime_layer, listener=listener,
             state_machine_name=state_machine_name, alarm_names=alarm_names,
+            allow_offline_evaluation=settings.allow_offline_evaluation,
         )
         self.state_machine = RolloutStateMachine(
             self, "Rollout", name=state_machine_name, definition_file=definition_file,

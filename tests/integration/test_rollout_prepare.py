@@ -84,3 +84,63 @@ def test_a_retried_prepare_returns_the_recorded_state_and_a_reused_id_is_refused
     assert prepare(world, request()) == first  # Lambda retry of the same execution
     with pytest.raises(ConflictError, match="use a new rollout_id"):
         rollouts.prepare(world.services(), deployment(), request(), EXECUTION + "other", "p-1")
+
+
+def _stored(passed_recommendation: bool, offline: bool = False):
+    from kanaria.evaluation.report import EvaluationSummary, IntentResult
+
+    def intent(passed: bool, rate: float) -> IntentResult:
+        return IntentResult(n=10, pass_rate=rate, mean_quality=0.9 if passed else 0.7, quality_target=0.8,
+                            min_pass_rate=0.8, hallucinations=0, errors=0, passed=passed,
+                            reasons=() if passed else (f"pass rate {rate:.0%} < required 80%",))
+
+    return EvaluationSummary(
+        config_hash="cfg-0001", config_name="haiku", run_id="run-1", created_at="2026-11-01T00:00:00+00:00",
+        dataset_version="manga_store_v1", report_uri="s3://evals/run-1/report.md", scorer_version="1",
+        price_table_version="p1", offline=offline,
+        per_intent={"chitchat": intent(True, 1.0), "recommendation": intent(passed_recommendation, 0.6 if not passed_recommendation else 0.9)},
+    )
+
+
+def test_a_stored_failing_evaluation_refuses_even_when_the_request_claims_a_pass(world: World) -> None:
+    # Given a stored evaluation of the candidate's config hash that failed recommendation
+    world.services().evaluations = {"cfg-0001": _stored(passed_recommendation=False)}.get
+    document = request()
+    document["candidate"]["intents"] = ["chitchat", "recommendation"]
+    # When the rollout is prepared with a request that claims the evaluation passed
+    with pytest.raises(ValidationError) as caught:
+        prepare(world, document)
+    # Then the stored result decides: refused, naming the intent, nothing recorded, no traffic
+    assert caught.value.field == "offline_evaluation" and "recommendation" in caught.value.reason
+    assert world.meta("p-1") is None
+    assert world.forward().weights == {world.primary_tg: 100, world.canary_tg: 0}
+
+
+def test_a_stored_passing_evaluation_for_the_served_intents_is_recorded_as_evidence(world: World) -> None:
+    world.services().evaluations = {"cfg-0001": _stored(passed_recommendation=False)}.get
+    document = request()
+    del document["offline_evaluation"]  # nothing claimed: the stored evaluation is the evidence
+    document["candidate"]["intents"] = ["chitchat"]  # it serves chitchat only, which passed
+    state = prepare(world, document)
+    evidence = state.rollout.offline_evaluation
+    assert evidence.passed and evidence.report_uri == "s3://evals/run-1/report.md"
+    assert set(evidence.per_intent) == {"chitchat"}
+
+
+def test_an_offline_adapter_evaluation_is_refused_outside_the_rehearsal(world: World) -> None:
+    world.services().evaluations = {"cfg-0001": _stored(passed_recommendation=True, offline=True)}.get
+    document = request()
+    document["candidate"]["intents"] = ["chitchat"]
+    with pytest.raises(ValidationError, match="offline adapter"):
+        prepare(world, document)
+    world.services().allow_offline_evaluation = True
+    assert prepare(world, document).rollout.offline_evaluation.passed
+
+
+def test_no_stored_and_no_claimed_evaluation_refuses(world: World) -> None:
+    world.services().evaluations = {}.get
+    document = request()
+    del document["offline_evaluation"]
+    with pytest.raises(ValidationError) as caught:
+        prepare(world, document)
+    assert caught.value.field == "offline_evaluation" and "kanaria evaluate" in caught.value.reason

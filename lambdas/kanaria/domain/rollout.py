@@ -189,6 +189,8 @@ class Candidate(BaseModel):
     config_hash: str = Field(pattern=CONFIG_HASH_PATTERN, description="anti-flapping history is kept per hash")
     experiment_id: str | None = Field(default=None, pattern=ID_PATTERN)
     variant: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    intents: tuple[str, ...] | None = Field(
+        default=None, min_length=1, description="intents the candidate serves (stage 0 checks each); None: every profiled intent")
     description: str = Field(default="", max_length=500)
 
     @field_validator("target_group")
@@ -251,7 +253,8 @@ class RolloutRequest(BaseModel):
                                    description="defaults to the execution name")
     candidate: Candidate
     plan: RolloutPlan = Field(default_factory=lambda: DEFAULT_PLAN)
-    offline_evaluation: OfflineEvaluation
+    offline_evaluation: OfflineEvaluation | None = Field(
+        default=None, description="evidence for stage 0 when no evaluation of the candidate is stored")
     warmup: Warmup | None = None
     requested_by: str | None = Field(default=None, max_length=256)
 
@@ -290,8 +293,12 @@ def parse_rollout_request(document: Any) -> RolloutRequest:
         raise from_pydantic(exc) from None
 
 
-def check_offline_evaluation(candidate: Candidate, evaluation: OfflineEvaluation) -> None:
-    """Stage 0 quality gate: refuse (ValidationError with the reason) unless the offline evaluation passed."""
+def check_offline_evaluation(candidate: Candidate, evaluation: OfflineEvaluation | None) -> OfflineEvaluation:
+    """Stage 0 quality gate: the evaluation when it passed, else ValidationError with the reason."""
+    if evaluation is None:
+        raise ValidationError(
+            f"no offline evaluation of configuration {candidate.config_hash} is stored and the request carries "
+            "none; run `kanaria evaluate` on the golden dataset first", field="offline_evaluation")
     if evaluation.config_hash is not None and evaluation.config_hash != candidate.config_hash:
         raise ValidationError(
             f"evaluated config {evaluation.config_hash!r} is not the candidate's {candidate.config_hash!r}; "
@@ -302,6 +309,7 @@ def check_offline_evaluation(candidate: Candidate, evaluation: OfflineEvaluation
         raise ValidationError(
             f"the candidate failed its offline quality gate{which}; see {evaluation.report_uri}. Fix the "
             "configuration and evaluate again before any traffic", field="offline_evaluation.passed")
+    return evaluation
 
 
 def with_first_stage_multiplier(plan: RolloutPlan, multiplier: int) -> RolloutPlan:

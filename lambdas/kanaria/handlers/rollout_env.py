@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timezone
-from functools import cache
+from functools import cache, partial
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError as PydanticValidationError
 
@@ -28,6 +28,8 @@ class RolloutEnvironment(BaseModel):
     aggregates_table: str | None = Field(default=None, alias=names.ENV_AGGREGATES_TABLE)  # significance gate
     critical_alarm_name: str | None = Field(default=None, alias=names.ENV_CRITICAL_ALARM_NAME)
     warning_alarm_name: str | None = Field(default=None, alias=names.ENV_WARNING_ALARM_NAME)
+    evaluations_table: str | None = Field(default=None, alias=names.ENV_EVALUATIONS_TABLE)  # stage-0 gate
+    allow_offline_evaluation: bool = Field(default=False, alias=names.ENV_ALLOW_OFFLINE_EVALUATION)
 
 
 @cache
@@ -49,6 +51,7 @@ def rollout_services():  # -> RolloutServices (imports kept lazy: boto3 clients 
     """Every dependency of the rollout steps and the rollback, built from the environment."""
     from kanaria.dal.dynamo import DynamoExperimentRepository
     from kanaria.dal.elb import ElbListenerGateway
+    from kanaria.dal.evaluations import latest_for
     from kanaria.dal.messaging import SfnExecutions, SnsNotifier
     from kanaria.dal.metrics import CloudWatchMetricsReader
     from kanaria.dal.rollouts import DynamoAnalysisResults, DynamoRolloutStore
@@ -66,6 +69,8 @@ def rollout_services():  # -> RolloutServices (imports kept lazy: boto3 clients 
         analysis=DynamoAnalysisResults(env.aggregates_table) if env.aggregates_table else None,
         experiments=DynamoExperimentRepository(env.experiments_table),
         warmup=HttpWarmupSender(),
+        evaluations=partial(latest_for, table=env.evaluations_table) if env.evaluations_table else None,
+        allow_offline_evaluation=env.allow_offline_evaluation,
     )
 
 

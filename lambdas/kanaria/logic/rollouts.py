@@ -11,9 +11,11 @@ from botocore.exceptions import ClientError
 
 from kanaria.domain.rollout import (
     Admission,
+    Candidate,
     CandidateEvent,
     Forward,
     MetricSnapshot,
+    OfflineEvaluation,
     Outcome,
     Warmup,
     admission,
@@ -163,6 +165,9 @@ class RolloutServices:
     analysis: AnalysisResults | None = None
     experiments: ExperimentRepository | None = None
     warmup: WarmupSender | None = None
+    # stored offline evaluations by config hash (kanaria.dal.evaluations.latest_for); authoritative when present
+    evaluations: Callable[[str], Any] | None = None
+    allow_offline_evaluation: bool = False  # the local rehearsal evaluates with the offline model adapter
     new_owner: Callable[[], str] = field(default=lambda: uuid.uuid4().hex)
 
 
@@ -171,6 +176,19 @@ def _iso(now: datetime) -> str:
 
 
 # --- steps ---------------------------------------------------------------------------------------------------
+
+
+def _stage0(services: RolloutServices, candidate: Candidate, claimed: OfflineEvaluation | None) -> OfflineEvaluation:
+    """The stored evaluation of the candidate's configuration decides when there is one (a caller's claim cannot
+    override it); otherwise the request's evidence must show a pass."""
+    summary = services.evaluations(candidate.config_hash) if services.evaluations is not None else None
+    if summary is None:
+        return check_offline_evaluation(candidate, claimed)
+    from kanaria.evaluation.gate import stage0
+
+    gate = stage0(summary, candidate.config_hash, candidate.intents, allow_offline=services.allow_offline_evaluation)
+    gate.raise_if_refused()
+    return OfflineEvaluation.model_validate(gate.as_offline_evaluation())
 
 
 def prepare(services: RolloutServices, deployment: Deployment, document: Any, execution_arn: str,
@@ -191,7 +209,7 @@ def prepare(services: RolloutServices, deployment: Deployment, document: Any, ex
     canary = deployment.canary_target_group if candidate.target_group == "default" else candidate.target_group
     if canary == deployment.primary_target_group:
         raise ValidationError("the canary target group is the primary one", field="candidate.target_group")
-    check_offline_evaluation(candidate, request.offline_evaluation)
+    offline_evaluation = _stage0(services, candidate, request.offline_evaluation)
     if any(s.gates.require_significance for s in request.plan.stages) and services.analysis is None:
         raise OperationalError("the significance gate needs AGGREGATES_TABLE in the rollout-steps environment",
                                field="plan")
@@ -206,7 +224,7 @@ def prepare(services: RolloutServices, deployment: Deployment, document: Any, ex
     rollout = Rollout(
         rollout_id=rollout_id, execution_arn=execution_arn, listener_arn=deployment.listener_arn,
         primary_target_group=deployment.primary_target_group, canary_target_group=canary, candidate=candidate,
-        plan=plan, offline_evaluation=request.offline_evaluation, warmup=request.warmup,
+        plan=plan, offline_evaluation=offline_evaluation, warmup=request.warmup,
         warmup_result=warmup_result, admission=verdict, requested_by=request.requested_by, created_at=_iso(now),
     )
     first = plan.stages[0]

@@ -67,7 +67,7 @@ def _plan(**stage: object) -> dict:
 
 
 @pytest.mark.parametrize(("document", "field", "reason"), [
-    ({"candidate": BASE["candidate"]}, "offline_evaluation", "required field is missing"),
+    ({"offline_evaluation": BASE["offline_evaluation"]}, "candidate", "required field is missing"),
     (_with("plan", _plan(percent=150)), "plan.stages.0.percent", "less than or equal to 99"),
     (_with("plan", _plan(min_duration_seconds="4 hours")), "plan.stages.0.min_duration_seconds", "not a duration"),
     (_with("plan", _plan(check_interval_seconds=0)), "plan.stages.0.check_interval_seconds", "greater than or equal to 1"),
