@@ -87,10 +87,18 @@ def _run(args: list[str], cwd: Path, env: dict[str, str], log: Any, echo: Callab
 
 
 def _cdk_error(output: str) -> str:
-    """The lines of CDK output that say what went wrong (falls back to the tail)."""
+    """The lines of CDK output that say what went wrong (falls back to the tail).
+
+    Synth errors (cdk-nag, validation) are "ERROR <message>" followed by the construct path and how to
+    acknowledge it: those three lines are kept together."""
     lines = [ln.rstrip() for ln in output.splitlines() if ln.strip()]
-    keep = [ln for ln in lines if re.search(r"(❌|Error|error|failed|FAILED|ROLLBACK|Exception|Traceback|jsii)", ln)]
-    chosen = keep[-25:] if keep else lines[-25:]
+    keep: list[str] = []
+    for index, line in enumerate(lines):
+        if line.startswith("ERROR"):
+            keep.extend(lines[index:index + 3])
+        elif re.search(r"(❌|Error|error|failed|FAILED|ROLLBACK|Exception|Traceback)", line) and line not in keep:
+            keep.append(line)
+    chosen = keep[-30:] if keep else lines[-25:]
     return "\n".join(chosen)
 
 

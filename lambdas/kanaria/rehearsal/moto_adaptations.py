@@ -125,6 +125,12 @@ ADAPTATIONS: tuple[Adaptation, ...] = (
         "CloudFormation creates, updates and deletes state machines in the executing backend",
     ),
     Adaptation(
+        "dynamodb-transaction-backup",
+        "TransactWriteItems deep-copies every table it touches before each transaction (its rollback backup): "
+        "each observation recorded costs time proportional to the tables' size",
+        "the transaction backs up only the items it touches (same checks, same rollback, same errors)",
+    ),
+    Adaptation(
         "sfn-execute-state-machines",
         "Step Functions does not execute ASL unless configured; its service integrations call moto on "
         "localhost:$MOTO_PORT (default 5000)",
@@ -146,7 +152,8 @@ ADAPTATIONS: tuple[Adaptation, ...] = (
         "lambda-in-process",
         "Lambda runs function code only in docker (no docker engine here): Invoke returns an error",
         "a function whose handler is in the kanaria package runs in this process: its module is imported from "
-        "lambdas/, its environment variables are set around the call (invocations are serialized), it gets a "
+        "lambdas/, its environment variables are set for the call (invocations are serialized; keys are never "
+        "removed while other threads may read the environment), it gets a "
         "LambdaContext, its stdout becomes its CloudWatch Logs stream; a run longer than the function's timeout "
         "is reported (the emulator is slower than AWS), not failed",
     ),
@@ -262,8 +269,10 @@ def apply(hooks: Hooks | None = None) -> Applied:
     patcher = _Patcher()
     hooks = hooks or Hooks()
     _adapt_cloudformation(patcher)
+    _adapt_dynamodb(patcher)
     _adapt_step_functions(patcher)
     _adapt_lambda(patcher, hooks)
+    patcher.call_on_revert(_restore_environment)
     _adapt_cloudwatch(patcher)
     _ACTIVE = Applied(patcher, hooks)
     return _ACTIVE
@@ -700,6 +709,97 @@ def _adapt_elbv2(patcher: _Patcher) -> None:
 
 
 # --------------------------------------------------------------------------------------------------------
+# DynamoDB
+
+
+def _adapt_dynamodb(patcher: _Patcher) -> None:
+    """dynamodb-transaction-backup: TransactWriteItems backs up the items it touches, not whole tables.
+
+    Same logic as moto 5.2.5's DynamoDBBackend.transact_write_items; only the backup differs (moto deep-copies
+    every table involved on every transaction, so recording observations slows down as the tables grow)."""
+    from moto.dynamodb import models as ddb_models
+    from moto.dynamodb.comparisons import get_filter_expression
+    from moto.dynamodb.exceptions import (
+        ConditionalCheckFailed, MockValidationException, MultipleTransactionsException, TooManyTransactionsException,
+        TransactionCanceledException, TransactWriteSingleOpException,
+    )
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        if len(transact_items) > 100:
+            raise TooManyTransactionsException()
+        backups: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
+
+        def restore() -> None:
+            for table_name, key, attributes in reversed(backups):
+                if attributes is None:
+                    table = self.get_table(table_name)
+                    hash_value, range_value = self.get_keys_value(table, key)
+                    if table.get_item(hash_value, range_value) is not None:
+                        table.delete_item(hash_value, range_value)
+                else:
+                    self.get_table(table_name).put_item(attributes)
+
+        target_items: set[tuple[str, str]] = set()
+        errors: list[tuple[Any, Any, Any]] = []
+        for item in transact_items:
+            original_item: dict[str, Any] | None = None
+            if len(list(item.keys())) > 1:
+                raise TransactWriteSingleOpException
+            try:
+                op_type, op = next(iter(item.items()))
+                if op_type not in {"ConditionCheck", "Put", "Delete", "Update"}:
+                    raise ValueError("Unsupported transaction operation")
+                table_name = op["TableName"]
+                condition_expression = op.get("ConditionExpression")
+                names = op.get("ExpressionAttributeNames")
+                values = op.get("ExpressionAttributeValues")
+                if op_type == "Put":
+                    attrs = op["Item"]
+                    table = self.get_table(table_name)
+                    key = {table.hash_key_attr: attrs[table.hash_key_attr]}
+                    if table.range_key_attr is not None:
+                        key[table.range_key_attr] = attrs[table.range_key_attr]
+                else:
+                    key = op["Key"]
+                unique = (str(table_name), str(dict(sorted(key.items()))))
+                if unique in target_items:
+                    raise MultipleTransactionsException()
+                target_items.add(unique)
+                current = self.get_item(table_name, key)
+                if op_type != "ConditionCheck":
+                    backups.append((table_name, key, copy.deepcopy(current.to_json()["Attributes"]) if current else None))
+                if condition_expression is not None:
+                    condition = get_filter_expression(condition_expression, names, values)
+                    if not condition.expr(current):
+                        if op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current:
+                            original_item = current.to_json()["Attributes"]
+                        raise ConditionalCheckFailed(item=original_item)
+                if op_type == "Put":
+                    self.put_item(table_name, op["Item"], condition_expression=condition_expression,
+                                  expression_attribute_names=names, expression_attribute_values=values)
+                elif op_type == "Delete":
+                    self.delete_item(table_name, key, condition_expression=condition_expression,
+                                     expression_attribute_names=names, expression_attribute_values=values)
+                elif op_type == "Update":
+                    self.update_item(table_name, key, update_expression=op["UpdateExpression"],
+                                     condition_expression=condition_expression, expression_attribute_names=names,
+                                     expression_attribute_values=values)
+                errors.append((None, None, None))
+            except (MultipleTransactionsException, MockValidationException):
+                restore()
+                raise
+            except ConditionalCheckFailed as e:
+                errors.append(("ConditionalCheckFailed", str(e.message), original_item))
+            except Exception as e:  # noqa: BLE001 - as moto: reported per item
+                errors.append((type(e).__name__, str(e), original_item))
+        if any(code is not None for code, _, _ in errors):
+            restore()
+            raise TransactionCanceledException(errors)
+
+    patcher.setattr(ddb_models.DynamoDBBackend, "transact_write_items", transact_write_items)
+
+
+# --------------------------------------------------------------------------------------------------------
 # Step Functions
 
 
@@ -792,6 +892,52 @@ class FakeLambdaContext:
 
 
 _INVOKE_LOCK = threading.RLock()
+_ADDED_ENVIRONMENT: dict[str, str | None] = {}  # key -> value before the adaptations (None: absent)
+
+
+def _lambda_environment(fn: Any) -> dict[str, str]:
+    return {
+        "AWS_LAMBDA_FUNCTION_NAME": fn.function_name,
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_size),
+        "AWS_LAMBDA_LOG_GROUP_NAME": fn.logs_group_name,
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_{fn.run_time}",
+        "AWS_REGION": fn.region,
+        "AWS_DEFAULT_REGION": fn.region,
+        "_HANDLER": str(fn.handler),
+        "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon in the rehearsal
+        **{k: str(v) for k, v in (fn.environment_vars or {}).items()},
+    }
+
+
+def _add_environment_keys(environment: dict[str, str]) -> None:
+    for key, value in environment.items():
+        if key not in _ADDED_ENVIRONMENT:
+            _ADDED_ENVIRONMENT[key] = os.environ.get(key)
+        if key not in os.environ:
+            os.environ[key] = value
+
+
+def _restore_environment() -> None:
+    for key, value in _ADDED_ENVIRONMENT.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    _ADDED_ENVIRONMENT.clear()
+
+
+def prepare_environment(account_id: str, region: str) -> int:
+    """Add every in-process function's environment keys now (before concurrent traffic); returns how many."""
+    from moto.awslambda.models import lambda_backends
+
+    with _INVOKE_LOCK:
+        count = 0
+        for fn in lambda_backends[account_id][region].list_functions():
+            if str(fn.handler or "").startswith("kanaria."):
+                _add_environment_keys(_lambda_environment(fn))
+                count += 1
+        return count
 
 
 def _adapt_lambda(patcher: _Patcher, hooks: Hooks) -> None:
@@ -813,18 +959,7 @@ def _invoke_in_process(fn: Any, event: Any, stdout: _ThreadRoutedStdout, hooks: 
         event = json.loads(event or "{}")
     request_id = str(uuid.uuid4())
     module_name, _, attribute = str(fn.handler).rpartition(".")
-    environment = {
-        "AWS_LAMBDA_FUNCTION_NAME": fn.function_name,
-        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_size),
-        "AWS_LAMBDA_LOG_GROUP_NAME": fn.logs_group_name,
-        "AWS_EXECUTION_ENV": f"AWS_Lambda_{fn.run_time}",
-        "AWS_REGION": fn.region,
-        "AWS_DEFAULT_REGION": fn.region,
-        "_HANDLER": str(fn.handler),
-        "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon in the rehearsal
-        **{k: str(v) for k, v in (fn.environment_vars or {}).items()},
-    }
+    environment = _lambda_environment(fn)
     if not _INVOKE_LOCK.acquire(timeout=hooks.invoke_lock_timeout):
         raise AdaptationError(
             f"in-process Lambda {fn.function_name} waited {hooks.invoke_lock_timeout:.0f}s for another invocation "
@@ -833,7 +968,11 @@ def _invoke_in_process(fn: Any, event: Any, stdout: _ThreadRoutedStdout, hooks: 
     started = time.monotonic()
     record = Invocation(fn.function_name, event)
     try:
-        saved = {k: os.environ.get(k) for k in environment}
+        # Other threads (the rehearsal, the SDK building clients) iterate os.environ concurrently: a key removed or
+        # added under them fails their iteration. So keys are only ever added once (prepare_environment() adds
+        # every function's keys up front) and never removed while the adaptations are applied; between
+        # invocations a key keeps the last function's value. revert() removes what was added.
+        _add_environment_keys(environment)
         os.environ.update(environment)
         # sys.stdout is the routing proxy while a function runs (test runners swap sys.stdout between phases, so it
         # is installed per invocation); loggers the function creates keep the proxy and stay routed afterwards.
@@ -870,11 +1009,6 @@ def _invoke_in_process(fn: Any, event: Any, stdout: _ThreadRoutedStdout, hooks: 
                 print(f"REPORT RequestId: {request_id}\tDuration: {seconds * 1000:.2f} ms")
         finally:
             sys.stdout = real_stdout
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
     finally:
         _INVOKE_LOCK.release()
     logs = buffer.getvalue()

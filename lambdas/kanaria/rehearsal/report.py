@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,20 @@ def summary(result: Any) -> dict[str, Any]:
         "alarm_transitions": [{"at": t.at, "alarm": t.alarm, "old": t.old, "new": t.new, "actions": list(t.actions)}
                               for t in result.alarm_transitions],
         "not_emulated": result.not_created,
+        "invocations": _invocation_stats(result.invocations),
     }
+
+
+def _invocation_stats(invocations: list[Any]) -> dict[str, dict[str, float]]:
+    """Per function: invocations, errors, mean and max wall seconds in the emulator."""
+    stats: dict[str, dict[str, float]] = {}
+    for _, name, error, seconds in invocations:
+        entry = stats.setdefault(name, {"count": 0, "errors": 0, "mean_seconds": 0.0, "max_seconds": 0.0})
+        entry["count"] += 1
+        entry["errors"] += 1 if error else 0
+        entry["mean_seconds"] += (seconds - entry["mean_seconds"]) / entry["count"]
+        entry["max_seconds"] = max(entry["max_seconds"], seconds)
+    return {k: {m: round(v, 3) for m, v in e.items()} for k, e in stats.items()}
 
 
 def render_markdown(result: Any, svg_name: str) -> str:
@@ -77,7 +91,7 @@ def render_markdown(result: Any, svg_name: str) -> str:
         lines += ["", f"## {p.kind.capitalize()} {p.name}", "",
                   f"{fmt(p.started_at)} to {fmt(p.ended_at)} ({fmt_duration(p.ended_at - p.started_at)} of scenario time)."]
         if p.kind == "experiment" and p.detail.get("rows"):
-            lines += ["", "| traffic | units control | units treatment | quality control | quality treatment | decision | SRM |",
+            lines += ["", "| analysis (traffic) | units control | units treatment | quality control | quality treatment | decision | SRM |",
                       "| --- | --- | --- | --- | --- | --- | --- |"]
             lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in p.detail["rows"]]
         if p.reactions:
@@ -135,8 +149,11 @@ def render_svg(result: Any) -> str:
     width, left, right = 1100, 190, 30
     plot_width = width - left - right
     samples = result.samples
-    end = max([result.wall_seconds and 0] + [p.ended_at for p in result.phases] + [m.minute * 60 + 60 for m in samples] + [60])
-    start = min([p.started_at for p in result.phases] + [0])
+    end = max([p.ended_at for p in result.phases] + [m.minute * 60 + 60 for m in samples] + [60])
+    rollouts = [p for p in result.phases if p.kind == "rollout"]
+    # The picture is about the canary: it starts shortly before the first rollout (the experiment is a table).
+    start = max(0.0, min(p.started_at for p in rollouts) - 120) if rollouts else min([p.started_at for p in result.phases] + [0])
+    samples = [m for m in samples if m.minute * 60 >= start]
     alarm_names = [n for n in result.alarm_thresholds] or []
     lanes = max(1, len(alarm_names))
     heights = {"weight": 110, "latency": 150, "quality": 110, "alarms": 22 * lanes + 10}
@@ -162,7 +179,9 @@ def render_svg(result: Any) -> str:
     total_height = sum(heights.values()) + 30 * len(heights)
     overlay = _Panel(top, total_height, left, plot_width, start, end, 0, 1)
     for phase in result.phases:
-        x0, x1 = overlay.x(phase.started_at), overlay.x(phase.ended_at)
+        if phase.ended_at <= start:
+            continue
+        x0, x1 = overlay.x(max(start, phase.started_at)), overlay.x(phase.ended_at)
         parts.append(f'<rect x="{x0:.1f}" y="{top - 8}" width="{max(1, x1 - x0):.1f}" height="{total_height}" '
                      f'fill="{"#eef4ff" if phase.kind == "rollout" else "#f3f0ff"}" opacity="0.5"/>')
         parts.append(f'<text x="{x0 + 3:.1f}" y="{top - 12}" font-size="11">{html.escape(phase.name)} '
@@ -223,7 +242,7 @@ def render_svg(result: Any) -> str:
         changes = sorted((t.at, t.new) for t in result.alarm_transitions if t.alarm == name)
         state, since = "INSUFFICIENT_DATA", start
         for at, new in [*changes, (end, None)]:
-            x0, x1 = panel.x(since), panel.x(at)
+            x0, x1 = panel.x(max(start, since)), panel.x(max(start, at))
             if x1 > x0:
                 parts.append(f'<rect x="{x0:.1f}" y="{lane_y}" width="{x1 - x0:.1f}" height="16" '
                              f'fill="{STATE_COLOURS.get(state, "#999")}"><title>{html.escape(name)}: {state} from '
@@ -233,14 +252,14 @@ def render_svg(result: Any) -> str:
     y += heights["alarms"] + 10
 
     # time axis and legend
-    minutes_total = (end - start) / 60
-    tick = _nice_step(minutes_total / 10)
-    minute = 0.0
-    while minute * 60 <= end - start + 1e-6:
-        x = overlay.x(start + minute * 60)
+    tick = _nice_step((end - start) / 60 / 10)
+    minute = math.ceil(start / 60 / tick) * tick
+    while minute * 60 <= end + 1e-6:
+        x = overlay.x(minute * 60)
         parts.append(f'<text x="{x:.1f}" y="{y + 14}" font-size="10" text-anchor="middle">{minute:g}</text>')
         parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{y}" stroke="#000" stroke-opacity="0.05"/>')
         minute += tick
+    parts.append(f'<text x="{left + plot_width}" y="{y + 28}" font-size="10" text-anchor="end">scenario minutes</text>')
     legend_y = y + 34
     legend = [("canary", SIDE_COLOURS["canary"]), ("primary", SIDE_COLOURS["primary"]), ("alarm OK", STATE_COLOURS["OK"]),
               ("ALARM", STATE_COLOURS["ALARM"]), ("INSUFFICIENT_DATA", STATE_COLOURS["INSUFFICIENT_DATA"])]

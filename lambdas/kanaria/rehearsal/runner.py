@@ -69,7 +69,7 @@ class RehearsalResult:
     samples: list[Any] = field(default_factory=list)
     weights: list[tuple[float, int]] = field(default_factory=list)
     alerts: list[tuple[float, str, str]] = field(default_factory=list)
-    invocations: list[tuple[float, str, str | None]] = field(default_factory=list)
+    invocations: list[tuple[float, str, str | None, float]] = field(default_factory=list)
     not_created: dict[str, list[str]] = field(default_factory=dict)
     deploy_seconds: float = 0.0
     wall_seconds: float = 0.0
@@ -252,6 +252,9 @@ class Rehearsal:
         self.functions = {f["FunctionName"] for page in aws.client("lambda").get_paginator("list_functions").paginate()
                           for f in page["Functions"]}
         self.topic_arn = f"arn:aws:sns:{self.region}:{self.account}:{self.prefix}-alerts"
+        from kanaria.rehearsal import moto_adaptations
+
+        moto_adaptations.prepare_environment(self.account, self.region)
         self._start_oncall(aws)
         self._start_alarms(aws, deployment)
         if self.scenario.experiment is not None:
@@ -266,7 +269,8 @@ class Rehearsal:
         self.result.alarm_series = {n: list(st.datapoints) for n, st in self.evaluator.status.items()
                                     if not st.definition.composite}
         self.result.alarm_thresholds = {n: st.definition.threshold for n, st in self.evaluator.status.items()}
-        self.result.invocations = [(at, name, getattr(inv, "error", None)) for at, name, inv in self._invocations]
+        self.result.invocations = [(at, name, getattr(inv, "error", None), getattr(inv, "seconds", 0.0))
+                                   for at, name, inv in self._invocations]
 
     # --- on-call subscriber and alarms ----------------------------------------------------------------------
 
@@ -380,27 +384,34 @@ class Rehearsal:
         per_round = max(10, math.ceil(e.max_observations / rounds))
         rows: list[list[Any]] = []
         decision, srm, paused = None, False, False
+        reasons: list[str] = []
         fault_minutes = [f.at_minute for f in e.faults]
         for round_index in range(rounds):
             minute = (round_index + 1) * e.analysis_every_minutes
             traffic.run(per_round, minute - e.analysis_every_minutes / 2, datetime.now(timezone.utc))
             outcome = self._analyse(analysis, e.id) if analysis else {}
+            previous_decision = decision
             decision = outcome.get("decision") or decision
+            reasons = self._analysis_reasons(e.id) if analysis else []
             srm, paused = bool(outcome.get("srm_mismatch")), bool(outcome.get("paused"))
             now = self._tick(self.clock.now(), e.id)
             progress = traffic.progress
             means = {v: (sum(q) / len(q) if q else None) for v, q in progress.quality.items()}
-            rows.append([f"{minute:g} min", progress.assigned.get(e.control, 0), progress.assigned.get(e.treatment, 0),
+            rows.append([f"{round_index + 1} ({minute:g} min)", progress.assigned.get(e.control, 0),
+                         progress.assigned.get(e.treatment, 0),
                          _fmt(means.get(e.control)), _fmt(means.get(e.treatment)), decision or "-",
                          "MISMATCH" if srm else "ok"])
             p.table(f"experiment {e.id} (scheduled analysis every {e.analysis_every_minutes:g} scenario minutes)",
-                    ["traffic", f"units {e.control}", f"units {e.treatment}", f"quality {e.control}",
+                    ["analysis (traffic)", f"units {e.control}", f"units {e.treatment}", f"quality {e.control}",
                      f"quality {e.treatment}", "decision", "SRM"], rows[-8:], at=now)
             if srm:
                 self._phase_reactions.append(Reaction(now, f"analysis: sample-ratio mismatch (experiment "
                                                            f"{'paused' if paused else 'not paused'})", "srm"))
-            if outcome.get("decision_changed") or (decision and round_index == 0):
-                self._phase_reactions.append(Reaction(now, f"analysis decision: {decision}", "decision"))
+            if decision != previous_decision:
+                p.freeze()
+                p.line(f"analysis decision {previous_decision or 'none'} -> {decision}: {'; '.join(reasons)[:300]}", at=now)
+                self._phase_reactions.append(Reaction(now, f"analysis decision: {decision} ({'; '.join(reasons)})",
+                                                      "decision"))
             if srm or (decision and decision not in {"CONTINUE", "NO_DECISION"}):
                 break
         p.freeze()
@@ -420,6 +431,8 @@ class Rehearsal:
                f"{'as expected' if ok else 'NOT as expected'}; {traffic.progress.sessions} sessions, "
                f"{sum(traffic.progress.observed.values())} observations recorded, "
                f"{traffic.progress.skipped_assignments} assignment calls skipped by the client bug", at=ended)
+        if reasons:
+            p.line(f"  why: {'; '.join(reasons)[:400]}")
         result = PhaseResult(e.id, "experiment", expected_text, outcome_text, ok, started, ended,
                              detail={"rows": rows, "sessions": traffic.progress.sessions,
                                      "observed": dict(traffic.progress.observed),
@@ -429,6 +442,19 @@ class Rehearsal:
         if fault_minutes:
             result.fault_at = started + min(fault_minutes) * 60
         self.result.phases.append(result)
+
+    def _analysis_reasons(self, experiment_id: str) -> list[str]:
+        """The reasons of the latest stored analysis result (what the decision rests on)."""
+        try:
+            from kanaria.dal.observations import DynamoAnalysisStore
+
+            latest = DynamoAnalysisStore(names.table_name(self.prefix, "aggregates")).latest_result(experiment_id)
+        except Exception:  # noqa: BLE001 - informative only
+            return []
+        result = (latest or {}).get("result") or {}
+        evidence = result.get("evidence") if isinstance(result, dict) else None
+        reasons = (evidence or {}).get("reasons") if isinstance(evidence, dict) else None
+        return [str(r) for r in reasons] if isinstance(reasons, list) else []
 
     def _analyse(self, function: str, experiment_id: str) -> dict[str, Any]:
         event = {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
@@ -501,8 +527,11 @@ class Rehearsal:
         from kanaria.domain.profiles import config_hash
 
         candidate: Configuration = self.scenario.configurations[phase.candidate]
+        # The deployment's identity: the configuration, and the warm-up step when there is one (a redeploy with a
+        # warm-up is a new deployment for the anti-flapping history).
         digest = config_hash({"model_id": candidate.model_id, **candidate.overrides(), "scenario": self.scenario.name,
-                              "configuration": phase.candidate})
+                              "configuration": phase.candidate,
+                              **({"warmup_requests": phase.warmup_requests} if phase.warmup_requests else {})})
         wall = self.clock.wall_seconds
         gates = {"max_error_rate": 0.02, "max_latency_p99_increase": 1.0, "min_observations": 30,
                  "min_csat_responses": 5, **phase.gates}
@@ -511,7 +540,7 @@ class Rehearsal:
             "min_duration_seconds": max(1, round(wall(stage.minutes * 60))),
             "check_interval_seconds": max(1, round(wall(phase.check_minutes * 60))),
             "max_hold_seconds": max(1, round(wall(stage.minutes * 60))),
-            "gates": gates,
+            "gates": {**gates, **stage.gates},
         } for stage in phase.stages]
         return {
             "rollout_id": rollout_id,
@@ -558,15 +587,28 @@ class Rehearsal:
         weights = fleet.read_weights(self.clock.now())
         if weights["canary"] or not weights["primary"]:
             self._reset_listener("listener reset to primary 100 / canary 0 (deployment pipeline step)")
+        self._wait_for_clean_alarms()
         rollout_id = f"{self.scenario.name}-{phase.name}-{uuid.uuid4().hex[:6]}"[:80]
         request = self._request(phase, rollout_id)
+        stage_percent = {stage["name"]: stage["percent"] for stage in request["plan"]["stages"]}
+        stage_percent["full"] = 100
         started = self.clock.now()
         fleet.start_phase(phase.faults, started)
         for fault in phase.faults:
             p.line(f"fault scheduled at +{fmt_duration(fault.at_minute * 60)}: {fault.kind} on the {fault.target}"
                    + (f" ({fault.description})" if fault.description else ""), at=started)
         self._sfn = self.aws.client("stepfunctions")
-        answer = rollout_cli.start(self.prefix, request)
+        try:
+            answer = rollout_cli.start(self.prefix, request)
+        except KanariaError as exc:
+            p.line(f"REFUSED by `kanaria rollout start`: {exc}", at=started)
+            reaction = Reaction(started, f"rollout refused before any traffic moved: {exc}", "gate")
+            self.result.phases.append(PhaseResult(phase.name, "rollout", phase.expect, "refused", phase.expect == "refused",
+                                                  started, self.clock.now(), detail={"refused": str(exc)},
+                                                  reactions=[reaction]))
+            p.line(f"rollout result: refused (expected {phase.expect}) -> "
+                   f"{'as expected' if phase.expect == 'refused' else 'NOT as expected'}")
+            return
         p.line(f"rollout {rollout_id} started: StartExecution on {names.rollout_state_machine_name(self.prefix)} "
                f"(stages of {', '.join(fmt_duration(s.minutes * 60) for s in phase.stages)}; checks every "
                f"{fmt_duration(phase.check_minutes * 60)})", at=started)
@@ -598,6 +640,7 @@ class Rehearsal:
                 status = {"status": "preparing", "execution_status": execution["status"]}
                 if execution["status"] in TERMINAL:
                     status["status"] = "refused"
+                    status["refused"] = True
                     status["cause"] = execution.get("cause") or execution.get("error") or ""
                     p.line(f"execution {execution['status']} before the rollout was recorded: {status['cause'][:300]}",
                            at=now)
@@ -606,15 +649,18 @@ class Rehearsal:
                 stage = status["stage"]
                 fleet.new_stage()
                 p.freeze()
-                p.line(f"stage {stage}: canary {status.get('percent')}%", at=now)
-                self._phase_reactions.append(Reaction(now, f"stage {stage} ({status.get('percent')}% canary)", "stage"))
+                percent = stage_percent.get(stage, status.get("percent"))
+                p.line(f"stage {stage}: canary {percent}%", at=now)
+                self._phase_reactions.append(Reaction(now, f"stage {stage} ({percent}% canary)", "stage"))
             gate = status.get("gate") or {}
             decision = status.get("decision")
             if decision != decision_seen and decision:
                 decision_seen = decision
-                if decision in {"hold", "rollback"} or gate.get("outcome") == "FAIL":
+                if gate.get("outcome") and (decision in {"hold", "rollback"} or gate.get("outcome") == "FAIL"):
                     reasons = "; ".join(c.get("gate", "") + ": " + c.get("reason", "") for c in gate.get("checks", [])
                                         if c.get("outcome") != "PASS")
+                    p.freeze()
+                    p.line(f"GATE {gate.get('outcome')} -> {decision}: {reasons[:300]}", at=now)
                     self._phase_reactions.append(Reaction(now, f"gate {gate.get('outcome')} -> {decision}: {reasons}", "gate"))
             self._render(phase, status, now)
             rolled = self._rollback_done(invocations_before)
@@ -646,6 +692,7 @@ class Rehearsal:
         final = status.get("status", "unknown")
         execution_status = status.get("execution_status")
         outcome = ("completed" if execution_status == "SUCCEEDED" and final.lower() == "completed"
+                   else "refused" if status.get("refused")
                    else "rolled_back" if status.get("rollback") or "roll" in final.lower() else f"{final}/{execution_status}")
         weights = fleet.read_weights(self.clock.now())
         if outcome == "rolled_back" and weights["canary"] == 0 and rollback_at is None:
@@ -672,6 +719,25 @@ class Rehearsal:
                                  "reset to primary 100 / canary 0 (deployment pipeline step)")
         self.result.samples = list(fleet.samples)
         self.result.weights = list(fleet.weights_history)
+
+    def _wait_for_clean_alarms(self, limit: float = 3600) -> None:
+        """As an operator would: no new rollout while the critical composite is still in ALARM from the last one
+        (its children keep their breaching datapoints until they leave the evaluation range)."""
+        name = names.alarm_name(self.prefix, names.ALARM_CANARY_CRITICAL)
+        status = self.evaluator.status.get(name)
+        if status is None or status.state != "ALARM":
+            return
+        started = last = self.clock.now()
+        self._phase_reactions = []
+        self.progress.line(f"waiting for {name} to return to OK before the next rollout", at=started)
+        while status.state == "ALARM" and self.clock.now() - started < limit:
+            time.sleep(max(0.05, min(0.5, self.clock.wall_seconds(30))))
+            now = self.clock.now()
+            self.fleet.serve(last, now)
+            self._tick(now, "wait")
+            last = now
+        self.progress.line(f"{name} is {status.state} after {fmt_duration(self.clock.now() - started)}",
+                           at=self.clock.now())
 
     def _rollback_done(self, since: int) -> float | None:
         """When the rollback function last returned status rolled_back (scenario seconds), if it did."""

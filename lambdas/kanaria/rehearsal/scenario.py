@@ -59,6 +59,7 @@ class Effects(_Strict):
     cost_usd: float = Field(default=0.008, ge=0, le=10, description="mean cost per response")
     task_completion_rate: float = Field(default=0.8, ge=0, le=1)
     cart_add_rate: float = Field(default=0.1, ge=0, le=1)
+    safety_filter_rate: float = Field(default=0.002, ge=0, le=1, description="responses stopped by the guardrails")
 
 
 class EffectOverrides(_Strict):
@@ -197,6 +198,8 @@ class StageSpec(_Strict):
 
     percent: int = Field(ge=1, le=99)
     minutes: float = Field(gt=0, le=100_000)
+    gates: dict[str, Any] = Field(default_factory=dict, description="StageGates fields of this stage only (on top "
+                                  "of the rollout's gates)")
 
 
 class RolloutPhase(_Strict):
@@ -215,7 +218,7 @@ class RolloutPhase(_Strict):
                                   "name (gates with require_significance read the experiment's analysis)")
     gates: dict[str, Any] = Field(default_factory=dict, description="StageGates fields applied to every stage")
     faults: tuple[Fault, ...] = ()
-    expect: Literal["completed", "rolled_back"]
+    expect: Literal["completed", "rolled_back", "refused"]
     max_minutes: float = Field(default=600, gt=0, description="the rehearsal gives up after this")
 
     @field_validator("stages")

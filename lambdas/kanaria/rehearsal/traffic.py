@@ -47,6 +47,7 @@ class Response:
     cost_usd: float
     task_completed: bool
     cart_add: bool
+    safety_filtered: bool = False
 
 
 @dataclass
@@ -95,27 +96,35 @@ class ResponseModel:
         effects = config.effects_for(intent)
         rng = self._rng
         throttle_rate = faults.throttle_rate if faults.throttle_rate is not None else effects.throttle_rate
+        # A throttled model call is answered with the service's fallback message: HTTP 200 (not a 5xx), fast,
+        # counted in Throttles, and a poor answer.
         throttled = rng.random() < throttle_rate
         error_rate = faults.error_rate if faults.error_rate is not None else effects.error_rate
-        error = throttled or rng.random() < error_rate
+        error = (not throttled) and rng.random() < error_rate
         latency = rng.lognormvariate(math.log(effects.latency.median_ms), effects.latency.sigma) * faults.latency_factor
         if throttled:
-            latency = min(latency, 250.0 + rng.random() * 100)  # a throttled call fails fast
+            latency = min(latency, 250.0 + rng.random() * 100)
         hallucination_rate = (faults.hallucination_rate if faults.hallucination_rate is not None
                               else effects.hallucination_rate)
-        hallucination = (not error) and rng.random() < hallucination_rate
-        quality = None if error else min(1.0, max(0.0, rng.gauss(effects.quality_score, effects.quality_sd)))
+        hallucination = not (error or throttled) and rng.random() < hallucination_rate
+        if error:
+            quality = None
+        elif throttled:
+            quality = min(1.0, max(0.0, rng.gauss(0.35, 0.05)))
+        else:
+            quality = min(1.0, max(0.0, rng.gauss(effects.quality_score, effects.quality_sd)))
         if hallucination and quality is not None:
             quality = max(0.0, quality - 0.3)
         csat = None
-        if not error and rng.random() < effects.csat_response_rate:
+        if not (error or throttled) and rng.random() < effects.csat_response_rate:
             csat = int(min(4, max(1, round(rng.gauss(effects.csat, 0.8)))))
         return Response(
             intent=intent, latency_ms=round(latency, 1), error=error, throttled=throttled, hallucination=hallucination,
             quality=None if quality is None else round(quality, 4), csat=csat,
             cost_usd=round(max(0.0, rng.gauss(effects.cost_usd, effects.cost_usd * 0.2)), 6),
-            task_completed=(not error) and rng.random() < effects.task_completion_rate,
-            cart_add=(not error) and rng.random() < effects.cart_add_rate,
+            task_completed=not (error or throttled) and rng.random() < effects.task_completion_rate,
+            cart_add=not (error or throttled) and rng.random() < effects.cart_add_rate,
+            safety_filtered=not error and rng.random() < effects.safety_filter_rate,
         )
 
 
@@ -341,11 +350,19 @@ class ChatbotFleet:
             total(names.METRIC_THROTTLES, sum(1 for r in responses if r.throttled)),
             total(names.METRIC_HALLUCINATIONS, sum(1 for r in responses if r.hallucination)),
         ]
+        # Means (quality, CSAT, cost) as statistic sets, one per minute: alarms and gates read their Average,
+        # Sum and SampleCount. Latency as raw values: its p99 needs the distribution.
+        for name, values in (
+            (names.METRIC_QUALITY, [r.quality for r in responses if r.quality is not None]),
+            (names.METRIC_CSAT, [float(r.csat) for r in responses if r.csat is not None]),
+            (names.METRIC_COST, [r.cost_usd for r in responses]),
+        ):
+            if values:
+                data.append({"MetricName": name, "Dimensions": dims, "Timestamp": stamp, "Unit": "None",
+                             "StatisticValues": {"SampleCount": float(len(values)), "Sum": float(sum(values)),
+                                                 "Minimum": float(min(values)), "Maximum": float(max(values))}})
         for name, values, unit in (
             (names.METRIC_LATENCY, [round(r.latency_ms) for r in responses], "Milliseconds"),
-            (names.METRIC_QUALITY, [round(r.quality, 3) for r in responses if r.quality is not None], "None"),
-            (names.METRIC_CSAT, [r.csat for r in responses if r.csat is not None], "None"),
-            (names.METRIC_COST, [round(r.cost_usd, 5) for r in responses], "None"),
         ):
             counted: dict[float, int] = defaultdict(int)
             for v in values:
@@ -468,6 +485,7 @@ class ExperimentTraffic:
             "hallucination": r.hallucination,
             "task_completed": r.task_completed,
             "cart_add": r.cart_add,
+            "safety_filtered": r.safety_filtered,
             "cost_usd": float(r.cost_usd),
         }
         if r.quality is not None:

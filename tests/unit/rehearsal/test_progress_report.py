@@ -1,0 +1,75 @@
+"""Progress output (live table on a terminal, plain lines otherwise) and the report files."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from kanaria.rehearsal.alarms import Transition
+from kanaria.rehearsal.progress import Progress
+from kanaria.rehearsal.report import render_svg, write_report
+from kanaria.rehearsal.runner import PhaseResult, Reaction, RehearsalResult
+from kanaria.rehearsal.scenario import load_scenario
+from kanaria.rehearsal.traffic import MinuteSample
+
+
+def test_plain_table_is_printed_only_when_its_key_changes() -> None:
+    out = io.StringIO()
+    progress = Progress(out, live=False)
+    for requests in (10, 20, 30):
+        progress.table("rollout", ["side", "requests"], [["canary", requests]], at=60, key="stage-1")
+    progress.table("rollout", ["side", "requests"], [["canary", 40]], at=120, key="stage-2")
+    text = out.getvalue()
+    assert text.count("rollout") == 2 and "\x1b[" not in text
+    assert "T+00:01:00" in text and "T+00:02:00" in text
+
+
+def test_live_table_is_redrawn_in_place() -> None:
+    out = io.StringIO()
+    progress = Progress(out, live=True)
+    progress.table("rollout", ["side"], [["canary"]])
+    progress.table("rollout", ["side"], [["primary"]])
+    progress.line("done")
+    text = out.getvalue()
+    assert "\x1b[4F\x1b[J" in text  # cursor up over the 4 table lines, clear
+    assert text.rstrip().endswith("done")
+
+
+def _result(tmp_path: Path) -> RehearsalResult:
+    result = RehearsalResult(load_scenario("smoke"), run_dir=tmp_path / "smoke-run", speed=60)
+    rollout = PhaseResult("cold-start", "rollout", "rolled_back", "rolled_back", True, 600, 1800,
+                          reactions=[Reaction(700, "fault: latency_regression on the canary", "fault"),
+                                     Reaction(1200, "kanaria-canary-critical OK -> ALARM", "composite")],
+                          fault_at=700, rollback_completed_at=1300)
+    result.phases = [PhaseResult("exp", "experiment", "any", "CONTINUE", True, 0, 500,
+                                 detail={"rows": [["1 (30 min)", 10, 12, "0.8", "0.9", "CONTINUE", "ok"]]}),
+                     rollout]
+    result.samples = [MinuteSample(m, side, 30, 3000.0 if side == "canary" and m < 20 else 2000.0, 0.0, 0.85, 5)
+                      for m in range(10, 30) for side in ("primary", "canary")]
+    result.weights = [(600, 0), (660, 5), (1300, 0)]
+    result.alarm_thresholds = {"kanaria-canary-latency-p99": 2.0, "kanaria-canary-critical": 0.0}
+    result.alarm_transitions = [Transition(1200, "kanaria-canary-latency-p99", "OK", "ALARM", "r", False),
+                                Transition(1200, "kanaria-canary-critical", "OK", "ALARM", "r", True,
+                                           ("arn:aws:lambda:ap-northeast-1:123456789012:function:kanaria-rollback",))]
+    result.alerts = [(1210, 'ALARM: "kanaria-canary-critical" in Asia Pacific (Tokyo)', "{}")]
+    return result
+
+
+def test_report_files(tmp_path: Path) -> None:
+    paths = write_report(_result(tmp_path))
+    markdown, svg, data = (p.read_text(encoding="utf-8") for p in paths)
+    assert "| cold-start | rollout | rolled_back | OK: rolled_back | 10m 00s |" in markdown
+    assert "Time from fault to completed rollback: **10m 00s**" in markdown
+    assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>")
+    summary = json.loads(data)
+    assert summary["phases"][1]["fault_to_rollback_seconds"] == 600
+    assert (tmp_path / "latest.md").exists()
+
+
+def test_svg_is_well_formed(tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(render_svg(_result(tmp_path)))
+    assert root.tag.endswith("svg")
+    assert len(root.findall(".//{http://www.w3.org/2000/svg}polyline")) >= 3
