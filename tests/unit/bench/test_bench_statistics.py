@@ -43,6 +43,7 @@ def test_kanaria_fixed_rule_rolls_back_early_and_promotes_only_at_n():
 
 
 def test_gbstats_in_place_evaluation_equals_fresh_objects():
+    pytest.importorskip("gbstats", reason="bench-only dependency (requirements-bench.txt, installed by make bench)")
     schedule = read_schedule(200, 4)
     sums = simulate_a_a(np.random.default_rng(5), 10, schedule)
     n = np.broadcast_to(schedule.astype(float), sums[0].shape)
