@@ -15,6 +15,7 @@ from typing import Any, Iterator
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from kanaria.rehearsal import moto_adaptations
@@ -180,6 +181,14 @@ class TestMotoUnadapted:
         with mock_aws(), pytest.raises(KeyError, match="TargetGroupArn"):
             _deploy(_alb_template())
 
+    def test_transactions_deep_copy_whole_tables(self, unadapted: None) -> None:
+        import inspect
+
+        from moto.dynamodb.models import DynamoDBBackend
+
+        source = inspect.getsource(DynamoDBBackend.transact_write_items)
+        assert "copy.deepcopy(" in source and "self.tables[table_name]" in source
+
     def test_lambda_needs_docker(self, unadapted: None) -> None:
         with mock_aws():
             _function("kanaria.handlers.experiments.handler")
@@ -194,6 +203,30 @@ class TestAdapted:
             ddb = boto3.client("dynamodb", region_name=REGION)
             assert ddb.list_tables()["TableNames"] == ["t"]
             assert ddb.describe_time_to_live(TableName="t")["TimeToLiveDescription"]["AttributeName"] == "ttl"
+
+    def test_transactions_back_up_and_restore_touched_items(self, adapted: Any) -> None:
+        from moto.dynamodb.models import dynamodb_backends
+
+        with mock_aws():
+            ddb = boto3.client("dynamodb", region_name=REGION)
+            ddb.create_table(TableName="t", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                             BillingMode="PAY_PER_REQUEST")
+            ddb.put_item(TableName="t", Item={"pk": {"S": "kept"}, "n": {"N": "1"}})
+            table = dynamodb_backends[ACCOUNT][REGION].tables["t"]
+            with pytest.raises(ClientError, match="TransactionCanceled"):
+                ddb.transact_write_items(TransactItems=[
+                    {"Update": {"TableName": "t", "Key": {"pk": {"S": "kept"}}, "UpdateExpression": "SET n = :n",
+                                "ExpressionAttributeValues": {":n": {"N": "2"}}}},
+                    {"Put": {"TableName": "t", "Item": {"pk": {"S": "new"}}}},
+                    {"Put": {"TableName": "t", "Item": {"pk": {"S": "other"}},
+                             "ConditionExpression": "attribute_exists(pk)"}},
+                ])
+            assert dynamodb_backends[ACCOUNT][REGION].tables["t"] is table  # restored in place, not replaced
+            items = {i["pk"]["S"]: i for i in ddb.scan(TableName="t")["Items"]}
+            assert set(items) == {"kept"} and items["kept"]["n"] == {"N": "1"}
+            ddb.transact_write_items(TransactItems=[{"Put": {"TableName": "t", "Item": {"pk": {"S": "new"}}}}])
+            assert ddb.get_item(TableName="t", Key={"pk": {"S": "new"}}).get("Item")
 
     def test_tagged_key_and_parameter(self, adapted: Any) -> None:
         with mock_aws():
@@ -278,6 +311,18 @@ class TestAdapted:
             body = json.loads(json.loads(response["Payload"].read())["body"])
             assert body == {"experiments": []}
             assert calls and calls[0].function_name == "fn" and "START RequestId" in calls[0].logs
+
+    def test_function_environment_is_added_once_and_removed_on_revert(self) -> None:
+        assert "AWS_LAMBDA_FUNCTION_NAME" not in os.environ
+        applied = moto_adaptations.apply()
+        try:
+            with mock_aws():
+                _function("kanaria.handlers.experiments.handler", {"EXPERIMENTS_TABLE": "e"})
+                assert moto_adaptations.prepare_environment(ACCOUNT, REGION) == 1
+                assert os.environ["AWS_LAMBDA_FUNCTION_NAME"] == "fn" and os.environ["EXPERIMENTS_TABLE"] == "e"
+        finally:
+            applied.revert()
+        assert "AWS_LAMBDA_FUNCTION_NAME" not in os.environ and "EXPERIMENTS_TABLE" not in os.environ
 
     def test_emf_records_become_metrics(self) -> None:
         record = {"_aws": {"Timestamp": 1_700_000_000_000, "CloudWatchMetrics": [{
