@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import random
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -13,9 +12,11 @@ import boto3
 
 from infra.constructs.tables import TABLE_SPECS
 from kanaria import names
+from kanaria.apiclient import http_event as api_http_event
 from kanaria.dal.dynamo import DynamoExperimentRepository
 from kanaria.domain.profiles import DEFAULT_PROFILES, profiles_to_json
 from kanaria.logic.experiments import ExperimentRecord, create_experiment, transition
+from tests.support.aws import FakeLambdaContext  # noqa: F401 - re-exported for the observation tests
 
 PREFIX = "obs"
 CALLER = "arn:aws:iam::123456789012:user/chatbot"
@@ -112,41 +113,11 @@ def observation(i: int, rng: random.Random | None = None, **changes: Any) -> dic
 
 
 def http_event(method: str, path: str, body: Any, raw_body: str | None = None) -> dict[str, Any]:
-    """API Gateway HTTP API (payload 2.0) event of an IAM-authorized route."""
-    return {
-        "version": "2.0",
-        "routeKey": f"{method} {path}",
-        "rawPath": path,
-        "rawQueryString": "",
-        "headers": {"content-type": "application/json"},
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "api",
-            "authorizer": {"iam": {"userArn": CALLER, "callerId": CALLER}},
-            "domainName": "api.local",
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"},
-            "requestId": "req",
-            "routeKey": f"{method} {path}",
-            "stage": "$default",
-            "time": "02/Mar/2026:12:00:00 +0000",
-            "timeEpoch": 0,
-        },
-        "body": raw_body if raw_body is not None else json.dumps(body),
-        "isBase64Encoded": False,
-    }
-
-
-@dataclass
-class FakeLambdaContext:
-    """The attributes Powertools reads from a Lambda context."""
-
-    function_name: str = "obs-observations"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:ap-northeast-1:123456789012:function:obs-observations"
-    aws_request_id: str = "00000000-0000-0000-0000-000000000001"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
+    """API Gateway HTTP API (payload 2.0) event of an IAM-authorized route, from the chatbot's identity."""
+    event = api_http_event(method, path, body, CALLER)
+    if raw_body is not None:
+        event["body"] = raw_body
+    return event
 
 
 def call(handler: Any, path: str, body: Any, raw_body: str | None = None) -> tuple[int, Any]:
