@@ -4,7 +4,8 @@ critical = error rate OR p99 latency ratio OR model throttling -> invokes the ro
 warning  = hallucination rate OR quality drop OR CSAT drop       -> notifies (SNS); the rollout gate pauses on it
 
 Every metric alarm is metric math over one window with a minimum-volume floor: below the floor the expression
-reads 0, so a handful of requests can neither roll back nor page. Missing data is treated per purpose:
+reads 0, so a handful of requests can neither roll back nor page. Event rates also need a minimum number of
+events (MIN_EVENTS), so one unlucky 5xx in a small window cannot page either. Missing data is treated per purpose:
 
 * critical children: NOT_BREACHING. A canary at weight 0 (before the first step, after a rollback) has no
   traffic; that must not invoke the rollback or page, and the alarms must return to OK after a rollback so the
@@ -32,6 +33,10 @@ from kanaria import names
 
 ALB_NAMESPACE = "AWS/ApplicationELB"
 MIN_SAMPLES = 20  # per window: below this the rate expressions read 0
+# Event-rate alarms (5xx, throttles, hallucinations) also need this many events in the window: with 20-50
+# requests a single 5xx is already above 2%, which at a 0.5% baseline pages in ~14% of quiet windows
+# (P(>=1 of 30)); five events make that 4e-7 while a real spike (10% of 150 requests) still gives ~15.
+MIN_EVENTS = 5
 
 
 @dataclass(frozen=True)
@@ -127,7 +132,8 @@ class CanaryAlarms(Construct):
 
     def _error_rate(self, period: Duration) -> cw.MathExpression:
         return cw.MathExpression(
-            expression=f"IF(requests >= {MIN_SAMPLES}, 100 * FILL(errors, 0) / requests, 0)",
+            expression=(f"IF(requests >= {MIN_SAMPLES} AND FILL(errors, 0) >= {MIN_EVENTS}, "
+                        "100 * FILL(errors, 0) / requests, 0)"),
             using_metrics={
                 "errors": self.alb_metric("HTTPCode_Target_5XX_Count", names.TARGET_CANARY),
                 "requests": self.alb_metric("RequestCount", names.TARGET_CANARY),
@@ -157,7 +163,8 @@ class CanaryAlarms(Construct):
     def _canary_rate(self, metric_name: str, period: Duration, label: str) -> cw.MathExpression:
         """100 x events / observations on the canary (Observations counts every response, throttled included)."""
         return cw.MathExpression(
-            expression=f"IF(observations >= {MIN_SAMPLES}, 100 * FILL(events, 0) / observations, 0)",
+            expression=(f"IF(observations >= {MIN_SAMPLES} AND FILL(events, 0) >= {MIN_EVENTS}, "
+                        "100 * FILL(events, 0) / observations, 0)"),
             using_metrics={
                 "events": self.kanaria_metric(metric_name, names.TARGET_CANARY, "Sum"),
                 "observations": self.kanaria_metric(names.METRIC_OBSERVATIONS, names.TARGET_CANARY, "Sum"),

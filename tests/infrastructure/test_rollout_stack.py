@@ -15,7 +15,7 @@ import pytest
 from aws_cdk.assertions import Template
 
 from infra.app_builder import build_app
-from infra.constructs.canary_alarms import ALARM_SPECS, MIN_SAMPLES
+from infra.constructs.canary_alarms import ALARM_SPECS, MIN_EVENTS, MIN_SAMPLES
 from infra.constructs.rollout_functions import DESCRIBE_ACTIONS, METRIC_READ_ACTIONS
 from infra.constructs.rollout_state_machine import (
     DEFINITION_FILE,
@@ -24,6 +24,7 @@ from infra.constructs.rollout_state_machine import (
     SUB_ROLLOUT_STEPS_ARN,
 )
 from kanaria import names
+from kanaria.rehearsal.alarms import evaluate_expression, parse_expression
 
 if not DEFINITION_FILE.is_file():  # the rollout stacks are skipped until the rollout code ships its ASL
     pytest.skip(f"{DEFINITION_FILE} not found", allow_module_level=True)
@@ -169,6 +170,28 @@ def test_alarm_threshold_window_and_missing_data(rollout, kind):
     assert periods == {spec.period.to_seconds()}
     (expression,) = [query["Expression"] for query in props["Metrics"] if "Expression" in query]
     assert f">= {MIN_SAMPLES}" in expression, "every rate has a minimum-volume floor"
+
+
+@pytest.mark.parametrize("kind, events", [
+    (names.ALARM_CANARY_ERROR_RATE, "errors"),
+    (names.ALARM_CANARY_THROTTLING, "events"),
+    (names.ALARM_CANARY_HALLUCINATION, "events"),
+])
+@pytest.mark.parametrize("volume, count, breaches", [
+    (30, 1, False),   # one unlucky event in a small window is 3.3% but must not page
+    (30, MIN_EVENTS - 1, False),
+    (150, 15, True),  # a real spike: 10%
+    (MIN_SAMPLES - 1, MIN_SAMPLES - 1, False),  # below the volume floor nothing decides
+    (400, MIN_EVENTS, False),  # enough events but 1.25%: below every threshold
+])
+def test_event_rates_need_volume_and_events(rollout, kind, events, volume, count, breaches):
+    # Given the synthesized expression, When CloudWatch's metric math evaluates one window, Then it breaches only
+    # with enough requests and enough events
+    props = _alarm(rollout, kind)
+    (expression,) = [query["Expression"] for query in props["Metrics"] if "Expression" in query]
+    volume_id = "requests" if kind == names.ALARM_CANARY_ERROR_RATE else "observations"
+    value = evaluate_expression(parse_expression(expression), {volume_id: volume, events: count})
+    assert (value > props["Threshold"]) is breaches, (expression, value)
 
 
 def test_thresholds_match_the_rollout_policy(rollout):

@@ -144,3 +144,16 @@ def test_no_stored_and_no_claimed_evaluation_refuses(world: World) -> None:
     with pytest.raises(ValidationError) as caught:
         prepare(world, document)
     assert caught.value.field == "offline_evaluation" and "kanaria evaluate" in caught.value.reason
+
+
+def test_a_critical_alarm_still_in_alarm_refuses_to_start(world: World) -> None:
+    # Given the previous canary's critical composite is still in ALARM (it would not fire again for this canary)
+    world.services().metrics.critical_state = "ALARM"
+    # When a rollout starts, Then it is refused naming the alarm, and nothing is recorded or moved
+    with pytest.raises(ConflictError, match="kanaria-canary-critical is in ALARM") as caught:
+        prepare(world, request())
+    assert caught.value.field == "alarms"
+    assert world.meta("p-1") is None and world.services().store.active(world.listener_arn) is None
+    # And once it is back to OK the same request starts
+    world.services().metrics.critical_state = "OK"
+    assert prepare(world, request()).rollout.rollout_id == "p-1"

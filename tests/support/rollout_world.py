@@ -64,6 +64,10 @@ class ScriptedMetrics:
     def __init__(self, *items: MetricSnapshot | Exception | Callable[[], MetricSnapshot]):
         self.items = list(items) or [snapshot()]
         self.reads = 0
+        self.critical_state = "OK"
+
+    def critical_alarm_state(self) -> tuple[str, str] | None:
+        return CRITICAL_ALARM, self.critical_state
 
     def read(self, start: datetime, end: datetime) -> MetricSnapshot:
         item = self.items[min(self.reads, len(self.items) - 1)]

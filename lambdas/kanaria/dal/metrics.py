@@ -112,6 +112,16 @@ class CloudWatchMetricsReader:
                               canary=sides["c"], primary=sides["p"], alarms=alarms, critical_alarm=self._critical,
                               warning_alarm=self._warning)
 
+    def critical_alarm_state(self) -> tuple[str, str] | None:
+        """(name, state) of the critical composite alarm, or None when none is configured."""
+        if self._critical is None:
+            return None
+        try:
+            state = self._alarm_states().get(self._critical)
+        except ClientError as exc:
+            raise OperationalError(f"CloudWatch DescribeAlarms failed: {exc}", field="alarms") from exc
+        return self._critical, state or "NOT_FOUND"
+
     def _alarm_states(self) -> dict[str, str]:
         names = [n for n in (self._critical, self._warning) if n]
         if not names:

@@ -85,6 +85,9 @@ class MetricsReader(Protocol):
     """Canary vs primary aggregates over a window (missing datapoints stay None)."""
 
     def read(self, start: datetime, end: datetime) -> MetricSnapshot: ...
+    def critical_alarm_state(self) -> tuple[str, str] | None:
+        """(name, state) of the critical composite alarm, or None when none is configured."""
+        ...
 
 
 class AnalysisResults(Protocol):
@@ -220,6 +223,7 @@ def prepare(services: RolloutServices, deployment: Deployment, document: Any, ex
         raise ConflictError(verdict.reason, field="candidate.config_hash")
     plan = with_first_stage_multiplier(request.plan, verdict.first_stage_multiplier)
     _check_listener_idle(services.listener, deployment, canary)
+    _check_critical_alarm_clear(services.metrics)
     warmup_result = _warm_up(services, request.warmup)
     rollout = Rollout(
         rollout_id=rollout_id, execution_arn=execution_arn, listener_arn=deployment.listener_arn,
@@ -268,6 +272,15 @@ def _check_listener_idle(listener: ListenerGateway, deployment: Deployment, cana
     if forward.weight(canary) > 0:
         raise ConflictError(f"the listener already sends {forward.share(canary)}% to the canary (another rollout, "
                             "or a leftover): run `kanaria rollout abort` on it first", field="listener")
+
+
+def _check_critical_alarm_clear(metrics: MetricsReader) -> None:
+    # An alarm already in ALARM does not fire again for the new canary, and the first gate would read it as this
+    # canary failing: the rollout must start from OK.
+    critical = metrics.critical_alarm_state()
+    if critical is not None and critical[1] == "ALARM":
+        raise ConflictError(f"{critical[0]} is in ALARM (a previous canary's alarm): start again once it is OK, "
+                            "one alarm period after that canary's traffic stopped", field="alarms")
 
 
 def _warm_up(services: RolloutServices, warmup: Warmup | None) -> dict[str, Any] | None:

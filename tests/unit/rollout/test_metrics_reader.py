@@ -63,3 +63,19 @@ def test_a_cloudwatch_error_is_an_operational_error() -> None:
         stub.add_client_error("get_metric_data", "Throttling", "Rate exceeded")
         with pytest.raises(OperationalError, match="CloudWatch read failed"):
             CloudWatchMetricsReader("Kanaria", client=client).read(START, END)
+
+
+def test_critical_alarm_state() -> None:
+    client = boto3.client("cloudwatch", region_name="ap-northeast-1")
+    assert CloudWatchMetricsReader("Kanaria", client=client).critical_alarm_state() is None  # none configured
+    reader = CloudWatchMetricsReader("Kanaria", "crit", "warn", client=client)
+    with Stubber(client) as stub:
+        stub.add_response("describe_alarms", {"CompositeAlarms": [{"AlarmName": "crit", "StateValue": "ALARM"}]},
+                          {"AlarmNames": ["crit", "warn"], "AlarmTypes": ANY})
+        stub.add_response("describe_alarms", {"CompositeAlarms": []}, {"AlarmNames": ["crit", "warn"], "AlarmTypes": ANY})
+        stub.add_client_error("describe_alarms", "Throttling", "Rate exceeded")
+        assert reader.critical_alarm_state() == ("crit", "ALARM")
+        assert reader.critical_alarm_state() == ("crit", "NOT_FOUND")
+        with pytest.raises(OperationalError, match="DescribeAlarms failed") as caught:
+            reader.critical_alarm_state()
+    assert caught.value.field == "alarms"
