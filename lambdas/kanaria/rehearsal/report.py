@@ -1,5 +1,6 @@
-"""The rehearsal report: a Markdown summary and a self-contained SVG picture (no plotting dependency) of the
-canary weight, canary vs primary metrics and alarm states over scenario time."""
+"""The rehearsal report: a Markdown summary, a self-contained SVG picture (no plotting dependency) of the
+canary weight, canary vs primary metrics and alarm states over scenario time, and one HTML page holding both
+(open it in a browser)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ SIDE_COLOURS = {"primary": "#3b6fb6", "canary": "#e08a1e"}
 
 
 def write_report(result: Any) -> list[Path]:
-    """report.md, timeline.svg and result.json in the run directory; returns their paths."""
+    """report.md, timeline.svg, result.json and report.html in the run directory; returns their paths."""
     run_dir: Path = result.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     svg = run_dir / "timeline.svg"
@@ -26,9 +27,27 @@ def write_report(result: Any) -> list[Path]:
     markdown.write_text(render_markdown(result, svg.name), encoding="utf-8")
     data = run_dir / "result.json"
     data.write_text(json.dumps(summary(result), indent=2, default=str), encoding="utf-8")
+    page = run_dir / "report.html"
+    page.write_text(render_html(result, svg.read_text(encoding="utf-8"), markdown.read_text(encoding="utf-8")),
+                    encoding="utf-8")
     latest = run_dir.parent / "latest.md"
     latest.write_text(render_markdown(result, f"{run_dir.name}/{svg.name}"), encoding="utf-8")
-    return [markdown, svg, data]
+    return [markdown, svg, data, page]
+
+
+def render_html(result: Any, svg: str, markdown: str) -> str:
+    """One self-contained page: the outcome, the picture inline and the Markdown summary as text."""
+    verdict = "every outcome as expected" if result.ok else "NOT every outcome as expected"
+    colour = STATE_COLOURS["OK"] if result.ok else STATE_COLOURS["ALARM"]
+    title = html.escape(f"Kanaria rehearsal: {result.scenario.name}")
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{title}</title>"
+        "<style>body{font-family:sans-serif;margin:2em;max-width:1100px}pre{white-space:pre-wrap;"
+        "background:#f6f6f6;padding:1em}</style></head><body>\n"
+        f"<h1>{title}</h1>\n<p style=\"color:{colour};font-weight:bold\">{html.escape(verdict)}</p>\n"
+        f"{svg}\n<pre>{html.escape(markdown)}</pre>\n</body></html>\n"
+    )
 
 
 def summary(result: Any) -> dict[str, Any]:

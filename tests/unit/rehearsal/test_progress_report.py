@@ -58,13 +58,15 @@ def _result(tmp_path: Path) -> RehearsalResult:
 
 def test_report_files(tmp_path: Path) -> None:
     paths = write_report(_result(tmp_path))
-    markdown, svg, data = (p.read_text(encoding="utf-8") for p in paths)
+    markdown, svg, data, page = (p.read_text(encoding="utf-8") for p in paths)
     assert "| cold-start | rollout | rolled_back | OK: rolled_back | 10m 00s |" in markdown
     assert "Time from fault to completed rollback: **10m 00s**" in markdown
     assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>")
     summary = json.loads(data)
     assert summary["phases"][1]["fault_to_rollback_seconds"] == 600
     assert (tmp_path / "latest.md").exists()
+    assert page.startswith("<!DOCTYPE html>") and svg in page  # the picture inline, viewable in a browser
+    assert "| cold-start | rollout | rolled_back |" in page
 
 
 def test_svg_is_well_formed(tmp_path: Path) -> None:
