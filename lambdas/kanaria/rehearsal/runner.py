@@ -791,7 +791,14 @@ def _alert_summary(body: str) -> list[str]:
     try:
         message = json.loads(body)
     except ValueError:
-        return [line for line in body.splitlines() if line.strip()][:4]
+        # a rollback alert: what, why and the metrics, up to the gates block (the report keeps the whole text)
+        lines = []
+        for line in body.splitlines():
+            if line.startswith("GATES"):
+                break
+            if line.strip():
+                lines.append(line)
+        return lines[:10]
     if isinstance(message, dict) and "AlarmName" in message:
         return [f"{message['AlarmName']}: {message.get('OldStateValue')} -> {message.get('NewStateValue')}",
                 f"{str(message.get('NewStateReason', ''))[:160]}"]

@@ -75,3 +75,15 @@ def test_svg_is_well_formed(tmp_path: Path) -> None:
     root = ET.fromstring(render_svg(_result(tmp_path)))
     assert root.tag.endswith("svg")
     assert len(root.findall(".//{http://www.w3.org/2000/svg}polyline")) >= 3
+
+
+def test_alert_summary_shows_what_why_and_metrics_of_a_rollback() -> None:
+    from kanaria.rehearsal.runner import _alert_summary
+
+    body = "\n".join(["WHAT: rolled back", "  candidate: x", "", "WHY (alarm): p99", "", "METRICS (canary vs primary):",
+                      "  p99 ms: 10637 vs 2718", "", "GATES (last evaluation):", "  error_rate PASS"])
+    assert _alert_summary(body) == ["WHAT: rolled back", "  candidate: x", "WHY (alarm): p99",
+                                    "METRICS (canary vs primary):", "  p99 ms: 10637 vs 2718"]
+    alarm = json.dumps({"AlarmName": "kanaria-canary-critical", "OldStateValue": "OK", "NewStateValue": "ALARM",
+                        "NewStateReason": "latency"})
+    assert _alert_summary(alarm) == ["kanaria-canary-critical: OK -> ALARM", "latency"]
