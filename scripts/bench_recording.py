@@ -2,14 +2,14 @@
 
 The real observations handler (`kanaria.handlers.observations`) runs in-process against moto, as in
 tests/integration/test_observations_recording.py; a botocore `before-call` hook counts every AWS request it makes.
-Also home of the helpers the analysis section shares (fake AWS environment, DynamoDB item sizing).
+Also home of the helpers the analysis section shares (fake AWS environment, DynamoDB item sizing); the tables,
+environment and handler loading are the observation tests' own (tests/unit/observations/support.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import io
 import json
 import math
@@ -134,47 +134,24 @@ def fake_aws(extra_env: Mapping[str, str] | None = None) -> Iterator[None]:
 
 
 def table_environment(prefix: str = PREFIX) -> dict[str, str]:
-    """Table and parameter names of the observations and analysis functions."""
-    from kanaria import names
+    """Table and parameter names of the observations and analysis functions (as in the observation tests)."""
+    from tests.unit.observations.support import environment
 
-    return {
-        names.ENV_EXPERIMENTS_TABLE: names.table_name(prefix, "experiments"),
-        names.ENV_ASSIGNMENTS_TABLE: names.table_name(prefix, "assignments"),
-        names.ENV_OBSERVATIONS_TABLE: names.table_name(prefix, "observations"),
-        names.ENV_AGGREGATES_TABLE: names.table_name(prefix, "aggregates"),
-        names.ENV_PROFILES_PARAMETER: names.profiles_parameter(prefix),
-    }
+    return environment(prefix)
 
 
 def create_tables(prefix: str = PREFIX) -> dict[str, Any]:
     """Every Kanaria table with the CDK construct's key schema (infra.constructs.tables.TABLE_SPECS), in moto."""
-    import boto3
+    from tests.unit.observations.support import create_tables as create
 
-    from infra.constructs.tables import TABLE_SPECS
-    from kanaria import names
-
-    client = boto3.client("dynamodb")
-    for spec in TABLE_SPECS:
-        keys = [{"AttributeName": spec.partition_key, "KeyType": "HASH"}]
-        attributes = [{"AttributeName": spec.partition_key, "AttributeType": "S"}]
-        if spec.sort_key:
-            keys.append({"AttributeName": spec.sort_key, "KeyType": "RANGE"})
-            attributes.append({"AttributeName": spec.sort_key, "AttributeType": "S"})
-        client.create_table(TableName=names.table_name(prefix, spec.kind), KeySchema=keys,
-                            AttributeDefinitions=attributes, BillingMode="PAY_PER_REQUEST")
-    resource = boto3.resource("dynamodb")
-    return {spec.kind: resource.Table(names.table_name(prefix, spec.kind)) for spec in TABLE_SPECS}
+    return create(prefix)
 
 
 def put_profiles(prefix: str = PREFIX) -> None:
     """The default intent profiles in SSM, as the stack stores them."""
-    import boto3
+    from tests.unit.observations.support import put_profiles as put
 
-    from kanaria import names
-    from kanaria.domain.profiles import DEFAULT_PROFILES, profiles_to_json
-
-    boto3.client("ssm").put_parameter(Name=names.profiles_parameter(prefix), Type="String",
-                                      Value=json.dumps(profiles_to_json(DEFAULT_PROFILES)))
+    put(prefix)
 
 
 def start_experiment(definition: Mapping[str, Any], prefix: str = PREFIX) -> Any:
@@ -249,14 +226,6 @@ def scan_all(table: Any) -> list[dict[str, Any]]:
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def fresh_handler(module_name: str) -> Any:
-    """Import a handler module anew (its cached environment and clients are per execution environment)."""
-    from aws_lambda_powertools.utilities import parameters
-
-    parameters.clear_caches()
-    return importlib.reload(importlib.import_module(module_name))
-
-
 def invoke(handler: Any, path: str, body: Any) -> tuple[int, Any]:
     """POST an IAM-authorized HTTP API event to a handler (EMF output swallowed); (status, JSON body)."""
     from kanaria.apiclient import http_event
@@ -322,6 +291,8 @@ def run(args: argparse.Namespace) -> str:
     now = datetime.now(timezone.utc)
     progress(f"recording: {count:,} observations through the single API and {count:,} through the batch API (moto)")
     import pytest
+
+    from tests.unit.observations.support import fresh_handler
 
     with fake_aws(table_environment()), pytest.MonkeyPatch.context() as patch:
         fast_moto_transactions(patch)

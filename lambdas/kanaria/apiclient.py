@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 from kanaria.errors import ConflictError, KanariaError, NotFoundError, OperationalError, ValidationError
 from kanaria.names import DEFAULT_PREFIX, function_name
@@ -15,13 +16,19 @@ from kanaria.names import DEFAULT_PREFIX, function_name
 _ERRORS_BY_STATUS: dict[int, type[KanariaError]] = {404: NotFoundError, 409: ConflictError}
 
 
-def http_event(method: str, path: str, body: Any | None, caller_arn: str, path_parameters: dict[str, str] | None = None) -> dict[str, Any]:
-    """An API Gateway HTTP API (payload 2.0) event as the IAM-authorized route would deliver it."""
-    return {
+def http_event(method: str, path: str, body: Any | None, caller_arn: str, path_parameters: dict[str, str] | None = None,
+               *, query: dict[str, str] | None = None, route_key: str | None = None) -> dict[str, Any]:
+    """An API Gateway HTTP API (payload 2.0) event as the IAM-authorized route would deliver it.
+
+    `route_key` is the matched route ("POST /experiments/{experiment_id}/transitions"; default: method and path),
+    `query` the query string parameters (`rawQueryString` URL-encoded, `queryStringParameters` as given).
+    """
+    route = route_key or f"{method} {path}"
+    event: dict[str, Any] = {
         "version": "2.0",
-        "routeKey": f"{method} {path}",
+        "routeKey": route,
         "rawPath": path,
-        "rawQueryString": "",
+        "rawQueryString": urlencode(query or {}),
         "headers": {"content-type": "application/json"},
         "requestContext": {
             "accountId": caller_arn.split(":")[4] if caller_arn.count(":") >= 5 else "000000000000",
@@ -30,7 +37,7 @@ def http_event(method: str, path: str, body: Any | None, caller_arn: str, path_p
             "domainName": "kanaria.local",
             "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "kanaria-cli"},
             "requestId": "cli",
-            "routeKey": f"{method} {path}",
+            "routeKey": route,
             "stage": "$default",
             "time": "01/Jan/2026:00:00:00 +0000",
             "timeEpoch": 0,
@@ -39,6 +46,9 @@ def http_event(method: str, path: str, body: Any | None, caller_arn: str, path_p
         "body": json.dumps(body) if body is not None else None,
         "isBase64Encoded": False,
     }
+    if query:
+        event["queryStringParameters"] = dict(query)
+    return event
 
 
 class LambdaApiClient:

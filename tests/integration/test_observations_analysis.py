@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import uuid
 
@@ -17,8 +16,8 @@ from kanaria.domain.assignment import pick_variant
 from kanaria.domain.experiment import Status
 from kanaria.domain.observation import AGG_SHARDS
 from tests.unit.observations.support import (
-    NOW, PREFIX, FakeLambdaContext, atomic_fast_moto, call, create_tables, environment, observation, put_profiles,
-    running_experiment,
+    NOW, PREFIX, FakeLambdaContext, atomic_fast_moto, call, create_tables, environment, fresh_handler, observation,
+    put_profiles, running_experiment,
 )
 
 SCHEDULED_EVENT = {
@@ -45,11 +44,8 @@ def world(monkeypatch):
         calls: list[str] = []
         boto3.setup_default_session()
         boto3.DEFAULT_SESSION.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
-        from aws_lambda_powertools.utilities import parameters
-
-        parameters.clear_caches()
-        observations = importlib.reload(importlib.import_module("kanaria.handlers.observations"))
-        analysis = importlib.reload(importlib.import_module("kanaria.handlers.analysis"))
+        observations = fresh_handler("kanaria.handlers.observations")
+        analysis = fresh_handler("kanaria.handlers.analysis")
 
         def alerts() -> list[dict]:
             messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])

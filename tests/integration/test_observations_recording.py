@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import random
 import threading
@@ -23,7 +22,8 @@ from kanaria.logic.assignments import StickyRecord
 from kanaria.logic.observations import record_observation
 from kanaria import names
 from tests.unit.observations.support import (
-    NOW, PREFIX, atomic_fast_moto, call, create_tables, environment, observation, put_profiles, running_experiment,
+    NOW, PREFIX, atomic_fast_moto, call, create_tables, environment, fresh_handler, observation, put_profiles,
+    running_experiment,
 )
 
 WRITE_OPERATIONS = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
@@ -43,10 +43,7 @@ def api(monkeypatch):
         boto3.setup_default_session()  # handler clients are created from it, with this hook
         boto3.DEFAULT_SESSION.events.register(
             "before-call.dynamodb", lambda model, **_: calls.append(model.name))
-        from aws_lambda_powertools.utilities import parameters
-
-        parameters.clear_caches()
-        module = importlib.reload(importlib.import_module("kanaria.handlers.observations"))
+        module = fresh_handler("kanaria.handlers.observations")
         yield tables, module, record, calls
         boto3.DEFAULT_SESSION = None
 

@@ -8,7 +8,6 @@ from typing import Any
 
 import boto3
 
-from infra.constructs.tables import TABLE_SPECS
 from kanaria import names
 from kanaria.apiclient import http_event
 from kanaria.domain.profiles import DEFAULT_PROFILES, profiles_to_json
@@ -19,6 +18,9 @@ CALLER = "arn:aws:iam::123456789012:user/operator"
 
 def create_tables(prefix: str = PREFIX) -> dict[str, Any]:
     """Create every Kanaria table (same key schema as the CDK construct) in the active moto mock."""
+    # imported here: it loads the CDK (jsii, node), which scripts/bench_recording.py wants inside its fake environment
+    from infra.constructs.tables import TABLE_SPECS
+
     client = boto3.client("dynamodb")
     for spec in TABLE_SPECS:
         keys = [{"AttributeName": spec.partition_key, "KeyType": "HASH"}]

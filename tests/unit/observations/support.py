@@ -1,21 +1,20 @@
-"""Helpers of the observation tests: tables in moto (TABLE_SPECS key schema), experiments, HTTP events."""
+"""Helpers of the observation tests (and of scripts/bench_recording.py): tables in moto (TABLE_SPECS key schema),
+the functions' environment, handler loading, experiments, HTTP events."""
 
 from __future__ import annotations
 
 import copy
+import importlib
 import json
 import random
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import boto3
-
-from infra.constructs.tables import TABLE_SPECS
 from kanaria import names
 from kanaria.apiclient import http_event as api_http_event
 from kanaria.dal.dynamo import DynamoExperimentRepository
-from kanaria.domain.profiles import DEFAULT_PROFILES, profiles_to_json
 from kanaria.logic.experiments import ExperimentRecord, create_experiment, transition
+from tests.support import aws
 from tests.support.aws import FakeLambdaContext  # noqa: F401 - re-exported for the observation tests
 
 PREFIX = "obs"
@@ -25,17 +24,7 @@ NOW = datetime.now(timezone.utc).replace(microsecond=0)  # handlers use the real
 
 def create_tables(prefix: str = PREFIX) -> dict[str, Any]:
     """Every Kanaria table with the construct's key schema, in the active moto mock."""
-    client = boto3.client("dynamodb")
-    for spec in TABLE_SPECS:
-        keys = [{"AttributeName": spec.partition_key, "KeyType": "HASH"}]
-        attributes = [{"AttributeName": spec.partition_key, "AttributeType": "S"}]
-        if spec.sort_key:
-            keys.append({"AttributeName": spec.sort_key, "KeyType": "RANGE"})
-            attributes.append({"AttributeName": spec.sort_key, "AttributeType": "S"})
-        client.create_table(TableName=names.table_name(prefix, spec.kind), KeySchema=keys,
-                            AttributeDefinitions=attributes, BillingMode="PAY_PER_REQUEST")
-    resource = boto3.resource("dynamodb")
-    return {spec.kind: resource.Table(names.table_name(prefix, spec.kind)) for spec in TABLE_SPECS}
+    return aws.create_tables(prefix)
 
 
 def environment(prefix: str = PREFIX, topic_arn: str = "") -> dict[str, str]:
@@ -54,8 +43,16 @@ def environment(prefix: str = PREFIX, topic_arn: str = "") -> dict[str, str]:
 
 def put_profiles(prefix: str = PREFIX) -> None:
     """Default profiles in SSM, as the stack stores them."""
-    boto3.client("ssm").put_parameter(Name=names.profiles_parameter(prefix), Type="String",
-                                      Value=json.dumps(profiles_to_json(DEFAULT_PROFILES)))
+    aws.put_profiles(prefix)
+
+
+def fresh_handler(module_name: str) -> Any:
+    """Import a handler module anew (its cached environment, clients and Powertools parameters are per execution
+    environment); call it inside the moto mock, after the environment is set."""
+    from aws_lambda_powertools.utilities import parameters
+
+    parameters.clear_caches()
+    return importlib.reload(importlib.import_module(module_name))
 
 
 def definition(**changes: Any) -> dict[str, Any]:

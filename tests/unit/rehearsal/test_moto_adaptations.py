@@ -301,13 +301,14 @@ class TestAdapted:
             _function("kanaria.handlers.experiments.handler", {"EXPERIMENTS_TABLE": "e", "ASSIGNMENTS_TABLE": "a",
                                                                 "AGGREGATES_TABLE": "g", "PROFILES_PARAMETER": "/p"})
             from kanaria.handlers import env
-            from kanaria.rehearsal.invoke import http_event
+            from kanaria.apiclient import http_event
+            from kanaria.rehearsal.invoke import REHEARSAL_CALLER
 
             # an earlier test in this worker may have cached other table names and clients
             env.api_environment.cache_clear()
             importlib.reload(importlib.import_module("kanaria.handlers.experiments"))
             response = boto3.client("lambda", region_name=REGION).invoke(
-                FunctionName="fn", Payload=json.dumps(http_event("GET", "/experiments")).encode())
+                FunctionName="fn", Payload=json.dumps(http_event("GET", "/experiments", None, REHEARSAL_CALLER)).encode())
             body = json.loads(json.loads(response["Payload"].read())["body"])
             assert body == {"experiments": []}
             assert calls and calls[0].function_name == "fn" and "START RequestId" in calls[0].logs
