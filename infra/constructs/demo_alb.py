@@ -21,6 +21,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from infra.constructs.log_bucket import build_log_bucket
 from infra.constructs.python_function import RUNTIME
 from infra.nag import XRAY_RESOURCE, acknowledge, acknowledge_all, log_streams
 from kanaria.names import TARGET_CANARY, TARGET_PRIMARY, function_name
@@ -119,23 +120,7 @@ class DemoAlb(Construct):
         )
 
     def _build_access_logs_bucket(self) -> s3.Bucket:
-        # ALB access-log delivery supports SSE-S3 only (not SSE-KMS), hence S3-managed encryption here.
-        bucket = s3.Bucket(
-            self,
-            "AccessLogs",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(30))],
-            removal_policy=RemovalPolicy.RETAIN,
-        )
-        acknowledge(
-            bucket, "AwsSolutions-S1",
-            "This bucket is itself a log destination (ALB access logs); S3 server access logs of it would need yet "
-            "another log bucket and record only ELB's log deliveries",
-        )
-        return bucket
+        return build_log_bucket(self, "AccessLogs", expiration=Duration.days(30), receives="the ALB access logs")
 
     def _build_load_balancer(self) -> elbv2.ApplicationLoadBalancer:
         security_group = ec2.SecurityGroup(

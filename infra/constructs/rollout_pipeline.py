@@ -20,7 +20,8 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from infra.nag import acknowledge, acknowledge_all
+from infra.constructs.log_bucket import build_log_bucket
+from infra.nag import acknowledge_all
 from kanaria import names
 
 SOURCE_ACTION = "RolloutRequest"
@@ -61,22 +62,8 @@ class RolloutPipeline(Construct):
         self.trigger = self._build_trigger()
 
     def _build_server_access_logs_bucket(self) -> s3.Bucket:
-        # S3 server access log delivery requires SSE-S3 on the target bucket.
-        bucket = s3.Bucket(
-            self,
-            "ServerAccessLogs",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(90))],
-            removal_policy=RemovalPolicy.RETAIN,
-        )
-        acknowledge(
-            bucket, "AwsSolutions-S1",
-            "This is the server-access-log destination of the pipeline buckets; logging it would recurse",
-        )
-        return bucket
+        return build_log_bucket(self, "ServerAccessLogs", expiration=Duration.days(90),
+                                receives="the pipeline buckets' S3 server access logs")
 
     def _build_bucket(self, construct_id: str, key: kms.IKey, *, versioned: bool, bucket_name: str | None = None,
                       event_bridge_enabled: bool = False) -> s3.Bucket:

@@ -18,8 +18,9 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from infra.constructs.log_bucket import build_log_bucket
 from infra.constructs.python_function import KanariaFunction
-from infra.nag import acknowledge, acknowledge_all
+from infra.nag import acknowledge_all
 from infra.settings import Settings
 from infra.stacks.data_stack import DataStack
 from infra.stacks.experiments_stack import ExperimentsStack
@@ -71,17 +72,8 @@ class EvaluationStack(Stack):
         cdk.CfnOutput(self, "EvaluationStateMachineArn", value=self.state_machine.state_machine_arn)
 
     def _build_access_logs_bucket(self) -> s3.Bucket:
-        bucket = s3.Bucket(
-            self, "AccessLogs",
-            encryption=s3.BucketEncryption.S3_MANAGED,  # S3 server access log delivery requires SSE-S3
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL, enforce_ssl=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(90))],
-            removal_policy=RemovalPolicy.RETAIN,
-        )
-        acknowledge(bucket, "AwsSolutions-S1",
-                    "This is the server-access-log destination of the evaluation bucket; logging it would recurse")
-        return bucket
+        return build_log_bucket(self, "AccessLogs", expiration=Duration.days(90),
+                                receives="the evaluation bucket's S3 server access logs")
 
     def _build_bucket(self, settings: Settings, key: kms.IKey) -> s3.Bucket:
         return s3.Bucket(
