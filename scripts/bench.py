@@ -164,19 +164,52 @@ def header() -> str:
     ])
 
 
+def section_names() -> list[str]:
+    """Every section's short name, in document order (`assignment`, `recording`, ..., `rollout`)."""
+    return [*SECTIONS, *(m.removeprefix("bench_") for m in OPTIONAL_SECTIONS)]
+
+
+def splice(document: str, parts: list[str]) -> str:
+    """Replace each part's `## Title` section of the document (up to the next `## `) by the part, or append it."""
+    for part in parts:
+        heading = part.lstrip().splitlines()[0]
+        lines = document.split("\n")
+        try:
+            start = lines.index(heading)
+        except ValueError:
+            document = document.rstrip("\n") + "\n\n" + part
+            continue
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        tail = "\n".join(lines[end:])
+        document = "\n".join(lines[:start]) + "\n" + part.rstrip("\n") + ("\n\n" + tail if tail else "\n")
+    return document
+
+
 def main() -> int:
-    """Run every section and write docs/benchmarks.md."""
+    """Run every section (or the --only ones) and write docs/benchmarks.md."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--decisions", type=int, default=50_000, help="assignments per contender")
     parser.add_argument("--quick", action="store_true", help="smaller sizes (smoke run)")
+    parser.add_argument("--only", nargs="+", choices=section_names(), metavar="SECTION",
+                        help=f"run only these sections ({', '.join(section_names())}) and replace them in the"
+                             " existing docs/benchmarks.md, leaving the others (and the header) as they are")
+    parser.add_argument("--rollout-jobs", type=int, default=2,
+                        help="rollout section: rehearsals run at the same time (default 2)")
+    parser.add_argument("--rollout-speed", type=float, default=None,
+                        help="rollout section: pass --speed to every rehearsal (default: each scenario's own clock)")
     args = parser.parse_args()
     if args.quick:
         args.decisions = 2_000
     args.bench_quick = args.quick
-    parts = [header()]
+    wanted = set(args.only or section_names())
+    started = time.perf_counter()
+    parts = [] if args.only else [header()]
     for name, section in SECTIONS.items():
-        parts.append(section(args))
+        if name in wanted:
+            parts.append(section(args))
     for module_name in OPTIONAL_SECTIONS:
+        if module_name.removeprefix("bench_") not in wanted:
+            continue
         try:
             module = importlib.import_module(f"scripts.{module_name}")
         except ModuleNotFoundError as exc:
@@ -185,9 +218,14 @@ def main() -> int:
             parts.append(f"## {module_name.removeprefix('bench_').capitalize()}\n\nNot measured yet: the feature's benchmark is not written.\n")
             continue
         progress(f"{module_name}")
+        section_started = time.perf_counter()
         parts.append(module.run(args))
-    OUT.write_text("\n".join(parts), encoding="utf-8")
-    progress(f"wrote {OUT.relative_to(ROOT)}")
+        progress(f"{module_name} took {time.perf_counter() - section_started:.0f} s")
+    if args.only:
+        OUT.write_text(splice(OUT.read_text(encoding="utf-8"), parts), encoding="utf-8")
+    else:
+        OUT.write_text("\n".join(parts), encoding="utf-8")
+    progress(f"wrote {OUT.relative_to(ROOT)} in {time.perf_counter() - started:.0f} s")
     return 0
 
 

@@ -1,0 +1,616 @@
+"""`make bench` section: how fast a faulty canary is rolled back, per fault type, and what `cdk synth` costs.
+
+1. The shipped fault scenarios are run by the real local rehearsal, each as its own process
+   (`.venv/bin/kanaria rehearse NAME --plain --reports DIR`: its in-process moto server, its own free port, a real
+   CDK deploy), two at a time by default. Each run's `result.json` gives, per rollout phase, the outcome against the
+   expectation, the scenario-clock times of the fault and of the completed rollback, and what reacted (gates,
+   alarms, the rollback function) and when. The section reads those; it measures nothing the rehearsal does not
+   record itself, apart from each process's wall time.
+2. The alarm windows that bound the detection time are read from the synthesized KanariaRollout template (the
+   same definitions the rehearsal evaluates), the stage plans from the scenario files.
+3. `cdk synth --quiet --all` wall time into a fresh temporary `--output` directory, without pip bundling
+   (`-c kanaria:bundle=false`, what the rehearsal and the tests synthesize), median of three; then once with the
+   bundling `make synth` does (pip into the layer assets; CDK skips it only when `asset.<source hash>` already
+   exists in the output directory, so a fresh directory always bundles).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+ROOT = Path(__file__).resolve().parents[1]
+KANARIA = ROOT / ".venv" / "bin" / "kanaria"
+CDK = ROOT / "node_modules" / ".bin" / "cdk"
+SCENARIOS_DIR = ROOT / "scenarios"
+REPORTS = ROOT / "reports" / "bench-rollout"  # gitignored; each scenario's report.md / timeline.svg stays there
+ROLLOUT_STACK = "KanariaRollout"
+SCENARIO_TIMEOUT_S = 480  # wall seconds per rehearsal process (the longest takes ~2 min)
+SYNTH_TIMEOUT_S = 600
+CDK_ENV = {"JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20", "CDK_DISABLE_VERSION_CHECK": "true",
+           "CDK_CLI_TELEMETRY": "false"}
+# The gate thresholds the rehearsal adds to every stage unless a scenario overrides them (docs/rehearsal.md,
+# "Scenario files"); copied here for the text only.
+REHEARSAL_GATE_DEFAULTS = "max_error_rate 0.02, max_latency_p99_increase 1.0 (+100%), min_observations 30"
+ROLLBACK_ALERT = re.compile(r"\[Kanaria\] ROLLBACK (?P<rollout>\S+) at (?P<stage>\S+) \((?P<trigger>[^)]+)\)")
+
+
+def progress(message: str) -> None:
+    """Progress on stderr (same format as scripts/bench.py)."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class FaultScenario:
+    """A shipped scenario and the rollout phase of it whose fault this row measures."""
+
+    fault: str
+    scenario: str
+    phase: str
+
+
+# Longest first (measured ~2 min, 1.5 min, 1 min, 50 s, 50 s wall at the scenarios' own 60x): with two at a time
+# the longest one starts first.
+FAULT_SCENARIOS = (
+    FaultScenario("latency regression (Bedrock cold start)", "canary-latency-regression", "cold"),
+    FaultScenario("missing metrics", "missing-metrics", "missing-metrics"),
+    FaultScenario("5xx error spike", "error-spike", "error-spike"),
+    FaultScenario("Bedrock throttling", "throttling", "throttling"),
+    FaultScenario("hallucination spike", "hallucination-spike", "hallucination-spike"),
+)
+QUICK_SCENARIOS = ("throttling", "hallucination-spike")
+
+
+# ---------------------------------------------------------------- pure helpers (unit-tested)
+
+def duration(seconds: float) -> str:
+    """Scenario seconds as '5m 56s' (the rehearsal report's format)."""
+    total = int(round(seconds))
+    if total >= 3600:
+        return f"{total // 3600}h {total % 3600 // 60:02d}m"
+    if total >= 60:
+        return f"{total // 60}m {total % 60:02d}s"
+    return f"{total}s"
+
+
+def offset(at: float, fault_at: float | None) -> str:
+    """'+5m 28s' after the fault (or the scenario time when there is no fault)."""
+    if fault_at is None:
+        return f"T+{duration(at)}"
+    return f"+{duration(at - fault_at)}" if at >= fault_at else f"-{duration(fault_at - at)}"
+
+
+def clock(seconds: float) -> str:
+    """Scenario time as T+HH:MM:SS (the rehearsal's format)."""
+    total = int(seconds)
+    return f"T+{total // 3600:02d}:{total % 3600 // 60:02d}:{total % 60:02d}"
+
+
+def fault_position(fault_at: float | None, period_s: int = 300) -> str:
+    """'at T+00:08:52, 1m 08s before a 5-min alarm boundary': where the fault fell in the alarms' periods."""
+    if fault_at is None:
+        return ""
+    to_boundary = (-fault_at) % period_s
+    return f"at {clock(fault_at)}, {duration(to_boundary)} before a {duration(period_s).replace('m 00s', '-min')} alarm boundary"
+
+
+def rollback_trigger(alerts: Iterable[Mapping[str, Any]], started: float, ended: float) -> tuple[str, str] | None:
+    """(trigger kind, stage) of the rollback alert the rollback function sent during the phase, if any."""
+    for alert in alerts:
+        match = ROLLBACK_ALERT.search(str(alert.get("subject", "")))
+        if match and started <= float(alert.get("at", -1)) <= ended:
+            return match["trigger"], match["stage"]
+    return None
+
+
+def reacting(phase: Mapping[str, Any], limit: int = 4) -> list[str]:
+    """What reacted after the fault: failing or holding gates, alarms going to ALARM, the rollback function;
+    each with its delay after the fault, in order, marked when it came after the rollback had completed."""
+    fault_at = phase.get("fault_at")
+    rolled = phase.get("rollback_completed_at")
+    out = []
+    for reaction in phase.get("reactions", []):
+        at, kind, what = float(reaction["at"]), reaction["kind"], str(reaction["what"])
+        if fault_at is not None and at < fault_at:
+            continue
+        if kind == "gate":
+            match = re.match(r"gate (\w+) -> (\w+): (.*)", what, re.S)
+            if not match or match[1] == "PASS":
+                continue  # a passing gate (e.g. the state machine noticing an alarm's rollback) reacted to nothing
+            reasons = match[3].split("; ")
+            text = f"gate {match[1]} → {match[2]} ({reasons[0].strip()}{'; …' if len(reasons) > 1 else ''})"
+        elif kind in {"alarm", "composite"} and what.split(" -> ")[1:2] == ["ALARM"]:
+            target = what.split(" -> ", 2)[2] if what.count(" -> ") >= 2 else ""
+            text = f"{kind} `{what.split(' ', 1)[0]}` ALARM" + (f" → {target}" if target else "")
+        elif kind == "rollback":
+            text = "rollback function done (100/0)"
+        else:
+            continue
+        # A gate's time is when the rehearsal's status poll saw its decision, which can be after the rollback the
+        # decision started; only an alarm after the rollback really came too late to matter.
+        after = kind in {"alarm", "composite"} and rolled is not None and at > rolled
+        out.append(f"{text} {offset(at, fault_at)}" + (" (after the rollback)" if after else ""))
+    return out[:limit]
+
+
+def phase_row(case: FaultScenario, scenario: Mapping[str, Any] | None, result: Mapping[str, Any] | None,
+              wall_s: float | None, failure: str | None = None) -> str:
+    """One markdown table row: fault | scenario | expected | outcome | reacted | fault → rollback | wall."""
+    fault = fault_text(scenario, case.phase) if scenario else ""
+    label = f"{case.fault}<br>{fault}" if fault else case.fault
+    where = f"`{case.scenario}`" + (f" (rollout `{case.phase}`)" if case.phase != case.scenario else "")
+    wall = "-" if wall_s is None else f"{wall_s:.0f} s"
+    phase = next((p for p in (result or {}).get("phases", []) if p.get("name") == case.phase), None)
+    if phase is None:
+        why = failure or (result or {}).get("error") or f"no phase `{case.phase}` in result.json"
+        expected = rollout_phase(scenario, case.phase).get("expect", "?") if scenario else "?"
+        return f"| {label} | {where} | {expected} | **no result**: {md_cell(str(why))[:300]} | - | - | {wall} |"
+    assert result is not None
+    position = fault_position(phase.get("fault_at"))
+    if position:
+        label += f"<br>{position}"
+    if result.get("deploy_seconds") is not None and wall_s is not None:
+        wall += f" (deploy {float(result['deploy_seconds']):.0f} s)"
+    ok = bool(phase.get("ok"))
+    outcome = f"{phase.get('outcome')} (as expected)" if ok else f"**{phase.get('outcome')}: NOT as expected**"
+    trigger = rollback_trigger(result.get("alerts", []), float(phase["started_at"]), float(phase["ended_at"]))
+    reacted = reacting(phase)
+    if trigger:
+        reacted.insert(0, f"rollback trigger **{trigger[0]}** at {trigger[1]}")
+    seconds = phase.get("fault_to_rollback_seconds")
+    to_rollback = f"**{duration(seconds)}**" if seconds is not None else "no rollback"
+    return (f"| {label} | {where} | {phase.get('expected') or 'any'} | {outcome} | {md_cell('; '.join(reacted)) or '-'} |"
+            f" {to_rollback} | {wall} |")
+
+
+def phase_ok(result: Mapping[str, Any] | None, name: str) -> bool:
+    """Whether the run has that phase and it ended as expected."""
+    return any(p.get("name") == name and p.get("ok") for p in (result or {}).get("phases", []))
+
+
+def md_cell(text: str) -> str:
+    """Text safe inside a markdown table cell."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def rollout_phase(scenario: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    """The scenario file's rollout phase of that name ({} when absent)."""
+    return next((r for r in scenario.get("rollouts", []) if r.get("name") == name), {})
+
+
+def fault_text(scenario: Mapping[str, Any], phase: str) -> str:
+    """'error_spike 6% on the canary from +28 min' for the phase's faults."""
+    parts = []
+    for fault in rollout_phase(scenario, phase).get("faults", []):
+        what = fault["kind"]
+        if "rate" in fault:
+            what += f" {fault['rate'] * 100:g}%"
+        if "latency_factor" in fault:
+            what += f" {fault['latency_factor']:g}× latency"
+            if fault.get("warm_after_requests"):
+                what += f" fading over {fault['warm_after_requests']} requests"
+        what += f" on the {fault.get('target', 'canary')} from +{fault.get('at_minute', 0):g} min"
+        if fault.get("duration_minutes"):
+            what += f" for {fault['duration_minutes']:g} min"
+        parts.append(what)
+    return "; ".join(parts)
+
+
+def stage_plan(scenario: Mapping[str, Any], phase: str) -> str:
+    """'5% 20 min → 25% 20 min → 50% 15 min, checks every 5 min, gates: …' (rehearsal: hold bound = stage minimum)."""
+    rollout = rollout_phase(scenario, phase)
+    stages = " → ".join(f"{s['percent']}% {s['minutes']:g} min" for s in rollout.get("stages", []))
+    gates = dict(rollout.get("gates", {}))
+    text = f"{stages} → approval → 100%, gate checks every {rollout.get('check_minutes', 5):g} min"
+    if gates:
+        text += ", gates " + ", ".join(f"{k} {v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool)
+                                       else f"{k} {v}" for k, v in gates.items())
+    if rollout.get("warmup_requests"):
+        text += f", {rollout['warmup_requests']} warm-up requests"
+    return text
+
+
+@dataclass(frozen=True)
+class AlarmWindow:
+    """One alarm of the synthesized template, as far as detection time goes."""
+
+    name: str
+    description: str
+    period_s: int | None
+    datapoints: int
+    evaluation_periods: int
+    threshold: float | None
+    comparison: str
+    missing: str
+    composites: tuple[str, ...] = ()
+    actions: tuple[str, ...] = ()
+
+    def after_fault(self) -> tuple[str, str]:
+        """When the alarm can go to ALARM after a fault starts, d into a period (0 <= d < period; complete periods
+        aligned to multiples of the period): (M - 1) x period + (period - d) when the fault's partial first
+        period already breaches, one period later when only full periods do: '0m – 5m' / '5m – 10m' for 1 of 1."""
+        if self.period_s is None:
+            return "?", "?"
+        first = (self.datapoints - 1) * self.period_s
+        return (f"{duration(first)} – {duration(first + self.period_s)}",
+                f"{duration(first + self.period_s)} – {duration(first + 2 * self.period_s)}")
+
+
+def _period(props: Mapping[str, Any]) -> int | None:
+    """The alarm's period: its own, or the (single) period of its metric-math inputs."""
+    if props.get("Period"):
+        return int(props["Period"])
+    periods = {int(m["MetricStat"]["Period"]) for m in props.get("Metrics", []) if "MetricStat" in m}
+    return periods.pop() if len(periods) == 1 else None
+
+
+def _action(value: Any, resources: Mapping[str, Any]) -> str:
+    """A readable alarm action: the function's name, or the imported topic's export."""
+    if isinstance(value, str):
+        return value.rsplit(":", 1)[-1]
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        logical = value["Fn::GetAtt"][0]
+        resource = resources.get(logical, {})
+        name = resource.get("Properties", {}).get("FunctionName") or resource.get("Properties", {}).get("TopicName")
+        kind = resource.get("Type", "").split("::")[1].lower() if resource.get("Type") else ""
+        return f"{kind} `{name}`" if isinstance(name, str) else logical
+    if isinstance(value, dict) and "Fn::ImportValue" in value:
+        match = re.search(r"ExportsOutput(?:Ref|FnGetAtt)([A-Za-z]+?)[0-9A-F]{8}", str(value["Fn::ImportValue"]))
+        return f"{match[1]} (imported)" if match else str(value["Fn::ImportValue"])
+    return json.dumps(value)
+
+
+def _getatt_ids(value: Any) -> list[str]:
+    """Logical ids referenced by Fn::GetAtt anywhere in an intrinsic expression, in order."""
+    if isinstance(value, dict):
+        if "Fn::GetAtt" in value and isinstance(value["Fn::GetAtt"], list):
+            return [str(value["Fn::GetAtt"][0])]
+        return [i for v in value.values() for i in _getatt_ids(v)]
+    if isinstance(value, list):
+        return [i for v in value for i in _getatt_ids(v)]
+    return []
+
+
+def alarm_windows(template: Mapping[str, Any]) -> list[AlarmWindow]:
+    """Metric alarms of a synthesized template with the composite alarms they feed and those composites' actions."""
+    resources = template.get("Resources", {})
+    composites: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+    for resource in resources.values():
+        if resource.get("Type") != "AWS::CloudWatch::CompositeAlarm":
+            continue
+        props = resource.get("Properties", {})
+        members = _getatt_ids(props.get("AlarmRule"))
+        actions = tuple(_action(a, resources) for a in props.get("AlarmActions", []))
+        for logical in members:
+            composites.setdefault(logical, []).append((str(props.get("AlarmName", "?")), actions))
+    out = []
+    for logical, resource in resources.items():
+        if resource.get("Type") != "AWS::CloudWatch::Alarm":
+            continue
+        props = resource.get("Properties", {})
+        evaluation = int(props.get("EvaluationPeriods", 1))
+        feeds = composites.get(logical, [])
+        out.append(AlarmWindow(
+            name=str(props.get("AlarmName", logical)), description=str(props.get("AlarmDescription", "")),
+            period_s=_period(props), datapoints=int(props.get("DatapointsToAlarm", evaluation)),
+            evaluation_periods=evaluation,
+            threshold=float(props["Threshold"]) if props.get("Threshold") is not None else None,
+            comparison=str(props.get("ComparisonOperator", "")), missing=str(props.get("TreatMissingData", "missing")),
+            composites=tuple(name for name, _ in feeds),
+            actions=tuple(dict.fromkeys(a for _, actions in feeds for a in actions)),
+        ))
+    return out
+
+
+def alarm_table(windows: Sequence[AlarmWindow]) -> list[str]:
+    """Markdown table of the alarm windows."""
+    rows = ["| alarm | what (AlarmDescription) | period | datapoints to alarm | missing data | feeds → actions |"
+            " ALARM after the fault, partial first period breaching | … only full periods breaching |",
+            "| --- | --- | ---: | ---: | --- | --- | --- | --- |"]
+    for w in windows:
+        period = duration(w.period_s) if w.period_s else "?"
+        feeds = ", ".join(f"`{c}`" for c in w.composites) or "-"
+        if w.actions:
+            feeds += " → " + ", ".join(w.actions)
+        partial, full = w.after_fault()
+        rows.append(f"| `{w.name}` | {md_cell(w.description)} | {period} | {w.datapoints} of {w.evaluation_periods} |"
+                    f" {w.missing} | {feeds} | {partial} | {full} |")
+    return rows
+
+
+def median_text(times: Sequence[float]) -> str:
+    """'12.1 s (median of 3: 12.1, 12.1, 13.1)'."""
+    if not times:
+        return "-"
+    each = ", ".join(f"{t:.1f}" for t in times)
+    return f"{statistics.median(times):.1f} s" + (f" (median of {len(times)}: {each} s)" if len(times) > 1 else "")
+
+
+def failure_line(output: str) -> str:
+    """The most telling line of a failed CDK or pip run: pip's ERROR, else the last RuntimeError/Error line."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in output.splitlines() if line.strip()]
+    for pattern in (r"^ERROR: ", r"RuntimeError: ", r"Error: ", r"error"):
+        hits = [line for line in lines if re.search(pattern, line)]
+        if hits:
+            return hits[0] if pattern == r"^ERROR: " else hits[-1]
+    return lines[-1] if lines else "(no output)"
+
+
+# ---------------------------------------------------------------- running things
+
+@dataclass
+class ScenarioRun:
+    """One `kanaria rehearse` process."""
+
+    scenario: str
+    returncode: int | None = None
+    wall_s: float | None = None
+    result: dict[str, Any] | None = None
+    failure: str | None = None
+    reports: Path | None = None
+    attempts: int = 0
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    for key, value in CDK_ENV.items():
+        env.setdefault(key, value)
+    return env
+
+
+def _run(command: Sequence[str], log: Path, timeout: float) -> tuple[int | None, float]:
+    """Run a command in its own process group, output to log; kill the group on timeout. (returncode, wall)."""
+    started = time.perf_counter()
+    with log.open("w", encoding="utf-8") as out:
+        process = subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        try:
+            code: int | None = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+            code = None
+    return code, time.perf_counter() - started
+
+
+def run_scenario(name: str, reports_root: Path, speed: float | None = None) -> ScenarioRun:
+    """`kanaria rehearse NAME --plain --reports DIR`; reads DIR/*/result.json. Retried once when the emulator's
+    free port was taken by the other rehearsal in the meantime."""
+    run = ScenarioRun(name, reports=reports_root / name)
+    for attempt in (1, 2):
+        run.attempts = attempt
+        shutil.rmtree(run.reports, ignore_errors=True)
+        run.reports.mkdir(parents=True)
+        log = run.reports / "rehearse.log"
+        command = [str(KANARIA), "rehearse", name, "--plain", "--reports", str(run.reports)]
+        if speed:
+            command += ["--speed", f"{speed:g}"]
+        run.returncode, run.wall_s = _run(command, log, SCENARIO_TIMEOUT_S)
+        results = sorted(run.reports.glob("*/result.json"))
+        output = log.read_text(encoding="utf-8", errors="replace")
+        if results:
+            run.result = json.loads(results[-1].read_text(encoding="utf-8"))
+            run.failure = None
+            return run
+        run.failure = (f"no result after {SCENARIO_TIMEOUT_S} s (killed)" if run.returncode is None
+                       else f"exit {run.returncode}: {failure_line(output)}")
+        if "in use" not in output:
+            break
+    return run
+
+
+def run_scenarios(names: Sequence[str], jobs: int, reports_root: Path, speed: float | None) -> dict[str, ScenarioRun]:
+    """Run the scenarios `jobs` at a time, in the given order, with start/finish progress."""
+    def one(name: str) -> ScenarioRun:
+        progress(f"rollout: rehearse {name} (start)")
+        try:
+            run = run_scenario(name, reports_root, speed)
+        except Exception as exc:  # noqa: BLE001 - reported in the table; the other scenarios and sections go on
+            run = ScenarioRun(name, failure=f"{type(exc).__name__}: {exc}")
+        phases = ", ".join(f"{p['name']} {p['outcome']}{'' if p['ok'] else ' NOT as expected'}"
+                           for p in (run.result or {}).get("phases", []))
+        progress(f"rollout: rehearse {name} done in {run.wall_s or 0:.0f} s: {phases or run.failure}")
+        return run
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        return dict(zip(names, pool.map(one, names)))
+
+
+@dataclass
+class SynthResult:
+    """Wall times of `cdk synth` runs (or why they failed)."""
+
+    times: list[float] = field(default_factory=list)
+    failure: str | None = None
+    cached_s: float | None = None
+    layer_mb: dict[str, float] = field(default_factory=dict)
+    template: dict[str, Any] | None = None
+
+
+def _synth(output: Path, bundle: bool, log: Path) -> tuple[int | None, float]:
+    command = [str(CDK), "synth", "--quiet", "--all", "--output", str(output)]
+    if not bundle:
+        command += ["-c", "kanaria:bundle=false"]
+    return _run(command, log, SYNTH_TIMEOUT_S)
+
+
+def time_synth(runs: int, bundle: bool, work: Path) -> SynthResult:
+    """`cdk synth --quiet --all` into a fresh output directory, `runs` times; with bundling, once more into the
+    same directory (bundled assets already there: CDK skips pip)."""
+    result = SynthResult()
+    label = "with bundling" if bundle else "kanaria:bundle=false"
+    output = work / ("bundled" if bundle else "unbundled")
+    for index in range(runs):
+        shutil.rmtree(output, ignore_errors=True)
+        log = work / f"synth-{'bundled' if bundle else 'unbundled'}-{index}.log"
+        progress(f"rollout: cdk synth ({label}) {index + 1}/{runs}")
+        code, wall = _synth(output, bundle, log)
+        if code != 0:
+            result.failure = (f"killed after {SYNTH_TIMEOUT_S} s" if code is None else
+                              f"exit {code} after {wall:.1f} s: {failure_line(log.read_text(encoding='utf-8', errors='replace'))}")
+            return result
+        result.times.append(wall)
+    template = output / f"{ROLLOUT_STACK}.template.json"
+    if template.exists():
+        result.template = json.loads(template.read_text(encoding="utf-8"))
+    if bundle:
+        for asset in output.glob("asset.*"):
+            size = sum(f.stat().st_size for f in asset.rglob("*") if f.is_file())
+            if (asset / "python").is_dir():
+                result.layer_mb[asset.name[:18]] = size / 1e6
+        progress(f"rollout: cdk synth ({label}) again into the same directory (bundled assets present)")
+        code, wall = _synth(output, bundle, work / "synth-bundled-cached.log")
+        if code == 0:
+            result.cached_s = wall
+    return result
+
+
+# ---------------------------------------------------------------- the section
+
+def run(args: argparse.Namespace) -> str:
+    """The Rollout section of docs/benchmarks.md."""
+    quick = bool(getattr(args, "bench_quick", False))
+    jobs = int(getattr(args, "rollout_jobs", 2) or 1)
+    speed = getattr(args, "rollout_speed", None)
+    started = time.perf_counter()
+    cases = [c for c in FAULT_SCENARIOS if not quick or c.scenario in QUICK_SCENARIOS]
+    scenario_files = {c.scenario: json.loads((SCENARIOS_DIR / f"{c.scenario}.json").read_text(encoding="utf-8"))
+                      for c in FAULT_SCENARIOS}
+
+    with tempfile.TemporaryDirectory(prefix="kanaria-bench-synth-") as tmp:
+        work = Path(tmp)
+        plain = time_synth(1 if quick else 3, bundle=False, work=work)
+        bundled = None if quick else time_synth(1, bundle=True, work=work)
+    synth_s = time.perf_counter() - started
+
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    scenarios_started = time.perf_counter()
+    runs = run_scenarios([c.scenario for c in cases], jobs, REPORTS, speed)
+    scenarios_s = time.perf_counter() - scenarios_started
+
+    rows = []
+    extra_phases = []
+    speeds = set()
+    for case in FAULT_SCENARIOS:
+        scenario = scenario_files[case.scenario]
+        run_ = runs.get(case.scenario)
+        if run_ is None:
+            rows.append(f"| {case.fault} | `{case.scenario}` | {rollout_phase(scenario, case.phase).get('expect', '?')} |"
+                        " not run (`--quick`) | - | - | - |")
+            continue
+        rows.append(phase_row(case, scenario, run_.result, run_.wall_s, run_.failure))
+        if run_.result:
+            speeds.add(run_.result.get("speed"))
+            for phase in run_.result.get("phases", []):
+                if phase.get("name") != case.phase:
+                    verdict = "as expected" if phase.get("ok") else "**NOT as expected**"
+                    extra_phases.append(f"`{case.scenario}` {phase.get('kind')} `{phase.get('name')}`:"
+                                        f" {phase.get('outcome')} (expected {phase.get('expected') or 'any'}, {verdict})")
+    failures = [c for c in cases if not phase_ok(runs[c.scenario].result, c.phase)]
+    speed_text = ", ".join(f"{s:g}×" for s in sorted(s for s in speeds if s)) or "?"
+    plans = [f"- `{c.scenario}`{'' if c.phase == c.scenario else f' `{c.phase}`'}: {stage_plan(scenario_files[c.scenario], c.phase)}"
+             for c in FAULT_SCENARIOS]
+    windows = alarm_windows(plain.template) if plain.template else []
+
+    lines = [
+        "## Rollout",
+        "",
+        f"Time from fault to completed rollback, per fault type: the shipped fault scenarios run by the real local"
+        f" rehearsal (`kanaria rehearse NAME --plain --reports DIR`, one process each: moto in process on its own free"
+        f" port, a real CDK deploy, the deployed state machine, gates and rollback function, the alarms evaluated by"
+        f" the rehearsal), {jobs} at a time, at the scenarios' own clock ({speed_text} scenario time per wall"
+        f" second{'; `--speed ' + format(speed, 'g') + '` forced' if speed else ''}; each scenario once)."
+        f" Everything in the table but the process wall time is read from each run's `result.json` (reports kept in"
+        f" `reports/bench-rollout/<scenario>/`); scenario part wall time {scenarios_s:.0f} s.",
+        "",
+        "| fault | scenario | expected | outcome | what reacted (rollback trigger; delay after the fault) |"
+        " fault → rollback complete (scenario clock) | wall (process) |",
+        "| --- | --- | --- | --- | --- | ---: | ---: |",
+        *rows,
+        "",
+    ]
+    if failures:
+        lines += [f"**{len(failures)} scenario(s) did not end as expected:** "
+                  + ", ".join(f"`{c.scenario}`" for c in failures) + " (see their report.md).", ""]
+    if extra_phases:
+        lines += ["Other phases of the same runs: " + "; ".join(extra_phases) + ".", ""]
+    lines += [
+        "How to read these numbers:",
+        "",
+        "- *fault → rollback complete* runs from the fault's start (the scenario's `at_minute` after the rollout"
+        " started; the cold start is there from minute 0, before the 5% stage gets any traffic) to the rollback"
+        " function having restored the listener to primary 100 / canary 0. It is bounded below by whichever"
+        " detector is faster for that fault, plus the rollback itself:",
+        "- *stage gates* (`kanaria.logic.rollouts`, run by the state machine) read the metrics **since the stage"
+        " started**, at every check interval: a fault late in a stage is diluted by the stage's healthy minutes, so"
+        " the gate needs more than one check; FAIL rolls back at once (`gate_failed`); INCONCLUSIVE (e.g. no"
+        " datapoints: missing data is not zero) holds until the hold bound, in the rehearsal the stage's own"
+        " minimum, then rolls back (`hold_exceeded`). Stage plans (the rehearsal adds the gates"
+        f" {REHEARSAL_GATE_DEFAULTS} unless the scenario overrides them):",
+        *[f"  {p}" for p in plans],
+        "- *alarms* are evaluated every scenario minute on complete periods aligned to multiples of the period"
+        " (the scenario clock's, shown as the fault's distance to the next 5-minute boundary); the critical"
+        " composite's action invokes the rollback function asynchronously (`alarm` trigger), the warning composite"
+        f" only notifies. Windows of the synthesized `{ROLLOUT_STACK}` template:",
+        "",
+        *(alarm_table(windows) if windows else ["(not available: the synth failed)"]),
+        "",
+        "  The first period containing the fault ends at the next boundary, 0 to 1 period after the fault; it"
+        " holds healthy minutes too, so it breaches only when the fault is strong or long enough within it (and, for"
+        " the event rates, reaches the 5-event minimum). An M-of-N alarm therefore goes to ALARM (M - 1) periods"
+        " after that boundary when the partial period breaches, M periods after it when only full periods do. E.g."
+        " the 5xx-rate and throttling alarms (1 of 1 five-minute windows) can fire as early as the next boundary but"
+        " are only sure to by 5-10 minutes after the fault; the p99 alarm (2 of 3) needs 5-15 minutes. Each scenario"
+        " runs once here, so a figure can land on either side of that step from run to run (the traffic is seeded,"
+        " but wall-clock jitter moves requests between minutes), and a gate check due earlier can win the race.",
+        "- Resolution: the rehearsal polls every ≤ 0.5 wall s (30 scenario s at 60×) and every SDK call is a round"
+        " trip into moto in the same process: a wall second of emulator latency is a scenario minute. The gap"
+        " between an alarm transition and the completed rollback (one asynchronous Lambda invocation, the listener"
+        " update) is that latency, not AWS's. A gate's time is when the rehearsal's status poll saw the decision,"
+        " so it can be listed after the rollback it caused.",
+        "",
+        "**`cdk synth` wall time** (`node_modules/.bin/cdk synth --quiet --all` into a fresh temporary `--output`"
+        " directory; every run is a new CDK CLI process starting the Python app and its jsii Node runtime, so each"
+        " figure includes that start-up, and the app's cdk-nag checks):",
+        "",
+        "| synth | wall |",
+        "| --- | ---: |",
+        f"| `-c kanaria:bundle=false` (rehearsal, tests) | {median_text(plain.times) if not plain.failure else 'failed: ' + md_cell(plain.failure)} |",
+    ]
+    if bundled is None:
+        lines.append("| with pip bundling of the layers (`make synth`) | not run (`--quick`) |")
+    elif bundled.failure:
+        lines.append(f"| with pip bundling of the layers (`make synth`) | **failed**: {md_cell(bundled.failure)[:400]} |")
+    else:
+        lines.append(f"| with pip bundling of the layers (`make synth`), fresh output directory | {median_text(bundled.times)} |")
+        if bundled.cached_s is not None:
+            lines.append(f"| with bundling, again into the same directory (bundled assets present, pip skipped) |"
+                         f" {bundled.cached_s:.1f} s |")
+    lines += [
+        "",
+        "- Bundling (`infra/constructs/bundling.py`) runs `pip install --platform manylinux2014_x86_64"
+        " --only-binary=:all: --python-version 3.14` for each layer. CDK hashes the layer's source directory and"
+        " skips the bundling only when `asset.<hash>` is already in the output directory, so it is cached between"
+        " synths into the same `cdk.out` but not into a fresh directory (downloads every time).",
+    ]
+    if bundled is not None and bundled.layer_mb:
+        lines.append("- Bundled layer assets: " + ", ".join(f"{k}… {v:.0f} MB" for k, v in bundled.layer_mb.items()) + ".")
+    lines += [f"- Synth section wall time {synth_s:.0f} s; section total {time.perf_counter() - started:.0f} s.", ""]
+    return "\n".join(lines)
