@@ -12,6 +12,9 @@ from aws_cdk import BundlingOptions, DockerImage, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
 
 PYTHON_VERSION = "3.14"  # matches infra.constructs.python_function.RUNTIME
+# Lambda's python3.14 runtime is Amazon Linux 2023 (glibc 2.34): manylinux_2_28 wheels run there, and numpy and
+# scipy publish their CPython 3.14 wheels only with that tag (manylinux2014 alone finds no numpy).
+PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_28_x86_64")
 ROOT = Path(__file__).resolve().parents[2]
 LAYERS_DIR = ROOT / "layers"
 
@@ -28,9 +31,10 @@ class PipLayerBundling:
 
     def try_bundle(self, output_dir: str, *, image=None, **_: object) -> bool:  # noqa: ANN001 - jsii signature
         target = Path(output_dir) / "python"
+        platforms = [arg for platform in PLATFORMS for arg in ("--platform", platform)]
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--no-compile",
-             "--platform", "manylinux2014_x86_64", "--implementation", "cp", "--python-version", PYTHON_VERSION,
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-compile", *platforms,
+             "--implementation", "cp", "--python-version", PYTHON_VERSION,
              "--only-binary=:all:", "--target", str(target), "-r", str(self._requirements)],
             check=True,
         )
