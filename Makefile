@@ -9,6 +9,8 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := true
 export CDK_CLI_TELEMETRY := false
 PYTEST_WORKERS ?= 2
+# CDK context for synth/deploy, e.g. make deploy CONTEXT="-c kanaria:account=111122223333 -c kanaria:region=ap-northeast-1"
+CONTEXT ?=
 
 .PHONY: install test test-unit synth deploy demo bench lint clean
 
@@ -32,11 +34,11 @@ test-unit: install
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) tests/unit
 
 synth: install ## synthesize every stack offline (bundles Lambda layers with pip, no docker), cdk-nag + cfn-lint gated
-	$(CDK) synth --quiet --all
+	$(CDK) synth --quiet $(CONTEXT)
 	$(VENV)/bin/cfn-lint --non-zero-exit-code error cdk.out/*.template.json
 
-deploy: synth ## deploy to the account/region in your AWS credentials (-c kanaria:account=... -c kanaria:region=...)
-	$(CDK) deploy --all --require-approval broadening
+deploy: synth ## deploy (CONTEXT="-c kanaria:account=... -c kanaria:region=..."; credentials from your AWS profile)
+	$(CDK) deploy --all --require-approval broadening --app cdk.out
 
 demo: install ## local rehearsal: moto on loopback, real CDK deploy, rollouts (see README)
 	$(VENV)/bin/kanaria demo

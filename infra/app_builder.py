@@ -15,6 +15,9 @@ from infra.stacks.experiments_stack import ExperimentsStack
 def build_app(app: cdk.App) -> dict[str, cdk.Stack]:
     """Add every stack to `app` (explicit account/region from context: no lookups) and the nag plugin."""
     settings = Settings.from_node(app.node)
+    if settings.availability_zones:
+        # given AZs stand in for CDK's lookup (the VPC checks its zones against the stack's), so synth stays offline
+        app.node.set_context(settings.availability_zones_context_key, list(settings.availability_zones))
     env = cdk.Environment(account=settings.account, region=settings.region)
     data = DataStack(app, "KanariaData", settings=settings, env=env)
     experiments = ExperimentsStack(app, "KanariaExperiments", settings=settings, data=data, env=env)

@@ -26,6 +26,7 @@ class Settings:
     primary_target_group_arn: str
     canary_target_group_arn: str
     allow_offline_evaluation: bool  # stage 0 accepts offline-adapter evaluations (local rehearsal only)
+    availability_zones: tuple[str, ...] = ()  # for the demo ALB's VPC; empty: CDK's AZ context or lookup
 
     @classmethod
     def from_node(cls, node: Node) -> "Settings":
@@ -45,4 +46,11 @@ class Settings:
             primary_target_group_arn=str(ctx("primaryTargetGroupArn", "")),
             canary_target_group_arn=str(ctx("canaryTargetGroupArn", "")),
             allow_offline_evaluation=_bool(ctx("allowOfflineEvaluation", False)),
+            availability_zones=tuple(zone.strip() for zone in str(ctx("availabilityZones", "")).split(",")
+                                     if zone.strip()),
         )
+
+    @property
+    def availability_zones_context_key(self) -> str:
+        """CDK's context key for the account/region's AZs (what `cdk synth` would otherwise look up)."""
+        return f"availability-zones:account={self.account}:region={self.region}"

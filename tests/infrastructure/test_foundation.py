@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
+import aws_cdk as cdk
+
+from infra.app_builder import build_app
 from infra.constructs.tables import TABLE_SPECS
 from tests.infrastructure.conftest import all_resources, resources
 
@@ -104,3 +108,17 @@ def test_functions_are_traced_and_log_to_encrypted_groups(templates):
         assert fn["Properties"]["TracingConfig"] == {"Mode": "Active"}, name
     for name, group in all_resources(templates, "AWS::Logs::LogGroup").items():
         assert "KmsKeyId" in group["Properties"], name
+
+
+def test_another_account_synthesizes_offline_with_given_availability_zones(tmp_path):
+    # Given a real account/region and its AZs by context, When the app synthesizes, Then no lookup is pending
+    # (CDK would otherwise need credentials) and the demo ALB's VPC uses those zones
+    app = cdk.App(context={"kanaria:bundle": False, "kanaria:account": "111122223333", "kanaria:region": "us-east-1",
+                           "kanaria:availabilityZones": "us-east-1a, us-east-1c"}, outdir=str(tmp_path))
+    build_app(app)
+    app.synth()
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert "missing" not in manifest
+    subnets = json.loads((tmp_path / "KanariaCanaryAlb.template.json").read_text())["Resources"].values()
+    zones = {r["Properties"]["AvailabilityZone"] for r in subnets if r["Type"] == "AWS::EC2::Subnet"}
+    assert zones == {"us-east-1a", "us-east-1c"}
