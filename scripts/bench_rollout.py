@@ -8,7 +8,7 @@
    record itself, apart from each process's wall time.
 2. The alarm windows that bound the detection time are read from the synthesized KanariaRollout template (the
    same definitions the rehearsal evaluates), the stage plans from the scenario files.
-3. `cdk synth --quiet --all` wall time into a fresh temporary `--output` directory, without pip bundling
+3. `cdk synth --quiet` wall time into a fresh temporary `--output` directory, without pip bundling
    (`-c kanaria:bundle=false`, what the rehearsal and the tests synthesize), median of three; then once with the
    bundling `make synth` does (pip into the layer assets; CDK skips it only when `asset.<source hash>` already
    exists in the output directory, so a fresh directory always bundles).
@@ -445,14 +445,14 @@ class SynthResult:
 
 
 def _synth(output: Path, bundle: bool, log: Path) -> tuple[int | None, float]:
-    command = [str(CDK), "synth", "--quiet", "--all", "--output", str(output)]
+    command = [str(CDK), "synth", "--quiet", "--output", str(output)]
     if not bundle:
         command += ["-c", "kanaria:bundle=false"]
     return _run(command, log, SYNTH_TIMEOUT_S)
 
 
 def time_synth(runs: int, bundle: bool, work: Path) -> SynthResult:
-    """`cdk synth --quiet --all` into a fresh output directory, `runs` times; with bundling, once more into the
+    """`cdk synth --quiet` into a fresh output directory, `runs` times; with bundling, once more into the
     same directory (bundled assets already there: CDK skips pip)."""
     result = SynthResult()
     label = "with bundling" if bundle else "kanaria:bundle=false"
