@@ -586,7 +586,7 @@ def run(args: argparse.Namespace) -> str:
         " update) is that latency, not AWS's. A gate's time is when the rehearsal's status poll saw the decision,"
         " so it can be listed after the rollback it caused.",
         "",
-        "**`cdk synth` wall time** (`node_modules/.bin/cdk synth --quiet --all` into a fresh temporary `--output`"
+        "**`cdk synth` wall time** (`node_modules/.bin/cdk synth --quiet` into a fresh temporary `--output`"
         " directory; every run is a new CDK CLI process starting the Python app and its jsii Node runtime, so each"
         " figure includes that start-up, and the app's cdk-nag checks):",
         "",
