@@ -606,7 +606,8 @@ def run(args: argparse.Namespace) -> str:
     lines += [
         "",
         "- Bundling (`infra/constructs/bundling.py`) runs `pip install --platform manylinux2014_x86_64"
-        " --only-binary=:all: --python-version 3.14` for each layer. CDK hashes the layer's source directory and"
+        " --platform manylinux_2_28_x86_64 --only-binary=:all: --python-version 3.14` for each layer (from the"
+        " package index pip is configured with). CDK hashes the layer's source directory and"
         " skips the bundling only when `asset.<hash>` is already in the output directory, so it is cached between"
         " synths into the same `cdk.out` but not into a fresh directory (downloads every time).",
     ]
