@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from kanaria.rehearsal.clock import fmt_duration
+
 ROOT = Path(__file__).resolve().parents[1]
 KANARIA = ROOT / ".venv" / "bin" / "kanaria"
 CDK = ROOT / "node_modules" / ".bin" / "cdk"
@@ -76,14 +78,7 @@ QUICK_SCENARIOS = ("throttling", "hallucination-spike")
 
 # ---------------------------------------------------------------- pure helpers (unit-tested)
 
-def duration(seconds: float) -> str:
-    """Scenario seconds as '5m 56s' (the rehearsal report's format)."""
-    total = int(round(seconds))
-    if total >= 3600:
-        return f"{total // 3600}h {total % 3600 // 60:02d}m"
-    if total >= 60:
-        return f"{total // 60}m {total % 60:02d}s"
-    return f"{total}s"
+duration = fmt_duration  # scenario seconds as '5m 56s', the rehearsal report's format
 
 
 def offset(at: float, fault_at: float | None) -> str:
