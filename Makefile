@@ -16,9 +16,9 @@ CONTEXT ?=
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -r requirements-dev.txt
-	$(PIP) install --quiet --no-deps -e .
+	$(PIP) install --quiet --quiet --upgrade pip  # -qq: errors only (a machine's pip config can warn per package)
+	$(PIP) install --quiet --quiet -r requirements-dev.txt
+	$(PIP) install --quiet --quiet --no-deps -e .
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -44,7 +44,7 @@ demo: install ## local rehearsal: moto on loopback, real CDK deploy, rollouts (s
 	$(VENV)/bin/kanaria demo
 
 bench: install ## benchmarks into docs/benchmarks.md (installs the bench-only comparisons: growthbook, gbstats)
-	$(PIP) install --quiet -r requirements-bench.txt
+	$(PIP) install --quiet --quiet -r requirements-bench.txt
 	$(PY) scripts/bench.py
 
 clean:
