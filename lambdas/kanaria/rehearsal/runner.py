@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kanaria import names
-from kanaria.errors import KanariaError, OperationalError
+from kanaria.errors import KanariaError, OperationalError, ValidationError
 from kanaria.rehearsal.clock import RehearsalClock, fmt, fmt_duration
 from kanaria.rehearsal.progress import Progress
 from kanaria.rehearsal.scenario import Configuration, RolloutPhase, Scenario
@@ -31,7 +31,7 @@ class Reaction:
 
     at: float
     what: str
-    kind: str  # alarm | composite | gate | rollback | weights | alert | decision | srm | fault | stage
+    kind: str  # alarm | composite | gate | rollback | weights | alert | decision | srm | fault | stage | stage 0
 
 
 @dataclass
@@ -219,9 +219,15 @@ class Rehearsal:
             p.line(f"moto {moto_adaptations.MOTO_VERSION} on {aws.endpoint} with {len(moto_adaptations.ADAPTATIONS)} "
                    "adaptations (kanaria/rehearsal/moto_adaptations.py)")
             p.section("Deploying the CDK app (cdk bootstrap + cdk deploy --all, kanaria:bundle=false)")
+            context: dict[str, str] = {}
+            if any(phase.offline_evaluation for phase in s.rollouts):
+                context["kanaria:allowOfflineEvaluation"] = "true"
+                p.line("  -c kanaria:allowOfflineEvaluation=true (rehearsal only: stage 0 accepts offline-adapter "
+                       "evaluations, which a real deployment refuses)")
             deployment = deploy_app(account=self.account, region=self.region, env=aws.env(),
                                     out_dir=self.run_dir / "cdk.out", log_path=self.run_dir / "cdk-deploy.log",
-                                    echo=lambda line: p.line(f"  cdk | {line.strip()}"), app_dir=self.app_dir)
+                                    echo=lambda line: p.line(f"  cdk | {line.strip()}"), app_dir=self.app_dir,
+                                    context=context or None)
             self.result.deploy_seconds = deployment.seconds
             for stack in deployment.stacks.values():
                 skipped = sorted({stack.template["Resources"][r]["Type"] for r in stack.template["Resources"]
@@ -523,6 +529,73 @@ class Rehearsal:
         self._warmup_server = server
         return f"http://localhost:{server.server_address[1]}/canary"
 
+    def _evaluation_config(self, phase: RolloutPhase) -> Any:
+        """The candidate as an offline-evaluation configuration: its experiment-variant overrides with the model
+        id answered by the offline adapter. Its config_hash is the rollout request's config_hash."""
+        from kanaria.evaluation.bedrock import is_offline
+        from kanaria.evaluation.configs import parse_configuration
+        from kanaria.evaluation.bedrock import OFFLINE_PREFIX
+
+        candidate: Configuration = self.scenario.configurations[phase.candidate]
+        overrides = candidate.overrides()
+        if not is_offline(overrides["model_id"]):
+            overrides["model_id"] = OFFLINE_PREFIX + overrides["model_id"]
+        return parse_configuration({"name": phase.candidate, "description": candidate.description[:500],
+                                    "overrides": overrides}, where=f"rollouts.{phase.name}.offline_evaluation")
+
+    def _offline_evaluation(self, phase: RolloutPhase) -> None:
+        """Stage 0 for real: evaluate the candidate on the golden dataset with the offline adapter and store the
+        report and summary where the deployed rollout-steps function's stage 0 reads them."""
+        from datetime import datetime, timezone
+
+        from kanaria.dal.evaluations import EvaluationBucket, save_summaries
+        from kanaria.evaluation.dataset import dataset_name, parse_dataset
+        from kanaria.evaluation.pipeline import RunSettings, assemble_report, default_invoker, evaluate_all, iso, new_run_id
+        from kanaria.evaluation.render import CHART_FILE, render_markdown, render_svg
+        from kanaria.evaluation.report import summaries_by_hash
+
+        spec = phase.offline_evaluation
+        assert spec is not None
+        p = self.progress
+        at = self.clock.now()
+        path = Path(spec.dataset)
+        if not path.is_absolute():
+            path = self.app_dir / path
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ValidationError(f"golden dataset not found: {path}",
+                                  field=f"rollouts.{phase.name}.offline_evaluation.dataset") from None
+        settings = RunSettings.model_validate({"intents": tuple(spec.intents or ()), "concurrency": 4})
+        dataset = parse_dataset(text, dataset_name(path.name)).only(settings.intents)
+        configuration = self._evaluation_config(phase)
+        now = datetime.now(timezone.utc)
+        run_id = new_run_id(now)
+        records = evaluate_all(dataset, [configuration], default_invoker(dataset), settings)
+        report = assemble_report(run_id, iso(now), dataset, [configuration], records, settings)
+        env = self.aws.client("lambda").get_function_configuration(
+            FunctionName=self._function("rollout-steps"))["Environment"]["Variables"]
+        table = env[names.ENV_EVALUATIONS_TABLE]
+        bucket = names.evaluation_bucket_name(self.prefix, self.account, self.region)
+        report_uri = EvaluationBucket(bucket).put_report(report, records, render_markdown(report, CHART_FILE),
+                                                         render_svg(report))
+        summaries = summaries_by_hash(report, report_uri)
+        save_summaries(summaries.values(), table)
+        digest = configuration.config_hash()
+        summary = summaries[digest]
+        wanted = list(spec.intents) if spec.intents else sorted(summary.per_intent)
+        verdicts = ", ".join(
+            f"{intent} {'PASS' if summary.per_intent[intent].passed else 'FAIL'} "
+            f"({summary.per_intent[intent].pass_rate:.0%} of {summary.per_intent[intent].n} cases pass, "
+            f"{summary.per_intent[intent].min_pass_rate:.0%} required)"
+            if intent in summary.per_intent else f"{intent} not evaluated" for intent in wanted)
+        line = (f"offline evaluation {run_id} of {configuration.name} ({configuration.overrides.model_id}) on "
+                f"{dataset.version}, {len(dataset.cases)} cases: {verdicts}; stored in {report_uri} and table "
+                f"{table} for config_hash {digest}; stage 0 of the deployed rollout-steps function reads it")
+        p.line(line, at=at)
+        self._phase_reactions.append(Reaction(at, line, "stage 0"))
+        self._evaluated = (digest, configuration.overrides.model_id, tuple(spec.intents) if spec.intents else None)
+
     def _request(self, phase: RolloutPhase, rollout_id: str) -> dict[str, Any]:
         from kanaria.domain.profiles import config_hash
 
@@ -532,6 +605,11 @@ class Rehearsal:
         digest = config_hash({"model_id": candidate.model_id, **candidate.overrides(), "scenario": self.scenario.name,
                               "configuration": phase.candidate,
                               **({"warmup_requests": phase.warmup_requests} if phase.warmup_requests else {})})
+        model_id, intents = candidate.model_id, None
+        evaluated = phase.offline_evaluation is not None
+        if evaluated:
+            # Stage 0 reads the stored evaluation by this hash: the evaluated configuration's own hash.
+            digest, model_id, intents = self._evaluated
         wall = self.clock.wall_seconds
         gates = {"max_error_rate": 0.02, "max_latency_p99_increase": 1.0, "min_observations": 30,
                  "min_csat_responses": 5, **phase.gates}
@@ -544,14 +622,19 @@ class Rehearsal:
         } for stage in phase.stages]
         return {
             "rollout_id": rollout_id,
-            "candidate": {"target_group": "default", "model_id": candidate.model_id, "config_id": phase.candidate,
+            "candidate": {"target_group": "default", "model_id": model_id, "config_id": phase.candidate,
                           "config_hash": digest, "description": candidate.description[:500],
+                          **({"intents": list(intents)} if intents else {}),
                           **({"experiment_id": self.scenario.experiment.id, "variant": phase.candidate}
                              if phase.link_experiment and self.scenario.experiment else {})},
             "plan": {"stages": stages, "approval": {"timeout_seconds": max(2, round(wall(4 * 3600)))},
                      "stickiness_seconds": max(1, round(wall(3600)))},
-            "offline_evaluation": {"passed": True, "report_uri": f"scenarios/{self.scenario.name}.json#configurations."
-                                                               f"{phase.candidate}", "config_hash": digest},
+            # Without an offline_evaluation in the scenario the request claims a pass (nothing is stored for the
+            # hash, so stage 0 accepts the claim); with one it claims nothing and stage 0 reads the stored result.
+            **({} if evaluated else {
+                "offline_evaluation": {"passed": True, "report_uri": f"scenarios/{self.scenario.name}.json#"
+                                                                     f"configurations.{phase.candidate}",
+                                       "config_hash": digest}}),
             "requested_by": "kanaria-rehearsal",
             **({"warmup": {"url": self._warmup_url, "requests": phase.warmup_requests, "concurrency": 8,
                            "timeout_seconds": 10, "deadline_seconds": 120}} if phase.warmup_requests else {}),
@@ -589,6 +672,8 @@ class Rehearsal:
             self._reset_listener("listener reset to primary 100 / canary 0 (deployment pipeline step)")
         self._wait_for_clean_alarms()
         rollout_id = f"{self.scenario.name}-{phase.name}-{uuid.uuid4().hex[:6]}"[:80]
+        if phase.offline_evaluation is not None:
+            self._offline_evaluation(phase)
         request = self._request(phase, rollout_id)
         stage_percent = {stage["name"]: stage["percent"] for stage in request["plan"]["stages"]}
         stage_percent["full"] = 100
@@ -599,13 +684,25 @@ class Rehearsal:
                    + (f" ({fault.description})" if fault.description else ""), at=started)
         self._sfn = self.aws.client("stepfunctions")
         try:
-            answer = rollout_cli.start(self.prefix, request)
+            if phase.offline_evaluation is not None:
+                # `kanaria rollout start` checks only the evidence a request carries (it refuses one without);
+                # here the deployed prepare step decides stage 0 from the stored evaluation, so the execution is
+                # started directly, as the rollout request pipeline does.
+                sfn = self._sfn
+                execution = sfn.start_execution(stateMachineArn=rollout_cli._state_machine_arn(sfn, self.prefix),
+                                                name=rollout_id, input=json.dumps(request))
+                answer = {"rollout_id": rollout_id, "execution_arn": execution["executionArn"]}
+                p.line("request without offline_evaluation evidence: StartExecution directly (as the request "
+                       "pipeline does); the deployed prepare step's stage 0 reads the stored evaluation", at=started)
+            else:
+                answer = rollout_cli.start(self.prefix, request)
         except KanariaError as exc:
             p.line(f"REFUSED by `kanaria rollout start`: {exc}", at=started)
             reaction = Reaction(started, f"rollout refused before any traffic moved: {exc}", "gate")
             self.result.phases.append(PhaseResult(phase.name, "rollout", phase.expect, "refused", phase.expect == "refused",
                                                   started, self.clock.now(), detail={"refused": str(exc)},
-                                                  reactions=[reaction]))
+                                                  reactions=sorted([*self._phase_reactions, reaction],
+                                                                   key=lambda r: r.at)))
             p.line(f"rollout result: refused (expected {phase.expect}) -> "
                    f"{'as expected' if phase.expect == 'refused' else 'NOT as expected'}")
             return
@@ -644,6 +741,9 @@ class Rehearsal:
                     status["cause"] = execution.get("cause") or execution.get("error") or ""
                     p.line(f"execution {execution['status']} before the rollout was recorded: {status['cause'][:300]}",
                            at=now)
+                    if phase.offline_evaluation is not None and "stage 0" in status["cause"]:
+                        self._phase_reactions.append(Reaction(now, "stage 0 (deployed prepare step) refused the "
+                                                              "rollout from the stored evaluation", "stage 0"))
                     break
             if status.get("stage") != stage and status.get("stage"):
                 stage = status["stage"]

@@ -202,6 +202,34 @@ class StageSpec(_Strict):
                                   "of the rollout's gates)")
 
 
+class OfflineEvaluationSpec(_Strict):
+    """Stage 0 for real: before the rollout the rehearsal runs the offline evaluation (offline adapter) of the
+    candidate on a golden dataset and stores it in the deployed evaluation bucket and table."""
+
+    dataset: str = Field(min_length=1, max_length=300, description="golden dataset (JSON lines), relative to the "
+                         "repository root or absolute")
+    intents: tuple[str, ...] | None = Field(default=None, min_length=1, description="intents the candidate serves "
+                                            "(evaluated and checked by stage 0); default: every profiled intent")
+
+    @field_validator("dataset")
+    @classmethod
+    def _jsonl(cls, value: str) -> str:
+        if not value.endswith(".jsonl"):
+            raise ValueError(f"a golden dataset is a .jsonl file, got {value!r}")
+        return value
+
+    @field_validator("intents")
+    @classmethod
+    def _known_intents(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        from kanaria.evaluation.configs import served_intents
+
+        known = served_intents()
+        unknown = [i for i in value or () if i not in known]
+        if unknown:
+            raise ValueError(f"unknown intent(s) {unknown}; known: {known}")
+        return value
+
+
 class RolloutPhase(_Strict):
     """A canary rollout of `candidate` over `baseline` through the deployed state machine."""
 
@@ -218,6 +246,8 @@ class RolloutPhase(_Strict):
                                   "name (gates with require_significance read the experiment's analysis)")
     gates: dict[str, Any] = Field(default_factory=dict, description="StageGates fields applied to every stage")
     faults: tuple[Fault, ...] = ()
+    offline_evaluation: OfflineEvaluationSpec | None = Field(default=None, description="run and store the "
+                                                             "candidate's offline evaluation; stage 0 reads it")
     expect: Literal["completed", "rolled_back", "refused"]
     max_minutes: float = Field(default=600, gt=0, description="the rehearsal gives up after this")
 
