@@ -123,3 +123,18 @@ def test_answers_to_a_rollout_that_is_not_waiting_are_refused(world: World,
     assert code == 2 and "no longer pending" in json.loads(err)["error"]["reason"]
     code, _, err = run(capsys, "approve")
     assert code == 2 and "give the rollout id or --token" in json.loads(err)["error"]["reason"]
+
+
+def test_start_without_a_claimed_evaluation_leaves_stage_0_to_the_stored_one(world: World, tmp_path: Path,
+                                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a request that claims no offline evaluation, and none stored for its config hash
+    world.services().evaluations = {}.get
+    document = request()
+    del document["offline_evaluation"]
+    # When it is started from the CLI, Then the CLI starts it and the deployed stage 0 refuses it before any traffic
+    code, started, _ = run(capsys, "start", "--request", write(tmp_path, document))
+    assert code == 0
+    ended = world.wait(started["execution_arn"], while_running=lambda: None)
+    assert (ended["status"], ended["error"]) == ("FAILED", "Kanaria.StartRefused")
+    assert "kanaria evaluate" in ended["cause"]
+    assert world.forward().weights == {world.primary_tg: 100, world.canary_tg: 0}

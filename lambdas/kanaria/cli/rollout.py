@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = parser.add_subparsers(dest="rollout_command", required=True, metavar="ACTION")
     start = sub.add_parser("start", help="validate a rollout request and start the canary rollout state machine")
     start.add_argument("--request", type=Path, required=True, metavar="FILE",
-                       help="JSON: candidate, plan (optional), offline_evaluation, warmup (optional)")
+                       help="JSON: candidate, plan (optional), offline_evaluation (optional when `kanaria evaluate --bucket --table` stored one for the config hash), warmup (optional)")
     start.add_argument("--dry-run", action="store_true", help="validate and print the effective plan only")
     status = sub.add_parser("status", help="stage, weights, last gate, pending approval, rollback record")
     status.add_argument("rollout_id")
@@ -102,7 +102,10 @@ def start(prefix: str, document: dict[str, Any], dry_run: bool = False) -> dict[
     from kanaria.domain.rollout import check_offline_evaluation, parse_rollout_request
 
     request = parse_rollout_request(document)
-    check_offline_evaluation(request.candidate, request.offline_evaluation)
+    if request.offline_evaluation is not None:
+        check_offline_evaluation(request.candidate, request.offline_evaluation)
+    # Without a claimed evaluation, stage 0 in the state machine reads the stored one (`kanaria evaluate --bucket
+    # --table`) by config hash; it refuses when none is stored, before any traffic moves.
     rollout_id = request.rollout_id or new_rollout_id(request.candidate.model_id)
     if dry_run:
         return {"rollout_id": rollout_id, "valid": True, "request": request.model_dump(mode="json")}
