@@ -5,28 +5,16 @@ moto process-wide, which must not leak into other tests."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-KANARIA = Path(sys.executable).parent / "kanaria"
+from tests.support.rehearsal_run import rehearse
 
 
 @pytest.mark.slow
 def test_short_rehearsal(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20", CDK_DISABLE_VERSION_CHECK="true")
-    completed = subprocess.run([str(KANARIA), "rehearse", "smoke", "--reports", str(tmp_path), "--plain"], cwd=ROOT,
-                               env=env, capture_output=True, text=True, timeout=600)
-    output = completed.stdout + completed.stderr
-    results = list(tmp_path.glob("smoke-*/result.json"))
-    assert results, f"no report was written:\n{output[-4000:]}"
-    result = json.loads(results[0].read_text(encoding="utf-8"))
+    completed, output, result = rehearse("smoke", tmp_path)
     phases = {p["name"]: p for p in result["phases"]}
     assert completed.returncode == 0, f"rehearsal failed: {result.get('error')}\n{output[-6000:]}"
     assert result["ok"] is True
@@ -39,5 +27,6 @@ def test_short_rehearsal(tmp_path: Path) -> None:
     assert any("ALARM" in a["subject"] and "critical" in a["subject"] for a in result["alerts"])
     assert any(t["alarm"].endswith("canary-critical") and t["new"] == "ALARM" and
                any(":lambda:" in x for x in t["actions"]) for t in result["alarm_transitions"])
-    assert (results[0].parent / "timeline.svg").read_text(encoding="utf-8").startswith("<svg")
-    assert "## Outcomes" in (results[0].parent / "report.md").read_text(encoding="utf-8")
+    run_dir = next(tmp_path.glob("smoke-*"))
+    assert (run_dir / "timeline.svg").read_text(encoding="utf-8").startswith("<svg")
+    assert "## Outcomes" in (run_dir / "report.md").read_text(encoding="utf-8")

@@ -5,28 +5,16 @@ rate 60% < 80%) from the stored result and lets Sonnet v2 through. Subprocess, l
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-KANARIA = Path(sys.executable).parent / "kanaria"
+from tests.support.rehearsal_run import rehearse
 
 
 @pytest.mark.slow
 def test_stage0_rehearsal(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20", CDK_DISABLE_VERSION_CHECK="true")
-    completed = subprocess.run([str(KANARIA), "rehearse", "haiku-recommendations-stage0", "--reports", str(tmp_path),
-                                "--plain"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    output = completed.stdout + completed.stderr
-    results = list(tmp_path.glob("haiku-recommendations-stage0-*/result.json"))
-    assert results, f"no report was written:\n{output[-4000:]}"
-    result = json.loads(results[0].read_text(encoding="utf-8"))
+    completed, output, result = rehearse("haiku-recommendations-stage0", tmp_path)
     assert completed.returncode == 0, f"rehearsal failed: {result.get('error')}\n{output[-6000:]}"
     assert "kanaria:allowOfflineEvaluation=true" in output
     phases = {p["name"]: p for p in result["phases"]}
