@@ -118,9 +118,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _store(args: argparse.Namespace, report: Any, records: Any, markdown: str, svg: str) -> None:
-    from kanaria.dal.evaluations import EvaluationBucket, save_summaries
-    from kanaria.evaluation.report import summaries_by_hash
+    from kanaria.dal.evaluations import EvaluationBucket, store_report
 
-    report_uri = EvaluationBucket(args.bucket).put_report(report, records, markdown, svg)
-    moved = save_summaries(summaries_by_hash(report, report_uri).values(), args.table)
-    sys.stdout.write(f"stored: {report_uri}; LATEST moved for {', '.join(moved) or 'none'}\n")
+    stored = store_report(EvaluationBucket(args.bucket), args.table, report, records, markdown, svg)
+    sys.stdout.write(f"stored: {stored.report_uri}; LATEST moved for {', '.join(stored.moved) or 'none'}\n")

@@ -15,7 +15,7 @@ Bucket layout (versioned):
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, NamedTuple, Sequence
 from urllib.parse import parse_qs, urlparse
 
 import boto3
@@ -23,7 +23,7 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from kanaria.errors import NotFoundError, ValidationError
-from kanaria.evaluation.report import EvaluationReport, EvaluationSummary
+from kanaria.evaluation.report import EvaluationReport, EvaluationSummary, summaries_by_hash
 from kanaria.evaluation.runner import CaseRecord
 
 LATEST = "LATEST"
@@ -163,6 +163,22 @@ class EvaluationBucket:
         for name, (body, content_type) in bodies.items():
             self._s3.put_object(Bucket=self.bucket, Key=prefix + name, Body=body.encode("utf-8"), ContentType=content_type)
         return s3_uri(self.bucket, prefix + "report.json")
+
+
+class StoredReport(NamedTuple):
+    """Where a report went: its report.json URI, each configuration's summary, the hashes whose LATEST moved."""
+
+    report_uri: str
+    summaries: dict[str, EvaluationSummary]
+    moved: list[str]
+
+
+def store_report(bucket: EvaluationBucket, table: Any, report: EvaluationReport, records: Sequence[CaseRecord],
+                 markdown: str, svg: str) -> StoredReport:
+    """The report's artifacts into the bucket, then each configuration's summary (citing them) into the table."""
+    report_uri = bucket.put_report(report, records, markdown, svg)
+    summaries = summaries_by_hash(report, report_uri)
+    return StoredReport(report_uri, summaries, save_summaries(summaries.values(), table))
 
 
 def records_jsonl(records: Sequence[CaseRecord]) -> str:

@@ -19,7 +19,7 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError as PydanticValidationError
 
-from kanaria.dal.evaluations import EvaluationBucket, s3_uri, save_summaries
+from kanaria.dal.evaluations import EvaluationBucket, s3_uri, store_report
 from kanaria.errors import ValidationError, from_pydantic
 from kanaria.evaluation.dataset import Dataset, dataset_name, parse_dataset
 from kanaria.evaluation.pipeline import (
@@ -33,7 +33,6 @@ from kanaria.evaluation.pipeline import (
     plan_chunks,
 )
 from kanaria.evaluation.render import render_markdown, render_svg
-from kanaria.evaluation.report import summaries_by_hash
 
 logger = Logger()
 tracer = Tracer()
@@ -115,13 +114,12 @@ def report(run_id: str, created_at: str, request: RunRequest) -> dict[str, Any]:
     configurations = request.parsed_configurations()
     records = _bucket().read_run_records(run_id)
     result = assemble_report(run_id, created_at, dataset, configurations, records, request.settings)
-    report_uri = _bucket().put_report(result, records, render_markdown(result), render_svg(result))
-    summaries = summaries_by_hash(result, report_uri)
-    save_summaries(summaries.values(), environment().evaluations_table)
-    logger.info("evaluation reported", run_id=run_id, report_uri=report_uri, records=len(records))
+    stored = store_report(_bucket(), environment().evaluations_table, result, records, render_markdown(result),
+                          render_svg(result))
+    logger.info("evaluation reported", run_id=run_id, report_uri=stored.report_uri, records=len(records))
     return {
-        "run_id": run_id, "report_uri": report_uri,
-        "configurations": {c.name: {"config_hash": c.config_hash, "passed": summaries[c.config_hash].passed}
+        "run_id": run_id, "report_uri": stored.report_uri,
+        "configurations": {c.name: {"config_hash": c.config_hash, "passed": stored.summaries[c.config_hash].passed}
                            for c in result.configurations},
     }
 

@@ -532,9 +532,8 @@ class Rehearsal:
     def _evaluation_config(self, phase: RolloutPhase) -> Any:
         """The candidate as an offline-evaluation configuration: its experiment-variant overrides with the model
         id answered by the offline adapter. Its config_hash is the rollout request's config_hash."""
-        from kanaria.evaluation.bedrock import is_offline
+        from kanaria.evaluation.bedrock import OFFLINE_PREFIX, is_offline
         from kanaria.evaluation.configs import parse_configuration
-        from kanaria.evaluation.bedrock import OFFLINE_PREFIX
 
         candidate: Configuration = self.scenario.configurations[phase.candidate]
         overrides = candidate.overrides()
@@ -543,16 +542,14 @@ class Rehearsal:
         return parse_configuration({"name": phase.candidate, "description": candidate.description[:500],
                                     "overrides": overrides}, where=f"rollouts.{phase.name}.offline_evaluation")
 
-    def _offline_evaluation(self, phase: RolloutPhase) -> None:
+    def _offline_evaluation(self, phase: RolloutPhase) -> tuple[str, str, tuple[str, ...] | None]:
         """Stage 0 for real: evaluate the candidate on the golden dataset with the offline adapter and store the
-        report and summary where the deployed rollout-steps function's stage 0 reads them."""
-        from datetime import datetime, timezone
-
-        from kanaria.dal.evaluations import EvaluationBucket, save_summaries
+        report and summary where the deployed rollout-steps function's stage 0 reads them. Returns the evaluated
+        configuration's (config hash, model id, intents) for the rollout request."""
+        from kanaria.dal.evaluations import EvaluationBucket, store_report
         from kanaria.evaluation.dataset import dataset_name, parse_dataset
         from kanaria.evaluation.pipeline import RunSettings, assemble_report, default_invoker, evaluate_all, iso, new_run_id
         from kanaria.evaluation.render import CHART_FILE, render_markdown, render_svg
-        from kanaria.evaluation.report import summaries_by_hash
 
         spec = phase.offline_evaluation
         assert spec is not None
@@ -577,12 +574,10 @@ class Rehearsal:
             FunctionName=self._function("rollout-steps"))["Environment"]["Variables"]
         table = env[names.ENV_EVALUATIONS_TABLE]
         bucket = names.evaluation_bucket_name(self.prefix, self.account, self.region)
-        report_uri = EvaluationBucket(bucket).put_report(report, records, render_markdown(report, CHART_FILE),
-                                                         render_svg(report))
-        summaries = summaries_by_hash(report, report_uri)
-        save_summaries(summaries.values(), table)
+        stored = store_report(EvaluationBucket(bucket), table, report, records, render_markdown(report, CHART_FILE),
+                              render_svg(report))
         digest = configuration.config_hash()
-        summary = summaries[digest]
+        summary = stored.summaries[digest]
         wanted = list(spec.intents) if spec.intents else sorted(summary.per_intent)
         verdicts = ", ".join(
             f"{intent} {'PASS' if summary.per_intent[intent].passed else 'FAIL'} "
@@ -590,13 +585,14 @@ class Rehearsal:
             f"{summary.per_intent[intent].min_pass_rate:.0%} required)"
             if intent in summary.per_intent else f"{intent} not evaluated" for intent in wanted)
         line = (f"offline evaluation {run_id} of {configuration.name} ({configuration.overrides.model_id}) on "
-                f"{dataset.version}, {len(dataset.cases)} cases: {verdicts}; stored in {report_uri} and table "
+                f"{dataset.version}, {len(dataset.cases)} cases: {verdicts}; stored in {stored.report_uri} and table "
                 f"{table} for config_hash {digest}; stage 0 of the deployed rollout-steps function reads it")
         p.line(line, at=at)
         self._phase_reactions.append(Reaction(at, line, "stage 0"))
-        self._evaluated = (digest, configuration.overrides.model_id, tuple(spec.intents) if spec.intents else None)
+        return digest, configuration.overrides.model_id, tuple(spec.intents) if spec.intents else None
 
-    def _request(self, phase: RolloutPhase, rollout_id: str) -> dict[str, Any]:
+    def _request(self, phase: RolloutPhase, rollout_id: str,
+                 evaluated: tuple[str, str, tuple[str, ...] | None] | None = None) -> dict[str, Any]:
         from kanaria.domain.profiles import config_hash
 
         candidate: Configuration = self.scenario.configurations[phase.candidate]
@@ -606,10 +602,9 @@ class Rehearsal:
                               "configuration": phase.candidate,
                               **({"warmup_requests": phase.warmup_requests} if phase.warmup_requests else {})})
         model_id, intents = candidate.model_id, None
-        evaluated = phase.offline_evaluation is not None
-        if evaluated:
+        if evaluated is not None:
             # Stage 0 reads the stored evaluation by this hash: the evaluated configuration's own hash.
-            digest, model_id, intents = self._evaluated
+            digest, model_id, intents = evaluated
         wall = self.clock.wall_seconds
         gates = {"max_error_rate": 0.02, "max_latency_p99_increase": 1.0, "min_observations": 30,
                  "min_csat_responses": 5, **phase.gates}
@@ -631,7 +626,7 @@ class Rehearsal:
                      "stickiness_seconds": max(1, round(wall(3600)))},
             # Without an offline_evaluation in the scenario the request claims a pass (nothing is stored for the
             # hash, so stage 0 accepts the claim); with one it claims nothing and stage 0 reads the stored result.
-            **({} if evaluated else {
+            **({} if evaluated is not None else {
                 "offline_evaluation": {"passed": True, "report_uri": f"scenarios/{self.scenario.name}.json#"
                                                                      f"configurations.{phase.candidate}",
                                        "config_hash": digest}}),
@@ -672,9 +667,8 @@ class Rehearsal:
             self._reset_listener("listener reset to primary 100 / canary 0 (deployment pipeline step)")
         self._wait_for_clean_alarms()
         rollout_id = f"{self.scenario.name}-{phase.name}-{uuid.uuid4().hex[:6]}"[:80]
-        if phase.offline_evaluation is not None:
-            self._offline_evaluation(phase)
-        request = self._request(phase, rollout_id)
+        evaluated = self._offline_evaluation(phase) if phase.offline_evaluation is not None else None
+        request = self._request(phase, rollout_id, evaluated)
         stage_percent = {stage["name"]: stage["percent"] for stage in request["plan"]["stages"]}
         stage_percent["full"] = 100
         started = self.clock.now()
@@ -684,18 +678,9 @@ class Rehearsal:
                    + (f" ({fault.description})" if fault.description else ""), at=started)
         self._sfn = self.aws.client("stepfunctions")
         try:
-            if phase.offline_evaluation is not None:
-                # `kanaria rollout start` checks only the evidence a request carries (it refuses one without);
-                # here the deployed prepare step decides stage 0 from the stored evaluation, so the execution is
-                # started directly, as the rollout request pipeline does.
-                sfn = self._sfn
-                execution = sfn.start_execution(stateMachineArn=rollout_cli._state_machine_arn(sfn, self.prefix),
-                                                name=rollout_id, input=json.dumps(request))
-                answer = {"rollout_id": rollout_id, "execution_arn": execution["executionArn"]}
-                p.line("request without offline_evaluation evidence: StartExecution directly (as the request "
-                       "pipeline does); the deployed prepare step's stage 0 reads the stored evaluation", at=started)
-            else:
-                answer = rollout_cli.start(self.prefix, request)
+            # a request claiming no evaluation is started too: the deployed prepare step's stage 0 decides on the
+            # stored one
+            answer = rollout_cli.start(self.prefix, request)
         except KanariaError as exc:
             p.line(f"REFUSED by `kanaria rollout start`: {exc}", at=started)
             reaction = Reaction(started, f"rollout refused before any traffic moved: {exc}", "gate")
