@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from kanaria.rehearsal.clock import fmt_duration
+from kanaria.rehearsal.clock import fmt, fmt_duration
 
 ROOT = Path(__file__).resolve().parents[1]
 KANARIA = ROOT / ".venv" / "bin" / "kanaria"
@@ -88,18 +88,12 @@ def offset(at: float, fault_at: float | None) -> str:
     return f"+{duration(at - fault_at)}" if at >= fault_at else f"-{duration(fault_at - at)}"
 
 
-def clock(seconds: float) -> str:
-    """Scenario time as T+HH:MM:SS (the rehearsal's format)."""
-    total = int(seconds)
-    return f"T+{total // 3600:02d}:{total % 3600 // 60:02d}:{total % 60:02d}"
-
-
 def fault_position(fault_at: float | None, period_s: int = 300) -> str:
     """'at T+00:08:52, 1m 08s before a 5-min alarm boundary': where the fault fell in the alarms' periods."""
     if fault_at is None:
         return ""
     to_boundary = (-fault_at) % period_s
-    return f"at {clock(fault_at)}, {duration(to_boundary)} before a {duration(period_s).replace('m 00s', '-min')} alarm boundary"
+    return f"at {fmt(fault_at)}, {duration(to_boundary)} before a {duration(period_s).replace('m 00s', '-min')} alarm boundary"
 
 
 def rollback_trigger(alerts: Iterable[Mapping[str, Any]], started: float, ended: float) -> tuple[str, str] | None:
