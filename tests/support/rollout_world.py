@@ -17,6 +17,7 @@ from moto import mock_aws
 
 from kanaria import names
 from kanaria.domain.rollout import Forward, MetricSnapshot, SideMetrics, forward_of
+from kanaria.rehearsal.moto_adaptations import atomic_dynamodb_writes
 from tests.support.moto_lambda import MOCK_CONFIG, early_callback_outcomes, function_arn, in_process_lambdas
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -319,7 +320,8 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         built = _build(monkeypatch)
         _clear_caches()
         built.services().metrics = ScriptedMetrics()
-        with early_callback_outcomes(), in_process_lambdas(
+        # Rollback triggers race each other in these tests: moto's conditional writes must be atomic, as DynamoDB's.
+        with atomic_dynamodb_writes(), early_callback_outcomes(), in_process_lambdas(
                 {STEPS_FUNCTION: rollout_steps.handler, ROLLBACK_FUNCTION: rollback.handler}) as calls:
             built.invocations = calls
             try:

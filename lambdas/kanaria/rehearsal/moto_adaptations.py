@@ -131,6 +131,14 @@ ADAPTATIONS: tuple[Adaptation, ...] = (
         "the transaction backs up only the items it touches (same checks, same rollback, same errors)",
     ),
     Adaptation(
+        "dynamodb-atomic-writes",
+        "a conditional write checks its condition and then writes with no lock, and the server serves each "
+        "request in its own thread: two concurrent writes can both pass attribute_not_exists (two rollback "
+        "triggers both take the rollback lock, and the on-call is paged twice)",
+        "the backend's writes (PutItem, UpdateItem, DeleteItem, each item of BatchWriteItem, TransactWriteItems) "
+        "run one at a time, so a condition holds when its write lands, as DynamoDB guarantees",
+    ),
+    Adaptation(
         "sfn-execute-state-machines",
         "Step Functions does not execute ASL unless configured; its service integrations call moto on "
         "localhost:$MOTO_PORT (default 5000)",
@@ -270,6 +278,7 @@ def apply(hooks: Hooks | None = None) -> Applied:
     hooks = hooks or Hooks()
     _adapt_cloudformation(patcher)
     _adapt_dynamodb(patcher)
+    _serialize_dynamodb_writes(patcher)
     _adapt_step_functions(patcher)
     _adapt_lambda(patcher, hooks)
     patcher.call_on_revert(_restore_environment)
@@ -797,6 +806,40 @@ def _adapt_dynamodb(patcher: _Patcher) -> None:
             raise TransactionCanceledException(errors)
 
     patcher.setattr(ddb_models.DynamoDBBackend, "transact_write_items", transact_write_items)
+
+
+_DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")  # BatchWriteItem: puts/deletes
+_DYNAMODB_WRITE_LOCK = threading.RLock()  # re-entrant: a transaction calls put_item/update_item/delete_item
+
+
+def _serialize_dynamodb_writes(patcher: _Patcher) -> None:
+    """dynamodb-atomic-writes: one write at a time, so a write's condition is checked against what it replaces."""
+    from moto.dynamodb import models as ddb_models
+
+    backend = ddb_models.DynamoDBBackend
+    for name in _DYNAMODB_WRITES:
+        write = vars(backend)[name]
+        if getattr(write, "_kanaria_serialized", False):
+            continue
+
+        def serialized(self: Any, *args: Any, _write: Callable[..., Any] = write, **kwargs: Any) -> Any:
+            with _DYNAMODB_WRITE_LOCK:
+                return _write(self, *args, **kwargs)
+
+        serialized._kanaria_serialized = True  # type: ignore[attr-defined]
+        patcher.setattr(backend, name, serialized)
+
+
+@contextlib.contextmanager
+def atomic_dynamodb_writes() -> Iterator[None]:
+    """Only the dynamodb-atomic-writes adaptation, for tests that race triggers against moto in one process."""
+    check_moto_version()
+    patcher = _Patcher()
+    _serialize_dynamodb_writes(patcher)
+    try:
+        yield
+    finally:
+        patcher.revert()
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import importlib
 import json
 import os
 import socket
+import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
@@ -121,6 +122,45 @@ def test_every_adaptation_is_documented() -> None:
     assert [n for n in names if n not in text] == []
 
 
+def _racing_conditional_puts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Two threads put the same new key under attribute_not_exists, each pausing (up to 1 s) after reading the
+    current item until the other has read it too; returns each put's outcome."""
+    from moto.dynamodb.models import table as ddb_table
+
+    meet = threading.Barrier(2, timeout=1.0)
+    real = ddb_table.get_filter_expression
+
+    def paused(*args: Any, **kwargs: Any) -> Any:
+        try:
+            meet.wait()
+        except threading.BrokenBarrierError:  # the other write was kept out (serialized): go on alone
+            pass
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ddb_table, "get_filter_expression", paused)
+    outcomes: list[str] = []
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name=REGION)
+        ddb.create_table(TableName="t", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                         BillingMode="PAY_PER_REQUEST")
+
+        def put(owner: str) -> None:
+            try:
+                ddb.put_item(TableName="t", Item={"pk": {"S": "lock"}, "owner": {"S": owner}},
+                             ConditionExpression="attribute_not_exists(pk)")
+                outcomes.append("written")
+            except ClientError as exc:
+                outcomes.append(exc.response["Error"]["Code"])
+
+        threads = [threading.Thread(target=put, args=(owner,)) for owner in ("a", "b")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+    return sorted(outcomes)
+
+
 class TestMotoUnadapted:
     """What moto 5.2.5 does without the adaptations (fails loudly when an upgrade changes it)."""
 
@@ -189,6 +229,9 @@ class TestMotoUnadapted:
         source = inspect.getsource(DynamoDBBackend.transact_write_items)
         assert "copy.deepcopy(" in source and "self.tables[table_name]" in source
 
+    def test_concurrent_conditional_writes_both_pass(self, unadapted: None, monkeypatch: pytest.MonkeyPatch) -> None:
+        assert _racing_conditional_puts(monkeypatch) == ["written", "written"]
+
     def test_lambda_needs_docker(self, unadapted: None) -> None:
         with mock_aws():
             _function("kanaria.handlers.experiments.handler")
@@ -227,6 +270,17 @@ class TestAdapted:
             assert set(items) == {"kept"} and items["kept"]["n"] == {"N": "1"}
             ddb.transact_write_items(TransactItems=[{"Put": {"TableName": "t", "Item": {"pk": {"S": "new"}}}}])
             assert ddb.get_item(TableName="t", Key={"pk": {"S": "new"}}).get("Item")
+
+    def test_concurrent_conditional_writes_one_wins(self, adapted: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        assert _racing_conditional_puts(monkeypatch) == ["ConditionalCheckFailedException", "written"]
+
+    def test_atomic_writes_alone_one_wins_and_reverts(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from moto.dynamodb.models import DynamoDBBackend
+
+        before = DynamoDBBackend.put_item
+        with moto_adaptations.atomic_dynamodb_writes():
+            assert _racing_conditional_puts(monkeypatch) == ["ConditionalCheckFailedException", "written"]
+        assert DynamoDBBackend.put_item is before
 
     def test_tagged_key_and_parameter(self, adapted: Any) -> None:
         with mock_aws():
