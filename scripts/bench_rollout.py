@@ -33,11 +33,11 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from kanaria.rehearsal.clock import fmt, fmt_duration
+from kanaria.rehearsal.scenario import RolloutPhase, Scenario, load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 KANARIA = ROOT / ".venv" / "bin" / "kanaria"
 CDK = ROOT / "node_modules" / ".bin" / "cdk"
-SCENARIOS_DIR = ROOT / "scenarios"
 REPORTS = ROOT / "reports" / "bench-rollout"  # gitignored; each scenario's report.md / timeline.svg stays there
 ROLLOUT_STACK = "KanariaRollout"
 SCENARIO_TIMEOUT_S = 480  # wall seconds per rehearsal process (the longest takes ~2 min)
@@ -135,17 +135,17 @@ def reacting(phase: Mapping[str, Any], limit: int = 4) -> list[str]:
     return out[:limit]
 
 
-def phase_row(case: FaultScenario, scenario: Mapping[str, Any] | None, result: Mapping[str, Any] | None,
+def phase_row(case: FaultScenario, rollout: RolloutPhase | None, result: Mapping[str, Any] | None,
               wall_s: float | None, failure: str | None = None) -> str:
     """One markdown table row: fault | scenario | expected | outcome | reacted | fault → rollback | wall."""
-    fault = fault_text(scenario, case.phase) if scenario else ""
+    fault = fault_text(rollout)
     label = f"{case.fault}<br>{fault}" if fault else case.fault
     where = f"`{case.scenario}`" + (f" (rollout `{case.phase}`)" if case.phase != case.scenario else "")
     wall = "-" if wall_s is None else f"{wall_s:.0f} s"
     phase = next((p for p in (result or {}).get("phases", []) if p.get("name") == case.phase), None)
     if phase is None:
         why = failure or (result or {}).get("error") or f"no phase `{case.phase}` in result.json"
-        expected = rollout_phase(scenario, case.phase).get("expect", "?") if scenario else "?"
+        expected = rollout.expect if rollout else "?"
         return f"| {label} | {where} | {expected} | **no result**: {md_cell(str(why))[:300]} | - | - | {wall} |"
     assert result is not None
     position = fault_position(phase.get("fault_at"))
@@ -175,40 +175,40 @@ def md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def rollout_phase(scenario: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-    """The scenario file's rollout phase of that name ({} when absent)."""
-    return next((r for r in scenario.get("rollouts", []) if r.get("name") == name), {})
+def rollout_phase(scenario: Scenario, name: str) -> RolloutPhase | None:
+    """The scenario's rollout phase of that name."""
+    return next((r for r in scenario.rollouts if r.name == name), None)
 
 
-def fault_text(scenario: Mapping[str, Any], phase: str) -> str:
-    """'error_spike 6% on the canary from +28 min' for the phase's faults."""
+def fault_text(rollout: RolloutPhase | None) -> str:
+    """'error_spike 6% on the canary from +28 min' for the rollout's faults."""
     parts = []
-    for fault in rollout_phase(scenario, phase).get("faults", []):
-        what = fault["kind"]
-        if "rate" in fault:
-            what += f" {fault['rate'] * 100:g}%"
-        if "latency_factor" in fault:
-            what += f" {fault['latency_factor']:g}× latency"
-            if fault.get("warm_after_requests"):
-                what += f" fading over {fault['warm_after_requests']} requests"
-        what += f" on the {fault.get('target', 'canary')} from +{fault.get('at_minute', 0):g} min"
-        if fault.get("duration_minutes"):
-            what += f" for {fault['duration_minutes']:g} min"
+    for fault in rollout.faults if rollout else ():
+        what = fault.kind
+        if fault.rate is not None:
+            what += f" {fault.rate * 100:g}%"
+        if fault.latency_factor is not None:
+            what += f" {fault.latency_factor:g}× latency"
+            if fault.warm_after_requests:
+                what += f" fading over {fault.warm_after_requests} requests"
+        what += f" on the {fault.target} from +{fault.at_minute:g} min"
+        if fault.duration_minutes:
+            what += f" for {fault.duration_minutes:g} min"
         parts.append(what)
     return "; ".join(parts)
 
 
-def stage_plan(scenario: Mapping[str, Any], phase: str) -> str:
+def stage_plan(rollout: RolloutPhase | None) -> str:
     """'5% 20 min → 25% 20 min → 50% 15 min, checks every 5 min, gates: …' (rehearsal: hold bound = stage minimum)."""
-    rollout = rollout_phase(scenario, phase)
-    stages = " → ".join(f"{s['percent']}% {s['minutes']:g} min" for s in rollout.get("stages", []))
-    gates = dict(rollout.get("gates", {}))
-    text = f"{stages} → approval → 100%, gate checks every {rollout.get('check_minutes', 5):g} min"
-    if gates:
+    if rollout is None:
+        return "?"
+    stages = " → ".join(f"{s.percent}% {s.minutes:g} min" for s in rollout.stages)
+    text = f"{stages} → approval → 100%, gate checks every {rollout.check_minutes:g} min"
+    if rollout.gates:
         text += ", gates " + ", ".join(f"{k} {v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool)
-                                       else f"{k} {v}" for k, v in gates.items())
-    if rollout.get("warmup_requests"):
-        text += f", {rollout['warmup_requests']} warm-up requests"
+                                       else f"{k} {v}" for k, v in rollout.gates.items())
+    if rollout.warmup_requests:
+        text += f", {rollout.warmup_requests} warm-up requests"
     return text
 
 
@@ -480,8 +480,7 @@ def run(args: argparse.Namespace) -> str:
     speed = getattr(args, "rollout_speed", None)
     started = time.perf_counter()
     cases = [c for c in FAULT_SCENARIOS if not quick or c.scenario in QUICK_SCENARIOS]
-    scenario_files = {c.scenario: json.loads((SCENARIOS_DIR / f"{c.scenario}.json").read_text(encoding="utf-8"))
-                      for c in FAULT_SCENARIOS}
+    rollouts = {c: rollout_phase(load_scenario(c.scenario), c.phase) for c in FAULT_SCENARIOS}
 
     with tempfile.TemporaryDirectory(prefix="kanaria-bench-synth-") as tmp:
         work = Path(tmp)
@@ -498,13 +497,13 @@ def run(args: argparse.Namespace) -> str:
     extra_phases = []
     speeds = set()
     for case in FAULT_SCENARIOS:
-        scenario = scenario_files[case.scenario]
+        rollout = rollouts[case]
         run_ = runs.get(case.scenario)
         if run_ is None:
-            rows.append(f"| {case.fault} | `{case.scenario}` | {rollout_phase(scenario, case.phase).get('expect', '?')} |"
+            rows.append(f"| {case.fault} | `{case.scenario}` | {rollout.expect if rollout else '?'} |"
                         " not run (`--quick`) | - | - | - |")
             continue
-        rows.append(phase_row(case, scenario, run_.result, run_.wall_s, run_.failure))
+        rows.append(phase_row(case, rollout, run_.result, run_.wall_s, run_.failure))
         if run_.result:
             speeds.add(run_.result.get("speed"))
             for phase in run_.result.get("phases", []):
@@ -514,7 +513,7 @@ def run(args: argparse.Namespace) -> str:
                                         f" {phase.get('outcome')} (expected {phase.get('expected') or 'any'}, {verdict})")
     failures = [c for c in cases if not phase_ok(runs[c.scenario].result, c.phase)]
     speed_text = ", ".join(f"{s:g}×" for s in sorted(s for s in speeds if s)) or "?"
-    plans = [f"- `{c.scenario}`{'' if c.phase == c.scenario else f' `{c.phase}`'}: {stage_plan(scenario_files[c.scenario], c.phase)}"
+    plans = [f"- `{c.scenario}`{'' if c.phase == c.scenario else f' `{c.phase}`'}: {stage_plan(rollouts[c])}"
              for c in FAULT_SCENARIOS]
     windows = alarm_windows(plain.template) if plain.template else []
 

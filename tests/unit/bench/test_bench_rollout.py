@@ -1,17 +1,18 @@
 """Pure helpers of the Rollout section (reading result.json, scenario files and the synthesized alarms) and the
 section splicing of `bench.py --only`; no rehearsal, no CDK."""
 
+from kanaria.rehearsal.scenario import RolloutPhase, load_scenario
 from scripts.bench import splice
 from scripts.bench_rollout import (
     FaultScenario, alarm_table, alarm_windows, duration, failure_line, fault_text, phase_ok, phase_row, reacting,
-    rollback_trigger, stage_plan,
+    rollback_trigger, rollout_phase, stage_plan,
 )
 
-SCENARIO = {"rollouts": [{
-    "name": "error-spike", "stages": [{"percent": 5, "minutes": 20}, {"percent": 25, "minutes": 20}],
-    "check_minutes": 5, "gates": {"min_observations": 150},
-    "faults": [{"kind": "error_spike", "at_minute": 28, "target": "canary", "rate": 0.06}], "expect": "rolled_back",
-}]}
+ROLLOUT = RolloutPhase.model_validate({
+    "name": "error-spike", "baseline": "v1", "candidate": "v2",
+    "stages": [{"percent": 5, "minutes": 20}, {"percent": 25, "minutes": 20}], "gates": {"min_observations": 150},
+    "faults": [{"kind": "error_spike", "at_minute": 28, "rate": 0.06}], "expect": "rolled_back",
+})
 PHASE = {
     "name": "error-spike", "kind": "rollout", "expected": "rolled_back", "outcome": "rolled_back", "ok": True,
     "started_at": 42.0, "ended_at": 2265.0, "fault_at": 1722.0, "rollback_completed_at": 2078.0,
@@ -37,10 +38,18 @@ CASE = FaultScenario("5xx error spike", "error-spike", "error-spike")
 
 def test_durations_and_fault_and_plan_texts():
     assert [duration(s) for s in (0, 59.6, 356.4, 3600, 3725)] == ["0s", "1m 00s", "5m 56s", "1h 00m", "1h 02m"]
-    assert fault_text(SCENARIO, "error-spike") == "error_spike 6% on the canary from +28 min"
-    assert stage_plan(SCENARIO, "error-spike") == ("5% 20 min → 25% 20 min → approval → 100%, gate checks every 5 min,"
-                                                   " gates min_observations 150")
-    assert fault_text(SCENARIO, "nope") == ""
+    assert fault_text(ROLLOUT) == "error_spike 6% on the canary from +28 min"
+    assert stage_plan(ROLLOUT) == ("5% 20 min → 25% 20 min → approval → 100%, gate checks every 5 min,"
+                                   " gates min_observations 150")
+    assert fault_text(None) == "" and stage_plan(None) == "?"
+
+
+def test_every_benched_fault_scenario_has_its_rollout_phase_and_fault():
+    from scripts.bench_rollout import FAULT_SCENARIOS
+
+    for case in FAULT_SCENARIOS:
+        rollout = rollout_phase(load_scenario(case.scenario), case.phase)
+        assert rollout is not None and rollout.expect == "rolled_back" and fault_text(rollout), case
 
 
 def test_reactions_after_the_fault_in_order_with_what_came_after_the_rollback():
@@ -57,7 +66,7 @@ def test_reactions_after_the_fault_in_order_with_what_came_after_the_rollback():
 
 
 def test_rows_show_the_outcome_and_do_not_hide_a_mismatch():
-    row = phase_row(CASE, SCENARIO, RESULT, 68.2)
+    row = phase_row(CASE, ROLLOUT, RESULT, 68.2)
     cells = [c.strip() for c in row.strip("|").split(" | ")]
     assert cells[0] == ("5xx error spike<br>error_spike 6% on the canary from +28 min<br>at T+00:28:42, 1m 18s before a"
                         " 5-min alarm boundary")
@@ -68,10 +77,10 @@ def test_rows_show_the_outcome_and_do_not_hide_a_mismatch():
 
     wrong = {**RESULT, "phases": [{**PHASE, "outcome": "completed", "ok": False, "rollback_completed_at": None,
                                    "fault_to_rollback_seconds": None, "reactions": []}], "alerts": []}
-    cells = phase_row(CASE, SCENARIO, wrong, 90.0).strip("|").split(" | ")
+    cells = phase_row(CASE, ROLLOUT, wrong, 90.0).strip("|").split(" | ")
     assert cells[3] == "**completed: NOT as expected**" and cells[5] == "no rollback"
 
-    missing = phase_row(CASE, SCENARIO, None, 12.0, failure="exit 1: port 5 in use | x")
+    missing = phase_row(CASE, ROLLOUT, None, 12.0, failure="exit 1: port 5 in use | x")
     assert "**no result**: exit 1: port 5 in use \\| x" in missing and "| rolled_back |" in missing
 
 
