@@ -128,9 +128,7 @@ def reacting(phase: Mapping[str, Any], limit: int = 4) -> list[str]:
             text = "rollback function done (100/0)"
         else:
             continue
-        # A gate's time is when the rehearsal's status poll saw its decision, which can be after the rollback the
-        # decision started; only an alarm after the rollback really came too late to matter.
-        after = kind in {"alarm", "composite"} and rolled is not None and at > rolled
+        after = kind != "rollback" and rolled is not None and at > rolled
         out.append(f"{text} {offset(at, fault_at)}" + (" (after the rollback)" if after else ""))
     return out[:limit]
 
@@ -571,8 +569,8 @@ def run(args: argparse.Namespace) -> str:
         "- Resolution: the rehearsal polls every ≤ 0.5 wall s (30 scenario s at 60×) and every SDK call is a round"
         " trip into moto in the same process: a wall second of emulator latency is a scenario minute. The gap"
         " between an alarm transition and the completed rollback (one asynchronous Lambda invocation, the listener"
-        " update) is that latency, not AWS's. A gate's time is when the rehearsal's status poll saw the decision,"
-        " so it can be listed after the rollback it caused.",
+        " update) is that latency, not AWS's. A gate's time is when the deployed rollout-steps function returned"
+        " its decision (the rehearsal's status poll sees it up to 30 scenario s later).",
         "",
         "**`cdk synth` wall time** (`node_modules/.bin/cdk synth --quiet` into a fresh temporary `--output`"
         " directory; every run is a new CDK CLI process starting the Python app and its jsii Node runtime, so each"

@@ -744,9 +744,11 @@ class Rehearsal:
                 if gate.get("outcome") and (decision in {"hold", "rollback"} or gate.get("outcome") == "FAIL"):
                     reasons = "; ".join(c.get("gate", "") + ": " + c.get("reason", "") for c in gate.get("checks", [])
                                         if c.get("outcome") != "PASS")
+                    decided = self._decided_at(invocations_before, rollout_id, decision) or now
                     p.freeze()
-                    p.line(f"GATE {gate.get('outcome')} -> {decision}: {reasons[:300]}", at=now)
-                    self._phase_reactions.append(Reaction(now, f"gate {gate.get('outcome')} -> {decision}: {reasons}", "gate"))
+                    p.line(f"GATE {gate.get('outcome')} -> {decision}: {reasons[:300]}", at=decided)
+                    self._phase_reactions.append(Reaction(decided, f"gate {gate.get('outcome')} -> {decision}: {reasons}",
+                                                          "gate"))
             self._render(phase, status, now)
             rolled = self._rollback_done(invocations_before)
             if rolled is not None and rollback_at is None:
@@ -831,6 +833,19 @@ class Rehearsal:
             items = self._invocations[since:]
         for at, name, invocation in items:
             if name == rollback and isinstance(invocation.result, dict) and invocation.result.get("status") == "rolled_back":
+                return at
+        return None
+
+    def _decided_at(self, since: int, rollout_id: str, decision: str) -> float | None:
+        """When the rollout-steps function last returned this decision for the rollout (scenario seconds): the
+        gate's own time, which the status poll sees up to a poll interval later."""
+        steps = self._function("rollout-steps")
+        with self._lock:
+            items = self._invocations[since:]
+        for at, name, invocation in reversed(items):
+            result = invocation.result
+            if (name == steps and isinstance(result, dict) and result.get("rollout_id") == rollout_id
+                    and (result.get("progress") or {}).get("decision") == decision):
                 return at
         return None
 

@@ -60,7 +60,7 @@ def test_reactions_after_the_fault_in_order_with_what_came_after_the_rollback():
         "composite `kanaria-canary-critical` ALARM → lambda kanaria-rollback, sns kanaria-alerts +6m 18s (after the rollback)",
     ]
     late_gate = {**PHASE, "rollback_completed_at": 2000.0}
-    assert reacting(late_gate)[0].endswith("+5m 28s")  # a gate is never marked late: its time is when it was seen
+    assert reacting(late_gate)[0].endswith("+5m 28s (after the rollback)")  # gate times are the steps call's own
     assert rollback_trigger(RESULT["alerts"], 42.0, 2265.0) == ("gate_failed", "canary-25")
     assert rollback_trigger(RESULT["alerts"], 0.0, 100.0) is None
 
