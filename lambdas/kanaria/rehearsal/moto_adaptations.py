@@ -818,15 +818,11 @@ def _serialize_dynamodb_writes(patcher: _Patcher) -> None:
 
     backend = ddb_models.DynamoDBBackend
     for name in _DYNAMODB_WRITES:
-        write = vars(backend)[name]
-        if getattr(write, "_kanaria_serialized", False):
-            continue
 
-        def serialized(self: Any, *args: Any, _write: Callable[..., Any] = write, **kwargs: Any) -> Any:
+        def serialized(self: Any, *args: Any, _write: Callable[..., Any] = vars(backend)[name], **kwargs: Any) -> Any:
             with _DYNAMODB_WRITE_LOCK:
                 return _write(self, *args, **kwargs)
 
-        serialized._kanaria_serialized = True  # type: ignore[attr-defined]
         patcher.setattr(backend, name, serialized)
 
 

@@ -478,8 +478,7 @@ class Rehearsal:
     def _setup_fleet(self, aws: Any) -> None:
         from kanaria.rehearsal.traffic import ChatbotFleet, TargetGroup
 
-        env = aws.client("lambda").get_function_configuration(FunctionName=self._function("rollout-steps"))
-        variables = env.get("Environment", {}).get("Variables", {})
+        variables = self._steps_environment(aws)
         listener_arn = variables[names.ENV_LISTENER_ARN]
         primary_arn = variables[names.ENV_PRIMARY_TARGET_GROUP_ARN]
         canary_arn = variables[names.ENV_CANARY_TARGET_GROUP_ARN]
@@ -570,9 +569,7 @@ class Rehearsal:
         run_id = new_run_id(now)
         records = evaluate_all(dataset, [configuration], default_invoker(dataset), settings)
         report = assemble_report(run_id, iso(now), dataset, [configuration], records, settings)
-        env = self.aws.client("lambda").get_function_configuration(
-            FunctionName=self._function("rollout-steps"))["Environment"]["Variables"]
-        table = env[names.ENV_EVALUATIONS_TABLE]
+        table = self._steps_environment(self.aws)[names.ENV_EVALUATIONS_TABLE]
         bucket = names.evaluation_bucket_name(self.prefix, self.account, self.region)
         stored = store_report(EvaluationBucket(bucket), table, report, records, render_markdown(report, CHART_FILE),
                               render_svg(report))
@@ -826,28 +823,30 @@ class Rehearsal:
         self.progress.line(f"{name} is {status.state} after {fmt_duration(self.clock.now() - started)}",
                            at=self.clock.now())
 
-    def _rollback_done(self, since: int) -> float | None:
-        """When the rollback function last returned status rolled_back (scenario seconds), if it did."""
-        rollback = self._function("rollback")
+    def _steps_environment(self, aws: Any) -> dict[str, str]:
+        """The deployed rollout-steps function's environment (listener, target groups, tables)."""
+        config = aws.client("lambda").get_function_configuration(FunctionName=self._function("rollout-steps"))
+        return config.get("Environment", {}).get("Variables", {})
+
+    def _results(self, since: int, kind: str) -> list[tuple[float, dict[str, Any]]]:
+        """(scenario seconds, result) of the function's in-process invocations since index `since` that returned
+        a JSON object, in call order."""
+        function = self._function(kind)
         with self._lock:
             items = self._invocations[since:]
-        for at, name, invocation in items:
-            if name == rollback and isinstance(invocation.result, dict) and invocation.result.get("status") == "rolled_back":
-                return at
-        return None
+        return [(at, inv.result) for at, name, inv in items if name == function and isinstance(inv.result, dict)]
+
+    def _rollback_done(self, since: int) -> float | None:
+        """When the rollback function first returned status rolled_back (scenario seconds), if it did."""
+        return next((at for at, result in self._results(since, "rollback") if result.get("status") == "rolled_back"),
+                    None)
 
     def _decided_at(self, since: int, rollout_id: str, decision: str) -> float | None:
         """When the rollout-steps function last returned this decision for the rollout (scenario seconds): the
         gate's own time, which the status poll sees up to a poll interval later."""
-        steps = self._function("rollout-steps")
-        with self._lock:
-            items = self._invocations[since:]
-        for at, name, invocation in reversed(items):
-            result = invocation.result
-            if (name == steps and isinstance(result, dict) and result.get("rollout_id") == rollout_id
-                    and (result.get("progress") or {}).get("decision") == decision):
-                return at
-        return None
+        return next((at for at, result in reversed(self._results(since, "rollout-steps"))
+                     if result.get("rollout_id") == rollout_id
+                     and (result.get("progress") or {}).get("decision") == decision), None)
 
     def _weights_back_at(self, since: float) -> float | None:
         for at, percent in self.fleet.weights_history:
