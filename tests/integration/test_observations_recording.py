@@ -297,3 +297,27 @@ def test_canary_rollout_targets_get_their_own_metric_set_for_the_alarms(api, cap
     throttles = per_target["canary"]["Throttles"]
     assert sorted(throttles if isinstance(throttles, list) else [throttles]) == [0, 0, 0, 1]
     assert "LatencyMs" in per_target["canary"] and "QualityScore" in per_target["primary"]
+
+
+def test_canary_metrics_are_emitted_per_target_and_judged_intent(api, capsys, monkeypatch):
+    # Given canary observations on a judged intent and on an intent outside the judged set,
+    # then {target} gets every one, {target, intent} only the judged intent's, with throttles and safety stops.
+    _, module, record, _ = api
+    monkeypatch.setenv(names.ENV_JUDGED_INTENTS, "recommendation,order_status")
+    module.environment.cache_clear()
+    capsys.readouterr()
+    bodies = [matching(i, record, target="canary", intent="recommendation" if i < 3 else "chitchat",
+                       throttled=i == 1, safety_filtered=i == 2) for i in range(5)]
+    status, _ = call(module.handler, "/observations/batch", {"observations": bodies})
+    assert status == 200
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    by_dims = {tuple(sorted(e["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0])): e for e in lines}
+    per_target, per_intent = by_dims[("target",)], by_dims[("intent", "target")]
+    assert per_intent["intent"] == "recommendation" and per_intent["target"] == "canary"
+
+    def count(e, name):
+        value = e[name]
+        return len(value) if isinstance(value, list) else 1
+
+    assert count(per_target, "Observations") == 5 and count(per_intent, "Observations") == 3
+    assert sorted(per_intent["Throttles"]) == [0, 0, 1] and sorted(per_intent["SafetyStops"]) == [0, 0, 1]

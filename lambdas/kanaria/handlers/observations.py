@@ -31,8 +31,9 @@ from kanaria.handlers.models import parse_body
 from kanaria.logic.experiments import ExperimentRecord, get_experiment
 from kanaria.logic.observations import RecordResult, record_observation
 from kanaria.names import (
-    DIM_EXPERIMENT, DIM_TARGET, DIM_VARIANT, METRIC_COST, METRIC_CSAT, METRIC_ERRORS, METRIC_FLAGGED_OBSERVATIONS,
-    METRIC_HALLUCINATIONS, METRIC_LATENCY, METRIC_OBSERVATIONS, METRIC_QUALITY, METRIC_THROTTLES,
+    DEFAULT_JUDGED_INTENTS, DIM_EXPERIMENT, DIM_INTENT, DIM_TARGET, DIM_VARIANT, METRIC_COST, METRIC_CSAT,
+    METRIC_ERRORS, METRIC_FLAGGED_OBSERVATIONS, METRIC_HALLUCINATIONS, METRIC_LATENCY, METRIC_OBSERVATIONS,
+    METRIC_QUALITY, METRIC_SAFETY_STOPS, METRIC_THROTTLES,
 )
 
 EXPERIMENT_CACHE_SECONDS = 30  # definitions are immutable; stopped variants are seen within this delay
@@ -64,6 +65,13 @@ class ObservationsEnvironment(BaseModel):
     observations_table: str = Field(min_length=1, alias="OBSERVATIONS_TABLE")
     aggregates_table: str = Field(min_length=1, alias="AGGREGATES_TABLE")
     profiles_parameter: str = Field(min_length=1, alias="PROFILES_PARAMETER")
+    judged_intents: str = Field(default=",".join(DEFAULT_JUDGED_INTENTS), alias="JUDGED_INTENTS",
+                                description="intents with their own canary metrics (comma-separated)")
+
+    @property
+    def judged_intent_set(self) -> frozenset[str]:
+        """The bounded set of intent dimension values (each one is a billed custom metric per metric)."""
+        return frozenset(i.strip() for i in self.judged_intents.split(",") if i.strip())
 
 
 class ObservationBatchRequest(BaseModel):
@@ -125,17 +133,31 @@ def _add_outcomes(result: RecordResult) -> None:
             metrics.add_metric(name, unit, float(result.values[metric]))
 
 
+def _add_canary_outcomes(result: RecordResult) -> None:
+    _add_outcomes(result)
+    observation = result.observation
+    if observation.throttled is not None:
+        metrics.add_metric(METRIC_THROTTLES, MetricUnit.Count, int(observation.throttled))
+    if observation.safety_filtered is not None:
+        metrics.add_metric(METRIC_SAFETY_STOPS, MetricUnit.Count, int(observation.safety_filtered))
+
+
 def _emit(results: list[RecordResult]) -> None:
-    """EMF metrics of newly recorded observations: one metric set per experiment and variant, and one per
-    canary-rollout target ({target: canary|primary}, what the canary alarms watch)."""
+    """EMF metrics of newly recorded observations: one metric set per experiment and variant, one per
+    canary-rollout target ({target: canary|primary}, what the canary alarms watch) and one per target and
+    judged intent ({target, intent}, what the canary judge reads per intent)."""
     by_variant: dict[tuple[str, str], list[RecordResult]] = defaultdict(list)
-    by_target: dict[str, list[RecordResult]] = defaultdict(list)
+    by_target: dict[tuple[str, str | None], list[RecordResult]] = defaultdict(list)
+    judged = environment().judged_intent_set
     for result in results:
         if result.duplicate:
             continue
         by_variant[(result.observation.experiment_id, result.observation.variant_id)].append(result)
-        if result.observation.target and not result.flag:
-            by_target[result.observation.target].append(result)
+        target = result.observation.target
+        if target and not result.flag:
+            by_target[(target, None)].append(result)
+            if result.observation.intent in judged:
+                by_target[(target, result.observation.intent)].append(result)
     for (experiment_id, variant_id), group in by_variant.items():
         metrics.add_dimension(DIM_EXPERIMENT, experiment_id)
         metrics.add_dimension(DIM_VARIANT, variant_id)
@@ -145,12 +167,12 @@ def _emit(results: list[RecordResult]) -> None:
             else:
                 _add_outcomes(result)
         metrics.flush_metrics()
-    for target, group in by_target.items():
+    for (target, intent), group in by_target.items():
         metrics.add_dimension(DIM_TARGET, target)
+        if intent is not None:
+            metrics.add_dimension(DIM_INTENT, intent)
         for result in group:
-            _add_outcomes(result)
-            if result.observation.throttled is not None:
-                metrics.add_metric(METRIC_THROTTLES, MetricUnit.Count, int(result.observation.throttled))
+            _add_canary_outcomes(result)
         metrics.flush_metrics()
 
 
