@@ -119,14 +119,17 @@ def count_queries(settings: JudgeSettings, namespace: str, cuts: dict[tuple[Metr
 
 
 def minute_counts(settings: JudgeSettings, values: dict[tuple[str, str, str, str], dict[datetime, float]],
-                  start: datetime, end: datetime) -> list[MinuteCounts]:
-    """Assemble per-minute stream counts from the query results ((side, intent, kind, name) -> {minute: value})."""
+                  start: datetime, end: datetime, cuts: dict[tuple[Metric, str], float]) -> list[MinuteCounts]:
+    """Assemble per-minute stream counts from the query results ((side, intent, kind, name) -> {minute: value});
+    a latency or quality stream without a primary cut-off yet is left out."""
     minutes = []
     at = start
     while at < end:
         streams: dict[str, Counts] = {}
         for intent in (OVERALL, *settings.intents):
             for metric in settings.metrics:
+                if metric in (Metric.SLOW, Metric.POOR_QUALITY) and (metric, intent) not in cuts:
+                    continue
                 sides = [_side_counts(values, side, intent, metric, at) for side in SIDES]
                 if all(s is not None for s in sides):
                     (x_c, n_c), (x_p, n_p) = sides  # type: ignore[misc]
@@ -175,7 +178,7 @@ class CloudWatchCanaryReader:
                     cuts[cut_ids[query_id]] = max(series.values())
         queries, count_ids = count_queries(settings, self._namespace, cuts)
         values = {count_ids[qid]: series for qid, series in self._get(queries, start, end).items()}
-        return minute_counts(settings, values, start, end)
+        return minute_counts(settings, values, start, end, cuts)
 
     def _get(self, queries: list[dict[str, Any]], start: datetime, end: datetime) -> dict[str, dict[datetime, float]]:
         """query id -> {period start: value}, over every page."""
