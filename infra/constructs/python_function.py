@@ -33,6 +33,7 @@ class KanariaFunction(Construct):
         memory_size: int = 512,
         timeout: Duration = Duration.seconds(30),
         description: str = "",
+        reserved_concurrent_executions: int | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.log_group = logs.LogGroup(
@@ -71,6 +72,7 @@ class KanariaFunction(Construct):
             tracing=lambda_.Tracing.ACTIVE,
             log_group=self.log_group,
             role=self.role,
+            reserved_concurrent_executions=reserved_concurrent_executions,
             environment={
                 "POWERTOOLS_SERVICE_NAME": f"kanaria-{kind}",
                 "POWERTOOLS_METRICS_NAMESPACE": METRIC_NAMESPACE,

@@ -108,6 +108,9 @@ class Executions(Protocol):
     def stop(self, execution_arn: str, error: str, cause: str) -> bool:
         """Stop a running execution; False when it was not running any more."""
         ...
+    def status(self, execution_arn: str) -> str | None:
+        """RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED (or PENDING_REDRIVE); None when it does not exist."""
+        ...
 
 
 class WarmupSender(Protocol):
