@@ -141,3 +141,25 @@ def test_console_stop_of_a_running_execution_is_rolled_back_by_the_reconciler(wo
     assert result["rolled_back"] == {"rollout_id": "stop-1", "found": "execution_ended", "status": "rolled_back"}
     assert_no_path_to_canary(world)
     assert [a["Subject"] for a in world.alerts()] == ["[Kanaria] ROLLBACK stop-1 at canary-5 (execution_ended)"]
+
+
+def test_an_approval_arriving_while_the_critical_alarm_is_in_alarm_rolls_back(world: World) -> None:
+    """Between the last gate and PromoteFull the approval can take hours: PromoteFull reads the alarm fresh."""
+    from kanaria.cli.rollout import approve
+    from tests.support.rollout_world import PREFIX, request
+
+    answered: list[Any] = []
+
+    def alarm_then_approve() -> None:
+        meta = world.meta("late-alarm")
+        if not answered and meta and meta.get("approval_token"):
+            world.services().metrics.critical_state = "ALARM"  # the canary went bad while waiting for a human
+            answered.append(approve(PREFIX, "late-alarm", None, "looks good"))
+
+    execution = world.start(request(), "late-alarm")
+    done = world.wait(execution, while_running=alarm_then_approve)
+    assert answered and done["status"] == "FAILED" and done.get("error") == "Kanaria.RolledBack", done
+    assert_no_path_to_canary(world)
+    record = world.services().store.rollback_record("late-alarm")
+    assert record.trigger.kind == "gate_failed" and "promotion to 100% refused" in record.trigger.summary
+    assert record.percent_before == 50  # it never reached 100%

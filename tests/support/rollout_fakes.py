@@ -105,6 +105,7 @@ class MemoryListener:
         shipped = Forward(weights={PRIMARY: 100, CANARY: 0}, stickiness_enabled=True, stickiness_seconds=3600)
         self.actions: list[dict[str, Any]] = [{"Type": "forward", "ForwardConfig": shipped.to_action_config()}]
         self.writes = 0
+        self.order: list[str] | None = None  # when set, "listener" is appended on each write
 
     def default_actions(self, listener_arn: str) -> list[dict[str, Any]]:
         return [dict(a) for a in self.actions]
@@ -112,6 +113,8 @@ class MemoryListener:
     def set_default_actions(self, listener_arn: str, actions: list[dict[str, Any]]) -> None:
         self.writes += 1
         self.actions = [dict(a) for a in actions]
+        if self.order is not None:
+            self.order.append("listener")
 
     def rules(self, listener_arn: str) -> list[dict[str, Any]]:
         return []
