@@ -26,6 +26,7 @@ METRIC_NAMESPACE = "Kanaria"
 DIM_EXPERIMENT = "experiment_id"
 DIM_VARIANT = "variant"
 DIM_TARGET = "target"  # "canary" or "primary" for rollout alarms
+DIM_INTENT = "intent"  # beside DIM_TARGET, for the canary judge's per-intent streams
 
 METRIC_ASSIGNMENTS = "Assignments"
 METRIC_OBSERVATIONS = "Observations"
@@ -36,6 +37,7 @@ METRIC_HALLUCINATIONS = "Hallucinations"
 METRIC_THROTTLES = "Throttles"
 METRIC_CSAT = "Csat"
 METRIC_COST = "CostUsd"
+METRIC_SAFETY_STOPS = "SafetyStops"  # responses stopped by the safety filter (0/1 per observation)
 # Observations and the scheduled analysis (dimensions: experiment_id [+ variant]).
 METRIC_FLAGGED_OBSERVATIONS = "FlaggedObservations"  # variant mismatch or excluded unit: kept out of the statistics
 METRIC_ANALYSIS_RUNS = "AnalysisRuns"
@@ -47,6 +49,11 @@ METRIC_DECISION_CHANGES = "DecisionChanges"
 # set, so emit them with Metrics(service="") (Powertools otherwise adds a "service" dimension).
 TARGET_CANARY = "canary"
 TARGET_PRIMARY = "primary"
+# The canary judge also reads them per intent, {DIM_TARGET, DIM_INTENT}, for a bounded set of intents (custom
+# metrics are billed per dimension combination): ENV_JUDGED_INTENTS, default DEFAULT_JUDGED_INTENTS.
+ENV_JUDGED_INTENTS = "JUDGED_INTENTS"
+DEFAULT_JUDGED_INTENTS = ("recommendation", "product_search", "order_status", "manga_qa", "shipping_info",
+                          "chitchat")
 METRIC_CANARY_WEIGHT = "CanaryWeight"  # percent of the listener's traffic on the canary, emitted at every step
 ENV_LISTENER_ARN = "LISTENER_ARN"
 ENV_PRIMARY_TARGET_GROUP_ARN = "PRIMARY_TARGET_GROUP_ARN"

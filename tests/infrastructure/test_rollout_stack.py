@@ -203,15 +203,17 @@ def test_event_rates_need_volume_and_events(rollout, kind, events, volume, count
 
 
 def test_thresholds_match_the_rollout_policy(rollout):
-    expected = {  # kind: (threshold, window seconds)
-        names.ALARM_CANARY_ERROR_RATE: (2, 300),
-        names.ALARM_CANARY_LATENCY: (2, 300),
-        names.ALARM_CANARY_THROTTLING: (5, 300),
-        names.ALARM_CANARY_HALLUCINATION: (3, 900),
+    expected = {  # kind: (threshold, window seconds, datapoints to alarm, of evaluation periods)
+        names.ALARM_CANARY_ERROR_RATE: (2, 60, 2, 3),
+        names.ALARM_CANARY_LATENCY: (2, 60, 3, 5),
+        names.ALARM_CANARY_THROTTLING: (5, 60, 2, 3),
+        names.ALARM_CANARY_HALLUCINATION: (3, 60, 5, 10),
+        names.ALARM_CANARY_QUALITY: (5, 60, 10, 15),
     }
-    for kind, (threshold, period) in expected.items():
+    for kind, (threshold, period, m, n) in expected.items():
         props = _alarm(rollout, kind)
-        assert (props["Threshold"], props["Metrics"][1]["MetricStat"]["Period"]) == (threshold, period), kind
+        assert (props["Threshold"], props["Metrics"][1]["MetricStat"]["Period"], props["DatapointsToAlarm"],
+                props["EvaluationPeriods"]) == (threshold, period, m, n), kind
 
 
 def _metric_stats(props: dict) -> dict[str, dict]:

@@ -351,3 +351,32 @@ def test_metrics_of_written_items_survive_a_later_item_failing(api, capsys, monk
     status, body = call(module.handler, "/observations/batch", {"observations": batch})
     assert status == 200 and body["duplicates"] == 3 and body["recorded"] == 7
     assert _target_counts(_emf(capsys))["canary"]["Errors"] == 7  # 3 + 7: each of the 10 errors exactly once
+
+
+def test_canary_metrics_are_emitted_per_target_and_judged_intent(api, capsys, monkeypatch):
+    # Given canary observations on a judged intent and on an intent outside the judged set,
+    # then {target} gets every one, {target, intent} only the judged intent's, with throttles and safety stops.
+    _, module, record, _ = api
+    monkeypatch.setenv(names.ENV_JUDGED_INTENTS, "recommendation,order_status")
+    module.environment.cache_clear()
+    capsys.readouterr()
+    bodies = [matching(i, record, target="canary", intent="recommendation" if i < 3 else "chitchat",
+                       throttled=i == 1, safety_filtered=i == 2) for i in range(5)]
+    status, _ = call(module.handler, "/observations/batch", {"observations": bodies})
+    assert status == 200
+    lines = _emf(capsys)  # one EMF line per set and item (flushed right after each write)
+    by_dims: dict[tuple, list[dict]] = defaultdict(list)
+    for e in lines:
+        by_dims[tuple(sorted(e["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0]))].append(e)
+    per_target, per_intent = by_dims[("target",)], by_dims[("intent", "target")]
+    assert {(e["intent"], e["target"]) for e in per_intent} == {("recommendation", "canary")}
+
+    def values(entries, name):
+        out = []
+        for e in entries:
+            value = e.get(name, [])
+            out += value if isinstance(value, list) else [value]
+        return out
+
+    assert len(values(per_target, "Observations")) == 5 and len(values(per_intent, "Observations")) == 3
+    assert sorted(values(per_intent, "Throttles")) == [0, 0, 1] and sorted(values(per_intent, "SafetyStops")) == [0, 0, 1]

@@ -110,6 +110,7 @@ class Progress(BaseModel):
     checks: int = Field(default=0, ge=0, description="gate evaluations in the current stage")
     weights: dict[str, int] = Field(default_factory=dict, description="target group ARN -> weight, as verified")
     gate: dict[str, Any] | None = None  # GateResult of the last evaluation
+    judge: dict[str, Any] | None = None  # kanaria.canary.judge.JudgeState (evidence carried look to look)
     approval: Any = None  # SendTaskSuccess output (whatever JSON the approver sent)
 
 

@@ -30,8 +30,9 @@ from kanaria.handlers.models import parse_body
 from kanaria.logic.experiments import ExperimentRecord, get_experiment
 from kanaria.logic.observations import RecordResult, record_observation
 from kanaria.names import (
-    DIM_EXPERIMENT, DIM_TARGET, DIM_VARIANT, METRIC_COST, METRIC_CSAT, METRIC_ERRORS, METRIC_FLAGGED_OBSERVATIONS,
-    METRIC_HALLUCINATIONS, METRIC_LATENCY, METRIC_OBSERVATIONS, METRIC_QUALITY, METRIC_THROTTLES,
+    DEFAULT_JUDGED_INTENTS, DIM_EXPERIMENT, DIM_INTENT, DIM_TARGET, DIM_VARIANT, METRIC_COST, METRIC_CSAT,
+    METRIC_ERRORS, METRIC_FLAGGED_OBSERVATIONS, METRIC_HALLUCINATIONS, METRIC_LATENCY, METRIC_OBSERVATIONS,
+    METRIC_QUALITY, METRIC_SAFETY_STOPS, METRIC_THROTTLES,
 )
 
 EXPERIMENT_CACHE_SECONDS = 30  # definitions are immutable; stopped variants are seen within this delay
@@ -63,6 +64,13 @@ class ObservationsEnvironment(BaseModel):
     observations_table: str = Field(min_length=1, alias="OBSERVATIONS_TABLE")
     aggregates_table: str = Field(min_length=1, alias="AGGREGATES_TABLE")
     profiles_parameter: str = Field(min_length=1, alias="PROFILES_PARAMETER")
+    judged_intents: str = Field(default=",".join(DEFAULT_JUDGED_INTENTS), alias="JUDGED_INTENTS",
+                                description="intents with their own canary metrics (comma-separated)")
+
+    @property
+    def judged_intent_set(self) -> frozenset[str]:
+        """The bounded set of intent dimension values (each one is a billed custom metric per metric)."""
+        return frozenset(i.strip() for i in self.judged_intents.split(",") if i.strip())
 
 
 class ObservationBatchRequest(BaseModel):
@@ -124,13 +132,22 @@ def _add_outcomes(result: RecordResult) -> None:
             metrics.add_metric(name, unit, float(result.values[metric]))
 
 
+def _add_canary_outcomes(result: RecordResult) -> None:
+    _add_outcomes(result)
+    observation = result.observation
+    if observation.throttled is not None:
+        metrics.add_metric(METRIC_THROTTLES, MetricUnit.Count, int(observation.throttled))
+    if observation.safety_filtered is not None:
+        metrics.add_metric(METRIC_SAFETY_STOPS, MetricUnit.Count, int(observation.safety_filtered))
+
+
 def _emit(result: RecordResult) -> None:
     """EMF metrics of one newly recorded observation, flushed right after its write (a later item of the batch
     failing cannot lose them, and a retry sees a duplicate and emits nothing twice): one metric set for its
     experiment and variant (a flagged one counts only as FlaggedObservations there) and, during a canary rollout,
-    one for its target ({target: canary|primary}, what the canary alarms watch). The target set counts EVERY
-    response the target served, flagged ones included: flags concern the experiment's statistics, not the canary's
-    health."""
+    one for its target ({target: canary|primary}, what the canary alarms watch) and one for its target and judged
+    intent ({target, intent}, what the canary judge reads per intent). The target sets count EVERY response the
+    target served, flagged ones included: flags concern the experiment's statistics, not the canary's health."""
     if result.duplicate:
         return
     observation = result.observation
@@ -141,11 +158,16 @@ def _emit(result: RecordResult) -> None:
     else:
         _add_outcomes(result)
     metrics.flush_metrics()
-    if observation.target:
-        metrics.add_dimension(DIM_TARGET, observation.target)
-        _add_outcomes(result)
-        if observation.throttled is not None:
-            metrics.add_metric(METRIC_THROTTLES, MetricUnit.Count, int(observation.throttled))
+    target = observation.target
+    if not target:
+        return
+    metrics.add_dimension(DIM_TARGET, target)
+    _add_canary_outcomes(result)
+    metrics.flush_metrics()
+    if observation.intent in environment().judged_intent_set:
+        metrics.add_dimension(DIM_TARGET, target)
+        metrics.add_dimension(DIM_INTENT, observation.intent)
+        _add_canary_outcomes(result)
         metrics.flush_metrics()
 
 

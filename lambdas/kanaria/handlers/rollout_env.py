@@ -50,6 +50,7 @@ def utc_now() -> datetime:
 @cache
 def rollout_services():  # -> RolloutServices (imports kept lazy: boto3 clients are created on first use)
     """Every dependency of the rollout steps and the rollback, built from the environment."""
+    from kanaria.dal.canary_metrics import CloudWatchCanaryReader
     from kanaria.dal.dynamo import DynamoExperimentRepository
     from kanaria.dal.elb import ElbListenerGateway
     from kanaria.dal.evaluations import latest_for
@@ -64,6 +65,7 @@ def rollout_services():  # -> RolloutServices (imports kept lazy: boto3 clients 
         store=DynamoRolloutStore(env.rollouts_table),
         listener=ElbListenerGateway(),
         metrics=CloudWatchMetricsReader(env.metric_namespace, env.critical_alarm_name, env.warning_alarm_name),
+        canary=CloudWatchCanaryReader(env.metric_namespace),
         notifier=SnsNotifier(env.alerts_topic_arn),
         executions=SfnExecutions(),
         clock=utc_now,

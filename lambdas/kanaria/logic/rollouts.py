@@ -9,6 +9,10 @@ from typing import Any, Callable, Mapping, Protocol
 
 from botocore.exceptions import ClientError
 
+from kanaria.canary.judge import JudgeSettings, Judgement, JudgeState, MinuteCounts, judge, minutes_to_read
+from kanaria.canary.judge import new_stage as judge_new_stage
+from kanaria.canary.judge import observe as judge_observe
+from kanaria.canary.judge import start as judge_start
 from kanaria.domain.rollout import (
     Admission,
     Candidate,
@@ -17,12 +21,14 @@ from kanaria.domain.rollout import (
     MetricSnapshot,
     OfflineEvaluation,
     Outcome,
+    Stage,
     Warmup,
     admission,
     check_offline_evaluation,
     evaluate_gates,
     forward_differences,
     forward_of,
+    judge_horizon_minutes,
     next_step,
     parse_rollout_request,
     primary_only,
@@ -85,6 +91,12 @@ class ListenerGateway(Protocol):
         """Non-default rules with their actions."""
         ...
     def set_rule_actions(self, rule_arn: str, actions: list[dict[str, Any]]) -> None: ...
+
+
+class CanaryMinutesReader(Protocol):
+    """Per-minute canary and primary counts of every judged stream."""
+
+    def read_minutes(self, start: datetime, end: datetime, settings: JudgeSettings) -> list[MinuteCounts]: ...
 
 
 class MetricsReader(Protocol):
@@ -174,6 +186,7 @@ class RolloutServices:
     notifier: Notifier
     executions: Executions
     clock: Callable[[], datetime]
+    canary: CanaryMinutesReader | None = None  # required when the plan has a judge
     analysis: AnalysisResults | None = None
     experiments: ExperimentRepository | None = None
     warmup: WarmupSender | None = None
@@ -381,13 +394,42 @@ def verify_weights(services: RolloutServices, state: RolloutState, full: bool = 
     progress = state.progress.model_copy(update={
         "stage_started_at": _iso(now), "wait_seconds": wait, "decision": "promote" if full else "observe",
         "reason": f"weights verified: {state.progress.percent}% canary",
+        "judge": None if full else _judge_for_stage(rollout, state.progress, now),
     })
     services.store.update(state.rollout_id, PROMOTING if full else RUNNING, progress, now)
     return state.model_copy(update={"progress": progress})
 
 
+def _judge_for_stage(rollout: Rollout, progress: Progress, now: datetime) -> dict[str, Any] | None:
+    """A fresh judge at the first stage; later stages keep its evidence and restart the stage totals."""
+    settings = rollout.plan.judge
+    if settings is None:
+        return None
+    if progress.judge is None:
+        fresh = judge_start(settings, now, judge_horizon_minutes(rollout.plan))
+        return fresh.model_dump(mode="json")
+    return judge_new_stage(JudgeState.model_validate(progress.judge)).model_dump(mode="json")
+
+
+def _run_judge(services: RolloutServices, rollout: Rollout, progress: Progress, stage: Stage,
+               now: datetime) -> tuple[Judgement | None, dict[str, Any] | None]:
+    """Read the settled minutes since the last look into the judge; its verdict and new state."""
+    settings = rollout.plan.judge
+    if settings is None or progress.judge is None:
+        return None, progress.judge
+    if services.canary is None:
+        raise OperationalError("the plan has a judge but no canary metrics reader is configured", field="plan.judge")
+    state = JudgeState.model_validate(progress.judge)
+    window = minutes_to_read(settings, state, now)
+    if window is not None:
+        minutes = services.canary.read_minutes(window[0], window[1], settings)
+        state = judge_observe(settings, state, minutes, window[1])
+    return judge(settings, state, stage.gates.min_observations), state.model_dump(mode="json")
+
+
 def evaluate_gate(services: RolloutServices, state: RolloutState) -> RolloutState:
-    """Evaluate the stage's gates on the metrics since the stage started and decide what comes next."""
+    """Run the judge on the minutes since its last look, evaluate the stage's gates on the metrics since the
+    stage started, and decide what comes next."""
     _ensure_not_rolled_back(services, state.rollout_id)
     rollout, progress = state.rollout, state.progress
     stage = rollout.plan.stages[progress.stage_index]
@@ -395,6 +437,7 @@ def evaluate_gate(services: RolloutServices, state: RolloutState) -> RolloutStat
         raise OperationalError("the stage has no verified start time", field="progress.stage_started_at")
     started = datetime.fromisoformat(progress.stage_started_at)
     now = services.clock()
+    judgement, judge_state = _run_judge(services, rollout, progress, stage, now)
     snapshot = services.metrics.read(started, now)
     significance = None
     if stage.gates.require_significance:
@@ -402,18 +445,18 @@ def evaluate_gate(services: RolloutServices, state: RolloutState) -> RolloutStat
             raise OperationalError("the significance gate has no analysis results to read", field="plan")
         result = services.analysis.latest(rollout.candidate.experiment_id)
         significance = significance_from_result(result, rollout.candidate.variant or "")
-    gate = evaluate_gates(stage.gates, snapshot, significance)
+    gate = evaluate_gates(stage.gates, snapshot, significance, judgement)
     last = progress.stage_index == len(rollout.plan.stages) - 1
     step = next_step(stage, gate.outcome, (now - started).total_seconds(), last)
     reasons = gate.reasons if gate.outcome is not Outcome.PASS else []
     update: dict[str, Any] = {
         "decision": step.decision, "wait_seconds": step.wait_seconds, "checks": progress.checks + 1,
-        "gate": gate.model_dump(mode="json"), "reason": "; ".join([step.reason, *reasons]),
+        "gate": gate.model_dump(mode="json"), "reason": "; ".join([step.reason, *reasons]), "judge": judge_state,
     }
     if step.decision == "advance":
         update["stage_index"] = progress.stage_index + 1
     new_progress = progress.model_copy(update=update)
-    services.store.update(state.rollout_id, RUNNING, new_progress, now)
+    services.store.update(state.rollout_id, RUNNING, new_progress, services.clock())
     return state.model_copy(update={"progress": new_progress})
 
 
