@@ -33,9 +33,11 @@ class CanaryAlbStack(Stack):
 
     def __init__(self, scope: Construct, construct_id: str, *, settings: Settings, data: DataStack, **kwargs) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        self.alb = DemoAlb(self, "DemoAlb", prefix=settings.prefix, key=data.key)
+        self.alb = DemoAlb(self, "DemoAlb", prefix=settings.prefix, key=data.key,
+                           certificate_arn=settings.demo_certificate_arn)
         self.listener = self.alb.refs
-        cdk.CfnOutput(self, "DemoUrl", value=f"http://{self.alb.load_balancer.load_balancer_dns_name}/")
+        scheme = "https" if settings.demo_certificate_arn else "http"
+        cdk.CfnOutput(self, "DemoUrl", value=f"{scheme}://{self.alb.load_balancer.load_balancer_dns_name}/")
 
 
 class RolloutStack(Stack):
