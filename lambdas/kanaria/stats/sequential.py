@@ -239,15 +239,20 @@ class MsprtStatistics(NamedTuple):
 
 
 def msprt_normal(effect: Any, variance: Any, tau2: Any, alpha: float = 0.05) -> MsprtStatistics:
-    """Always-valid p-value and (1 − alpha) confidence sequence for θ from Δ ~ N(θ, V), mixing N(0, τ²)."""
+    """Always-valid p-value and (1 − alpha) confidence sequence for θ from Δ ~ N(θ, V), mixing N(0, τ²).
+
+    V = 0 (no spread in either arm) is the limit: p = 0 for Δ ≠ 0, 1 for Δ = 0, and the sequence is the point Δ.
+    """
     effect, v, tau2 = (np.asarray(x, dtype=float) for x in (effect, variance, tau2))
-    valid = np.isfinite(effect) & np.isfinite(v) & (v > 0) & (tau2 > 0)
-    v = np.where(valid, v, 1.0)
+    valid = np.isfinite(effect) & np.isfinite(v) & (v >= 0) & (tau2 > 0)
+    spread = valid & (v > 0)
+    v = np.where(spread, v, 1.0)
     tau2 = np.where(valid, tau2, 1.0)
     d = np.where(valid, effect, 0.0)
     log_lr = 0.5 * np.log(v / (v + tau2)) + tau2 * d * d / (2.0 * v * (v + tau2))
+    log_lr = np.where(spread, log_lr, np.where(d != 0, np.inf, -np.inf))
     p_value = np.minimum(1.0, np.exp(-np.maximum(log_lr, 0.0)))
-    half = np.sqrt(v * (v + tau2) / tau2 * (2.0 * math.log(1.0 / alpha) + np.log((v + tau2) / v)))
+    half = np.where(spread, np.sqrt(v * (v + tau2) / tau2 * (2.0 * math.log(1.0 / alpha) + np.log((v + tau2) / v))), 0.0)
     nan = np.full(np.shape(log_lr), np.nan)
     return MsprtStatistics(
         np.where(valid, log_lr, nan),
