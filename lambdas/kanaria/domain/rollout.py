@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from kanaria.canary.judge import Judgement, JudgeSettings, Verdict, horizon_minutes
+from kanaria.canary.judge import Judgement, JudgeSettings, Verdict, horizon_periods
 from kanaria.domain.experiment import ID_PATTERN
 from kanaria.errors import ValidationError, from_pydantic
 
@@ -185,9 +185,10 @@ def history_events(plan: RolloutPlan) -> int:
     return EVENTS_OUTSIDE_CHECKS + EVENTS_PER_CHECK * sum(s.max_checks for s in plan.stages)
 
 
-def judge_horizon_minutes(plan: RolloutPlan) -> int:
-    """The longest the judge can watch a rollout of this plan (every stage's minimum and hold bound)."""
-    return horizon_minutes(s.min_duration_seconds + s.hold_bound_seconds for s in plan.stages)
+def judge_horizon_periods(plan: RolloutPlan) -> int:
+    """The most periods the judge can watch a rollout of this plan (every stage's minimum and hold bound)."""
+    assert plan.judge is not None
+    return horizon_periods(plan.judge, (s.min_duration_seconds + s.hold_bound_seconds for s in plan.stages))
 
 
 class Candidate(BaseModel):
