@@ -72,6 +72,7 @@ FAULT_SCENARIOS = (
     FaultScenario("5xx error spike", "error-spike", "error-spike"),
     FaultScenario("Bedrock throttling", "throttling", "throttling"),
     FaultScenario("hallucination spike", "hallucination-spike", "hallucination-spike"),
+    FaultScenario("intent-local regression (recommendation)", "intent-regression", "intent-regression"),
 )
 QUICK_SCENARIOS = ("throttling", "hallucination-spike")
 

@@ -80,9 +80,9 @@ def best_alternative(log_r: Sequence[float], tolerance: float) -> float:
     return ratios[max(range(len(log_r)), key=lambda j: log_r[j])]
 
 
-def log_threshold(horizon_minutes: int, alpha: float) -> float:
-    """log(T / a): crossing it has probability <= a over T minutes under H0."""
-    return math.log(max(1, horizon_minutes)) - math.log(alpha)
+def log_threshold(horizon_periods: int, alpha: float) -> float:
+    """log(T / a): crossing it has probability <= a over T periods under H0."""
+    return math.log(max(1, horizon_periods)) - math.log(alpha)
 
 
 def _log1p_exp(value: float) -> float:

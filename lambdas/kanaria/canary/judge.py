@@ -62,13 +62,13 @@ class MetricRule(BaseModel):
 
 
 DEFAULT_METRICS: dict[Metric, MetricRule] = {
-    Metric.ERRORS: MetricRule(ratio=1.5, points=0.01, weight=0.25, required_for_pass=True),
-    Metric.THROTTLES: MetricRule(ratio=1.5, points=0.02, weight=0.15, required_for_pass=True),
-    Metric.SLOW: MetricRule(ratio=1.5, points=0.05, weight=0.20, required_for_pass=True),
-    Metric.HALLUCINATIONS: MetricRule(ratio=1.5, points=0.02, weight=0.15, required_for_pass=True),
-    Metric.POOR_QUALITY: MetricRule(ratio=1.5, points=0.05, weight=0.15, required_for_pass=True),
-    Metric.SAFETY_STOPS: MetricRule(ratio=1.5, points=0.01, weight=0.05, required_for_pass=False),
-    Metric.DISSATISFIED: MetricRule(ratio=1.5, points=0.10, weight=0.05, required_for_pass=False),
+    Metric.ERRORS: MetricRule(ratio=1.25, points=0.01, weight=0.25, required_for_pass=True),
+    Metric.THROTTLES: MetricRule(ratio=1.25, points=0.02, weight=0.15, required_for_pass=True),
+    Metric.SLOW: MetricRule(ratio=1.25, points=0.05, weight=0.20, required_for_pass=True),
+    Metric.HALLUCINATIONS: MetricRule(ratio=1.25, points=0.02, weight=0.15, required_for_pass=True),
+    Metric.POOR_QUALITY: MetricRule(ratio=1.25, points=0.05, weight=0.15, required_for_pass=True),
+    Metric.SAFETY_STOPS: MetricRule(ratio=1.25, points=0.01, weight=0.05, required_for_pass=False),
+    Metric.DISSATISFIED: MetricRule(ratio=1.25, points=0.10, weight=0.05, required_for_pass=False),
 }
 # Severity weights of the reference store's intents (design note 002 A5: revenue drivers weigh most).
 DEFAULT_INTENTS: dict[str, float] = {
@@ -97,11 +97,21 @@ class JudgeSettings(BaseModel):
     latency_quantile: float = Field(default=0.95, gt=0.5, lt=1.0)
     quality_quantile: float = Field(default=0.10, gt=0.0, lt=0.5)
     dissatisfied_csat: float = Field(default=2.0, ge=1.0, le=5.0)
-    reference_minutes: int = Field(default=15, ge=1, le=180,
-                                   description="primary minutes before a look that set the latency/quality cut-offs")
-    smoothing_minutes: float = Field(default=3.0, gt=0.0, le=60.0,
+    period_seconds: int = Field(default=60, description="the judged period: a minute in AWS (1, 5, 10 or 30 "
+                                "need high-resolution metrics; the local rehearsal uses 1 s = one scenario minute)")
+    reference_periods: int = Field(default=15, ge=1, le=180,
+                                   description="primary periods before a look that set the latency/quality cut-offs")
+    smoothing_periods: float = Field(default=3.0, gt=0.0, le=60.0,
                                      description="half-life of the recent rates that decide materiality")
-    settle_seconds: int = Field(default=60, ge=0, le=900, description="a minute is judged once this old")
+    settle_seconds: float = Field(default=60, ge=0, le=900, description="a period is judged once its end is this old "
+                                  "(CloudWatch's ingestion delay of EMF metrics)")
+
+    @field_validator("period_seconds")
+    @classmethod
+    def _cloudwatch_period(cls, value: int) -> int:
+        if value not in (1, 5, 10, 30) and (value < 60 or value % 60):
+            raise ValueError("must be 1, 5, 10, 30 or a multiple of 60 (CloudWatch periods)")
+        return value
 
     @field_validator("metrics", mode="before")
     @classmethod
@@ -182,7 +192,7 @@ class Counts(BaseModel):
 
 
 class MinuteCounts(BaseModel):
-    """One minute of both sides, per stream key (a stream without data that minute is left out)."""
+    """One judged period (a minute in AWS) of both sides, per stream key (a stream without data is left out)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -196,8 +206,8 @@ class StreamState(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     log_r: list[float]
-    minutes: int = 0  # minutes with events (steps of the detector)
-    recent: Counts = Counts()  # exponentially weighted, half-life smoothing_minutes
+    minutes: int = 0  # periods with events (steps of the detector)
+    recent: Counts = Counts()  # exponentially weighted, half-life smoothing_periods
     stage: Counts = Counts()  # since the stage started
     total: Counts = Counts()  # since the rollout started
 
@@ -207,15 +217,20 @@ class JudgeState(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    horizon_minutes: int = Field(ge=1, description="T of the detectors: the longest the rollout can be judged")
+    horizon_periods: int = Field(ge=1, description="T of the detectors: the most periods a rollout can be judged")
     judged_until: datetime
     streams: dict[str, StreamState] = Field(default_factory=dict)
 
 
-def start(settings: JudgeSettings, started_at: datetime, horizon_minutes: int) -> JudgeState:
-    """A fresh judge for a rollout whose first stage started at `started_at` (its minute is judged)."""
-    first = started_at.replace(second=0, microsecond=0)
-    return JudgeState(horizon_minutes=horizon_minutes, judged_until=first, streams={
+def period_start(settings: JudgeSettings, at: datetime) -> datetime:
+    """The start of the period holding `at` (periods are aligned to the epoch, as CloudWatch's)."""
+    seconds = at.timestamp()
+    return datetime.fromtimestamp(seconds - seconds % settings.period_seconds, tz=at.tzinfo)
+
+
+def start(settings: JudgeSettings, started_at: datetime, horizon_periods: int) -> JudgeState:
+    """A fresh judge for a rollout whose first stage started at `started_at` (its period is judged)."""
+    return JudgeState(horizon_periods=horizon_periods, judged_until=period_start(settings, started_at), streams={
         key: StreamState(log_r=evidence.initial_log_r(settings.metrics[parse_key(key)[0]].ratio))
         for key in settings.stream_keys()
     })
@@ -228,14 +243,14 @@ def new_stage(state: JudgeState) -> JudgeState:
 
 
 def minutes_to_read(settings: JudgeSettings, state: JudgeState, now: datetime) -> tuple[datetime, datetime] | None:
-    """[start, end) of the settled whole minutes not judged yet, or None."""
-    end = (now - timedelta(seconds=settings.settle_seconds)).replace(second=0, microsecond=0)
+    """[start, end) of the settled whole periods not judged yet, or None."""
+    end = period_start(settings, now - timedelta(seconds=settings.settle_seconds))
     return (state.judged_until, end) if end > state.judged_until else None
 
 
 def observe(settings: JudgeSettings, state: JudgeState, minutes: Iterable[MinuteCounts], until: datetime) -> JudgeState:
-    """Feed judged minutes (in order) to every stream; `until` is the end of what was read."""
-    decay_per_minute = 0.5 ** (1.0 / settings.smoothing_minutes)
+    """Feed judged periods (in order) to every stream; `until` is the end of what was read."""
+    decay_per_minute = 0.5 ** (1.0 / settings.smoothing_periods)
     streams = dict(state.streams)
     for minute in sorted(minutes, key=lambda m: m.minute):
         for key, stream in streams.items():
@@ -301,7 +316,7 @@ def _harm(settings: JudgeSettings, state: JudgeState, key: str, stream: StreamSt
     metric, intent = parse_key(key)
     rule = settings.metrics[metric]
     statistic = evidence.log_mixture(stream.log_r)
-    threshold = evidence.log_threshold(state.horizon_minutes, settings.stream_alpha(metric, intent))
+    threshold = evidence.log_threshold(state.horizon_periods, settings.stream_alpha(metric, intent))
     if statistic < threshold:
         return None
     canary, primary = stream.recent.canary_rate, stream.recent.primary_rate
@@ -368,6 +383,6 @@ def judge(settings: JudgeSettings, state: JudgeState, min_observations: int) -> 
     return Judgement(verdict=verdict, findings=tuple(waiting or findings), judged_until=state.judged_until)
 
 
-def horizon_minutes(stage_seconds: Iterable[int]) -> int:
-    """T for the detectors: every stage's minimum plus hold bound, in minutes (rounded up), plus one."""
-    return math.ceil(sum(stage_seconds) / 60) + 1
+def horizon_periods(settings: JudgeSettings, stage_seconds: Iterable[int]) -> int:
+    """T for the detectors: every stage's minimum plus hold bound, in periods (rounded up), plus one."""
+    return math.ceil(sum(stage_seconds) / settings.period_seconds) + 1

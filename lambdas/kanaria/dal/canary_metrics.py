@@ -1,7 +1,7 @@
 """CloudWatch reads for the canary judge: per-minute canary and primary counts per stream (metric x intent).
 
 Two GetMetricData calls per look. The first reads the primary's latency p-quantile and quality q-quantile over
-the `reference_minutes` before the judged minutes (the cut-offs that make "slow" and "poor" events); the second
+the `reference_periods` before the judged periods (the cut-offs that make "slow" and "poor" events); the second
 reads, per minute, side and intent, the Kanaria EMF metrics: sums for event counts (errors, throttles,
 hallucinations, safety stops out of Observations) and, for the distributions, SampleCount with the percentile
 rank PR(:cut) (the share of values at or below the cut-off; CloudWatch statistic syntax). The cut-offs come from
@@ -37,7 +37,6 @@ from kanaria.names import (
     TARGET_PRIMARY,
 )
 
-MINUTE = 60
 SIDES = {"c": TARGET_CANARY, "p": TARGET_PRIMARY}
 # Event-count metrics: judged metric -> CloudWatch metric summed (trials: Observations).
 EVENT_METRICS = {
@@ -98,7 +97,7 @@ def count_queries(settings: JudgeSettings, namespace: str, cuts: dict[tuple[Metr
 
     def add(side: str, intent: str, kind: str, name: str, metric: str, stat: str) -> None:
         query_id = f"q{len(queries)}"
-        queries.append(_stat_query(query_id, metric, SIDES[side], intent, stat, MINUTE, namespace))
+        queries.append(_stat_query(query_id, metric, SIDES[side], intent, stat, settings.period_seconds, namespace))
         ids[query_id] = (side, intent, kind, name)
 
     for side in SIDES:
@@ -136,7 +135,7 @@ def minute_counts(settings: JudgeSettings, values: dict[tuple[str, str, str, str
                     streams[stream_key(metric, intent)] = Counts(canary_events=x_c, canary_trials=n_c,
                                                                  primary_events=x_p, primary_trials=n_p)
         minutes.append(MinuteCounts(minute=at, streams=streams))
-        at += timedelta(seconds=MINUTE)
+        at += timedelta(seconds=settings.period_seconds)
     return minutes
 
 
@@ -169,7 +168,7 @@ class CloudWatchCanaryReader:
 
     def read_minutes(self, start: datetime, end: datetime, settings: JudgeSettings) -> list[MinuteCounts]:
         """Counts of every stream for each whole minute in [start, end)."""
-        reference = timedelta(minutes=settings.reference_minutes)
+        reference = timedelta(seconds=settings.reference_periods * settings.period_seconds)
         queries, cut_ids = cut_offs_queries(settings, self._namespace, int(reference.total_seconds()))
         cuts: dict[tuple[Metric, str], float] = {}
         if queries:

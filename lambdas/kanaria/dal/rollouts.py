@@ -22,6 +22,8 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from kanaria.dal.dynamo import _plain
+from kanaria.dal.observations import read_latest_result
+from kanaria.domain.analysis_result import StoredResult
 from kanaria.domain.rollout import CandidateEvent
 from kanaria.domain.rollout_state import Progress, RollbackRecord, RolloutState
 from kanaria.errors import ConflictError
@@ -32,7 +34,6 @@ LOCK = "ROLLBACK#LOCK"
 ROLLBACK = "ROLLBACK"
 ACTIVE = "ACTIVE"
 REJECTED = "REJECTED"
-RESULT_LATEST = "RESULT#LATEST"
 
 
 def _conditional_failed(exc: ClientError) -> bool:
@@ -252,19 +253,12 @@ class DynamoRolloutStore:
 
 
 class DynamoAnalysisResults:
-    """The scheduled analysis's latest result per experiment (aggregates item sk RESULT#LATEST)."""
+    """The scheduled analysis's latest result per experiment (aggregates item sk RESULT#LATEST), read by the one
+    reader `kanaria.dal.observations.read_latest_result`."""
 
     def __init__(self, table_name: str, dynamodb_resource: Any | None = None):
         self._table = (dynamodb_resource or boto3.resource("dynamodb")).Table(table_name)
 
-    def latest(self, experiment_id: str) -> dict[str, Any] | None:
-        """{"decision", "computed_at", "result"} or None when the analysis has not run yet."""
-        item = self._table.get_item(Key={"experiment_id": experiment_id, "sk": RESULT_LATEST}).get("Item")
-        if item is None:
-            return None
-        result = item.get("result")
-        return {
-            "decision": None if item.get("decision") in (None, "-") else item["decision"],
-            "computed_at": item.get("computed_at"),
-            "result": json.loads(result) if isinstance(result, str) else _plain(result),
-        }
+    def latest(self, experiment_id: str) -> StoredResult | None:
+        """The decoded result ({decision, computed_at, result} by key too) or None before the first analysis."""
+        return read_latest_result(self._table, experiment_id)

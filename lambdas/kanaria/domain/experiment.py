@@ -105,13 +105,15 @@ class Traffic(BaseModel):
 
 
 class Guardrail(BaseModel):
-    """A metric that must not get worse than a bound for a promotion (relative to control by default)."""
+    """A metric that must not get worse than a bound for a promotion."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     metric: str
-    max_degradation: float = Field(ge=0.0, description="allowed worsening; relative to control when relative")
-    relative: bool = True
+    max_degradation: float = Field(ge=0.0, description="allowed worsening vs control; a fraction of control's value "
+                                                       "when relative")
+    relative: bool | None = Field(default=None, description="default: points (absolute) for rates, a fraction of "
+                                                            "control's value for means and the p99")
 
     @field_validator("metric")
     @classmethod

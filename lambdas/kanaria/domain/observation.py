@@ -316,10 +316,14 @@ class Statistics:
         """The per-variant shape of the analysis snapshot."""
         entry: dict[str, Any] = {"units": units, "observations": self.observations}
         for metric, (n, total, squares) in self.means.items():
-            entry[metric] = {"n": int(n), "sum": float(total), "sum_sq": float(squares)}
+            # m2 = Σ(x − mean)² from the exact Decimal sums: floats of sum and sum_sq would lose a small variance
+            # around a large mean
+            m2 = DYNAMO_DECIMAL.subtract(squares, DYNAMO_DECIMAL.divide(DYNAMO_DECIMAL.multiply(total, total), n)) if n else 0
+            entry[metric] = {"n": int(n), "sum": float(total), "sum_sq": float(squares), "m2": max(float(m2), 0.0)}
         for metric, (n, successes) in self.binaries.items():
             entry[metric] = {"n": n, "successes": successes}
-        entry["latency_ms"].update({"p50": self.quantile(0.50), "p95": self.quantile(0.95), "p99": self.quantile(0.99)})
+        entry["latency_ms"].update({"p50": self.quantile(0.50), "p95": self.quantile(0.95), "p99": self.quantile(0.99),
+                                    "histogram": {str(i): c for i, c in sorted(self.histogram.items()) if c}})
         return entry
 
 

@@ -28,7 +28,7 @@ from kanaria.domain.rollout import (
     evaluate_gates,
     forward_differences,
     forward_of,
-    judge_horizon_minutes,
+    judge_horizon_periods,
     next_step,
     parse_rollout_request,
     primary_only,
@@ -406,7 +406,7 @@ def _judge_for_stage(rollout: Rollout, progress: Progress, now: datetime) -> dic
     if settings is None:
         return None
     if progress.judge is None:
-        fresh = judge_start(settings, now, judge_horizon_minutes(rollout.plan))
+        fresh = judge_start(settings, now, judge_horizon_periods(rollout.plan))
         return fresh.model_dump(mode="json")
     return judge_new_stage(JudgeState.model_validate(progress.judge)).model_dump(mode="json")
 

@@ -603,8 +603,8 @@ class Rehearsal:
             # Stage 0 reads the stored evaluation by this hash: the evaluated configuration's own hash.
             digest, model_id, intents = evaluated
         wall = self.clock.wall_seconds
-        gates = {"max_error_rate": 0.02, "max_latency_p99_increase": 1.0, "min_observations": 30,
-                 "min_csat_responses": 5, **phase.gates}
+        # The judge decides; point gates only where the scenario sets them. Its minimum per stage (canary requests).
+        gates = {"min_observations": 200, "min_csat_responses": 5, **phase.gates}
         stages = [{
             "name": f"canary-{stage.percent}", "percent": stage.percent,
             "min_duration_seconds": max(1, round(wall(stage.minutes * 60))),
@@ -620,7 +620,7 @@ class Rehearsal:
                           **({"experiment_id": self.scenario.experiment.id, "variant": phase.candidate}
                              if phase.link_experiment and self.scenario.experiment else {})},
             "plan": {"stages": stages, "approval": {"timeout_seconds": max(2, round(wall(4 * 3600)))},
-                     "stickiness_seconds": max(1, round(wall(3600)))},
+                     "stickiness_seconds": max(1, round(wall(3600))), "judge": self._judge_settings(phase)},
             # Without an offline_evaluation in the scenario the request claims a pass (nothing is stored for the
             # hash, so stage 0 accepts the claim); with one it claims nothing and stage 0 reads the stored result.
             **({} if evaluated is not None else {
@@ -631,6 +631,13 @@ class Rehearsal:
             **({"warmup": {"url": self._warmup_url, "requests": phase.warmup_requests, "concurrency": 8,
                            "timeout_seconds": 10, "deadline_seconds": 120}} if phase.warmup_requests else {}),
         }
+
+    def _judge_settings(self, phase: RolloutPhase) -> dict[str, Any]:
+        """The judge on the scenario clock: its period is the CloudWatch period nearest one scenario minute (1 s
+        at 60x), read half a period after it ended (the fleet publishes every <= 30 scenario seconds)."""
+        minute = self.clock.wall_seconds(60)
+        period = min((1, 5, 10, 30, 60), key=lambda p: abs(p - minute))
+        return {"period_seconds": period, "settle_seconds": period / 2, **phase.judge}
 
     def _reset_listener(self, reason: str) -> None:
         """What the deployment pipeline does after a promotion: primary runs the new configuration, 100/0."""

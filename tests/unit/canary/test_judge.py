@@ -51,7 +51,7 @@ def minute_of(rng, t, percent, faults=None, missing_canary=False):
 
 def run(settings, rng, minutes, percent=5, faults_from=None, faults=None, missing_canary=False):
     """Feed minutes one look at a time; returns (minute of the first ROLLBACK or None, last judgement)."""
-    state = start(settings, T0, horizon_minutes=110)
+    state = start(settings, T0, horizon_periods=110)
     judgement = None
     for t in range(minutes):
         active = faults if faults_from is not None and t >= faults_from else None
@@ -148,7 +148,7 @@ def _parse(key):
 def test_user_rules_replace_defaults_metric_by_metric():
     settings = JudgeSettings(metrics={"errors": {"points": 0.005}, "dissatisfied": None})
     assert settings.metrics[Metric.ERRORS].points == 0.005
-    assert settings.metrics[Metric.ERRORS].ratio == 1.5
+    assert settings.metrics[Metric.ERRORS].ratio == 1.25
     assert Metric.DISSATISFIED not in settings.metrics
     assert Metric.SLOW in settings.metrics
 
@@ -168,5 +168,25 @@ def test_bad_settings_name_the_field(document, field):
 def test_threshold_reflects_the_stream_budget():
     settings = JudgeSettings(alpha=0.01)
     state = start(settings, T0, 110)
-    assert evidence.log_threshold(state.horizon_minutes, settings.stream_alpha(Metric.ERRORS, OVERALL)) \
-        < evidence.log_threshold(state.horizon_minutes, settings.stream_alpha(Metric.ERRORS, "chitchat"))
+    assert evidence.log_threshold(state.horizon_periods, settings.stream_alpha(Metric.ERRORS, OVERALL)) \
+        < evidence.log_threshold(state.horizon_periods, settings.stream_alpha(Metric.ERRORS, "chitchat"))
+
+
+@pytest.mark.parametrize("period", [7, 45, 90])
+def test_periods_are_cloudwatch_periods(period):
+    with pytest.raises(ValidationError, match="period_seconds"):
+        JudgeSettings(period_seconds=period)
+
+
+def test_periods_align_to_the_epoch_and_only_settled_ones_are_read():
+    from kanaria.canary.judge import minutes_to_read, period_start
+
+    settings = JudgeSettings(period_seconds=60, settle_seconds=30)
+    assert period_start(settings, T0 + timedelta(seconds=75)) == T0 + timedelta(minutes=1)
+    state = start(settings, T0 + timedelta(seconds=20), 10)
+    assert state.judged_until == T0
+    assert minutes_to_read(settings, state, T0 + timedelta(seconds=80)) is None  # minute 0 not settled yet
+    assert minutes_to_read(settings, state, T0 + timedelta(seconds=95)) == (T0, T0 + timedelta(minutes=1))
+    fast = JudgeSettings(period_seconds=1, settle_seconds=0.5)
+    state = start(fast, T0, 10)
+    assert minutes_to_read(fast, state, T0 + timedelta(seconds=3.6)) == (T0, T0 + timedelta(seconds=3))

@@ -6,6 +6,8 @@ a moto upgrade, moto changed: re-measure, then drop or change the matching adapt
 
 from __future__ import annotations
 
+import contextlib
+
 import importlib
 import json
 import os
@@ -199,6 +201,17 @@ class TestMotoUnadapted:
         with mock_aws(), pytest.raises(TypeError):  # the p99 value is None and the response serializer fails
             _p99()
 
+    def test_get_metric_data_compares_every_query_with_every_datapoint(self, unadapted: None) -> None:
+        # Given 40 datapoints of 8 dimension sets and 8 queries, moto compares dimensions per query x datapoint
+        with mock_aws(), _counting_dimension_comparisons() as count:
+            _many_series()
+            _query_many_series()
+        assert count[0] >= 8 * 40
+
+    def test_percent_ranks_crash_get_metric_data(self, unadapted: None) -> None:
+        with mock_aws(), pytest.raises(TypeError):
+            _stat("PR(:25)")
+
     def test_http_api_is_skipped(self, unadapted: None) -> None:
         with mock_aws():
             _deploy({"Resources": {"Api": HTTP_API["Resources"]["Api"]}})
@@ -342,6 +355,24 @@ class TestAdapted:
             assert cloudwatch.describe_alarms()["CompositeAlarms"][0]["AlarmRule"] == "ALARM(a)"
             assert _p99() == [99.0]
 
+    def test_get_metric_data_reads_each_querys_group(self, adapted: Any) -> None:
+        # Given the same data, the indexed read returns what plain moto returns, with far fewer comparisons
+        with mock_aws(), _counting_dimension_comparisons() as count:
+            _many_series()
+            values = _query_many_series()
+        assert values == {f"q{i}": [float(10 * i + 1 + 10 * i + 2 + 10 * i + 3 + 10 * i + 4 + 10 * i + 5)]
+                          for i in range(8)}
+        assert count[0] < 8 * 40
+
+    def test_percent_ranks(self, adapted: Any) -> None:
+        # Given the values 1..100, PR(:25) is 25%, PR(90:) 10%, PR(10:20) 10% (lower bound excluded)
+        with mock_aws():
+            assert _stat("PR(:25)") == [25.0]
+        with mock_aws():
+            assert _stat("PR(90:)") == [10.0]
+        with mock_aws():
+            assert _stat("PR(10:20)") == [10.0]
+
     def test_kanaria_handler_runs_in_process(self, adapted: Any) -> None:
         calls: list[Any] = []
         adapted.hooks.on_invoke = calls.append
@@ -422,14 +453,57 @@ def _function(handler: str, environment: dict[str, str] | None = None) -> None:
         Environment={"Variables": environment or {}})
 
 
+@contextlib.contextmanager
+def _counting_dimension_comparisons() -> Iterator[list[int]]:
+    from moto.cloudwatch import models as cw_models
+
+    count = [0]
+    original = cw_models.Dimension.__eq__
+
+    def counted(self: Any, other: Any) -> bool:
+        count[0] += 1
+        return original(self, other)
+
+    cw_models.Dimension.__eq__ = counted  # type: ignore[method-assign]
+    try:
+        yield count
+    finally:
+        cw_models.Dimension.__eq__ = original  # type: ignore[method-assign]
+
+
+_SERIES_START = datetime(2026, 12, 5, 10, 0, tzinfo=timezone.utc)
+
+
+def _many_series() -> None:
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    data = [{"MetricName": "M", "Dimensions": [{"Name": "target", "Value": "canary"}, {"Name": "intent", "Value": f"i{i}"}],
+             "Timestamp": _SERIES_START + timedelta(seconds=5 * k), "Value": float(10 * i + k + 1)}
+            for i in range(8) for k in range(5)]
+    cloudwatch.put_metric_data(Namespace="N", MetricData=data)
+
+
+def _query_many_series() -> dict[str, list[float]]:
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    queries = [{"Id": f"q{i}", "MetricStat": {"Metric": {"Namespace": "N", "MetricName": "M", "Dimensions": [
+        {"Name": "target", "Value": "canary"}, {"Name": "intent", "Value": f"i{i}"}]}, "Period": 60, "Stat": "Sum"}}
+        for i in range(8)]
+    result = cloudwatch.get_metric_data(MetricDataQueries=queries, StartTime=_SERIES_START,
+                                        EndTime=_SERIES_START + timedelta(minutes=1))
+    return {r["Id"]: r["Values"] for r in result["MetricDataResults"]}
+
+
 def _p99() -> Any:
+    return _stat("p99")
+
+
+def _stat(stat: str) -> Any:
     cloudwatch = boto3.client("cloudwatch", region_name=REGION)
     now = datetime.now(timezone.utc).replace(microsecond=0)
     cloudwatch.put_metric_data(Namespace="N", MetricData=[{"MetricName": "M", "Values": [float(v) for v in range(1, 101)],
                                                            "Timestamp": now}])
     result = cloudwatch.get_metric_data(
         MetricDataQueries=[{"Id": "p", "MetricStat": {"Metric": {"Namespace": "N", "MetricName": "M"}, "Period": 60,
-                                                      "Stat": "p99"}}],
+                                                      "Stat": stat}}],
         StartTime=now - timedelta(minutes=1), EndTime=now + timedelta(minutes=1))
     return result["MetricDataResults"][0]["Values"]
 
