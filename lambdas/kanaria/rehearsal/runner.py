@@ -31,7 +31,8 @@ class Reaction:
 
     at: float
     what: str
-    kind: str  # alarm | composite | gate | rollback | weights | alert | decision | srm | fault | stage | stage 0
+    kind: str  # alarm | composite | gate | rollback | rollback failure | reconciler | weights | alert | decision | srm |
+    # fault | stage | stage 0
 
 
 @dataclass
@@ -943,14 +944,15 @@ class Rehearsal:
         for at, name, inv in items:
             if name == self._function(names.FUNCTION_ROLLBACK) and inv.error:
                 self.progress.line(f"rollback function FAILED: {inv.error[:200]}", at=at)
-                self._phase_reactions.append(Reaction(at, f"rollback function failed: {inv.error[:200]}", "rollback"))
+                self._phase_reactions.append(Reaction(at, f"rollback function failed: {inv.error[:200]}",
+                                                      "rollback failure"))
             if name == self._function(names.FUNCTION_RECONCILER) and isinstance(inv.result, dict):
                 done, paged = inv.result.get("rolled_back"), inv.result.get("failed_invocations_paged") or []
                 if done:
                     self.progress.line(f"RECONCILER found {done['rollout_id']} stranded ({done['found']}): "
                                        f"{done['status']}", at=at)
                     self._phase_reactions.append(Reaction(at, f"reconciler: {done['found']} -> {done['status']}",
-                                                          "rollback"))
+                                                          "reconciler"))
                 if paged:
                     self.progress.line(f"RECONCILER paged {len(paged)} failed rollback invocation(s) (rollout "
                                        f"{', '.join(str(r) for r in paged)})", at=at)
