@@ -15,7 +15,7 @@ PYTEST_WORKERS ?= 2
 # CDK context for synth/deploy, e.g. make deploy CONTEXT="-c kanaria:account=111122223333 -c kanaria:region=ap-northeast-1"
 CONTEXT ?=
 
-.PHONY: install test test-unit synth deploy demo bench lint clean
+.PHONY: install test test-unit fuzz synth deploy demo bench lint clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ test: install ## the whole suite: unit, infrastructure (synth + cdk-nag + cfn-li
 
 test-unit: install
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) tests/unit
+
+fuzz: install ## the large property-based run of the HTTP APIs (KANARIA_FUZZ_EXAMPLES inputs per API, default 1000)
+	mkdir -p reports
+	KANARIA_FUZZ_REPORT=reports/fuzz.json $(VENV)/bin/pytest -m fuzz -s tests/integration/test_fuzz_apis.py
 
 synth: install ## synthesize every stack offline (bundles Lambda layers with pip, no docker), cdk-nag + cfn-lint + checkov gated
 	$(CDK) synth --quiet $(CONTEXT)

@@ -30,6 +30,7 @@ class MemoryStore:
         self.records: dict[str, RollbackRecord] = {}
         self.history: dict[str, list[CandidateEvent]] = {}
         self.rejected: set[str] = set()
+        self.last: dict[str, dict[str, Any]] = {}
 
     def get(self, rollout_id: str) -> dict[str, Any] | None:
         item = self.meta.get(rollout_id)
@@ -57,6 +58,12 @@ class MemoryStore:
     def release_active(self, listener_arn: str, rollout_id: str) -> None:
         if (self.active_by_listener.get(listener_arn) or {}).get("active_rollout_id") == rollout_id:
             del self.active_by_listener[listener_arn]
+
+    def note_last_rollback(self, listener_arn: str, rollout_id: str, now: datetime) -> None:
+        self.last[listener_arn] = {"rollout_id": rollout_id, "at": now.isoformat(timespec="seconds")}
+
+    def last_rollback(self, listener_arn: str) -> dict[str, Any] | None:
+        return self.last.get(listener_arn)
 
     def acquire_rollback_lock(self, rollout_id: str, owner: str, now: datetime, lease_seconds: int) -> str:
         lock = self.locks.get(rollout_id)

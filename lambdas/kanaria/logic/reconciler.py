@@ -85,8 +85,8 @@ def find_stranded(services: RolloutServices, deployment: Deployment) -> Stranded
 def _rollout_of_failure(services: RolloutServices, deployment: Deployment, request: Any,
                         outcome: Mapping[str, Any] | None) -> str | None:
     """Which rollout a failed rollback event was about: named by the CLI, the execution's input or name for an
-    execution-status event, else (an alarm event names no rollout) the one this sweep just found stranded or the
-    listener's active rollout."""
+    execution-status event, else (an alarm event names no rollout) the one this sweep just found stranded, the
+    listener's active rollout, or the listener's latest rolled-back rollout."""
     if isinstance(request, Mapping):
         if request.get("source") == "cli" and request.get("rollout_id"):
             return str(request["rollout_id"])
@@ -102,7 +102,10 @@ def _rollout_of_failure(services: RolloutServices, deployment: Deployment, reque
     if outcome is not None:
         return str(outcome["rollout_id"])
     active = services.store.active(deployment.listener_arn)
-    return str(active["active_rollout_id"]) if active else None
+    if active:
+        return str(active["active_rollout_id"])
+    last = services.store.last_rollback(deployment.listener_arn)  # rolled back meanwhile (e.g. by the reconciler)
+    return str(last["rollout_id"]) if last else None
 
 
 def _situation(services: RolloutServices, rollout_id: str | None, outcome: Mapping[str, Any] | None) -> list[str]:

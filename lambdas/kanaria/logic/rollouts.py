@@ -158,6 +158,12 @@ class RolloutStore(Protocol):
     def acquire_active(self, listener_arn: str, rollout_id: str, execution_arn: str, now: datetime) -> None: ...
     def active(self, listener_arn: str) -> dict[str, Any] | None: ...
     def release_active(self, listener_arn: str, rollout_id: str) -> None: ...
+    def note_last_rollback(self, listener_arn: str, rollout_id: str, now: datetime) -> None:
+        """Remember the listener's latest rolled-back rollout (a failed alarm event names no rollout)."""
+        ...
+    def last_rollback(self, listener_arn: str) -> dict[str, Any] | None:
+        """{"rollout_id", "at"} of the listener's latest rollback, or None."""
+        ...
     def acquire_rollback_lock(self, rollout_id: str, owner: str, now: datetime, lease_seconds: int) -> str:
         """"acquired", "done" (a rollback finished) or "in_progress" (another trigger holds the lease)."""
         ...
@@ -600,6 +606,7 @@ def _roll_back(services: RolloutServices, deployment: Deployment, rollout: Rollo
                                          "reason": f"rolled back: {trigger.summary}"[:1000]})
     store.update(rollout.rollout_id, ROLLED_BACK, rolled, now)
     store.release_active(rollout.listener_arn, rollout.rollout_id)
+    store.note_last_rollback(rollout.listener_arn, rollout.rollout_id, now)
     services.notifier.publish(*rollback_alert(record))
     return record
 
