@@ -14,7 +14,7 @@ CONTEXT ?=
 
 .PHONY: install test test-unit synth deploy demo bench lint clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-tooling.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --quiet --upgrade pip  # -qq: errors only (a machine's pip config can warn per package)
 	$(PIP) install --quiet --quiet -r requirements-dev.txt
@@ -27,8 +27,13 @@ node_modules/.installed: package.json package-lock.json
 
 install: $(VENV)/.installed node_modules/.installed ## virtualenv + pinned CDK CLI
 
-test: install ## the whole suite: unit, infrastructure (synth + cdk-nag + cfn-lint), integration (moto)
+test: install lint ## the gates, then the whole suite: unit, infrastructure (synth + cdk-nag + cfn-lint), integration (moto)
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) tests
+
+lint: install ## ruff (rules in pyproject.toml), mypy on the runtime and infra, import contracts (lint-imports)
+	$(VENV)/bin/ruff check lambdas tooling infra tests scripts app.py
+	$(VENV)/bin/mypy lambdas/kanaria infra
+	$(VENV)/bin/lint-imports
 
 test-unit: install
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) tests/unit

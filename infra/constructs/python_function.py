@@ -78,5 +78,5 @@ class KanariaFunction(Construct):
                 **environment,
             },
         )
-        log_group_id = Stack.of(self).get_logical_id(self.log_group.node.default_child)
+        log_group_id = Stack.of(self).get_logical_id(self.log_group.node.default_child)  # type: ignore[arg-type]
         acknowledge_all(self.role, (XRAY_RESOURCE, *KMS_GRANT_ACTIONS, log_streams(log_group_id)))

@@ -70,5 +70,5 @@ def from_pydantic(exc: Any, prefix: str = "") -> ValidationError:
             reason = "required field is missing"
         field = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
         details.append({"field": field, "reason": reason})
-    first = details[0] if details else {"field": prefix or None, "reason": "invalid"}
+    first: dict[str, Any] = details[0] if details else {"field": prefix or None, "reason": "invalid"}
     return ValidationError(first["reason"], field=first["field"], details=details)

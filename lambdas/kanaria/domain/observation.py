@@ -311,8 +311,8 @@ class Statistics:
         entry: dict[str, Any] = {"units": units, "observations": self.observations}
         for metric, (n, total, squares) in self.means.items():
             entry[metric] = {"n": int(n), "sum": float(total), "sum_sq": float(squares)}
-        for metric, (n, successes) in self.binaries.items():
-            entry[metric] = {"n": n, "successes": successes}
+        for metric, (count, successes) in self.binaries.items():
+            entry[metric] = {"n": count, "successes": successes}
         entry["latency_ms"].update({"p50": self.quantile(0.50), "p95": self.quantile(0.95), "p99": self.quantile(0.99)})
         return entry
 

@@ -20,7 +20,13 @@ from kanaria.domain.profiles import (
 from kanaria.errors import ValidationError, from_pydantic
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+OFFLINE_PREFIX = "offline:"  # model ids answered by the offline model adapter (kanaria.evaluation.offline)
 _PARAMETER_FIELDS = frozenset(ModelParameters.model_fields)
+
+
+def is_offline(model_id: str) -> bool:
+    """True for model ids the offline adapter answers (no boto3 here: the rollout gate asks this too)."""
+    return model_id.startswith(OFFLINE_PREFIX)
 
 
 class EvalConfiguration(BaseModel):

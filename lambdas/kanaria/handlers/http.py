@@ -32,7 +32,7 @@ def json_body(app: APIGatewayHttpResolver) -> Any:
     if raw is None or raw == "":
         raise ValidationError("request body is required", field="body")
     try:
-        return json.loads(app.current_event.decoded_body)
+        return json.loads(app.current_event.decoded_body or "")
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValidationError(f"not valid JSON ({exc})", field="body") from None
 

@@ -28,7 +28,8 @@ from kanaria.errors import KanariaError
 from kanaria.handlers.env import load_profiles
 from kanaria.handlers.http import json_body, new_resolver
 from kanaria.handlers.models import parse_body
-from kanaria.logic.experiments import ExperimentRecord, get_experiment
+from kanaria.domain.records import ExperimentRecord
+from kanaria.logic.experiments import get_experiment
 from kanaria.logic.observations import RecordResult, record_observation
 from kanaria.names import (
     DEFAULT_JUDGED_INTENTS, DIM_EXPERIMENT, DIM_INTENT, DIM_TARGET, DIM_VARIANT, METRIC_COST, METRIC_CSAT,
@@ -153,11 +154,11 @@ def _emit(results: list[RecordResult]) -> None:
         if result.duplicate:
             continue
         by_variant[(result.observation.experiment_id, result.observation.variant_id)].append(result)
-        target = result.observation.target
-        if target and not result.flag:
-            by_target[(target, None)].append(result)
+        side = result.observation.target
+        if side and not result.flag:
+            by_target[(side, None)].append(result)
             if result.observation.intent in judged:
-                by_target[(target, result.observation.intent)].append(result)
+                by_target[(side, result.observation.intent)].append(result)
     for (experiment_id, variant_id), group in by_variant.items():
         metrics.add_dimension(DIM_EXPERIMENT, experiment_id)
         metrics.add_dimension(DIM_VARIANT, variant_id)
@@ -203,7 +204,7 @@ def record_batch() -> dict:
         "duplicates": sum(1 for r in recorded if r.duplicate),
         "rejected": len(items) - len(recorded),
     }
-    logger.info("observation batch", **summary)
+    logger.info("observation batch", extra=summary)
     return {"results": items, **summary}
 
 

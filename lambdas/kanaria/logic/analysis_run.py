@@ -17,7 +17,8 @@ from kanaria.domain.observation import (
 )
 from kanaria.domain.profiles import FALLBACK_INTENT, IntentProfile, profile_for
 from kanaria.errors import ConflictError
-from kanaria.logic.experiments import AuditEntry, ExperimentRecord, ExperimentRepository, transition
+from kanaria.domain.records import AuditEntry, ExperimentRecord, ExperimentRepository
+from kanaria.logic.experiments import transition
 
 ANALYSIS_ACTOR = "kanaria-analysis"
 

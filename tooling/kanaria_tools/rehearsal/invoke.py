@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from kanaria_tools.apiclient import http_event
+from kanaria_tools.lambda_api import http_event
 from kanaria.errors import OperationalError
 
 REHEARSAL_CALLER = "arn:aws:iam::123456789012:user/kanaria-rehearsal"
