@@ -312,7 +312,7 @@ def naive_snapshot(record: Any, raws: Sequence[Mapping[str, Any]], exposures: Se
 
     Units come from the (small) exposure counters in both analyses; only the observation statistics differ.
     """
-    from kanaria.domain.observation import BINARY_STORAGE, MEAN_STORAGE
+    from kanaria.domain.observation import BINARY_STORAGE, MEAN_STORAGE, latency_bucket
     from kanaria.logic.analysis_run import build_snapshot
 
     snapshot = build_snapshot(record, exposures, profiles)  # definition + units, zero statistics
@@ -340,6 +340,8 @@ def naive_snapshot(record: Any, raws: Sequence[Mapping[str, Any]], exposures: Se
         lat = lat[~np.isnan(lat)]
         quantiles = np.quantile(lat, [0.5, 0.95, 0.99]).tolist() if lat.size else [None] * 3
         entry["latency_ms"].update(dict(zip(("p50", "p95", "p99"), quantiles)))
+        buckets = np.bincount([latency_bucket(x) for x in lat.tolist()]) if lat.size else np.zeros(0, np.int64)
+        entry["latency_ms"]["histogram"] = {str(i): int(c) for i, c in enumerate(buckets) if c}  # the p99 guardrail's
 
     for v, name in enumerate(VARIANTS):
         fill(snapshot["aggregates"][name], variant == v)
@@ -427,7 +429,7 @@ def measure(n: int, days: int, raw_limit: int, moto_scan_limit: int, repeats: in
     from kanaria.analysis import analyze_snapshot
     from kanaria.dal.observations import DynamoAnalysisStore
     from kanaria.domain.profiles import DEFAULT_PROFILES
-    from kanaria.logic.analysis_run import build_snapshot, decision_of, previous_looks
+    from kanaria.logic.analysis_run import build_snapshot, previous_looks
 
     rng = np.random.default_rng(SEED + n)
     today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -468,11 +470,11 @@ def measure(n: int, days: int, raw_limit: int, moto_scan_limit: int, repeats: in
     def kanaria_compute() -> dict[str, Any]:
         snapshot = build_snapshot(record, read, DEFAULT_PROFILES)
         snapshot["experiment"]["looks"] = previous_looks(None)  # a first run: no earlier looks
-        return analyze_snapshot(snapshot)
+        return analyze_snapshot(snapshot).to_json()
 
     kanaria_compute()  # boundaries and imports warm, as in a long-lived Lambda container
     m.compute_s, result = median_time(kanaria_compute, repeats)
-    m.decision = decision_of(result)
+    m.decision = result["decision"]
 
     exposures = [i for i in items if i["sk"].startswith("EXPOSURE#")]
     ordered = sorted(items, key=lambda i: i["sk"])
@@ -496,10 +498,10 @@ def measure(n: int, days: int, raw_limit: int, moto_scan_limit: int, repeats: in
         def naive_compute() -> dict[str, Any]:
             snapshot = naive_snapshot(record, raws, exposures, DEFAULT_PROFILES)
             snapshot["experiment"]["looks"] = previous_looks(None)
-            return analyze_snapshot(snapshot)
+            return analyze_snapshot(snapshot).to_json()
 
         m.naive_compute_s, naive_result = median_time(naive_compute, max(1, repeats if n <= 10_000 else 1))
-        m.naive_decision = decision_of(naive_result)
+        m.naive_decision = naive_result["decision"]
         m.agreement = agreement(result, naive_result)
     m.counter_responses, m.raws = pages, (raws or None)
     return m

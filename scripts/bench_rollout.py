@@ -73,6 +73,8 @@ FAULT_SCENARIOS = (
     FaultScenario("Bedrock throttling", "throttling", "throttling"),
     FaultScenario("hallucination spike", "hallucination-spike", "hallucination-spike"),
     FaultScenario("intent-local regression (recommendation)", "intent-regression", "intent-regression"),
+    FaultScenario("5xx error spike with the rollback function failing", "rollback-function-failure",
+                  "rollback-function-failure"),
 )
 QUICK_SCENARIOS = ("throttling", "hallucination-spike")
 
@@ -126,7 +128,7 @@ def reacting(phase: Mapping[str, Any], limit: int = 4) -> list[str]:
             target = what.split(" -> ", 2)[2] if what.count(" -> ") >= 2 else ""
             text = f"{kind} `{what.split(' ', 1)[0]}` ALARM" + (f" → {target}" if target else "")
         elif kind == "rollback":
-            text = "rollback function done (100/0)"
+            text = ("reconciler done (100/0)" if what.startswith("reconciler") else "rollback function done (100/0)")
         else:
             continue
         after = kind != "rollback" and rolled is not None and at > rolled

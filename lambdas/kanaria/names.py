@@ -63,6 +63,15 @@ ENV_METRIC_NAMESPACE = "METRIC_NAMESPACE"
 ENV_CRITICAL_ALARM_NAME = "CRITICAL_ALARM_NAME"
 ENV_WARNING_ALARM_NAME = "WARNING_ALARM_NAME"
 ENV_CANARY_ALARM_NAMES = "CANARY_ALARM_NAMES"  # comma-separated metric alarm names (children of both composites)
+# The rollback's safety net: the rollback function's async invocations that failed after Lambda's retries land in
+# this SQS queue (on-failure destination); the reconciler pages on-call with each and rolls stranded rollouts back.
+ENV_ROLLBACK_FAILURES_QUEUE_URL = "ROLLBACK_FAILURES_QUEUE_URL"
+FUNCTION_ROLLOUT_STEPS = "rollout-steps"
+FUNCTION_ROLLBACK = "rollback"
+FUNCTION_RECONCILER = "rollout-reconciler"
+RECONCILE_EVERY_MINUTES = 1  # EventBridge schedule of the reconciler
+METRIC_RECONCILER_ROLLBACKS = "ReconcilerRollbacks"  # rollbacks the reconciler had to do (the primary paths failed)
+METRIC_FAILED_ROLLBACK_INVOCATIONS = "FailedRollbackInvocations"  # on-failure destination records paged
 # Alarm kinds: physical name = alarm_name(prefix, kind).
 ALARM_CANARY_ERROR_RATE = "canary-error-rate"
 ALARM_CANARY_LATENCY = "canary-latency-p99"
@@ -122,6 +131,11 @@ def rollout_dashboard_name(prefix: str) -> str:
 def rollout_request_bucket_name(prefix: str, account: str, region: str) -> str:
     """Versioned S3 bucket the CLI uploads ROLLOUT_REQUEST_OBJECT_KEY to (globally unique name)."""
     return f"{prefix}-rollout-requests-{account}-{region}"
+
+
+def rollback_failures_queue_name(prefix: str) -> str:
+    """SQS queue receiving the rollback function's failed asynchronous invocations (on-failure destination)."""
+    return f"{prefix}-rollback-failures"
 
 
 def evaluation_bucket_name(prefix: str, account: str, region: str) -> str:

@@ -150,13 +150,13 @@ def test_read_cost_is_bounded_by_counter_items_not_observations(world):
 
 def test_group_sequential_history_carries_over_between_scheduled_runs(world):
     # Given an O'Brien-Fleming experiment read by the schedule twice, with more data in between
-    record = running_experiment(decision={"mde": 0.05, "method": "obf", "planned_n_per_variant": 200})
+    record = running_experiment(decision={"mde": 0.05, "method": "obf", "planned_n_per_variant": 48})
     _expose(record, {"A": 40, "B": 40})
     _record(world, record, 40)
     _run(world)
     results = DynamoAnalysisStore(names.table_name(PREFIX, "aggregates"))
     first = results.latest_result("exp-obs")
-    # Then the first read has no earlier looks: its schedule is just the current fraction
+    # Then the first read (past the first planned look, t = 0.25) has no earlier looks: its schedule is that look
     assert first["snapshot"]["experiment"]["looks"] == []
     first_looks = first["result"]["evidence"]["sequential"]["looks"]
     assert len(first_looks) == 1 and first_looks[0] == pytest.approx(first["result"]["evidence"]["information_fraction"])

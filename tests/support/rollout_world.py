@@ -373,6 +373,7 @@ def _clear_caches() -> None:
     rollout_env.rollout_environment.cache_clear()
     rollout_env.rollout_services.cache_clear()
     rollout_env.deployment.cache_clear()
+    rollout_env.failed_invocations.cache_clear()
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import numpy as np
 from kanaria.analysis.schema import BinaryAggregate, MeanAggregate
 from kanaria.stats import distributions as dist
 from kanaria.stats import ComparisonResult, SequentialLook, msprt_normal, newcombe_difference_interval, z_critical
-from kanaria.stats.frequentist import finite_or_none, two_proportion_statistics, welch_statistics
+from kanaria.stats.frequentist import finite_or_none, two_proportion_statistics, welch_from_moments
 
 Interval = tuple[float, float]
 
@@ -34,6 +34,7 @@ class Design:
     primary_metric: str = ""
     primary_tau: float | None = None  # the primary metric's mixing SD: the experiment's mde
     guardrail_alpha: float = 0.05  # level of the fixed intervals guardrails are judged on
+    is_look: bool = True  # obf: whether this read is one of the planned looks (between looks nothing is tested)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,9 @@ class Evaluated:
     treatment_value: float | None
     difference_interval: Interval  # treatment − control at guardrail_alpha (Welch; Newcombe for rates)
     treatment_interval: Interval  # the treatment's own value at guardrail_alpha (t; Clopper–Pearson for rates)
+    control_var_mean: float = math.nan  # variance of the control's estimate (s²/n; rates: Agresti–Caffo p̃(1−p̃)/(n+2))
+    treatment_var_mean: float = math.nan
+    control_sd: float = math.nan  # SD of one control observation (rates: of the Agresti–Caffo rate)
 
     @property
     def n(self) -> int:
@@ -94,17 +98,33 @@ class _Batch:
     fixed_half: np.ndarray  # half-width of the fixed CI at the design's alpha
     difference_interval: tuple[np.ndarray, np.ndarray]
     treatment_interval: tuple[np.ndarray, np.ndarray]
+    var_mean: tuple[np.ndarray, np.ndarray]  # variance of the control's and the treatment's estimate
+    ci: tuple[np.ndarray, np.ndarray] | None = None  # the method's interval when not effect ± crit·se (rates)
+
+
+def moments(aggregates: list[MeanAggregate]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(n, mean, unbiased variance) arrays from the aggregates (variance from the exact second moment m2)."""
+    n = np.array([a.n for a in aggregates], dtype=float)
+    total = np.array([a.sum for a in aggregates], dtype=float)
+    m2 = np.array([a.m2 for a in aggregates], dtype=float)
+    mean = np.divide(total, n, out=np.full(n.shape, np.nan), where=n > 0)
+    var = np.divide(m2, n - 1, out=np.full(n.shape, np.nan), where=n > 1)
+    return n, mean, var
+
+
+def agresti_caffo(successes: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rate with one success and one failure added, and its variance p̃(1 − p̃)/(n + 2): never 0, so 0/50 vs
+    0/50 or 1/1 vs 0/1 keep an honest uncertainty in the normal approximations (Agresti & Caffo 2000)."""
+    rate = (successes + 1.0) / (n + 2.0)
+    return rate, rate * (1.0 - rate) / (n + 2.0)
 
 
 def _mean_batch(jobs: list[Job], design: Design) -> _Batch:
     c = [j.control for j in jobs]
     t = [j.treatment for j in jobs]
-    w = welch_statistics(
-        [a.n for a in c], [a.sum for a in c], [a.sum_sq for a in c],  # type: ignore[union-attr]
-        [a.n for a in t], [a.sum for a in t], [a.sum_sq for a in t],  # type: ignore[union-attr]
-    )
-    var_c, var_t = w.var_control, w.var_treatment
-    n_t = np.array([a.n for a in t], dtype=float)
+    n_c, mean_c, var_c = moments(c)  # type: ignore[arg-type]
+    n_t, mean_t, var_t = moments(t)  # type: ignore[arg-type]
+    w = welch_from_moments(n_c, mean_c, var_c, n_t, mean_t, var_t)
     # one t.ppf call for: the design's CI, the guardrails' difference CI and the treatment-mean CI
     k = len(jobs)
     q = np.concatenate([np.full(k, 1 - design.alpha / 2), np.full(2 * k, 1 - design.guardrail_alpha / 2)])
@@ -117,6 +137,7 @@ def _mean_batch(jobs: list[Job], design: Design) -> _Batch:
         np.sqrt(var_c), crit[:k] * w.se,
         (w.effect - crit[k : 2 * k] * w.se, w.effect + crit[k : 2 * k] * w.se),
         (w.mean_treatment - treatment_half, w.mean_treatment + treatment_half),
+        (var_c / n_c, var_t / n_t),
     )
 
 
@@ -137,12 +158,19 @@ def _binary_batch(jobs: list[Job], design: Design) -> _Batch:
     bounds = np.where(has_n, dist.beta_ppf(q, shape_a, np.where(has_n, shape_b, 1.0)), np.nan)
     low = np.where(x_t > 0, bounds[: len(jobs)], np.where(n_t > 0, 0.0, np.nan))
     high = np.where(x_t < n_t, bounds[len(jobs) :], np.where(n_t > 0, 1.0, np.nan))
-    # the Wald CI and the mSPRT need a non-zero unpooled SE as well
-    valid = s.valid & (s.se_unpooled > 0) if design.method == "always_valid" else s.valid
+    rate_c, var_mean_c = agresti_caffo(x_c, n_c)
+    _, var_mean_t = agresti_caffo(x_t, n_t)
+    # the method's interval: Newcombe's score interval at the design's level (a Wald interval is [d, d] for
+    # 1/1 vs 0/1); the mSPRT sequence uses the Agresti–Caffo variances (never 0)
+    ci = None
+    if design.method != "always_valid":
+        level = design.alpha if design.method == "fixed" else max(design.look.nominal_alpha if design.look else 0.0, 1e-300)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ci = newcombe_difference_interval(x_c, n_c, x_t, n_t, min(level, 0.999999))
     return _Batch(
-        jobs, "two_proportion_z", s.rate_control, s.rate_treatment, s.effect, s.se_unpooled, s.statistic,
-        s.p_value, valid, None, np.sqrt(s.rate_control * (1 - s.rate_control)),
-        np.full(len(jobs), z_critical(design.alpha)) * s.se_unpooled, diff, (low, high),
+        jobs, "two_proportion_z", s.rate_control, s.rate_treatment, s.effect, np.sqrt(var_mean_c + var_mean_t),
+        s.statistic, s.p_value, s.valid, None, np.sqrt(rate_c * (1 - rate_c)),
+        np.full(len(jobs), z_critical(design.alpha)) * s.se_unpooled, diff, (low, high), (var_mean_c, var_mean_t), ci,
     )
 
 
@@ -160,8 +188,13 @@ def _read(design: Design, batch: _Batch) -> tuple[np.ndarray, np.ndarray, np.nda
         assert design.look is not None
         c = design.look.boundary_z
         half = c * se if math.isfinite(c) else np.full(se.shape, np.inf)
-        return batch.p_value, batch.p_value <= design.look.nominal_alpha, effect - half, effect + half, {}
-    return batch.p_value, batch.p_value < design.alpha, effect - batch.fixed_half, effect + batch.fixed_half, {}
+        low, high = batch.ci if batch.ci is not None else (effect - half, effect + half)
+        if not math.isfinite(c):
+            low, high = np.full(se.shape, -np.inf), np.full(se.shape, np.inf)
+        significant = batch.p_value <= design.look.nominal_alpha if design.is_look else np.zeros(se.shape, dtype=bool)
+        return batch.p_value, significant, low, high, {}
+    low, high = batch.ci if batch.ci is not None else (effect - batch.fixed_half, effect + batch.fixed_half)
+    return batch.p_value, batch.p_value < design.alpha, low, high, {}
 
 
 def _evaluate_batch(design: Design, batch: _Batch) -> list[Evaluated]:
@@ -178,6 +211,10 @@ def _evaluate_batch(design: Design, batch: _Batch) -> list[Evaluated]:
     extra: dict[str, Any] = {}
     if design.method == "obf" and design.look is not None:
         extra = {"boundary_z": finite_or_none(design.look.boundary_z), "nominal_alpha": design.look.nominal_alpha}
+        if not design.is_look:
+            extra["look"] = False  # between planned looks: reported, not tested
+    var_c, var_t = (x.tolist() for x in batch.var_mean)
+    control_sd = batch.control_sd.tolist()
     out = []
     for i, job in enumerate(batch.jobs):
         ok = valid[i] and math.isfinite(p_value[i])
@@ -202,7 +239,7 @@ def _evaluate_batch(design: Design, batch: _Batch) -> list[Evaluated]:
             extra=body,
         )
         out.append(Evaluated(job, result, control_value, treatment_value, (diff_low[i], diff_high[i]),
-                             (own_low[i], own_high[i])))
+                             (own_low[i], own_high[i]), var_c[i], var_t[i], control_sd[i]))
     return out
 
 

@@ -11,11 +11,16 @@ import numpy as np
 
 from kanaria.analysis import catalogue
 from kanaria.analysis.comparisons import Design, Evaluated, Job, evaluate
-from kanaria.analysis.decision import Decision, TreatmentContext, VariantDecision, combine, decide_treatment
+from kanaria.analysis.decision import (
+    CostIncrease, Decision, Efficacy, HarmTest, TreatmentContext, VariantDecision, combine, decide_treatment,
+)
 from kanaria.analysis.efficiency import efficiency_report
-from kanaria.analysis.guardrails import GuardrailResult, evaluate_guardrail
+from kanaria.analysis.guardrails import GuardrailResult, Levels, evaluate_guardrail, hypotheses, one_sided_p, resolve
 from kanaria.analysis.intents import IntentVerdict, judge_intents
-from kanaria.analysis.schema import BinaryAggregate, ExperimentSpec, Snapshot, VariantAggregate, parse_snapshot
+from kanaria.analysis.schema import (
+    _DEFAULT_GUARDRAILS, BinaryAggregate, ExperimentSpec, Snapshot, VariantAggregate, parse_snapshot,
+)
+from kanaria.domain.analysis_result import AnalysisResult
 from kanaria.errors import ValidationError
 from kanaria.stats import (
     chi2_independence,
@@ -25,10 +30,12 @@ from kanaria.stats import (
     srm_check,
     thompson_weights,
 )
-from kanaria.stats.frequentist import finite_or_none, mean_and_variance
+from kanaria.stats.frequentist import finite_or_none
+from kanaria.stats.ratios import relative_change_interval
+from kanaria.stats.sequential import MIN_LOOK_SPACING, SequentialLook, msprt_one_sided
 
 
-def analyze_snapshot(snapshot: dict[str, Any]) -> dict[str, Any]:
+def analyze_snapshot(snapshot: dict[str, Any]) -> AnalysisResult:
     """Analyse one experiment snapshot (pure; raises kanaria ValidationError on bad input)."""
     return _analyze(parse_snapshot(snapshot))
 
@@ -43,7 +50,7 @@ def _primary_baseline(exp: ExperimentSpec, control: VariantAggregate | None) -> 
     m = control.means.get(exp.primary_metric)
     if m is None or m.n < 2:
         return None, False
-    sd = math.sqrt(float(mean_and_variance(m.n, m.sum, m.sum_sq)[1]))
+    sd = math.sqrt(m.m2 / (m.n - 1))
     return (sd if sd > 0 else None), False
 
 
@@ -176,57 +183,110 @@ class _Plan:
     planned_source: str
     fraction: float | None
     sequential: dict[str, Any]
+    treatments_total: int  # every non-control variant of the definition (the Bonferroni count, stable over time)
 
     @property
     def at_horizon(self) -> bool:
         """Whether every arm has reached the planned sample of the primary metric."""
         return self.fraction is not None and self.fraction >= 1.0
 
+    def final(self, exp: ExperimentSpec) -> bool:
+        """obf/fixed at the planned sample: this read's decision is the experiment's last (frozen by the caller)."""
+        return exp.method in ("fixed", "obf") and not exp.bandit and self.at_horizon
+
+    @property
+    def efficacy_tested(self) -> bool:
+        """Whether this read tests the primary metric for a win."""
+        if self.design.method == "fixed":
+            return self.at_horizon
+        return self.design.is_look
+
+
+def _next_grid_look(last: float, planned_looks: int) -> float | None:
+    for j in range(1, planned_looks + 1):
+        if j / planned_looks > last + MIN_LOOK_SPACING:
+            return j / planned_looks
+    return None
+
+
+def _obf_read(exp: ExperimentSpec, fraction: float | None, alpha: float) -> tuple[SequentialLook, bool, list[float]]:
+    """(look, whether this read is a planned look, looks to carry to the next read).
+
+    Efficacy is tested at the planned looks j/planned_looks only (a read is the look when its information fraction
+    reaches the next one, within MIN_LOOK_SPACING), however often the experiment is read; the last look is at
+    t = 1. Without a history (`looks` absent) this read is a look, earlier ones assumed at the planned grid.
+    """
+    k = exp.planned_looks
+    if fraction is None or fraction <= 0:
+        look = obf_look(1.0 / k, [], alpha, k)  # the first planned look's boundary, for the report only
+        return look, False, list(exp.looks or [])
+    t = min(fraction, 1.0)
+    if exp.looks is None:
+        look = obf_look(t, None, alpha, k)
+        return look, True, list(look.fractions)
+    history = list(exp.looks)
+    last = history[-1] if history else 0.0
+    final_again = t >= 1.0 and last >= 1.0 - MIN_LOOK_SPACING  # a re-read of the final look is that look
+    grid = _next_grid_look(last, k)
+    if final_again or (grid is not None and t >= grid - MIN_LOOK_SPACING):
+        look = obf_look(t, history, alpha, k)
+        return look, True, list(look.fractions)
+    look = obf_look(last, history, alpha, k) if history else obf_look(1.0 / k, [], alpha, k)
+    return look, False, history
+
 
 def _plan(exp: ExperimentSpec, aggs: dict[str, VariantAggregate], treatments: list[str]) -> _Plan:
     control = aggs.get(exp.control)
-    alpha = exp.alpha / max(1, len(treatments))  # Bonferroni across treatments
+    total = max(1, len(exp.weights) - 1)
+    alpha = exp.alpha / total  # Bonferroni across the definition's treatments (two-sided; a win spends half)
     planned_n, planned_source = _planned_n(exp, control)
     n_primary = min(_metric_n(aggs.get(v), exp.primary_metric) for v in [exp.control, *treatments])
     fraction = n_primary / planned_n if planned_n else None
     sequential: dict[str, Any] = {}
-    look = None
+    look, is_look = None, True
     if exp.method == "obf":
-        # before any data (or without a plan) read at the first planned look's boundary: the most conservative
-        look = obf_look(fraction or 1.0 / exp.planned_looks, exp.looks, alpha, exp.planned_looks)
-        sequential = {"looks": list(look.fractions), "boundaries": [finite_or_none(b) for b in look.boundaries],
+        look, is_look, looks = _obf_read(exp, fraction, alpha)
+        next_look = _next_grid_look(looks[-1] if looks else 0.0, exp.planned_looks)
+        sequential = {"looks": looks, "boundaries": [finite_or_none(b) for b in look.boundaries],
                       "boundary_z": finite_or_none(look.boundary_z), "nominal_alpha": look.nominal_alpha,
-                      "alpha_spent": look.alpha_spent}
+                      "alpha_spent": look.alpha_spent, "planned_looks": exp.planned_looks, "look": is_look,
+                      "next_look": next_look}
     sd, _ = _primary_baseline(exp, control)
     tau_per_sd = exp.mde / sd if exp.mde is not None and sd else catalogue.DEFAULT_STANDARDISED_MDE
     if exp.method == "always_valid":
         sequential = {"primary_tau": exp.mde, "tau_per_sd": tau_per_sd}
-    design = Design(exp.method, alpha, exp.min_n_per_variant, look, tau_per_sd, exp.primary_metric, exp.mde, exp.alpha)
-    return _Plan(design, planned_n, planned_source, fraction, sequential)
+    design = Design(exp.method, alpha, exp.min_n_per_variant, look, tau_per_sd, exp.primary_metric, exp.mde, exp.alpha,
+                    is_look)
+    return _Plan(design, planned_n, planned_source, fraction, sequential, total)
 
 
-def _intent_verdicts(snapshot: Snapshot, by_intent: dict[str, dict[str, Evaluated]], higher: bool) -> dict[str, IntentVerdict]:
+def _critical_intents(exp: ExperimentSpec) -> frozenset[str]:
+    return frozenset(exp.revenue_critical_intents if exp.revenue_critical_intents is not None
+                     else catalogue.DEFAULT_REVENUE_CRITICAL_INTENTS)
+
+
+def _intent_verdicts(snapshot: Snapshot, by_intent: dict[str, dict[str, Evaluated]], higher: bool,
+                     harm_level: float, tau: float) -> dict[str, IntentVerdict]:
     exp = snapshot.experiment
     if not snapshot.intents:
         return {}
     weights = {i: (exp.intent_weights or {}).get(i, catalogue.default_intent_weight(i)) for i in snapshot.intents}
-    critical = frozenset(exp.revenue_critical_intents if exp.revenue_critical_intents is not None
-                         else catalogue.DEFAULT_REVENUE_CRITICAL_INTENTS)
-    return {v: judge_intents(rows, higher, weights, critical, exp.max_intent_regression, exp.min_n_per_variant)
+    return {v: judge_intents(rows, higher, weights, _critical_intents(exp), exp.max_intent_regression,
+                             exp.min_n_per_variant, harm_level, tau)
             for v, rows in by_intent.items()}
 
 
 def _experiment_decision(exp: ExperimentSpec, srm: dict[str, Any], decisions: list[VariantDecision]
-                         ) -> tuple[Decision, str | None, list[str], list[str]]:
-    """(decision, winner, reasons, actions): SRM pauses, bandits re-weight, otherwise the combined decision."""
+                         ) -> tuple[Decision, str | None, list[str], list[str], list[str]]:
+    """(decision, winner, reasons, actions, stop_variants): SRM pauses, bandits re-weight, otherwise combined."""
     if exp.bandit:
-        return Decision.CONTINUE, None, ["bandit: traffic re-weighted by Thompson sampling"], ["update_weights"]
+        return Decision.CONTINUE, None, ["bandit: traffic re-weighted by Thompson sampling"], ["update_weights"], []
     if srm.get("mismatch") is True:
         reason = f"sample-ratio mismatch (p = {srm['p_value']:.3g} < {catalogue.SRM_THRESHOLD}): results are not trustworthy"
-        return Decision.NO_DECISION, None, [reason], ["pause"]
-    decision, winner, reasons = combine(decisions)
+        return Decision.NO_DECISION, None, [reason], ["pause"], []
+    decision, winner, reasons, stop = combine(decisions)
     actions = {Decision.ROLLBACK: ["rollback"], Decision.PROMOTE: ["promote"], Decision.REVIEW: ["review"]}
-    return decision, winner, reasons, actions.get(decision, [])
+    return decision, winner, reasons, (["stop_variant"] if stop else []) + actions.get(decision, []), stop
 
 
 def _efficiency(snapshot: Snapshot, active: list[str]) -> dict[str, Any]:
@@ -242,7 +302,66 @@ def _efficiency(snapshot: Snapshot, active: list[str]) -> dict[str, Any]:
     }
 
 
-def _analyze(snapshot: Snapshot) -> dict[str, Any]:
+def _harm_count(snapshot: Snapshot, guardrails: list[Any]) -> int:
+    """Harm hypotheses per treatment: the primary metric, every guardrail bound, every revenue-critical intent
+    (when the snapshot is analysed by intent). Fixed by the definition, so the level does not drift over reads."""
+    intents = len(_critical_intents(snapshot.experiment)) if snapshot.intents is not None else 0
+    return 1 + sum(hypotheses(g) for g in guardrails) + intents
+
+
+def _primary_harm(ev: Evaluated | None, higher: bool, tau: float, level: float, min_n: int) -> HarmTest:
+    """One-sided always-valid test of "the treatment is worse than control" on the primary metric."""
+    if ev is None or ev.treatment_value is None or ev.control_value is None:
+        return HarmTest("primary metric", None, level, False, note="no data")
+    worsening = (ev.control_value - ev.treatment_value) if higher else (ev.treatment_value - ev.control_value)
+    p = one_sided_p(worsening, ev.control_var_mean + ev.treatment_var_mean, tau)
+    enough = ev.n >= min_n
+    return HarmTest("primary metric", p, level, bool(enough and p is not None and p <= level), worsening,
+                    None if enough else f"n below min_n_per_variant ({min_n}): not acted on")
+
+
+def _efficacy(plan: _Plan, ev: Evaluated | None, higher: bool, tau: float) -> Efficacy:
+    """The method's win test of the primary metric at this read."""
+    design = plan.design
+    if design.method == "always_valid":
+        level = design.alpha / 2
+        if ev is None or ev.treatment_value is None or ev.control_value is None:
+            return Efficacy(True, None, None, level, "msprt_one_sided")
+        gain = (ev.treatment_value - ev.control_value) if higher else (ev.control_value - ev.treatment_value)
+        variance = ev.control_var_mean + ev.treatment_var_mean
+        p = None
+        if math.isfinite(variance) and variance >= 0 and tau > 0:
+            p = float(msprt_one_sided(gain, variance, tau * tau).p_value)
+        significant = None if p is None or ev.n < design.min_n or math.isnan(p) else p <= level
+        return Efficacy(True, significant, p, level, "msprt_one_sided")
+    test = "welch_t" if ev is None or not ev.job.is_binary else "two_proportion_z"
+    if design.method == "fixed":
+        level = design.alpha
+        if not plan.at_horizon:
+            return Efficacy(False, None, None, level, test, "fixed horizon: a win is tested only at the planned sample")
+    else:
+        level = design.look.nominal_alpha if design.look is not None else 0.0
+        if not design.is_look:
+            next_look = plan.sequential.get("next_look")
+            at = f" (next at information fraction {next_look:g})" if next_look else ""
+            return Efficacy(False, None, None, level, test, f"obf: efficacy is tested at the planned looks only{at}")
+    if ev is None:
+        return Efficacy(True, None, None, level, test)
+    r = ev.result
+    better = r.effect is not None and (r.effect > 0 if higher else r.effect < 0)
+    significant = None if r.significant is None else bool(r.significant and better)
+    return Efficacy(True, significant, r.p_value, level, test + " (two-sided p, better direction)")
+
+
+def _cost_increase(ev: Evaluated | None, alpha: float) -> CostIncrease | None:
+    if ev is None or ev.treatment_value is None or ev.control_value is None:
+        return None
+    change = relative_change_interval(ev.treatment_value, ev.treatment_var_mean, ev.control_value,
+                                      ev.control_var_mean, alpha)
+    return CostIncrease(change.estimate, change.low, change.high)
+
+
+def _analyze(snapshot: Snapshot) -> AnalysisResult:
     exp, aggs = snapshot.experiment, snapshot.aggregates
     lower = frozenset(exp.lower_is_better)
     active = [v for v in exp.weights if v not in exp.stopped_variants]
@@ -263,26 +382,46 @@ def _analyze(snapshot: Snapshot) -> dict[str, Any]:
         for metric, ev in by_metric.items():
             metrics.setdefault(metric, {})[variant] = ev.result.to_dict()
 
-    guardrails = {v: [evaluate_guardrail(g, control, aggs.get(v), overall[v], lower) for g in snapshot.guardrails]
+    resolved = resolve(list(_DEFAULT_GUARDRAILS), list(exp.guardrails or []))
+    per_treatment = _harm_count(snapshot, resolved)
+    harm_alpha = exp.alpha / 2  # half of alpha for ROLLBACK, half for PROMOTE: the two together stay within alpha
+    harm_level = harm_alpha / (per_treatment * plan.treatments_total)  # Bonferroni over every harm test
+    levels = Levels(exp.alpha, harm_level, plan.design.tau_per_sd, exp.min_n_per_variant)
+    guardrails = {v: [evaluate_guardrail(g, control, aggs.get(v), overall[v], levels, lower) for g in resolved]
                   for v in treatments}
     higher = catalogue.higher_is_better(exp.primary_metric, lower)
-    verdicts = _intent_verdicts(snapshot, by_intent, higher)
-    decisions = [
-        decide_treatment(v, TreatmentContext(
+    primary_sd, _ = _primary_baseline(exp, control)
+    primary_tau = exp.mde if exp.mde is not None else catalogue.DEFAULT_STANDARDISED_MDE * (primary_sd or 1.0)
+    verdicts = _intent_verdicts(snapshot, by_intent, higher, harm_level, primary_tau)
+    final = plan.final(exp)
+    harm: dict[str, list[HarmTest]] = {}
+    efficacy: dict[str, Efficacy] = {}
+    decisions = []
+    for v in treatments:
+        primary = overall[v].get(exp.primary_metric)
+        tests = [_primary_harm(primary, higher, primary_tau, harm_level, exp.min_n_per_variant)]
+        verdict = verdicts.get(v)
+        if verdict is not None:
+            tests += [HarmTest(f"revenue-critical intent {intent} (regression > {exp.max_intent_regression:.0%})",
+                               p, harm_level, intent in verdict.rollback_by)
+                      for intent, p in verdict.harm_p_values.items()]
+        harm[v] = tests
+        efficacy[v] = _efficacy(plan, primary, higher, primary_tau)
+        decisions.append(decide_treatment(v, TreatmentContext(
             method=exp.method,
             higher_is_better=higher,
             primary_reported=exp.primary_metric in overall[v],
-            primary=overall[v].get(exp.primary_metric),
+            primary=primary,
+            efficacy=efficacy[v],
+            harm=tests,
             guardrails=guardrails[v],
-            intents=verdicts.get(v),
-            cost_increase=overall[v]["cost_usd"].relative_effect if "cost_usd" in overall[v] else None,
-            at_horizon=plan.at_horizon,
+            intents=verdict,
+            cost=_cost_increase(overall[v].get("cost_usd"), exp.alpha),
+            final=final,
             review_cost_increase=exp.review_cost_increase,
-        ))
-        for v in treatments
-    ]
+        )))
     srm = _srm(exp, aggs, active)
-    decision, winner, reasons, actions = _experiment_decision(exp, srm, decisions)
+    decision, winner, reasons, actions, stop = _experiment_decision(exp, srm, decisions)
 
     evidence: dict[str, Any] = {
         "reasons": reasons,
@@ -290,17 +429,24 @@ def _analyze(snapshot: Snapshot) -> dict[str, Any]:
         "alpha": exp.alpha,
         "alpha_per_comparison": plan.design.alpha,
         "alpha_spent": plan.sequential.get("alpha_spent", plan.design.alpha),
+        "harm_alpha": harm_alpha,
+        "harm_level": harm_level,
+        "harm_tests_per_treatment": per_treatment,
         "tier": exp.tier,
         "primary_metric": exp.primary_metric,
         "planned_n_per_variant": plan.planned_n,
         "planned_n_source": plan.planned_source,
         "information_fraction": finite_or_none(plan.fraction),
+        "final": final,
         "sequential": plan.sequential,
         "srm": srm,
         "primary": {v: by_metric[exp.primary_metric].result.to_dict()
                     for v, by_metric in overall.items() if exp.primary_metric in by_metric},
+        "efficacy": {v: e.to_dict() for v, e in efficacy.items()},
+        "harm": {v: [h.to_dict() for h in tests] for v, tests in harm.items()},
         "guardrails": {v: [g.to_dict() for g in results] for v, results in guardrails.items()},
-        "variants": {d.variant: {"decision": d.decision.value, "reasons": d.reasons} for d in decisions},
+        "variants": {d.variant: {"decision": d.decision.value, "action": d.action, "reasons": d.reasons}
+                     for d in decisions},
         "efficiency": _efficiency(snapshot, active),
     }
     if verdicts:
@@ -312,16 +458,9 @@ def _analyze(snapshot: Snapshot) -> dict[str, Any]:
         evidence["config_hashes"] = exp.config_hashes
     if exp.stopped_variants:
         evidence["stopped_variants"] = dict(exp.stopped_variants)
-    result: dict[str, Any] = {
-        "experiment_id": exp.id,
-        "decision": decision.value,
-        "winner": winner,
-        "actions": actions,
-        "srm": srm,
-        "metrics": metrics,
-        "evidence": evidence,
-    }
+    result = AnalysisResult(experiment_id=exp.id, decision=decision, winner=winner, actions=actions, srm=srm,
+                            metrics=metrics, evidence=evidence, final=final and not exp.bandit, stop_variants=stop)
     if exp.bandit:
         bandit = _bandit(snapshot, active, guardrails)
-        result.update(weights=bandit["weights"], bandit=bandit)
+        result.weights, result.bandit = bandit["weights"], bandit
     return result

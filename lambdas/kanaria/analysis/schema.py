@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+from decimal import Context, Decimal
 from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    StrictInt,
     ValidationError as PydanticValidationError,
     ValidationInfo,
     field_validator,
@@ -24,14 +27,30 @@ _MEANS, _BINARIES = "__means__", "__binaries__"  # internal keys, dropped from e
 _NON_METRIC_KEYS = frozenset({"units", "observations"})
 
 
-Count = Annotated[int, Field(ge=0)]
-Finite = Annotated[float, Field(allow_inf_nan=False)]
-NonNegative = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+_EXACT = Context(prec=80)  # Decimal arithmetic for the second moment: sum² of a finite float cannot overflow here
+
+
+def _not_a_bool(value: Any) -> Any:
+    # pydantic's lax float accepts true/false as 1.0/0.0; a count or a sum given as a boolean is a client bug
+    if isinstance(value, bool):
+        raise PydanticCustomError("bool", "must be a number, not a boolean")
+    return value
+
+
+Count = Annotated[StrictInt, Field(ge=0)]  # strict: `true` or 3.0 is not a count
+Finite = Annotated[float, BeforeValidator(_not_a_bool), Field(allow_inf_nan=False)]
+NonNegative = Annotated[float, BeforeValidator(_not_a_bool), Field(ge=0.0, allow_inf_nan=False)]
 
 
 # NamedTuples rather than models: pydantic validates them ~4x faster, which matters at ~150 metrics a snapshot
 class MeanAggregate(NamedTuple):
-    """Sufficient statistics of a continuous metric (latency may also carry quantiles)."""
+    """Sufficient statistics of a continuous metric (latency may also carry quantiles and its histogram).
+
+    m2 = Σ(x − mean)² = sum_sq − sum²/n, computed exactly (Decimal) from the numbers as given unless the input
+    carries it: the variance is m2/(n − 1) and keeps its digits when the mean is large against the SD (mean 1e8,
+    SD 1 has sum_sq ≈ 1e19 + 999: the 999 survives in the JSON text or a DynamoDB Decimal, not in sum_sq − sum·mean
+    evaluated in floats). A negative m2 is a negative variance (rejected in _check_statistics).
+    """
 
     n: Count
     sum: Finite
@@ -39,6 +58,8 @@ class MeanAggregate(NamedTuple):
     p50: NonNegative | None = None
     p95: NonNegative | None = None
     p99: NonNegative | None = None
+    m2: float = 0.0
+    histogram: dict[int, Count] | None = None  # latency: bucket index -> count (kanaria.domain.observation)
 
 
 class BinaryAggregate(NamedTuple):
@@ -59,12 +80,39 @@ def _known_keys(value: Any, keys: frozenset[str]) -> Any:
     return value
 
 
+def _exact(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        return None
+    number = Decimal(value) if not isinstance(value, Decimal) else value
+    return number if number.is_finite() else None
+
+
+def second_moment(n: Any, total: Any, squares: Any) -> float | None:
+    """Σ(x − mean)² = sum_sq − sum²/n in exact Decimal arithmetic (floats converted exactly), as a float (−inf
+    when hugely negative); None when an input is not a finite number (the field validation then names it)."""
+    count, s, q = _exact(n), _exact(total), _exact(squares)
+    if count is None or s is None or q is None or count < 0:
+        return None
+    if count == 0:
+        return 0.0
+    return float(_EXACT.subtract(q, _EXACT.divide(_EXACT.multiply(s, s), count)))
+
+
+def _mean_with_m2(value: Any) -> Any:
+    value = _known_keys(value, _MEAN_KEYS)
+    if isinstance(value, dict) and "m2" not in value:
+        m2 = second_moment(value.get("n"), value.get("sum"), value.get("sum_sq"))
+        if m2 is not None:
+            value = {**value, "m2": m2}
+    return value
+
+
 class VariantAggregate(BaseModel):
     """One variant's units and metric statistics: {"units": N, "<metric>": {...}, ...}."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=False)
 
-    units: int = Field(ge=0)
+    units: StrictInt = Field(ge=0)
     means: dict[str, MeanAggregate] = Field(default_factory=dict, alias=_MEANS)
     binaries: dict[str, BinaryAggregate] = Field(default_factory=dict, alias=_BINARIES)
 
@@ -81,12 +129,12 @@ class VariantAggregate(BaseModel):
             if name in catalogue.KNOWN_BINARY_METRICS:
                 binaries[name] = _known_keys(value, _BINARY_KEYS)
             elif name in catalogue.KNOWN_MEAN_METRICS:
-                means[name] = _known_keys(value, _MEAN_KEYS)
+                means[name] = _mean_with_m2(value)
             elif isinstance(value, dict):  # an unknown metric: its shape tells its kind
                 if "successes" in value:
                     binaries[name] = _known_keys(value, _BINARY_KEYS)
                 else:
-                    means[name] = _known_keys(value, _MEAN_KEYS)
+                    means[name] = _mean_with_m2(value)
         split: dict[str, Any] = {_MEANS: means, _BINARIES: binaries}
         if "units" in raw:
             split["units"] = raw["units"]
@@ -94,15 +142,26 @@ class VariantAggregate(BaseModel):
 
 
 class Guardrail(BaseModel):
-    """A bound a treatment must respect: worsening vs control (max_degradation) and/or absolute max/min."""
+    """A bound a treatment must respect: worsening vs control (max_degradation) and/or absolute max/min.
+
+    relative: whether max_degradation is a fraction of the control's value; by default False for rates (points)
+    and True for means and the p99 (see `is_relative`).
+    """
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     metric: str
     max_degradation: float | None = Field(default=None, ge=0.0)
-    relative: bool = True
+    relative: bool | None = None
     max: float | None = None
     min: float | None = None
+
+    @property
+    def is_relative(self) -> bool:
+        """`relative` as written, else points for rate metrics and a fraction for means and the p99."""
+        if self.relative is not None:
+            return self.relative
+        return self.metric not in catalogue.KNOWN_BINARY_METRICS
 
     @field_validator("metric")
     @classmethod
@@ -134,7 +193,7 @@ class ExperimentSpec(BaseModel):
     planned_n_per_variant: int | None = Field(default=None, ge=2)
     guardrails: list[Guardrail] | None = None  # a {metric: bounds} mapping is accepted too
     looks: list[float] | None = None
-    planned_looks: int = Field(default=20, ge=1, le=1000)
+    planned_looks: int = Field(default=catalogue.PLANNED_LOOKS, ge=1, le=1000)
     tier: Literal["standard", "revenue_critical"] = "standard"
     config_hashes: dict[str, Any] | None = None
     stopped_variants: dict[str, str] = Field(default_factory=dict)  # a list of variants is accepted too
@@ -211,9 +270,9 @@ class Snapshot(BaseModel):
 
     @property
     def guardrails(self) -> list[Guardrail]:
-        """Default guardrails, each replaced by the experiment's own guardrail on the same metric."""
-        own = {g.metric: g for g in self.experiment.guardrails or []}
-        return [g for g in _DEFAULT_GUARDRAILS if g.metric not in own] + list(own.values())
+        """Default guardrails and the experiment's own, in that order (`kanaria.analysis.guardrails.resolve`
+        combines those on the same metric by the stricter bound)."""
+        return list(_DEFAULT_GUARDRAILS) + list(self.experiment.guardrails or [])
 
 
 _DEFAULT_GUARDRAILS = tuple(Guardrail.model_validate(g) for g in catalogue.DEFAULT_GUARDRAILS)
@@ -223,27 +282,48 @@ def _field_name(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc if part not in (_MEANS, _BINARIES))
 
 
-def _check_statistics(where: str, agg: VariantAggregate) -> None:
-    """Consistency of sufficient statistics (plain loop: a pydantic validator per metric costs 10x more)."""
+M2_SLACK = 1e-9  # relative to sum_sq: float rounding of sums that were exact elsewhere (DynamoDB Decimals)
+
+
+def _check_statistics(where: str, agg: VariantAggregate) -> VariantAggregate:
+    """Consistency of sufficient statistics (plain loop: a pydantic validator per metric costs 10x more);
+    returns the aggregate with tiny negative second moments (float rounding) set to 0."""
+    fixed: dict[str, MeanAggregate] = {}
     for metric, m in agg.means.items():
         if m.n == 0 and (m.sum != 0.0 or m.sum_sq != 0.0):
             raise ValidationError("n is 0 but sum or sum_sq is not", field=f"{where}.{metric}")
-        # Cauchy–Schwarz: sum² ≤ n·sum_sq; a relative slack absorbs float rounding of large sums
-        if m.n > 0 and m.sum * m.sum > m.n * m.sum_sq * (1 + 1e-9) + 1e-12:
+        if metric in catalogue.NON_NEGATIVE_METRICS and m.sum < 0.0:
+            raise ValidationError(f"must be >= 0 ({metric} is never negative)", field=f"{where}.{metric}.sum")
+        slack = M2_SLACK * m.sum_sq + 1e-300
+        # m2 = sum_sq − sum²/n computed exactly: Cauchy–Schwarz (sum² ≤ n·sum_sq) without overflow
+        if not m.m2 >= -slack:
             raise ValidationError("sum_sq is smaller than sum²/n (negative variance)", field=f"{where}.{metric}.sum_sq")
+        if m.m2 > m.sum_sq + slack:
+            raise ValidationError("must not exceed sum_sq", field=f"{where}.{metric}.m2")
+        exact = second_moment(m.n, m.sum, m.sum_sq)
+        if exact is not None and m.n > 0 and abs(exact - m.m2) > slack + M2_SLACK * abs(m.m2):
+            raise ValidationError("disagrees with sum and sum_sq", field=f"{where}.{metric}.m2")
+        if m.m2 < 0.0:
+            fixed[metric] = m._replace(m2=0.0)
+        if m.histogram is not None and m.n > 0 and sum(m.histogram.values()) != m.n:
+            raise ValidationError("histogram counts must add up to n", field=f"{where}.{metric}.histogram")
     for metric, b in agg.binaries.items():
         if b.successes > b.n:
             raise ValidationError("must not exceed n", field=f"{where}.{metric}.successes")
+    return agg.model_copy(update={"means": {**agg.means, **fixed}}) if fixed else agg
 
 
 def _domain_checks(snapshot: Snapshot) -> None:
     experiment = snapshot.experiment
     for name, agg in snapshot.aggregates.items():
-        _check_statistics(f"aggregates.{name}", agg)
+        snapshot.aggregates[name] = _check_statistics(f"aggregates.{name}", agg)
     for intent, per_variant in (snapshot.intents or {}).items():
         for name, agg in per_variant.items():
-            _check_statistics(f"intents.{intent}.{name}", agg)
+            per_variant[name] = _check_statistics(f"intents.{intent}.{name}", agg)
     variants = experiment.weights
+    if experiment.control not in snapshot.aggregates:
+        raise ValidationError("the control's aggregate is required (a snapshot compares with it)",
+                              field=f"aggregates.{experiment.control}")
     for name in snapshot.aggregates:
         if name not in variants:
             raise ValidationError("variant not in experiment.weights", field=f"aggregates.{name}")

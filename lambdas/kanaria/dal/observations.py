@@ -15,6 +15,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from kanaria.dal.dynamo import _plain
+from kanaria.domain.analysis_result import StoredResult, decode_result_item
 from kanaria.domain.observation import ObservationWrite
 from kanaria.errors import OperationalError
 
@@ -113,10 +114,9 @@ class DynamoAnalysisStore:
                 return items
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def latest_result(self, experiment_id: str) -> dict[str, Any] | None:
+    def latest_result(self, experiment_id: str) -> StoredResult | None:
         """The newest stored result (decoded), or None."""
-        item = self._table.get_item(Key={"experiment_id": experiment_id, "sk": RESULT_LATEST}).get("Item")
-        return _result(item) if item else None
+        return read_latest_result(self._table, experiment_id)
 
     def put_result(self, experiment_id: str, computed_at: str, decision: str | None, result: Mapping[str, Any],
                    snapshot: Mapping[str, Any]) -> bool:
@@ -143,14 +143,10 @@ class DynamoAnalysisStore:
         return True
 
 
-def _result(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "experiment_id": item["experiment_id"],
-        "computed_at": item["computed_at"],
-        "decision": None if item.get("decision") == "-" else item.get("decision"),
-        "result": json.loads(item["result"]),
-        "snapshot": json.loads(item["snapshot"]),
-    }
+def read_latest_result(table: Any, experiment_id: str) -> StoredResult | None:
+    """The one reader of RESULT#LATEST (the scheduled analysis, the rollout gate and the CLI report use it)."""
+    item = table.get_item(Key={"experiment_id": experiment_id, "sk": RESULT_LATEST}).get("Item")
+    return decode_result_item(_plain(item)) if item else None
 
 
 def json_default(value: Any) -> Any:

@@ -6,6 +6,7 @@ Rollouts table layout (rollout_id + record):
     <rollout_id>            ROLLBACK#LOCK   state in_progress|done, owner, lease_until (epoch s): one rollback
     <rollout_id>            ROLLBACK        the immutable rollback record (JSON text), conditional put
     ACTIVE#<listener_arn>   ACTIVE          the rollout currently owning the listener (one at a time)
+    ACTIVE#<listener_arn>   LAST_ROLLBACK   the listener's latest rolled-back rollout (for a failed alarm event's page)
     CANDIDATE#<config_hash> ROLLBACK#<id>   anti-flapping history: one item per ended attempt (or COMPLETED#<id>)
     CANDIDATE#<config_hash> REJECTED        three rollbacks in seven days: rejected for good
 Nothing here expires (expires_at is never set): rollouts and rollbacks are audit records.
@@ -22,6 +23,8 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from kanaria.dal.dynamo import _plain
+from kanaria.dal.observations import read_latest_result
+from kanaria.domain.analysis_result import StoredResult
 from kanaria.domain.rollout import CandidateEvent
 from kanaria.domain.rollout_state import Progress, RollbackRecord, RolloutState
 from kanaria.errors import ConflictError
@@ -31,8 +34,8 @@ META = "META"
 LOCK = "ROLLBACK#LOCK"
 ROLLBACK = "ROLLBACK"
 ACTIVE = "ACTIVE"
+LAST_ROLLBACK = "LAST_ROLLBACK"
 REJECTED = "REJECTED"
-RESULT_LATEST = "RESULT#LATEST"
 
 
 def _conditional_failed(exc: ClientError) -> bool:
@@ -139,6 +142,17 @@ class DynamoRolloutStore:
         except ClientError as exc:
             if not _conditional_failed(exc):
                 raise
+
+    def note_last_rollback(self, listener_arn: str, rollout_id: str, now: datetime) -> None:
+        """The listener's latest rolled-back rollout (overwritten by the next one)."""
+        self._table.put_item(Item={"rollout_id": f"ACTIVE#{listener_arn}", "record": LAST_ROLLBACK,
+                                   "last_rollout_id": rollout_id, "at": now.isoformat(timespec="seconds")})
+
+    def last_rollback(self, listener_arn: str) -> dict[str, Any] | None:
+        """{"rollout_id", "at"} or None."""
+        item = self._table.get_item(Key={"rollout_id": f"ACTIVE#{listener_arn}", "record": LAST_ROLLBACK},
+                                    ConsistentRead=True).get("Item")
+        return {"rollout_id": item["last_rollout_id"], "at": item["at"]} if item else None
 
     # --- rollback lock and record ----------------------------------------------------------------------------
 
@@ -252,19 +266,12 @@ class DynamoRolloutStore:
 
 
 class DynamoAnalysisResults:
-    """The scheduled analysis's latest result per experiment (aggregates item sk RESULT#LATEST)."""
+    """The scheduled analysis's latest result per experiment (aggregates item sk RESULT#LATEST), read by the one
+    reader `kanaria.dal.observations.read_latest_result`."""
 
     def __init__(self, table_name: str, dynamodb_resource: Any | None = None):
         self._table = (dynamodb_resource or boto3.resource("dynamodb")).Table(table_name)
 
-    def latest(self, experiment_id: str) -> dict[str, Any] | None:
-        """{"decision", "computed_at", "result"} or None when the analysis has not run yet."""
-        item = self._table.get_item(Key={"experiment_id": experiment_id, "sk": RESULT_LATEST}).get("Item")
-        if item is None:
-            return None
-        result = item.get("result")
-        return {
-            "decision": None if item.get("decision") in (None, "-") else item["decision"],
-            "computed_at": item.get("computed_at"),
-            "result": json.loads(result) if isinstance(result, str) else _plain(result),
-        }
+    def latest(self, experiment_id: str) -> StoredResult | None:
+        """The decoded result ({decision, computed_at, result} by key too) or None before the first analysis."""
+        return read_latest_result(self._table, experiment_id)

@@ -576,40 +576,16 @@ def evaluate_gates(gates: StageGates, snapshot: MetricSnapshot, significance: Si
     return GateResult(outcome=outcome, checks=tuple(checks), snapshot=snapshot, significance=significance)
 
 
-_PROMOTE = {"promote", "promote_treatment", "ship", "launch", "winner", "treatment_wins", "treatment_better",
-            "stop_for_benefit", "success"}
-_REJECT = {"rollback", "reject", "stop", "stop_for_harm", "harm", "treatment_worse", "guardrail_violation",
-           "guardrail_violated", "control_wins", "futility", "stop_for_futility"}
+def significance_from_result(result: Mapping[str, Any] | Any | None, variant: str) -> Significance:
+    """Interpret the latest analysis result (aggregates item RESULT#LATEST, a StoredResult or its mapping) for the
+    candidate's variant: the typed reading of `kanaria.domain.analysis_result.verdict_for_variant` (PROMOTE of this
+    variant passes, ROLLBACK or a stop of this variant fails, anything else is inconclusive)."""
+    from kanaria.domain.analysis_result import verdict_for_variant  # kept local: only this function is ours here
 
-
-def significance_from_result(result: Mapping[str, Any] | None, variant: str) -> Significance:
-    """Interpret the latest analysis result (aggregates item RESULT#LATEST) for the candidate's variant."""
-    if not result:
-        return Significance(outcome=Outcome.INCONCLUSIVE, reason="no analysis result yet")
-    computed_at = result.get("computed_at")
-    raw = result.get("decision")
-    if isinstance(raw, str) and raw.lstrip().startswith("{"):
-        raw = json.loads(raw)
-    winner = None
-    if isinstance(raw, Mapping):
-        winner = raw.get("variant") or raw.get("winner")
-        raw = raw.get("action") or raw.get("decision") or raw.get("outcome")
-    if raw is None or raw == "-":
-        return Significance(outcome=Outcome.INCONCLUSIVE, reason="the analysis has no decision yet",
-                            computed_at=computed_at)
-    decision = str(raw)
-    key = re.split(r"[\s:—–]+| - ", decision.strip().lower(), maxsplit=1)[0].replace("-", "_")
-    if key in _PROMOTE:
-        if winner is not None and winner != variant:
-            return Significance(outcome=Outcome.INCONCLUSIVE, decision=decision, computed_at=computed_at,
-                                reason=f"the analysis favours variant {winner!r}, not the candidate's {variant!r}")
-        return Significance(outcome=Outcome.PASS, decision=decision, computed_at=computed_at,
-                            reason=f"analysis decision {decision!r} (computed {computed_at})")
-    if key in _REJECT:
-        return Significance(outcome=Outcome.FAIL, decision=decision, computed_at=computed_at,
-                            reason=f"analysis decision {decision!r} (computed {computed_at})")
-    return Significance(outcome=Outcome.INCONCLUSIVE, decision=decision, computed_at=computed_at,
-                        reason=f"analysis decision {decision!r} is not significant yet")
+    verdict = verdict_for_variant(result, variant)
+    outcome = {"pass": Outcome.PASS, "fail": Outcome.FAIL}.get(verdict.verdict, Outcome.INCONCLUSIVE)
+    return Significance(outcome=outcome, decision=verdict.decision, computed_at=verdict.computed_at,
+                        reason=verdict.reason)
 
 
 # --- progression -------------------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections import defaultdict
 from datetime import datetime, timezone
 from functools import cache
 from typing import Any
@@ -143,37 +142,33 @@ def _add_canary_outcomes(result: RecordResult) -> None:
         metrics.add_metric(METRIC_SAFETY_STOPS, MetricUnit.Count, int(observation.safety_filtered))
 
 
-def _emit(results: list[RecordResult]) -> None:
-    """EMF metrics of newly recorded observations: one metric set per experiment and variant, one per
-    canary-rollout target ({target: canary|primary}, what the canary alarms watch) and one per target and
-    judged intent ({target, intent}, what the canary judge reads per intent)."""
-    by_variant: dict[tuple[str, str], list[RecordResult]] = defaultdict(list)
-    by_target: dict[tuple[str, str | None], list[RecordResult]] = defaultdict(list)
-    judged = environment().judged_intent_set
-    for result in results:
-        if result.duplicate:
-            continue
-        by_variant[(result.observation.experiment_id, result.observation.variant_id)].append(result)
-        side = result.observation.target
-        if side and not result.flag:
-            by_target[(side, None)].append(result)
-            if result.observation.intent in judged:
-                by_target[(side, result.observation.intent)].append(result)
-    for (experiment_id, variant_id), group in by_variant.items():
-        metrics.add_dimension(DIM_EXPERIMENT, experiment_id)
-        metrics.add_dimension(DIM_VARIANT, variant_id)
-        for result in group:
-            if result.flag:
-                metrics.add_metric(METRIC_FLAGGED_OBSERVATIONS, MetricUnit.Count, 1)
-            else:
-                _add_outcomes(result)
-        metrics.flush_metrics()
-    for (target, intent), group in by_target.items():
+def _emit(result: RecordResult) -> None:
+    """EMF metrics of one newly recorded observation, flushed right after its write (a later item of the batch
+    failing cannot lose them, and a retry sees a duplicate and emits nothing twice): one metric set for its
+    experiment and variant (a flagged one counts only as FlaggedObservations there) and, during a canary rollout,
+    one for its target ({target: canary|primary}, what the canary alarms watch) and one for its target and judged
+    intent ({target, intent}, what the canary judge reads per intent). The target sets count EVERY response the
+    target served, flagged ones included: flags concern the experiment's statistics, not the canary's health."""
+    if result.duplicate:
+        return
+    observation = result.observation
+    metrics.add_dimension(DIM_EXPERIMENT, observation.experiment_id)
+    metrics.add_dimension(DIM_VARIANT, observation.variant_id)
+    if result.flag:
+        metrics.add_metric(METRIC_FLAGGED_OBSERVATIONS, MetricUnit.Count, 1)
+    else:
+        _add_outcomes(result)
+    metrics.flush_metrics()
+    target = observation.target
+    if not target:
+        return
+    metrics.add_dimension(DIM_TARGET, target)
+    _add_canary_outcomes(result)
+    metrics.flush_metrics()
+    if observation.intent in environment().judged_intent_set:
         metrics.add_dimension(DIM_TARGET, target)
-        if intent is not None:
-            metrics.add_dimension(DIM_INTENT, intent)
-        for result in group:
-            _add_canary_outcomes(result)
+        metrics.add_dimension(DIM_INTENT, observation.intent)
+        _add_canary_outcomes(result)
         metrics.flush_metrics()
 
 
@@ -181,7 +176,7 @@ def _emit(results: list[RecordResult]) -> None:
 @tracer.capture_method
 def record_one() -> tuple[dict, int]:
     result = _record(parse_body(json_body(app), Observation))
-    _emit([result])
+    _emit(result)
     return result.to_dict(), 200 if result.duplicate else 201
 
 
@@ -196,9 +191,9 @@ def record_batch() -> dict:
         except KanariaError as exc:
             items.append({"index": index, "ok": False, "error": exc.to_dict()})
             continue
+        _emit(result)
         recorded.append(result)
         items.append({"index": index, "ok": True, **result.to_dict()})
-    _emit(recorded)
     summary = {
         "recorded": sum(1 for r in recorded if not r.duplicate),
         "duplicates": sum(1 for r in recorded if r.duplicate),

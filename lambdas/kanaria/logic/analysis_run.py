@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Callable, Iterable, Mapping, Protocol
 
+from kanaria.domain.analysis_result import AnalysisResult, StoredResult, coerce_stored
 from kanaria.domain.assignment import configuration
 from kanaria.domain.observation import (
     COUNT_ATTRIBUTE, KIND_COUNTED, KIND_EXCLUDED, KIND_EXPOSURE, KIND_MISMATCH, NO_INTENT, Statistics,
@@ -18,11 +19,12 @@ from kanaria.domain.observation import (
 from kanaria.domain.profiles import FALLBACK_INTENT, IntentProfile, profile_for
 from kanaria.errors import ConflictError
 from kanaria.domain.records import AuditEntry, ExperimentRecord, ExperimentRepository
-from kanaria.logic.experiments import transition
+from kanaria.logic.experiments import get_experiment, stop_variant, transition
 
 ANALYSIS_ACTOR = "kanaria-analysis"
+STOP_REASON = "analysis: harmful (always-valid harm test), stopped while the other treatments continue"
 
-Analyze = Callable[[dict[str, Any]], dict[str, Any]]
+Analyze = Callable[[dict[str, Any]], AnalysisResult]
 Alert = Callable[[str, dict[str, Any]], None]  # (subject, message)
 
 
@@ -30,7 +32,7 @@ class ResultStore(Protocol):
     """Counter items in, versioned results out (DynamoAnalysisStore)."""
 
     def counters(self, experiment_id: str) -> list[dict[str, Any]]: ...
-    def latest_result(self, experiment_id: str) -> dict[str, Any] | None: ...
+    def latest_result(self, experiment_id: str) -> StoredResult | None: ...
     def put_result(self, experiment_id: str, computed_at: str, decision: str | None, result: Mapping[str, Any],
                    snapshot: Mapping[str, Any]) -> bool: ...
 
@@ -101,27 +103,20 @@ def build_snapshot(record: ExperimentRecord, counters: Iterable[Mapping[str, Any
     }
 
 
-def previous_looks(previous: Mapping[str, Any] | None) -> list[float]:
-    """Information fractions of the earlier scheduled reads (group-sequential history); none before the first."""
-    if not previous:
-        return []
-    evidence = (previous.get("result") or {}).get("evidence") or {}
-    looks = (evidence.get("sequential") or {}).get("looks") or []
-    return [float(t) for t in looks if t is not None]
+def previous_looks(previous: StoredResult | Mapping[str, Any] | None) -> list[float]:
+    """Information fractions of the earlier scheduled reads' looks (group-sequential history); none before the first."""
+    stored = coerce_stored(previous)
+    return stored.result.looks if stored is not None and stored.result is not None else []
 
 
-def decision_of(result: Mapping[str, Any]) -> str | None:
-    """The engine's decision as one string (it may be a string or an object with an action)."""
-    decision = result.get("decision")
-    if isinstance(decision, Mapping):
-        decision = decision.get("action") or decision.get("decision") or decision.get("outcome")
-    return None if decision is None else str(decision)
+def decision_of(result: AnalysisResult) -> str:
+    """The engine's decision as one string."""
+    return result.decision.value
 
 
-def srm_mismatch(result: Mapping[str, Any]) -> bool:
+def srm_mismatch(result: AnalysisResult) -> bool:
     """Whether the engine found a sample-ratio mismatch."""
-    srm = result.get("srm")
-    return bool(isinstance(srm, Mapping) and srm.get("mismatch") is True)
+    return result.srm.get("mismatch") is True
 
 
 @dataclass(frozen=True)
@@ -137,6 +132,9 @@ class AnalysisOutcome:
     srm_mismatch: bool
     paused: bool
     weights_updated: bool = False
+    frozen: bool = False  # the stored decision is final (obf/fixed at the planned sample): nothing was tested
+    final: bool = False  # this run made the final decision (stored and audited)
+    stopped_variants: tuple[str, ...] = ()  # harmful arms stopped by this run
 
 
 def analyse_experiment(
@@ -150,14 +148,21 @@ def analyse_experiment(
 ) -> AnalysisOutcome:
     """Analyse one experiment from its counters, store the result, alert on a new decision, pause on SRM."""
     experiment_id = record.experiment.id
-    previous = store.latest_result(experiment_id)
+    previous = coerce_stored(store.latest_result(experiment_id))
+    computed_at = now.isoformat(timespec="milliseconds")
+    previous_decision = previous["decision"] if previous else None
+    if previous is not None and previous.result is not None and previous.result.final:
+        # the decision at the planned sample is final: read again, it would be tested again (issue #13)
+        return AnalysisOutcome(experiment_id, computed_at, previous_decision, previous_decision, False, False, False,
+                               False, frozen=True)
     snapshot = build_snapshot(record, store.counters(experiment_id), profiles)
     snapshot["experiment"]["looks"] = previous_looks(previous)
     result = analyze(snapshot)
+    if not isinstance(result, AnalysisResult):
+        result = AnalysisResult.model_validate(result)
     decision = decision_of(result)
-    previous_decision = previous["decision"] if previous else None
-    computed_at = now.isoformat(timespec="milliseconds")
-    stored = store.put_result(experiment_id, computed_at, decision, result, snapshot)
+    body = result.to_json()
+    stored = store.put_result(experiment_id, computed_at, decision, body, snapshot)
     changed = stored and decision != previous_decision
     mismatch = srm_mismatch(result)
     paused = False
@@ -169,19 +174,55 @@ def analyse_experiment(
             paused = False  # paused or completed meanwhile by an operator: nothing left to stop
         alert(f"Kanaria: sample-ratio mismatch in {experiment_id}"[:100], {
             "kind": "srm_mismatch", "experiment_id": experiment_id, "paused": paused, "computed_at": computed_at,
-            "srm": result.get("srm"), "units": {v: a["units"] for v, a in snapshot["aggregates"].items()},
+            "srm": result.srm, "units": {v: a["units"] for v, a in snapshot["aggregates"].items()},
             "weights": snapshot["experiment"]["weights"],
         })
     if changed:
         alert(f"Kanaria: {experiment_id} decision {previous_decision or 'none'} -> {decision}"[:100], {
             "kind": "decision_changed", "experiment_id": experiment_id, "previous_decision": previous_decision,
-            "decision": decision, "computed_at": computed_at, "result": result,
+            "decision": decision, "computed_at": computed_at, "result": body,
         })
+    stopped: list[str] = []
+    if stored and not mismatch:
+        stopped = stop_harmful_variants(repo, record, result.stop_variants, now)
+    final = stored and result.final and audit_final_decision(repo, experiment_id, result, computed_at, now)
     weights_updated = False
-    if stored and not mismatch and record.experiment.bandit and "update_weights" in result.get("actions", ()):
-        weights_updated = update_bandit_weights(repo, record, result.get("weights") or {}, now)
+    if stored and not mismatch and record.experiment.bandit and "update_weights" in result.actions:
+        weights_updated = update_bandit_weights(repo, record, result.weights or {}, now)
     return AnalysisOutcome(experiment_id, computed_at, decision, previous_decision, stored, changed, mismatch, paused,
-                           weights_updated)
+                           weights_updated, final=final, stopped_variants=tuple(stopped))
+
+
+def stop_harmful_variants(repo: ExperimentRepository, record: ExperimentRecord, variants: list[str],
+                          now: datetime) -> list[str]:
+    """Stop each harmful arm (its units go to control, as a rollback does) while the others continue; audited."""
+    stopped = []
+    for variant in variants:
+        if variant in record.stopped_variants:
+            continue
+        try:
+            stop_variant(repo, record.experiment.id, variant, STOP_REASON, ANALYSIS_ACTOR, now)
+        except ConflictError:
+            continue  # changed by an operator meanwhile: the next run sees the new state
+        stopped.append(variant)
+    return stopped
+
+
+def audit_final_decision(repo: ExperimentRepository, experiment_id: str, result: AnalysisResult, computed_at: str,
+                         now: datetime) -> bool:
+    """Record in the experiment's audit trail that the analysis decision is final (later runs do not test again)."""
+    try:
+        current = get_experiment(repo, experiment_id)
+        stamp = now.isoformat(timespec="milliseconds")
+        updated = replace(current, version=current.version + 1, updated_at=stamp)
+        detail = {"decision": result.decision.value, "winner": result.winner, "computed_at": computed_at,
+                  "information_fraction": result.evidence.get("information_fraction"),
+                  "reasons": result.evidence.get("reasons", [])}
+        repo.replace(updated, current.version, AuditEntry(experiment_id, updated.version, stamp, ANALYSIS_ACTOR,
+                                                          "analysis_final", detail))
+    except ConflictError:
+        return True  # the result is stored as final either way; an operator changed the record meanwhile
+    return True
 
 
 def update_bandit_weights(repo: ExperimentRepository, record: ExperimentRecord, weights: Mapping[str, float],

@@ -99,16 +99,30 @@ def mean_and_variance(n: Any, total: Any, total_sq: Any) -> tuple[np.ndarray, np
 
 def welch_statistics(n_c: Any, sum_c: Any, sum_sq_c: Any, n_t: Any, sum_t: Any, sum_sq_t: Any) -> WelchStatistics:
     """Welch's unequal-variance t statistic, Welch–Satterthwaite df and two-sided p-value (vectorised)."""
-    n_c, n_t = _arr(n_c), _arr(n_t)
     mean_c, var_c = mean_and_variance(n_c, sum_c, sum_sq_c)
     mean_t, var_t = mean_and_variance(n_t, sum_t, sum_sq_t)
+    return welch_from_moments(n_c, mean_c, var_c, n_t, mean_t, var_t)
+
+
+def welch_from_moments(n_c: Any, mean_c: Any, var_c: Any, n_t: Any, mean_t: Any, var_t: Any) -> WelchStatistics:
+    """Welch's test from sample sizes, means and unbiased variances (vectorised).
+
+    Valid for n ≥ 2 in both arms. Two arms without any spread (SE = 0) are the limit of the test: a difference
+    of means is then certain (|t| = ∞, p = 0) and equal means are no evidence at all (t = 0, p = 1), rather than
+    an undefined test that would never decide.
+    """
+    n_c, n_t = _arr(n_c), _arr(n_t)
+    mean_c, var_c, mean_t, var_t = _arr(mean_c), _arr(var_c), _arr(mean_t), _arr(var_t)
     with np.errstate(divide="ignore", invalid="ignore"):
         a, b = var_c / n_c, var_t / n_t
         se = np.sqrt(a + b)
         df = (a + b) ** 2 / (a**2 / (n_c - 1) + b**2 / (n_t - 1))
         effect = mean_t - mean_c
-        valid = (n_c >= 2) & (n_t >= 2) & (se > 0) & np.isfinite(se)
-        statistic = np.where(valid, effect / np.where(valid, se, 1.0), np.nan)
+        valid = (n_c >= 2) & (n_t >= 2) & np.isfinite(se) & np.isfinite(effect)
+        spread = valid & (se > 0)
+        statistic = np.where(spread, effect / np.where(spread, se, 1.0), np.where(effect != 0, np.sign(effect) * np.inf, 0.0))
+        df = np.where(spread, df, np.where(valid, n_c + n_t - 2, np.nan))
+    statistic = np.where(valid, statistic, np.nan)
     safe_df = np.where(valid, df, 1.0)
     p_value = np.where(valid, 2.0 * dist.t_sf(np.abs(np.where(valid, statistic, 0.0)), safe_df), np.nan)
     return WelchStatistics(mean_c, mean_t, effect, se, np.where(valid, df, np.nan), statistic, p_value, valid, var_c, var_t)

@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 from kanaria.stats import distributions as dist
 
@@ -239,15 +239,20 @@ class MsprtStatistics(NamedTuple):
 
 
 def msprt_normal(effect: Any, variance: Any, tau2: Any, alpha: float = 0.05) -> MsprtStatistics:
-    """Always-valid p-value and (1 − alpha) confidence sequence for θ from Δ ~ N(θ, V), mixing N(0, τ²)."""
+    """Always-valid p-value and (1 − alpha) confidence sequence for θ from Δ ~ N(θ, V), mixing N(0, τ²).
+
+    V = 0 (no spread in either arm) is the limit: p = 0 for Δ ≠ 0, 1 for Δ = 0, and the sequence is the point Δ.
+    """
     effect, v, tau2 = (np.asarray(x, dtype=float) for x in (effect, variance, tau2))
-    valid = np.isfinite(effect) & np.isfinite(v) & (v > 0) & (tau2 > 0)
-    v = np.where(valid, v, 1.0)
+    valid = np.isfinite(effect) & np.isfinite(v) & (v >= 0) & (tau2 > 0)
+    spread = valid & (v > 0)
+    v = np.where(spread, v, 1.0)
     tau2 = np.where(valid, tau2, 1.0)
     d = np.where(valid, effect, 0.0)
     log_lr = 0.5 * np.log(v / (v + tau2)) + tau2 * d * d / (2.0 * v * (v + tau2))
+    log_lr = np.where(spread, log_lr, np.where(d != 0, np.inf, -np.inf))
     p_value = np.minimum(1.0, np.exp(-np.maximum(log_lr, 0.0)))
-    half = np.sqrt(v * (v + tau2) / tau2 * (2.0 * math.log(1.0 / alpha) + np.log((v + tau2) / v)))
+    half = np.where(spread, np.sqrt(v * (v + tau2) / tau2 * (2.0 * math.log(1.0 / alpha) + np.log((v + tau2) / v))), 0.0)
     nan = np.full(np.shape(log_lr), np.nan)
     return MsprtStatistics(
         np.where(valid, log_lr, nan),
@@ -256,3 +261,34 @@ def msprt_normal(effect: Any, variance: Any, tau2: Any, alpha: float = 0.05) -> 
         np.where(valid, d + half, nan),
         valid,
     )
+
+
+class OneSidedMsprt(NamedTuple):
+    """Arrays of the one-sided mixture SPRT: log e-value, always-valid p-value, validity."""
+
+    log_e_value: np.ndarray
+    p_value: np.ndarray
+    valid: np.ndarray
+
+
+def msprt_one_sided(effect: Any, variance: Any, tau2: Any) -> OneSidedMsprt:
+    """Always-valid one-sided test of H0: θ ≤ 0 against θ > 0 from Δ ~ N(θ, V), mixing θ over a half-normal.
+
+    The mixing density is 2·N(0, τ²) on θ > 0 (Howard et al. 2021's one-sided normal mixture):
+        Λ⁺ = ∫₀^∞ exp((θΔ − θ²/2)/V) · 2φ(θ/τ)/τ dθ = 2 · √(V/(V+τ²)) · exp(τ²Δ²/(2V(V+τ²))) · Φ(τΔ/√(V(V+τ²))).
+    Each likelihood ratio with θ > 0 is a non-negative supermartingale whenever the true θ ≤ 0, so Λ⁺ is one and
+    p = min(1, 1/Λ⁺) is valid at any number of looks (Ville): P(∃ look with p ≤ a) ≤ a for every θ ≤ 0.
+    V = 0 (a deterministic difference): p = 0 when Δ > 0, 1 otherwise. Invalid (nan) for nan/inf input or τ ≤ 0.
+    """
+    effect, v, tau2 = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (effect, variance, tau2)))
+    valid = np.isfinite(effect) & np.isfinite(v) & (v >= 0) & np.isfinite(tau2) & (tau2 > 0)
+    positive_v = valid & (v > 0)
+    safe_v = np.where(positive_v, v, 1.0)
+    safe_tau2 = np.where(valid, tau2, 1.0)
+    d = np.where(valid, effect, 0.0)
+    total = safe_v + safe_tau2
+    log_e = (math.log(2.0) + 0.5 * np.log(safe_v / total) + safe_tau2 * d * d / (2.0 * safe_v * total)
+             + special.log_ndtr(np.sqrt(safe_tau2) * d / np.sqrt(safe_v * total)))
+    log_e = np.where(positive_v, log_e, np.where(d > 0, np.inf, -np.inf))
+    p_value = np.where(valid, np.exp(-np.maximum(log_e, 0.0)), np.nan)
+    return OneSidedMsprt(np.where(valid, log_e, np.nan), p_value, valid)

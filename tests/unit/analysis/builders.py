@@ -5,10 +5,29 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from kanaria.analysis import analyze_snapshot
+
 
 def mean_stats(n: int, mean: float, sd: float) -> dict[str, float]:
     """(n, sum, sum_sq) of n observations with this sample mean and sample SD."""
     return {"n": n, "sum": n * mean, "sum_sq": (n - 1) * sd * sd + n * mean * mean}
+
+
+def latency_histogram(n: int, p99: float, sigma: float = 0.25) -> dict[str, int]:
+    """The aggregator's latency histogram of n lognormal latencies (σ_log = sigma) placed at their quantiles
+    (i − ½)/n, the distribution's p99 being `p99`: a deterministic sample for the p99 guardrail."""
+    import numpy as np
+    from scipy import stats
+
+    from kanaria.domain.observation import latency_bucket
+
+    median = p99 / np.exp(sigma * stats.norm.ppf(0.99))
+    values = median * np.exp(sigma * stats.norm.ppf((np.arange(1, n + 1) - 0.5) / n))
+    counts: dict[str, int] = {}
+    for value in values:
+        key = str(latency_bucket(float(value)))
+        counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 def rate_stats(n: int, rate: float) -> dict[str, int]:
@@ -36,7 +55,8 @@ def variant(
     body: dict[str, Any] = {
         "units": units,
         "quality_score": mean_stats(units, quality, quality_sd),
-        "latency_ms": {**mean_stats(units, latency, latency_sd), "p99": p99},
+        "latency_ms": {**mean_stats(units, latency, latency_sd), "p99": p99,
+                       **({"histogram": latency_histogram(units, p99)} if p99 is not None and units else {})},
         "cost_usd": mean_stats(units, cost, cost_sd),
         "input_tokens": mean_stats(units, 1500.0, 300.0),
         "output_tokens": mean_stats(units, 300.0, 80.0),
@@ -76,3 +96,8 @@ def snapshot(
         "aggregates": {"A": copy.deepcopy(control), "B": copy.deepcopy(treatment)},
     }
     return body
+
+
+def analyze(body: dict[str, Any]) -> dict[str, Any]:
+    """The engine's result in its stored JSON shape."""
+    return analyze_snapshot(body).to_json()

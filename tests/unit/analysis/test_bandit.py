@@ -2,9 +2,8 @@
 
 import pytest
 
-from kanaria.analysis import analyze_snapshot
 
-from .builders import snapshot, variant
+from .builders import analyze, snapshot, variant
 
 
 def bandit_snapshot(**extra):
@@ -19,7 +18,7 @@ def bandit_snapshot(**extra):
 
 
 def test_bandit_weights_follow_the_posterior_with_floors():
-    result = analyze_snapshot(bandit_snapshot())
+    result = analyze(bandit_snapshot())
     weights = result["weights"]
     assert sum(weights.values()) == pytest.approx(1.0, abs=1e-12)
     assert weights["C"] == 0.0 and "quality" in result["bandit"]["removed"]["C"]
@@ -29,8 +28,8 @@ def test_bandit_weights_follow_the_posterior_with_floors():
 
 
 def test_bandit_weights_are_reproducible_for_the_same_data():
-    assert analyze_snapshot(bandit_snapshot())["weights"] == analyze_snapshot(bandit_snapshot())["weights"]
+    assert analyze(bandit_snapshot())["weights"] == analyze(bandit_snapshot())["weights"]
 
 
 def test_bandit_seed_can_be_pinned():
-    assert analyze_snapshot(bandit_snapshot(seed=7))["bandit"]["seed"] == 7
+    assert analyze(bandit_snapshot(seed=7))["bandit"]["seed"] == 7

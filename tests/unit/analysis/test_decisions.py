@@ -4,13 +4,12 @@ import json
 
 import pytest
 
-from kanaria.analysis import analyze_snapshot
 
-from .builders import mean_stats, rate_stats, snapshot, variant
+from .builders import analyze, mean_stats, rate_stats, snapshot, variant
 
 
 def analyse(body):
-    result = analyze_snapshot(body)
+    result = analyze(body)
     json.dumps(result, allow_nan=False)  # always valid JSON
     return result
 
@@ -51,9 +50,25 @@ def test_a_significantly_failed_guardrail_rolls_back_even_when_quality_improves(
     assert error["status"] == "fail" and error["checks"][0]["ci"][0] > 0.005
 
 
-def test_p99_latency_above_the_ceiling_rolls_back():
-    result = analyse(snapshot(variant(10_000), variant(10_000, quality=0.86, p99=5200.0)))
+def test_p99_latency_above_the_ceiling_and_above_control_rolls_back():
+    result = analyse(snapshot(variant(10_000), variant(10_000, quality=0.86, p99=6000.0)))
     assert result["decision"] == "ROLLBACK"
+    p99 = next(g for g in result["evidence"]["guardrails"]["B"] if g["metric"] == "latency_p99_ms")
+    assert p99["checks"][0]["harm"]["beyond_bound"] and p99["checks"][0]["harm"]["worse_than_control"]
+
+
+def test_a_ceiling_both_arms_exceed_neither_rolls_back_nor_promotes():
+    # A/A with 1% errors in both arms against the default 0.5% ceiling: not worse than control, so no rollback;
+    # not proven under the ceiling, so no promotion either
+    result = analyse(snapshot(variant(20_000, error=0.01), variant(20_000, error=0.01), planned_n=40_000))
+    error = next(g for g in result["evidence"]["guardrails"]["B"] if g["metric"] == "error")
+    assert error["status"] == "inconclusive" and "not shown worse than control" in error["checks"][0]["note"]
+    assert error["checks"][0]["harm"]["p_beyond_bound"] < 1e-6 and error["checks"][0]["harm"]["rejected"] is False
+    assert result["decision"] == "CONTINUE"
+    slow = analyse(snapshot(variant(20_000, p99=6000.0), variant(20_000, p99=6000.0), planned_n=40_000))
+    p99 = next(g for g in slow["evidence"]["guardrails"]["B"] if g["metric"] == "latency_p99_ms")
+    assert p99["status"] == "inconclusive" and p99["checks"][0]["harm"]["beyond_bound"] is True
+    assert slow["decision"] == "CONTINUE"
 
 
 @pytest.mark.parametrize(
@@ -66,8 +81,10 @@ def test_p99_latency_above_the_ceiling_rolls_back():
     ids=["safety missing", "p99 missing", "cost missing"],
 )
 def test_missing_guardrail_data_never_counts_as_passing(treatment, control):
-    result = analyse(snapshot(control, treatment))
-    assert result["decision"] == "CONTINUE"
+    result = analyse(snapshot(control, treatment))  # a win at the planned sample, a guardrail without data
+    assert result["evidence"]["efficacy"]["B"]["significant"] is True
+    assert result["decision"] == "NO_DECISION" and result["final"] is True
+    assert "guardrails not yet passed" in result["evidence"]["reasons"][0]
     assert any(g["status"] == "missing" for g in result["evidence"]["guardrails"]["B"])
 
 
@@ -76,9 +93,12 @@ def test_insufficient_guardrail_data_blocks_a_promotion():
     body = snapshot(variant(400, error=0.0), variant(400, quality=0.95, error=0.0), planned_n=400)
     result = analyse(body)
     assert result["evidence"]["primary"]["B"]["significant"] is True
-    assert result["decision"] == "CONTINUE"
+    assert result["decision"] == "NO_DECISION"  # the planned sample, so final
     statuses = {g["metric"]: g["status"] for g in result["evidence"]["guardrails"]["B"]}
-    assert statuses["error"] == "inconclusive" and statuses["latency_p99_ms"] == "insufficient_data"
+    assert statuses["error"] == "inconclusive"
+    few = analyse(snapshot(variant(150), variant(150, quality=0.95), planned_n=150))
+    # 150 latencies cannot bound a p99 from above (P(all 150 below it) = 0.99¹⁵⁰ = 0.22)
+    assert {g["metric"]: g["status"] for g in few["evidence"]["guardrails"]["B"]}["latency_p99_ms"] == "insufficient_data"
 
 
 def test_sample_ratio_mismatch_pauses_without_a_decision():
@@ -101,16 +121,28 @@ def test_fixed_horizon_win_before_the_planned_sample_is_not_acted_on():
     assert result["decision"] == "CONTINUE"
 
 
-def test_obf_promotes_early_only_past_the_boundary():
-    # At t = 0.2 with earlier looks at 0.1: the O'Brien–Fleming boundary is far above 1.96
-    modest = analyse(snapshot(variant(2_000), variant(2_000, quality=0.859), method="obf", looks=[0.1]))
-    strong = analyse(snapshot(variant(2_000), variant(2_000, quality=0.875), method="obf", looks=[0.1]))
+def test_obf_promotes_early_only_past_the_boundary_at_a_planned_look():
+    # t = 0.25, the first of the 4 planned looks: the O'Brien–Fleming boundary is far above 1.96
+    modest = analyse(snapshot(variant(2_500), variant(2_500, quality=0.859), method="obf", looks=[]))
+    strong = analyse(snapshot(variant(2_500), variant(2_500, quality=0.875), method="obf", looks=[]))
     modest_b = modest["metrics"]["quality_score"]["B"]
     assert modest_b["p_value"] < 0.05 and modest_b["significant"] is False
     assert modest["decision"] == "CONTINUE"
-    assert strong["metrics"]["quality_score"]["B"]["significant"] is True
-    assert strong["evidence"]["sequential"]["looks"] == [0.1, 0.2]
+    assert strong["metrics"]["quality_score"]["B"]["significant"] is True and strong["decision"] == "PROMOTE"
+    assert strong["evidence"]["sequential"]["looks"] == [0.25]
     assert 0 < strong["evidence"]["alpha_spent"] < 0.05
+
+
+def test_obf_reads_between_planned_looks_test_nothing():
+    # t = 0.3 after a look at 0.25: the next look is at 0.5; even a strong effect waits for it
+    between = analyse(snapshot(variant(3_000), variant(3_000, quality=0.875), method="obf", looks=[0.25]))
+    assert between["evidence"]["efficacy"]["B"]["tested"] is False
+    assert between["metrics"]["quality_score"]["B"]["significant"] is False
+    assert between["decision"] == "CONTINUE" and between["evidence"]["sequential"]["looks"] == [0.25]
+    assert between["evidence"]["sequential"]["next_look"] == 0.5
+    # within 0.001 of the planned look is that look
+    at_look = analyse(snapshot(variant(4_995), variant(4_995, quality=0.875), method="obf", looks=[0.25]))
+    assert at_look["evidence"]["sequential"]["looks"] == [0.25, 0.4995] and at_look["decision"] == "PROMOTE"
 
 
 def test_always_valid_reports_msprt_p_values_no_smaller_than_fixed_ones():
@@ -152,15 +184,26 @@ def test_three_arms_split_alpha_and_promote_the_best_winner():
     assert result["evidence"]["omnibus"]["error"]["test"] == "chi2_independence"
 
 
-def test_one_harmful_arm_rolls_the_experiment_back():
+def test_one_harmful_arm_is_stopped_while_the_other_is_promoted():
     body = snapshot(variant(10_000), variant(10_000))
     body["experiment"]["weights"] = {"A": 0.34, "B": 0.33, "C": 0.33}
     body["aggregates"] = {"A": variant(10_200), "B": variant(9_900, quality=0.86), "C": variant(9_900, quality=0.83)}
     body["experiment"]["planned_n_per_variant"] = 9_900
     result = analyse(body)
-    assert result["decision"] == "ROLLBACK"
-    assert result["evidence"]["variants"]["C"]["decision"] == "ROLLBACK"
-    assert result["evidence"]["variants"]["B"]["decision"] == "PROMOTE"
+    assert (result["decision"], result["winner"]) == ("PROMOTE", "B")
+    assert result["stop_variants"] == ["C"] and result["actions"] == ["stop_variant", "promote"]
+    assert result["evidence"]["variants"]["C"] | {"reasons": None} == {"decision": "ROLLBACK", "action": "stop",
+                                                                         "reasons": None}
+    assert result["evidence"]["variants"]["B"]["action"] == "promote"
+    assert result["evidence"]["reasons"][0].startswith("C: stopped")
+
+
+def test_every_treatment_harmful_rolls_the_experiment_back():
+    body = snapshot(variant(10_000), variant(10_000))
+    body["experiment"]["weights"] = {"A": 0.34, "B": 0.33, "C": 0.33}
+    body["aggregates"] = {"A": variant(10_200), "B": variant(9_900, quality=0.83), "C": variant(9_900, quality=0.83)}
+    result = analyse(body)
+    assert result["decision"] == "ROLLBACK" and result["actions"] == ["rollback"] and result["stop_variants"] == []
 
 
 def test_stopped_variants_leave_the_srm_check_and_the_decision():
@@ -182,21 +225,29 @@ def test_planned_sample_is_derived_from_the_mde_when_not_given():
 
 
 def test_small_samples_are_reported_but_not_acted_on():
-    result = analyse(snapshot(variant(20), variant(20, quality=0.99), planned_n=20))
+    result = analyse(snapshot(variant(20), variant(20, quality=0.99), planned_n=40))
     b = result["metrics"]["quality_score"]["B"]
     assert b["p_value"] is not None and b["significant"] is None
     assert result["decision"] == "CONTINUE"
 
 
-def test_guardrails_from_the_experiment_record_replace_defaults_per_metric():
+def test_guardrails_from_the_experiment_record_combine_with_the_defaults_by_the_stricter():
     # the experiments service sends guardrails as a list of {metric, max_degradation, relative}
     guardrails = [{"metric": "latency_p99_ms", "max_degradation": 0.10, "relative": True},
-                  {"metric": "task_completed", "max_degradation": 0.02, "relative": False}]
-    body = snapshot(variant(10_000, p99=4000.0), variant(10_000, quality=0.86, p99=4500.0), guardrails=guardrails)
+                  {"metric": "task_completed", "max_degradation": 0.02, "relative": False},
+                  {"metric": "error", "max": 0.008}, {"metric": "hallucination", "max_degradation": 0.005}]
+    body = snapshot(variant(40_000, p99=4000.0), variant(40_000, quality=0.86, p99=5000.0), guardrails=guardrails,
+                    planned_n=40_000)
     result = analyse(body)
-    p99 = next(g for g in result["evidence"]["guardrails"]["B"] if g["metric"] == "latency_p99_ms")
-    assert p99["checks"][0]["limit"] == pytest.approx(4400.0) and p99["status"] == "fail"
-    assert {g["metric"] for g in result["evidence"]["guardrails"]["B"]} >= {"error", "cost_usd", "task_completed"}
+    checks = {g["metric"]: g["checks"] for g in result["evidence"]["guardrails"]["B"]}
+    # the default ceiling and the experiment's relative margin are different bounds: both are judged
+    assert [(c["bound"], c["limit"], c["source"]) for c in checks["latency_p99_ms"]] == [
+        ("max", 5000.0, "default"), ("max_degradation", 0.10, "experiment")]
+    assert checks["latency_p99_ms"][1]["status"] == "fail"  # p99 +25% against +10%, shown at any number of reads
+    assert checks["error"][0]["limit"] == 0.005 and checks["error"][0]["source"].startswith("default (stricter")
+    # a rate margin without `relative` is in points, and the experiment's 0.5 point is stricter than the default 1
+    assert checks["hallucination"][0]["limit"] == 0.005 and checks["hallucination"][0]["relative"] is False
+    assert checks["task_completed"][0]["source"] == "experiment"
     assert result["decision"] == "ROLLBACK"
 
 

@@ -2,10 +2,10 @@
 
 import pytest
 
-from kanaria.analysis import analyze_snapshot, pareto_front, variant_efficiency
+from kanaria.analysis import pareto_front, variant_efficiency
 from kanaria.analysis.schema import VariantAggregate
 
-from .builders import mean_stats, rate_stats, snapshot, variant
+from .builders import analyze, mean_stats, rate_stats, snapshot, variant
 
 
 def aggregate(quality, tokens_in, tokens_out, cost=0.012, latency=2000.0, satisfactory=None):
@@ -53,7 +53,7 @@ def test_pareto_front_minimises_cost_and_latency_and_maximises_quality():
 def test_analysis_reports_efficiency_overall_and_per_intent():
     body = snapshot(variant(1_000, cost=0.008, latency=2000), variant(1_000, cost=0.006, latency=1500, quality=0.86))
     body["intents"] = {"chitchat": {"A": variant(500), "B": variant(500, cost=0.009)}}
-    efficiency = analyze_snapshot(body)["evidence"]["efficiency"]
+    efficiency = analyze(body)["evidence"]["efficiency"]
     assert efficiency["overall"]["pareto_optimal"] == ["B"]
     assert efficiency["intents"]["chitchat"]["variants"]["A"]["quality_target"] == 0.78
     assert efficiency["intents"]["chitchat"]["pareto_optimal"] == ["A"]

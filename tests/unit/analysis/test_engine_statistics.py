@@ -7,16 +7,15 @@ import pytest
 from scipy import stats
 from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
 
-from kanaria.analysis import analyze_snapshot
 
-from .builders import snapshot, variant
+from .builders import analyze, snapshot, variant
 
 
 @pytest.fixture(scope="module")
 def result():
     control = variant(4_000, quality=0.84, quality_sd=0.15, task_completed=0.78)
     treatment = variant(3_950, quality=0.848, quality_sd=0.17, task_completed=0.80)
-    return analyze_snapshot(snapshot(control, treatment, planned_n=3_950)), control, treatment
+    return analyze(snapshot(control, treatment, planned_n=3_950)), control, treatment
 
 
 def test_welch_numbers_match_scipy_from_stats(result):
@@ -37,7 +36,8 @@ def test_two_proportion_numbers_match_statsmodels(result):
     r = out["metrics"]["task_completed"]["B"]
     c, t = control["task_completed"], treatment["task_completed"]
     z, p = proportions_ztest([t["successes"], c["successes"]], [t["n"], c["n"]])
-    low, high = confint_proportions_2indep(t["successes"], t["n"], c["successes"], c["n"], method="wald")
+    # the interval is Newcombe's hybrid score interval (a Wald interval is [−1, −1] for 1/1 vs 0/1)
+    low, high = confint_proportions_2indep(t["successes"], t["n"], c["successes"], c["n"], method="newcomb")
     assert (r["statistic"], r["p_value"]) == (pytest.approx(z, rel=1e-9), pytest.approx(p, rel=1e-8))
     assert r["ci"] == [pytest.approx(low, rel=1e-9), pytest.approx(high, rel=1e-9)]
 
@@ -58,15 +58,17 @@ def test_error_guardrail_interval_is_clopper_pearson(result):
     assert error["checks"][0]["ci"] == [pytest.approx(low, rel=1e-10), pytest.approx(high, rel=1e-10)]
 
 
-def test_cost_guardrail_interval_is_the_welch_interval_of_the_increase(result):
+def test_relative_cost_guardrail_is_judged_on_t_minus_one_and_a_half_c_with_the_delta_method(result):
     out, control, treatment = result
     cost = next(g for g in out["evidence"]["guardrails"]["B"] if g["metric"] == "cost_usd")
     c, t = control["cost_usd"], treatment["cost_usd"]
-    sd = lambda s: math.sqrt((s["sum_sq"] - s["sum"] ** 2 / s["n"]) / (s["n"] - 1))  # noqa: E731
-    se2 = np.array([sd(c) ** 2 / c["n"], sd(t) ** 2 / t["n"]])
-    df = se2.sum() ** 2 / (se2[0] ** 2 / (c["n"] - 1) + se2[1] ** 2 / (t["n"] - 1))
-    half = stats.t.ppf(0.975, df) * math.sqrt(se2.sum())
-    increase = t["sum"] / t["n"] - c["sum"] / c["n"]
-    low, high = cost["checks"][0]["ci"]
-    assert (low, high) == (pytest.approx(increase - half, abs=1e-12), pytest.approx(increase + half, abs=1e-12))
-    assert cost["checks"][0]["limit"] == pytest.approx(0.5 * c["sum"] / c["n"])  # +50% of the control mean
+    mean = lambda s: s["sum"] / s["n"]  # noqa: E731
+    var_mean = lambda s: (s["sum_sq"] - s["sum"] ** 2 / s["n"]) / (s["n"] - 1) / s["n"]  # noqa: E731
+    # D = T̄ − 1.5·C̄, Var D = Var T̄ + 1.5²·Var C̄ (the control's uncertainty counts); reported as the worsening
+    d = mean(t) - 1.5 * mean(c)
+    half = stats.norm.ppf(0.975) * math.sqrt(var_mean(t) + 2.25 * var_mean(c))
+    check = cost["checks"][0]
+    margin = 0.5 * mean(c)
+    assert check["limit"] == pytest.approx(margin) and check["relative"] is True
+    assert check["ci"] == [pytest.approx(d - half + margin, abs=1e-12), pytest.approx(d + half + margin, abs=1e-12)]
+    assert check["status"] == "pass"

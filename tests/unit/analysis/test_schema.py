@@ -4,10 +4,10 @@ import copy
 
 import pytest
 
-from kanaria.analysis import analyze_snapshot, parse_snapshot
+from kanaria.analysis import parse_snapshot
 from kanaria.errors import ValidationError
 
-from .builders import snapshot, variant
+from .builders import analyze, snapshot, variant
 
 GOOD = snapshot(variant(1_000), variant(1_000))
 
@@ -49,7 +49,7 @@ def broken(path: str, value):
 )
 def test_bad_snapshots_name_the_field(path, value, field, reason):
     with pytest.raises(ValidationError) as caught:
-        analyze_snapshot(broken(path, value))
+        analyze(broken(path, value))
     assert caught.value.field == field
     assert reason.lower() in caught.value.reason.lower()
 
@@ -58,19 +58,19 @@ def test_always_valid_needs_an_mde():
     body = broken("experiment.mde", KeyError)
     body["experiment"]["method"] = "always_valid"
     with pytest.raises(ValidationError) as caught:
-        analyze_snapshot(body)
+        analyze(body)
     assert caught.value.field == "experiment.mde"
 
 
 def test_bandit_needs_a_binary_primary_metric():
     with pytest.raises(ValidationError) as caught:
-        analyze_snapshot(broken("experiment.bandit", True))
+        analyze(broken("experiment.bandit", True))
     assert caught.value.field == "experiment.primary_metric"
 
 
 def test_not_an_object():
     with pytest.raises(ValidationError) as caught:
-        analyze_snapshot([1, 2])  # type: ignore[arg-type]
+        analyze([1, 2])  # type: ignore[arg-type]
     assert caught.value.field == "snapshot"
 
 
@@ -88,7 +88,7 @@ def test_snapshot_from_the_scheduled_analysis_shape_is_accepted():
     body["flagged"] = {"mismatched": {}, "excluded": {}}
     parsed = parse_snapshot(body)
     assert parsed.aggregates["A"].means["latency_ms"].p99 is None
-    result = analyze_snapshot(body)
+    result = analyze(body)
     assert result["evidence"]["config_hashes"]["B"] == {"chitchat": "cd34"}
     assert result["evidence"]["intents"]["B"]["intents"]["-"]["weight"] == 0.0
 
@@ -97,7 +97,7 @@ def test_unknown_metrics_are_analysed_by_shape():
     body = copy.deepcopy(GOOD)
     body["aggregates"]["A"]["thumbs_up"] = {"n": 1000, "successes": 500}
     body["aggregates"]["B"]["thumbs_up"] = {"n": 1000, "successes": 560}
-    result = analyze_snapshot(body)
+    result = analyze(body)
     assert result["metrics"]["thumbs_up"]["B"]["test"] == "two_proportion_z"
 
 

@@ -34,7 +34,7 @@ def stored():
             items.append({**write.counter_key, **write.counter_attributes, **write.increments})
         items += [{"sk": f"EXPOSURE#{v}#chitchat#d#00", "variant": v, "intent": "chitchat", "units": 200} for v in "AB"]
         snapshot = build_snapshot(record, items, DEFAULT_PROFILES)
-        result = analyze_snapshot(snapshot)
+        result = analyze_snapshot(snapshot).to_json()
         DynamoAnalysisStore(table_name(PREFIX, "aggregates")).put_result("exp-obs", NOW.isoformat(), result["decision"],
                                                                          result, snapshot)
         yield result

@@ -164,8 +164,29 @@ def _racing_conditional_puts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return sorted(outcomes)
 
 
+def _async_config_stack() -> dict[str, Any]:
+    """A function, a queue and the function's EventInvokeConfig (retries, on-failure destination) in one template."""
+    return {"Resources": {
+        "Role": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {}}},
+        "Fn": {"Type": "AWS::Lambda::Function", "Properties": {
+            "FunctionName": "fn", "Runtime": "python3.12", "Handler": "index.handler",
+            "Role": {"Fn::GetAtt": ["Role", "Arn"]}, "Code": {"ZipFile": "def handler(e, c): pass"}}},
+        "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "failures"}},
+        "Config": {"Type": "AWS::Lambda::EventInvokeConfig", "Properties": {
+            "FunctionName": {"Ref": "Fn"}, "Qualifier": "$LATEST", "MaximumRetryAttempts": 2,
+            "MaximumEventAgeInSeconds": 3600,
+            "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": ["Queue", "Arn"]}}}}},
+    }}
+
+
 class TestMotoUnadapted:
     """What moto 5.2.5 does without the adaptations (fails loudly when an upgrade changes it)."""
+
+    def test_event_invoke_config_is_silently_skipped(self, unadapted: None) -> None:
+        with mock_aws():
+            assert _deploy(_async_config_stack())["StackStatus"] == "CREATE_COMPLETE"
+            with pytest.raises(ClientError, match="ResourceNotFound|not found|EventInvokeConfig"):
+                boto3.client("lambda", region_name=REGION).get_function_event_invoke_config(FunctionName="fn")
 
     def test_global_table_is_silently_skipped(self, unadapted: None) -> None:
         with mock_aws():
@@ -373,6 +394,32 @@ class TestAdapted:
             assert _stat("PR(90:)") == [10.0]
         with mock_aws():
             assert _stat("PR(10:20)") == [10.0]
+
+    def test_event_invoke_config_is_created(self, adapted: Any) -> None:
+        with mock_aws():
+            assert _deploy(_async_config_stack())["StackStatus"] == "CREATE_COMPLETE"
+            config = boto3.client("lambda", region_name=REGION).get_function_event_invoke_config(FunctionName="fn")
+            assert config["MaximumRetryAttempts"] == 2 and config["MaximumEventAgeInSeconds"] == 3600
+            assert config["DestinationConfig"]["OnFailure"]["Destination"] == (
+                f"arn:aws:sqs:{REGION}:{ACCOUNT}:failures")
+
+    def test_before_invoke_hook_can_fail_a_function(self, adapted: Any) -> None:
+        calls: list[Any] = []
+
+        def broken(function_name: str, event: Any) -> None:
+            raise RuntimeError(f"injected fault in {function_name}")
+
+        adapted.hooks.on_invoke, adapted.hooks.before_invoke = calls.append, broken
+        try:
+            with mock_aws():
+                _function("kanaria.handlers.experiments.handler", {"EXPERIMENTS_TABLE": "e", "ASSIGNMENTS_TABLE": "a",
+                                                                    "AGGREGATES_TABLE": "g", "PROFILES_PARAMETER": "/p"})
+                response = boto3.client("lambda", region_name=REGION).invoke(FunctionName="fn", Payload=b"{}")
+                assert response["FunctionError"]
+                assert json.loads(response["Payload"].read())["errorMessage"] == "injected fault in fn"
+                assert calls[0].error == "RuntimeError: injected fault in fn"
+        finally:
+            adapted.hooks.before_invoke = None
 
     def test_kanaria_handler_runs_in_process(self, adapted: Any) -> None:
         calls: list[Any] = []

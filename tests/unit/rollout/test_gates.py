@@ -11,7 +11,6 @@ from kanaria.domain.rollout import (
     SideMetrics,
     StageGates,
     evaluate_gates,
-    significance_from_result,
 )
 
 CRIT, WARN = "kanaria-canary-critical", "kanaria-canary-warning"
@@ -108,19 +107,3 @@ def test_significance_gate_uses_the_analysis_result() -> None:
     passed = Significance(outcome=Outcome.PASS, reason="promote")
     assert evaluate_gates(gates, snap(), passed).outcome is Outcome.PASS
     assert evaluate_gates(gates, snap(), None).outcome is Outcome.INCONCLUSIVE
-
-
-@pytest.mark.parametrize(("result", "outcome"), [
-    (None, Outcome.INCONCLUSIVE),
-    ({"decision": None, "computed_at": "t"}, Outcome.INCONCLUSIVE),
-    ({"decision": "PROMOTE_TREATMENT — better quality", "computed_at": "t"}, Outcome.PASS),
-    ({"decision": "promote", "computed_at": "t"}, Outcome.PASS),
-    ({"decision": "ROLLBACK — treatment is worse", "computed_at": "t"}, Outcome.FAIL),
-    ({"decision": "stop_for_harm", "computed_at": "t"}, Outcome.FAIL),
-    ({"decision": "NO_DECISION — continue", "computed_at": "t"}, Outcome.INCONCLUSIVE),
-    ({"decision": "continue", "computed_at": "t"}, Outcome.INCONCLUSIVE),
-    ({"decision": '{"action": "promote", "variant": "treatment"}', "computed_at": "t"}, Outcome.PASS),
-    ({"decision": {"action": "promote", "variant": "other"}, "computed_at": "t"}, Outcome.INCONCLUSIVE),
-])
-def test_analysis_decisions_map_to_outcomes(result: dict | None, outcome: Outcome) -> None:
-    assert significance_from_result(result, "treatment").outcome is outcome

@@ -106,6 +106,8 @@ def test_msprt_confidence_sequence_ends_where_the_likelihood_ratio_is_one_over_a
         assert mixture_likelihood_ratio(effect, variance, tau2, theta0=end) == pytest.approx(20.0, rel=1e-5)
 
 
-def test_msprt_zero_variance_is_not_a_result():
-    result = msprt_normal([0.1], [0.0], [0.01])
-    assert not result.valid[0] and np.isnan(result.p_value[0])
+def test_msprt_zero_variance_is_the_deterministic_limit_and_bad_input_is_not_a_result():
+    result = msprt_normal([0.1, 0.0, np.nan, 0.1], [0.0, 0.0, 0.01, -1.0], [0.01, 0.01, 0.01, 0.01])
+    assert result.valid.tolist() == [True, True, False, False]
+    assert result.p_value[:2].tolist() == [0.0, 1.0] and np.isnan(result.p_value[2:]).all()
+    assert [result.ci_low[0], result.ci_high[0]] == [0.1, 0.1]  # the limit of the sequence as V → 0

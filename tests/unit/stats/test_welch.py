@@ -68,13 +68,23 @@ def test_vectorised_statistics_equal_scalar_results():
     "control, treatment",
     [
         (MeanSummary(1, 0.8, 0.64), MeanSummary(30, 24.0, 19.5)),  # n < 2
-        (MeanSummary(10, 8.0, 6.4), MeanSummary(10, 8.0, 6.4)),  # zero variance in both arms
         (MeanSummary(0, 0.0, 0.0), MeanSummary(0, 0.0, 0.0)),  # no data
     ],
 )
 def test_undefined_tests_report_no_p_value_and_no_significance(control, treatment):
     result = welch_t_test(control, treatment)
     assert result.p_value is None and result.significant is None and result.ci == (None, None)
+
+
+@pytest.mark.parametrize("treatment_mean, p_value", [(0.8, 1.0), (0.9, 0.0), (0.7, 0.0)])
+def test_two_arms_without_spread_are_the_limit_of_the_test(treatment_mean, p_value):
+    # constant arms: the difference is certain (p = 0) or absent (p = 1) — the limit of Welch's p as SD → 0
+    control, treatment = MeanSummary(10, 8.0, 6.4), MeanSummary(10, 10 * treatment_mean, 10 * treatment_mean**2)
+    result = welch_t_test(control, treatment)
+    assert result.p_value == pytest.approx(p_value) and result.significant is (p_value == 0.0)
+    if p_value == 0.0:  # a tiny spread gives (almost) the same answer
+        near = stats.ttest_ind([treatment_mean] * 9 + [treatment_mean + 1e-4], [0.8] * 9 + [0.8 + 1e-4], equal_var=False)
+        assert near.pvalue < 1e-20
 
 
 def test_variance_from_sums_is_the_unbiased_sample_variance():

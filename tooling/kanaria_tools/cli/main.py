@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from typing import Sequence
 
@@ -49,6 +50,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except BrokenPipeError:
         return 0
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - an AWS error (no credentials, AccessDenied...) or a bug: never a traceback
+        if os.environ.get("KANARIA_DEBUG"):
+            raise
+        response = getattr(exc, "response", None)  # botocore ClientError: {"Error": {"Code": ...}}
+        code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+        print(json.dumps({"error": {"code": code or type(exc).__name__, "message": str(exc),
+                                    "hint": "KANARIA_DEBUG=1 shows the traceback"}}, ensure_ascii=False),
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

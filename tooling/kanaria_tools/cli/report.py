@@ -44,11 +44,12 @@ def run(args: argparse.Namespace) -> int:
     if latest is None:
         raise NotFoundError(f"no analysis stored for {args.experiment_id!r} under prefix {args.prefix!r} yet "
                             "(the scheduled analysis runs every few minutes)", field="experiment_id")
+    body = latest.as_dict()
     if args.json:
-        json.dump(latest, sys.stdout, indent=2, sort_keys=True)
+        json.dump(body, sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(render(latest))
+        sys.stdout.write(render(body))
     return 0
 
 

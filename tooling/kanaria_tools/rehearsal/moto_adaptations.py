@@ -100,6 +100,13 @@ ADAPTATIONS: tuple[Adaptation, ...] = (
         "invokes the functions with API-Gateway-HTTP-shaped events)",
     ),
     Adaptation(
+        "cfn-lambda-event-invoke-config",
+        "AWS::Lambda::EventInvokeConfig is not supported by CloudFormation: a function's asynchronous retry count and "
+        "on-failure destination are silently dropped",
+        "created through the Lambda backend (PutFunctionEventInvokeConfig), so GetFunctionEventInvokeConfig answers "
+        "what the template says; the rehearsal's asynchronous invocations follow it (kanaria_tools.rehearsal.invoke)",
+    ),
+    Adaptation(
         "cfn-alb-forward-config",
         "an AWS::ElasticLoadBalancingV2::Listener/ListenerRule whose forward action uses ForwardConfig "
         "(weighted target groups) crashes CloudFormation with KeyError 'TargetGroupArn'",
@@ -241,6 +248,9 @@ class Hooks:
     on_invoke: Callable[["Invocation"], None] | None = None
     # Maps the moment a function printed an EMF record to the metric timestamp (the rehearsal clock).
     metric_time: Callable[[], datetime] | None = None
+    # Called before an in-process function runs (function name, event); whatever it raises is the function's error
+    # (the rehearsal's injected faults of a function).
+    before_invoke: Callable[[str, Any], None] | None = None
     # Seconds an in-process invocation may wait for another one to finish before failing loudly.
     invoke_lock_timeout: float = 120.0
 
@@ -282,6 +292,7 @@ def apply(hooks: Hooks | None = None) -> Applied:
         if hooks is not None:
             _ACTIVE.hooks.on_invoke = hooks.on_invoke
             _ACTIVE.hooks.metric_time = hooks.metric_time
+            _ACTIVE.hooks.before_invoke = hooks.before_invoke
         return _ACTIVE
     patcher = _Patcher()
     hooks = hooks or Hooks()
@@ -448,12 +459,38 @@ def _global_table_model() -> type:
     return GlobalTable
 
 
+def _event_invoke_config_model() -> type:
+    """cfn-lambda-event-invoke-config: AWS::Lambda::EventInvokeConfig through the Lambda backend."""
+    from moto.awslambda.models import lambda_backends
+
+    class EventInvokeConfig(_Model):
+        @classmethod
+        def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict[str, Any],
+                                            account_id: str, region_name: str, **kwargs: Any) -> Any:
+            p = cloudformation_json["Properties"]
+            config = {key: p[key] for key in ("MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig")
+                      if key in p}
+            backend = lambda_backends[account_id][region_name]
+            name = str(p["FunctionName"]).split(":function:", 1)[-1].split(":", 1)[0]
+            backend.put_function_event_invoke_config(name, config)
+            return _Resource(f"{name}:{p.get('Qualifier', '$LATEST')}", {},
+                             lambda: backend.delete_function_event_invoke_config(name))
+
+        @classmethod
+        def update_from_cloudformation_json(cls, original_resource: Any, new_resource_name: str,
+                                            cloudformation_json: dict[str, Any], account_id: str, region_name: str) -> Any:
+            return original_resource
+
+    return EventInvokeConfig
+
+
 def _adapt_cloudformation(patcher: _Patcher) -> None:
     from moto.cloudformation import models as cfn_models
     from moto.cloudformation import parsing
 
     # cfn-resource-tags, cfn-dynamodb-global-table, cfn-alb-forward-config
-    extra_models: dict[str, type] = {"AWS::DynamoDB::GlobalTable": _global_table_model(), **_http_api_models()}
+    extra_models: dict[str, type] = {"AWS::DynamoDB::GlobalTable": _global_table_model(), **_http_api_models(),
+                                     "AWS::Lambda::EventInvokeConfig": _event_invoke_config_model()}
     _adapt_elbv2(patcher)
     original_class_from_type = parsing.resource_class_from_type
 
@@ -1035,6 +1072,8 @@ def _invoke_in_process(fn: Any, event: Any, stdout: _ThreadRoutedStdout, hooks: 
                     handler = getattr(module, attribute)
                     context = FakeLambdaContext(fn, request_id, started + float(fn.timeout))
                     print(f"START RequestId: {request_id} Version: $LATEST")
+                    if hooks.before_invoke is not None:
+                        hooks.before_invoke(fn.function_name, event)
                     result = handler(event, context)
                     payload = json.dumps(result, default=str)
                 except Exception as exc:  # noqa: BLE001 - the function's error, returned like Lambda does

@@ -60,6 +60,7 @@ def summary(result: Any) -> dict[str, Any]:
             "started_at": p.started_at, "ended_at": p.ended_at, "fault_at": p.fault_at,
             "rollback_completed_at": p.rollback_completed_at, "fault_to_rollback_seconds": p.fault_to_rollback,
             "reactions": [{"at": r.at, "kind": r.kind, "what": r.what} for r in p.reactions],
+            "detail": _detail(p.detail),
         } for p in result.phases],
         "alerts": [{"at": at, "subject": subject} for at, subject, _ in result.alerts],
         "alarm_transitions": [{"at": t.at, "alarm": t.alarm, "old": t.old, "new": t.new, "actions": list(t.actions)}
@@ -67,6 +68,16 @@ def summary(result: Any) -> dict[str, Any]:
         "not_emulated": result.not_created,
         "invocations": _invocation_stats(result.invocations),
     }
+
+
+def _detail(detail: dict[str, Any]) -> dict[str, Any]:
+    """The machine-readable part of a rollout phase's detail: the rollout, how it ended, what restored 100/0."""
+    kept = {k: detail[k] for k in ("rollout_id", "status", "execution_status", "weights_after", "restored_by",
+                                   "rollback_alerts") if k in detail}
+    record = detail.get("rollback")
+    if isinstance(record, dict):
+        kept["rollback_trigger"] = record.get("trigger")
+    return kept
 
 
 def _invocation_stats(invocations: list[Any]) -> dict[str, dict[str, float]]:

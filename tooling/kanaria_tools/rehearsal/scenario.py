@@ -20,7 +20,9 @@ from kanaria_tools.paths import repository_root
 DEFAULT_SCENARIO = "default"
 DECISIONS = ("PROMOTE", "REVIEW", "CONTINUE", "NO_DECISION", "ROLLBACK")
 FAULT_KINDS = ("error_spike", "latency_regression", "throttling", "hallucination_spike", "quality_drop",
-               "srm_assignment_bug", "missing_metrics")
+               "srm_assignment_bug", "missing_metrics", "rollback_function_failure")
+# Faults of the system itself rather than of the traffic: not the incident a rollback's reaction time is timed from.
+SYSTEM_FAULT_KINDS = ("rollback_function_failure",)
 
 
 class _Strict(BaseModel):
@@ -123,7 +125,7 @@ class Fault(_Strict):
     """Something going wrong at a scenario time (minutes since its phase started)."""
 
     kind: Literal["error_spike", "latency_regression", "throttling", "hallucination_spike", "quality_drop",
-                  "srm_assignment_bug", "missing_metrics"]
+                  "srm_assignment_bug", "missing_metrics", "rollback_function_failure"]
     at_minute: float = Field(ge=0, le=100_000)
     duration_minutes: float | None = Field(default=None, gt=0, description="until the end of the phase when unset")
     target: Literal["canary", "primary", "treatment", "control"] = "canary"
@@ -135,12 +137,15 @@ class Fault(_Strict):
     quality_score: float | None = Field(default=None, ge=0, le=1, description="quality_drop: the mean quality score")
     intents: tuple[str, ...] | None = Field(default=None, min_length=1,
                                             description="only requests of these intents are affected (default: all)")
+    failures: int | None = Field(default=None, ge=1, le=1000, description="rollback_function_failure: the deployed "
+                                 "rollback function raises on this many invocations while the fault is active")
     description: str = ""
 
     @model_validator(mode="after")
     def _parameters(self) -> "Fault":
         needs = {"error_spike": "rate", "throttling": "rate", "hallucination_spike": "rate",
-                 "srm_assignment_bug": "rate", "latency_regression": "latency_factor", "quality_drop": "quality_score"}
+                 "srm_assignment_bug": "rate", "latency_regression": "latency_factor", "quality_drop": "quality_score",
+                 "rollback_function_failure": "failures"}
         needed = needs.get(self.kind)
         if needed and getattr(self, needed) is None:
             raise ValueError(f"{needed}: required for a {self.kind} fault")
