@@ -24,6 +24,7 @@ from kanaria.evaluation.dataset import Dataset
 from kanaria.evaluation.judge import JudgeSpec
 from kanaria.evaluation.records import CaseRecord
 from kanaria.evaluation.scoring import SCORER_VERSION, WEIGHTS
+from kanaria.quantiles import percentile
 
 # Traffic mix mapped from the design notes' intent distribution onto Kanaria's intents (sums to 1).
 DEFAULT_INTENT_MIX: dict[str, float] = {
@@ -237,15 +238,6 @@ class EvaluationSummary(BaseModel):
 
 
 # --- arithmetic ----------------------------------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """Nearest-rank percentile: the smallest value with at least q% of the values at or below it."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
 
 
 def _mean(values: Sequence[float]) -> float | None:

@@ -18,7 +18,6 @@ import copy
 import importlib
 import io
 import json
-import math
 import os
 import re
 import socket
@@ -30,6 +29,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
+
+from kanaria.quantiles import percentile as nearest_rank
 
 MOTO_VERSION = "5.2.5"
 
@@ -1160,17 +1161,14 @@ def emf_metric_data(record: dict[str, Any], timestamp: datetime | None = None) -
 
 
 def percentile(values: list[float], p: float) -> float | None:
-    """Nearest-rank percentile (p in 0..100) of raw values; None without values.
+    """Nearest-rank percentile (p in 0..100) of raw values as a float; None without values.
 
     CloudWatch computes percentiles from the raw values of a period (approximately, for large sets); the nearest
-    rank is exact for the sizes the rehearsal produces. Shared by the GetMetricData adaptation and the alarm
-    evaluator, so a gate and an alarm reading the same p99 agree.
+    rank (kanaria.quantiles) is exact for the sizes the rehearsal produces. Shared by the GetMetricData adaptation
+    and the alarm evaluator, so a gate and an alarm reading the same p99 agree.
     """
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(p / 100.0 * len(ordered)))
-    return float(ordered[min(rank, len(ordered)) - 1])
+    value = nearest_rank(values, p)
+    return None if value is None else float(value)
 
 
 _PERCENTILE = re.compile(r"^p(\d{1,2}(?:\.\d+)?)$")
