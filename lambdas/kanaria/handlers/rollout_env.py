@@ -6,10 +6,10 @@ import os
 from datetime import datetime, timezone
 from functools import cache, partial
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError as PydanticValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from kanaria import names
-from kanaria.errors import from_pydantic
+from kanaria.errors import validate
 
 
 class RolloutEnvironment(BaseModel):
@@ -36,10 +36,7 @@ class RolloutEnvironment(BaseModel):
 @cache
 def rollout_environment() -> RolloutEnvironment:
     """Parsed once per execution environment; a missing variable is named in the error."""
-    try:
-        return RolloutEnvironment.model_validate(dict(os.environ))
-    except PydanticValidationError as exc:
-        raise from_pydantic(exc, "environment") from None
+    return validate(RolloutEnvironment, dict(os.environ), "environment")
 
 
 def utc_now() -> datetime:
