@@ -8,11 +8,14 @@ CDK := node_modules/.bin/cdk
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := true
 export CDK_CLI_TELEMETRY := false
+# checkov has its own virtualenv: its pins (boto3/botocore 1.35, packaging 23, networkx 2.6) would downgrade what
+# moto, cfn-lint and the CDK app run on (see infra/checkov_gate.py)
+CHECKOV_VENV := .venv-checkov
 PYTEST_WORKERS ?= 2
 # CDK context for synth/deploy, e.g. make deploy CONTEXT="-c kanaria:account=111122223333 -c kanaria:region=ap-northeast-1"
 CONTEXT ?=
 
-.PHONY: install test test-unit synth deploy demo bench lint clean
+.PHONY: install test test-unit fuzz synth deploy demo bench lint clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,21 +24,32 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PIP) install --quiet --quiet --no-deps -e .
 	touch $@
 
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install --quiet --quiet -r requirements-checkov.txt
+	touch $@
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(VENV)/.installed node_modules/.installed ## virtualenv + pinned CDK CLI
+install: $(VENV)/.installed $(CHECKOV_VENV)/.installed node_modules/.installed ## virtualenvs + pinned CDK CLI
 
-test: install ## the whole suite: unit, infrastructure (synth + cdk-nag + cfn-lint), integration (moto)
+test: install ## the whole suite: unit, infrastructure (synth + cdk-nag + cfn-lint + checkov), integration (moto)
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) tests
 
 test-unit: install
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) tests/unit
 
-synth: install ## synthesize every stack offline (bundles Lambda layers with pip, no docker), cdk-nag + cfn-lint gated
+fuzz: install ## the large property-based run of the HTTP APIs (KANARIA_FUZZ_EXAMPLES inputs per API, default 1000)
+	mkdir -p reports
+	KANARIA_FUZZ_REPORT=reports/fuzz.json $(VENV)/bin/pytest -m fuzz -s tests/integration/test_fuzz_apis.py
+
+synth: install ## synthesize every stack offline (bundles Lambda layers with pip, no docker), cdk-nag + cfn-lint + checkov gated
 	$(CDK) synth --quiet $(CONTEXT)
 	$(VENV)/bin/cfn-lint --non-zero-exit-code error cdk.out/*.template.json
+	$(PY) -m infra.checkov_gate cdk.out
 
 deploy: synth ## deploy (CONTEXT="-c kanaria:account=... -c kanaria:region=..."; credentials from your AWS profile)
 	$(CDK) deploy --all --require-approval broadening --app cdk.out

@@ -27,6 +27,8 @@ class Settings:
     canary_target_group_arn: str
     allow_offline_evaluation: bool  # stage 0 accepts offline-adapter evaluations (local rehearsal only)
     availability_zones: tuple[str, ...] = ()  # for the demo ALB's VPC; empty: CDK's AZ context or lookup
+    reserved_concurrency: bool = True  # reserve concurrency for the rollout functions (see rollout_functions.py)
+    demo_certificate_arn: str = ""  # ACM certificate: the demo ALB listens on HTTPS 443 (TLS 1.2+) instead of HTTP 80
 
     @classmethod
     def from_node(cls, node: Node) -> "Settings":
@@ -48,6 +50,8 @@ class Settings:
             allow_offline_evaluation=_bool(ctx("allowOfflineEvaluation", False)),
             availability_zones=tuple(zone.strip() for zone in str(ctx("availabilityZones", "")).split(",")
                                      if zone.strip()),
+            reserved_concurrency=_bool(ctx("reservedConcurrency", True)),
+            demo_certificate_arn=str(ctx("demoCertificateArn", "")),
         )
 
     @property

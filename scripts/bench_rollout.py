@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from kanaria.rehearsal.clock import fmt, fmt_duration
-from kanaria.rehearsal.scenario import RolloutPhase, Scenario, load_scenario
+from kanaria_tools.rehearsal.clock import fmt, fmt_duration
+from kanaria_tools.rehearsal.scenario import RolloutPhase, Scenario, load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 KANARIA = ROOT / ".venv" / "bin" / "kanaria"
@@ -72,6 +72,9 @@ FAULT_SCENARIOS = (
     FaultScenario("5xx error spike", "error-spike", "error-spike"),
     FaultScenario("Bedrock throttling", "throttling", "throttling"),
     FaultScenario("hallucination spike", "hallucination-spike", "hallucination-spike"),
+    FaultScenario("intent-local regression (recommendation)", "intent-regression", "intent-regression"),
+    FaultScenario("5xx error spike with the rollback function failing", "rollback-function-failure",
+                  "rollback-function-failure"),
 )
 QUICK_SCENARIOS = ("throttling", "hallucination-spike")
 
@@ -125,7 +128,7 @@ def reacting(phase: Mapping[str, Any], limit: int = 4) -> list[str]:
             target = what.split(" -> ", 2)[2] if what.count(" -> ") >= 2 else ""
             text = f"{kind} `{what.split(' ', 1)[0]}` ALARM" + (f" → {target}" if target else "")
         elif kind == "rollback":
-            text = "rollback function done (100/0)"
+            text = ("reconciler done (100/0)" if what.startswith("reconciler") else "rollback function done (100/0)")
         else:
             continue
         after = kind != "rollback" and rolled is not None and at > rolled

@@ -1,7 +1,12 @@
-"""The two rollout Lambdas (rollout-steps, rollback) with the environment and least-privilege IAM they share.
+"""The rollout Lambdas (rollout-steps, rollback, reconciler) with the environment and least-privilege IAM they share.
 
-Both functions may shift weights on THE listener only, read the canary's metrics and alarms, record the rollout
-in DynamoDB, publish to the alerts topic and stop/complete executions of THE rollout state machine.
+Each may shift weights on THE listener only, read the canary's metrics and alarms, record the rollout in DynamoDB,
+publish to the alerts topic and describe/stop executions of THE rollout state machine. None of them may answer
+the approval task (SendTaskSuccess/SendTaskFailure): only a human's `kanaria rollout approve|reject` does.
+
+Reserved concurrency: the rollback and the reconciler must run when the account's concurrency is exhausted (a
+traffic spike on the chatbot throttles every unreserved function), and the steps function must not be starved
+either; the reconciler runs one at a time.
 """
 
 from __future__ import annotations
@@ -17,8 +22,12 @@ from infra.nag import acknowledge
 from infra.stacks.data_stack import DataStack
 from kanaria import names
 
-ROLLOUT_STEPS = "rollout-steps"
-ROLLBACK = "rollback"
+ROLLOUT_STEPS = names.FUNCTION_ROLLOUT_STEPS
+ROLLBACK = names.FUNCTION_ROLLBACK
+RECONCILER = names.FUNCTION_RECONCILER
+# Reserved concurrent executions per function (kanaria:reservedConcurrency=false leaves them unreserved, for an
+# account whose concurrency limit is too small to reserve 11 and keep Lambda's 10 unreserved).
+RESERVED_CONCURRENCY = {ROLLOUT_STEPS: 5, ROLLBACK: 5, RECONCILER: 1}
 
 # Actions that IAM cannot scope to a resource (their statements use Resource "*", acknowledged below).
 DESCRIBE_ACTIONS = (
@@ -58,6 +67,8 @@ class RolloutFunctions(Construct):
         state_machine_name: str,
         alarm_names: dict[str, str],
         allow_offline_evaluation: bool = False,
+        reserve_concurrency: bool = True,
+        rollback_failures_queue_url: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -87,6 +98,7 @@ class RolloutFunctions(Construct):
             names.ENV_EVALUATIONS_TABLE: data.tables["evaluations"].table_name,
             names.ENV_ALLOW_OFFLINE_EVALUATION: "true" if allow_offline_evaluation else "false",
         }
+        self._reserve = reserve_concurrency
         # Rules of THIS listener (arn:...:listener-rule/app/<lb>/<lb-id>/<listener-id>/<rule-id>), for an existing
         # listener given by context. The demo ALB's listener has no rules besides its default action.
         self.listener_rules_arn: str | None = None
@@ -108,6 +120,12 @@ class RolloutFunctions(Construct):
             prefix, data, runtime_layer, listener, ROLLBACK, "rollback",
             "Kanaria rollback: all traffic to primary, record why, fail the rollout (state machine or alarm action)",
         )
+        self.reconciler = self._build_function(
+            prefix, data, runtime_layer, listener, RECONCILER, "reconciler",
+            "Kanaria rollout reconciler (every minute): rolls back a canary left with traffic, pages failed rollbacks",
+            extra_environment={names.ENV_ROLLBACK_FAILURES_QUEUE_URL: rollback_failures_queue_url}
+            if rollback_failures_queue_url else None,
+        )
 
     def _build_function(
         self,
@@ -118,12 +136,14 @@ class RolloutFunctions(Construct):
         kind: str,
         handler_module: str,
         description: str,
+        extra_environment: dict[str, str] | None = None,
     ) -> lambda_.Function:
         construct_id = "".join(part.capitalize() for part in kind.split("-"))
         kanaria_function = KanariaFunction(
             self, construct_id, prefix=prefix, kind=kind, handler_module=handler_module, layers=[runtime_layer],
-            environment=self.environment, key=data.key, memory_size=256, timeout=Duration.seconds(60),
-            description=description,
+            environment={**self.environment, **(extra_environment or {})}, key=data.key, memory_size=256,
+            timeout=Duration.seconds(60), description=description,
+            reserved_concurrent_executions=RESERVED_CONCURRENCY[kind] if self._reserve else None,
         )
         function = kanaria_function.function
         data.tables["rollouts"].grant_read_write_data(function)
@@ -162,11 +182,6 @@ class RolloutFunctions(Construct):
                 sid="RolloutExecutions",
                 actions=["states:DescribeExecution", "states:StopExecution"],
                 resources=[self.executions_arn],
-            ),
-            iam.PolicyStatement(
-                sid="RolloutStateMachine",
-                actions=["states:ListExecutions", "states:SendTaskSuccess", "states:SendTaskFailure"],
-                resources=[self.state_machine_arn],
             ),
         ]
 

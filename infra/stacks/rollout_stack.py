@@ -8,7 +8,6 @@ machinery alone against listener/target-group ARNs passed as context.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -17,6 +16,7 @@ from constructs import Construct
 
 from infra.constructs.canary_alarms import CanaryAlarms
 from infra.constructs.demo_alb import CanaryListener, DemoAlb
+from infra.constructs.rollback_safety_net import RollbackSafetyNet, build_failures_queue
 from infra.constructs.rollout_dashboard import RolloutDashboard
 from infra.constructs.rollout_functions import RolloutFunctions
 from infra.constructs.rollout_pipeline import RolloutPipeline
@@ -32,9 +32,11 @@ class CanaryAlbStack(Stack):
 
     def __init__(self, scope: Construct, construct_id: str, *, settings: Settings, data: DataStack, **kwargs) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        self.alb = DemoAlb(self, "DemoAlb", prefix=settings.prefix, key=data.key)
+        self.alb = DemoAlb(self, "DemoAlb", prefix=settings.prefix, key=data.key,
+                           certificate_arn=settings.demo_certificate_arn)
         self.listener = self.alb.refs
-        cdk.CfnOutput(self, "DemoUrl", value=f"http://{self.alb.load_balancer.load_balancer_dns_name}/")
+        scheme = "https" if settings.demo_certificate_arn else "http"
+        cdk.CfnOutput(self, "DemoUrl", value=f"{scheme}://{self.alb.load_balancer.load_balancer_dns_name}/")
 
 
 class RolloutStack(Stack):
@@ -60,10 +62,13 @@ class RolloutStack(Stack):
             for kind in (*names.CRITICAL_ALARM_KINDS, *names.WARNING_ALARM_KINDS,
                          names.ALARM_CANARY_CRITICAL, names.ALARM_CANARY_WARNING)
         }
+        self.rollback_failures = build_failures_queue(self, "RollbackFailures", prefix=prefix, key=data.key)
         self.functions = RolloutFunctions(
             self, "Functions", prefix=prefix, data=data, runtime_layer=experiments.runtime_layer, listener=listener,
             state_machine_name=state_machine_name, alarm_names=alarm_names,
             allow_offline_evaluation=settings.allow_offline_evaluation,
+            reserve_concurrency=settings.reserved_concurrency,
+            rollback_failures_queue_url=self.rollback_failures.queue_url,
         )
         self.state_machine = RolloutStateMachine(
             self, "Rollout", name=state_machine_name, definition_file=definition_file,
@@ -73,6 +78,11 @@ class RolloutStack(Stack):
         self.alarms = CanaryAlarms(
             self, "CanaryAlarms", prefix=prefix, listener=listener, rollback_function=self.functions.rollback,
             alerts_topic=data.alerts_topic,
+        )
+        self.safety_net = RollbackSafetyNet(
+            self, "RollbackSafetyNet", prefix=prefix, rollback=self.functions.rollback,
+            reconciler=self.functions.reconciler, failures_queue=self.rollback_failures,
+            state_machine_arn=self.functions.state_machine_arn, alerts_topic=data.alerts_topic,
         )
         self.pipeline = RolloutPipeline(self, "Pipeline", prefix=prefix, key=data.key, state_machine=self.state_machine)
         self.dashboard = RolloutDashboard(self, "Dashboard", prefix=prefix, alarms=self.alarms)
@@ -84,13 +94,14 @@ def add_rollout_stacks(app: cdk.App, *, settings: Settings, env: cdk.Environment
                        stacks: dict[str, Stack]) -> dict[str, Stack]:
     """KanariaRollout, plus KanariaCanaryAlb when no existing listener is given by context.
 
-    Nothing (with a warning) while the rollout definition does not exist yet: like a concern whose module is not
-    built yet in app_builder, the rollout stacks need the ASL the rollout code ships.
+    A missing rollout definition (ASL) fails the synth: it is part of the app, never skipped.
     """
     definition_file = _definition_file(app)
     if not definition_file.is_file():
-        print(f"warning: {definition_file} not found: canary rollout stacks skipped", file=sys.stderr)
-        return {}
+        raise FileNotFoundError(
+            f"rollout state machine definition {definition_file} not found (context kanaria:rolloutDefinition "
+            f"overrides the default {DEFINITION_FILE})"
+        )
     data = stacks["data"]
     experiments = stacks["experiments"]
     assert isinstance(data, DataStack) and isinstance(experiments, ExperimentsStack)

@@ -26,6 +26,7 @@ METRIC_NAMESPACE = "Kanaria"
 DIM_EXPERIMENT = "experiment_id"
 DIM_VARIANT = "variant"
 DIM_TARGET = "target"  # "canary" or "primary" for rollout alarms
+DIM_INTENT = "intent"  # beside DIM_TARGET, for the canary judge's per-intent streams
 
 METRIC_ASSIGNMENTS = "Assignments"
 METRIC_OBSERVATIONS = "Observations"
@@ -36,6 +37,7 @@ METRIC_HALLUCINATIONS = "Hallucinations"
 METRIC_THROTTLES = "Throttles"
 METRIC_CSAT = "Csat"
 METRIC_COST = "CostUsd"
+METRIC_SAFETY_STOPS = "SafetyStops"  # responses stopped by the safety filter (0/1 per observation)
 # Observations and the scheduled analysis (dimensions: experiment_id [+ variant]).
 METRIC_FLAGGED_OBSERVATIONS = "FlaggedObservations"  # variant mismatch or excluded unit: kept out of the statistics
 METRIC_ANALYSIS_RUNS = "AnalysisRuns"
@@ -47,6 +49,11 @@ METRIC_DECISION_CHANGES = "DecisionChanges"
 # set, so emit them with Metrics(service="") (Powertools otherwise adds a "service" dimension).
 TARGET_CANARY = "canary"
 TARGET_PRIMARY = "primary"
+# The canary judge also reads them per intent, {DIM_TARGET, DIM_INTENT}, for a bounded set of intents (custom
+# metrics are billed per dimension combination): ENV_JUDGED_INTENTS, default DEFAULT_JUDGED_INTENTS.
+ENV_JUDGED_INTENTS = "JUDGED_INTENTS"
+DEFAULT_JUDGED_INTENTS = ("recommendation", "product_search", "order_status", "manga_qa", "shipping_info",
+                          "chitchat")
 METRIC_CANARY_WEIGHT = "CanaryWeight"  # percent of the listener's traffic on the canary, emitted at every step
 ENV_LISTENER_ARN = "LISTENER_ARN"
 ENV_PRIMARY_TARGET_GROUP_ARN = "PRIMARY_TARGET_GROUP_ARN"
@@ -56,6 +63,15 @@ ENV_METRIC_NAMESPACE = "METRIC_NAMESPACE"
 ENV_CRITICAL_ALARM_NAME = "CRITICAL_ALARM_NAME"
 ENV_WARNING_ALARM_NAME = "WARNING_ALARM_NAME"
 ENV_CANARY_ALARM_NAMES = "CANARY_ALARM_NAMES"  # comma-separated metric alarm names (children of both composites)
+# The rollback's safety net: the rollback function's async invocations that failed after Lambda's retries land in
+# this SQS queue (on-failure destination); the reconciler pages on-call with each and rolls stranded rollouts back.
+ENV_ROLLBACK_FAILURES_QUEUE_URL = "ROLLBACK_FAILURES_QUEUE_URL"
+FUNCTION_ROLLOUT_STEPS = "rollout-steps"
+FUNCTION_ROLLBACK = "rollback"
+FUNCTION_RECONCILER = "rollout-reconciler"
+RECONCILE_EVERY_MINUTES = 1  # EventBridge schedule of the reconciler
+METRIC_RECONCILER_ROLLBACKS = "ReconcilerRollbacks"  # rollbacks the reconciler had to do (the primary paths failed)
+METRIC_FAILED_ROLLBACK_INVOCATIONS = "FailedRollbackInvocations"  # on-failure destination records paged
 # Alarm kinds: physical name = alarm_name(prefix, kind).
 ALARM_CANARY_ERROR_RATE = "canary-error-rate"
 ALARM_CANARY_LATENCY = "canary-latency-p99"
@@ -115,6 +131,11 @@ def rollout_dashboard_name(prefix: str) -> str:
 def rollout_request_bucket_name(prefix: str, account: str, region: str) -> str:
     """Versioned S3 bucket the CLI uploads ROLLOUT_REQUEST_OBJECT_KEY to (globally unique name)."""
     return f"{prefix}-rollout-requests-{account}-{region}"
+
+
+def rollback_failures_queue_name(prefix: str) -> str:
+    """SQS queue receiving the rollback function's failed asynchronous invocations (on-failure destination)."""
+    return f"{prefix}-rollback-failures"
 
 
 def evaluation_bucket_name(prefix: str, account: str, region: str) -> str:

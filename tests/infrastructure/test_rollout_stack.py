@@ -24,10 +24,7 @@ from infra.constructs.rollout_state_machine import (
     SUB_ROLLOUT_STEPS_ARN,
 )
 from kanaria import names
-from kanaria.rehearsal.alarms import evaluate_expression, parse_expression
-
-if not DEFINITION_FILE.is_file():  # the rollout stacks are skipped until the rollout code ships its ASL
-    pytest.skip(f"{DEFINITION_FILE} not found", allow_module_level=True)
+from kanaria_tools.rehearsal.alarms import evaluate_expression, parse_expression
 
 PREFIX = names.DEFAULT_PREFIX
 ROLLOUT = "KanariaRollout"
@@ -116,6 +113,13 @@ def _rule_children(template: Template, properties: dict) -> list[str]:
     return [part["Fn::GetAtt"][0] for part in parts if isinstance(part, dict)]
 
 
+def test_a_missing_rollout_definition_fails_the_synth_instead_of_dropping_the_stacks(tmp_path):
+    missing = tmp_path / "no-such.asl.json"
+    with pytest.raises(FileNotFoundError, match="no-such.asl.json"):
+        _synth(tmp_path / "out", {"kanaria:rolloutDefinition": str(missing)})
+    assert DEFINITION_FILE.is_file()  # the shipped definition is part of the app
+
+
 def test_critical_composite_rolls_back_and_pages(rollout):
     props = _one(rollout, "AWS::CloudWatch::CompositeAlarm",
                  {"AlarmName": names.alarm_name(PREFIX, names.ALARM_CANARY_CRITICAL)})[1]["Properties"]
@@ -129,7 +133,8 @@ def test_critical_composite_rolls_back_and_pages(rollout):
     assert "AlertsTopic" in props["AlarmActions"][1]["Fn::ImportValue"]
     assert len(props["AlarmActions"]) == 2
     # CloudWatch may invoke the rollback function for this alarm only.
-    permission = _one(rollout, "AWS::Lambda::Permission", {"FunctionName": rollback})[1]["Properties"]
+    permission = _one(rollout, "AWS::Lambda::Permission", {
+        "FunctionName": rollback, "Principal": "lambda.alarms.cloudwatch.amazonaws.com"})[1]["Properties"]
     assert permission["Principal"] == "lambda.alarms.cloudwatch.amazonaws.com"
     assert permission["SourceAccount"] == "123456789012"
     # The critical alarm's ARN, built from its fixed name (no GetAtt: see CanaryAlarms._scope_permission_by_name).
@@ -148,8 +153,15 @@ def test_warning_composite_only_notifies(rollout):
     assert "AlertsTopic" in props["AlarmActions"][0]["Fn::ImportValue"]
 
 
+def _canary_alarms(template: Template) -> list[dict]:
+    """The six canary metric alarms (the stack also has the reconciler's error alarm)."""
+    return [r for r in template.find_resources("AWS::CloudWatch::Alarm").values()
+            if r["Properties"]["AlarmName"].startswith(f"{PREFIX}-canary-")]
+
+
 def test_metric_alarms_have_no_actions_of_their_own(rollout):
-    for resource in rollout.find_resources("AWS::CloudWatch::Alarm").values():
+    assert len(_canary_alarms(rollout)) == len(ALARM_SPECS)
+    for resource in _canary_alarms(rollout):
         assert "AlarmActions" not in resource["Properties"]
 
 
@@ -195,15 +207,17 @@ def test_event_rates_need_volume_and_events(rollout, kind, events, volume, count
 
 
 def test_thresholds_match_the_rollout_policy(rollout):
-    expected = {  # kind: (threshold, window seconds)
-        names.ALARM_CANARY_ERROR_RATE: (2, 300),
-        names.ALARM_CANARY_LATENCY: (2, 300),
-        names.ALARM_CANARY_THROTTLING: (5, 300),
-        names.ALARM_CANARY_HALLUCINATION: (3, 900),
+    expected = {  # kind: (threshold, window seconds, datapoints to alarm, of evaluation periods)
+        names.ALARM_CANARY_ERROR_RATE: (2, 60, 2, 3),
+        names.ALARM_CANARY_LATENCY: (2, 60, 3, 5),
+        names.ALARM_CANARY_THROTTLING: (5, 60, 2, 3),
+        names.ALARM_CANARY_HALLUCINATION: (3, 60, 5, 10),
+        names.ALARM_CANARY_QUALITY: (5, 60, 10, 15),
     }
-    for kind, (threshold, period) in expected.items():
+    for kind, (threshold, period, m, n) in expected.items():
         props = _alarm(rollout, kind)
-        assert (props["Threshold"], props["Metrics"][1]["MetricStat"]["Period"]) == (threshold, period), kind
+        assert (props["Threshold"], props["Metrics"][1]["MetricStat"]["Period"], props["DatapointsToAlarm"],
+                props["EvaluationPeriods"]) == (threshold, period, m, n), kind
 
 
 def _metric_stats(props: dict) -> dict[str, dict]:
@@ -234,7 +248,7 @@ def test_latency_is_canary_p99_over_primary_p99(rollout):
 
 
 def test_kanaria_metrics_carry_exactly_the_target_dimension(rollout):
-    for resource in rollout.find_resources("AWS::CloudWatch::Alarm").values():
+    for resource in _canary_alarms(rollout):
         for stat in _metric_stats(resource["Properties"]).values():
             if stat["Metric"]["Namespace"] == names.METRIC_NAMESPACE:
                 (dimension,) = stat["Metric"]["Dimensions"]
@@ -252,7 +266,7 @@ def _listener_ref(alb: Template) -> str:
 def test_modify_listener_only_on_the_listener(rollout, alb):
     listener_id = _listener_ref(alb)
     statements = [s for s in _statements(rollout) if "elasticloadbalancing:ModifyListener" in _as_list(s["Action"])]
-    assert len(statements) == 2  # rollout-steps and rollback
+    assert len(statements) == 3  # rollout-steps, rollback and the reconciler
     for statement in statements:
         assert _as_list(statement["Action"]) == ["elasticloadbalancing:ModifyListener"]
         (resource,) = _as_list(statement["Resource"])
@@ -304,7 +318,8 @@ def test_functions_manage_only_this_state_machine(rollout):
 # --- functions ---------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind,module", [("rollout-steps", "rollout_steps"), ("rollback", "rollback")])
+@pytest.mark.parametrize("kind,module", [("rollout-steps", "rollout_steps"), ("rollback", "rollback"),
+                                         ("rollout-reconciler", "reconciler")])
 def test_rollout_functions_environment(rollout, kind, module):
     props = _one(rollout, "AWS::Lambda::Function", {"FunctionName": names.function_name(PREFIX, kind)})[1]["Properties"]
     assert props["Handler"] == f"kanaria.handlers.{module}.handler"
@@ -322,6 +337,66 @@ def test_rollout_functions_environment(rollout, kind, module):
     # Built from the fixed name (no Ref to the state machine, which references these functions).
     assert env[names.ENV_STATE_MACHINE_ARN]["Fn::Join"][1][-1].endswith(
         f":stateMachine:{names.rollout_state_machine_name(PREFIX)}")
+
+
+def test_no_rollout_function_can_answer_the_approval(rollout):
+    """Only a human (`kanaria rollout approve|reject`) sends the task outcome: rollout-steps stores the token and
+    must not be able to approve its own promotion."""
+    for statement in _statements(rollout):
+        actions = set(_as_list(statement["Action"]))
+        assert not actions & {"states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"}, statement
+
+
+# --- a rollback that cannot be lost ------------------------------------------------------------------------------
+
+
+def test_rollout_functions_have_reserved_concurrency(rollout):
+    reserved = {kind: _one(rollout, "AWS::Lambda::Function", {"FunctionName": names.function_name(PREFIX, kind)})[1]
+                ["Properties"].get("ReservedConcurrentExecutions") for kind in ("rollout-steps", "rollback",
+                                                                               "rollout-reconciler")}
+    assert reserved == {"rollout-steps": 5, "rollback": 5, "rollout-reconciler": 1}
+
+
+def test_rollback_async_invocations_retry_then_go_to_an_encrypted_queue(rollout):
+    config = _one(rollout, "AWS::Lambda::EventInvokeConfig")[1]["Properties"]
+    rollback_id = _function_arn(rollout, "rollback")["Fn::GetAtt"][0]
+    assert config["FunctionName"] == {"Ref": rollback_id}
+    assert config["MaximumRetryAttempts"] == 2 and config["MaximumEventAgeInSeconds"] == 3600
+    queue_id = config["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
+    queue = rollout.to_json()["Resources"][queue_id]["Properties"]
+    assert queue["QueueName"] == names.rollback_failures_queue_name(PREFIX)
+    assert "Key" in queue["KmsMasterKeyId"]["Fn::ImportValue"] and queue["MessageRetentionPeriod"] == 14 * 86400
+    # the rollback function may send to it, the reconciler consume it; the reconciler knows its URL
+    senders = [s for s in _statements(rollout) if "sqs:SendMessage" in _as_list(s["Action"])]
+    assert senders and all(s["Resource"] == {"Fn::GetAtt": [queue_id, "Arn"]} for s in senders)
+    consumers = [s for s in _statements(rollout) if "sqs:DeleteMessage" in _as_list(s["Action"])]
+    assert len(consumers) == 1 and consumers[0]["Resource"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+    env = _one(rollout, "AWS::Lambda::Function", {"FunctionName": names.function_name(PREFIX, "rollout-reconciler")})[
+        1]["Properties"]["Environment"]["Variables"]
+    assert env[names.ENV_ROLLBACK_FAILURES_QUEUE_URL] == {"Ref": queue_id}
+
+
+def test_reconciler_runs_every_minute_and_its_failures_page(rollout):
+    rule = _one(rollout, "AWS::Events::Rule", {"ScheduleExpression": "rate(1 minute)"})[1]["Properties"]
+    (target,) = rule["Targets"]
+    assert target["Arn"] == _function_arn(rollout, "rollout-reconciler")
+    alarm = _one(rollout, "AWS::CloudWatch::Alarm", {"AlarmName": f"{PREFIX}-rollout-reconciler-errors"})[1]["Properties"]
+    assert alarm["MetricName"] == "Errors" and alarm["EvaluationPeriods"] == 3 and alarm["Threshold"] == 0
+    assert "AlertsTopic" in alarm["AlarmActions"][0]["Fn::ImportValue"]
+
+
+def test_ended_executions_trigger_the_rollback(rollout):
+    rules = [r["Properties"] for r in rollout.find_resources("AWS::Events::Rule").values()
+             if r["Properties"].get("EventPattern", {}).get("source") == ["aws.states"]]
+    (rule,) = rules
+    pattern = rule["EventPattern"]
+    assert pattern["detail-type"] == ["Step Functions Execution Status Change"]
+    assert sorted(pattern["detail"]["status"]) == ["ABORTED", "FAILED", "TIMED_OUT"]
+    assert pattern["detail"]["stateMachineArn"][0]["Fn::Join"][1][-1].endswith(
+        f":stateMachine:{names.rollout_state_machine_name(PREFIX)}")
+    (target,) = rule["Targets"]
+    assert target["Arn"] == _function_arn(rollout, "rollback")
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] == 4
 
 
 # --- state machine -----------------------------------------------------------------------------------------------
@@ -386,7 +461,8 @@ def test_request_bucket_versioned_encrypted_and_triggers_the_pipeline(rollout):
     assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"][
         "SSEAlgorithm"] == "aws:kms"
     assert props["NotificationConfiguration"] == {"EventBridgeConfiguration": {"EventBridgeEnabled": True}}
-    rule = _one(rollout, "AWS::Events::Rule")[1]["Properties"]
+    rule = next(r["Properties"] for r in rollout.find_resources("AWS::Events::Rule").values()
+                if r["Properties"].get("EventPattern", {}).get("source") == ["aws.s3"])
     assert rule["EventPattern"]["detail"] == {
         "bucket": {"name": [{"Ref": bucket_id}]}, "object": {"key": [names.ROLLOUT_REQUEST_OBJECT_KEY]}}
     pipeline_id = _one(rollout, "AWS::CodePipeline::Pipeline")[0]

@@ -278,25 +278,108 @@ def test_counters_equal_a_recomputation_from_raw_observations(api):
     assert max(items_per_key.values()) <= AGG_SHARDS
 
 
+def _target_counts(lines: list[dict]) -> dict[str, Counter]:
+    """Per target: how many values of each metric the {target} EMF sets carried (over every line)."""
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for entry in lines:
+        if entry["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0] != ["target"]:
+            continue
+        for metric in entry["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+            value = entry[metric["Name"]]
+            counts[entry["target"]][metric["Name"]] += len(value) if isinstance(value, list) else 1
+            if metric["Name"] == "Throttles":
+                counts[entry["target"]]["throttled"] += sum(value) if isinstance(value, list) else value
+    return counts
+
+
+def _emf(capsys) -> list[dict]:
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+
+
 def test_canary_rollout_targets_get_their_own_metric_set_for_the_alarms(api, capsys):
     # Given observations tagged with the deployment that answered (canary or primary) during a rollout
     _, module, record, _ = api
     capsys.readouterr()
     batch = [matching(i, record, target="canary" if i < 4 else "primary", throttled=i == 0) for i in range(7)]
     call(module.handler, "/observations/batch", {"observations": batch})
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
-    # Then one EMF set per target has exactly the {target} dimension the canary alarms match
-    per_target = {e["target"]: e for e in lines if e["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0] == ["target"]}
-    assert set(per_target) == {"canary", "primary"}
+    # Then the EMF sets with exactly the {target} dimension the canary alarms match count each side
+    counts = _target_counts(_emf(capsys))
+    assert set(counts) == {"canary", "primary"}
+    assert counts["canary"]["Observations"] == 4 and counts["primary"]["Observations"] == 3
+    assert counts["canary"]["Throttles"] == 4 and counts["canary"]["throttled"] == 1
+    assert counts["canary"]["LatencyMs"] and counts["primary"]["QualityScore"]
 
-    def count(entry, name):
-        value = entry.get(name, [])
-        return len(value) if isinstance(value, list) else 1
 
-    assert count(per_target["canary"], "Observations") == 4 and count(per_target["primary"], "Observations") == 3
-    throttles = per_target["canary"]["Throttles"]
-    assert sorted(throttles if isinstance(throttles, list) else [throttles]) == [0, 0, 0, 1]
-    assert "LatencyMs" in per_target["canary"] and "QualityScore" in per_target["primary"]
+def test_flagged_canary_observations_still_count_for_the_canary(api, capsys):
+    """A variant mismatch concerns the experiment's statistics; the canary served the response all the same."""
+    _, module, record, _ = api
+    capsys.readouterr()
+    batch = []
+    for i in range(20):
+        body = matching(i, record, target="canary", error=True)
+        if i % 2:
+            body["variant_id"] = "B" if body["variant_id"] == "A" else "A"  # flagged variant_mismatch
+        batch.append(body)
+    status, body = call(module.handler, "/observations/batch", {"observations": batch})
+    assert status == 200 and sum(1 for r in body["results"] if r["flag"]) == 10
+    counts = _target_counts(_emf(capsys))
+    assert counts["canary"]["Observations"] == 20 and counts["canary"]["Errors"] == 20
+
+
+def test_metrics_of_written_items_survive_a_later_item_failing(api, capsys, monkeypatch):
+    """Item 4 of 10 is throttled by DynamoDB (the invocation fails, the client retries the batch): the three written before
+    it have their metrics out already, and the retry (duplicates for them) emits each item exactly once."""
+    from botocore.exceptions import ClientError
+
+    _, module, record, _ = api
+    capsys.readouterr()
+    batch = [matching(i, record, target="canary", error=True) for i in range(10)]
+    real = module._store().record
+    failed: list[str] = []
+
+    def throttled_once(write):
+        if write.raw["observation_id"] == batch[3]["observation_id"] and not failed:
+            failed.append("once")
+            raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}},
+                              "TransactWriteItems")
+        return real(write)
+
+    monkeypatch.setattr(module._store(), "record", throttled_once)
+    with pytest.raises(ClientError):  # the invocation fails: API Gateway answers 500 and the client retries
+        call(module.handler, "/observations/batch", {"observations": batch})
+    assert _target_counts(_emf(capsys))["canary"]["Errors"] == 3
+    status, body = call(module.handler, "/observations/batch", {"observations": batch})
+    assert status == 200 and body["duplicates"] == 3 and body["recorded"] == 7
+    assert _target_counts(_emf(capsys))["canary"]["Errors"] == 7  # 3 + 7: each of the 10 errors exactly once
+
+
+def test_canary_metrics_are_emitted_per_target_and_judged_intent(api, capsys, monkeypatch):
+    # Given canary observations on a judged intent and on an intent outside the judged set,
+    # then {target} gets every one, {target, intent} only the judged intent's, with throttles and safety stops.
+    _, module, record, _ = api
+    monkeypatch.setenv(names.ENV_JUDGED_INTENTS, "recommendation,order_status")
+    module.environment.cache_clear()
+    capsys.readouterr()
+    bodies = [matching(i, record, target="canary", intent="recommendation" if i < 3 else "chitchat",
+                       throttled=i == 1, safety_filtered=i == 2) for i in range(5)]
+    status, _ = call(module.handler, "/observations/batch", {"observations": bodies})
+    assert status == 200
+    lines = _emf(capsys)  # one EMF line per set and item (flushed right after each write)
+    by_dims: dict[tuple, list[dict]] = defaultdict(list)
+    for e in lines:
+        by_dims[tuple(sorted(e["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0]))].append(e)
+    per_target, per_intent = by_dims[("target",)], by_dims[("intent", "target")]
+    assert {(e["intent"], e["target"]) for e in per_intent} == {("recommendation", "canary")}
+
+    def values(entries, name):
+        out = []
+        for e in entries:
+            value = e.get(name, [])
+            out += value if isinstance(value, list) else [value]
+        return out
+
+    assert len(values(per_target, "Observations")) == 5 and len(values(per_intent, "Observations")) == 3
+    assert sorted(values(per_intent, "Throttles")) == [0, 0, 1] and sorted(values(per_intent, "SafetyStops")) == [0, 0, 1]
 
 
 @pytest.mark.parametrize("change, field", [

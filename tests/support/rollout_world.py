@@ -17,7 +17,7 @@ from moto import mock_aws
 
 from kanaria import names
 from kanaria.domain.rollout import Forward, MetricSnapshot, SideMetrics, forward_of
-from kanaria.rehearsal.moto_adaptations import atomic_dynamodb_writes
+from kanaria_tools.rehearsal.moto_adaptations import atomic_dynamodb_writes
 from tests.support.moto_lambda import MOCK_CONFIG, early_callback_outcomes, function_arn, in_process_lambdas
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,9 +78,73 @@ class ScriptedMetrics:
         return item() if callable(item) else item
 
 
+class FastClock:
+    """The rollout clock running `speed` times faster than the wall (the judge reads whole minutes)."""
+
+    def __init__(self, speed: float = 120.0):
+        self._origin = datetime.now(timezone.utc)
+        self._wall = time.monotonic()
+        self.speed = speed
+
+    def __call__(self) -> datetime:
+        return self._origin + timedelta(seconds=(time.monotonic() - self._wall) * self.speed)
+
+
+MIX = {"recommendation": 0.24, "product_search": 0.2, "manga_qa": 0.18, "order_status": 0.16,
+       "shipping_info": 0.12, "chitchat": 0.1}
+HEALTHY_RATES = {"errors": 0.001, "throttles": 0.002, "hallucinations": 0.01, "safety_stops": 0.003,
+                 "slow_responses": 0.05, "poor_quality": 0.10, "dissatisfied": 0.15}
+
+
+class ScriptedMinutes:
+    """CanaryMinutesReader drawing each minute of 600 requests at the listener's canary share.
+
+    `canary_rates(minute_index, metric, intent)` gives the canary's rate (None: the primary's healthy rate);
+    `percent()` the canary share in effect."""
+
+    def __init__(self, percent: Callable[[], int], canary_rates: Callable[[int, str, str], float | None] | None = None,
+                 seed: int = 11):
+        import numpy as np
+
+        self._rng = np.random.default_rng(seed)
+        self._percent = percent
+        self._canary_rates = canary_rates or (lambda *_: None)
+        self.minutes_read = 0
+
+    def read_minutes(self, start: datetime, end: datetime, settings: Any) -> list[Any]:
+        from kanaria.canary.judge import OVERALL, Counts, MinuteCounts, stream_key
+
+        minutes, at = [], start
+        while at < end:
+            streams = {}
+            share = self._percent() / 100
+            for metric in settings.metrics:
+                total = [0.0, 0.0, 0.0, 0.0]
+                for intent, weight in MIX.items():
+                    requests = self._rng.poisson(600 * weight)
+                    n_c = int(self._rng.binomial(requests, share))
+                    n_p = requests - n_c
+                    base = HEALTHY_RATES[metric.value]
+                    rate = self._canary_rates(self.minutes_read, metric.value, intent)
+                    counts = [float(self._rng.binomial(n_c, base if rate is None else rate)), float(n_c),
+                              float(self._rng.binomial(n_p, base)), float(n_p)]
+                    if intent in settings.intents:
+                        streams[stream_key(metric, intent)] = Counts(
+                            canary_events=counts[0], canary_trials=counts[1], primary_events=counts[2],
+                            primary_trials=counts[3])
+                    total = [a + b for a, b in zip(total, counts)]
+                streams[stream_key(metric, OVERALL)] = Counts(canary_events=total[0], canary_trials=total[1],
+                                                              primary_events=total[2], primary_trials=total[3])
+            minutes.append(MinuteCounts(minute=at, streams=streams))
+            self.minutes_read += 1
+            at += timedelta(minutes=1)
+        return minutes
+
+
 def request(*, stages: list[dict[str, Any]] | None = None, experiment: bool = False, config_hash: str = "cfg-0001",
-            approval_timeout: int = 60, **extra: Any) -> dict[str, Any]:
-    """A rollout request with second-scale stages (min duration 0, checked every second)."""
+            approval_timeout: int = 60, judge: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    """A rollout request with second-scale stages (min duration 0, checked every second); point gates only
+    unless `judge` settings are given (the judge needs whole minutes: see FastClock and ScriptedMinutes)."""
     candidate: dict[str, Any] = {"model_id": "anthropic.claude-3-5-sonnet-v2", "config_hash": config_hash}
     if experiment:
         candidate.update(experiment_id="exp-canary", variant="treatment")
@@ -99,6 +163,7 @@ def request(*, stages: list[dict[str, Any]] | None = None, experiment: bool = Fa
             ],
             "approval": {"timeout_seconds": approval_timeout},
             "stickiness_seconds": 600,
+            "judge": judge,
         },
         "offline_evaluation": {"passed": True, "report_uri": "s3://evals/cfg-0001/report.html",
                                "per_intent": {"faq": {"passed": True, "score": 0.88}}},
@@ -308,6 +373,7 @@ def _clear_caches() -> None:
     rollout_env.rollout_environment.cache_clear()
     rollout_env.rollout_services.cache_clear()
     rollout_env.deployment.cache_clear()
+    rollout_env.failed_invocations.cache_clear()
 
 
 @pytest.fixture

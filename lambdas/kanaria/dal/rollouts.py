@@ -6,6 +6,7 @@ Rollouts table layout (rollout_id + record):
     <rollout_id>            ROLLBACK#LOCK   state in_progress|done, owner, lease_until (epoch s): one rollback
     <rollout_id>            ROLLBACK        the immutable rollback record (JSON text), conditional put
     ACTIVE#<listener_arn>   ACTIVE          the rollout currently owning the listener (one at a time)
+    ACTIVE#<listener_arn>   LAST_ROLLBACK   the listener's latest rolled-back rollout (for a failed alarm event's page)
     CANDIDATE#<config_hash> ROLLBACK#<id>   anti-flapping history: one item per ended attempt (or COMPLETED#<id>)
     CANDIDATE#<config_hash> REJECTED        three rollbacks in seven days: rejected for good
 Nothing here expires (expires_at is never set): rollouts and rollbacks are audit records.
@@ -33,6 +34,7 @@ META = "META"
 LOCK = "ROLLBACK#LOCK"
 ROLLBACK = "ROLLBACK"
 ACTIVE = "ACTIVE"
+LAST_ROLLBACK = "LAST_ROLLBACK"
 REJECTED = "REJECTED"
 
 
@@ -140,6 +142,17 @@ class DynamoRolloutStore:
         except ClientError as exc:
             if not _conditional_failed(exc):
                 raise
+
+    def note_last_rollback(self, listener_arn: str, rollout_id: str, now: datetime) -> None:
+        """The listener's latest rolled-back rollout (overwritten by the next one)."""
+        self._table.put_item(Item={"rollout_id": f"ACTIVE#{listener_arn}", "record": LAST_ROLLBACK,
+                                   "last_rollout_id": rollout_id, "at": now.isoformat(timespec="seconds")})
+
+    def last_rollback(self, listener_arn: str) -> dict[str, Any] | None:
+        """{"rollout_id", "at"} or None."""
+        item = self._table.get_item(Key={"rollout_id": f"ACTIVE#{listener_arn}", "record": LAST_ROLLBACK},
+                                    ConsistentRead=True).get("Item")
+        return {"rollout_id": item["last_rollout_id"], "at": item["at"]} if item else None
 
     # --- rollback lock and record ----------------------------------------------------------------------------
 

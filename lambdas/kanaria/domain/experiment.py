@@ -34,6 +34,11 @@ METRICS = {**MEAN_METRICS, **BINARY_METRICS}
 GUARDRAIL_METRICS = {*METRICS, "latency_p99_ms"}
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+# Characters no identifier may hold (units, intents): C0/C1 controls (NUL...), zero-width characters and the
+# bidirectional overrides/isolates (an RTL override makes a unit id display as another one in logs and consoles).
+_UNSAFE = r"\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
+UNIT_PATTERN = rf"^[^\s{_UNSAFE}]{{1,256}}$"  # a session or user id: any printable text without whitespace
+INTENT_PATTERN = rf"^[^\s{_UNSAFE}]{{1,64}}$"
 WEIGHT_TOLERANCE = 1e-6
 
 

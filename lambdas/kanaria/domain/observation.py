@@ -17,16 +17,16 @@ from typing import Any, Iterable, Literal, Mapping
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, model_validator
 
 from kanaria.domain import pricing
-from kanaria.domain.experiment import BINARY_METRICS, ID_PATTERN, MEAN_METRICS
+from kanaria.domain.experiment import BINARY_METRICS, ID_PATTERN, INTENT_PATTERN, MEAN_METRICS, UNIT_PATTERN
 from kanaria.errors import ValidationError
 
 OBSERVATION_TTL_SECONDS = 90 * 24 * 3600  # raw observations (and the duplicate window) kept 90 days from receipt
 MAX_CLOCK_SKEW = timedelta(minutes=5)  # a timestamp further in the future than this is refused
+MAX_OBSERVATION_AGE = timedelta(days=30)  # an older timestamp (year 0001, epoch 0, a stale replay) is refused
 AGG_SHARDS = 16  # aggregate items per (variant, intent, day): keeps one item far below DynamoDB's per-item limits
 MAX_LATENCY_MS = 3_600_000
 MAX_TOKENS = 10_000_000
 MAX_COST_USD = 1000
-UNIT_PATTERN = r"^[^\s]{1,256}$"  # same as the assignment API's unit
 OBSERVATION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 NO_INTENT = "-"  # intent placeholder, as in the exposure counters
 
@@ -84,7 +84,7 @@ class Observation(BaseModel):
     experiment_id: str = Field(pattern=ID_PATTERN)
     variant_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
     unit: str = Field(pattern=UNIT_PATTERN)
-    intent: str | None = Field(default=None, min_length=1, max_length=64)
+    intent: str | None = Field(default=None, pattern=INTENT_PATTERN)
     timestamp: AwareDatetime
     model_id: str | None = Field(default=None, min_length=1, max_length=256, description="model that answered")
     target: Literal["canary", "primary"] | None = Field(
@@ -124,11 +124,16 @@ class Observation(BaseModel):
 
 
 def check_clock(observation: Observation, now: datetime) -> None:
-    """Refuse a timestamp from the future (beyond MAX_CLOCK_SKEW)."""
+    """Refuse a timestamp from the future (beyond MAX_CLOCK_SKEW) or older than MAX_OBSERVATION_AGE: it would be
+    counted on a day the analysis has closed (or year 0001 / 1970 from an unset client clock)."""
     if observation.timestamp > now + MAX_CLOCK_SKEW:
         raise ValidationError(
             f"is {observation.timestamp.isoformat()}, more than {int(MAX_CLOCK_SKEW.total_seconds())} s after the "
             f"server time {now.isoformat(timespec='seconds')}", field="timestamp")
+    if observation.timestamp < now - MAX_OBSERVATION_AGE:
+        raise ValidationError(
+            f"is {observation.timestamp.isoformat()}, more than {MAX_OBSERVATION_AGE.days} days before the server "
+            f"time {now.isoformat(timespec='seconds')}; observations are recorded as they happen", field="timestamp")
 
 
 @dataclass(frozen=True)
@@ -157,7 +162,8 @@ def resolve_cost(observation: Observation, model_id: str | None) -> Cost:
 def quantize(metric: str, value: float | int) -> Decimal:
     """A mean metric's value as the exact decimal that is stored and summed."""
     _, places = MEAN_STORAGE[metric]
-    return Decimal(repr(value)).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
+    quantized = Decimal(repr(value)).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
+    return quantized if quantized else Decimal(0)  # 1e-13 and -0.0 are 0, not 0E-12 / -0.000000
 
 
 def metric_values(observation: Observation, cost: Cost) -> dict[str, Decimal | bool]:

@@ -59,4 +59,5 @@ def price_for(model_id: str) -> ModelPrice | None:
 def call_cost(price: ModelPrice, input_tokens: int, output_tokens: int) -> Decimal:
     """USD cost of one call, rounded half-even to COST_DECIMALS places."""
     raw = (Decimal(input_tokens) * price.input_per_1k + Decimal(output_tokens) * price.output_per_1k) / _THOUSAND
-    return raw.quantize(_COST_QUANTUM)
+    cost = raw.quantize(_COST_QUANTUM)
+    return cost if cost else Decimal(0)  # 0, not 0E-12

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from kanaria.canary.judge import Judgement, JudgeSettings, Verdict, horizon_periods
 from kanaria.domain.experiment import ID_PATTERN
 from kanaria.errors import ValidationError, from_pydantic
 
@@ -89,13 +90,11 @@ class StageGates(BaseModel):
     min_csat_responses: int = Field(default=30, ge=1, le=10_000_000)
     alarms: bool = Field(default=True, description="critical composite in ALARM fails, warning not OK holds")
 
-    @model_validator(mode="after")
-    def _something_to_check(self) -> "StageGates":
+    def has_checks(self) -> bool:
+        """Whether any threshold or the significance gate is set."""
         thresholds = (self.max_error_rate, self.max_latency_p99_increase, self.max_hallucination_rate_increase,
                       self.max_throttle_rate, self.max_csat_drop, self.max_quality_drop)
-        if all(t is None for t in thresholds) and not self.require_significance:
-            raise ValueError("gates: set at least one threshold or require_significance")
-        return self
+        return any(t is not None for t in thresholds) or self.require_significance
 
 
 class Stage(BaseModel):
@@ -106,10 +105,10 @@ class Stage(BaseModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
     percent: int = Field(ge=1, le=99, description="canary share of the listener's traffic")
     min_duration_seconds: Seconds
-    check_interval_seconds: PositiveSeconds = 300
+    check_interval_seconds: PositiveSeconds = Field(default=60, description="how often the judge and gates look")
     max_hold_seconds: Seconds | None = Field(
         default=None, description="extra time on an inconclusive gate after the minimum; default = the minimum")
-    gates: StageGates
+    gates: StageGates = Field(default_factory=StageGates)
 
     @property
     def hold_bound_seconds(self) -> int:
@@ -156,9 +155,17 @@ class RolloutPlan(BaseModel):
     approval: ApprovalSettings = Field(default_factory=ApprovalSettings)
     stickiness_seconds: PositiveSeconds = Field(default=HOUR, le=7 * DAY,
                                                 description="ALB target-group stickiness while weighted")
+    judge: JudgeSettings | None = Field(
+        default_factory=JudgeSettings,
+        description="the sequential canary judge (kanaria.canary); null leaves only the stages' point gates")
 
     @model_validator(mode="after")
     def _consistent(self) -> "RolloutPlan":
+        if self.judge is None:
+            for stage in self.stages:
+                if not stage.gates.has_checks():
+                    raise ValueError(f"stages: stage {stage.name!r} has nothing to check: set a gate threshold or "
+                                     "require_significance, or keep the judge")
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
             raise ValueError("stages: names must be unique")
@@ -176,6 +183,12 @@ class RolloutPlan(BaseModel):
 def history_events(plan: RolloutPlan) -> int:
     """Worst-case history events of one execution of the plan."""
     return EVENTS_OUTSIDE_CHECKS + EVENTS_PER_CHECK * sum(s.max_checks for s in plan.stages)
+
+
+def judge_horizon_periods(plan: RolloutPlan) -> int:
+    """The most periods the judge can watch a rollout of this plan (every stage's minimum and hold bound)."""
+    assert plan.judge is not None
+    return horizon_periods(plan.judge, (s.min_duration_seconds + s.hold_bound_seconds for s in plan.stages))
 
 
 class Candidate(BaseModel):
@@ -272,11 +285,12 @@ _GUARDRAILS = dict(max_error_rate=0.005, max_latency_p99_increase=0.10, max_hall
                    max_throttle_rate=0.05)
 DEFAULT_PLAN = RolloutPlan(
     stages=(
-        Stage(name="canary-5", percent=5, min_duration_seconds=4 * HOUR, check_interval_seconds=300,
+        # 25,000 history events: one look a minute at 5% (8 h with the hold), then every 3 and 6 minutes
+        Stage(name="canary-5", percent=5, min_duration_seconds=4 * HOUR, check_interval_seconds=60,
               gates=StageGates(max_error_rate=0.005, max_latency_p99_increase=0.10)),
-        Stage(name="canary-25", percent=25, min_duration_seconds=DAY, check_interval_seconds=900,
+        Stage(name="canary-25", percent=25, min_duration_seconds=DAY, check_interval_seconds=180,
               gates=StageGates(**_GUARDRAILS, max_csat_drop=0.01)),
-        Stage(name="canary-50", percent=50, min_duration_seconds=2 * DAY, check_interval_seconds=1800,
+        Stage(name="canary-50", percent=50, min_duration_seconds=2 * DAY, check_interval_seconds=360,
               gates=StageGates(**_GUARDRAILS, max_csat_drop=0.01, require_significance=True)),
     ),
     approval=ApprovalSettings(timeout_seconds=3 * DAY),
@@ -527,9 +541,20 @@ def _alarms(s: MetricSnapshot) -> list[GateCheck]:
     return checks
 
 
-def evaluate_gates(gates: StageGates, snapshot: MetricSnapshot, significance: Significance | None = None) -> GateResult:
-    """Every configured gate of a stage against one snapshot (and the analysis result when required)."""
-    checks: list[GateCheck] = []
+def judge_checks(judgement: Judgement) -> list[GateCheck]:
+    """The judge's verdict as gate checks: ROLLBACK fails, CONTINUE is inconclusive, PASS passes."""
+    outcome = {Verdict.ROLLBACK: Outcome.FAIL, Verdict.CONTINUE: Outcome.INCONCLUSIVE, Verdict.PASS: Outcome.PASS}
+    return [GateCheck(gate=f"judge:{f.metric.value}@{f.intent}", outcome=outcome[f.verdict], reason=f.line(),
+                      canary=f.canary_rate, primary=f.primary_rate,
+                      threshold=f.log_threshold if f.verdict is Verdict.ROLLBACK else None)
+            for f in judgement.findings]
+
+
+def evaluate_gates(gates: StageGates, snapshot: MetricSnapshot, significance: Significance | None = None,
+                   judgement: Judgement | None = None) -> GateResult:
+    """Every configured gate of a stage against one snapshot (and the analysis result when required), with the
+    judge's verdict when it runs."""
+    checks: list[GateCheck] = judge_checks(judgement) if judgement is not None else []
     for threshold, check in (
         (gates.max_error_rate, _error_rate),
         (gates.max_latency_p99_increase, _latency),

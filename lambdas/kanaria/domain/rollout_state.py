@@ -110,6 +110,7 @@ class Progress(BaseModel):
     checks: int = Field(default=0, ge=0, description="gate evaluations in the current stage")
     weights: dict[str, int] = Field(default_factory=dict, description="target group ARN -> weight, as verified")
     gate: dict[str, Any] | None = None  # GateResult of the last evaluation
+    judge: dict[str, Any] | None = None  # kanaria.canary.judge.JudgeState (evidence carried look to look)
     approval: Any = None  # SendTaskSuccess output (whatever JSON the approver sent)
 
 
@@ -130,7 +131,11 @@ class RolloutState(BaseModel):
 # --- rollback ----------------------------------------------------------------------------------------------
 
 TriggerKind = Literal["gate_failed", "hold_exceeded", "task_failed", "approval_rejected", "approval_timeout",
-                      "alarm", "manual_abort"]
+                      "alarm", "manual_abort", "execution_ended"]
+# state_machine: its failure path; alarm: the critical composite's Lambda action; cli: `kanaria rollout abort`;
+# execution_status: the EventBridge rule on the execution ending ABORTED/FAILED/TIMED_OUT; reconciler: the
+# periodic sweep that finds a canary left with traffic (its alarm in ALARM, or its execution over).
+TriggerSource = Literal["state_machine", "alarm", "cli", "execution_status", "reconciler"]
 
 
 class RollbackTrigger(BaseModel):
@@ -139,7 +144,7 @@ class RollbackTrigger(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: TriggerKind
-    source: Literal["state_machine", "alarm", "cli"]
+    source: TriggerSource
     summary: str
     details: dict[str, Any] = Field(default_factory=dict)
     actor: str = "kanaria-rollback"
@@ -266,5 +271,43 @@ def approval_message(state: RolloutState, task_token: str) -> tuple[str, str]:
         f"  kanaria rollout reject {rollout.rollout_id} --reason '...'",
         "",
         f"Task token (for SendTaskSuccess/SendTaskFailure): {task_token}",
+    ]
+    return subject, "\n".join(body)
+
+
+def failed_invocation_page(failure: Mapping[str, Any], rollout_id: str | None, situation: list[str],
+                           function_name: str) -> tuple[str, str]:
+    """Subject and body paging on-call about a rollback invocation that failed after Lambda's retries (an on-failure
+    destination record: requestContext, requestPayload, responsePayload), with what the reconciler found."""
+    import json
+
+    context = failure.get("requestContext") or {}
+    response = failure.get("responsePayload") or {}
+    request = failure.get("requestPayload")
+    error = (f"{response.get('errorType', 'error')}: {response.get('errorMessage', '')}" if isinstance(response, dict)
+             else str(response))[:1000]
+    subject = f"[Kanaria] ROLLBACK INVOCATION FAILED {rollout_id or '(no active rollout)'}"
+    subject = subject.encode("ascii", "replace").decode()[:100]
+    event_text = json.dumps(request, ensure_ascii=False, sort_keys=True, default=str)
+    if len(event_text) > 4000:
+        event_text = event_text[:4000] + " ...(truncated)"
+    body = [
+        f"WHAT: an asynchronous invocation of the rollback function {function_name} FAILED after "
+        f"{context.get('approximateInvokeCount', '?')} attempts ({context.get('condition', 'unknown condition')}); "
+        "Lambda gave the event up and sent it to the rollback-failures queue.",
+        f"  rollout: {rollout_id or 'none identified (no active rollout on the listener)'}",
+        f"  error: {error}",
+        f"  at: {failure.get('timestamp', '?')}",
+        "",
+        "NOW (the reconciler, which runs every minute and rolls back through the same rollback logic):",
+        *[f"  {line}" for line in situation],
+        "",
+        "WHAT NEXT:",
+        f"- The rollback function is failing: read its logs (/aws/lambda/{function_name}) and fix it; the "
+        "reconciler keeps restoring stranded canaries meanwhile.",
+        "- Check the listener: kanaria rollout status <rollout_id>; `kanaria rollout abort <rollout_id>` repairs it.",
+        "",
+        "FAILED EVENT:",
+        event_text,
     ]
     return subject, "\n".join(body)

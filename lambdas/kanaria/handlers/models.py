@@ -7,9 +7,8 @@ from typing import Any, Literal
 from aws_lambda_powertools.utilities.parser import parse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError as PydanticValidationError
 
+from kanaria.domain.experiment import INTENT_PATTERN, UNIT_PATTERN
 from kanaria.errors import ValidationError, from_pydantic
-
-UNIT_PATTERN = r"^[^\s]{1,256}$"
 
 
 class AssignRequest(BaseModel):
@@ -19,7 +18,7 @@ class AssignRequest(BaseModel):
 
     experiment_id: str = Field(min_length=1, max_length=63)
     unit: str = Field(pattern=UNIT_PATTERN)
-    intent: str | None = Field(default=None, max_length=64)
+    intent: str | None = Field(default=None, pattern=INTENT_PATTERN)
 
 
 class AssignBatchRequest(BaseModel):

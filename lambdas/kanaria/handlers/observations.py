@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections import defaultdict
 from datetime import datetime, timezone
 from functools import cache
 from typing import Any
@@ -31,8 +30,9 @@ from kanaria.handlers.models import parse_body
 from kanaria.logic.experiments import ExperimentRecord, get_experiment
 from kanaria.logic.observations import RecordResult, record_observation
 from kanaria.names import (
-    DIM_EXPERIMENT, DIM_TARGET, DIM_VARIANT, METRIC_COST, METRIC_CSAT, METRIC_ERRORS, METRIC_FLAGGED_OBSERVATIONS,
-    METRIC_HALLUCINATIONS, METRIC_LATENCY, METRIC_OBSERVATIONS, METRIC_QUALITY, METRIC_THROTTLES,
+    DEFAULT_JUDGED_INTENTS, DIM_EXPERIMENT, DIM_INTENT, DIM_TARGET, DIM_VARIANT, METRIC_COST, METRIC_CSAT,
+    METRIC_ERRORS, METRIC_FLAGGED_OBSERVATIONS, METRIC_HALLUCINATIONS, METRIC_LATENCY, METRIC_OBSERVATIONS,
+    METRIC_QUALITY, METRIC_SAFETY_STOPS, METRIC_THROTTLES,
 )
 
 EXPERIMENT_CACHE_SECONDS = 30  # definitions are immutable; stopped variants are seen within this delay
@@ -64,6 +64,13 @@ class ObservationsEnvironment(BaseModel):
     observations_table: str = Field(min_length=1, alias="OBSERVATIONS_TABLE")
     aggregates_table: str = Field(min_length=1, alias="AGGREGATES_TABLE")
     profiles_parameter: str = Field(min_length=1, alias="PROFILES_PARAMETER")
+    judged_intents: str = Field(default=",".join(DEFAULT_JUDGED_INTENTS), alias="JUDGED_INTENTS",
+                                description="intents with their own canary metrics (comma-separated)")
+
+    @property
+    def judged_intent_set(self) -> frozenset[str]:
+        """The bounded set of intent dimension values (each one is a billed custom metric per metric)."""
+        return frozenset(i.strip() for i in self.judged_intents.split(",") if i.strip())
 
 
 class ObservationBatchRequest(BaseModel):
@@ -125,32 +132,42 @@ def _add_outcomes(result: RecordResult) -> None:
             metrics.add_metric(name, unit, float(result.values[metric]))
 
 
-def _emit(results: list[RecordResult]) -> None:
-    """EMF metrics of newly recorded observations: one metric set per experiment and variant, and one per
-    canary-rollout target ({target: canary|primary}, what the canary alarms watch)."""
-    by_variant: dict[tuple[str, str], list[RecordResult]] = defaultdict(list)
-    by_target: dict[str, list[RecordResult]] = defaultdict(list)
-    for result in results:
-        if result.duplicate:
-            continue
-        by_variant[(result.observation.experiment_id, result.observation.variant_id)].append(result)
-        if result.observation.target and not result.flag:
-            by_target[result.observation.target].append(result)
-    for (experiment_id, variant_id), group in by_variant.items():
-        metrics.add_dimension(DIM_EXPERIMENT, experiment_id)
-        metrics.add_dimension(DIM_VARIANT, variant_id)
-        for result in group:
-            if result.flag:
-                metrics.add_metric(METRIC_FLAGGED_OBSERVATIONS, MetricUnit.Count, 1)
-            else:
-                _add_outcomes(result)
-        metrics.flush_metrics()
-    for target, group in by_target.items():
+def _add_canary_outcomes(result: RecordResult) -> None:
+    _add_outcomes(result)
+    observation = result.observation
+    if observation.throttled is not None:
+        metrics.add_metric(METRIC_THROTTLES, MetricUnit.Count, int(observation.throttled))
+    if observation.safety_filtered is not None:
+        metrics.add_metric(METRIC_SAFETY_STOPS, MetricUnit.Count, int(observation.safety_filtered))
+
+
+def _emit(result: RecordResult) -> None:
+    """EMF metrics of one newly recorded observation, flushed right after its write (a later item of the batch
+    failing cannot lose them, and a retry sees a duplicate and emits nothing twice): one metric set for its
+    experiment and variant (a flagged one counts only as FlaggedObservations there) and, during a canary rollout,
+    one for its target ({target: canary|primary}, what the canary alarms watch) and one for its target and judged
+    intent ({target, intent}, what the canary judge reads per intent). The target sets count EVERY response the
+    target served, flagged ones included: flags concern the experiment's statistics, not the canary's health."""
+    if result.duplicate:
+        return
+    observation = result.observation
+    metrics.add_dimension(DIM_EXPERIMENT, observation.experiment_id)
+    metrics.add_dimension(DIM_VARIANT, observation.variant_id)
+    if result.flag:
+        metrics.add_metric(METRIC_FLAGGED_OBSERVATIONS, MetricUnit.Count, 1)
+    else:
+        _add_outcomes(result)
+    metrics.flush_metrics()
+    target = observation.target
+    if not target:
+        return
+    metrics.add_dimension(DIM_TARGET, target)
+    _add_canary_outcomes(result)
+    metrics.flush_metrics()
+    if observation.intent in environment().judged_intent_set:
         metrics.add_dimension(DIM_TARGET, target)
-        for result in group:
-            _add_outcomes(result)
-            if result.observation.throttled is not None:
-                metrics.add_metric(METRIC_THROTTLES, MetricUnit.Count, int(result.observation.throttled))
+        metrics.add_dimension(DIM_INTENT, observation.intent)
+        _add_canary_outcomes(result)
         metrics.flush_metrics()
 
 
@@ -158,7 +175,7 @@ def _emit(results: list[RecordResult]) -> None:
 @tracer.capture_method
 def record_one() -> tuple[dict, int]:
     result = _record(parse_body(json_body(app), Observation))
-    _emit([result])
+    _emit(result)
     return result.to_dict(), 200 if result.duplicate else 201
 
 
@@ -173,9 +190,9 @@ def record_batch() -> dict:
         except KanariaError as exc:
             items.append({"index": index, "ok": False, "error": exc.to_dict()})
             continue
+        _emit(result)
         recorded.append(result)
         items.append({"index": index, "ok": True, **result.to_dict()})
-    _emit(recorded)
     summary = {
         "recorded": sum(1 for r in recorded if not r.duplicate),
         "duplicates": sum(1 for r in recorded if r.duplicate),

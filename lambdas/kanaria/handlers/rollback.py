@@ -1,5 +1,6 @@
-"""Rollback of a canary rollout, from three triggers: the state machine's failure path, the critical composite
-alarm's Lambda action (CloudWatchAlarmEvent) and `kanaria rollout abort`."""
+"""Rollback of a canary rollout, from four triggers: the state machine's failure path, the critical composite
+alarm's Lambda action (CloudWatchAlarmEvent), the EventBridge rule on the rollout execution ending ABORTED/FAILED/
+TIMED_OUT, and `kanaria rollout abort`. (The reconciler rolls back through the same logic in its own function.)"""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any, Literal
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.data_classes import CloudWatchAlarmEvent
+from aws_lambda_powertools.utilities.data_classes import CloudWatchAlarmEvent, EventBridgeEvent
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError as PydanticValidationError
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError as PydanticVa
 from kanaria.domain.rollout_state import Progress, RollbackTrigger
 from kanaria.errors import ValidationError, from_pydantic
 from kanaria.handlers.rollout_env import deployment, rollout_services
-from kanaria.logic import rollouts
+from kanaria.logic import reconciler, rollouts
 from kanaria.names import DIM_TARGET, METRIC_CANARY_WEIGHT, TARGET_CANARY
 
 logger = Logger()
@@ -70,11 +71,24 @@ def _from_alarm(event: dict[str, Any]) -> dict[str, Any]:
     return rollouts.rollback(rollout_services(), env_deployment, active["active_rollout_id"], trigger)
 
 
+def _from_execution_status(event: dict[str, Any]) -> dict[str, Any]:
+    """Step Functions Execution Status Change (EventBridge): the rollout's execution ended without completing."""
+    detail = EventBridgeEvent(event).detail
+    execution_arn, status = detail.get("executionArn"), detail.get("status")
+    if not isinstance(execution_arn, str) or not execution_arn or not isinstance(status, str):
+        raise ValidationError("an execution status event needs detail.executionArn and detail.status",
+                              field="event.detail")
+    cause = " ".join(str(detail.get(key) or "") for key in ("error", "cause")).strip()
+    return reconciler.rollback_ended_execution(rollout_services(), deployment(), execution_arn, status, cause)
+
+
 @tracer.capture_method
 def _rollback(event: dict[str, Any]) -> dict[str, Any]:
     source = event.get("source")
     if source == "aws.cloudwatch":
         return _from_alarm(event)
+    if source == "aws.states":
+        return _from_execution_status(event)
     if source == "state_machine":
         request = _parse(event, StateMachineRollback)
         state = request.state
@@ -88,7 +102,7 @@ def _rollback(event: dict[str, Any]) -> dict[str, Any]:
         trigger = RollbackTrigger(kind="manual_abort", source="cli", actor=request.actor,
                                   summary=f"aborted by {request.actor}: {request.reason}")
         return rollouts.rollback(rollout_services(), deployment(), request.rollout_id, trigger)
-    raise ValidationError(f"unknown trigger source {source!r}; expected aws.cloudwatch, state_machine or cli",
+    raise ValidationError(f"unknown trigger source {source!r}; expected aws.cloudwatch, aws.states, state_machine or cli",
                           field="event.source")
 
 

@@ -1,4 +1,4 @@
-"""Environment of the two rollout functions (rollout-steps, rollback), validated once at cold start."""
+"""Environment of the rollout functions (rollout-steps, rollback, reconciler), validated once at cold start."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from kanaria.errors import from_pydantic
 
 
 class RolloutEnvironment(BaseModel):
-    """What both rollout functions read from their environment."""
+    """What the rollout functions read from their environment."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -30,6 +30,7 @@ class RolloutEnvironment(BaseModel):
     warning_alarm_name: str | None = Field(default=None, alias=names.ENV_WARNING_ALARM_NAME)
     evaluations_table: str | None = Field(default=None, alias=names.ENV_EVALUATIONS_TABLE)  # stage-0 gate
     allow_offline_evaluation: bool = Field(default=False, alias=names.ENV_ALLOW_OFFLINE_EVALUATION)
+    rollback_failures_queue_url: str | None = Field(default=None, alias=names.ENV_ROLLBACK_FAILURES_QUEUE_URL)
 
 
 @cache
@@ -49,6 +50,7 @@ def utc_now() -> datetime:
 @cache
 def rollout_services():  # -> RolloutServices (imports kept lazy: boto3 clients are created on first use)
     """Every dependency of the rollout steps and the rollback, built from the environment."""
+    from kanaria.dal.canary_metrics import CloudWatchCanaryReader
     from kanaria.dal.dynamo import DynamoExperimentRepository
     from kanaria.dal.elb import ElbListenerGateway
     from kanaria.dal.evaluations import latest_for
@@ -63,6 +65,7 @@ def rollout_services():  # -> RolloutServices (imports kept lazy: boto3 clients 
         store=DynamoRolloutStore(env.rollouts_table),
         listener=ElbListenerGateway(),
         metrics=CloudWatchMetricsReader(env.metric_namespace, env.critical_alarm_name, env.warning_alarm_name),
+        canary=CloudWatchCanaryReader(env.metric_namespace),
         notifier=SnsNotifier(env.alerts_topic_arn),
         executions=SfnExecutions(),
         clock=utc_now,
@@ -81,3 +84,12 @@ def deployment():  # -> Deployment
 
     env = rollout_environment()
     return Deployment(env.listener_arn, env.primary_target_group_arn, env.canary_target_group_arn)
+
+
+@cache
+def failed_invocations():  # -> SqsFailedInvocations | None
+    """The rollback function's on-failure destination queue (the reconciler drains it), when configured."""
+    from kanaria.dal.messaging import SqsFailedInvocations
+
+    url = rollout_environment().rollback_failures_queue_url
+    return SqsFailedInvocations(url) if url else None

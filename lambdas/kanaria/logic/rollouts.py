@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Callable, Mapping, Protocol
 
 from botocore.exceptions import ClientError
 
+from kanaria.canary.judge import (
+    JudgeSettings,
+    Judgement,
+    JudgeState,
+    MinuteCounts,
+    arrived,
+    judge,
+    minutes_to_read,
+)
+from kanaria.canary.judge import new_stage as judge_new_stage
+from kanaria.canary.judge import observe as judge_observe
+from kanaria.canary.judge import start as judge_start
 from kanaria.domain.rollout import (
     Admission,
     Candidate,
@@ -17,12 +29,14 @@ from kanaria.domain.rollout import (
     MetricSnapshot,
     OfflineEvaluation,
     Outcome,
+    Stage,
     Warmup,
     admission,
     check_offline_evaluation,
     evaluate_gates,
     forward_differences,
     forward_of,
+    judge_horizon_periods,
     next_step,
     parse_rollout_request,
     primary_only,
@@ -70,6 +84,12 @@ class RollbackInProgressError(ConflictError):
     code = "rollback_in_progress"
 
 
+class PromotionBlockedError(ConflictError):
+    """The critical alarm is in ALARM when the approved promotion to 100% would start: roll back instead."""
+
+    code = "promotion_blocked"
+
+
 class ListenerGateway(Protocol):
     """ALB listener access (ELBv2)."""
 
@@ -79,6 +99,12 @@ class ListenerGateway(Protocol):
         """Non-default rules with their actions."""
         ...
     def set_rule_actions(self, rule_arn: str, actions: list[dict[str, Any]]) -> None: ...
+
+
+class CanaryMinutesReader(Protocol):
+    """Per-minute canary and primary counts of every judged stream."""
+
+    def read_minutes(self, start: datetime, end: datetime, settings: JudgeSettings) -> list[MinuteCounts]: ...
 
 
 class MetricsReader(Protocol):
@@ -108,6 +134,9 @@ class Executions(Protocol):
     def stop(self, execution_arn: str, error: str, cause: str) -> bool:
         """Stop a running execution; False when it was not running any more."""
         ...
+    def status(self, execution_arn: str) -> str | None:
+        """RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED (or PENDING_REDRIVE); None when it does not exist."""
+        ...
 
 
 class WarmupSender(Protocol):
@@ -129,6 +158,12 @@ class RolloutStore(Protocol):
     def acquire_active(self, listener_arn: str, rollout_id: str, execution_arn: str, now: datetime) -> None: ...
     def active(self, listener_arn: str) -> dict[str, Any] | None: ...
     def release_active(self, listener_arn: str, rollout_id: str) -> None: ...
+    def note_last_rollback(self, listener_arn: str, rollout_id: str, now: datetime) -> None:
+        """Remember the listener's latest rolled-back rollout (a failed alarm event names no rollout)."""
+        ...
+    def last_rollback(self, listener_arn: str) -> dict[str, Any] | None:
+        """{"rollout_id", "at"} of the listener's latest rollback, or None."""
+        ...
     def acquire_rollback_lock(self, rollout_id: str, owner: str, now: datetime, lease_seconds: int) -> str:
         """"acquired", "done" (a rollback finished) or "in_progress" (another trigger holds the lease)."""
         ...
@@ -165,6 +200,7 @@ class RolloutServices:
     notifier: Notifier
     executions: Executions
     clock: Callable[[], datetime]
+    canary: CanaryMinutesReader | None = None  # required when the plan has a judge
     analysis: AnalysisResults | None = None
     experiments: ExperimentRepository | None = None
     warmup: WarmupSender | None = None
@@ -313,12 +349,19 @@ def _target(state: RolloutState, full: bool) -> tuple[int, Forward]:
 
 
 def set_weights(services: RolloutServices, state: RolloutState, full: bool = False) -> RolloutState:
-    """Write the stage's weights (100% canary when `full`) into the listener's forward action."""
+    """Write the stage's weights (100% canary when `full`) into the listener's forward action.
+
+    A rollback may complete while this write is in flight (ELB backoff): the lock is read again after the write,
+    and if a rollback started meanwhile the listener is put back to primary-only before RolledBackError. Before
+    the 100% write the critical alarm is read fresh (the approval can come hours after the last gate)."""
     _ensure_not_rolled_back(services, state.rollout_id)
     rollout = state.rollout
+    if full:
+        _check_promotion_safe(services, state)
     index, forward = _target(state, full)
     actions = services.listener.default_actions(rollout.listener_arn)
     services.listener.set_default_actions(rollout.listener_arn, with_forward(actions, forward))
+    _undo_if_rolled_back(services, state)
     name = "full" if full else rollout.plan.stages[index].name
     progress = state.progress.model_copy(update={
         "stage_index": index, "stage_name": name, "percent": forward.share(rollout.canary_target_group),
@@ -327,6 +370,27 @@ def set_weights(services: RolloutServices, state: RolloutState, full: bool = Fal
     })
     services.store.update(state.rollout_id, PROMOTING if full else RUNNING, progress, services.clock())
     return state.model_copy(update={"progress": progress})
+
+
+def _undo_if_rolled_back(services: RolloutServices, state: RolloutState) -> None:
+    """After a stage write: a rollback that took the lock meanwhile wins; primary-only again, then stop here."""
+    lock = services.store.rollback_lock(state.rollout_id)
+    if lock is None:
+        return
+    rollout = state.rollout
+    actions = services.listener.default_actions(rollout.listener_arn)
+    services.listener.set_default_actions(rollout.listener_arn,
+                                          with_forward(actions, primary_only(rollout.primary_target_group)))
+    raise RolledBackError(f"rollout {state.rollout_id!r} was rolled back ({lock.get('state')}) while its weights were "
+                          "being written; the listener is primary-only again", field="rollout_id")
+
+
+def _check_promotion_safe(services: RolloutServices, state: RolloutState) -> None:
+    """The EvaluateGate-equivalent before PromoteFull: never 100% with the critical alarm in ALARM."""
+    critical = services.metrics.critical_alarm_state()
+    if critical is not None and critical[1] == "ALARM":
+        raise PromotionBlockedError(f"{critical[0]} is in ALARM: the approved promotion of {state.rollout_id!r} to "
+                                    "100% is refused and the canary rolls back", field="alarms")
 
 
 def verify_weights(services: RolloutServices, state: RolloutState, full: bool = False) -> RolloutState:
@@ -344,13 +408,44 @@ def verify_weights(services: RolloutServices, state: RolloutState, full: bool = 
     progress = state.progress.model_copy(update={
         "stage_started_at": _iso(now), "wait_seconds": wait, "decision": "promote" if full else "observe",
         "reason": f"weights verified: {state.progress.percent}% canary",
+        "judge": None if full else _judge_for_stage(rollout, state.progress, now),
     })
     services.store.update(state.rollout_id, PROMOTING if full else RUNNING, progress, now)
     return state.model_copy(update={"progress": progress})
 
 
+def _judge_for_stage(rollout: Rollout, progress: Progress, now: datetime) -> dict[str, Any] | None:
+    """A fresh judge at the first stage; later stages keep its evidence and restart the stage totals."""
+    settings = rollout.plan.judge
+    if settings is None:
+        return None
+    if progress.judge is None:
+        fresh = judge_start(settings, now, judge_horizon_periods(rollout.plan))
+        return fresh.model_dump(mode="json")
+    return judge_new_stage(JudgeState.model_validate(progress.judge)).model_dump(mode="json")
+
+
+def _run_judge(services: RolloutServices, rollout: Rollout, progress: Progress, stage: Stage,
+               now: datetime) -> tuple[Judgement | None, dict[str, Any] | None]:
+    """Read the settled minutes since the last look into the judge; its verdict and new state."""
+    settings = rollout.plan.judge
+    if settings is None or progress.judge is None:
+        return None, progress.judge
+    if services.canary is None:
+        raise OperationalError("the plan has a judge but no canary metrics reader is configured", field="plan.judge")
+    state = JudgeState.model_validate(progress.judge)
+    window = minutes_to_read(settings, state, now)
+    if window is not None:
+        minutes = arrived(settings, services.canary.read_minutes(window[0], window[1], settings), now)
+        if minutes:
+            until = minutes[-1].minute + timedelta(seconds=settings.period_seconds)
+            state = judge_observe(settings, state, minutes, until)
+    return judge(settings, state, stage.gates.min_observations), state.model_dump(mode="json")
+
+
 def evaluate_gate(services: RolloutServices, state: RolloutState) -> RolloutState:
-    """Evaluate the stage's gates on the metrics since the stage started and decide what comes next."""
+    """Run the judge on the minutes since its last look, evaluate the stage's gates on the metrics since the
+    stage started, and decide what comes next."""
     _ensure_not_rolled_back(services, state.rollout_id)
     rollout, progress = state.rollout, state.progress
     stage = rollout.plan.stages[progress.stage_index]
@@ -358,6 +453,7 @@ def evaluate_gate(services: RolloutServices, state: RolloutState) -> RolloutStat
         raise OperationalError("the stage has no verified start time", field="progress.stage_started_at")
     started = datetime.fromisoformat(progress.stage_started_at)
     now = services.clock()
+    judgement, judge_state = _run_judge(services, rollout, progress, stage, now)
     snapshot = services.metrics.read(started, now)
     significance = None
     if stage.gates.require_significance:
@@ -365,18 +461,18 @@ def evaluate_gate(services: RolloutServices, state: RolloutState) -> RolloutStat
             raise OperationalError("the significance gate has no analysis results to read", field="plan")
         result = services.analysis.latest(rollout.candidate.experiment_id)
         significance = significance_from_result(result, rollout.candidate.variant or "")
-    gate = evaluate_gates(stage.gates, snapshot, significance)
+    gate = evaluate_gates(stage.gates, snapshot, significance, judgement)
     last = progress.stage_index == len(rollout.plan.stages) - 1
     step = next_step(stage, gate.outcome, (now - started).total_seconds(), last)
     reasons = gate.reasons if gate.outcome is not Outcome.PASS else []
     update: dict[str, Any] = {
         "decision": step.decision, "wait_seconds": step.wait_seconds, "checks": progress.checks + 1,
-        "gate": gate.model_dump(mode="json"), "reason": "; ".join([step.reason, *reasons]),
+        "gate": gate.model_dump(mode="json"), "reason": "; ".join([step.reason, *reasons]), "judge": judge_state,
     }
     if step.decision == "advance":
         update["stage_index"] = progress.stage_index + 1
     new_progress = progress.model_copy(update=update)
-    services.store.update(state.rollout_id, RUNNING, new_progress, now)
+    services.store.update(state.rollout_id, RUNNING, new_progress, services.clock())
     return state.model_copy(update={"progress": new_progress})
 
 
@@ -414,6 +510,9 @@ def trigger_from_state(state: Mapping[str, Any]) -> RollbackTrigger:
         if error == "Kanaria.Rejected":
             return RollbackTrigger(kind="approval_rejected", source="state_machine", details=details,
                                    summary=f"promotion to 100% rejected by a human: {cause or 'no reason given'}")
+        if error == PromotionBlockedError.__name__:
+            return RollbackTrigger(kind="gate_failed", source="state_machine", details=details,
+                                   summary=f"promotion to 100% refused after the approval: {cause[:500]}")
         if error in {"States.Timeout", "States.HeartbeatTimeout"} and progress.get("decision") == "await_approval":
             return RollbackTrigger(kind="approval_timeout", source="state_machine", details=details,
                                    summary="no approval before the approval timeout (traffic held at the last stage)")
@@ -442,6 +541,7 @@ def rollback(services: RolloutServices, deployment: Deployment, rollout_id: str,
     if lock == "done":
         record = services.store.rollback_record(rollout_id)
         return {"status": "already_rolled_back", "rollout_id": rollout_id,
+                "listener": _verify_rolled_back(services, rollout, trigger),
                 "record": record.model_dump(mode="json") if record else None}
     if lock == "in_progress":
         raise RollbackInProgressError(f"another trigger is rolling back {rollout_id!r} right now", field="rollout_id")
@@ -459,10 +559,9 @@ def rollback(services: RolloutServices, deployment: Deployment, rollout_id: str,
 def _roll_back(services: RolloutServices, deployment: Deployment, rollout: Rollout, progress: Progress,
                trigger: RollbackTrigger) -> RollbackRecord:
     store, listener = services.store, services.listener
-    execution_stopped = False
-    if trigger.source != "state_machine":
-        # First, so the execution cannot write stage weights again after ours.
-        execution_stopped = services.executions.stop(rollout.execution_arn, "Kanaria.RolledBack", trigger.summary[:256])
+    # The listener first: while ELB is throttled the execution keeps running (its gate or the reconciler can still
+    # act) instead of being stopped with the canary still at its weight. A stage write of the execution landing
+    # after ours sees our lock and undoes itself (set_weights).
     before_actions = listener.default_actions(rollout.listener_arn)
     before = forward_of(before_actions) or Forward(weights={})
     target = primary_only(rollout.primary_target_group)
@@ -476,6 +575,9 @@ def _roll_back(services: RolloutServices, deployment: Deployment, rollout: Rollo
     if problems:
         raise WeightsMismatchError("after the rollback the canary is still reachable: " + "; ".join(problems),
                                    field="listener")
+    execution_stopped = False
+    if trigger.source != "state_machine":
+        execution_stopped = services.executions.stop(rollout.execution_arn, "Kanaria.RolledBack", trigger.summary[:256])
     stopped, stop_error = _stop_variant(services, rollout, trigger)
     snapshot, gate = _evidence(services, rollout, progress, trigger)
     now = services.clock()
@@ -504,8 +606,56 @@ def _roll_back(services: RolloutServices, deployment: Deployment, rollout: Rollo
                                          "reason": f"rolled back: {trigger.summary}"[:1000]})
     store.update(rollout.rollout_id, ROLLED_BACK, rolled, now)
     store.release_active(rollout.listener_arn, rollout.rollout_id)
+    store.note_last_rollback(rollout.listener_arn, rollout.rollout_id, now)
     services.notifier.publish(*rollback_alert(record))
     return record
+
+
+def _canary_paths(listener: ListenerGateway, rollout: Rollout) -> tuple[Forward | None, list[str]]:
+    """The default forward action, and every way a request can still reach the canary (empty: none)."""
+    forward = forward_of(listener.default_actions(rollout.listener_arn))
+    paths = []
+    if forward is not None and forward.reaches(rollout.canary_target_group):
+        paths.append(f"default action: {forward.share(rollout.canary_target_group)}% to the canary"
+                     + (" (sticky)" if forward.stickiness_enabled else ""))
+    paths += [f"rule {rule['RuleArn']}" for rule in listener.rules(rollout.listener_arn)
+              if (fwd := forward_of(rule.get("Actions", []))) is not None and fwd.reaches(rollout.canary_target_group)]
+    return forward, paths
+
+
+def _verify_rolled_back(services: RolloutServices, rollout: Rollout, trigger: RollbackTrigger) -> dict[str, Any]:
+    """A rollback asked again (a late trigger, `kanaria rollout abort`) reads the listener instead of trusting the
+    record: a canary path that came back (a stage write racing the rollback, a hand edit) is closed again, verified,
+    and paged once per repair. A listener that another rollout holds now is not touched."""
+    listener = services.listener
+    active = services.store.active(rollout.listener_arn)
+    if active is not None and active.get("active_rollout_id") != rollout.rollout_id:
+        return {"verified": False, "reason": f"the listener is held by rollout {active.get('active_rollout_id')!r} "
+                                             "now; not touched"}
+    before, paths = _canary_paths(listener, rollout)
+    if not paths:
+        return {"verified": True, "repaired": False}
+    if before is not None and before.reaches(rollout.canary_target_group):
+        actions = listener.default_actions(rollout.listener_arn)
+        listener.set_default_actions(rollout.listener_arn,
+                                     with_forward(actions, primary_only(rollout.primary_target_group)))
+    rules_fixed = _close_rules(listener, rollout)
+    after, left = _canary_paths(listener, rollout)
+    if left:
+        raise WeightsMismatchError("after repairing the rollback the canary is still reachable: " + "; ".join(left),
+                                   field="listener")
+    services.notifier.publish(
+        f"[Kanaria] ROLLBACK REPAIRED {rollout.rollout_id}".encode("ascii", "replace").decode()[:100],
+        "\n".join([
+            f"WHAT: rollout {rollout.rollout_id} was already rolled back, but the listener reached the canary again: "
+            + "; ".join(paths) + ".",
+            f"DONE: primary-only again (weights {after.weights if after else {}}), verified by reading the listener "
+            f"back; rules fixed: {', '.join(rules_fixed) or 'none'}.",
+            f"WHO ASKED: {trigger.kind} via {trigger.source} ({trigger.summary[:300]}).",
+            "NEXT: find what wrote the listener after the rollback (CloudTrail ModifyListener).",
+        ]))
+    return {"verified": True, "repaired": True, "found": paths, "weights_after": after.weights if after else {},
+            "rules_fixed": rules_fixed}
 
 
 def _close_rules(listener: ListenerGateway, rollout: Rollout) -> list[str]:

@@ -12,7 +12,7 @@ import pytest
 from scipy import stats
 
 from kanaria.analysis import analyze_snapshot
-from kanaria.cli.main import main
+from kanaria_tools.cli.main import main
 from kanaria.errors import ValidationError
 
 from .builders import analyze, mean_stats, snapshot, variant

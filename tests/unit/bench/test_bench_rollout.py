@@ -1,7 +1,7 @@
 """Pure helpers of the Rollout section (reading result.json, scenario files and the synthesized alarms) and the
 section splicing of `bench.py --only`; no rehearsal, no CDK."""
 
-from kanaria.rehearsal.scenario import RolloutPhase, load_scenario
+from kanaria_tools.rehearsal.scenario import RolloutPhase, load_scenario
 from scripts.bench import splice
 from scripts.bench_rollout import (
     FaultScenario, alarm_table, alarm_windows, duration, failure_line, fault_text, phase_ok, phase_row, reacting,
@@ -39,7 +39,7 @@ CASE = FaultScenario("5xx error spike", "error-spike", "error-spike")
 def test_durations_and_fault_and_plan_texts():
     assert [duration(s) for s in (0, 59.6, 356.4, 3600, 3725)] == ["0s", "1m 00s", "5m 56s", "1h 00m", "1h 02m"]
     assert fault_text(ROLLOUT) == "error_spike 6% on the canary from +28 min"
-    assert stage_plan(ROLLOUT) == ("5% 20 min → 25% 20 min → approval → 100%, gate checks every 5 min,"
+    assert stage_plan(ROLLOUT) == ("5% 20 min → 25% 20 min → approval → 100%, gate checks every 1 min,"
                                    " gates min_observations 150")
     assert fault_text(None) == "" and stage_plan(None) == "?"
 

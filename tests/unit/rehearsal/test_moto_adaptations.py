@@ -1,10 +1,12 @@
-"""Pins of the emulator's behaviour that kanaria/rehearsal/moto_adaptations.py works around, and the adaptations.
+"""Pins of the emulator's behaviour that kanaria_tools/rehearsal/moto_adaptations.py works around, and the adaptations.
 
 Each `TestMoto...Unadapted` test asserts what moto 5.2.5 does WITHOUT the adaptation. If one of them fails after
 a moto upgrade, moto changed: re-measure, then drop or change the matching adaptation (and MOTO_VERSION).
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import importlib
 import json
@@ -19,7 +21,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from kanaria.rehearsal import moto_adaptations
+from kanaria_tools.rehearsal import moto_adaptations
 
 REGION = "ap-northeast-1"
 ACCOUNT = "123456789012"
@@ -161,8 +163,29 @@ def _racing_conditional_puts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return sorted(outcomes)
 
 
+def _async_config_stack() -> dict[str, Any]:
+    """A function, a queue and the function's EventInvokeConfig (retries, on-failure destination) in one template."""
+    return {"Resources": {
+        "Role": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {}}},
+        "Fn": {"Type": "AWS::Lambda::Function", "Properties": {
+            "FunctionName": "fn", "Runtime": "python3.12", "Handler": "index.handler",
+            "Role": {"Fn::GetAtt": ["Role", "Arn"]}, "Code": {"ZipFile": "def handler(e, c): pass"}}},
+        "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "failures"}},
+        "Config": {"Type": "AWS::Lambda::EventInvokeConfig", "Properties": {
+            "FunctionName": {"Ref": "Fn"}, "Qualifier": "$LATEST", "MaximumRetryAttempts": 2,
+            "MaximumEventAgeInSeconds": 3600,
+            "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": ["Queue", "Arn"]}}}}},
+    }}
+
+
 class TestMotoUnadapted:
     """What moto 5.2.5 does without the adaptations (fails loudly when an upgrade changes it)."""
+
+    def test_event_invoke_config_is_silently_skipped(self, unadapted: None) -> None:
+        with mock_aws():
+            assert _deploy(_async_config_stack())["StackStatus"] == "CREATE_COMPLETE"
+            with pytest.raises(ClientError, match="ResourceNotFound|not found|EventInvokeConfig"):
+                boto3.client("lambda", region_name=REGION).get_function_event_invoke_config(FunctionName="fn")
 
     def test_global_table_is_silently_skipped(self, unadapted: None) -> None:
         with mock_aws():
@@ -198,6 +221,17 @@ class TestMotoUnadapted:
     def test_percentiles_crash_get_metric_data(self, unadapted: None) -> None:
         with mock_aws(), pytest.raises(TypeError):  # the p99 value is None and the response serializer fails
             _p99()
+
+    def test_get_metric_data_compares_every_query_with_every_datapoint(self, unadapted: None) -> None:
+        # Given 40 datapoints of 8 dimension sets and 8 queries, moto compares dimensions per query x datapoint
+        with mock_aws(), _counting_dimension_comparisons() as count:
+            _many_series()
+            _query_many_series()
+        assert count[0] >= 8 * 40
+
+    def test_percent_ranks_crash_get_metric_data(self, unadapted: None) -> None:
+        with mock_aws(), pytest.raises(TypeError):
+            _stat("PR(:25)")
 
     def test_http_api_is_skipped(self, unadapted: None) -> None:
         with mock_aws():
@@ -342,6 +376,50 @@ class TestAdapted:
             assert cloudwatch.describe_alarms()["CompositeAlarms"][0]["AlarmRule"] == "ALARM(a)"
             assert _p99() == [99.0]
 
+    def test_get_metric_data_reads_each_querys_group(self, adapted: Any) -> None:
+        # Given the same data, the indexed read returns what plain moto returns, with far fewer comparisons
+        with mock_aws(), _counting_dimension_comparisons() as count:
+            _many_series()
+            values = _query_many_series()
+        assert values == {f"q{i}": [float(10 * i + 1 + 10 * i + 2 + 10 * i + 3 + 10 * i + 4 + 10 * i + 5)]
+                          for i in range(8)}
+        assert count[0] < 8 * 40
+
+    def test_percent_ranks(self, adapted: Any) -> None:
+        # Given the values 1..100, PR(:25) is 25%, PR(90:) 10%, PR(10:20) 10% (lower bound excluded)
+        with mock_aws():
+            assert _stat("PR(:25)") == [25.0]
+        with mock_aws():
+            assert _stat("PR(90:)") == [10.0]
+        with mock_aws():
+            assert _stat("PR(10:20)") == [10.0]
+
+    def test_event_invoke_config_is_created(self, adapted: Any) -> None:
+        with mock_aws():
+            assert _deploy(_async_config_stack())["StackStatus"] == "CREATE_COMPLETE"
+            config = boto3.client("lambda", region_name=REGION).get_function_event_invoke_config(FunctionName="fn")
+            assert config["MaximumRetryAttempts"] == 2 and config["MaximumEventAgeInSeconds"] == 3600
+            assert config["DestinationConfig"]["OnFailure"]["Destination"] == (
+                f"arn:aws:sqs:{REGION}:{ACCOUNT}:failures")
+
+    def test_before_invoke_hook_can_fail_a_function(self, adapted: Any) -> None:
+        calls: list[Any] = []
+
+        def broken(function_name: str, event: Any) -> None:
+            raise RuntimeError(f"injected fault in {function_name}")
+
+        adapted.hooks.on_invoke, adapted.hooks.before_invoke = calls.append, broken
+        try:
+            with mock_aws():
+                _function("kanaria.handlers.experiments.handler", {"EXPERIMENTS_TABLE": "e", "ASSIGNMENTS_TABLE": "a",
+                                                                    "AGGREGATES_TABLE": "g", "PROFILES_PARAMETER": "/p"})
+                response = boto3.client("lambda", region_name=REGION).invoke(FunctionName="fn", Payload=b"{}")
+                assert response["FunctionError"]
+                assert json.loads(response["Payload"].read())["errorMessage"] == "injected fault in fn"
+                assert calls[0].error == "RuntimeError: injected fault in fn"
+        finally:
+            adapted.hooks.before_invoke = None
+
     def test_kanaria_handler_runs_in_process(self, adapted: Any) -> None:
         calls: list[Any] = []
         adapted.hooks.on_invoke = calls.append
@@ -355,8 +433,8 @@ class TestAdapted:
             _function("kanaria.handlers.experiments.handler", {"EXPERIMENTS_TABLE": "e", "ASSIGNMENTS_TABLE": "a",
                                                                 "AGGREGATES_TABLE": "g", "PROFILES_PARAMETER": "/p"})
             from kanaria.handlers import env
-            from kanaria.apiclient import http_event
-            from kanaria.rehearsal.invoke import REHEARSAL_CALLER
+            from kanaria_tools.apiclient import http_event
+            from kanaria_tools.rehearsal.invoke import REHEARSAL_CALLER
 
             # an earlier test in this worker may have cached other table names and clients
             env.api_environment.cache_clear()
@@ -422,14 +500,57 @@ def _function(handler: str, environment: dict[str, str] | None = None) -> None:
         Environment={"Variables": environment or {}})
 
 
+@contextlib.contextmanager
+def _counting_dimension_comparisons() -> Iterator[list[int]]:
+    from moto.cloudwatch import models as cw_models
+
+    count = [0]
+    original = cw_models.Dimension.__eq__
+
+    def counted(self: Any, other: Any) -> bool:
+        count[0] += 1
+        return original(self, other)
+
+    cw_models.Dimension.__eq__ = counted  # type: ignore[method-assign]
+    try:
+        yield count
+    finally:
+        cw_models.Dimension.__eq__ = original  # type: ignore[method-assign]
+
+
+_SERIES_START = datetime(2026, 12, 5, 10, 0, tzinfo=timezone.utc)
+
+
+def _many_series() -> None:
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    data = [{"MetricName": "M", "Dimensions": [{"Name": "target", "Value": "canary"}, {"Name": "intent", "Value": f"i{i}"}],
+             "Timestamp": _SERIES_START + timedelta(seconds=5 * k), "Value": float(10 * i + k + 1)}
+            for i in range(8) for k in range(5)]
+    cloudwatch.put_metric_data(Namespace="N", MetricData=data)
+
+
+def _query_many_series() -> dict[str, list[float]]:
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    queries = [{"Id": f"q{i}", "MetricStat": {"Metric": {"Namespace": "N", "MetricName": "M", "Dimensions": [
+        {"Name": "target", "Value": "canary"}, {"Name": "intent", "Value": f"i{i}"}]}, "Period": 60, "Stat": "Sum"}}
+        for i in range(8)]
+    result = cloudwatch.get_metric_data(MetricDataQueries=queries, StartTime=_SERIES_START,
+                                        EndTime=_SERIES_START + timedelta(minutes=1))
+    return {r["Id"]: r["Values"] for r in result["MetricDataResults"]}
+
+
 def _p99() -> Any:
+    return _stat("p99")
+
+
+def _stat(stat: str) -> Any:
     cloudwatch = boto3.client("cloudwatch", region_name=REGION)
     now = datetime.now(timezone.utc).replace(microsecond=0)
     cloudwatch.put_metric_data(Namespace="N", MetricData=[{"MetricName": "M", "Values": [float(v) for v in range(1, 101)],
                                                            "Timestamp": now}])
     result = cloudwatch.get_metric_data(
         MetricDataQueries=[{"Id": "p", "MetricStat": {"Metric": {"Namespace": "N", "MetricName": "M"}, "Period": 60,
-                                                      "Stat": "p99"}}],
+                                                      "Stat": stat}}],
         StartTime=now - timedelta(minutes=1), EndTime=now + timedelta(minutes=1))
     return result["MetricDataResults"][0]["Values"]
 

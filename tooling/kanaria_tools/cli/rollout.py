@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     start.add_argument("--dry-run", action="store_true", help="validate and print the effective plan only")
     status = sub.add_parser("status", help="stage, weights, last gate, pending approval, rollback record")
     status.add_argument("rollout_id")
-    approve = sub.add_parser("approve", help="approve promotion to 100% (SendTaskSuccess)")
+    approve = sub.add_parser("approve", help="approve promotion to 100%% (SendTaskSuccess)")
     approve.add_argument("rollout_id", nargs="?", help="looked up in the rollouts table unless --token is given")
     approve.add_argument("--token", help="the task token from the approval message")
     approve.add_argument("--comment", default="", help="recorded with the approval")

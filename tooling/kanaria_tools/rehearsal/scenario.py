@@ -15,12 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError as PydanticVa
 
 from kanaria.domain.experiment import ID_PATTERN, METRICS
 from kanaria.errors import ValidationError, from_pydantic
+from kanaria_tools.paths import repository_root
 
-SCENARIOS_DIR = Path(__file__).resolve().parents[3] / "scenarios"
 DEFAULT_SCENARIO = "default"
 DECISIONS = ("PROMOTE", "REVIEW", "CONTINUE", "NO_DECISION", "ROLLBACK")
-FAULT_KINDS = ("error_spike", "latency_regression", "throttling", "hallucination_spike", "srm_assignment_bug",
-               "missing_metrics")
+FAULT_KINDS = ("error_spike", "latency_regression", "throttling", "hallucination_spike", "quality_drop",
+               "srm_assignment_bug", "missing_metrics", "rollback_function_failure")
+# Faults of the system itself rather than of the traffic: not the incident a rollback's reaction time is timed from.
+SYSTEM_FAULT_KINDS = ("rollback_function_failure",)
 
 
 class _Strict(BaseModel):
@@ -122,8 +124,8 @@ class Traffic(_Strict):
 class Fault(_Strict):
     """Something going wrong at a scenario time (minutes since its phase started)."""
 
-    kind: Literal["error_spike", "latency_regression", "throttling", "hallucination_spike", "srm_assignment_bug",
-                  "missing_metrics"]
+    kind: Literal["error_spike", "latency_regression", "throttling", "hallucination_spike", "quality_drop",
+                  "srm_assignment_bug", "missing_metrics", "rollback_function_failure"]
     at_minute: float = Field(ge=0, le=100_000)
     duration_minutes: float | None = Field(default=None, gt=0, description="until the end of the phase when unset")
     target: Literal["canary", "primary", "treatment", "control"] = "canary"
@@ -132,20 +134,28 @@ class Fault(_Strict):
     latency_factor: float | None = Field(default=None, gt=0, le=100)
     warm_after_requests: int | None = Field(default=None, ge=1, description="cold start: the latency factor fades "
                                             "out linearly over this many requests of the target")
+    quality_score: float | None = Field(default=None, ge=0, le=1, description="quality_drop: the mean quality score")
+    intents: tuple[str, ...] | None = Field(default=None, min_length=1,
+                                            description="only requests of these intents are affected (default: all)")
+    failures: int | None = Field(default=None, ge=1, le=1000, description="rollback_function_failure: the deployed "
+                                 "rollback function raises on this many invocations while the fault is active")
     description: str = ""
 
     @model_validator(mode="after")
     def _parameters(self) -> "Fault":
         needs = {"error_spike": "rate", "throttling": "rate", "hallucination_spike": "rate",
-                 "srm_assignment_bug": "rate", "latency_regression": "latency_factor"}
+                 "srm_assignment_bug": "rate", "latency_regression": "latency_factor", "quality_drop": "quality_score",
+                 "rollback_function_failure": "failures"}
         needed = needs.get(self.kind)
         if needed and getattr(self, needed) is None:
             raise ValueError(f"{needed}: required for a {self.kind} fault")
         return self
 
-    def active(self, minute: float) -> bool:
-        """Whether the fault is in effect at this phase minute."""
+    def active(self, minute: float, intent: str | None = None) -> bool:
+        """Whether the fault is in effect at this phase minute (for a request of `intent`, when given)."""
         end = math.inf if self.duration_minutes is None else self.at_minute + self.duration_minutes
+        if self.intents is not None and intent is not None and intent not in self.intents:
+            return False
         return self.at_minute <= minute < end
 
 
@@ -238,13 +248,14 @@ class RolloutPhase(_Strict):
     baseline: str
     candidate: str
     stages: tuple[StageSpec, ...] = Field(min_length=1, max_length=10)
-    check_minutes: float = Field(default=5, gt=0)
+    check_minutes: float = Field(default=1, gt=0, description="how often the judge and gates look")
     approval: Literal["auto", "reject"] = "auto"
     warmup_requests: int | None = Field(default=None, ge=1, le=5000, description="synthetic requests the state "
                                        "machine's warm-up step sends to the canary before live traffic")
     link_experiment: bool = Field(default=False, description="the candidate is the experiment's variant of the same "
                                   "name (gates with require_significance read the experiment's analysis)")
     gates: dict[str, Any] = Field(default_factory=dict, description="StageGates fields applied to every stage")
+    judge: dict[str, Any] = Field(default_factory=dict, description="JudgeSettings fields of the rollout's judge")
     faults: tuple[Fault, ...] = ()
     offline_evaluation: OfflineEvaluationSpec | None = Field(default=None, description="run and store the "
                                                              "candidate's offline evaluation; stage 0 reads it")
@@ -294,6 +305,11 @@ class Scenario(_Strict):
             if rollout.link_experiment and (self.experiment is None or rollout.candidate not in
                                             (self.experiment.control, self.experiment.treatment)):
                 raise ValueError(f"rollouts.{index}.link_experiment: the candidate must be a variant of the experiment")
+            for f_index, fault in enumerate(rollout.faults):
+                unknown = [i for i in fault.intents or () if i not in self.traffic.intent_mix]
+                if unknown:
+                    raise ValueError(f"rollouts.{index}.faults.{f_index}.intents: {unknown} are not in "
+                                     "traffic.intent_mix")
             for role in ("baseline", "candidate"):
                 if getattr(rollout, role) not in known:
                     raise ValueError(f"rollouts.{index}.{role}: unknown configuration {getattr(rollout, role)!r}; "
@@ -325,15 +341,21 @@ def parse_scenario(document: Any, source: str = "scenario") -> Scenario:
         raise ValidationError(f"{source}: {error.reason}", field=error.field, details=error.details) from None
 
 
+def scenarios_dir() -> Path:
+    """The shipped scenarios: scenarios/ in the Kanaria checkout."""
+    return repository_root() / "scenarios"
+
+
 def resolve_path(name_or_path: str) -> Path:
     """A scenario file: a path, or a name in scenarios/ (with or without .json)."""
     path = Path(name_or_path)
     if path.exists():
         return path
-    for candidate in (SCENARIOS_DIR / name_or_path, SCENARIOS_DIR / f"{name_or_path}.json"):
+    shipped = scenarios_dir()
+    for candidate in (shipped / name_or_path, shipped / f"{name_or_path}.json"):
         if candidate.exists():
             return candidate
-    available = ", ".join(sorted(p.stem for p in SCENARIOS_DIR.glob("*.json"))) or "none"
+    available = ", ".join(sorted(p.stem for p in shipped.glob("*.json"))) or "none"
     raise ValidationError(f"no scenario file {name_or_path!r} (scenarios: {available})", field="scenario")
 
 
@@ -349,4 +371,4 @@ def load_scenario(name_or_path: str) -> Scenario:
 
 def list_scenarios() -> list[Path]:
     """Shipped scenario files."""
-    return sorted(SCENARIOS_DIR.glob("*.json"))
+    return sorted(scenarios_dir().glob("*.json"))

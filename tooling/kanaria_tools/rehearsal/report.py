@@ -10,8 +10,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from kanaria.rehearsal.clock import fmt, fmt_duration
-from kanaria.rehearsal.moto_adaptations import ADAPTATIONS, MOTO_VERSION
+from kanaria_tools.rehearsal.clock import fmt, fmt_duration
+from kanaria_tools.rehearsal.moto_adaptations import ADAPTATIONS, MOTO_VERSION
 
 STATE_COLOURS = {"OK": "#3a9d5d", "ALARM": "#d64545", "INSUFFICIENT_DATA": "#b9b9b9"}
 SIDE_COLOURS = {"primary": "#3b6fb6", "canary": "#e08a1e"}
@@ -64,6 +64,7 @@ def summary(result: Any) -> dict[str, Any]:
             "started_at": p.started_at, "ended_at": p.ended_at, "fault_at": p.fault_at,
             "rollback_completed_at": p.rollback_completed_at, "fault_to_rollback_seconds": p.fault_to_rollback,
             "reactions": [{"at": r.at, "kind": r.kind, "what": r.what} for r in p.reactions],
+            "detail": _detail(p.detail),
         } for p in result.phases],
         "alerts": [{"at": at, "subject": subject} for at, subject, _ in result.alerts],
         "alarm_transitions": [{"at": t.at, "alarm": t.alarm, "old": t.old, "new": t.new, "actions": list(t.actions)}
@@ -71,6 +72,16 @@ def summary(result: Any) -> dict[str, Any]:
         "not_emulated": result.not_created,
         "invocations": _invocation_stats(result.invocations),
     }
+
+
+def _detail(detail: dict[str, Any]) -> dict[str, Any]:
+    """The machine-readable part of a rollout phase's detail: the rollout, how it ended, what restored 100/0."""
+    kept = {k: detail[k] for k in ("rollout_id", "status", "execution_status", "weights_after", "restored_by",
+                                   "rollback_alerts") if k in detail}
+    record = detail.get("rollback")
+    if isinstance(record, dict):
+        kept["rollback_trigger"] = record.get("trigger")
+    return kept
 
 
 def _invocation_stats(invocations: list[Any]) -> dict[str, dict[str, float]]:
@@ -97,7 +108,7 @@ def render_markdown(result: Any, svg_name: str) -> str:
         f"- scenario clock: {result.speed:g}x (1 wall second = {fmt_duration(result.speed)}); wall time "
         f"{result.wall_seconds:.0f}s, of which deploy {result.deploy_seconds:.0f}s",
         f"- emulator: moto {MOTO_VERSION} in process on loopback, {len(ADAPTATIONS)} adaptations "
-        "(lambdas/kanaria/rehearsal/moto_adaptations.py)",
+        "(tooling/kanaria_tools/rehearsal/moto_adaptations.py)",
     ]
     if result.error:
         lines += ["", f"**Error:** {result.error}"]

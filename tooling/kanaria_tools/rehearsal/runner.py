@@ -17,11 +17,11 @@ from typing import Any
 
 from kanaria import names
 from kanaria.errors import KanariaError, OperationalError, ValidationError
-from kanaria.rehearsal.clock import RehearsalClock, fmt, fmt_duration
-from kanaria.rehearsal.progress import Progress
-from kanaria.rehearsal.scenario import Configuration, RolloutPhase, Scenario
+from kanaria_tools.paths import repository_root
+from kanaria_tools.rehearsal.clock import RehearsalClock, fmt, fmt_duration
+from kanaria_tools.rehearsal.progress import Progress
+from kanaria_tools.rehearsal.scenario import SYSTEM_FAULT_KINDS, Configuration, RolloutPhase, Scenario
 
-ROOT = Path(__file__).resolve().parents[3]
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 
 
@@ -31,7 +31,8 @@ class Reaction:
 
     at: float
     what: str
-    kind: str  # alarm | composite | gate | rollback | weights | alert | decision | srm | fault | stage | stage 0
+    kind: str  # alarm | composite | gate | rollback | rollback failure | reconciler | weights | alert | decision | srm |
+    # fault | stage | stage 0
 
 
 @dataclass
@@ -82,9 +83,9 @@ class RehearsalResult:
         return self.error is None and bool(self.phases) and all(p.ok for p in self.phases)
 
 
-def cdk_context(app_dir: Path = ROOT) -> dict[str, Any]:
-    """The app's cdk.json context (prefix, account, region)."""
-    return json.loads((app_dir / "cdk.json").read_text(encoding="utf-8")).get("context", {})
+def cdk_context(app_dir: Path | None = None) -> dict[str, Any]:
+    """The app's cdk.json context (prefix, account, region); default: the checkout's."""
+    return json.loads(((app_dir or repository_root()) / "cdk.json").read_text(encoding="utf-8")).get("context", {})
 
 
 class _Resolver:
@@ -104,7 +105,7 @@ class _Resolver:
         return value
 
     def get_att(self, stack: str, logical_id: str, attribute: str) -> Any:
-        from kanaria.rehearsal.moto_adaptations import cfn_attribute
+        from kanaria_tools.rehearsal.moto_adaptations import cfn_attribute
 
         return cfn_attribute(self._account, self._region, stack, logical_id, attribute)
 
@@ -119,18 +120,40 @@ class _Resolver:
 
 
 class _Sink:
-    """Alarm actions into the emulator: asynchronous Lambda invocation, SNS publish."""
+    """Alarm actions into the emulator: asynchronous Lambda invocation (with Lambda's retries and the function's
+    on-failure destination, which moto does not apply), SNS publish."""
 
-    def __init__(self, aws: Any):
+    def __init__(self, aws: Any, sleep: Any):
+        from kanaria_tools.rehearsal.invoke import sqs_sender
+
         self._lambda = aws.client("lambda")
         self._sns = aws.client("sns")
+        self._send = sqs_sender(aws.client("sqs"))
+        self._sleep = sleep  # scenario seconds -> waits the corresponding wall time
+        self._policies: dict[str, Any] = {}
         self.errors: list[str] = []
+        self.gave_up: list[tuple[str, int, Any]] = []  # (function, attempts, last error): sent to the destination
+
+    def _policy(self, function_arn: str) -> Any:
+        from kanaria_tools.rehearsal.invoke import AsyncPolicy
+
+        if function_arn not in self._policies:
+            try:
+                config = self._lambda.get_function_event_invoke_config(FunctionName=function_arn)
+            except Exception:  # noqa: BLE001 - none configured: Lambda's defaults (2 retries, no destination)
+                config = None
+            self._policies[function_arn] = AsyncPolicy.of(config)
+        return self._policies[function_arn]
 
     def invoke_lambda(self, function_arn: str, event: dict[str, Any]) -> None:
+        from kanaria_tools.rehearsal.invoke import invoke_async
+
         def run() -> None:
             try:
-                self._lambda.invoke(FunctionName=function_arn, InvocationType="Event",
-                                    Payload=json.dumps(event).encode("utf-8"))
+                attempts, error = invoke_async(self._lambda, function_arn, event, self._policy(function_arn),
+                                               sleep=self._sleep, send=self._send)
+                if error is not None:
+                    self.gave_up.append((function_arn, attempts, error))
             except Exception as exc:  # noqa: BLE001 - recorded, shown in the report
                 self.errors.append(f"invoke {function_arn}: {exc}")
 
@@ -148,13 +171,13 @@ class Rehearsal:
     """One scenario on one emulator."""
 
     def __init__(self, scenario: Scenario, *, progress: Progress, reports_dir: Path, port: int | None = None,
-                 app_dir: Path = ROOT, speed: float | None = None):
+                 app_dir: Path | None = None, speed: float | None = None):
         self.scenario = scenario
         self.progress = progress
         self.reports_dir = reports_dir
         self.port = port
-        self.app_dir = app_dir
-        context = cdk_context(app_dir)
+        self.app_dir = app_dir or repository_root()
+        context = cdk_context(self.app_dir)
         self.prefix = str(context.get("kanaria:prefix", names.DEFAULT_PREFIX))
         self.account = str(context.get("kanaria:account", "123456789012"))
         self.region = str(context.get("kanaria:region", "ap-northeast-1"))
@@ -164,6 +187,10 @@ class Rehearsal:
         self.clock: RehearsalClock | None = None
         self._invocations: list[tuple[float, str, Any]] = []
         self._lock = threading.Lock()
+        self._function_faults: list[list[Any]] = []  # [fault, phase start, failures left]: injected into functions
+        self._reconciler: str | None = None
+        self._next_reconcile = 0.0
+        self._reconciling = threading.Lock()
         self.run_id = f"{scenario.name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
         self.run_dir = reports_dir / self.run_id
 
@@ -194,13 +221,45 @@ class Rehearsal:
     def _function(self, kind: str) -> str:
         return names.function_name(self.prefix, kind)
 
+    def _before_invoke(self, function_name: str, event: Any) -> None:
+        """A rollback_function_failure fault: the deployed rollback function raises while it lasts."""
+        if function_name != self._function(names.FUNCTION_ROLLBACK) or self.clock is None:
+            return
+        with self._lock:
+            for entry in self._function_faults:
+                fault, started, left = entry
+                if left > 0 and fault.active((self.clock.now() - started) / 60):
+                    entry[2] -= 1
+                    raise RuntimeError(f"injected fault: {fault.description or 'the rollback function is broken'} "
+                                       f"(failure {fault.failures - entry[2]} of {fault.failures})")
+
+    def _reconcile(self, now: float) -> None:
+        """The reconciler's EventBridge schedule (every RECONCILE_EVERY_MINUTES on the scenario clock), invoked
+        asynchronously like EventBridge does; one at a time (its reserved concurrency is 1)."""
+        if self._reconciler is None or now < self._next_reconcile:
+            return
+        period = names.RECONCILE_EVERY_MINUTES * 60
+        self._next_reconcile = (math.floor(now / period) + 1) * period
+        if not self._reconciling.acquire(blocking=False):
+            return  # the previous run is still going: throttled, as with reserved concurrency 1
+
+        def run() -> None:
+            try:
+                self.caller.invoke(self._reconciler, _scheduled_event(self.account, self.region, self._reconciler))
+            except Exception as exc:  # noqa: BLE001 - the function's failure is in the invocation log
+                logging.getLogger("kanaria_tools.rehearsal").info("reconciler failed: %s", exc)
+            finally:
+                self._reconciling.release()
+
+        threading.Thread(target=run, daemon=True, name="reconciler").start()
+
     # --- the run ---------------------------------------------------------------------------------------------
 
     def run(self) -> RehearsalResult:
         """The whole rehearsal; never raises for a scenario failure (recorded in the result)."""
-        from kanaria.rehearsal import moto_adaptations
-        from kanaria.rehearsal.deploy import deploy_app
-        from kanaria.rehearsal.emulator import LocalAws
+        from kanaria_tools.rehearsal import moto_adaptations
+        from kanaria_tools.rehearsal.deploy import deploy_app
+        from kanaria_tools.rehearsal.emulator import LocalAws
 
         started = time.monotonic()
         self._setup_logging()
@@ -213,11 +272,11 @@ class Rehearsal:
         p.line(f"scenario clock: {self.speed:g}x (1 wall second = {fmt_duration(self.speed)} of scenario time); "
                f"report and logs in {self.run_dir}")
         p.section("Local AWS emulator (moto, in process, loopback only)")
-        hooks = moto_adaptations.Hooks(on_invoke=self._on_invoke)
+        hooks = moto_adaptations.Hooks(on_invoke=self._on_invoke, before_invoke=self._before_invoke)
         aws = LocalAws.start(account=self.account, region=self.region, port=self.port, hooks=hooks)
         try:
             p.line(f"moto {moto_adaptations.MOTO_VERSION} on {aws.endpoint} with {len(moto_adaptations.ADAPTATIONS)} "
-                   "adaptations (kanaria/rehearsal/moto_adaptations.py)")
+                   "adaptations (kanaria_tools/rehearsal/moto_adaptations.py)")
             p.section("Deploying the CDK app (cdk bootstrap + cdk deploy --all, kanaria:bundle=false)")
             context: dict[str, str] = {}
             if any(phase.offline_evaluation for phase in s.rollouts):
@@ -243,7 +302,7 @@ class Rehearsal:
             p.line(f"ERROR: {exc}")
         except Exception as exc:  # noqa: BLE001 - reported, the run fails
             self.result.error = f"{type(exc).__name__}: {exc}"
-            logging.getLogger("kanaria.rehearsal").exception("rehearsal failed")
+            logging.getLogger("kanaria_tools.rehearsal").exception("rehearsal failed")
             p.line(f"ERROR: {type(exc).__name__}: {exc} (traceback in {self.run_dir / 'emulator.log'})")
         finally:
             aws.stop()
@@ -251,18 +310,23 @@ class Rehearsal:
         return self.result
 
     def _run_phases(self, aws: Any, deployment: Any) -> None:
-        from kanaria.rehearsal.invoke import FunctionCaller
+        from kanaria_tools.rehearsal.invoke import FunctionCaller
 
         self.aws = aws
         self.caller = FunctionCaller(aws.client("lambda"))
         self.functions = {f["FunctionName"] for page in aws.client("lambda").get_paginator("list_functions").paginate()
                           for f in page["Functions"]}
         self.topic_arn = f"arn:aws:sns:{self.region}:{self.account}:{self.prefix}-alerts"
-        from kanaria.rehearsal import moto_adaptations
+        from kanaria_tools.rehearsal import moto_adaptations
 
         moto_adaptations.prepare_environment(self.account, self.region)
         self._start_oncall(aws)
         self._start_alarms(aws, deployment)
+        reconciler = self._function(names.FUNCTION_RECONCILER)
+        if reconciler in self.functions:
+            self._reconciler = reconciler
+            self.progress.line(f"reconciler: {reconciler} every {names.RECONCILE_EVERY_MINUTES} scenario minute(s) "
+                               "(its EventBridge schedule, which moto does not fire)")
         if self.scenario.experiment is not None:
             self._experiment_phase()
         if self.scenario.rollouts:
@@ -308,8 +372,8 @@ class Rehearsal:
         return received
 
     def _start_alarms(self, aws: Any, deployment: Any) -> None:
-        from kanaria.rehearsal import moto_adaptations
-        from kanaria.rehearsal.alarms import AlarmEvaluator, EmulatorHooks, MetricStore, load_definitions
+        from kanaria_tools.rehearsal import moto_adaptations
+        from kanaria_tools.rehearsal.alarms import AlarmEvaluator, EmulatorHooks, MetricStore, load_definitions
 
         resolver = _Resolver(deployment, aws.client("cloudformation"), self.account, self.region)
         definitions = load_definitions(deployment.templates(), resolver, self.account, self.region)
@@ -321,7 +385,7 @@ class Rehearsal:
             actions_enabled=lambda name: moto_adaptations.alarm_actions_enabled(account, region, name),
         )
         store = MetricStore(lambda start: moto_adaptations.metric_datums(account, region, start))
-        self._sink = _Sink(aws)
+        self._sink = _Sink(aws, sleep=lambda seconds: time.sleep(self.clock.wall_seconds(seconds)))
         clock = self.clock
         self.evaluator = AlarmEvaluator(definitions, store, to_wall=clock.to_wall, sink=self._sink, account=account,
                                         region=region, hooks=hooks, wall_datetime=clock.wall_datetime)
@@ -340,6 +404,7 @@ class Rehearsal:
             actions = f" -> {', '.join(a.split(':')[2] + ' ' + a.rsplit(':', 1)[-1] for a in t.actions)}" if t.actions else ""
             self.progress.line(f"ALARM {t.alarm}: {t.old} -> {t.new}{actions}", at=t.at)
             self._phase_reactions.append(Reaction(t.at, f"{t.alarm} {t.old} -> {t.new}{actions}", kind))
+        self._reconcile(now)
         self._poll_alerts()
         return now
 
@@ -365,7 +430,7 @@ class Rehearsal:
         }
 
     def _experiment_phase(self) -> None:
-        from kanaria.rehearsal.traffic import ExperimentTraffic
+        from kanaria_tools.rehearsal.traffic import ExperimentTraffic
 
         e = self.scenario.experiment
         assert e is not None
@@ -463,11 +528,7 @@ class Rehearsal:
         return [str(r) for r in reasons] if isinstance(reasons, list) else []
 
     def _analyse(self, function: str, experiment_id: str) -> dict[str, Any]:
-        event = {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
-                 "account": self.account, "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                 "region": self.region, "resources": [f"arn:aws:events:{self.region}:{self.account}:rule/{function}"],
-                 "detail": {}}
-        result = self.caller.invoke(function, event)
+        result = self.caller.invoke(function, _scheduled_event(self.account, self.region, function))
         for outcome in (result or {}).get("analysed", []):
             if outcome.get("experiment_id") == experiment_id:
                 return outcome
@@ -476,7 +537,7 @@ class Rehearsal:
     # --- rollouts --------------------------------------------------------------------------------------------
 
     def _setup_fleet(self, aws: Any) -> None:
-        from kanaria.rehearsal.traffic import ChatbotFleet, TargetGroup
+        from kanaria_tools.rehearsal.traffic import ChatbotFleet, TargetGroup
 
         variables = self._steps_environment(aws)
         listener_arn = variables[names.ENV_LISTENER_ARN]
@@ -603,8 +664,8 @@ class Rehearsal:
             # Stage 0 reads the stored evaluation by this hash: the evaluated configuration's own hash.
             digest, model_id, intents = evaluated
         wall = self.clock.wall_seconds
-        gates = {"max_error_rate": 0.02, "max_latency_p99_increase": 1.0, "min_observations": 30,
-                 "min_csat_responses": 5, **phase.gates}
+        # The judge decides; point gates only where the scenario sets them. Its minimum per stage (canary requests).
+        gates = {"min_observations": 200, "min_csat_responses": 5, **phase.gates}
         stages = [{
             "name": f"canary-{stage.percent}", "percent": stage.percent,
             "min_duration_seconds": max(1, round(wall(stage.minutes * 60))),
@@ -620,7 +681,7 @@ class Rehearsal:
                           **({"experiment_id": self.scenario.experiment.id, "variant": phase.candidate}
                              if phase.link_experiment and self.scenario.experiment else {})},
             "plan": {"stages": stages, "approval": {"timeout_seconds": max(2, round(wall(4 * 3600)))},
-                     "stickiness_seconds": max(1, round(wall(3600)))},
+                     "stickiness_seconds": max(1, round(wall(3600))), "judge": self._judge_settings(phase)},
             # Without an offline_evaluation in the scenario the request claims a pass (nothing is stored for the
             # hash, so stage 0 accepts the claim); with one it claims nothing and stage 0 reads the stored result.
             **({} if evaluated is not None else {
@@ -631,6 +692,13 @@ class Rehearsal:
             **({"warmup": {"url": self._warmup_url, "requests": phase.warmup_requests, "concurrency": 8,
                            "timeout_seconds": 10, "deadline_seconds": 120}} if phase.warmup_requests else {}),
         }
+
+    def _judge_settings(self, phase: RolloutPhase) -> dict[str, Any]:
+        """The judge on the scenario clock: its period is the CloudWatch period nearest one scenario minute (1 s
+        at 60x), read half a period after it ended (the fleet publishes every <= 30 scenario seconds)."""
+        minute = self.clock.wall_seconds(60)
+        period = min((1, 5, 10, 30, 60), key=lambda p: abs(p - minute))
+        return {"period_seconds": period, "settle_seconds": period / 2, **phase.judge}
 
     def _reset_listener(self, reason: str) -> None:
         """What the deployment pipeline does after a promotion: primary runs the new configuration, 100/0."""
@@ -646,7 +714,7 @@ class Rehearsal:
         self.progress.line(reason, at=self.clock.now())
 
     def _rollout_phase(self, phase: RolloutPhase) -> None:
-        from kanaria.cli import rollout as rollout_cli
+        from kanaria_tools.cli import rollout as rollout_cli
 
         p = self.progress
         self._phase_reactions = []
@@ -670,8 +738,11 @@ class Rehearsal:
         stage_percent["full"] = 100
         started = self.clock.now()
         fleet.start_phase(phase.faults, started)
+        with self._lock:
+            self._function_faults = [[f, started, f.failures or 0] for f in phase.faults
+                                     if f.kind == "rollback_function_failure"]
         for fault in phase.faults:
-            p.line(f"fault scheduled at +{fmt_duration(fault.at_minute * 60)}: {fault.kind} on the {fault.target}"
+            p.line(f"fault scheduled at +{fmt_duration(fault.at_minute * 60)}: {_fault_text(fault)}"
                    + (f" ({fault.description})" if fault.description else ""), at=started)
         self._sfn = self.aws.client("stepfunctions")
         try:
@@ -694,10 +765,12 @@ class Rehearsal:
         last = started
         fault_times = [started + f.at_minute * 60 for f in phase.faults]
         fault_logged: set[int] = set()
+        seen = len(self._invocations)
         status: dict[str, Any] = {}
         stage, decision_seen, approved = None, None, False
         ended_at: float | None = None
         rollback_at: float | None = None
+        by: str | None = None  # what restored the listener: the rollback function or the reconciler
         invocations_before = len(self._invocations)
         deadline = started + phase.max_minutes * 60
         while True:
@@ -708,9 +781,10 @@ class Rehearsal:
                 if at <= now and index not in fault_logged:
                     fault_logged.add(index)
                     fault = phase.faults[index]
-                    p.line(f"FAULT {fault.kind} starts on the {fault.target}", at=at)
-                    self._phase_reactions.append(Reaction(at, f"fault: {fault.kind} on the {fault.target}", "fault"))
+                    p.line(f"FAULT {_fault_text(fault)}", at=at)
+                    self._phase_reactions.append(Reaction(at, f"fault: {_fault_text(fault)}", "fault"))
             self._tick(now, phase.name)
+            seen = self._report_safety_net(seen)
             last = now
             try:
                 status = rollout_cli.status(self.prefix, rollout_id)
@@ -749,10 +823,10 @@ class Rehearsal:
             self._render(phase, status, now)
             rolled = self._rollback_done(invocations_before)
             if rolled is not None and rollback_at is None:
-                rollback_at = rolled
+                rollback_at, by = rolled
                 p.freeze()
-                p.line("rollback function finished: listener back to primary 100 / canary 0", at=rolled)
-                self._phase_reactions.append(Reaction(rolled, "rollback function restored primary 100 / canary 0", "rollback"))
+                p.line(f"{by} finished: listener back to primary 100 / canary 0", at=rollback_at)
+                self._phase_reactions.append(Reaction(rollback_at, f"{by} restored primary 100 / canary 0", "rollback"))
             if status.get("awaiting_approval") and not approved:
                 approved = True
                 p.freeze()
@@ -765,9 +839,13 @@ class Rehearsal:
                     p.line("approval requested -> rejected (kanaria rollout reject)", at=now)
             if status.get("execution_status") in TERMINAL and ended_at is None:
                 ended_at = now
-            # Keep serving a little after the end so the alarms settle and the alert arrives.
+            # Keep serving a little after the end so the alarms settle and the alert arrives (and, when the
+            # rollback function is broken, until the reconciler pages the invocation Lambda gave up on).
+            paged = any(a[0] >= started and a[1].startswith("[Kanaria] ROLLBACK INVOCATION FAILED")
+                        for a in self.result.alerts)
             if ended_at is not None and now - ended_at >= 120 and (phase.expect != "rolled_back" or rollback_at is not None
-                                                                   or now - ended_at >= 600):
+                                                                   or now - ended_at >= 600) \
+                    and (not self._function_faults or paged or now - ended_at >= 600):
                 break
             if now > deadline:
                 p.line(f"giving up after {fmt_duration(phase.max_minutes * 60)} of scenario time", at=now)
@@ -782,13 +860,25 @@ class Rehearsal:
         if outcome == "rolled_back" and weights["canary"] == 0 and rollback_at is None:
             rollback_at = self._weights_back_at(started)
         ok = outcome == phase.expect
+        rollback_alerts = [a for a in self.result.alerts if a[0] >= started
+                           and a[1].startswith(f"[Kanaria] ROLLBACK {rollout_id} ")]
         if phase.expect == "rolled_back":
             ok = ok and weights["canary"] == 0 and any(self.result.alerts[i][0] >= started for i in range(len(self.result.alerts)))
-        fault_at = min(fault_times) if fault_times else None
+            if self._function_faults:  # the safety net: one rollback (one record, one alert), the failure paged
+                pages = [a for a in self.result.alerts if a[0] >= started
+                         and a[1] == f"[Kanaria] ROLLBACK INVOCATION FAILED {rollout_id}"[:100]]
+                ok = ok and len(rollback_alerts) == 1 and len(pages) >= 1
+        with self._lock:
+            self._function_faults = []
+        # the incident is the traffic fault; a fault of the rollback function is what the rollback must survive
+        incident = [started + f.at_minute * 60 for f in phase.faults if f.kind not in SYSTEM_FAULT_KINDS]
+        fault_at = min(incident) if incident else None
         result = PhaseResult(phase.name, "rollout", phase.expect, outcome, ok, started, self.clock.now(),
                              detail={"rollout_id": rollout_id, "status": final, "execution_status": execution_status,
                                      "weights_after": weights, "rollback": status.get("rollback"),
-                                     "execution_arn": answer.get("execution_arn")},
+                                     "execution_arn": answer.get("execution_arn"),
+                                     "rollback_alerts": len(rollback_alerts),
+                                     "restored_by": by},
                              reactions=sorted(self._phase_reactions, key=lambda r: r.at), fault_at=fault_at,
                              rollback_completed_at=rollback_at if fault_at is not None else None)
         self.result.phases.append(result)
@@ -836,10 +926,39 @@ class Rehearsal:
             items = self._invocations[since:]
         return [(at, inv.result) for at, name, inv in items if name == function and isinstance(inv.result, dict)]
 
-    def _rollback_done(self, since: int) -> float | None:
-        """When the rollback function first returned status rolled_back (scenario seconds), if it did."""
-        return next((at for at, result in self._results(since, "rollback") if result.get("status") == "rolled_back"),
-                    None)
+    def _rollback_done(self, since: int) -> tuple[float, str] | None:
+        """When the listener was first restored (scenario seconds) and by what: the rollback function returning
+        rolled_back, or the reconciler reporting its rollback of a stranded canary."""
+        done = [(at, "rollback function") for at, result in self._results(since, names.FUNCTION_ROLLBACK)
+                if result.get("status") == "rolled_back"]
+        done += [(at, "reconciler") for at, result in self._results(since, names.FUNCTION_RECONCILER)
+                 if (result.get("rolled_back") or {}).get("status") == "rolled_back"]
+        return min(done) if done else None
+
+    def _report_safety_net(self, seen: int) -> int:
+        """Progress lines and reactions for failed rollback invocations and what the reconciler did, from the
+        in-process invocation log since index `seen`; returns the new index."""
+        with self._lock:
+            items = self._invocations[seen:]
+            seen = len(self._invocations)
+        for at, name, inv in items:
+            if name == self._function(names.FUNCTION_ROLLBACK) and inv.error:
+                self.progress.line(f"rollback function FAILED: {inv.error[:200]}", at=at)
+                self._phase_reactions.append(Reaction(at, f"rollback function failed: {inv.error[:200]}",
+                                                      "rollback failure"))
+            if name == self._function(names.FUNCTION_RECONCILER) and isinstance(inv.result, dict):
+                done, paged = inv.result.get("rolled_back"), inv.result.get("failed_invocations_paged") or []
+                if done:
+                    self.progress.line(f"RECONCILER found {done['rollout_id']} stranded ({done['found']}): "
+                                       f"{done['status']}", at=at)
+                    self._phase_reactions.append(Reaction(at, f"reconciler: {done['found']} -> {done['status']}",
+                                                          "reconciler"))
+                if paged:
+                    self.progress.line(f"RECONCILER paged {len(paged)} failed rollback invocation(s) (rollout "
+                                       f"{', '.join(str(r) for r in paged)})", at=at)
+                    self._phase_reactions.append(Reaction(at, f"reconciler paged {len(paged)} failed rollback "
+                                                          "invocation(s) from the on-failure queue", "alert"))
+        return seen
 
     def _decided_at(self, since: int, rollout_id: str, decision: str) -> float | None:
         """When the rollout-steps function last returned this decision for the rollout (scenario seconds): the
@@ -880,6 +999,19 @@ class Rehearsal:
         self.progress.table(f"rollout {phase.name}: {status.get('status', 'starting')} "
                             f"(execution {status.get('execution_status', '-')})",
                             ["side", "config", "weight", "requests", "errors", "p99 ms", "quality"], rows, at=now, key=key)
+
+
+def _fault_text(fault: Any) -> str:
+    if fault.kind == "rollback_function_failure":
+        return f"rollback_function_failure: the rollback function raises on its next {fault.failures} invocation(s)"
+    return f"{fault.kind} on the {fault.target}"
+
+
+def _scheduled_event(account: str, region: str, function: str) -> dict[str, Any]:
+    """What an EventBridge schedule rule delivers to its target."""
+    return {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
+            "account": account, "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": region, "resources": [f"arn:aws:events:{region}:{account}:rule/{function}"], "detail": {}}
 
 
 def _fmt(value: float | None) -> str:

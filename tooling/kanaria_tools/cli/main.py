@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from typing import Sequence
 
@@ -13,13 +14,13 @@ from kanaria.errors import KanariaError
 # Each module exposes register(subparsers); it sets `func` on its parsers. Modules must keep heavy imports
 # (scipy, boto3) inside the command functions so that `kanaria assign` starts fast.
 COMMAND_MODULES: tuple[str, ...] = (
-    "kanaria.cli.assign",  # assign (issue: assignment)
-    "kanaria.cli.experiment",  # experiment create|get|list|start|pause|resume|complete
-    "kanaria.cli.analyze",  # analyze, sample-size
-    "kanaria.cli.report",  # report EXPERIMENT_ID
-    "kanaria.cli.rollout",  # rollout start|status|approve|reject|abort
-    "kanaria.cli.demo",  # demo (local rehearsal), rehearse SCENARIO
-    "kanaria.cli.evaluate",  # evaluate (offline evaluation on a golden dataset)
+    "kanaria_tools.cli.assign",  # assign (issue: assignment)
+    "kanaria_tools.cli.experiment",  # experiment create|get|list|start|pause|resume|complete
+    "kanaria_tools.cli.analyze",  # analyze, sample-size
+    "kanaria_tools.cli.report",  # report EXPERIMENT_ID
+    "kanaria_tools.cli.rollout",  # rollout start|status|approve|reject|abort
+    "kanaria_tools.cli.demo",  # demo (local rehearsal), rehearse SCENARIO
+    "kanaria_tools.cli.evaluate",  # evaluate (offline evaluation on a golden dataset)
 )
 
 
@@ -49,6 +50,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except BrokenPipeError:
         return 0
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - an AWS error (no credentials, AccessDenied...) or a bug: never a traceback
+        if os.environ.get("KANARIA_DEBUG"):
+            raise
+        response = getattr(exc, "response", None)  # botocore ClientError: {"Error": {"Code": ...}}
+        code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+        print(json.dumps({"error": {"code": code or type(exc).__name__, "message": str(exc),
+                                    "hint": "KANARIA_DEBUG=1 shows the traceback"}}, ensure_ascii=False),
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

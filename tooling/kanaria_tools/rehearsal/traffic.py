@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from kanaria import names
-from kanaria.rehearsal.scenario import Configuration, Fault, Scenario
+from kanaria_tools.rehearsal.scenario import Configuration, Fault, Scenario
 
 ALB_NAMESPACE = "AWS/ApplicationELB"
 MAX_VALUES_PER_DATUM = 150
@@ -58,15 +58,18 @@ class FaultState:
     throttle_rate: float | None = None
     hallucination_rate: float | None = None
     latency_factor: float = 1.0
+    quality_score: float | None = None
     metrics_missing: bool = False
     srm_skip_rate: float = 0.0
 
 
-def fault_state(faults: tuple[Fault, ...] | list[Fault], side: str, minute: float, served: int) -> FaultState:
-    """Combined effect of the faults on `side` at phase minute `minute` after `served` requests of that side."""
+def fault_state(faults: tuple[Fault, ...] | list[Fault], side: str, minute: float, served: int,
+                intent: str | None = None) -> FaultState:
+    """Combined effect of the faults on `side` at phase minute `minute` after `served` requests of that side
+    (on a request of `intent`: intent-local faults affect only theirs)."""
     state = FaultState()
     for fault in faults:
-        if fault.target != side or not fault.active(minute):
+        if fault.target != side or not fault.active(minute, intent):
             continue
         if fault.kind == "error_spike":
             state.error_rate = max(state.error_rate or 0.0, fault.rate or 0.0)
@@ -79,6 +82,8 @@ def fault_state(faults: tuple[Fault, ...] | list[Fault], side: str, minute: floa
             if fault.warm_after_requests:
                 factor = 1.0 + (factor - 1.0) * max(0.0, 1.0 - served / fault.warm_after_requests)
             state.latency_factor *= factor
+        elif fault.kind == "quality_drop":
+            state.quality_score = fault.quality_score
         elif fault.kind == "missing_metrics":
             state.metrics_missing = True
         elif fault.kind == "srm_assignment_bug":
@@ -112,7 +117,8 @@ class ResponseModel:
         elif throttled:
             quality = min(1.0, max(0.0, rng.gauss(0.35, 0.05)))
         else:
-            quality = min(1.0, max(0.0, rng.gauss(effects.quality_score, effects.quality_sd)))
+            mean = effects.quality_score if faults.quality_score is None else faults.quality_score
+            quality = min(1.0, max(0.0, rng.gauss(mean, effects.quality_sd)))
         if hallucination and quality is not None:
             quality = max(0.0, quality - 0.3)
         csat = None
@@ -295,9 +301,10 @@ class ChatbotFleet:
                 session = f"s{self._rng.randrange(self.scenario.traffic.sessions)}"
                 side = self._route(session, minute_start, weights)
                 phase_minute = (minute_start - self.phase_start) / 60
-                faults = fault_state(self.faults, side, phase_minute, self.served[side])
+                intent = pick_intent(self._rng, self.scenario.traffic.intent_mix)
+                faults = fault_state(self.faults, side, phase_minute, self.served[side], intent)
                 config = self.scenario.configurations[self.groups[side].configuration]
-                response = self._model.draw(config, pick_intent(self._rng, self.scenario.traffic.intent_mix), faults)
+                response = self._model.draw(config, intent, faults)
                 with self.lock:
                     self.served[side] += 1
                 per_side[side].append(response)
@@ -339,8 +346,20 @@ class ChatbotFleet:
         ]
 
     def _kanaria_data(self, side: str, responses: list[Response], stamp: datetime) -> list[dict[str, Any]]:
-        dims = [{"Name": names.DIM_TARGET, "Value": side}]
+        """The Kanaria metrics of one side and minute, as the observations function's EMF has them: {target} for
+        every response and {target, intent} for the judged intents."""
+        data = self._kanaria_set([{"Name": names.DIM_TARGET, "Value": side}], responses, stamp)
+        by_intent: dict[str, list[Response]] = defaultdict(list)
+        for response in responses:
+            if response.intent in names.DEFAULT_JUDGED_INTENTS:
+                by_intent[response.intent].append(response)
+        for intent, group in sorted(by_intent.items()):
+            dims = [{"Name": names.DIM_TARGET, "Value": side}, {"Name": names.DIM_INTENT, "Value": intent}]
+            data += self._kanaria_set(dims, group, stamp)
+        return data
 
+    @staticmethod
+    def _kanaria_set(dims: list[dict[str, str]], responses: list[Response], stamp: datetime) -> list[dict[str, Any]]:
         def total(name: str, value: float, unit: str = "Count") -> dict[str, Any]:
             return {"MetricName": name, "Dimensions": dims, "Timestamp": stamp, "Value": value, "Unit": unit}
 
@@ -349,20 +368,19 @@ class ChatbotFleet:
             total(names.METRIC_ERRORS, sum(1 for r in responses if r.error)),
             total(names.METRIC_THROTTLES, sum(1 for r in responses if r.throttled)),
             total(names.METRIC_HALLUCINATIONS, sum(1 for r in responses if r.hallucination)),
+            total(names.METRIC_SAFETY_STOPS, sum(1 for r in responses if r.safety_filtered)),
         ]
-        # Means (quality, CSAT, cost) as statistic sets, one per minute: alarms and gates read their Average,
-        # Sum and SampleCount. Latency as raw values: its p99 needs the distribution.
-        for name, values in (
-            (names.METRIC_QUALITY, [r.quality for r in responses if r.quality is not None]),
-            (names.METRIC_CSAT, [float(r.csat) for r in responses if r.csat is not None]),
-            (names.METRIC_COST, [r.cost_usd for r in responses]),
-        ):
-            if values:
-                data.append({"MetricName": name, "Dimensions": dims, "Timestamp": stamp, "Unit": "None",
-                             "StatisticValues": {"SampleCount": float(len(values)), "Sum": float(sum(values)),
-                                                 "Minimum": float(min(values)), "Maximum": float(max(values))}})
+        costs = [r.cost_usd for r in responses]
+        if costs:  # a statistic set: alarms and gates read its Sum, SampleCount and Average
+            data.append({"MetricName": names.METRIC_COST, "Dimensions": dims, "Timestamp": stamp, "Unit": "None",
+                         "StatisticValues": {"SampleCount": float(len(costs)), "Sum": float(sum(costs)),
+                                             "Minimum": float(min(costs)), "Maximum": float(max(costs))}})
+        # Raw values (as EMF sends them) where a percentile or a percentile rank is read: latency p99 and the
+        # judge's cut-offs, quality and CSAT ranks.
         for name, values, unit in (
-            (names.METRIC_LATENCY, [round(r.latency_ms) for r in responses], "Milliseconds"),
+            (names.METRIC_LATENCY, [float(round(r.latency_ms)) for r in responses], "Milliseconds"),
+            (names.METRIC_QUALITY, [round(r.quality, 3) for r in responses if r.quality is not None], "None"),
+            (names.METRIC_CSAT, [float(r.csat) for r in responses if r.csat is not None], "None"),
         ):
             counted: dict[float, int] = defaultdict(int)
             for v in values:
@@ -454,7 +472,7 @@ class ExperimentTraffic:
             self.progress.assigned[variant] += 1
             role = "control" if variant == self._experiment.control else "treatment"
             config = self.scenario.configurations[self.variant_config[role]]
-            response = self._model.draw(config, intent, fault_state(self.phase.faults, role, minute, 0))
+            response = self._model.draw(config, intent, fault_state(self.phase.faults, role, minute, 0, intent))
             if response.quality is not None:
                 self.progress.quality[variant].append(response.quality)
             observations.append(self._observation(unit, intent, variant, config, response, stamp))

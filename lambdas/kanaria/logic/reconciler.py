@@ -1,0 +1,183 @@
+"""The rollback's safety net: a periodic sweep that finds a canary left with traffic and rolls it back through the
+same rollback logic (lock and record make it idempotent: one record, one alert), and pages on-call with every
+rollback invocation Lambda gave up on (the rollback function's on-failure destination).
+
+A canary is stranded when the listener still sends it traffic and either
+* the critical composite alarm is in ALARM (its Lambda action fires once, on the transition: if that invocation
+  failed through Lambda's retries, nothing fires again), or
+* its execution is over (ABORTED, FAILED, TIMED_OUT, or unknown to Step Functions) without a completed promotion
+  (a console StopExecution, States.Runtime, a rollback task that failed).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal, Mapping, Protocol
+
+from kanaria.domain.rollout import forward_of
+from kanaria.domain.rollout_state import RollbackTrigger, Rollout, failed_invocation_page
+from kanaria.errors import KanariaError
+from kanaria.logic.rollouts import (
+    COMPLETED,
+    Deployment,
+    RollbackInProgressError,
+    RolloutServices,
+    rollback,
+)
+
+# Execution statuses after which nothing drives the rollout any more (SUCCEEDED only after Complete).
+ENDED_STATUSES = frozenset({"ABORTED", "FAILED", "TIMED_OUT"})
+
+
+class FailedInvocations(Protocol):
+    """The rollback function's on-failure destination (an SQS queue of Lambda destination records)."""
+
+    def receive(self) -> list[tuple[str, Any]]:
+        """(receipt, record) of every waiting record; a record is a dict, or the raw text when not JSON."""
+        ...
+
+    def delete(self, receipt: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Stranded:
+    """A rollout whose canary still gets traffic although nothing will take it away."""
+
+    rollout_id: str
+    kind: Literal["alarm", "execution_ended"]
+    summary: str
+    percent: int
+    details: dict[str, Any]
+
+
+def find_stranded(services: RolloutServices, deployment: Deployment) -> Stranded | None:
+    """The listener's active rollout when its canary has traffic and the critical alarm is in ALARM or its
+    execution has ended without a completed promotion; None otherwise (also when no rollout is active)."""
+    active = services.store.active(deployment.listener_arn)
+    if active is None:
+        return None
+    rollout_id = str(active["active_rollout_id"])
+    meta = services.store.get(rollout_id)
+    if meta is None or meta["status"] == COMPLETED:
+        return None
+    rollout = Rollout.model_validate(meta["rollout"])
+    forward = forward_of(services.listener.default_actions(rollout.listener_arn))
+    weight = forward.weight(rollout.canary_target_group) if forward else 0
+    if weight == 0:
+        return None
+    percent = forward.share(rollout.canary_target_group) if forward else 0
+    critical = services.metrics.critical_alarm_state()
+    if critical is not None and critical[1] == "ALARM":
+        return Stranded(rollout_id, "alarm", f"reconciler: {critical[0]} is in ALARM while the canary still receives "
+                        f"{percent}% (the alarm's rollback did not happen)", percent,
+                        {"alarm": critical[0], "state": critical[1], "canary_percent": percent})
+    status = services.executions.status(rollout.execution_arn)
+    if status is None or status in ENDED_STATUSES:
+        what = "does not exist" if status is None else f"ended {status}"
+        return Stranded(rollout_id, "execution_ended", f"reconciler: execution {rollout.execution_arn} {what} "
+                        f"while the canary still receives {percent}% (status {meta['status']}, no completed promotion)",
+                        percent, {"execution_arn": rollout.execution_arn, "execution_status": status,
+                                  "rollout_status": meta["status"], "canary_percent": percent})
+    return None
+
+
+def _rollout_of_failure(services: RolloutServices, deployment: Deployment, request: Any,
+                        outcome: Mapping[str, Any] | None) -> str | None:
+    """Which rollout a failed rollback event was about: named by the CLI, the execution's input or name for an
+    execution-status event, else (an alarm event names no rollout) the one this sweep just found stranded, the
+    listener's active rollout, or the listener's latest rolled-back rollout."""
+    if isinstance(request, Mapping):
+        if request.get("source") == "cli" and request.get("rollout_id"):
+            return str(request["rollout_id"])
+        if request.get("source") == "aws.states":
+            detail = request.get("detail") or {}
+            try:
+                document = json.loads(detail.get("input") or "{}")
+            except (TypeError, ValueError):
+                document = {}
+            named = document.get("rollout_id") if isinstance(document, dict) else None
+            if named or detail.get("name"):
+                return str(named or detail["name"])
+    if outcome is not None:
+        return str(outcome["rollout_id"])
+    active = services.store.active(deployment.listener_arn)
+    if active:
+        return str(active["active_rollout_id"])
+    last = services.store.last_rollback(deployment.listener_arn)  # rolled back meanwhile (e.g. by the reconciler)
+    return str(last["rollout_id"]) if last else None
+
+
+def _situation(services: RolloutServices, rollout_id: str | None, outcome: Mapping[str, Any] | None) -> list[str]:
+    """What the reconciler found and did about the rollout, for the page."""
+    if rollout_id is None:
+        return ["no rollout is active on the listener: nothing to roll back now"]
+    lines = []
+    if outcome is not None and outcome.get("rollout_id") == rollout_id:
+        lines.append(f"the reconciler's rollback of {rollout_id}: {outcome['status']}")
+    meta = services.store.get(rollout_id)
+    if meta is None:
+        return [*lines, f"rollout {rollout_id} is unknown to the rollouts table"]
+    record = services.store.rollback_record(rollout_id)
+    lines.append(f"rollout {rollout_id} status: {meta['status']}")
+    if record is not None:
+        lines.append(f"rolled back at {record.at} by {record.trigger.source} ({record.trigger.kind}); weights now "
+                     f"{record.weights_after}")
+    else:
+        rollout = Rollout.model_validate(meta["rollout"])
+        forward = forward_of(services.listener.default_actions(rollout.listener_arn))
+        share = forward.share(rollout.canary_target_group) if forward else 0
+        lines.append(f"NOT rolled back yet: the canary receives {share}% (the reconciler retries every minute)")
+    return lines
+
+
+def reconcile(services: RolloutServices, deployment: Deployment, failures: FailedInvocations | None = None,
+              function_name: str = "rollback") -> dict[str, Any]:
+    """One sweep: roll back a stranded rollout (idempotent with every other trigger), then page on-call once per
+    failed rollback invocation waiting in the on-failure destination. A record is deleted only after its page."""
+    outcome: dict[str, Any] | None = None
+    errors: list[str] = []
+    try:
+        stranded = find_stranded(services, deployment)
+    except KanariaError as exc:
+        stranded, errors = None, [f"looking for a stranded canary failed: {exc}"]
+    if stranded is not None:
+        trigger = RollbackTrigger(kind=stranded.kind, source="reconciler", summary=stranded.summary[:1000],
+                                  details=stranded.details, actor="kanaria-reconciler")
+        try:
+            result = rollback(services, deployment, stranded.rollout_id, trigger)
+            outcome = {"rollout_id": stranded.rollout_id, "found": stranded.kind, "status": result["status"]}
+        except RollbackInProgressError:
+            outcome = {"rollout_id": stranded.rollout_id, "found": stranded.kind, "status": "in_progress"}
+        except Exception as exc:  # noqa: BLE001 - the failed invocations are still paged; the handler then fails
+            outcome = {"rollout_id": stranded.rollout_id, "found": stranded.kind, "status": "failed",
+                       "error": f"{type(exc).__name__}: {exc}"}
+            errors.append(f"rollback of {stranded.rollout_id} failed: {exc}")
+    paged = []
+    for receipt, record in (failures.receive() if failures is not None else []):
+        failure = record if isinstance(record, Mapping) else {"requestPayload": record}
+        rollout_id = _rollout_of_failure(services, deployment, failure.get("requestPayload"), outcome)
+        subject, message = failed_invocation_page(failure, rollout_id, _situation(services, rollout_id, outcome),
+                                                  function_name)
+        services.notifier.publish(subject, message)
+        failures.delete(receipt)
+        paged.append(rollout_id)
+    return {"rolled_back": outcome, "failed_invocations_paged": paged, "errors": errors}
+
+
+def rollback_ended_execution(services: RolloutServices, deployment: Deployment, execution_arn: str, status: str,
+                             cause: str = "") -> dict[str, Any]:
+    """The execution-status rule: an execution that ended ABORTED/FAILED/TIMED_OUT while its rollout still holds
+    the listener is rolled back (a rollout it already rolled back, or one that never started, holds nothing)."""
+    if status not in ENDED_STATUSES:
+        return {"status": "ignored", "execution_status": status}
+    active = services.store.active(deployment.listener_arn)
+    if active is None or active.get("execution_arn") != execution_arn:
+        return {"status": "no_active_rollout", "execution_arn": execution_arn}
+    trigger = RollbackTrigger(
+        kind="execution_ended", source="execution_status", actor="kanaria-execution-status-rule",
+        summary=f"execution {execution_arn.rsplit(':', 1)[-1]} ended {status} with the rollout still holding the "
+                f"listener{': ' + cause[:500] if cause else ''}",
+        details={"execution_arn": execution_arn, "execution_status": status, "cause": cause[:2000]},
+    )
+    return rollback(services, deployment, str(active["active_rollout_id"]), trigger)

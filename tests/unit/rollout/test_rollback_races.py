@@ -1,0 +1,146 @@
+"""Rollback path findings, each reproduced deterministically on in-memory dependencies (a listener gateway that
+runs the competing trigger inside its write): the listener moves before the execution is stopped, a stage write
+racing a rollback undoes itself, a repeated rollback verifies and repairs the listener, and the approved promotion
+re-checks the critical alarm."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kanaria.domain.rollout_state import RollbackTrigger, RolloutState
+from kanaria.errors import OperationalError
+from kanaria.logic import rollouts
+from kanaria.logic.rollouts import PromotionBlockedError, RolledBackError, rollback, set_weights, verify_weights
+from tests.support.rollout_fakes import CANARY, DEPLOYMENT, EXECUTION, PRIMARY, services, started
+
+ABORT = RollbackTrigger(kind="manual_abort", source="cli", actor="alice", summary="aborted by alice")
+ALARM = RollbackTrigger(kind="alarm", source="alarm", summary="kanaria-canary-critical is in ALARM")
+
+
+def _next_stage(state: RolloutState) -> RolloutState:
+    return state.model_copy(update={"progress": state.progress.model_copy(update={"stage_index": 1})})
+
+
+def test_the_listener_moves_before_the_execution_is_stopped() -> None:
+    svc = services()
+    started(svc, stage=0)
+    order: list[str] = []
+    svc.listener.order = svc.executions.order = order
+    rollback(svc, DEPLOYMENT, "r-1", ALARM)
+    assert order == ["listener", "stop"]
+    assert svc.executions.stopped == [EXECUTION + "r-1"]
+
+
+def test_a_listener_that_cannot_be_written_leaves_the_execution_running() -> None:
+    """ELB throttled through every retry: the canary still has traffic, so the execution (its gate, its own
+    rollback path) must keep running, and nothing may claim a rollback happened."""
+    svc = services()
+    started(svc, stage=0)
+    real = svc.listener
+
+    class Throttled:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def set_default_actions(self, listener_arn: str, actions: list) -> None:
+            raise OperationalError("ELB modify_listener still failing with Throttling after 8 attempts", field="listener")
+
+    svc.listener = Throttled()
+    with pytest.raises(OperationalError):
+        rollback(svc, DEPLOYMENT, "r-1", ALARM)
+    assert svc.executions.stopped == [] and svc.executions.status(EXECUTION + "r-1") == "RUNNING"
+    assert svc.store.rollback_lock("r-1") is None and svc.notifier.messages == []
+
+
+def test_a_stage_write_landing_after_a_rollback_undoes_itself() -> None:
+    """set_weights checked the lock, then ELB backoff; meanwhile a rollback completed. Its write lands last."""
+    svc = services()
+    state = started(svc, stage=0)
+    real = svc.listener
+    raced: list[Any] = []
+
+    class RollbackDuringBackoff:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def set_default_actions(self, listener_arn: str, actions: list) -> None:
+            if not raced:
+                raced.append("started")
+                svc.listener = real  # the rollback (another Lambda) writes through its own client
+                raced.append(rollback(svc, DEPLOYMENT, "r-1", ABORT))  # completes during our backoff
+            real.set_default_actions(listener_arn, actions)  # then our stage write lands
+
+    svc.listener = RollbackDuringBackoff()
+    stage_writer = svc.listener
+    with pytest.raises(RolledBackError, match="while its weights were being written"):
+        set_weights(svc, _next_stage(state))
+    assert raced[1]["status"] == "rolled_back" and stage_writer is not real
+    assert real.forward().weights == {PRIMARY: 100} and not real.forward().stickiness_enabled
+    assert svc.store.get("r-1")["status"] == "rolled_back"
+    assert len(svc.notifier.subjects("[Kanaria] ROLLBACK ")) == 1
+
+
+def test_a_rollback_in_progress_also_wins_over_a_stage_write() -> None:
+    """The alarm's rollback took the lock while the stage write was in flight (it will write primary-only)."""
+    svc = services()
+    state = started(svc, stage=0)
+    real = svc.listener
+
+    class LockTakenDuringWrite:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def set_default_actions(self, listener_arn: str, actions: list) -> None:
+            svc.store.acquire_rollback_lock("r-1", "the-alarm-trigger", svc.clock(), 120)
+            real.set_default_actions(listener_arn, actions)
+
+    svc.listener = LockTakenDuringWrite()
+    with pytest.raises(RolledBackError, match="in_progress"):
+        set_weights(svc, _next_stage(state))
+    assert real.forward().weights == {PRIMARY: 100}
+
+
+def test_a_repeated_rollback_repairs_a_listener_that_reaches_the_canary_again() -> None:
+    svc = services()
+    started(svc, stage=1)
+    rollback(svc, DEPLOYMENT, "r-1", ALARM)
+    svc.listener.set_canary(25)  # e.g. a stage write that raced the rollback before this fix, or a hand edit
+    again = rollback(svc, DEPLOYMENT, "r-1", ABORT)  # `kanaria rollout abort`
+    assert again["status"] == "already_rolled_back"
+    assert again["listener"]["repaired"] is True and again["listener"]["found"] == [
+        "default action: 25% to the canary (sticky)"]
+    assert svc.listener.forward().weights == {PRIMARY: 100}
+    assert svc.notifier.subjects("[Kanaria] ROLLBACK REPAIRED") == ["[Kanaria] ROLLBACK REPAIRED r-1"]
+    assert svc.store.rollback_record("r-1").trigger.kind == "alarm"  # the record stays the first one
+    # a clean listener is verified, not rewritten
+    writes = svc.listener.writes
+    third = rollback(svc, DEPLOYMENT, "r-1", ABORT)
+    assert third["listener"] == {"verified": True, "repaired": False} and svc.listener.writes == writes
+
+
+def test_a_repeated_rollback_does_not_touch_the_next_rollouts_canary() -> None:
+    svc = services()
+    started(svc, stage=0)
+    rollback(svc, DEPLOYMENT, "r-1", ALARM)
+    svc.store.history.clear()  # no cooldown for this test: another configuration starts on the same listener
+    started(svc, rollout_id="r-2", stage=1, config_hash="cfg-0002")
+    again = rollback(svc, DEPLOYMENT, "r-1", ABORT)
+    assert again["listener"]["verified"] is False and "held by rollout 'r-2'" in again["listener"]["reason"]
+    assert svc.listener.forward().weights == {PRIMARY: 75, CANARY: 25}
+
+
+def test_the_approved_promotion_rechecks_the_critical_alarm() -> None:
+    svc = services()
+    state = started(svc, stage=2)
+    svc.metrics.critical_state = "ALARM"
+    with pytest.raises(PromotionBlockedError, match="is in ALARM"):
+        set_weights(svc, state, full=True)
+    assert svc.listener.forward().weights == {PRIMARY: 50, CANARY: 50}  # never 100% canary
+    trigger = rollouts.trigger_from_state({"failure": {"Error": "PromotionBlockedError", "Cause": "alarm"},
+                                          "progress": state.progress.model_dump(mode="json")})
+    assert trigger.kind == "gate_failed" and "promotion to 100% refused" in trigger.summary
+    svc.metrics.critical_state = "OK"
+    full = verify_weights(svc, set_weights(svc, state, full=True), full=True)
+    assert svc.listener.forward().weights == {CANARY: 100} and full.progress.percent == 100
