@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
-
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from infra.settings import Settings
 from infra.stacks.data_stack import DataStack
+from infra.stacks.evaluation_stack import add_evaluation_stacks
 from infra.stacks.experiments_stack import ExperimentsStack
+from infra.stacks.observations_stack import add_observations_stacks
+from infra.stacks.rollout_stack import add_rollout_stacks
 
 
 def build_app(app: cdk.App) -> dict[str, cdk.Stack]:
@@ -22,23 +23,10 @@ def build_app(app: cdk.App) -> dict[str, cdk.Stack]:
     data = DataStack(app, "KanariaData", settings=settings, env=env)
     experiments = ExperimentsStack(app, "KanariaExperiments", settings=settings, data=data, env=env)
     stacks: dict[str, cdk.Stack] = {"data": data, "experiments": experiments}
-    for module_name, builder in _OPTIONAL_STACKS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue  # that concern is not built yet
-        stacks.update(getattr(module, builder)(app, settings=settings, env=env, stacks=stacks))
+    for add_stacks in (add_observations_stacks, add_rollout_stacks, add_evaluation_stacks):
+        stacks.update(add_stacks(app, settings=settings, env=env, stacks=stacks))
     for stack in stacks.values():
         cdk.Tags.of(stack).add("project", "kanaria")
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return stacks
 
-
-# Stacks owned by other concerns register themselves here: (module, function returning {name: stack}).
-_OPTIONAL_STACKS: tuple[tuple[str, str], ...] = (
-    ("infra.stacks.observations_stack", "add_observations_stacks"),
-    ("infra.stacks.rollout_stack", "add_rollout_stacks"),
-    ("infra.stacks.evaluation_stack", "add_evaluation_stacks"),
-)

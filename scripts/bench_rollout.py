@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from kanaria.rehearsal.clock import fmt, fmt_duration
-from kanaria.rehearsal.scenario import RolloutPhase, Scenario, load_scenario
+from kanaria_tools.rehearsal.clock import fmt, fmt_duration
+from kanaria_tools.rehearsal.scenario import RolloutPhase, Scenario, load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 KANARIA = ROOT / ".venv" / "bin" / "kanaria"

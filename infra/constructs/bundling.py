@@ -61,7 +61,9 @@ def layer_code(name: str, bundle: bool) -> lambda_.Code:
 
 
 def function_code() -> lambda_.Code:
-    """The Kanaria package (handlers, domain, data access) as one asset shared by every function."""
+    """The runtime package `kanaria` (lambdas/: handlers, logic, domain, adapters) as one asset shared by every
+    function. The tooling (tooling/kanaria_tools: CLI, rehearsal) is outside this folder, so it is never shipped
+    and editing it changes no function's code hash (tests/infrastructure/test_code_asset.py)."""
     return lambda_.Code.from_asset(
         str(ROOT / "lambdas"),
         exclude=["**/__pycache__", "*.egg-info", "**/*.pyc"],

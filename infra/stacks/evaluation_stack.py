@@ -169,7 +169,7 @@ class EvaluationStack(Stack):
 
 def add_evaluation_stacks(app: cdk.App, *, settings: Settings, env: cdk.Environment,
                           stacks: dict[str, Stack]) -> dict[str, Stack]:
-    """The KanariaEvaluation stack (registered in infra.app_builder._OPTIONAL_STACKS)."""
+    """The KanariaEvaluation stack (added by infra.app_builder.build_app)."""
     data, experiments = stacks["data"], stacks["experiments"]
     assert isinstance(data, DataStack) and isinstance(experiments, ExperimentsStack)
     return {"evaluation": EvaluationStack(app, "KanariaEvaluation", settings=settings, data=data,

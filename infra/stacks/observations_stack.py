@@ -112,7 +112,7 @@ class ObservationsStack(Stack):
 
 def add_observations_stacks(app: cdk.App, *, settings: Settings, env: cdk.Environment,
                             stacks: dict[str, Stack]) -> dict[str, Stack]:
-    """The observations stack (registered in infra.app_builder); rate from context kanaria:analysisRateMinutes."""
+    """The observations stack (added by infra.app_builder.build_app); rate from context kanaria:analysisRateMinutes."""
     rate = int(app.node.try_get_context("kanaria:analysisRateMinutes") or DEFAULT_ANALYSIS_RATE_MINUTES)
     stack = ObservationsStack(app, "KanariaObservations", settings=settings, data=stacks["data"],  # type: ignore[arg-type]
                               experiments=stacks["experiments"], analysis_rate_minutes=rate, env=env)  # type: ignore[arg-type]

@@ -8,7 +8,6 @@ machinery alone against listener/target-group ARNs passed as context.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -95,13 +94,14 @@ def add_rollout_stacks(app: cdk.App, *, settings: Settings, env: cdk.Environment
                        stacks: dict[str, Stack]) -> dict[str, Stack]:
     """KanariaRollout, plus KanariaCanaryAlb when no existing listener is given by context.
 
-    Nothing (with a warning) while the rollout definition does not exist yet: like a concern whose module is not
-    built yet in app_builder, the rollout stacks need the ASL the rollout code ships.
+    A missing rollout definition (ASL) fails the synth: it is part of the app, never skipped.
     """
     definition_file = _definition_file(app)
     if not definition_file.is_file():
-        print(f"warning: {definition_file} not found: canary rollout stacks skipped", file=sys.stderr)
-        return {}
+        raise FileNotFoundError(
+            f"rollout state machine definition {definition_file} not found (context kanaria:rolloutDefinition "
+            f"overrides the default {DEFINITION_FILE})"
+        )
     data = stacks["data"]
     experiments = stacks["experiments"]
     assert isinstance(data, DataStack) and isinstance(experiments, ExperimentsStack)

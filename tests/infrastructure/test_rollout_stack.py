@@ -24,10 +24,7 @@ from infra.constructs.rollout_state_machine import (
     SUB_ROLLOUT_STEPS_ARN,
 )
 from kanaria import names
-from kanaria.rehearsal.alarms import evaluate_expression, parse_expression
-
-if not DEFINITION_FILE.is_file():  # the rollout stacks are skipped until the rollout code ships its ASL
-    pytest.skip(f"{DEFINITION_FILE} not found", allow_module_level=True)
+from kanaria_tools.rehearsal.alarms import evaluate_expression, parse_expression
 
 PREFIX = names.DEFAULT_PREFIX
 ROLLOUT = "KanariaRollout"
@@ -114,6 +111,13 @@ def _function_arn(template: Template, kind: str) -> dict:
 def _rule_children(template: Template, properties: dict) -> list[str]:
     parts = properties["AlarmRule"]["Fn::Join"][1]
     return [part["Fn::GetAtt"][0] for part in parts if isinstance(part, dict)]
+
+
+def test_a_missing_rollout_definition_fails_the_synth_instead_of_dropping_the_stacks(tmp_path):
+    missing = tmp_path / "no-such.asl.json"
+    with pytest.raises(FileNotFoundError, match="no-such.asl.json"):
+        _synth(tmp_path / "out", {"kanaria:rolloutDefinition": str(missing)})
+    assert DEFINITION_FILE.is_file()  # the shipped definition is part of the app
 
 
 def test_critical_composite_rolls_back_and_pages(rollout):

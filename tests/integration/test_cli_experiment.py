@@ -9,7 +9,7 @@ import json
 import pytest
 from moto import mock_aws
 
-from kanaria.cli.main import main
+from kanaria_tools.cli.main import main
 from tests.support.aws import FakeLambdaContext, api_environment, create_tables, put_profiles
 from tests.unit.assignment.conftest import definition
 
@@ -39,7 +39,7 @@ def cli(monkeypatch):
         env.api_environment.cache_clear()
         handler = importlib.reload(importlib.import_module("kanaria.handlers.experiments")).handler
         fake = InProcessLambda(handler)
-        import kanaria.apiclient as apiclient
+        import kanaria_tools.apiclient as apiclient
 
         original = apiclient.LambdaApiClient.__init__
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from kanaria.cli.main import main
+from kanaria_tools.cli.main import main
 from tests.unit.evaluation.support import EXAMPLES, SAMPLE_DATASET
 
 CONFIGS = ["--config", str(EXAMPLES / "sonnet.json"), "--config", str(EXAMPLES / "haiku.json")]

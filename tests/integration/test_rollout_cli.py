@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from kanaria.cli.main import main
+from kanaria_tools.cli.main import main
 from tests.support.rollout_world import World, request, world  # noqa: F401
 
 

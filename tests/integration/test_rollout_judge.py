@@ -3,7 +3,7 @@ evidence. The rollout clock runs 120x (FastClock) so each one-second check judge
 
 from __future__ import annotations
 
-from kanaria.cli.rollout import approve, status
+from kanaria_tools.cli.rollout import approve, status
 from tests.support.rollout_world import (  # noqa: F401
     PREFIX,
     FastClock,

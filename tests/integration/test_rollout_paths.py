@@ -6,7 +6,7 @@ import json
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
-from kanaria.cli.rollout import approve, reject
+from kanaria_tools.cli.rollout import approve, reject
 from kanaria.domain.rollout import MetricSnapshot
 from kanaria.errors import OperationalError
 from tests.support.rollout_world import MISSING, PREFIX, ScriptedMetrics, World, request, side, snapshot, world  # noqa: F401
@@ -29,7 +29,7 @@ def _approve_when_asked(w: World, rollout_id: str) -> Callable[[], None]:
 
 def test_promotes_through_every_stage_after_approval(world: World) -> None:
     world.create_experiment()
-    world.put_analysis("exp-canary", "PROMOTE_TREATMENT")
+    world.put_analysis("exp-canary", "PROMOTE")
     execution = world.start(request(experiment=True), "promote-1")
     done = world.wait(execution, while_running=_approve_when_asked(world, "promote-1"))
     assert done["status"] == "SUCCEEDED", done

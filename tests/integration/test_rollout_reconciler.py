@@ -14,7 +14,7 @@ from kanaria import names
 from kanaria.handlers import reconciler as reconciler_handler
 from kanaria.handlers import rollback
 from kanaria.handlers import rollout_env
-from kanaria.rehearsal.invoke import AsyncPolicy, invoke_async, sqs_sender
+from kanaria_tools.rehearsal.invoke import AsyncPolicy, invoke_async, sqs_sender
 from tests.integration.test_rollout_paths import alarm_event
 from tests.integration.test_rollout_rollback import CONTEXT, EXECUTION, assert_no_path_to_canary, rollback_alerts, seed
 from tests.support.moto_lambda import FakeContext, function_arn
@@ -145,7 +145,7 @@ def test_console_stop_of_a_running_execution_is_rolled_back_by_the_reconciler(wo
 
 def test_an_approval_arriving_while_the_critical_alarm_is_in_alarm_rolls_back(world: World) -> None:
     """Between the last gate and PromoteFull the approval can take hours: PromoteFull reads the alarm fresh."""
-    from kanaria.cli.rollout import approve
+    from kanaria_tools.cli.rollout import approve
     from tests.support.rollout_world import PREFIX, request
 
     answered: list[Any] = []

@@ -1,6 +1,6 @@
 """moto 5.2.5 adaptations for the rollout tests (each asserted unadapted first by
 tests/integration/test_rollout_moto_support.py, so an upgrade that changes moto fails loudly there). The rollout
-world also applies kanaria.rehearsal.moto_adaptations.atomic_dynamodb_writes, pinned in the rehearsal's tests.
+world also applies kanaria_tools.rehearsal.moto_adaptations.atomic_dynamodb_writes, pinned in the rehearsal's tests.
 
 1. in_process_lambdas: run this repository's Lambda handlers in the test process when moto invokes a function.
 2. early_callback_outcomes: a SendTaskSuccess/SendTaskFailure that arrives before the waitForTaskToken wait is

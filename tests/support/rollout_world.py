@@ -17,7 +17,7 @@ from moto import mock_aws
 
 from kanaria import names
 from kanaria.domain.rollout import Forward, MetricSnapshot, SideMetrics, forward_of
-from kanaria.rehearsal.moto_adaptations import atomic_dynamodb_writes
+from kanaria_tools.rehearsal.moto_adaptations import atomic_dynamodb_writes
 from tests.support.moto_lambda import MOCK_CONFIG, early_callback_outcomes, function_arn, in_process_lambdas
 
 ROOT = Path(__file__).resolve().parents[2]

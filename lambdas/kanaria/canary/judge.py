@@ -105,6 +105,8 @@ class JudgeSettings(BaseModel):
                                      description="half-life of the recent rates that decide materiality")
     settle_seconds: float = Field(default=60, ge=0, le=900, description="a period is judged once its end is this old "
                                   "(CloudWatch's ingestion delay of EMF metrics)")
+    late_periods: int = Field(default=5, ge=0, le=60, description="a period without any data on either side is "
+                              "taken as late, not quiet, until it is this many periods old")
 
     @field_validator("period_seconds")
     @classmethod
@@ -246,6 +248,19 @@ def minutes_to_read(settings: JudgeSettings, state: JudgeState, now: datetime) -
     """[start, end) of the settled whole periods not judged yet, or None."""
     end = period_start(settings, now - timedelta(seconds=settings.settle_seconds))
     return (state.judged_until, end) if end > state.judged_until else None
+
+
+def arrived(settings: JudgeSettings, minutes: Iterable[MinuteCounts], now: datetime) -> list[MinuteCounts]:
+    """The leading periods whose data has arrived. A period with no trials on either side is late data (EMF
+    not ingested yet), not a quiet period, until it is `late_periods` old: reading it now would lose it."""
+    period = timedelta(seconds=settings.period_seconds)
+    ready = []
+    for minute in sorted(minutes, key=lambda m: m.minute):
+        empty = all(c.canary_trials <= 0 and c.primary_trials <= 0 for c in minute.streams.values())
+        if empty and now - (minute.minute + period) < settings.late_periods * period:
+            break
+        ready.append(minute)
+    return ready
 
 
 def observe(settings: JudgeSettings, state: JudgeState, minutes: Iterable[MinuteCounts], until: datetime) -> JudgeState:

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Callable, Mapping, Protocol
 
 from botocore.exceptions import ClientError
 
-from kanaria.canary.judge import JudgeSettings, Judgement, JudgeState, MinuteCounts, judge, minutes_to_read
+from kanaria.canary.judge import (
+    JudgeSettings,
+    Judgement,
+    JudgeState,
+    MinuteCounts,
+    arrived,
+    judge,
+    minutes_to_read,
+)
 from kanaria.canary.judge import new_stage as judge_new_stage
 from kanaria.canary.judge import observe as judge_observe
 from kanaria.canary.judge import start as judge_start
@@ -438,8 +446,10 @@ def _run_judge(services: RolloutServices, rollout: Rollout, progress: Progress, 
     state = JudgeState.model_validate(progress.judge)
     window = minutes_to_read(settings, state, now)
     if window is not None:
-        minutes = services.canary.read_minutes(window[0], window[1], settings)
-        state = judge_observe(settings, state, minutes, window[1])
+        minutes = arrived(settings, services.canary.read_minutes(window[0], window[1], settings), now)
+        if minutes:
+            until = minutes[-1].minute + timedelta(seconds=settings.period_seconds)
+            state = judge_observe(settings, state, minutes, until)
     return judge(settings, state, stage.gates.min_observations), state.model_dump(mode="json")
 
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from kanaria.cli.main import main
+from kanaria_tools.cli.main import main
 
 from .builders import snapshot, variant
 
@@ -114,7 +114,7 @@ def test_cli_module_does_not_import_scipy_at_registration():
     import subprocess
     import sys
 
-    probe = "import sys, kanaria.cli.analyze; print('scipy' in sys.modules, 'numpy' in sys.modules)"
+    probe = "import sys, kanaria_tools.cli.analyze; print('scipy' in sys.modules, 'numpy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 
-@pytest.mark.parametrize("module", ["kanaria.handlers.assign", "kanaria.client", "kanaria.cli.main"])
+@pytest.mark.parametrize("module", ["kanaria.handlers.assign", "kanaria.client", "kanaria_tools.cli.main"])
 def test_module_imports_no_numpy_or_scipy(module):
     env = {**os.environ, "EXPERIMENTS_TABLE": "t", "ASSIGNMENTS_TABLE": "t", "AGGREGATES_TABLE": "t", "PROFILES_PARAMETER": "/p"}
     script = f"import sys, json, {module}; print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'scipy'))))"

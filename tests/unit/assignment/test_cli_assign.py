@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from kanaria.cli.main import main
+from kanaria_tools.cli.main import main
 from kanaria.client import EmbeddedClient
 from tests.unit.assignment.conftest import definition
 

@@ -1,7 +1,7 @@
 """Pure helpers of the Rollout section (reading result.json, scenario files and the synthesized alarms) and the
 section splicing of `bench.py --only`; no rehearsal, no CDK."""
 
-from kanaria.rehearsal.scenario import RolloutPhase, load_scenario
+from kanaria_tools.rehearsal.scenario import RolloutPhase, load_scenario
 from scripts.bench import splice
 from scripts.bench_rollout import (
     FaultScenario, alarm_table, alarm_windows, duration, failure_line, fault_text, phase_ok, phase_row, reacting,

@@ -190,3 +190,18 @@ def test_periods_align_to_the_epoch_and_only_settled_ones_are_read():
     fast = JudgeSettings(period_seconds=1, settle_seconds=0.5)
     state = start(fast, T0, 10)
     assert minutes_to_read(fast, state, T0 + timedelta(seconds=3.6)) == (T0, T0 + timedelta(seconds=3))
+
+
+def test_empty_periods_are_late_data_until_they_are_old():
+    from kanaria.canary.judge import arrived
+
+    settings = JudgeSettings(period_seconds=60, late_periods=3)
+    rng = np.random.default_rng(12)
+    full = [minute_of(rng, t, 5) for t in range(2)]
+    empty = MinuteCounts(minute=T0 + timedelta(minutes=2), streams={})
+    later = minute_of(rng, 3, 5)
+    minutes = [*full, empty, later]
+    # Given minute 2 came back empty, when it ended 1 minute ago, then only minutes 0-1 are judged (2 may arrive)
+    assert [m.minute for m in arrived(settings, minutes, T0 + timedelta(minutes=4))] == [T0, T0 + timedelta(minutes=1)]
+    # when it is 3 periods old, it is quiet, not late: everything is judged
+    assert len(arrived(settings, minutes, T0 + timedelta(minutes=6))) == 4

@@ -87,9 +87,8 @@ def test_per_intent_hashes_of_an_overrides_configuration_are_gated_on_their_own_
 def test_refusal_raises_a_validation_error_and_evidence_fits_the_rollout_request():
     import pytest
 
+    from kanaria.domain import rollout
     from kanaria.errors import ValidationError
-
-    rollout = pytest.importorskip("kanaria.domain.rollout")  # the rollout concern's model, when present
 
     refused = stage0(_records(), HASH, ["chitchat", "recommendation"])
     with pytest.raises(ValidationError) as err:

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from kanaria import names
-from kanaria.apiclient import http_event as api_http_event
+from kanaria_tools.apiclient import http_event as api_http_event
 from kanaria.dal.dynamo import DynamoExperimentRepository
 from kanaria.logic.experiments import ExperimentRecord, create_experiment, transition
 from tests.support import aws

@@ -9,7 +9,7 @@ import pytest
 from moto import mock_aws
 
 from kanaria.analysis import analyze_snapshot
-from kanaria.cli.main import main
+from kanaria_tools.cli.main import main
 from kanaria.dal.observations import DynamoAnalysisStore
 from kanaria.domain.experiment import Status, parse_experiment
 from kanaria.domain.observation import Observation, prepare_write, resolve_cost

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from kanaria.rehearsal.alarms import (
+from kanaria_tools.rehearsal.alarms import (
     AlarmDefinitionError,
     AlarmEvaluator,
     MetricId,

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from kanaria.rehearsal import moto_adaptations
-from kanaria.rehearsal.deploy import DeployError, _cdk_error, deploy_app
-from kanaria.rehearsal.emulator import EmulatorError, LocalAws, free_port
-from kanaria.rehearsal.progress import Progress
-from kanaria.rehearsal.runner import Rehearsal
-from kanaria.rehearsal.scenario import load_scenario
+from kanaria_tools.rehearsal import moto_adaptations
+from kanaria_tools.rehearsal.deploy import DeployError, _cdk_error, deploy_app
+from kanaria_tools.rehearsal.emulator import EmulatorError, LocalAws, free_port
+from kanaria_tools.rehearsal.progress import Progress
+from kanaria_tools.rehearsal.runner import Rehearsal
+from kanaria_tools.rehearsal.scenario import load_scenario
 
 ACCOUNT, REGION = "123456789012", "ap-northeast-1"
 NAG_ERROR = ("ERROR AwsSolutions-S1: The S3 Bucket has server access logs disabled.",

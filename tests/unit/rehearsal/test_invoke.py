@@ -1,4 +1,4 @@
-"""The rehearsal calls the functions with the shared HTTP API event builder (kanaria.apiclient.http_event)."""
+"""The rehearsal calls the functions with the shared HTTP API event builder (kanaria_tools.apiclient.http_event)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import io
 import json
 from typing import Any
 
-from kanaria.apiclient import http_event
-from kanaria.rehearsal.invoke import REHEARSAL_CALLER, FunctionCaller
+from kanaria_tools.apiclient import http_event
+from kanaria_tools.rehearsal.invoke import REHEARSAL_CALLER, FunctionCaller
 
 
 class FakeLambda:

@@ -1,4 +1,4 @@
-"""Pins of the emulator's behaviour that kanaria/rehearsal/moto_adaptations.py works around, and the adaptations.
+"""Pins of the emulator's behaviour that kanaria_tools/rehearsal/moto_adaptations.py works around, and the adaptations.
 
 Each `TestMoto...Unadapted` test asserts what moto 5.2.5 does WITHOUT the adaptation. If one of them fails after
 a moto upgrade, moto changed: re-measure, then drop or change the matching adaptation (and MOTO_VERSION).
@@ -21,7 +21,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from kanaria.rehearsal import moto_adaptations
+from kanaria_tools.rehearsal import moto_adaptations
 
 REGION = "ap-northeast-1"
 ACCOUNT = "123456789012"
@@ -433,8 +433,8 @@ class TestAdapted:
             _function("kanaria.handlers.experiments.handler", {"EXPERIMENTS_TABLE": "e", "ASSIGNMENTS_TABLE": "a",
                                                                 "AGGREGATES_TABLE": "g", "PROFILES_PARAMETER": "/p"})
             from kanaria.handlers import env
-            from kanaria.apiclient import http_event
-            from kanaria.rehearsal.invoke import REHEARSAL_CALLER
+            from kanaria_tools.apiclient import http_event
+            from kanaria_tools.rehearsal.invoke import REHEARSAL_CALLER
 
             # an earlier test in this worker may have cached other table names and clients
             env.api_environment.cache_clear()

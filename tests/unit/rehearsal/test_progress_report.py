@@ -6,12 +6,12 @@ import io
 import json
 from pathlib import Path
 
-from kanaria.rehearsal.alarms import Transition
-from kanaria.rehearsal.progress import Progress
-from kanaria.rehearsal.report import render_svg, write_report
-from kanaria.rehearsal.runner import PhaseResult, Reaction, RehearsalResult
-from kanaria.rehearsal.scenario import load_scenario
-from kanaria.rehearsal.traffic import MinuteSample
+from kanaria_tools.rehearsal.alarms import Transition
+from kanaria_tools.rehearsal.progress import Progress
+from kanaria_tools.rehearsal.report import render_svg, write_report
+from kanaria_tools.rehearsal.runner import PhaseResult, Reaction, RehearsalResult
+from kanaria_tools.rehearsal.scenario import load_scenario
+from kanaria_tools.rehearsal.traffic import MinuteSample
 
 
 def test_plain_table_is_printed_only_when_its_key_changes() -> None:
@@ -78,7 +78,7 @@ def test_svg_is_well_formed(tmp_path: Path) -> None:
 
 
 def test_alert_summary_shows_what_why_and_metrics_of_a_rollback() -> None:
-    from kanaria.rehearsal.runner import _alert_summary
+    from kanaria_tools.rehearsal.runner import _alert_summary
 
     body = "\n".join(["WHAT: rolled back", "  candidate: x", "", "WHY (alarm): p99", "", "METRICS (canary vs primary):",
                       "  p99 ms: 10637 vs 2718", "", "GATES (last evaluation):", "  error_rate PASS"])

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from kanaria import names
-from kanaria.rehearsal.moto_adaptations import Invocation
-from kanaria.rehearsal.progress import Progress
-from kanaria.rehearsal.runner import Rehearsal
-from kanaria.rehearsal.scenario import load_scenario
+from kanaria_tools.rehearsal.moto_adaptations import Invocation
+from kanaria_tools.rehearsal.progress import Progress
+from kanaria_tools.rehearsal.runner import Rehearsal
+from kanaria_tools.rehearsal.scenario import load_scenario
 
 
 class StepClock:

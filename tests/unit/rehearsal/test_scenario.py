@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from kanaria.cli.main import main
+from kanaria_tools.cli.main import main
 from kanaria.errors import ValidationError
-from kanaria.rehearsal.scenario import FAULT_KINDS, list_scenarios, load_scenario, parse_scenario
+from kanaria_tools.rehearsal.scenario import FAULT_KINDS, list_scenarios, load_scenario, parse_scenario
 
 
 def _default() -> dict:

@@ -7,7 +7,7 @@ import sys
 import time
 from typing import Sequence, TextIO
 
-from kanaria.rehearsal.clock import fmt
+from kanaria_tools.rehearsal.clock import fmt
 
 
 class Progress:

@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError as PydanticVa
 
 from kanaria.domain.experiment import ID_PATTERN, METRICS
 from kanaria.errors import ValidationError, from_pydantic
+from kanaria_tools.paths import repository_root
 
-SCENARIOS_DIR = Path(__file__).resolve().parents[3] / "scenarios"
 DEFAULT_SCENARIO = "default"
 DECISIONS = ("PROMOTE", "REVIEW", "CONTINUE", "NO_DECISION", "ROLLBACK")
 FAULT_KINDS = ("error_spike", "latency_regression", "throttling", "hallucination_spike", "quality_drop",
@@ -341,15 +341,21 @@ def parse_scenario(document: Any, source: str = "scenario") -> Scenario:
         raise ValidationError(f"{source}: {error.reason}", field=error.field, details=error.details) from None
 
 
+def scenarios_dir() -> Path:
+    """The shipped scenarios: scenarios/ in the Kanaria checkout."""
+    return repository_root() / "scenarios"
+
+
 def resolve_path(name_or_path: str) -> Path:
     """A scenario file: a path, or a name in scenarios/ (with or without .json)."""
     path = Path(name_or_path)
     if path.exists():
         return path
-    for candidate in (SCENARIOS_DIR / name_or_path, SCENARIOS_DIR / f"{name_or_path}.json"):
+    shipped = scenarios_dir()
+    for candidate in (shipped / name_or_path, shipped / f"{name_or_path}.json"):
         if candidate.exists():
             return candidate
-    available = ", ".join(sorted(p.stem for p in SCENARIOS_DIR.glob("*.json"))) or "none"
+    available = ", ".join(sorted(p.stem for p in shipped.glob("*.json"))) or "none"
     raise ValidationError(f"no scenario file {name_or_path!r} (scenarios: {available})", field="scenario")
 
 
@@ -365,4 +371,4 @@ def load_scenario(name_or_path: str) -> Scenario:
 
 def list_scenarios() -> list[Path]:
     """Shipped scenario files."""
-    return sorted(SCENARIOS_DIR.glob("*.json"))
+    return sorted(scenarios_dir().glob("*.json"))

@@ -10,8 +10,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from kanaria.rehearsal.clock import fmt, fmt_duration
-from kanaria.rehearsal.moto_adaptations import ADAPTATIONS, MOTO_VERSION
+from kanaria_tools.rehearsal.clock import fmt, fmt_duration
+from kanaria_tools.rehearsal.moto_adaptations import ADAPTATIONS, MOTO_VERSION
 
 STATE_COLOURS = {"OK": "#3a9d5d", "ALARM": "#d64545", "INSUFFICIENT_DATA": "#b9b9b9"}
 SIDE_COLOURS = {"primary": "#3b6fb6", "canary": "#e08a1e"}
@@ -108,7 +108,7 @@ def render_markdown(result: Any, svg_name: str) -> str:
         f"- scenario clock: {result.speed:g}x (1 wall second = {fmt_duration(result.speed)}); wall time "
         f"{result.wall_seconds:.0f}s, of which deploy {result.deploy_seconds:.0f}s",
         f"- emulator: moto {MOTO_VERSION} in process on loopback, {len(ADAPTATIONS)} adaptations "
-        "(lambdas/kanaria/rehearsal/moto_adaptations.py)",
+        "(tooling/kanaria_tools/rehearsal/moto_adaptations.py)",
     ]
     if result.error:
         lines += ["", f"**Error:** {result.error}"]

@@ -17,11 +17,11 @@ from typing import Any
 
 from kanaria import names
 from kanaria.errors import KanariaError, OperationalError, ValidationError
-from kanaria.rehearsal.clock import RehearsalClock, fmt, fmt_duration
-from kanaria.rehearsal.progress import Progress
-from kanaria.rehearsal.scenario import SYSTEM_FAULT_KINDS, Configuration, RolloutPhase, Scenario
+from kanaria_tools.paths import repository_root
+from kanaria_tools.rehearsal.clock import RehearsalClock, fmt, fmt_duration
+from kanaria_tools.rehearsal.progress import Progress
+from kanaria_tools.rehearsal.scenario import SYSTEM_FAULT_KINDS, Configuration, RolloutPhase, Scenario
 
-ROOT = Path(__file__).resolve().parents[3]
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 
 
@@ -83,9 +83,9 @@ class RehearsalResult:
         return self.error is None and bool(self.phases) and all(p.ok for p in self.phases)
 
 
-def cdk_context(app_dir: Path = ROOT) -> dict[str, Any]:
-    """The app's cdk.json context (prefix, account, region)."""
-    return json.loads((app_dir / "cdk.json").read_text(encoding="utf-8")).get("context", {})
+def cdk_context(app_dir: Path | None = None) -> dict[str, Any]:
+    """The app's cdk.json context (prefix, account, region); default: the checkout's."""
+    return json.loads(((app_dir or repository_root()) / "cdk.json").read_text(encoding="utf-8")).get("context", {})
 
 
 class _Resolver:
@@ -105,7 +105,7 @@ class _Resolver:
         return value
 
     def get_att(self, stack: str, logical_id: str, attribute: str) -> Any:
-        from kanaria.rehearsal.moto_adaptations import cfn_attribute
+        from kanaria_tools.rehearsal.moto_adaptations import cfn_attribute
 
         return cfn_attribute(self._account, self._region, stack, logical_id, attribute)
 
@@ -124,7 +124,7 @@ class _Sink:
     on-failure destination, which moto does not apply), SNS publish."""
 
     def __init__(self, aws: Any, sleep: Any):
-        from kanaria.rehearsal.invoke import sqs_sender
+        from kanaria_tools.rehearsal.invoke import sqs_sender
 
         self._lambda = aws.client("lambda")
         self._sns = aws.client("sns")
@@ -135,7 +135,7 @@ class _Sink:
         self.gave_up: list[tuple[str, int, Any]] = []  # (function, attempts, last error): sent to the destination
 
     def _policy(self, function_arn: str) -> Any:
-        from kanaria.rehearsal.invoke import AsyncPolicy
+        from kanaria_tools.rehearsal.invoke import AsyncPolicy
 
         if function_arn not in self._policies:
             try:
@@ -146,7 +146,7 @@ class _Sink:
         return self._policies[function_arn]
 
     def invoke_lambda(self, function_arn: str, event: dict[str, Any]) -> None:
-        from kanaria.rehearsal.invoke import invoke_async
+        from kanaria_tools.rehearsal.invoke import invoke_async
 
         def run() -> None:
             try:
@@ -171,13 +171,13 @@ class Rehearsal:
     """One scenario on one emulator."""
 
     def __init__(self, scenario: Scenario, *, progress: Progress, reports_dir: Path, port: int | None = None,
-                 app_dir: Path = ROOT, speed: float | None = None):
+                 app_dir: Path | None = None, speed: float | None = None):
         self.scenario = scenario
         self.progress = progress
         self.reports_dir = reports_dir
         self.port = port
-        self.app_dir = app_dir
-        context = cdk_context(app_dir)
+        self.app_dir = app_dir or repository_root()
+        context = cdk_context(self.app_dir)
         self.prefix = str(context.get("kanaria:prefix", names.DEFAULT_PREFIX))
         self.account = str(context.get("kanaria:account", "123456789012"))
         self.region = str(context.get("kanaria:region", "ap-northeast-1"))
@@ -247,7 +247,7 @@ class Rehearsal:
             try:
                 self.caller.invoke(self._reconciler, _scheduled_event(self.account, self.region, self._reconciler))
             except Exception as exc:  # noqa: BLE001 - the function's failure is in the invocation log
-                logging.getLogger("kanaria.rehearsal").info("reconciler failed: %s", exc)
+                logging.getLogger("kanaria_tools.rehearsal").info("reconciler failed: %s", exc)
             finally:
                 self._reconciling.release()
 
@@ -257,9 +257,9 @@ class Rehearsal:
 
     def run(self) -> RehearsalResult:
         """The whole rehearsal; never raises for a scenario failure (recorded in the result)."""
-        from kanaria.rehearsal import moto_adaptations
-        from kanaria.rehearsal.deploy import deploy_app
-        from kanaria.rehearsal.emulator import LocalAws
+        from kanaria_tools.rehearsal import moto_adaptations
+        from kanaria_tools.rehearsal.deploy import deploy_app
+        from kanaria_tools.rehearsal.emulator import LocalAws
 
         started = time.monotonic()
         self._setup_logging()
@@ -276,7 +276,7 @@ class Rehearsal:
         aws = LocalAws.start(account=self.account, region=self.region, port=self.port, hooks=hooks)
         try:
             p.line(f"moto {moto_adaptations.MOTO_VERSION} on {aws.endpoint} with {len(moto_adaptations.ADAPTATIONS)} "
-                   "adaptations (kanaria/rehearsal/moto_adaptations.py)")
+                   "adaptations (kanaria_tools/rehearsal/moto_adaptations.py)")
             p.section("Deploying the CDK app (cdk bootstrap + cdk deploy --all, kanaria:bundle=false)")
             context: dict[str, str] = {}
             if any(phase.offline_evaluation for phase in s.rollouts):
@@ -302,7 +302,7 @@ class Rehearsal:
             p.line(f"ERROR: {exc}")
         except Exception as exc:  # noqa: BLE001 - reported, the run fails
             self.result.error = f"{type(exc).__name__}: {exc}"
-            logging.getLogger("kanaria.rehearsal").exception("rehearsal failed")
+            logging.getLogger("kanaria_tools.rehearsal").exception("rehearsal failed")
             p.line(f"ERROR: {type(exc).__name__}: {exc} (traceback in {self.run_dir / 'emulator.log'})")
         finally:
             aws.stop()
@@ -310,14 +310,14 @@ class Rehearsal:
         return self.result
 
     def _run_phases(self, aws: Any, deployment: Any) -> None:
-        from kanaria.rehearsal.invoke import FunctionCaller
+        from kanaria_tools.rehearsal.invoke import FunctionCaller
 
         self.aws = aws
         self.caller = FunctionCaller(aws.client("lambda"))
         self.functions = {f["FunctionName"] for page in aws.client("lambda").get_paginator("list_functions").paginate()
                           for f in page["Functions"]}
         self.topic_arn = f"arn:aws:sns:{self.region}:{self.account}:{self.prefix}-alerts"
-        from kanaria.rehearsal import moto_adaptations
+        from kanaria_tools.rehearsal import moto_adaptations
 
         moto_adaptations.prepare_environment(self.account, self.region)
         self._start_oncall(aws)
@@ -372,8 +372,8 @@ class Rehearsal:
         return received
 
     def _start_alarms(self, aws: Any, deployment: Any) -> None:
-        from kanaria.rehearsal import moto_adaptations
-        from kanaria.rehearsal.alarms import AlarmEvaluator, EmulatorHooks, MetricStore, load_definitions
+        from kanaria_tools.rehearsal import moto_adaptations
+        from kanaria_tools.rehearsal.alarms import AlarmEvaluator, EmulatorHooks, MetricStore, load_definitions
 
         resolver = _Resolver(deployment, aws.client("cloudformation"), self.account, self.region)
         definitions = load_definitions(deployment.templates(), resolver, self.account, self.region)
@@ -430,7 +430,7 @@ class Rehearsal:
         }
 
     def _experiment_phase(self) -> None:
-        from kanaria.rehearsal.traffic import ExperimentTraffic
+        from kanaria_tools.rehearsal.traffic import ExperimentTraffic
 
         e = self.scenario.experiment
         assert e is not None
@@ -537,7 +537,7 @@ class Rehearsal:
     # --- rollouts --------------------------------------------------------------------------------------------
 
     def _setup_fleet(self, aws: Any) -> None:
-        from kanaria.rehearsal.traffic import ChatbotFleet, TargetGroup
+        from kanaria_tools.rehearsal.traffic import ChatbotFleet, TargetGroup
 
         variables = self._steps_environment(aws)
         listener_arn = variables[names.ENV_LISTENER_ARN]
@@ -714,7 +714,7 @@ class Rehearsal:
         self.progress.line(reason, at=self.clock.now())
 
     def _rollout_phase(self, phase: RolloutPhase) -> None:
-        from kanaria.cli import rollout as rollout_cli
+        from kanaria_tools.cli import rollout as rollout_cli
 
         p = self.progress
         self._phase_reactions = []

@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Protocol
 
 from kanaria.errors import ValidationError
-from kanaria.rehearsal.moto_adaptations import percentile
+from kanaria_tools.rehearsal.moto_adaptations import percentile
 
 EXTRA_PERIODS = 2  # evaluation range = EvaluationPeriods + EXTRA_PERIODS periods
 STATES = ("OK", "ALARM", "INSUFFICIENT_DATA")

@@ -45,10 +45,10 @@ def run_demo(args: argparse.Namespace) -> int:
 def run_rehearse(args: argparse.Namespace) -> int:
     """Validate, rehearse, report; the exit status says whether every outcome was as expected."""
     from kanaria.errors import ValidationError
-    from kanaria.rehearsal.scenario import list_scenarios, load_scenario
+    from kanaria_tools.rehearsal.scenario import list_scenarios, load_scenario
 
     if args.list_adaptations:
-        from kanaria.rehearsal.moto_adaptations import ADAPTATIONS, MOTO_VERSION
+        from kanaria_tools.rehearsal.moto_adaptations import ADAPTATIONS, MOTO_VERSION
 
         print(f"moto {MOTO_VERSION} adaptations:")
         for a in ADAPTATIONS:
@@ -68,9 +68,9 @@ def run_rehearse(args: argparse.Namespace) -> int:
         print(f"{scenario.name}: valid ({len(scenario.rollouts)} rollouts, "
               f"{'an' if scenario.experiment else 'no'} experiment, {len(scenario.faults())} faults)")
         return 0
-    from kanaria.rehearsal.progress import Progress
-    from kanaria.rehearsal.report import write_report
-    from kanaria.rehearsal.runner import Rehearsal
+    from kanaria_tools.rehearsal.progress import Progress
+    from kanaria_tools.rehearsal.report import write_report
+    from kanaria_tools.rehearsal.runner import Rehearsal
 
     progress = Progress(sys.stdout, live=False if args.plain else None)
     rehearsal = Rehearsal(scenario, progress=progress, reports_dir=args.reports, port=args.port, speed=args.speed)
@@ -85,7 +85,7 @@ def run_rehearse(args: argparse.Namespace) -> int:
         mark = "OK  " if phase.ok else "FAIL"
         line = f"  {mark} {phase.kind} {phase.name}: {phase.outcome} (expected {phase.expected or 'any'})"
         if phase.fault_to_rollback is not None:
-            from kanaria.rehearsal.clock import fmt_duration
+            from kanaria_tools.rehearsal.clock import fmt_duration
 
             line += f"; fault -> rollback complete in {fmt_duration(phase.fault_to_rollback)}"
         progress.line(line)

@@ -14,13 +14,13 @@ from kanaria.errors import KanariaError
 # Each module exposes register(subparsers); it sets `func` on its parsers. Modules must keep heavy imports
 # (scipy, boto3) inside the command functions so that `kanaria assign` starts fast.
 COMMAND_MODULES: tuple[str, ...] = (
-    "kanaria.cli.assign",  # assign (issue: assignment)
-    "kanaria.cli.experiment",  # experiment create|get|list|start|pause|resume|complete
-    "kanaria.cli.analyze",  # analyze, sample-size
-    "kanaria.cli.report",  # report EXPERIMENT_ID
-    "kanaria.cli.rollout",  # rollout start|status|approve|reject|abort
-    "kanaria.cli.demo",  # demo (local rehearsal), rehearse SCENARIO
-    "kanaria.cli.evaluate",  # evaluate (offline evaluation on a golden dataset)
+    "kanaria_tools.cli.assign",  # assign (issue: assignment)
+    "kanaria_tools.cli.experiment",  # experiment create|get|list|start|pause|resume|complete
+    "kanaria_tools.cli.analyze",  # analyze, sample-size
+    "kanaria_tools.cli.report",  # report EXPERIMENT_ID
+    "kanaria_tools.cli.rollout",  # rollout start|status|approve|reject|abort
+    "kanaria_tools.cli.demo",  # demo (local rehearsal), rehearse SCENARIO
+    "kanaria_tools.cli.evaluate",  # evaluate (offline evaluation on a golden dataset)
 )
 
 

@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from kanaria import names
-from kanaria.rehearsal.scenario import Configuration, Fault, Scenario
+from kanaria_tools.rehearsal.scenario import Configuration, Fault, Scenario
 
 ALB_NAMESPACE = "AWS/ApplicationELB"
 MAX_VALUES_PER_DATUM = 150

@@ -45,7 +45,7 @@ def check_moto_version() -> None:
     if moto.__version__ != MOTO_VERSION:
         raise AdaptationError(
             f"the local rehearsal is pinned to moto {MOTO_VERSION} but moto {moto.__version__} is installed; "
-            "re-measure every adaptation in kanaria/rehearsal/moto_adaptations.py (run "
+            "re-measure every adaptation in kanaria_tools/rehearsal/moto_adaptations.py (run "
             "tests/unit/rehearsal/test_moto_adaptations.py) before changing MOTO_VERSION"
         )
 
@@ -104,7 +104,7 @@ ADAPTATIONS: tuple[Adaptation, ...] = (
         "AWS::Lambda::EventInvokeConfig is not supported by CloudFormation: a function's asynchronous retry count and "
         "on-failure destination are silently dropped",
         "created through the Lambda backend (PutFunctionEventInvokeConfig), so GetFunctionEventInvokeConfig answers "
-        "what the template says; the rehearsal's asynchronous invocations follow it (kanaria.rehearsal.invoke)",
+        "what the template says; the rehearsal's asynchronous invocations follow it (kanaria_tools.rehearsal.invoke)",
     ),
     Adaptation(
         "cfn-alb-forward-config",
@@ -197,7 +197,7 @@ ADAPTATIONS: tuple[Adaptation, ...] = (
         "cloudwatch-alarms",
         "CloudFormation silently skips AWS::CloudWatch::Alarm and ::CompositeAlarm; PutCompositeAlarm is not "
         "implemented; SetAlarmState and PutMetricData trigger no evaluation and no actions",
-        "the rehearsal's alarm evaluator (kanaria.rehearsal.alarms) reads the alarms from the synthesized "
+        "the rehearsal's alarm evaluator (kanaria_tools.rehearsal.alarms) reads the alarms from the synthesized "
         "templates; they are registered here so DescribeAlarms shows them, and their state changes are "
         "written here; PutCompositeAlarm stores the composite alarm",
     ),

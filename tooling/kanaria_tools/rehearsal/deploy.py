@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from kanaria.errors import OperationalError
+from kanaria_tools.paths import repository_root
 
-ROOT = Path(__file__).resolve().parents[3]
 _CDK_ENV = {
     "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
     "CDK_DISABLE_VERSION_CHECK": "true",
@@ -105,9 +105,10 @@ def _cdk_error(output: str) -> str:
 def deploy_app(
     *, account: str, region: str, env: dict[str, str], out_dir: Path, log_path: Path,
     echo: Callable[[str], None] | None = None, context: dict[str, str] | None = None, timeout: float = 480.0,
-    app_dir: Path = ROOT,
+    app_dir: Path | None = None,
 ) -> Deployment:
     """`cdk bootstrap` then `cdk deploy --all --require-approval never -c kanaria:bundle=false` into the emulator."""
+    app_dir = app_dir or repository_root()
     cli = app_dir / "node_modules" / ".bin" / "cdk"
     if not cli.exists():
         raise DeployError(f"the pinned CDK CLI is missing at {cli}; run `make install`", field="cdk")

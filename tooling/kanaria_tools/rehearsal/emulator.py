@@ -58,7 +58,7 @@ class LocalAws:
     @classmethod
     def start(cls, *, account: str, region: str, port: int | None = None, hooks: Any = None) -> "LocalAws":
         """Adapt moto, start its server on 127.0.0.1:port (a free one when None) and point this process at it."""
-        from kanaria.rehearsal import moto_adaptations
+        from kanaria_tools.rehearsal import moto_adaptations
 
         try:
             moto_adaptations.check_moto_version()
