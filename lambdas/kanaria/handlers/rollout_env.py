@@ -31,6 +31,7 @@ class RolloutEnvironment(BaseModel):
     evaluations_table: str | None = Field(default=None, alias=names.ENV_EVALUATIONS_TABLE)  # stage-0 gate
     allow_offline_evaluation: bool = Field(default=False, alias=names.ENV_ALLOW_OFFLINE_EVALUATION)
     rollback_failures_queue_url: str | None = Field(default=None, alias=names.ENV_ROLLBACK_FAILURES_QUEUE_URL)
+    other_canary_target_groups: str = Field(default="", alias=names.ENV_OTHER_CANARY_TARGET_GROUP_ARNS)
 
 
 @cache
@@ -80,7 +81,8 @@ def deployment():  # -> Deployment
     from kanaria.logic.rollouts import Deployment
 
     env = rollout_environment()
-    return Deployment(env.listener_arn, env.primary_target_group_arn, env.canary_target_group_arn)
+    others = tuple(arn.strip() for arn in env.other_canary_target_groups.split(",") if arn.strip())
+    return Deployment(env.listener_arn, env.primary_target_group_arn, env.canary_target_group_arn, others)
 
 
 @cache
