@@ -137,9 +137,9 @@ def kayenta(minutes: list[sim.Minute], rng: np.random.Generator) -> int | None:
             rows = [sim.overall(m, metric) for m in window]
             canary = [x / n for x, n, _, _ in rows if n > 0]
             primary = [x / n for _, _, x, n in rows if n > 0]
-            if len(canary) >= 3 and len(primary) >= 3 and len(set(canary + primary)) > 1:
-                if stats.mannwhitneyu(canary, primary, alternative="greater").pvalue < 0.02:
-                    failed.add(metric)
+            comparable = len(canary) >= 3 and len(primary) >= 3 and len(set(canary + primary)) > 1
+            if comparable and stats.mannwhitneyu(canary, primary, alternative="greater").pvalue < 0.02:
+                failed.add(metric)
         if failed & critical or len(failed) / len(sim.METRICS) > 0.25:
             return end
     return None
