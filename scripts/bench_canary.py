@@ -1,392 +1,433 @@
-"""`make bench`, Canary judge section: the live judge against today's rules, a Kayenta-style judge, an
-Argo/Flagger-style analysis and the oracle CUSUM, on the same simulated rollouts (scripts/canary_sim.py).
+"""`make bench`, "Canary judge (simulation)" section: the live judge beside today's rules, a Kayenta-style judge,
+an Argo/Flagger-style analysis and the oracle CUSUM, all reading the same simulated rollouts.
 
-Every contender sees the same minutes (fixed schedule 5% 20 min, 25% 20 min, 50% 15 min). A detection is the
-minute whose data made the contender decide; delays are minutes of faulty data until then (the judge adds its
-settle time in AWS: ~1 minute of EMF ingestion). The judge's own progression (advance on PASS, roll back at a
-hold bound) is simulated separately for healthy candidates, since a stage that never passes is a false
-rollback too.
+The model is scripts/canary_sim.py, the deciders scripts/canary_contenders.py. Healthy candidates give each
+decider's false-rollback rate per rollout, faulty ones its detection delay, the canary requests exposed to the
+fault before the decision, and its detection probability within the rollout. Runs are spread over 2 worker
+processes, each chunk with its own seed derived from SEED, so the figures do not depend on the scheduling.
+
+    .venv/bin/python scripts/bench.py --only canary      # this section into docs/benchmarks.md
+    .venv/bin/python scripts/bench_canary.py --quick     # print a smoke-size section
 """
 
 from __future__ import annotations
 
-import math
+import multiprocessing
 import statistics
 import sys
 import time
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from scipy import stats
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+for path in (ROOT, ROOT / "lambdas"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
 
 from kanaria.canary import judge as J  # noqa: E402
+from scripts import canary_contenders as C  # noqa: E402
 from scripts import canary_sim as sim  # noqa: E402
 
 SEED = 20261205
-T0 = datetime(2026, 12, 5, tzinfo=timezone.utc)
-CHECK_MINUTES_TODAY = 5
-KAYENTA_WINDOW = 10
-FLAGGER_FAILURE_LIMIT = 5  # Flagger's analysis `threshold` (failed checks before a rollback)
+ALPHA = 0.01
+WORKERS = 2
+CHUNK = 50
+LATEST_FAULT_START = 45  # faults start uniformly in minutes [0, 45): at least 10 minutes before the last stage ends
+SIZES = {"full": {"aa": 2000, "other_healthy": 400, "fault": 200, "oracle": 20_000},
+         "quick": {"aa": 100, "other_healthy": 50, "fault": 30, "oracle": 5_000}}
 
-FAULTS = (
-    sim.Fault("5xx error spike 6%", None, {"errors": 0.06}),
-    sim.Fault("throttling 12%", None, {"throttles": 0.12}),
-    sim.Fault("hallucination spike 9%", None, {"hallucinations": 0.09}),
-    sim.Fault("latency regression 3x", None, latency_factor=3.0),
-    sim.Fault("cold start 5x fading over 900 canary requests", 0, latency_factor=5.0, warm_requests=900),
-    sim.Fault("recommendation: 7% errors, quality 0.55", None,
-              {"errors": 0.07, "poor_quality": sim.poor_rate(0.55)}, intents=("recommendation",)),
-    sim.Fault("order_status: 4% errors", None, {"errors": 0.04}, intents=("order_status",)),
+_RULES = J.DEFAULT_METRICS
+
+
+def _at_tolerance_ratio() -> dict[str, float]:
+    return {m: _RULES[J.Metric(m)].ratio * rate for m, rate in sim.BASE.items()}
+
+
+HEALTHY = (
+    ("identical arms (A/A)", sim.Candidate("A/A")),
+    ("at the ratio tolerance: every metric at ratio x the primary's rate",
+     sim.Candidate("ratio", effects=sim.with_rates(_at_tolerance_ratio()))),
+    ("harmless but different: every metric x1.2, 5xx +0.3 points (0.4%)",
+     sim.Candidate("different", effects=sim.with_rates(
+         {**{m: 1.2 * r for m, r in sim.BASE.items()}, "errors": sim.BASE["errors"] + 0.003}))),
+    ("half the points tolerance: 5xx +0.5 point (0.6%)",
+     sim.Candidate("half points", effects=sim.with_rates(
+         {"errors": sim.BASE["errors"] + _RULES[J.Metric.ERRORS].points / 2}))),
+    ("at the points tolerance: 5xx +1 point (1.1%)",
+     sim.Candidate("points", effects=sim.with_rates({"errors": sim.BASE["errors"] + _RULES[J.Metric.ERRORS].points}))),
 )
+FAULTS = (
+    sim.Candidate("5xx error spike 6%", fault={"error": 0.06}),
+    sim.Candidate("throttling 12%", fault={"throttle": 0.12}),
+    sim.Candidate("hallucination spike 9%", fault={"hallucination": 0.09}),
+    sim.Candidate("cold start: latency 5x fading over 900 canary requests (from minute 0)",
+                  fault={"latency_factor": 5.0}, start=0, warm_requests=900),
+    sim.Candidate("latency 3x, persistent", fault={"latency_factor": 3.0}),
+    sim.Candidate("recommendation only: 7% 5xx, quality 0.55", fault={"error": 0.07, "quality": 0.55},
+                  intents=("recommendation",)),
+    sim.Candidate("order_status only: 2% 5xx, quality 0.78", fault={"error": 0.02, "quality": 0.78},
+                  intents=("order_status",)),
+)
+DECIDERS = [d.name for d in C.contenders()]
+JUDGE = C.KanariaJudge.name
+ORACLE = C.Oracle.name
+DIAGNOSTIC = C.faulty_streams_only(FAULTS[0]).name
 
 
 def progress(message: str) -> None:
     print(f"[bench canary {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-# --- contenders: each returns the minute whose data decided a rollback, or None ---------------------------
+# --- runs (in worker processes) -------------------------------------------------------------------------------
 
 
-def _counts(minute: sim.Minute) -> J.MinuteCounts:
-    streams = {}
-    for metric in sim.METRICS:
-        m = J.Metric(metric)
-        for intent, (x_c, n_c, x_p, n_p) in minute.counts[metric].items():
-            streams[J.stream_key(m, intent)] = J.Counts(canary_events=x_c, canary_trials=n_c, primary_events=x_p,
-                                                        primary_trials=n_p)
-        x_c, n_c, x_p, n_p = sim.overall(minute, metric)
-        streams[J.stream_key(m, J.OVERALL)] = J.Counts(canary_events=x_c, canary_trials=n_c, primary_events=x_p,
-                                                       primary_trials=n_p)
-    return J.MinuteCounts(minute=T0 + timedelta(minutes=minute.index), streams=streams)
+@dataclass
+class Run:
+    """One rollout as the report needs it: per decider (minute, kind, detail, exposed canary requests)."""
+
+    fault_start: int | None
+    decisions: dict[str, tuple[int, str, str, int]]
+    stage_minutes: list[int]
+    completed: bool
 
 
-SETTINGS = J.JudgeSettings(settle_seconds=0)
-HORIZON = J.horizon_periods(SETTINGS, (2 * 60 * m for _, m in sim.STAGES))
+def _chunk(args: tuple[sim.Candidate, int, np.random.SeedSequence, float | None]) -> list[Run]:
+    candidate, runs, seed, threshold = args
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(runs):
+        start = None
+        if candidate.faulty:
+            start = candidate.start if candidate.start is not None else int(rng.integers(0, LATEST_FAULT_START))
+        deciders = C.contenders()
+        if threshold is not None:
+            deciders += [C.Oracle(candidate, threshold), C.faulty_streams_only(candidate)]
+        rollout = C.run_rollout(rng, candidate, start, deciders, stop_when_decided=candidate.faulty)
+        exposed = np.cumsum(rollout.affected)
+        decisions = {name: (minute, kind, detail, int(exposed[minute]))
+                     for name, (minute, kind, detail) in rollout.decisions.items()}
+        out.append(Run(start, decisions, rollout.stage_minutes, rollout.completed))
+    return out
 
 
-def kanaria(minutes: list[sim.Minute], rng: np.random.Generator) -> int | None:
-    """The judge (kanaria.canary.judge) reading every minute."""
-    state = J.start(SETTINGS, T0, HORIZON)
-    stage_starts = {sum(m for _, m in sim.STAGES[:i]) for i in range(1, len(sim.STAGES))}
-    for minute in minutes:
-        if minute.index in stage_starts:
-            state = J.new_stage(state)
-        at = T0 + timedelta(minutes=minute.index + 1)
-        state = J.observe(SETTINGS, state, [_counts(minute)], at)
-        if J.judge(SETTINGS, state, 200).verdict is J.Verdict.ROLLBACK:
-            return minute.index
-    return None
+def _run_all(jobs: list[tuple[str, sim.Candidate, int, float | None]], seed: int) -> dict[str, list[Run]]:
+    """Every job's runs, in chunks over the worker processes; progress as chunks finish."""
+    sequences = iter(np.random.SeedSequence(seed).spawn(10_000))
+    tasks, owners = [], []
+    for label, candidate, runs, threshold in jobs:
+        for first in range(0, runs, CHUNK):
+            tasks.append((candidate, min(CHUNK, runs - first), next(sequences), threshold))
+            owners.append(label)
+    results: dict[str, list[Run]] = {label: [] for label, *_ in jobs}
+    done: dict[str, int] = dict.fromkeys(results, 0)
+    totals = {label: runs for label, _, runs, _ in jobs}
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=WORKERS, mp_context=context) as pool:
+        for label, runs in zip(owners, pool.map(_chunk, tasks)):
+            results[label].extend(runs)
+            done[label] += len(runs)
+            if done[label] == totals[label] or done[label] % 500 == 0:
+                progress(f"  {label}: {done[label]}/{totals[label]} rollouts")
+    return results
 
 
-def today(minutes: list[sim.Minute], rng: np.random.Generator) -> int | None:
-    """Stage gates on everything since the stage started, every 5 minutes (max_error_rate 0.02, p99 +100%,
-    hallucinations +1 point, min_observations 200 per side), and the 5-minute alarms (5xx > 2% / throttles > 5%
-    with >= 5 events, 1 of 1; p99 ratio > 2 in 2 of 3 windows): the rules before the judge."""
-    stage_start, p99_breaches = 0, []
-    for minute in minutes:
-        t = minute.index
-        if t > 0 and minute.percent != minutes[t - 1].percent:
-            stage_start = t
-        if (t + 1) % 5 == 0:  # an alarm window [t-4, t] ends
-            window = minutes[t - 4:t + 1]
-            for metric, limit in (("errors", 0.02), ("throttles", 0.05)):
-                x = sum(sim.overall(m, metric)[0] for m in window)
-                n = sum(sim.overall(m, metric)[1] for m in window)
-                if n >= 20 and x >= 5 and x / n > limit:
-                    return t
-            n_c = sum(m.canary_requests for m in window)
-            factor = statistics.fmean(m.latency_factor for m in window)
-            canary = sim.window_p99(rng, n_c, factor) if n_c >= 20 else None
-            primary = sim.window_p99(rng, sum(m.primary_requests for m in window), 1.0)
-            p99_breaches.append(canary is not None and primary is not None and canary / primary > 2.0)
-            if sum(p99_breaches[-3:]) >= 2:
-                return t
-        if (t + 1 - stage_start) % CHECK_MINUTES_TODAY == 0:  # a gate check
-            stage = minutes[stage_start:t + 1]
-            x_c, n_c, x_p, n_p = (sum(sim.overall(m, "errors")[i] for m in stage) for i in range(4))
-            if n_c < 200 or n_p < 200:
-                continue
-            if x_c / n_c >= 0.02:
-                return t
-            h = [sum(sim.overall(m, "hallucinations")[i] for m in stage) for i in range(4)]
-            if h[0] / h[1] - h[2] / h[3] > 0.01:
-                return t
-            factor = statistics.fmean(m.latency_factor for m in stage)
-            canary = sim.window_p99(rng, n_c, factor)
-            primary = sim.window_p99(rng, n_p, 1.0)
-            if canary is not None and primary is not None and canary > 2.0 * primary:
-                return t
-    return None
+# --- figures ----------------------------------------------------------------------------------------------------
 
 
-def kayenta(minutes: list[sim.Minute], rng: np.random.Generator) -> int | None:
-    """Every 10 minutes: one-sided Mann-Whitney at 98% confidence (Kayenta's NetflixACAJudge default) on the
-    window's per-minute canary vs primary rates per metric; the window fails if the critical metric (errors)
-    fails or its score (metrics passing) falls below 75 (Kayenta's marginal threshold)."""
-    critical = {"errors"}
-    for end in range(KAYENTA_WINDOW - 1, len(minutes), KAYENTA_WINDOW):
-        window = minutes[end - KAYENTA_WINDOW + 1:end + 1]
-        failed = set()
-        for metric in sim.METRICS:
-            rows = [sim.overall(m, metric) for m in window]
-            canary = [x / n for x, n, _, _ in rows if n > 0]
-            primary = [x / n for _, _, x, n in rows if n > 0]
-            comparable = len(canary) >= 3 and len(primary) >= 3 and len(set(canary + primary)) > 1
-            if comparable and stats.mannwhitneyu(canary, primary, alternative="greater").pvalue < 0.02:
-                failed.add(metric)
-        if failed & critical or len(failed) / len(sim.METRICS) > 0.25:
-            return end
-    return None
+def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    tail = (1 - confidence) / 2
+    low = float(stats.beta.ppf(tail, k, n - k + 1)) if k > 0 else 0.0
+    high = float(stats.beta.ppf(1 - tail, k + 1, n - k)) if k < n else 1.0
+    return low, high
 
 
-def flagger(minutes: list[sim.Minute], rng: np.random.Generator) -> int | None:
-    """Argo Rollouts / Flagger analysis: every minute, thresholds on the canary's own minute (5xx > 1%,
-    throttles > 5%, hallucinations > 5%, p99 > 2x the primary's), >= 20 requests; 5 failed intervals in a
-    stage roll back."""
-    failures, stage_percent = 0, None
-    for minute in minutes:
-        if minute.percent != stage_percent:
-            failures, stage_percent = 0, minute.percent
-        if minute.canary_requests < 20:
-            continue
-        failed = any(sim.overall(minute, metric)[0] / max(1, sim.overall(minute, metric)[1]) > limit
-                     for metric, limit in (("errors", 0.01), ("throttles", 0.05), ("hallucinations", 0.05)))
-        canary = sim.window_p99(rng, minute.canary_requests, minute.latency_factor)
-        primary = sim.window_p99(rng, minute.primary_requests, 1.0)
-        failed = failed or (canary is not None and primary is not None and canary > 2.0 * primary)
-        failures += failed
-        if failures >= FLAGGER_FAILURE_LIMIT:
-            return minute.index
-    return None
+def _rate(k: int, n: int) -> str:
+    low, high = clopper_pearson(k, n)
+    return f"{k}/{n} = {k / n:.2%} [{low:.2%}, {high:.2%}]"
 
 
-CONTENDERS: dict[str, Callable[[list[sim.Minute], np.random.Generator], int | None]] = {
-    "Kanaria judge": kanaria, "today's gates + 5-min alarms": today, "Kayenta-style (Mann-Whitney, 10-min windows)":
-    kayenta, "Argo/Flagger-style (1-min thresholds, failure limit 3)": flagger,
-}
+@dataclass
+class Detection:
+    delays: list[int] = field(default_factory=list)
+    by_stage: dict[int, list[int]] = field(default_factory=dict)  # delays by the stage the fault starts in
+    late_delays: list[int] = field(default_factory=list)  # faults starting in a stage's last 5 minutes
+    exposed: list[int] = field(default_factory=list)
+    early: int = 0
+    missed: int = 0
+    runs: int = 0
 
 
-# --- the oracle ---------------------------------------------------------------------------------------------
+def _start_stage(run: Run) -> tuple[int, bool]:
+    """The stage the fault starts in (on the run's schedule) and whether in that stage's last 5 minutes."""
+    start = run.fault_start or 0
+    ends = np.cumsum(run.stage_minutes)
+    stage = int(np.searchsorted(ends, start, side="right"))
+    return stage, stage < len(ends) - 1 and ends[stage] - 5 <= start
 
 
-def _oracle_stream(fault: sim.Fault) -> tuple[str, tuple[str, ...] | None]:
-    if fault.latency_factor:
-        return "slow_responses", None
-    metric = max(fault.rates, key=lambda m: _kl(fault.rates[m], sim.BASE[m]))
-    return metric, fault.intents
+def detections(runs: list[Run], names: list[str]) -> dict[str, Detection]:
+    out = {name: Detection() for name in names}
+    for run in runs:
+        start = run.fault_start or 0
+        stage, late = _start_stage(run)
+        for name in names:
+            d = out[name]
+            d.runs += 1
+            decided = run.decisions.get(name)
+            if decided is None:
+                d.missed += 1
+            elif decided[0] < start:
+                d.early += 1
+            else:
+                delay = decided[0] + 1 - start
+                d.delays.append(delay)
+                d.by_stage.setdefault(stage, []).append(delay)
+                d.exposed.append(decided[3])
+                if late:
+                    d.late_delays.append(delay)
+    return out
 
 
-def _kl(p1: float, p0: float) -> float:
-    return p1 * math.log(p1 / p0) + (1 - p1) * math.log((1 - p1) / (1 - p0))
+def _median(values: list[int]) -> float | None:
+    return float(statistics.median(values)) if values else None
 
 
-def _stream_counts(minute: sim.Minute, metric: str, intents: tuple[str, ...] | None) -> tuple[int, int]:
-    rows = [minute.counts[metric][i] for i in (intents or sim.INTENTS)]
-    return sum(r[0] for r in rows), sum(r[1] for r in rows)
+def _med(values: list[int]) -> str:
+    return "–" if not values else f"{statistics.median(values):g}"
 
 
-def oracle_threshold(fault: sim.Fault, rng: np.random.Generator, alpha: float, runs: int) -> float:
-    """Calibrated on healthy rollouts: P(the oracle's CUSUM alarms over the whole schedule) = alpha."""
-    metric, intents = _oracle_stream(fault)
-    share = sum(sim.MIX[i] for i in (intents or sim.INTENTS))
-    trials = np.array([sim.REQUESTS_PER_MINUTE * share * sim.percent_at(t) / 100 for t in range(sim.minutes_total())])
-    p1 = sim.slow_rate(fault.latency_factor) if fault.latency_factor else fault.rates[metric]
-    return sim.oracle_threshold(rng, sim.BASE[metric], p1, trials, alpha, runs)
+def _p90(values: list[int]) -> str:
+    return "–" if not values else f"{np.quantile(values, 0.9, method='inverted_cdf'):g}"
 
 
-def oracle(fault: sim.Fault, threshold: float, minutes: list[sim.Minute]) -> int | None:
-    """CUSUM on the faulty stream's canary counts with the true pre- and post-fault rates."""
-    metric, intents = _oracle_stream(fault)
-    p0, w = sim.BASE[metric], 0.0
-    for minute in minutes:
-        x, n = _stream_counts(minute, metric, intents)
-        if fault.latency_factor:
-            p1 = sim.slow_rate(minute.latency_factor) if minute.latency_factor > 1.0 else sim.slow_rate(
-                fault.latency_factor)
-        else:
-            p1 = fault.rates[metric]
-        if p1 <= p0:
-            continue
-        w = max(0.0, w + x * math.log(p1 / p0) + (n - x) * math.log((1 - p1) / (1 - p0)))
-        if w > threshold:
-            return minute.index
-    return None
-
-
-# --- the judge's own progression (healthy candidates: holds that time out are false rollbacks too) -----------
-
-
-def judge_progression(rng: np.random.Generator, ratio: dict[str, float] | None = None) -> str:
-    """completed | rollback (harm) | hold_exceeded, with PASS advancing a stage at its minimum."""
-    state = J.start(SETTINGS, T0, HORIZON)
-    t, served = 0, 0
-    for index, (percent, length) in enumerate(sim.STAGES):
-        if index:
-            state = J.new_stage(state)
-        for elapsed in range(1, 2 * length + 1):
-            minute = sim.draw_minute(rng, t, percent, None, 0, served, ratio)
-            served += minute.canary_requests
-            t += 1
-            state = J.observe(SETTINGS, state, [_counts(minute)], T0 + timedelta(minutes=t))
-            verdict = J.judge(SETTINGS, state, 200).verdict
-            if verdict is J.Verdict.ROLLBACK:
-                return "rollback"
-            if verdict is J.Verdict.PASS and elapsed >= length:
-                break
-        else:
-            return "hold_exceeded"
-    return "completed"
+def _mean(values: list[int]) -> str:
+    return "–" if not values else f"{statistics.fmean(values):.1f}"
 
 
 # --- the section ----------------------------------------------------------------------------------------------
 
 
-def _interval(k: int, n: int) -> str:
-    low = stats.beta.ppf(0.025, k, n - k + 1) if k else 0.0
-    high = stats.beta.ppf(0.975, k + 1, n - k) if k < n else 1.0
-    return f"{k}/{n} = {k / n:.2%} [{low:.2%}, {high:.2%}]"
-
-
-@dataclass
-class FaultResult:
-    delays: list[int]
-    exposed: list[int]
-    missed: int
-    early: int
-
-
-def _fault_runs(fault: sim.Fault, runs: int, rng: np.random.Generator, thresholds: dict[str, float]) -> dict[
-        str, FaultResult]:
-    results = {name: FaultResult([], [], 0, 0) for name in [*CONTENDERS, "oracle CUSUM"]}
-    for _ in range(runs):
-        start = fault.start if fault.start is not None else int(rng.integers(2, sim.minutes_total() - 10))
-        minutes = sim.simulate(rng, fault, start)
-        decided = {name: contender(minutes, rng) for name, contender in CONTENDERS.items()}
-        decided["oracle CUSUM"] = oracle(fault, thresholds[fault.name], minutes)
-        for name, at in decided.items():
-            result = results[name]
-            if at is None:
-                result.missed += 1
-            elif at < start:
-                result.early += 1
-            else:
-                result.delays.append(at + 1 - start)
-                result.exposed.append(sum(m.canary_requests for m in minutes[start:at + 1]))
-    return results
-
-
 def run(args: object) -> str:
-    """The section's markdown."""
-    quick = getattr(args, "bench_quick", False)
-    healthy_runs, progression_runs, fault_runs = (300, 200, 40) if quick else (2000, 1000, 200)
-    rng = np.random.default_rng(SEED)
+    """The section's markdown (bench.py calls this)."""
+    size = SIZES["quick" if getattr(args, "bench_quick", False) else "full"]
     started = time.perf_counter()
-    progress(f"healthy rollouts: {healthy_runs} per candidate kind, every contender on the same minutes")
-    kinds = {"identical arms": None, "at the ratio tolerance (every rate x1.25)": {m: 1.25 for m in sim.METRICS},
-             "harmless but different (every rate x1.2)": {m: 1.2 for m in sim.METRICS}}
-    healthy: dict[str, dict[str, int]] = {}
-    for kind, ratio in kinds.items():
-        runs = healthy_runs if ratio is None else healthy_runs // 2
-        counts = dict.fromkeys(CONTENDERS, 0)
-        for i in range(runs):
-            minutes = sim.simulate(rng, ratio=ratio)
-            for name, contender in CONTENDERS.items():
-                counts[name] += contender(minutes, rng) is not None
-            if (i + 1) % 500 == 0:
-                progress(f"  {kind}: {i + 1}/{runs}")
-        healthy[kind] = {**counts, "runs": runs}
-    progress(f"the judge's own progression: {progression_runs} healthy rollouts")
-    outcomes = [judge_progression(rng) for _ in range(progression_runs)]
-    progress("oracle thresholds (1% false alarms over a healthy rollout, 20,000 simulated rollouts each)")
-    thresholds = {f.name: oracle_threshold(f, rng, 0.01, 5_000 if quick else 20_000) for f in FAULTS}
-    faults = {}
+    rng = np.random.default_rng(SEED)
+    progress("oracle thresholds: CUSUM false-alarm probability 1% over a healthy rollout "
+             f"({size['oracle']:,} simulated healthy rollouts per fault)")
+    calibrated = {f.name: sim.oracle_threshold(sim.oracle_peaks(rng, f, size["oracle"]), ALPHA) for f in FAULTS}
+    thresholds = {name: threshold for name, (threshold, _) in calibrated.items()}
+    jobs: list[tuple[str, sim.Candidate, int, float | None]] = []
+    for index, (label, candidate) in enumerate(HEALTHY):
+        jobs.append((label, candidate, size["aa"] if index == 0 else size["other_healthy"], None))
     for fault in FAULTS:
-        progress(f"fault: {fault.name} ({fault_runs} rollouts)")
-        faults[fault.name] = _fault_runs(fault, fault_runs, rng, thresholds)
+        jobs.append((fault.name, fault, size["fault"], thresholds[fault.name]))
+    total = sum(j[2] for j in jobs)
+    progress(f"{total:,} simulated rollouts ({len(HEALTHY)} healthy kinds, {len(FAULTS)} faults) on {WORKERS}"
+             " worker processes; every decider reads the same minutes")
+    results = _run_all(jobs, SEED)
     seconds = time.perf_counter() - started
-    return _markdown(healthy, outcomes, faults, thresholds, seconds, healthy_runs, fault_runs)
+    progress(f"canary simulation took {seconds:.0f} s")
+    return markdown(results, calibrated, seconds, size)
 
 
-def _q(values: list[int], q: float) -> str:
-    return "–" if not values else f"{np.quantile(values, q, method='inverted_cdf'):g}"
-
-
-def _markdown(healthy: dict[str, dict[str, int]], outcomes: list[str], faults: dict[str, dict[str, FaultResult]],
-              thresholds: dict[str, float], seconds: float, healthy_runs: int, fault_runs: int) -> str:
+def markdown(results: dict[str, list[Run]], calibrated: dict[str, tuple[float, float]], seconds: float,
+             size: dict[str, int]) -> str:
+    rules = ", ".join(f"{m.value} {r.ratio:g}x / +{r.points:.0%}" for m, r in _RULES.items())
     lines = [
-        "## Canary judge",
+        "## Canary judge (simulation)",
         "",
-        f"Simulated rollouts (`scripts/canary_sim.py`, seed {SEED}; section wall time {seconds:.0f} s): 600 requests"
-        " a minute, six intents (recommendation 24%, product_search 20%, manga_qa 18%, order_status 16%,"
-        " shipping_info 12%, chitchat 10%), stages 5% / 25% / 50% of 20, 20 and 15 minutes on a fixed schedule so"
-        " that every contender reads the same minutes. Healthy rates: 5xx 0.1%, throttles 0.2%, hallucinations 1%,"
-        " safety stops 0.3%, slow (above the primary's p95) 5%, poor (at or below the primary's p10) 10%, CSAT"
-        " answered by 20% with 15% dissatisfied. Requests are independent draws (the judge's own assumption; real"
-        " sessions are clustered by the ALB's stickiness). Missing metrics are out of scope here (a count"
-        " simulation has no ingestion): the rehearsal covers them.",
+        f"Generated by `scripts/bench_canary.py` (model `scripts/canary_sim.py`, deciders"
+        f" `scripts/canary_contenders.py`), seed {SEED}, {WORKERS} worker processes, section wall time"
+        f" {seconds:.0f} s. Pure simulation: no emulator, no AWS.",
         "",
-        "**False rollbacks of healthy candidates** (any rollback during the 55-minute schedule; 95% Clopper-Pearson"
-        " intervals). Goal for the judge: at most 1% of healthy rollouts (its alpha).",
+        "- **Traffic** as in the rehearsal: 600 requests a minute, Poisson per minute and intent (recommendation"
+        " 24%, product_search 20%, manga_qa 18%, order_status 16%, shipping_info 12%, chitchat 10%), each request"
+        " sent to the canary with the stage's probability: 5% / 25% / 50% for at least 20 / 20 / 15 minutes. The"
+        " judge drives the schedule as the state machine does (PASS at or after the minimum advances, CONTINUE"
+        " holds up to the minimum again, then the rollout is rolled back); once it has decided, the other deciders"
+        " keep reading with every remaining stage at its minimum.",
+        "- **Requests are independent draws.** Real traffic is clustered by session (the ALB's target-group"
+        " stickiness keeps a session on one side), so real counts are overdispersed and every figure here is"
+        " optimistic for every decider alike.",
+        "- **Outcomes** drawn per request as the rehearsal's response model draws them: throttled calls (0.2%) are"
+        " answered fast with a poor fallback, else 5xx (0.1%), else an answer that is a hallucination in 1% (its"
+        " quality 0.3 lower); safety stops 0.3%; latency lognormal (median 1250 ms, p99 3000 ms) times the side's"
+        " factor; quality normal (0.84, sd 0.1); CSAT answered by 20% of answers, 15% of them dissatisfied. Slow ="
+        f" above the healthy primary's p95 ({sim.SLOW_CUT_MS:.0f} ms), poor = at or below its p10"
+        f" ({sim.POOR_CUT:.3f}), so 5% and 10% on a healthy side (the judge takes both from the primary's preceding"
+        " 15 minutes). A throttling fault therefore also raises poor quality, and a hallucination spike too, as in"
+        " the rehearsal.",
+        "- **Delay** = minutes of faulty data up to and including the minute whose data decided (a fault that"
+        " starts at minute s and is caught on minute s's data has delay 1); CloudWatch's ingestion (~1 minute,"
+        " the judge's settle time) and alarm evaluation come on top, alike for all. **Exposed** = canary requests"
+        " of the faulty intents served with the fault up to that minute. Faults start at a uniformly drawn minute"
+        f" in [0, {LATEST_FAULT_START}) unless stated, so some start late in a stage; \"late\" = the fault starts in a"
+        " stage's last 5 minutes. A fault the decider has not caught when the rollout ends (at the approval step)"
+        " is missed; delays are over the detected runs.",
+        "- **Missing metrics** (the missing-metrics scenario) are out of scope for a count simulation: the"
+        " judge's handling of absent data is covered by its unit tests and the rehearsal.",
+        f"- **Judge settings**: the defaults (alpha {ALPHA:.0%} per rollout, half to the overall streams; {rules};"
+        f" min_observations {C.MIN_OBSERVATIONS}), horizon {C.HORIZON} periods, settle time 0 (no ingestion here).",
         "",
-        "| candidate | " + " | ".join(CONTENDERS) + " |",
-        "| --- | " + " | ".join("---:" for _ in CONTENDERS) + " |",
+        "### Deciders",
+        "",
+        "- **Kanaria judge**: the real `kanaria.canary.judge` (start, new_stage, observe, judge) read every minute.",
+        "- **Today's rules**: the rules before the judge, `evaluate_gates`/`next_step` on everything since the stage"
+        " started, checked every 5 or 15 minutes (5xx rate < 2%, canary p99 <= 2x primary p99, hallucinations at"
+        " most +1 point over the primary, at least 30 observations per side; a warning alarm holds), plus the"
+        " 5-minute alarms of `canary_alarms.py` before #11 (5xx > 2% and throttles > 5% of the canary's requests"
+        " with >= 20 requests and >= 5 events, 1 of 1 window; p99 ratio > 2 in 2 of 3 windows: roll back at once;"
+        " hallucinations > 3% over 15 minutes and mean quality > 5% below the primary's in 2 of 2 15-minute"
+        " windows: warnings that hold). Windows aligned to minute 0.",
+        "- **Kayenta-style**: every 10 minutes, each metric's 10 per-minute rates (all intents) canary vs primary,"
+        " one-sided Mann-Whitney (`scipy.stats.mannwhitneyu`) at p < 0.01 (the lower end of Kayenta's 98% interval"
+        " above zero); the window fails when 5xx (critical) fails or the score (share of the 7 metrics passing)"
+        " is below 75 (Kayenta's marginal threshold), and a failed window rolls back. Kayenta's outlier removal and"
+        " effect margin are left out.",
+        "- **Argo/Flagger-style**: every minute, thresholds on the canary's own minute (5xx > 1%, throttles > 5%,"
+        " hallucinations > 5%, p99 > 2x the primary's p99 of that minute); the third failed minute of the rollout"
+        " rolls back (Flagger's `threshold: 3`, Argo's failure limit).",
+        f"- **Oracle CUSUM**: knows which streams the fault drives (metric and intents) and their canary rates"
+        " before and after (for the cold start, after as a function of the canary requests served); a CUSUM of the"
+        " log-likelihood ratio of those streams' canary counts per minute, its threshold the 99th percentile of its"
+        f" maximum over {size['oracle']:,} simulated healthy rollouts, so its false-alarm probability per rollout is"
+        " the judge's 1%. No decider with that false-alarm rate detects a known change faster on average (Lorden,"
+        " Moustakides), so it is the bound: the judge knows neither the stream nor the size nor the healthy rate.",
+        "",
+        "### Healthy candidates: false rollbacks per rollout",
+        "",
+        "95% Clopper-Pearson intervals. The judge's two ways to roll back a healthy candidate are counted apart:"
+        " harm shown (the statistic's budget, alpha = 1%) and a stage that stays CONTINUE up to its hold bound."
+        " Today's rules likewise (a held warning). Goal: at most 1% for the judge.",
+        "",
     ]
-    for kind, counts in healthy.items():
-        lines.append(f"| {kind} | " + " | ".join(_interval(counts[c], counts["runs"]) for c in CONTENDERS) + " |")
-    completed = outcomes.count("completed")
+    names = DECIDERS
+    header = [f"{JUDGE}: harm", f"{JUDGE}: hold bound", *names[1:]]
+    lines += ["| candidate | " + " | ".join(header) + " |", "| --- |" + " ---: |" * len(header)]
+    details: dict[str, dict[str, int]] = {}
+    for label, _ in HEALTHY:
+        runs = results[label]
+        n = len(runs)
+        cells = []
+        for column in header:
+            name, _, kind = column.partition(": ")
+            hits = [r for r in runs if name in r.decisions and (not kind or r.decisions[name][1] == (
+                "hold" if kind == "hold bound" else "harm"))]
+            cells.append(_rate(len(hits), n))
+            for r in hits:
+                key = f"{name}: {r.decisions[name][2].split(':')[0] if kind != 'hold bound' else 'hold'}"
+                details.setdefault(label, {})
+                details[label][key] = details[label].get(key, 0) + 1
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    aa = results[HEALTHY[0][0]]
+    at_minimum = sum(r.stage_minutes == [m for _, m in sim.STAGES] for r in aa if r.completed)
+    completed = sum(r.completed for r in aa)
     lines += [
         "",
-        f"The judge's own progression (a stage advances when the judge passes at its minimum, holds while it"
-        f" continues, rolls back at its hold bound = the minimum again), {len(outcomes)} healthy rollouts:"
-        f" completed {_interval(completed, len(outcomes))}; rolled back for harm"
-        f" {outcomes.count('rollback')}; held past a hold bound {outcomes.count('hold_exceeded')}.",
+        f"The judge's schedule on the A/A rollouts: {completed} of {len(aa)} completed, {at_minimum} of them with"
+        " every stage passed at its minimum. What decided the false rollbacks (decider: rule, count):",
         "",
-        f"**Detection** ({fault_runs} rollouts per fault, starting at a random minute of the schedule unless"
-        " stated; delay = minutes of faulty data until the deciding minute, the judge adds its settle time in"
-        " AWS, ~1 minute; exposed = canary requests served with the fault before the decision). The oracle"
-        " CUSUM knows which stream breaks and its pre- and post-fault rates, its threshold calibrated to the same"
-        " 1% false alarms over a healthy rollout:",
-        "",
-        "| fault | contender | detected | median delay (min) | p90 delay | median exposed | vs oracle (median) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for name, results in faults.items():
-        oracle_median = statistics.median(results["oracle CUSUM"].delays) if results["oracle CUSUM"].delays else None
-        for contender, r in results.items():
-            n = len(r.delays) + r.missed + r.early
-            median = statistics.median(r.delays) if r.delays else None
-            ratio = "–" if median is None or not oracle_median else f"{median / oracle_median:.2f}×"
-            early = f" ({r.early} before the fault)" if r.early else ""
-            lines.append(f"| {name} | {contender} | {len(r.delays)}/{n}{early} | {_q(r.delays, 0.5)} |"
-                         f" {_q(r.delays, 0.9)} | {_q(r.exposed, 0.5)} | {ratio} |")
+    for label, counts in details.items():
+        text = "; ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+        lines.append(f"- {label}: {text}.")
     lines += [
         "",
-        "Oracle thresholds (log-likelihood ratio): " + ", ".join(f"{k}: {v:.1f}" for k, v in thresholds.items())
-        + ".",
+        "### Faulty candidates: detection",
         "",
-        "How to read the gap to the oracle: the oracle tests one stream against its known healthy rate with no"
-        " tolerance; the judge must (a) compare with the primary's concurrent minutes instead of a known rate,"
-        " (b) leave room for a candidate up to 1.25x the primary's rate, (c) spread the 1% budget over 49"
-        " streams (7 metrics x overall + 6 intents, severity-weighted) and (d) mix eight alternatives it does"
-        " not know. At 5% traffic a 9% hallucination spike brings ~2.7 bad canary answers a minute, so even"
-        " the oracle needs a few minutes; where the judge's delay is more than 1.5x the oracle's, (a)-(d) are"
-        " the price of a 1% false-rollback bound that holds without knowing the fault.",
+        f"{size['fault']} rollouts per fault. detected = rolled back at or after the fault's start (before it: a"
+        " false rollback, counted apart); delays in minutes over the detected runs; exposed = canary requests of"
+        " the faulty intents served with the fault until the deciding minute.",
         "",
+        "| fault | decider | detected | median delay | p90 | mean | median by start stage 5% / 25% / 50% |"
+        " median, late starts | median exposed | median vs oracle |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    return "\n".join(lines)
+    summary = []
+    for fault in FAULTS:
+        found = detections(results[fault.name], [*names, ORACLE])
+        oracle_median = _median(found[ORACLE].delays)
+        for name in [*names, ORACLE]:
+            d = found[name]
+            early = f" ({d.early} before the fault)" if d.early else ""
+            median = _median(d.delays)
+            ratio = f"{median / oracle_median:.2f}×" if median is not None and oracle_median else ""
+            stages = " / ".join(_med(d.by_stage.get(i, [])) for i in range(len(sim.STAGES)))
+            lines.append(f"| {fault.name} | {name} | {len(d.delays)}/{d.runs}{early} | {_med(d.delays)} |"
+                         f" {_p90(d.delays)} | {_mean(d.delays)} | {stages} | {_med(d.late_delays)} |"
+                         f" {_med(d.exposed)} | {ratio} |")
+        summary.append((fault, found[JUDGE], found[ORACLE]))
+    lines += ["", "Oracle thresholds (log-likelihood ratio) and their false-alarm probability per healthy rollout on"
+              " the calibration runs: " + "; ".join(f"{name}: {h:.2f} ({p:.2%})" for name, (h, p) in calibrated.items())
+              + ".", ""]
+    lines += _diagnostics(results)
+    lines += _goals(results, summary)
+    return "\n".join(lines) + "\n"
+
+
+def _diagnostics(results: dict[str, list[Run]]) -> list[str]:
+    """Where the judge's delay goes: its statistic on the fault's own streams with the whole alpha."""
+    lines = [
+        "### Where the gap to the oracle comes from",
+        "",
+        "The same runs, read also by the judge's statistic restricted to the streams the fault drives (its metrics;"
+        " its intents when it is intent-local, else overall) with the whole alpha: the judge if it knew where to"
+        " look. Judge → restricted = the price of watching 49 streams (Bonferroni, severity weights) and the"
+        " materiality check; restricted → oracle = the price of not knowing the healthy rate (comparing with the"
+        " primary's concurrent minutes), the ratio tolerance, the unknown size (mixture of alternatives) and the"
+        " Shiryaev-Roberts threshold log(T/alpha) for an unknown change time.",
+        "",
+        "| fault | judge median (mean) | restricted median (mean) | oracle median (mean) |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for fault in FAULTS:
+        found = detections(results[fault.name], [JUDGE, DIAGNOSTIC, ORACLE])
+        cells = []
+        for name in (JUDGE, DIAGNOSTIC, ORACLE):
+            d = found[name]
+            cells.append("–" if not d.delays else f"{_med(d.delays)} ({_mean(d.delays)}), {len(d.delays)}/{d.runs}")
+        lines.append(f"| {fault.name} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def _goals(results: dict[str, list[Run]], summary: list[tuple[sim.Candidate, Detection, Detection]]) -> list[str]:
+    aa = results[HEALTHY[0][0]]
+    harm = sum(r.decisions.get(JUDGE, (0, ""))[1] == "harm" for r in aa)
+    hold = sum(r.decisions.get(JUDGE, (0, ""))[1] == "hold" for r in aa)
+    low, high = clopper_pearson(harm + hold, len(aa))
+    ok = "met" if high <= 0.01 or (harm + hold) / len(aa) <= 0.01 else "NOT met"
+    lines = [
+        "### Against the goals of #11",
+        "",
+        f"- False rollbacks of identical arms <= 1% ({ok}): the judge rolled back {harm + hold} of {len(aa)}"
+        f" ({(harm + hold) / len(aa):.2%}, 95% interval [{low:.2%}, {high:.2%}]; harm {harm}, hold bound {hold}).",
+        "- Median detection delay within 1.5x the oracle's, overall and by the stage the fault starts in (judge /"
+        " oracle, minutes of faulty data; at one-minute reads the oracle's floor is 1 minute, so where it needs 1"
+        " the goal asks the judge for 1 too):",
+        "",
+        "| fault | judge / oracle median | ratio | 5% stage | 25% stage | 50% stage | judge / oracle mean |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for fault, judge, oracle in summary:
+        jm, om = _median(judge.delays), _median(oracle.delays)
+        ratio = f"{jm / om:.2f}×" if jm is not None and om else "–"
+        stages = [f"{_med(judge.by_stage.get(i, []))} / {_med(oracle.by_stage.get(i, []))}"
+                  for i in range(len(sim.STAGES))]
+        means = f"{_mean(judge.delays)} / {_mean(oracle.delays)}"
+        lines.append(f"| {fault.name} | {_med(judge.delays)} / {_med(oracle.delays)} | {ratio} | "
+                     + " | ".join(stages) + f" | {means} |")
+    return [*lines, ""]
 
 
 if __name__ == "__main__":
     import argparse
 
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smoke sizes")
     namespace = parser.parse_args()
     namespace.bench_quick = namespace.quick
     print(run(namespace))
