@@ -276,7 +276,7 @@ class Rehearsal:
         aws = LocalAws.start(account=self.account, region=self.region, port=self.port, hooks=hooks)
         try:
             p.line(f"moto {moto_adaptations.MOTO_VERSION} on {aws.endpoint} with {len(moto_adaptations.ADAPTATIONS)} "
-                   "adaptations (kanaria_tools/rehearsal/moto_adaptations.py)")
+                   "adaptations (kanaria_tools/rehearsal/moto_adaptations/)")
             p.section("Deploying the CDK app (cdk bootstrap + cdk deploy --all, kanaria:bundle=false)")
             context: dict[str, str] = {}
             if any(phase.offline_evaluation for phase in s.rollouts):
