@@ -15,7 +15,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from kanaria.dal.pages import query_items
-from kanaria.dal.dynamo import _plain
+from kanaria.dal.experiment_store import _plain
 from kanaria.domain.analysis_result import StoredResult, decode_result_item
 from kanaria.domain.observation import ObservationWrite
 from kanaria.errors import OperationalError

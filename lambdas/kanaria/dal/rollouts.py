@@ -23,7 +23,7 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from kanaria.dal.pages import query_items
-from kanaria.dal.dynamo import _plain
+from kanaria.dal.experiment_store import _plain
 from kanaria.dal.observations import read_latest_result
 from kanaria.domain.analysis_result import StoredResult
 from kanaria.domain.rollout import CandidateEvent

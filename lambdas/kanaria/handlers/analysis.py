@@ -17,7 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from kanaria.dal.dynamo import DynamoExperimentRepository
+from kanaria.dal.experiment_store import DynamoExperimentRepository
 from kanaria.dal.observations import DynamoAnalysisStore, json_default
 from kanaria.domain.experiment import Status
 from kanaria.errors import KanariaError, OperationalError

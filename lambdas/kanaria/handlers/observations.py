@@ -17,7 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
-from kanaria.dal.dynamo import DynamoAssignmentStore, DynamoExperimentRepository
+from kanaria.dal.experiment_store import DynamoAssignmentStore, DynamoExperimentRepository
 from kanaria.dal.observations import DynamoObservationStore
 from kanaria.domain.assignment import configuration
 from kanaria.domain.observation import Observation

@@ -23,7 +23,7 @@ def utc_now() -> datetime:
 def rollout_services():  # -> RolloutServices (imports kept lazy: boto3 clients are created on first use)
     """Every dependency of the rollout steps and the rollback, built from the environment."""
     from kanaria.dal.canary_metrics import CloudWatchCanaryReader
-    from kanaria.dal.dynamo import DynamoExperimentRepository
+    from kanaria.dal.experiment_store import DynamoExperimentRepository
     from kanaria.dal.elb import ElbListenerGateway
     from kanaria.dal.evaluations import latest_for
     from kanaria.dal.messaging import SfnExecutions, SnsNotifier

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from kanaria_tools.rehearsal.alarms import Transition
 from kanaria_tools.rehearsal.progress import Progress
-from kanaria_tools.rehearsal.report import write_report
+from kanaria_tools.rehearsal.report_files import write_report
 from kanaria_tools.rehearsal.results import PhaseResult, Reaction, RehearsalResult
 from kanaria_tools.rehearsal.scenario import load_scenario
 from kanaria_tools.rehearsal.traffic import MinuteSample
