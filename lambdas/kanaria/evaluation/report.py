@@ -38,7 +38,7 @@ from kanaria.evaluation.report_models import (
     Routing,
 )
 from kanaria.evaluation.routing import check_mix, project, route
-from kanaria.quantiles import percentile
+from kanaria.percentiles import percentile
 
 __all__ = [
     "DEFAULT_INTENT_MIX", "DEFAULT_LATENCY_LIMIT_MS", "DEFAULT_REQUESTS_PER_MONTH", "MAX_ROUTING_COMBINATIONS",

@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable
 
-from kanaria.quantiles import percentile as nearest_rank
+from kanaria.percentiles import percentile as nearest_rank
 from kanaria_tools.rehearsal.moto_adaptations.patching import Patcher
 
 def percentile(values: list[float], p: float) -> float | None:
     """Nearest-rank percentile (p in 0..100) of raw values as a float; None without values.
 
     CloudWatch computes percentiles from the raw values of a period (approximately, for large sets); the nearest
-    rank (kanaria.quantiles) is exact for the sizes the rehearsal produces. Shared by the GetMetricData adaptation
+    rank (kanaria.percentiles) is exact for the sizes the rehearsal produces. Shared by the GetMetricData adaptation
     and the alarm evaluator, so a gate and an alarm reading the same p99 agree.
     """
     value = nearest_rank(values, p)
