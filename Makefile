@@ -17,7 +17,7 @@ CONTEXT ?=
 
 .PHONY: install test test-unit fuzz synth deploy demo bench lint clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-tooling.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --quiet --upgrade pip  # -qq: errors only (a machine's pip config can warn per package)
 	$(PIP) install --quiet --quiet -r requirements-dev.txt
@@ -36,8 +36,13 @@ node_modules/.installed: package.json package-lock.json
 
 install: $(VENV)/.installed $(CHECKOV_VENV)/.installed node_modules/.installed ## virtualenvs + pinned CDK CLI
 
-test: install ## the whole suite: unit, infrastructure (synth + cdk-nag + cfn-lint + checkov), integration (moto)
+test: install lint ## the gates, then the whole suite: unit, infrastructure (synth + cdk-nag + cfn-lint + checkov), integration (moto)
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) tests
+
+lint: install ## ruff (rules in pyproject.toml), mypy on the runtime and infra, import contracts (lint-imports)
+	$(VENV)/bin/ruff check lambdas tooling infra tests scripts app.py
+	$(VENV)/bin/mypy lambdas/kanaria infra
+	$(VENV)/bin/lint-imports
 
 test-unit: install
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) tests/unit

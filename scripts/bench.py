@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from kanaria.quantiles import percentile
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 OUT = ROOT / "docs" / "benchmarks.md"
@@ -42,12 +44,6 @@ def per_call_ns(fn: Callable[[int], object], n: int) -> list[int]:
         fn(i)
         times.append(clock() - start)
     return times
-
-
-def quantile(values: list[float], q: float) -> float:
-    """Empirical quantile (nearest rank)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def bench_assignment(n: int) -> str:
@@ -83,7 +79,7 @@ def bench_assignment(n: int) -> str:
                      ("GrowthBook SDK 4.0 local evaluation (`gb.run(Experiment)`)", growthbook_run)):
         fn(0)
         times = per_call_ns(fn, n)
-        rows.append((name, statistics.median(times) / 1000, quantile(times, 0.99) / 1000))
+        rows.append((name, statistics.median(times) / 1000, percentile(times, 99) / 1000))
     base = rows[0][1]
     table = ["| contender | median µs | p99 µs | median vs Kanaria |", "| --- | ---: | ---: | ---: |"]
     table += [f"| {name} | {med:.2f} | {p99:.2f} | {med / base:.2f}× |" for name, med, p99 in rows]
@@ -143,7 +139,7 @@ def bench_assignment(n: int) -> str:
 SECTIONS: dict[str, Callable[[argparse.Namespace], str]] = {
     "assignment": lambda args: bench_assignment(args.decisions),
 }
-OPTIONAL_SECTIONS = ("bench_recording", "bench_analysis", "bench_statistics", "bench_rollout")
+OPTIONAL_SECTIONS = ("bench_recording", "bench_analysis", "bench_statistics", "bench_canary", "bench_rollout")
 
 
 def header() -> str:

@@ -590,7 +590,8 @@ def render(results: list[Measured], days: int, basis: Measured, elapsed: float, 
     kanaria_rows = []
     for m in results:
         kanaria_rows.append(
-            f"| {m.n:,} | {m.counter_items:,} ({m.counter_items - m.exposure_items:,} + {m.exposure_items:,}) | {m.queries} | {m.counter_bytes / 1024:,.0f} KB (max item"
+            f"| {m.n:,} | {m.counter_items:,} ({m.counter_items - m.exposure_items:,} + {m.exposure_items:,}) | {m.queries} |"
+            f" {m.counter_bytes / 1024:,.0f} KB (max item"
             f" {m.counter_max_item:,} B) | {len(m.counter_pages)} | {read_units(m.counter_pages):,.1f} |"
             f" {fmt_s(m.moto_query_s)} | {fmt_s(m.decode_s)} | {fmt_s(m.compute_s)} | {fmt_s(m.decode_s + m.compute_s)} |"
             f" {m.decision} |")

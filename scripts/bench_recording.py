@@ -228,7 +228,7 @@ def scan_all(table: Any) -> list[dict[str, Any]]:
 
 def invoke(handler: Any, path: str, body: Any) -> tuple[int, Any]:
     """POST an IAM-authorized HTTP API event to a handler (EMF output swallowed); (status, JSON body)."""
-    from kanaria_tools.apiclient import http_event
+    from kanaria_tools.lambda_api import http_event
 
     from tests.unit.observations.support import FakeLambdaContext
 

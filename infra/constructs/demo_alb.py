@@ -172,7 +172,7 @@ class DemoAlb(Construct):
             actions=["logs:CreateLogStream", "logs:PutLogEvents"],
             resources=[log_group.log_group_arn, f"{log_group.log_group_arn}:log-stream:*"],
         ))
-        acknowledge_all(role, (XRAY_RESOURCE, log_streams(Stack.of(self).get_logical_id(log_group.node.default_child))))
+        acknowledge_all(role, (XRAY_RESOURCE, log_streams(Stack.of(self).get_logical_id(log_group.node.default_child))))  # type: ignore[arg-type]
         function = lambda_.Function(
             self,
             f"{target.capitalize()}Function",

@@ -120,7 +120,7 @@ class KanariaFunction(Construct):
                 **environment,
             },
         )
-        log_group_id = Stack.of(self).get_logical_id(self.log_group.node.default_child)
+        log_group_id = Stack.of(self).get_logical_id(self.log_group.node.default_child)  # type: ignore[arg-type]
         acknowledge_all(self.role, (XRAY_RESOURCE, *KMS_GRANT_ACTIONS, log_streams(log_group_id)))
         skips = [LAMBDA_NO_VPC, ("CKV_AWS_116", WITHOUT_DLQ[kind])]
         if reserved_concurrent_executions is None:

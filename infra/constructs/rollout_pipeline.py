@@ -128,7 +128,7 @@ class RolloutPipeline(Construct):
             ],
         )
         stack = Stack.of(self)
-        artifact_bucket_id = stack.get_logical_id(self.artifact_bucket.node.default_child)
+        artifact_bucket_id = stack.get_logical_id(self.artifact_bucket.node.default_child)  # type: ignore[arg-type]
         acknowledge_all(pipeline, _S3_GRANT_ACTIONS + (
             (f"AwsSolutions-IAM5[Resource::<{artifact_bucket_id}.Arn>/*]",
              "Objects of the pipeline's own artifact bucket: artifact keys are generated per execution"),
@@ -160,7 +160,7 @@ class RolloutPipeline(Construct):
 
 def _nag_executions(stack: Stack, state_machine: sfn.IStateMachine) -> str:
     """cdk-nag's rendering of the action role's execution ARN (CDK splits the state machine's ARN token)."""
-    ref = {"Ref": stack.get_logical_id(state_machine.node.default_child)}
+    ref = {"Ref": stack.get_logical_id(state_machine.node.default_child)}  # type: ignore[arg-type]
 
     def part(index: int) -> str:
         return json.dumps({"Fn::Select": [index, {"Fn::Split": [":", ref]}]}, separators=(",", ":"))

@@ -113,7 +113,7 @@ class EvaluationStack(Stack):
             sid="InvokeFoundationModels", actions=["bedrock:InvokeModel"],
             resources=[f"arn:{self.partition}:bedrock:{self.region}::foundation-model/{m}"
                        for m in evaluation_model_ids(self)]))
-        bucket_id = self.get_logical_id(self.bucket.node.default_child)
+        bucket_id = self.get_logical_id(self.bucket.node.default_child)  # type: ignore[arg-type]
         acknowledge_all(role, tuple(
             (f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{p}]",
              f"Objects under {p.rstrip('*')} of the evaluation bucket only: keys are generated per dataset and run")

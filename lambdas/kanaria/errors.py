@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+Model = TypeVar("Model", bound="BaseModel")
 
 
 class KanariaError(Exception):
@@ -70,5 +75,15 @@ def from_pydantic(exc: Any, prefix: str = "") -> ValidationError:
             reason = "required field is missing"
         field = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
         details.append({"field": field, "reason": reason})
-    first = details[0] if details else {"field": prefix or None, "reason": "invalid"}
+    first: dict[str, Any] = details[0] if details else {"field": prefix or None, "reason": "invalid"}
     return ValidationError(first["reason"], field=first["field"], details=details)
+
+
+def validate(model: type[Model], document: Any, prefix: str = "") -> Model:
+    """`model.model_validate(document)`, or the ValidationError naming the first bad field (under `prefix`)."""
+    from pydantic import ValidationError as PydanticValidationError
+
+    try:
+        return model.model_validate(document)
+    except PydanticValidationError as exc:
+        raise from_pydantic(exc, prefix) from None

@@ -39,15 +39,15 @@ def cli(monkeypatch):
         env.api_environment.cache_clear()
         handler = importlib.reload(importlib.import_module("kanaria.handlers.experiments")).handler
         fake = InProcessLambda(handler)
-        import kanaria_tools.apiclient as apiclient
+        import kanaria_tools.lambda_api as lambda_api
 
-        original = apiclient.LambdaApiClient.__init__
+        original = lambda_api.LambdaApiClient.__init__
 
         def patched(self, kind, prefix="kanaria", session=None):
             original(self, kind, prefix, session)
             self._lambda = fake
 
-        monkeypatch.setattr(apiclient.LambdaApiClient, "__init__", patched)
+        monkeypatch.setattr(lambda_api.LambdaApiClient, "__init__", patched)
         yield fake
 
 

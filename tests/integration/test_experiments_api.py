@@ -166,7 +166,7 @@ def test_sticky_across_a_weight_change(api):
     # When the weights move to 10/90 mid-experiment (e.g. a bandit writes them back)
     from kanaria.dal.dynamo import DynamoExperimentRepository
     from dataclasses import replace
-    from kanaria.logic.experiments import AuditEntry
+    from kanaria.domain.records import AuditEntry
 
     repo = DynamoExperimentRepository(api_environment()["EXPERIMENTS_TABLE"])
     record = repo.get("exp-temp")

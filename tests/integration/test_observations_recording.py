@@ -18,7 +18,7 @@ from kanaria.dal.observations import DynamoObservationStore
 from kanaria.domain.assignment import pick_variant
 from kanaria.domain.observation import AGG_SHARDS, Observation, Statistics, recompute, shard_of
 from kanaria.handlers.models import parse_body
-from kanaria.logic.assignments import StickyRecord
+from kanaria.domain.records import StickyRecord
 from kanaria.logic.observations import record_observation
 from kanaria import names
 from tests.unit.observations.support import (

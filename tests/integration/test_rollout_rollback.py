@@ -280,7 +280,7 @@ def test_anti_flapping_cooldown_doubling_and_rejection_through_the_store(world: 
     real_clock = services.clock
     start = datetime.now(timezone.utc)
     for attempt in range(3):
-        services.clock = lambda: start + timedelta(hours=25 * attempt)
+        services.clock = lambda attempt=attempt: start + timedelta(hours=25 * attempt)
         state = seed(world, rollout_id=f"flap-{attempt}", stage=0, config_hash="cfg-flappy")
         assert state["rollout"]["admission"]["first_stage_multiplier"] == (1 if attempt == 0 else 2)
         abort(f"flap-{attempt}")

@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 
 from kanaria import names
-from kanaria_tools.apiclient import http_event
+from kanaria_tools.lambda_api import http_event
 from kanaria.domain.profiles import DEFAULT_PROFILES, profiles_to_json
 
 PREFIX = "test"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins  # `list` is also a repository method: annotations after it name the builtin
 import json
 from decimal import Decimal
 from typing import Any
@@ -11,9 +12,8 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from kanaria.domain.experiment import Experiment, Status
+from kanaria.domain.records import AuditEntry, ExperimentRecord, StickyRecord
 from kanaria.errors import ConflictError
-from kanaria.logic.assignments import StickyRecord
-from kanaria.logic.experiments import AuditEntry, ExperimentRecord
 
 META = "META"
 
@@ -115,7 +115,7 @@ class DynamoExperimentRepository:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return sorted((self._record(i) for i in items), key=lambda r: r.experiment.id)
 
-    def audit_trail(self, experiment_id: str) -> list[AuditEntry]:
+    def audit_trail(self, experiment_id: str) -> builtins.list[AuditEntry]:
         """Changes in order."""
         page = self._table.query(
             KeyConditionExpression=Key("experiment_id").eq(experiment_id) & Key("record").begins_with("AUDIT#")
@@ -193,7 +193,7 @@ class DynamoAssignmentStore:
             ExpressionAttributeValues={":one": 1, ":new": 1 if new_unit else 0, ":v": variant, ":i": intent or "-", ":d": day},
         )
 
-    def exposures(self, experiment_id: str) -> list[dict[str, Any]]:
+    def exposures(self, experiment_id: str) -> builtins.list[dict[str, Any]]:
         """Every exposure counter item of an experiment (a few per variant, intent and day)."""
         items: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {

@@ -24,7 +24,7 @@ from botocore.exceptions import ClientError
 
 from kanaria.errors import NotFoundError, ValidationError
 from kanaria.evaluation.report import EvaluationReport, EvaluationSummary, summaries_by_hash
-from kanaria.evaluation.runner import CaseRecord
+from kanaria.evaluation.records import CaseRecord
 
 LATEST = "LATEST"
 EVAL_PREFIX = "EVAL#"

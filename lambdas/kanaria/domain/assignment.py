@@ -21,7 +21,7 @@ VARIANT_STOPPED = "variant_stopped"
 
 def bucket(salt: str, unit: str) -> int:
     """Bucket in [0, 10000) from SHA-256 of 'salt:unit'; identical in every process, machine and language."""
-    digest = hashlib.sha256(f"{salt}:{unit}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{salt}:{unit}".encode()).digest()
     return int.from_bytes(digest[:8], "big") % BUCKETS
 
 

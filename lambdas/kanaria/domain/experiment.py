@@ -6,10 +6,10 @@ import math
 from enum import Enum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError as PydanticValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kanaria.domain.profiles import ParameterOverrides
-from kanaria.errors import ConflictError, ValidationError, from_pydantic
+from kanaria.errors import ConflictError, ValidationError, validate
 from kanaria.names import BUCKETS
 
 # Metric catalog: kind of sufficient statistic and which direction is better.
@@ -222,10 +222,7 @@ def parse_experiment(document: Any) -> Experiment:
     """Validate a JSON experiment definition; ValidationError naming the first bad field."""
     if not isinstance(document, dict):
         raise ValidationError("experiment definition must be a JSON object", field="experiment")
-    try:
-        return Experiment.model_validate(document)
-    except PydanticValidationError as exc:
-        raise from_pydantic(exc) from None
+    return validate(Experiment, document)
 
 
 def segments_overlap(a: Experiment, b: Experiment) -> bool:

@@ -320,8 +320,8 @@ class Statistics:
             # around a large mean
             m2 = DYNAMO_DECIMAL.subtract(squares, DYNAMO_DECIMAL.divide(DYNAMO_DECIMAL.multiply(total, total), n)) if n else 0
             entry[metric] = {"n": int(n), "sum": float(total), "sum_sq": float(squares), "m2": max(float(m2), 0.0)}
-        for metric, (n, successes) in self.binaries.items():
-            entry[metric] = {"n": n, "successes": successes}
+        for metric, (count, successes) in self.binaries.items():
+            entry[metric] = {"n": count, "successes": successes}
         entry["latency_ms"].update({"p50": self.quantile(0.50), "p95": self.quantile(0.95), "p99": self.quantile(0.99),
                                     "histogram": {str(i): c for i, c in sorted(self.histogram.items()) if c}})
         return entry

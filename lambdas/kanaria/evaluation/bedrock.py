@@ -16,8 +16,8 @@ from typing import Any, Callable, Protocol
 from botocore.exceptions import ClientError
 
 from kanaria.errors import OperationalError
+from kanaria.evaluation.configs import OFFLINE_PREFIX, is_offline
 
-OFFLINE_PREFIX = "offline:"
 # Bedrock runtime errors worth retrying with backoff (429/503 family).
 RETRYABLE_CODES = frozenset({
     "ThrottlingException", "TooManyRequestsException", "ServiceUnavailableException", "ModelNotReadyException",
@@ -71,11 +71,6 @@ class ThrottledError(OperationalError):
 def priced_model_id(model_id: str) -> str:
     """The model id the price table knows: an offline adapter model is priced as the model it imitates."""
     return model_id.removeprefix(OFFLINE_PREFIX)
-
-
-def is_offline(model_id: str) -> bool:
-    """True for model ids the offline adapter answers."""
-    return model_id.startswith(OFFLINE_PREFIX)
 
 
 def _text(response: dict[str, Any]) -> str:

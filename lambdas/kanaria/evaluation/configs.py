@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError as PydanticValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kanaria.domain.profiles import (
     DEFAULT_PROFILES,
@@ -17,10 +17,16 @@ from kanaria.domain.profiles import (
     profile_for,
     resolve,
 )
-from kanaria.errors import ValidationError, from_pydantic
+from kanaria.errors import ValidationError, validate
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+OFFLINE_PREFIX = "offline:"  # model ids answered by the offline model adapter (kanaria.evaluation.offline)
 _PARAMETER_FIELDS = frozenset(ModelParameters.model_fields)
+
+
+def is_offline(model_id: str) -> bool:
+    """True for model ids the offline adapter answers (no boto3 here: the rollout gate asks this too)."""
+    return model_id.startswith(OFFLINE_PREFIX)
 
 
 class EvalConfiguration(BaseModel):
@@ -86,10 +92,7 @@ def parse_configuration(document: Any, where: str = "config") -> EvalConfigurati
         flat = {k: body.pop(k) for k in list(body) if k in _PARAMETER_FIELDS}
         if flat:
             body["parameters"] = flat
-    try:
-        return EvalConfiguration.model_validate(body)
-    except PydanticValidationError as exc:
-        raise from_pydantic(exc, prefix=where) from None
+    return validate(EvalConfiguration, body, prefix=where)
 
 
 def check_unique(configurations: list[EvalConfiguration]) -> None:

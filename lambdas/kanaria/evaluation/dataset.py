@@ -7,9 +7,9 @@ import json
 import re
 from typing import Any, Iterable, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError as PydanticValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from kanaria.errors import ValidationError, from_pydantic
+from kanaria.errors import ValidationError, validate
 
 CASE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 INTENT_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
@@ -145,10 +145,7 @@ def parse_dataset(text: str, name: str, uri: str | None = None) -> Dataset:
             raise ValidationError(f"not valid JSON ({exc.msg} at column {exc.colno})", field=where) from None
         if not isinstance(document, dict):
             raise ValidationError("each line must be a JSON object", field=where)
-        try:
-            case = GoldenCase.model_validate(document)
-        except PydanticValidationError as exc:
-            raise from_pydantic(exc, prefix=where) from None
+        case = validate(GoldenCase, document, prefix=where)
         if case.case_id in seen:
             raise ValidationError(f"duplicate case_id {case.case_id!r} (first on line {seen[case.case_id]})",
                                   field=f"{where}:case_id")

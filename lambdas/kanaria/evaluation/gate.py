@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Union
+from typing import Any, Iterable
 
 from pydantic import BaseModel, ConfigDict
 
 from kanaria.errors import ValidationError
-from kanaria.evaluation.bedrock import is_offline
+from kanaria.evaluation.configs import is_offline
 from kanaria.evaluation.configs import served_intents
 from kanaria.evaluation.report import (
     EvaluationReport,
@@ -20,9 +20,9 @@ from kanaria.evaluation.report import (
     intent_result,
     summaries_by_hash,
 )
-from kanaria.evaluation.runner import CaseRecord
+from kanaria.evaluation.records import CaseRecord
 
-Evidence = Union[EvaluationReport, EvaluationSummary, Sequence[CaseRecord], None]
+Evidence = EvaluationReport | EvaluationSummary | Sequence[CaseRecord] | None
 
 
 class GateResult(BaseModel):

@@ -20,7 +20,7 @@ from typing import Any, Iterable
 
 from botocore.exceptions import ClientError
 
-from kanaria.evaluation.bedrock import OFFLINE_PREFIX
+from kanaria.evaluation.configs import OFFLINE_PREFIX
 from kanaria.evaluation.dataset import GoldenCase
 from kanaria.evaluation.judge import JUDGE_MARKER
 from kanaria.evaluation.scoring import normalize

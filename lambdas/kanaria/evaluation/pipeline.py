@@ -6,10 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Any, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError as PydanticValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kanaria.domain.profiles import DEFAULT_PROFILES, IntentProfile
-from kanaria.errors import ValidationError, from_pydantic
+from kanaria.errors import ValidationError, validate
 from kanaria.evaluation.bedrock import ModelInvoker
 from kanaria.evaluation.configs import EvalConfiguration, check_unique, parse_configuration
 from kanaria.evaluation.dataset import Dataset
@@ -68,10 +68,7 @@ def parse_run_request(document: Any) -> RunRequest:
     """Validate an execution input; ValidationError naming the first bad field."""
     if not isinstance(document, dict):
         raise ValidationError("the evaluation request must be a JSON object", field="request")
-    try:
-        return RunRequest.model_validate(document)
-    except PydanticValidationError as exc:
-        raise from_pydantic(exc) from None
+    return validate(RunRequest, document)
 
 
 def new_run_id(now: datetime) -> str:

@@ -75,7 +75,7 @@ def render_markdown(report: EvaluationReport, chart_file: str | None = CHART_FIL
         f"- Created: {report.created_at}",
         f"- Scorer: `{report.scorer_version}`, weights {weights}; judge: {judge}",
         f"- Prices: `{report.price_table_version}`",
-        f"- Gate: per-case quality target from the intent profile; pass rate ≥ "
+        "- Gate: per-case quality target from the intent profile; pass rate ≥ "
         + ", ".join(f"{v:.0%} ({k})" for k, v in report.policy.min_pass_rate.items())
         + "; forbidden/invented facts allowed at "
         + (", ".join(f"{v:.0%} ({k})" for k, v in report.policy.max_hallucination_rate.items()) or "any rate")
@@ -128,19 +128,19 @@ def render_svg(report: EvaluationReport) -> str:
            f'<text x="{margin}" y="22" font-size="14" font-weight="bold">Mean quality vs mean cost per request '
            f'({escape(report.dataset.version)})</text>']
     for i, name in enumerate(configs):
-        x = margin + i * 170
-        svg.append(f'<circle cx="{x}" cy="42" r="5" fill="{colour[name]}"/>'
-                   f'<text x="{x + 9}" y="46">{escape(name)}</text>')
+        legend_x = margin + i * 170
+        svg.append(f'<circle cx="{legend_x}" cy="42" r="5" fill="{colour[name]}"/>'
+                   f'<text x="{legend_x + 9}" y="46">{escape(name)}</text>')
     svg.append(f'<text x="{margin + len(configs) * 170}" y="46" fill="#555">filled = Pareto, hollow = dominated, '
                'dashed = quality target</text>')
     for index, intent in enumerate(intents):
         ox = margin + (index % cols) * (pw + margin)
         oy = 70 + (index // cols) * (ph + margin + 20)
 
-        def px(cost: float) -> float:
+        def px(cost: float, ox: int = ox) -> float:
             return ox + pad + cost / x_max * (pw - 2 * pad)
 
-        def py(quality: float) -> float:
+        def py(quality: float, oy: int = oy) -> float:
             return oy + ph - pad - (quality - y_min) / (1.0 - y_min) * (ph - 2 * pad)
 
         svg.append(f'<rect x="{ox}" y="{oy}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#999"/>')

@@ -18,12 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from kanaria.domain import pricing
 from kanaria.domain.profiles import DEFAULT_PROFILES, IntentProfile, profile_for
 from kanaria.errors import ValidationError
-from kanaria.evaluation.bedrock import is_offline
+from kanaria.evaluation.configs import is_offline
 from kanaria.evaluation.configs import EvalConfiguration
 from kanaria.evaluation.dataset import Dataset
 from kanaria.evaluation.judge import JudgeSpec
-from kanaria.evaluation.runner import CaseRecord
+from kanaria.evaluation.records import CaseRecord
 from kanaria.evaluation.scoring import SCORER_VERSION, WEIGHTS
+from kanaria.quantiles import percentile
 
 # Traffic mix mapped from the design notes' intent distribution onto Kanaria's intents (sums to 1).
 DEFAULT_INTENT_MIX: dict[str, float] = {
@@ -239,15 +240,6 @@ class EvaluationSummary(BaseModel):
 # --- arithmetic ----------------------------------------------------------------------------------------------
 
 
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """Nearest-rank percentile: the smallest value with at least q% of the values at or below it."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
 def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
@@ -262,7 +254,7 @@ def cell_metrics(config: str, intent: str, records: Sequence[CaseRecord], gate: 
     latencies = [r.latency_ms for r in ok if r.latency_ms is not None]
     costs = [r.cost_usd for r in ok]
     priced = bool(ok) and all(c is not None for c in costs)
-    total_cost = sum(costs, Decimal(0)) if priced else None  # type: ignore[arg-type]
+    total_cost = sum((c for c in costs if c is not None), Decimal(0)) if priced else None
     mean_in = _mean([r.input_tokens for r in ok])
     mean_out = _mean([r.output_tokens for r in ok])
     tokens = (mean_in or 0) + (mean_out or 0)
@@ -370,7 +362,7 @@ def route(cells: Sequence[CellMetrics], mix: Mapping[str, float], *, latency_lim
             unrouted[intent] = [r for c in group for r in _ineligibility(c, latency_limit_ms)]
 
     def monthly(choice: Mapping[str, CellMetrics]) -> float:
-        return requests_per_month * sum(mix.get(i, 0.0) * c.mean_cost_usd for i, c in choice.items())  # type: ignore[operator]
+        return requests_per_month * sum(mix.get(i, 0.0) * c.mean_cost_usd for i, c in choice.items())  # type: ignore[operator,misc]
 
     cheapest = {intent: group[0] for intent, group in eligible.items()}
     chosen, objective, notes = cheapest, "min_cost", []

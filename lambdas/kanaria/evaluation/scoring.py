@@ -192,7 +192,7 @@ def composite(parts: Iterable[ScorePart]) -> float:
     """Weighted mean of the applicable parts (0 when none applies)."""
     applicable = [p for p in parts if p.score is not None]
     total = sum(p.weight for p in applicable)
-    return sum(p.weight * p.score for p in applicable) / total if total else 0.0  # type: ignore[operator]
+    return sum(p.weight * p.score for p in applicable if p.score is not None) / total if total else 0.0
 
 
 def score_response(case: GoldenCase, response: str, quality_target: float, *, stop_reason: str = "",

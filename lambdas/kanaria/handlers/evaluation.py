@@ -17,10 +17,10 @@ from typing import Any, Literal
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field, ValidationError as PydanticValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from kanaria.dal.evaluations import EvaluationBucket, s3_uri, store_report
-from kanaria.errors import ValidationError, from_pydantic
+from kanaria.errors import ValidationError, validate
 from kanaria.evaluation.dataset import Dataset, dataset_name, parse_dataset
 from kanaria.evaluation.pipeline import (
     RunRequest,
@@ -127,10 +127,7 @@ def report(run_id: str, created_at: str, request: RunRequest) -> dict[str, Any]:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    try:
-        step = StepEvent.model_validate(event)
-    except PydanticValidationError as exc:
-        raise from_pydantic(exc) from None
+    step = validate(StepEvent, event)
     request = parse_run_request(step.request)
     if step.action == "plan":
         return plan(request, datetime.now(timezone.utc))

@@ -57,7 +57,7 @@ def json_body(app: APIGatewayHttpResolver) -> Any:
     if raw is None or raw == "":
         raise ValidationError("request body is required", field="body")
     try:
-        document = json.loads(app.current_event.decoded_body, parse_constant=_reject_constant)
+        document = json.loads(app.current_event.decoded_body or "", parse_constant=_reject_constant)
     except RecursionError:
         raise ValidationError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels", field="body") from None
     except (ValueError, UnicodeDecodeError, TypeError) as exc:

@@ -27,7 +27,8 @@ from kanaria.errors import KanariaError
 from kanaria.handlers.env import load_profiles
 from kanaria.handlers.http import json_body, new_resolver
 from kanaria.handlers.models import parse_body
-from kanaria.logic.experiments import ExperimentRecord, get_experiment
+from kanaria.domain.records import ExperimentRecord
+from kanaria.logic.experiments import get_experiment
 from kanaria.logic.observations import RecordResult, record_observation
 from kanaria.names import (
     DEFAULT_JUDGED_INTENTS, DIM_EXPERIMENT, DIM_INTENT, DIM_TARGET, DIM_VARIANT, METRIC_COST, METRIC_CSAT,
@@ -198,7 +199,7 @@ def record_batch() -> dict:
         "duplicates": sum(1 for r in recorded if r.duplicate),
         "rejected": len(items) - len(recorded),
     }
-    logger.info("observation batch", **summary)
+    logger.info("observation batch", extra=summary)
     return {"results": items, **summary}
 
 

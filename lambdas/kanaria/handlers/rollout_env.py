@@ -6,10 +6,10 @@ import os
 from datetime import datetime, timezone
 from functools import cache, partial
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError as PydanticValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from kanaria import names
-from kanaria.errors import from_pydantic
+from kanaria.errors import validate
 
 
 class RolloutEnvironment(BaseModel):
@@ -31,15 +31,13 @@ class RolloutEnvironment(BaseModel):
     evaluations_table: str | None = Field(default=None, alias=names.ENV_EVALUATIONS_TABLE)  # stage-0 gate
     allow_offline_evaluation: bool = Field(default=False, alias=names.ENV_ALLOW_OFFLINE_EVALUATION)
     rollback_failures_queue_url: str | None = Field(default=None, alias=names.ENV_ROLLBACK_FAILURES_QUEUE_URL)
+    other_canary_target_groups: str = Field(default="", alias=names.ENV_OTHER_CANARY_TARGET_GROUP_ARNS)
 
 
 @cache
 def rollout_environment() -> RolloutEnvironment:
     """Parsed once per execution environment; a missing variable is named in the error."""
-    try:
-        return RolloutEnvironment.model_validate(dict(os.environ))
-    except PydanticValidationError as exc:
-        raise from_pydantic(exc, "environment") from None
+    return validate(RolloutEnvironment, dict(os.environ), "environment")
 
 
 def utc_now() -> datetime:
@@ -83,7 +81,8 @@ def deployment():  # -> Deployment
     from kanaria.logic.rollouts import Deployment
 
     env = rollout_environment()
-    return Deployment(env.listener_arn, env.primary_target_group_arn, env.canary_target_group_arn)
+    others = tuple(arn.strip() for arn in env.other_canary_target_groups.split(",") if arn.strip())
+    return Deployment(env.listener_arn, env.primary_target_group_arn, env.canary_target_group_arn, others)
 
 
 @cache

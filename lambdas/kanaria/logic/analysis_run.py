@@ -18,9 +18,8 @@ from kanaria.domain.observation import (
 )
 from kanaria.domain.profiles import FALLBACK_INTENT, IntentProfile, profile_for
 from kanaria.errors import ConflictError
-from kanaria.logic.experiments import (
-    AuditEntry, ExperimentRecord, ExperimentRepository, get_experiment, stop_variant, transition,
-)
+from kanaria.domain.records import AuditEntry, ExperimentRecord, ExperimentRepository
+from kanaria.logic.experiments import get_experiment, stop_variant, transition
 
 ANALYSIS_ACTOR = "kanaria-analysis"
 STOP_REASON = "analysis: harmful (always-valid harm test), stopped while the other treatments continue"

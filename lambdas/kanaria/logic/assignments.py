@@ -2,42 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Mapping, Protocol
+from typing import Mapping
 
 from kanaria.domain.assignment import STICKY, Assignment, assign, configuration, moved_to_control
 from kanaria.domain.experiment import Status
 from kanaria.domain.profiles import IntentProfile, profile_for
+from kanaria.domain.records import AssignmentStore, ExperimentRecord, StickyRecord
 from kanaria.errors import ConflictError
-from kanaria.logic.experiments import ExperimentRecord
 from kanaria.names import ASSIGNMENT_TTL_SECONDS
 
 EXPOSURE_SHARDS = 10  # spreads one busy experiment's exposure counters over items (per-item write limits)
-
-
-@dataclass(frozen=True)
-class StickyRecord:
-    """What was first given to a unit, kept for ASSIGNMENT_TTL_SECONDS."""
-
-    experiment_id: str
-    unit: str
-    variant: str
-    assigned_at: str
-    expires_at: int
-    excluded: bool = False
-    reassigned_reason: str | None = None
-
-
-class AssignmentStore(Protocol):
-    """Persistence of sticky assignments and exposure counters."""
-
-    def get(self, experiment_id: str, unit: str) -> StickyRecord | None: ...
-    def put_if_absent(self, record: StickyRecord) -> StickyRecord:
-        """Store unless present; returns the record that won (ours or a concurrent writer's)."""
-        ...
-    def move_to_control(self, record: StickyRecord, control: str, reason: str) -> None: ...
-    def count_exposure(self, experiment_id: str, variant: str, intent: str | None, day: str, shard: int, new_unit: bool) -> None: ...
 
 
 def assign_unit(

@@ -2,61 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
-from kanaria.domain.experiment import Experiment, Status, next_status, parse_experiment, segments_overlap
+from kanaria.domain.experiment import Status, next_status, parse_experiment, segments_overlap
+from kanaria.domain.records import AuditEntry, ExperimentRecord, ExperimentRepository
 from kanaria.errors import ConflictError, NotFoundError, ValidationError
-
-
-@dataclass(frozen=True)
-class ExperimentRecord:
-    """A stored experiment: the frozen definition plus its mutable state."""
-
-    experiment: Experiment
-    status: Status
-    version: int
-    created_at: str
-    updated_at: str
-    created_by: str
-    stopped_variants: dict[str, str] = field(default_factory=dict)  # variant -> reason (e.g. canary_rollback)
-    weights: dict[str, float] | None = None  # bandit allocation written back by the analysis
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form for the API and CLI."""
-        return {
-            "experiment": self.experiment.model_dump(mode="json"),
-            "status": self.status.value,
-            "version": self.version,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "created_by": self.created_by,
-            "stopped_variants": self.stopped_variants,
-            "weights": self.weights or self.experiment.weights,
-        }
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    """Who changed what, when."""
-
-    experiment_id: str
-    version: int
-    at: str
-    actor: str
-    action: str
-    detail: dict[str, Any]
-
-
-class ExperimentRepository(Protocol):
-    """Storage of experiment records with optimistic locking on `version`."""
-
-    def create(self, record: ExperimentRecord, audit: AuditEntry) -> None: ...
-    def get(self, experiment_id: str) -> ExperimentRecord | None: ...
-    def list(self) -> list[ExperimentRecord]: ...
-    def replace(self, record: ExperimentRecord, expected_version: int, audit: AuditEntry) -> None: ...
-    def audit_trail(self, experiment_id: str) -> list[AuditEntry]: ...
 
 
 def _iso(now: datetime) -> str:

@@ -14,8 +14,7 @@ from kanaria.domain.observation import (
     BINARY_STORAGE, MEAN_STORAGE, Cost, Flag, Observation, ObservationWrite, check_clock, prepare_write, resolve_cost,
 )
 from kanaria.errors import ConflictError, ValidationError
-from kanaria.logic.assignments import StickyRecord
-from kanaria.logic.experiments import ExperimentRecord
+from kanaria.domain.records import ExperimentRecord, StickyRecord
 
 
 class StickyLookup(Protocol):

@@ -8,7 +8,7 @@ from typing import Any
 
 from kanaria.evaluation.dataset import Dataset, GoldenCase, parse_dataset
 from kanaria.evaluation.report import CellMetrics
-from kanaria.evaluation.runner import CaseRecord
+from kanaria.evaluation.records import CaseRecord
 from kanaria.evaluation.scoring import ScorePart
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -11,9 +11,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from kanaria import names
-from kanaria_tools.apiclient import http_event as api_http_event
+from kanaria_tools.lambda_api import http_event as api_http_event
 from kanaria.dal.dynamo import DynamoExperimentRepository
-from kanaria.logic.experiments import ExperimentRecord, create_experiment, transition
+from kanaria.domain.records import ExperimentRecord
+from kanaria.logic.experiments import create_experiment, transition
 from tests.support import aws
 from tests.support.aws import FakeLambdaContext  # noqa: F401 - re-exported for the observation tests
 

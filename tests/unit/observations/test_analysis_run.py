@@ -11,7 +11,7 @@ from kanaria.domain.observation import Observation, prepare_write, resolve_cost
 from kanaria.domain.profiles import DEFAULT_PROFILES
 from kanaria.errors import ConflictError
 from kanaria.logic.analysis_run import analyse_experiment, build_snapshot, config_hashes
-from kanaria.logic.experiments import ExperimentRecord
+from kanaria.domain.records import ExperimentRecord
 from tests.unit.observations.support import NOW, definition, observation
 
 

@@ -15,7 +15,7 @@ from kanaria.domain.experiment import Status, parse_experiment
 from kanaria.domain.observation import Observation, prepare_write, resolve_cost
 from kanaria.domain.profiles import DEFAULT_PROFILES
 from kanaria.logic.analysis_run import build_snapshot
-from kanaria.logic.experiments import ExperimentRecord
+from kanaria.domain.records import ExperimentRecord
 from kanaria.names import table_name
 from tests.unit.observations.support import NOW, PREFIX, create_tables, definition, observation
 

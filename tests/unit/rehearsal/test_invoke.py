@@ -1,4 +1,4 @@
-"""The rehearsal calls the functions with the shared HTTP API event builder (kanaria_tools.apiclient.http_event)."""
+"""The rehearsal calls the functions with the shared HTTP API event builder (kanaria_tools.lambda_api.http_event)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import io
 import json
 from typing import Any
 
-from kanaria_tools.apiclient import http_event
+from kanaria_tools.lambda_api import http_event
 from kanaria_tools.rehearsal.invoke import REHEARSAL_CALLER, FunctionCaller
 
 

@@ -120,7 +120,8 @@ def test_every_adaptation_is_documented() -> None:
     names = [a.name for a in moto_adaptations.ADAPTATIONS]
     assert len(names) == len(set(names))
     docs = os.path.join(os.path.dirname(__file__), "..", "..", "..", "docs", "rehearsal.md")
-    text = open(docs, encoding="utf-8").read()
+    with open(docs, encoding="utf-8") as file:
+        text = file.read()
     assert [n for n in names if n not in text] == []
 
 
@@ -433,7 +434,7 @@ class TestAdapted:
             _function("kanaria.handlers.experiments.handler", {"EXPERIMENTS_TABLE": "e", "ASSIGNMENTS_TABLE": "a",
                                                                 "AGGREGATES_TABLE": "g", "PROFILES_PARAMETER": "/p"})
             from kanaria.handlers import env
-            from kanaria_tools.apiclient import http_event
+            from kanaria_tools.lambda_api import http_event
             from kanaria_tools.rehearsal.invoke import REHEARSAL_CALLER
 
             # an earlier test in this worker may have cached other table names and clients

@@ -49,29 +49,21 @@ def _read_json(path: Path, flag: str) -> Any:
 
 
 def _settings(args: argparse.Namespace) -> Any:
-    from pydantic import ValidationError as PydanticValidationError
-
-    from kanaria.errors import from_pydantic
+    from kanaria.errors import validate
     from kanaria.evaluation.judge import JudgeSpec
     from kanaria.evaluation.pipeline import RunSettings
     from kanaria.evaluation.report import check_mix
 
     fields: dict[str, Any] = {"intents": tuple(args.intent), "concurrency": args.concurrency}
     if args.judge is not None:
-        try:
-            fields["judge"] = JudgeSpec.model_validate(_read_json(args.judge, "--judge"))
-        except PydanticValidationError as exc:
-            raise from_pydantic(exc, prefix="--judge") from None
+        fields["judge"] = validate(JudgeSpec, _read_json(args.judge, "--judge"), prefix="--judge")
     if args.intent_mix is not None:
         fields["intent_mix"] = check_mix(_read_json(args.intent_mix, "--intent-mix"))
     for flag, key in (("latency_limit_ms", "latency_limit_ms"), ("monthly_budget", "monthly_budget_usd"),
                       ("requests_per_month", "requests_per_month")):
         if getattr(args, flag) is not None:
             fields[key] = getattr(args, flag)
-    try:
-        return RunSettings.model_validate(fields)
-    except PydanticValidationError as exc:
-        raise from_pydantic(exc, prefix="options") from None
+    return validate(RunSettings, fields, prefix="options")
 
 
 def run(args: argparse.Namespace) -> int:

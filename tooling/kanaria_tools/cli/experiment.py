@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch to the experiments API function."""
-    from kanaria_tools.apiclient import LambdaApiClient
+    from kanaria_tools.lambda_api import LambdaApiClient
 
     client = LambdaApiClient("experiments", prefix=args.prefix)
     command = args.experiment_command

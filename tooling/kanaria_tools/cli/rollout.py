@@ -1,20 +1,19 @@
-"""`kanaria rollout start|status|approve|reject|abort` against a deployed stack (or the local rehearsal)."""
+"""`kanaria rollout start|status|approve|reject|abort`: argument parsing and JSON output; the operations are in
+kanaria_tools.rollout_control."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
-import secrets
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from kanaria.errors import ConflictError, NotFoundError, OperationalError, ValidationError
-from kanaria.names import DEFAULT_PREFIX, function_name, rollout_state_machine_name, table_name
+from kanaria.errors import ValidationError
+from kanaria.names import DEFAULT_PREFIX
+from kanaria_tools.rollout_control import abort, approve, reject, start, status
 
-REJECTED_ERROR = "Kanaria.Rejected"  # what the state machine's approval Catch sees on `reject`
+__all__ = ["abort", "approve", "register", "reject", "run", "start", "status"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = parser.add_subparsers(dest="rollout_command", required=True, metavar="ACTION")
     start = sub.add_parser("start", help="validate a rollout request and start the canary rollout state machine")
     start.add_argument("--request", type=Path, required=True, metavar="FILE",
-                       help="JSON: candidate, plan (optional), offline_evaluation (optional when `kanaria evaluate --bucket --table` stored one for the config hash), warmup (optional)")
+                       help="JSON: candidate, plan (optional), offline_evaluation (optional when `kanaria evaluate "
+                            "--bucket --table` stored one for the config hash), warmup (optional)")
     start.add_argument("--dry-run", action="store_true", help="validate and print the effective plan only")
     status = sub.add_parser("status", help="stage, weights, last gate, pending approval, rollback record")
     status.add_argument("rollout_id")
@@ -70,172 +70,3 @@ def _read_request(path: Path) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise ValidationError("must be a JSON object", field="request")
     return document
-
-
-def new_rollout_id(model_id: str, now: datetime | None = None) -> str:
-    """Unique execution name: <model slug>-<UTC stamp>-<random>, at most 80 characters."""
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", model_id).strip("-").lower()[:40] or "rollout"
-    stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
-    return f"{slug}-{stamp}-{secrets.token_hex(3)}"
-
-
-def _caller() -> str:
-    import boto3
-
-    return boto3.client("sts").get_caller_identity()["Arn"]
-
-
-def _state_machine_arn(sfn: Any, prefix: str) -> str:
-    name = rollout_state_machine_name(prefix)
-    for page in sfn.get_paginator("list_state_machines").paginate():
-        for machine in page["stateMachines"]:
-            if machine["name"] == name:
-                return machine["stateMachineArn"]
-    raise NotFoundError(f"state machine {name!r} not found; is the rollout stack deployed with prefix {prefix!r}?",
-                        field="prefix")
-
-
-def start(prefix: str, document: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
-    """Validate locally (same rules as the state machine's prepare step), then start a uniquely named execution."""
-    import boto3
-
-    from kanaria.domain.rollout import check_offline_evaluation, parse_rollout_request
-
-    request = parse_rollout_request(document)
-    if request.offline_evaluation is not None:
-        check_offline_evaluation(request.candidate, request.offline_evaluation)
-    # Without a claimed evaluation, stage 0 in the state machine reads the stored one (`kanaria evaluate --bucket
-    # --table`) by config hash; it refuses when none is stored, before any traffic moves.
-    rollout_id = request.rollout_id or new_rollout_id(request.candidate.model_id)
-    if dry_run:
-        return {"rollout_id": rollout_id, "valid": True, "request": request.model_dump(mode="json")}
-    _check_admission(prefix, request.candidate.config_hash)
-    document = {**document, "rollout_id": rollout_id}
-    if not document.get("requested_by"):
-        document["requested_by"] = _caller()
-    sfn = boto3.client("stepfunctions")
-    execution = sfn.start_execution(stateMachineArn=_state_machine_arn(sfn, prefix), name=rollout_id,
-                                    input=json.dumps(document))
-    return {"rollout_id": rollout_id, "execution_arn": execution["executionArn"],
-            "next": f"kanaria rollout status {rollout_id}"}
-
-
-def _check_admission(prefix: str, config_hash: str) -> None:
-    """Anti-flapping up front (the state machine's prepare step checks again, authoritatively)."""
-    from kanaria.dal.rollouts import DynamoRolloutStore
-    from kanaria.domain.rollout import admission
-
-    events, rejected = DynamoRolloutStore(table_name(prefix, "rollouts")).candidate_history(config_hash)
-    verdict = admission(events, rejected, datetime.now(timezone.utc))
-    if not verdict.allowed:
-        raise ConflictError(verdict.reason, field="candidate.config_hash")
-
-
-def _meta(prefix: str, rollout_id: str) -> dict[str, Any]:
-    from kanaria.dal.rollouts import DynamoRolloutStore
-
-    meta = DynamoRolloutStore(table_name(prefix, "rollouts")).get(rollout_id)
-    if meta is None:
-        raise NotFoundError(f"unknown rollout {rollout_id!r} (not prepared yet, or another prefix)", field="rollout_id")
-    return meta
-
-
-def status(prefix: str, rollout_id: str) -> dict[str, Any]:
-    """What the rollout is doing: status, stage, weights, last gate, approval, rollback record, execution."""
-    import boto3
-    from botocore.exceptions import ClientError
-
-    from kanaria.dal.rollouts import DynamoRolloutStore
-
-    meta = _meta(prefix, rollout_id)
-    progress, rollout = meta["progress"], meta["rollout"]
-    gate = progress.get("gate") or {}
-    result: dict[str, Any] = {
-        "rollout_id": rollout_id,
-        "status": meta["status"],
-        "stage": progress.get("stage_name"),
-        "percent": progress.get("percent"),
-        "decision": progress.get("decision"),
-        "reason": progress.get("reason"),
-        "weights": progress.get("weights"),
-        "gate": {"outcome": gate.get("outcome"), "checks": gate.get("checks", [])} if gate else None,
-        "awaiting_approval": bool(meta.get("approval_token")),
-        "candidate": rollout.get("candidate"),
-        "plan": [{"name": s["name"], "percent": s["percent"], "min_duration_seconds": s["min_duration_seconds"]}
-                 for s in rollout["plan"]["stages"]],
-        "admission": rollout.get("admission"),
-        "updated_at": meta.get("updated_at"),
-        "execution_arn": meta.get("execution_arn"),
-    }
-    record = DynamoRolloutStore(table_name(prefix, "rollouts")).rollback_record(rollout_id)
-    if record is not None:
-        result["rollback"] = record.model_dump(mode="json")
-    try:
-        execution = boto3.client("stepfunctions").describe_execution(executionArn=meta["execution_arn"])
-        result["execution_status"] = execution["status"]
-    except ClientError as exc:
-        result["execution_status"] = f"unknown ({exc.response['Error']['Code']})"
-    return result
-
-
-def _token(prefix: str, rollout_id: str | None, token: str | None) -> tuple[str, str | None]:
-    if token:
-        return token, rollout_id
-    if not rollout_id:
-        raise ValidationError("give the rollout id or --token", field="rollout_id")
-    meta = _meta(prefix, rollout_id)
-    if not meta.get("approval_token"):
-        raise ValidationError(f"rollout {rollout_id!r} is not waiting for an approval (status {meta['status']})",
-                              field="rollout_id")
-    return meta["approval_token"], rollout_id
-
-
-def approve(prefix: str, rollout_id: str | None, token: str | None, comment: str = "") -> dict[str, Any]:
-    """SendTaskSuccess with who approved and why: the state machine promotes to 100%."""
-    import boto3
-
-    task_token, rollout_id = _token(prefix, rollout_id, token)
-    approver = _caller()
-    output = {"approved": True, "approver": approver, "comment": comment,
-              "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    _send(lambda sfn: sfn.send_task_success(taskToken=task_token, output=json.dumps(output)), boto3)
-    return {"rollout_id": rollout_id, "approved": True, "approver": approver}
-
-
-def reject(prefix: str, rollout_id: str | None, token: str | None, reason: str) -> dict[str, Any]:
-    """SendTaskFailure (error Kanaria.Rejected): the state machine rolls back."""
-    import boto3
-
-    task_token, rollout_id = _token(prefix, rollout_id, token)
-    rejecter = _caller()
-    _send(lambda sfn: sfn.send_task_failure(taskToken=task_token, error=REJECTED_ERROR,
-                                            cause=f"rejected by {rejecter}: {reason}"[:32768]), boto3)
-    return {"rollout_id": rollout_id, "rejected": True, "by": rejecter, "reason": reason}
-
-
-def _send(call: Any, boto3: Any) -> None:
-    from botocore.exceptions import ClientError
-
-    try:
-        call(boto3.client("stepfunctions"))
-    except ClientError as exc:
-        code = exc.response["Error"]["Code"]
-        if code in {"TaskDoesNotExist", "InvalidToken", "TaskTimedOut"}:
-            raise ValidationError(f"the approval is no longer pending ({code}): it timed out, was answered, or the "
-                                  "rollout ended", field="token") from None
-        raise
-
-
-def abort(prefix: str, rollout_id: str, reason: str) -> dict[str, Any]:
-    """Invoke the rollback function synchronously (same path as the alarm), print what it did."""
-    import boto3
-
-    response = boto3.client("lambda").invoke(
-        FunctionName=function_name(prefix, "rollback"),
-        Payload=json.dumps({"source": "cli", "rollout_id": rollout_id, "reason": reason, "actor": _caller()}).encode(),
-    )
-    payload = json.loads(response["Payload"].read() or b"null")
-    if response.get("FunctionError"):
-        message = payload.get("errorMessage") if isinstance(payload, dict) else payload
-        raise OperationalError(f"rollback function failed: {message}", field="rollout_id")
-    return payload

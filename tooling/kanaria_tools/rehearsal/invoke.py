@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from kanaria_tools.apiclient import http_event
+from kanaria_tools.lambda_api import http_event
 from kanaria.errors import OperationalError
 
 REHEARSAL_CALLER = "arn:aws:iam::123456789012:user/kanaria-rehearsal"

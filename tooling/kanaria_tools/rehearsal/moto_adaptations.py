@@ -18,7 +18,6 @@ import copy
 import importlib
 import io
 import json
-import math
 import os
 import re
 import socket
@@ -30,6 +29,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
+
+from kanaria.quantiles import percentile as nearest_rank
 
 MOTO_VERSION = "5.2.5"
 
@@ -767,7 +768,7 @@ def _adapt_elbv2(patcher: _Patcher) -> None:
 # DynamoDB
 
 
-def _adapt_dynamodb(patcher: _Patcher) -> None:
+def _adapt_dynamodb(patcher: _Patcher) -> None:  # noqa: C901 - mirrors moto's own DynamoDB backend methods it replaces
     """dynamodb-transaction-backup: TransactWriteItems backs up the items it touches, not whole tables.
 
     Same logic as moto 5.2.5's DynamoDBBackend.transact_write_items; only the backup differs (moto deep-copies
@@ -779,7 +780,7 @@ def _adapt_dynamodb(patcher: _Patcher) -> None:
         TransactionCanceledException, TransactWriteSingleOpException,
     )
 
-    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:  # noqa: C901 - moto's transact_write_items, line for line, plus the atomicity lock
         if len(transact_items) > 100:
             raise TooManyTransactionsException()
         backups: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
@@ -1160,17 +1161,14 @@ def emf_metric_data(record: dict[str, Any], timestamp: datetime | None = None) -
 
 
 def percentile(values: list[float], p: float) -> float | None:
-    """Nearest-rank percentile (p in 0..100) of raw values; None without values.
+    """Nearest-rank percentile (p in 0..100) of raw values as a float; None without values.
 
     CloudWatch computes percentiles from the raw values of a period (approximately, for large sets); the nearest
-    rank is exact for the sizes the rehearsal produces. Shared by the GetMetricData adaptation and the alarm
-    evaluator, so a gate and an alarm reading the same p99 agree.
+    rank (kanaria.quantiles) is exact for the sizes the rehearsal produces. Shared by the GetMetricData adaptation
+    and the alarm evaluator, so a gate and an alarm reading the same p99 agree.
     """
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(p / 100.0 * len(ordered)))
-    return float(ordered[min(rank, len(ordered)) - 1])
+    value = nearest_rank(values, p)
+    return None if value is None else float(value)
 
 
 _PERCENTILE = re.compile(r"^p(\d{1,2}(?:\.\d+)?)$")

@@ -592,7 +592,7 @@ class Rehearsal:
     def _evaluation_config(self, phase: RolloutPhase) -> Any:
         """The candidate as an offline-evaluation configuration: its experiment-variant overrides with the model
         id answered by the offline adapter. Its config_hash is the rollout request's config_hash."""
-        from kanaria.evaluation.bedrock import OFFLINE_PREFIX, is_offline
+        from kanaria.evaluation.configs import OFFLINE_PREFIX, is_offline
         from kanaria.evaluation.configs import parse_configuration
 
         candidate: Configuration = self.scenario.configurations[phase.candidate]
@@ -713,8 +713,8 @@ class Rehearsal:
         elbv2.modify_listener(ListenerArn=self.fleet.listener_arn, DefaultActions=[action])
         self.progress.line(reason, at=self.clock.now())
 
-    def _rollout_phase(self, phase: RolloutPhase) -> None:
-        from kanaria_tools.cli import rollout as rollout_cli
+    def _rollout_phase(self, phase: RolloutPhase) -> None:  # noqa: C901 - one scenario phase as a polling loop; split with the runner (#12 follow-up)
+        from kanaria_tools import rollout_control as rollout_cli
 
         p = self.progress
         self._phase_reactions = []

@@ -1,0 +1,124 @@
+"""The rehearsal's timeline picture, drawn with matplotlib: canary weight, p99 latency and mean quality per
+minute (canary vs primary), and each alarm's state, over scenario minutes, with the phases as shaded bands and
+the faults / completed rollbacks as vertical lines.
+
+Every label sits where matplotlib's constrained layout puts it (axis titles beside their ticks, alarm names as
+the state panel's tick labels, phase names and markers in the legend below the panels), so nothing is drawn over
+anything else or cut off; tests/unit/rehearsal/test_timeline_chart.py measures the drawn text to hold that.
+The figure is built on matplotlib's object API (no pyplot, no global figure state), so it is safe in a thread.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import matplotlib
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+STATE_COLOURS = {"OK": "#3a9d5d", "ALARM": "#d64545", "INSUFFICIENT_DATA": "#b9b9b9"}
+SIDE_COLOURS = {"primary": "#3b6fb6", "canary": "#e08a1e"}
+PHASE_FILLS = ("#dfe9fb", "#efe6fb", "#fbf1dc", "#dcf3ea", "#f8e0e8", "#e6e6e6")
+FAULT_COLOUR, ROLLBACK_COLOUR = STATE_COLOURS["ALARM"], STATE_COLOURS["OK"]
+PANEL_TITLES = ("canary weight (%)", "p99 latency per minute (ms)", "mean quality per minute", "alarm state")
+
+
+def title(result: Any) -> str:
+    """The figure's title."""
+    return (f"Rehearsal {result.scenario.name}: canary weight, canary vs primary, alarm states "
+            f"(scenario minutes; clock {result.speed:g}x)")
+
+
+def _window(result: Any) -> tuple[float, float]:
+    """Scenario seconds shown: from shortly before the first rollout (the experiment is a table) to the end."""
+    ends = [p.ended_at for p in result.phases] + [m.minute * 60 + 60 for m in result.samples] + [60]
+    rollouts = [p for p in result.phases if p.kind == "rollout"]
+    if rollouts:
+        start = max(0.0, min(p.started_at for p in rollouts) - 120)
+    else:
+        start = min([p.started_at for p in result.phases] + [0])
+    return float(start), float(max(ends))
+
+
+def timeline_figure(result: Any) -> Figure:
+    """The timeline as a matplotlib Figure (not yet drawn)."""
+    start, end = _window(result)
+    samples = [m for m in result.samples if m.minute * 60 >= start]
+    alarms = list(result.alarm_thresholds)
+    figure = Figure(figsize=(12, 7.5 + 0.25 * len(alarms)), layout="constrained")
+    weight_ax, latency_ax, quality_ax, alarm_ax = figure.subplots(
+        4, 1, sharex=True, gridspec_kw={"height_ratios": [2, 2.6, 2, max(1.0, 0.45 * len(alarms))]})
+    figure.suptitle(title(result), fontsize=12, fontweight="bold")
+    to_min = 1 / 60
+
+    # canary weight as a step line held to the end
+    if result.weights:
+        times = [at * to_min for at, _ in result.weights] + [end * to_min]
+        values = [percent for _, percent in result.weights] + [result.weights[-1][1]]
+        weight_ax.step(times, values, where="post", color=SIDE_COLOURS["canary"], linewidth=2.2)
+    weight_ax.set_ylim(-5, 105)
+    weight_ax.set_yticks([0, 25, 50, 75, 100])
+
+    for ax, attribute in ((latency_ax, "p99_ms"), (quality_ax, "quality")):
+        for side in ("primary", "canary"):
+            points = [(m.minute + 0.5, getattr(m, attribute)) for m in samples
+                      if m.side == side and getattr(m, attribute) is not None]
+            if points:
+                ax.plot(*zip(*points, strict=True), color=SIDE_COLOURS[side], linewidth=1.2)
+
+    # alarm states: one lane per alarm, a bar per state interval
+    for lane, name in enumerate(alarms):
+        changes = sorted((t.at, t.new) for t in result.alarm_transitions if t.alarm == name)
+        state, since = "INSUFFICIENT_DATA", start
+        for at, new in [*changes, (end, None)]:
+            left, right = max(start, since), max(start, at)
+            if right > left:
+                alarm_ax.broken_barh([(left * to_min, (right - left) * to_min)], (lane - 0.4, 0.8),
+                                     facecolors=STATE_COLOURS.get(state, "#999999"))
+            if new is not None:
+                state, since = new, at
+    alarm_ax.set_yticks(range(len(alarms)), alarms, fontsize=9)
+    alarm_ax.set_ylim(len(alarms) - 0.5, -0.5)
+    alarm_ax.set_xlabel("scenario minutes")
+
+    phase_handles = _phases(result, start, (weight_ax, latency_ax, quality_ax, alarm_ax))
+    for ax, panel_title in zip((weight_ax, latency_ax, quality_ax, alarm_ax), PANEL_TITLES, strict=True):
+        ax.set_title(panel_title, loc="left", fontsize=10)
+        ax.grid(axis="y", color="#e5e5e5")
+        ax.set_xlim(start * to_min, end * to_min)
+    legend = [Line2D([], [], color=SIDE_COLOURS["canary"], label="canary"),
+              Line2D([], [], color=SIDE_COLOURS["primary"], label="primary"),
+              *(Patch(color=colour, label=f"alarm {state}") for state, colour in STATE_COLOURS.items()),
+              Line2D([], [], color=FAULT_COLOUR, linestyle="--", label="fault"),
+              Line2D([], [], color=ROLLBACK_COLOUR, linestyle="--", label="rolled back"),
+              *phase_handles]
+    figure.legend(handles=legend, loc="outside lower center", ncols=min(4, len(legend)), fontsize=9, frameon=False)
+    return figure
+
+
+def _phases(result: Any, start: float, axes: tuple[Any, ...]) -> list[Patch]:
+    """Shade each phase over every panel and mark its fault and completed rollback; legend entries for them."""
+    handles: list[Patch] = []
+    shown = [p for p in result.phases if p.ended_at > start]
+    for index, phase in enumerate(shown):
+        fill = PHASE_FILLS[index % len(PHASE_FILLS)]
+        for ax in axes:
+            ax.axvspan(max(start, phase.started_at) / 60, phase.ended_at / 60, color=fill, alpha=0.6, zorder=0)
+            if phase.fault_at is not None:
+                ax.axvline(phase.fault_at / 60, color=FAULT_COLOUR, linestyle="--", linewidth=1)
+            if phase.rollback_completed_at is not None:
+                ax.axvline(phase.rollback_completed_at / 60, color=ROLLBACK_COLOUR, linestyle="--", linewidth=1)
+        handles.append(Patch(color=fill, label=f"{phase.kind} {phase.name} ({'OK' if phase.ok else 'FAIL'}: "
+                                                  f"{phase.outcome})"))
+    return handles
+
+
+def render_svg(result: Any) -> str:
+    """The timeline as a standalone SVG document (text kept as text, stable element ids)."""
+    buffer = io.StringIO()
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "kanaria-timeline"}):
+        timeline_figure(result).savefig(buffer, format="svg")
+    text = buffer.getvalue()
+    return text[text.index("<svg"):]  # drop the XML prolog and DOCTYPE: the SVG is also inlined in report.html
