@@ -139,7 +139,7 @@ def bench_assignment(n: int) -> str:
 SECTIONS: dict[str, Callable[[argparse.Namespace], str]] = {
     "assignment": lambda args: bench_assignment(args.decisions),
 }
-OPTIONAL_SECTIONS = ("bench_recording", "bench_analysis", "bench_statistics", "bench_rollout")
+OPTIONAL_SECTIONS = ("bench_recording", "bench_analysis", "bench_statistics", "bench_canary", "bench_rollout")
 
 
 def header() -> str:

@@ -147,7 +147,10 @@ class RolloutFunctions(Construct):
         )
         function = kanaria_function.function
         data.tables["rollouts"].grant_read_write_data(function)
-        data.tables["experiments"].grant_read_write_data(function)  # a rollback stops the candidate variant
+        if kind == ROLLOUT_STEPS:
+            data.tables["experiments"].grant_read_data(function)  # stage 0 checks the candidate's variant
+        else:
+            data.tables["experiments"].grant_read_write_data(function)  # a rollback stops the candidate variant
         data.tables["aggregates"].grant_read_data(function)
         data.tables["evaluations"].grant_read_data(function)  # stage 0: the candidate's stored offline evaluation
         data.alerts_topic.grant_publish(function)

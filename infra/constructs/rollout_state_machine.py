@@ -1,4 +1,5 @@
-"""The canary rollout state machine: STANDARD, ASL from state_machines/, full logging to an encrypted log group,
+"""The canary rollout state machine: STANDARD, ASL from state_machines/, logging of every event (without the
+execution data: task token, warm-up headers) to an encrypted log group,
 X-Ray tracing, and a role that may only invoke the two rollout functions and publish to the alerts topic."""
 
 from __future__ import annotations
@@ -70,7 +71,10 @@ class RolloutStateMachine(Construct):
                 SUB_ALERTS_TOPIC_ARN: alerts_topic.topic_arn,
             },
             role=self.role,
-            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            # Every state transition is logged, but not the state itself: it carries the approval task token (which
+            # approves the promotion) and the warm-up request's headers (possibly an Authorization header). The
+            # execution history (IAM-protected, states:GetExecutionHistory) still shows them to operators.
+            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
             tracing_enabled=True,
         )
         acknowledge(self.role, "AwsSolutions-IAM5[Resource::*]", _RESOURCE_STAR_REASON)

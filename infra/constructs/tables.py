@@ -41,6 +41,9 @@ TABLE_SPECS: tuple[TableSpec, ...] = (
 )
 
 
+DATA_TABLES = frozenset({"experiments", "aggregates", "observations", "rollouts", "evaluations"})
+
+
 class KanariaTables(Construct):
     """Every table Kanaria stores state in, keyed by kind."""
 
@@ -61,6 +64,9 @@ class KanariaTables(Construct):
                 point_in_time_recovery_enabled=True
             ),
             time_to_live_attribute=spec.ttl_attribute,
-            deletion_protection=False,
-            removal_policy=RemovalPolicy.RETAIN if spec.kind in {"experiments", "rollouts", "evaluations"} else RemovalPolicy.DESTROY,
+            # Records and evidence (definitions, raw observations, counters, rollouts and rollbacks, evaluations)
+            # survive a `cdk destroy` and cannot be deleted by a stray API call; assignments (sticky, 7-day TTL) and
+            # idempotency records are rebuilt by the traffic itself.
+            deletion_protection=spec.kind in DATA_TABLES,
+            removal_policy=RemovalPolicy.RETAIN if spec.kind in DATA_TABLES else RemovalPolicy.DESTROY,
         )

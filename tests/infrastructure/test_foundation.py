@@ -32,6 +32,18 @@ def test_tables_are_encrypted_with_the_kanaria_key_and_recoverable(templates):
         assert replica["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
 
 
+def test_data_tables_are_retained_and_deletion_protected(templates):
+    """Definitions, observations, counters, rollouts and evaluations outlive the stack and a stray DeleteTable."""
+    tables = resources(templates["KanariaData"], "AWS::DynamoDB::GlobalTable")
+    by_name = {t["Properties"]["TableName"]: t for t in tables.values()}
+    for kind in ("experiments", "aggregates", "observations", "rollouts", "evaluations"):
+        table = by_name[f"kanaria-{kind}"]
+        assert table["DeletionPolicy"] == "Retain" and table["UpdateReplacePolicy"] == "Retain", kind
+        assert table["Properties"]["Replicas"][0]["DeletionProtectionEnabled"] is True, kind
+    for kind in ("assignments", "idempotency"):  # rebuilt by the traffic (7-day TTL, idempotency keys)
+        assert by_name[f"kanaria-{kind}"]["DeletionPolicy"] == "Delete", kind
+
+
 def test_ttl_on_expiring_tables_only(templates):
     tables = resources(templates["KanariaData"], "AWS::DynamoDB::GlobalTable")
     by_name = {t["Properties"]["TableName"]: t["Properties"] for t in tables.values()}

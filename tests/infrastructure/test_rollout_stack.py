@@ -423,7 +423,8 @@ def test_state_machine_standard_logged_and_traced(rollout):
     assert props["StateMachineType"] == "STANDARD"
     assert props["TracingConfiguration"] == {"Enabled": True}
     logging = props["LoggingConfiguration"]
-    assert logging["Level"] == "ALL" and logging["IncludeExecutionData"] is True
+    # every event, but not the state: the approval task token and warm-up headers stay out of CloudWatch Logs
+    assert logging["Level"] == "ALL" and logging["IncludeExecutionData"] is False
     log_group_id = logging["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
     log_group = rollout.to_json()["Resources"][log_group_id]["Properties"]
     assert log_group["LogGroupName"] == f"/aws/vendedlogs/states/{names.rollout_state_machine_name(PREFIX)}"
@@ -557,3 +558,18 @@ def test_templates_are_cfn_lint_clean(assembly, existing_assembly):
             template = json.dumps(cloud_assembly.get_stack_by_name(stack).template)
             errors = [m for m in lint_all(template) if m.rule.id.startswith("E")]
             assert not errors, [str(m) for m in errors]
+
+
+def test_only_the_rollback_path_may_write_experiments(rollout):
+    """rollout-steps reads the candidate's experiment at stage 0; only a rollback stops a variant."""
+    writes = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
+    writers = []
+    for resource in rollout.find_resources("AWS::IAM::Policy").values():
+        roles = json.dumps(resource["Properties"]["Roles"])
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
+            targets = json.dumps(statement["Resource"])
+            if "Experiments" not in targets or not writes & set(_as_list(statement["Action"])):
+                continue
+            assert "RolloutSteps" not in roles, (roles, statement)
+            writers.append(roles)
+    assert any("Rollback" in r for r in writers) and any("Reconciler" in r for r in writers), writers

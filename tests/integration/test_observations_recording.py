@@ -380,3 +380,43 @@ def test_canary_metrics_are_emitted_per_target_and_judged_intent(api, capsys, mo
 
     assert len(values(per_target, "Observations")) == 5 and len(values(per_intent, "Observations")) == 3
     assert sorted(values(per_intent, "Throttles")) == [0, 0, 1] and sorted(values(per_intent, "SafetyStops")) == [0, 0, 1]
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"latency_ms": 1e300}, "latency_ms"),  # would overflow the sums of squares: bounded at the door
+    ({"quality_score": 1e300}, "quality_score"),
+    ({"input_tokens": True}, "input_tokens"),  # strict: a boolean is not a count
+    ({"output_tokens": 12.0}, "output_tokens"),
+    ({"error": 1}, "error"),  # strict: a count is not a flag
+    ({"cost_usd": -0.01}, "cost_usd"),  # never negative
+    ({"quality_score": -0.1}, "quality_score"),
+    ({"variant_id": None}, "variant_id"),
+])
+def test_issue_13_input_gaps_are_4xx_naming_the_field_and_write_nothing(api, change, field):
+    tables, module, record, _ = api
+    status, error = call(module.handler, "/observations", {**matching(1, record), **change})
+    assert status == 400 and error["error"]["field"] == field
+    assert tables["observations"].scan()["Count"] == 0 and tables["aggregates"].scan()["Count"] == 0
+
+
+def test_a_small_variance_around_a_large_mean_survives_the_counters(api):
+    # latencies 3,000,000.000 … 3,000,000.039 ms: the Decimal counters keep sum_sq exactly, build_snapshot's m2
+    # keeps the variance (in floats, sum_sq − sum²/n of these is off by more than the variance itself)
+    from kanaria.logic.analysis_run import build_snapshot
+    from kanaria.domain.profiles import DEFAULT_PROFILES
+
+    tables, module, record, _ = api
+    values = [3_000_000 + i / 1000 for i in range(40)]
+    bodies = [{**matching(i, record), "latency_ms": value} for i, value in enumerate(values)]
+    status, result = call(module.handler, "/observations/batch", {"observations": bodies})
+    assert status == 200 and result["recorded"] == 40
+    snapshot = build_snapshot(record, counters(tables), DEFAULT_PROFILES)
+    exact = {}
+    for variant in "AB":
+        xs = [Decimal(str(b["latency_ms"])) for b in bodies if b["variant_id"] == variant]
+        mean = sum(xs) / len(xs)
+        exact[variant] = float(sum((x - mean) ** 2 for x in xs))
+        latency = snapshot["aggregates"][variant]["latency_ms"]
+        assert latency["m2"] == pytest.approx(exact[variant], rel=1e-12)
+        naive = latency["sum_sq"] - latency["sum"] ** 2 / latency["n"]
+        assert abs(naive - exact[variant]) > 0.1 * exact[variant]  # what floats alone would give

@@ -167,3 +167,13 @@ def test_choice_handles_every_decision_the_gate_can_return(asl: dict[str, Any]) 
             assert rule["Variable"] == "$.progress.decision"
             handled.add(rule["StringEquals"])
     assert handled == set(typing.get_args(Decision))
+
+
+def test_the_rollback_task_retries_everything_before_paging(asl: dict[str, Any]) -> None:
+    """A rollback is safe to repeat: a crashed sandbox, an unknown Lambda error, a timeout or a plain client error
+    is retried before AlertRollbackFailed pages a human (States.ALL last, as Step Functions requires)."""
+    retriers = asl["States"]["Rollback"]["Retry"]
+    retried = {e for r in retriers for e in r["ErrorEquals"]}
+    assert {"Lambda.Unknown", "Sandbox.Timedout", "States.Timeout", "RollbackInProgressError"} <= retried
+    assert retriers[-1]["ErrorEquals"] == ["States.ALL"] and retriers[-1]["MaxAttempts"] >= 2
+    assert all("States.ALL" not in r["ErrorEquals"] for r in retriers[:-1])

@@ -17,7 +17,8 @@ from kanaria.analysis.intents import IntentVerdict
 from kanaria.domain.analysis_result import ACTION_OF, Decision
 from kanaria.stats.frequentist import finite_or_none
 
-__all__ = ["Decision", "Efficacy", "HarmTest", "TreatmentContext", "VariantDecision", "combine", "decide_treatment"]
+__all__ = ["Decision", "Efficacy", "HarmTest", "TreatmentContext", "VariantDecision", "combine", "decide_treatment",
+           "finalize"]
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class VariantDecision:
     decision: Decision
     reasons: list[str] = field(default_factory=list)
     improvement: float | None = None
+    waiting: bool = False  # a win was shown; the guardrails (or intents) are still being proven
 
     @property
     def action(self) -> str:
@@ -115,10 +117,9 @@ def decide_treatment(variant: str, ctx: TreatmentContext) -> VariantDecision:
     with every guardrail passing; at a final read CONTINUE becomes NO_DECISION."""
     improvement = _improvement(ctx)
 
-    def verdict(decision: Decision, *reasons: str) -> VariantDecision:
-        if ctx.final and decision is Decision.CONTINUE:
-            decision, reasons = Decision.NO_DECISION, (*reasons, "planned sample reached: the decision is final")
-        return VariantDecision(variant, decision, list(reasons), improvement)
+    def verdict(decision: Decision, *reasons: str, waiting: bool = False) -> VariantDecision:
+        result = VariantDecision(variant, decision, list(reasons), improvement, waiting)
+        return finalize(result) if ctx.final else result
 
     if not ctx.primary_reported or ctx.primary is None:
         return verdict(Decision.NO_DECISION, "primary metric not reported for control and treatment")
@@ -141,12 +142,13 @@ def decide_treatment(variant: str, ctx: TreatmentContext) -> VariantDecision:
     # a significant improvement: everything else has to hold too
     if ctx.intents and (ctx.intents.blocked_by or ctx.intents.insufficient):
         blocking = ctx.intents.blocked_by + [f"{i} (insufficient data)" for i in ctx.intents.insufficient]
-        return verdict(Decision.CONTINUE, f"blocked by revenue-critical intent: {', '.join(blocking)}")
+        return verdict(Decision.CONTINUE, f"blocked by revenue-critical intent: {', '.join(blocking)}", waiting=True)
     if ctx.intents and ctx.intents.composite_improvement is not None and ctx.intents.composite_improvement <= 0:
-        return verdict(Decision.CONTINUE, "severity-weighted composite across intents does not improve")
+        return verdict(Decision.CONTINUE, "severity-weighted composite across intents does not improve", waiting=True)
     if not all_pass(ctx.guardrails):
         pending = [f"{g.metric} ({g.status})" for g in ctx.guardrails if g.status != "pass"]
-        return verdict(Decision.CONTINUE, f"guardrails not yet passed: {', '.join(pending) or 'none configured'}")
+        return verdict(Decision.CONTINUE, f"guardrails not yet passed: {', '.join(pending) or 'none configured'}",
+                       waiting=True)
     cost = ctx.cost
     if cost is not None and cost.estimate is not None:
         if cost.high is None or cost.high > ctx.review_cost_increase:
@@ -154,6 +156,14 @@ def decide_treatment(variant: str, ctx: TreatmentContext) -> VariantDecision:
                                             f" [{_pct(cost.low)}, {_pct(cost.high)}]: an increase above"
                                             f" {ctx.review_cost_increase:.0%} is not excluded")
     return verdict(Decision.PROMOTE, "primary metric significantly better and every guardrail passed")
+
+
+def finalize(decision: VariantDecision) -> VariantDecision:
+    """At a final read CONTINUE becomes NO_DECISION (nothing will be tested again)."""
+    if decision.decision is not Decision.CONTINUE:
+        return decision
+    return VariantDecision(decision.variant, Decision.NO_DECISION,
+                           [*decision.reasons, "planned sample reached: the decision is final"], decision.improvement)
 
 
 _ORDER = (Decision.ROLLBACK, Decision.PROMOTE, Decision.REVIEW, Decision.CONTINUE, Decision.NO_DECISION)

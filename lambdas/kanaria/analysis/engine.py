@@ -12,7 +12,7 @@ import numpy as np
 from kanaria.analysis import catalogue
 from kanaria.analysis.comparisons import Design, Evaluated, Job, evaluate
 from kanaria.analysis.decision import (
-    CostIncrease, Decision, Efficacy, HarmTest, TreatmentContext, VariantDecision, combine, decide_treatment,
+    CostIncrease, Decision, Efficacy, HarmTest, TreatmentContext, VariantDecision, combine, decide_treatment, finalize,
 )
 from kanaria.analysis.efficiency import efficiency_report
 from kanaria.analysis.guardrails import GuardrailResult, Levels, evaluate_guardrail, hypotheses, one_sided_p, resolve
@@ -190,15 +190,15 @@ class _Plan:
         """Whether every arm has reached the planned sample of the primary metric."""
         return self.fraction is not None and self.fraction >= 1.0
 
-    def final(self, exp: ExperimentSpec) -> bool:
-        """obf/fixed at the planned sample: this read's decision is the experiment's last (frozen by the caller)."""
-        return exp.method in ("fixed", "obf") and not exp.bandit and self.at_horizon
+    def final(self, exp: ExperimentSpec, decisions: list[VariantDecision]) -> bool:
+        """obf/fixed at the planned sample with no treatment waiting for its guardrails: this read's decision is the
+        experiment's last (the scheduled analysis stores it and tests no more)."""
+        return (exp.method in ("fixed", "obf") and not exp.bandit and self.at_horizon
+                and not any(d.waiting for d in decisions))
 
     @property
     def efficacy_tested(self) -> bool:
-        """Whether this read tests the primary metric for a win."""
-        if self.design.method == "fixed":
-            return self.at_horizon
+        """Whether this read is one of the method's efficacy looks (fixed: the read reaching the plan)."""
         return self.design.is_look
 
 
@@ -226,9 +226,8 @@ def _obf_read(exp: ExperimentSpec, fraction: float | None, alpha: float) -> tupl
         return look, True, list(look.fractions)
     history = list(exp.looks)
     last = history[-1] if history else 0.0
-    final_again = t >= 1.0 and last >= 1.0 - MIN_LOOK_SPACING  # a re-read of the final look is that look
-    grid = _next_grid_look(last, k)
-    if final_again or (grid is not None and t >= grid - MIN_LOOK_SPACING):
+    grid = _next_grid_look(last, k)  # None after the final look: later reads only wait for guardrails
+    if grid is not None and t >= grid - MIN_LOOK_SPACING:
         look = obf_look(t, history, alpha, k)
         return look, True, list(look.fractions)
     look = obf_look(last, history, alpha, k) if history else obf_look(1.0 / k, [], alpha, k)
@@ -244,6 +243,11 @@ def _plan(exp: ExperimentSpec, aggs: dict[str, VariantAggregate], treatments: li
     fraction = n_primary / planned_n if planned_n else None
     sequential: dict[str, Any] = {}
     look, is_look = None, True
+    if exp.method == "fixed":
+        # one look, at the plan: the read that reaches it (a history holding 1.0 has had it)
+        done = exp.looks is not None and any(t >= 1.0 - MIN_LOOK_SPACING for t in exp.looks)
+        is_look = fraction is not None and fraction >= 1.0 and not done
+        sequential = {"looks": list(exp.looks or []) + ([1.0] if is_look else []), "look": is_look}
     if exp.method == "obf":
         look, is_look, looks = _obf_read(exp, fraction, alpha)
         next_look = _next_grid_look(looks[-1] if looks else 0.0, exp.planned_looks)
@@ -320,9 +324,12 @@ def _primary_harm(ev: Evaluated | None, higher: bool, tau: float, level: float, 
                     None if enough else f"n below min_n_per_variant ({min_n}): not acted on")
 
 
-def _efficacy(plan: _Plan, ev: Evaluated | None, higher: bool, tau: float) -> Efficacy:
-    """The method's win test of the primary metric at this read."""
+def _efficacy(plan: _Plan, ev: Evaluated | None, higher: bool, tau: float, shown_at: float | None = None) -> Efficacy:
+    """The method's win test of the primary metric at this read (a win shown at an earlier look is kept)."""
     design = plan.design
+    if shown_at is not None:
+        return Efficacy(True, True, None, design.alpha, "shown at an earlier look",
+                        f"primary metric better, shown at information fraction {shown_at:g}; waiting for the guardrails")
     if design.method == "always_valid":
         level = design.alpha / 2
         if ev is None or ev.treatment_value is None or ev.control_value is None:
@@ -337,8 +344,10 @@ def _efficacy(plan: _Plan, ev: Evaluated | None, higher: bool, tau: float) -> Ef
     test = "welch_t" if ev is None or not ev.job.is_binary else "two_proportion_z"
     if design.method == "fixed":
         level = design.alpha
-        if not plan.at_horizon:
-            return Efficacy(False, None, None, level, test, "fixed horizon: a win is tested only at the planned sample")
+        if not design.is_look:
+            note = ("fixed horizon: a win is tested only at the planned sample" if not plan.at_horizon else
+                    "fixed horizon: the planned sample's test was made at an earlier read")
+            return Efficacy(False, None, None, level, test, note)
     else:
         level = design.look.nominal_alpha if design.look is not None else 0.0
         if not design.is_look:
@@ -386,14 +395,16 @@ def _analyze(snapshot: Snapshot) -> AnalysisResult:
     per_treatment = _harm_count(snapshot, resolved)
     harm_alpha = exp.alpha / 2  # half of alpha for ROLLBACK, half for PROMOTE: the two together stay within alpha
     harm_level = harm_alpha / (per_treatment * plan.treatments_total)  # Bonferroni over every harm test
-    levels = Levels(exp.alpha, harm_level, plan.design.tau_per_sd, exp.min_n_per_variant)
+    # pass bounds: fixed-level at a planned look of fixed/obf (a pre-planned single test), time-uniform at any
+    # other read (always_valid, and the reads after a win while the guardrails are still being proven)
+    sequential_pass = exp.method == "always_valid" or not plan.efficacy_tested
+    levels = Levels(exp.alpha, harm_level, plan.design.tau_per_sd, exp.min_n_per_variant, sequential_pass)
     guardrails = {v: [evaluate_guardrail(g, control, aggs.get(v), overall[v], levels, lower) for g in resolved]
                   for v in treatments}
     higher = catalogue.higher_is_better(exp.primary_metric, lower)
     primary_sd, _ = _primary_baseline(exp, control)
     primary_tau = exp.mde if exp.mde is not None else catalogue.DEFAULT_STANDARDISED_MDE * (primary_sd or 1.0)
     verdicts = _intent_verdicts(snapshot, by_intent, higher, harm_level, primary_tau)
-    final = plan.final(exp)
     harm: dict[str, list[HarmTest]] = {}
     efficacy: dict[str, Efficacy] = {}
     decisions = []
@@ -406,7 +417,7 @@ def _analyze(snapshot: Snapshot) -> AnalysisResult:
                                p, harm_level, intent in verdict.rollback_by)
                       for intent, p in verdict.harm_p_values.items()]
         harm[v] = tests
-        efficacy[v] = _efficacy(plan, primary, higher, primary_tau)
+        efficacy[v] = _efficacy(plan, primary, higher, primary_tau, exp.efficacy_shown.get(v))
         decisions.append(decide_treatment(v, TreatmentContext(
             method=exp.method,
             higher_is_better=higher,
@@ -417,9 +428,16 @@ def _analyze(snapshot: Snapshot) -> AnalysisResult:
             guardrails=guardrails[v],
             intents=verdict,
             cost=_cost_increase(overall[v].get("cost_usd"), exp.alpha),
-            final=final,
+            final=False,
             review_cost_increase=exp.review_cost_increase,
         )))
+    final = plan.final(exp, decisions)
+    if final:  # nothing will be tested again: what is still CONTINUE ends as NO_DECISION
+        decisions = [finalize(d) for d in decisions]
+    shown = dict(exp.efficacy_shown)
+    for v, e in efficacy.items():
+        if e.significant and v not in shown:
+            shown[v] = finite_or_none(min(plan.fraction, 1.0)) if plan.fraction is not None else None
     srm = _srm(exp, aggs, active)
     decision, winner, reasons, actions, stop = _experiment_decision(exp, srm, decisions)
 
@@ -443,6 +461,7 @@ def _analyze(snapshot: Snapshot) -> AnalysisResult:
         "primary": {v: by_metric[exp.primary_metric].result.to_dict()
                     for v, by_metric in overall.items() if exp.primary_metric in by_metric},
         "efficacy": {v: e.to_dict() for v, e in efficacy.items()},
+        "efficacy_shown": shown,
         "harm": {v: [h.to_dict() for h in tests] for v, tests in harm.items()},
         "guardrails": {v: [g.to_dict() for g in results] for v, results in guardrails.items()},
         "variants": {d.variant: {"decision": d.decision.value, "action": d.action, "reasons": d.reasons}

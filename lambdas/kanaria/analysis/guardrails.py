@@ -136,10 +136,11 @@ class GuardrailResult:
 class Levels:
     """How a treatment's guardrails are judged: the pass level, the harm level per test and the mSPRT scale."""
 
-    alpha: float  # two-sided level of the pass intervals
+    alpha: float  # two-sided level of the pass intervals (a pass is a one-sided claim at alpha/2)
     harm: float  # one-sided level of each harm test (the experiment's harm budget / number of harm tests)
     tau_per_sd: float
     min_n: int
+    sequential_pass: bool = False  # pass needs a time-uniform bound (reads other than a planned look)
 
 
 def hypotheses(guardrail: ResolvedGuardrail) -> int:
@@ -211,6 +212,12 @@ def _rate_or_mean_checks(g: ResolvedGuardrail, ev: Evaluated, higher: bool, leve
             low, high = ev.treatment_interval
             has = math.isfinite(low) and math.isfinite(high)
             proven = has and (high <= b.limit if up else low >= b.limit)
+            if levels.sequential_pass:  # within the bound, shown by an always-valid one-sided test (mixing scale:
+                # half the bound, the order of a healthy treatment's distance to it)
+                pass_tau = abs(b.limit) / 2 if b.limit != 0 else tau
+                p_within = one_sided_p(-own_excess, own_variance, pass_tau)
+                proven = enough and p_within is not None and p_within <= levels.alpha / 2
+                harm["p_within_bound"] = finite_or_none(p_within)
             status = _status(rejected, proven, has)
             note = None
             if status == "inconclusive" and has and (low > b.limit if up else high < b.limit):
@@ -237,7 +244,13 @@ def _rate_or_mean_checks(g: ResolvedGuardrail, ev: Evaluated, higher: bool, leve
             test = "one-sided mSPRT on the worsening − margin"
         rejected, harm = _harm(one_sided_p(excess, variance, tau), levels, enough, test)
         has = all(math.isfinite(x) for x in interval)
-        checks.append(Check("max_degradation", margin, _status(rejected, has and interval[1] <= margin, has),
+        proven = has and interval[1] <= margin
+        if levels.sequential_pass:  # within the margin, shown by an always-valid one-sided test (mixing scale:
+            # the margin itself)
+            p_within = one_sided_p(-excess, variance, margin if margin > 0 else tau)
+            proven = enough and p_within is not None and p_within <= levels.alpha / 2
+            harm["p_within_margin"] = finite_or_none(p_within)
+        checks.append(Check("max_degradation", margin, _status(rejected, proven, has),
                             worsening, interval, None, b.relative, b.source, harm))
     return checks
 
@@ -301,8 +314,8 @@ def _p99_checks(g: ResolvedGuardrail, control: VariantAggregate, treatment: Vari
             t_low, _ = p99_bounds(t_lat, levels.harm / 2, 0.0, sequential=True)
             _, c_high = p99_bounds(c_lat, 0.0, levels.harm / 2, sequential=True)
             rejected = enough and t_low > scale * c_high + shift
-            t_low_fixed, t_high = p99_bounds(t_lat, half / 2, half / 2, sequential=False)
-            c_low, _ = p99_bounds(c_lat, half / 2, 0.0, sequential=False)
+            t_low_fixed, t_high = p99_bounds(t_lat, half / 2, half / 2, sequential=levels.sequential_pass)
+            c_low, _ = p99_bounds(c_lat, half / 2, 0.0, sequential=levels.sequential_pass)
             allowed = scale * c_low + shift  # the treatment's p99 must be proven at most this
             harm = {"test": "time-uniform order-statistic bounds: p99_T lower > (1+m)·p99_C upper (+ margin)",
                     "level": levels.harm, "rejected": bool(rejected), "p99_treatment_lower": finite_or_none(t_low),
@@ -327,7 +340,7 @@ def _p99_checks(g: ResolvedGuardrail, control: VariantAggregate, treatment: Vari
             c_low_s, _ = p99_bounds(c_lat, levels.harm / 2, 0.0, sequential=True)
             beyond, worse = own_high < b.limit, t_high_s < c_low_s
         rejected = enough and beyond and worse
-        low, high = p99_bounds(t_lat, half, half, sequential=False)
+        low, high = p99_bounds(t_lat, half, half, sequential=levels.sequential_pass)
         proven = (high <= b.limit) if up else (low >= b.limit)
         has = math.isfinite(high) if up else low > 0
         harm = {"test": "time-uniform order-statistic bounds: beyond the bound AND beyond control's p99",

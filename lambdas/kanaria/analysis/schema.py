@@ -193,6 +193,9 @@ class ExperimentSpec(BaseModel):
     planned_n_per_variant: int | None = Field(default=None, ge=2)
     guardrails: list[Guardrail] | None = None  # a {metric: bounds} mapping is accepted too
     looks: list[float] | None = None
+    # treatments whose primary metric showed a win at a look (variant -> information fraction), carried by the
+    # scheduled analysis from read to read: their claim holds while the guardrails are being proven
+    efficacy_shown: dict[str, float] = Field(default_factory=dict)
     planned_looks: int = Field(default=catalogue.PLANNED_LOOKS, ge=1, le=1000)
     tier: Literal["standard", "revenue_critical"] = "standard"
     config_hashes: dict[str, Any] | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Sequence
 
 import boto3
 from botocore.exceptions import ClientError
@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 from kanaria.domain.rollout import MetricSnapshot, SideMetrics
 from kanaria.errors import OperationalError
 from kanaria.names import (
+    CRITICAL_ALARM_KINDS,
     DIM_TARGET,
     METRIC_CSAT,
     METRIC_ERRORS,
@@ -79,11 +80,14 @@ class CloudWatchMetricsReader:
     """MetricsReader on CloudWatch GetMetricData (+ DescribeAlarms for the two composite alarms)."""
 
     def __init__(self, namespace: str, critical_alarm: str | None = None, warning_alarm: str | None = None,
-                 client: Any | None = None):
+                 client: Any | None = None, child_alarms: Sequence[str] = ()):
         self._namespace = namespace
         self._critical = critical_alarm or None
         self._warning = warning_alarm or None
         self._client = client or boto3.client("cloudwatch")
+        critical = [c for c in child_alarms if any(c.endswith(kind) for kind in CRITICAL_ALARM_KINDS)]
+        self._critical_children = tuple(critical)
+        self._warning_children = tuple(c for c in child_alarms if c and c not in critical)
 
     def read(self, start: datetime, end: datetime) -> MetricSnapshot:
         """Canary and primary aggregates over [start, end] and the alarm states."""
@@ -110,7 +114,8 @@ class CloudWatchMetricsReader:
         }
         return MetricSnapshot(window_start=start.isoformat(timespec="seconds"), window_end=end.isoformat(timespec="seconds"),
                               canary=sides["c"], primary=sides["p"], alarms=alarms, critical_alarm=self._critical,
-                              warning_alarm=self._warning)
+                              warning_alarm=self._warning, critical_children=self._critical_children,
+                              warning_children=self._warning_children)
 
     def critical_alarm_state(self) -> tuple[str, str] | None:
         """(name, state) of the critical composite alarm, or None when none is configured."""
@@ -123,7 +128,7 @@ class CloudWatchMetricsReader:
         return self._critical, state or "NOT_FOUND"
 
     def _alarm_states(self) -> dict[str, str]:
-        names = [n for n in (self._critical, self._warning) if n]
+        names = [n for n in (self._critical, self._warning, *self._critical_children, *self._warning_children) if n]
         if not names:
             return {}
         page = self._client.describe_alarms(AlarmNames=names, AlarmTypes=["CompositeAlarm", "MetricAlarm"])

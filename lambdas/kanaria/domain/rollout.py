@@ -381,9 +381,11 @@ class MetricSnapshot(BaseModel):
     window_end: str
     canary: SideMetrics
     primary: SideMetrics
-    alarms: dict[str, str] = Field(default_factory=dict, description="composite alarm name -> state")
+    alarms: dict[str, str] = Field(default_factory=dict, description="alarm name -> state (composites and children)")
     critical_alarm: str | None = None
     warning_alarm: str | None = None
+    critical_children: tuple[str, ...] = Field(default=(), description="metric alarms behind the critical composite")
+    warning_children: tuple[str, ...] = Field(default=(), description="metric alarms behind the warning composite")
 
 
 class Significance(BaseModel):
@@ -538,6 +540,15 @@ def _alarms(s: MetricSnapshot) -> list[GateCheck]:
         if state != "OK":
             checks.append(GateCheck(gate="warning_alarm", outcome=Outcome.INCONCLUSIVE,
                                     reason=f"{s.warning_alarm} is {state or 'not found'}, not OK: holding"))
+    # The children too: a composite re-evaluates after its children, so a child already in ALARM is news the
+    # composite has not passed on yet.
+    for child in s.critical_children:
+        if s.alarms.get(child) == "ALARM":
+            checks.append(GateCheck(gate="critical_alarm", outcome=Outcome.FAIL, reason=f"{child} is in ALARM"))
+    for child in s.warning_children:
+        if s.alarms.get(child) == "ALARM":
+            checks.append(GateCheck(gate="warning_alarm", outcome=Outcome.INCONCLUSIVE,
+                                    reason=f"{child} is in ALARM: holding"))
     return checks
 
 

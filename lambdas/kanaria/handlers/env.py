@@ -86,6 +86,7 @@ class RolloutEnvironment(BaseModel):
     aggregates_table: str | None = Field(default=None, alias=names.ENV_AGGREGATES_TABLE)  # significance gate
     critical_alarm_name: str | None = Field(default=None, alias=names.ENV_CRITICAL_ALARM_NAME)
     warning_alarm_name: str | None = Field(default=None, alias=names.ENV_WARNING_ALARM_NAME)
+    canary_alarm_names: str = Field(default="", alias=names.ENV_CANARY_ALARM_NAMES)  # the composites' children
     evaluations_table: str | None = Field(default=None, alias=names.ENV_EVALUATIONS_TABLE)  # stage-0 gate
     allow_offline_evaluation: bool = Field(default=False, alias=names.ENV_ALLOW_OFFLINE_EVALUATION)
     rollback_failures_queue_url: str | None = Field(default=None, alias=names.ENV_ROLLBACK_FAILURES_QUEUE_URL)

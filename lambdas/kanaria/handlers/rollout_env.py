@@ -36,7 +36,8 @@ def rollout_services():  # -> RolloutServices (imports kept lazy: boto3 clients 
     return RolloutServices(
         store=DynamoRolloutStore(env.rollouts_table),
         listener=ElbListenerGateway(),
-        metrics=CloudWatchMetricsReader(env.metric_namespace, env.critical_alarm_name, env.warning_alarm_name),
+        metrics=CloudWatchMetricsReader(env.metric_namespace, env.critical_alarm_name, env.warning_alarm_name,
+                                        child_alarms=[n for n in env.canary_alarm_names.split(",") if n]),
         canary=CloudWatchCanaryReader(env.metric_namespace),
         notifier=SnsNotifier(env.alerts_topic_arn),
         executions=SfnExecutions(),
@@ -55,7 +56,8 @@ def deployment():  # -> Deployment
     from kanaria.logic.rollouts import Deployment
 
     env = rollout_environment()
-    return Deployment(env.listener_arn, env.primary_target_group_arn, env.canary_target_group_arn)
+    others = tuple(arn.strip() for arn in env.other_canary_target_groups.split(",") if arn.strip())
+    return Deployment(env.listener_arn, env.primary_target_group_arn, env.canary_target_group_arn, others)
 
 
 @cache

@@ -109,6 +109,15 @@ def previous_looks(previous: StoredResult | Mapping[str, Any] | None) -> list[fl
     return stored.result.looks if stored is not None and stored.result is not None else []
 
 
+def efficacy_shown(previous: StoredResult | Mapping[str, Any] | None) -> dict[str, float]:
+    """Treatments whose win the earlier reads showed (their claim holds while the guardrails are proven)."""
+    stored = coerce_stored(previous)
+    if stored is None or stored.result is None:
+        return {}
+    shown = stored.result.evidence.get("efficacy_shown") or {}
+    return {str(v): float(t) for v, t in shown.items() if t is not None}
+
+
 def decision_of(result: AnalysisResult) -> str:
     """The engine's decision as one string."""
     return result.decision.value
@@ -157,6 +166,7 @@ def analyse_experiment(
                                False, frozen=True)
     snapshot = build_snapshot(record, store.counters(experiment_id), profiles)
     snapshot["experiment"]["looks"] = previous_looks(previous)
+    snapshot["experiment"]["efficacy_shown"] = efficacy_shown(previous)
     result = analyze(snapshot)
     if not isinstance(result, AnalysisResult):
         result = AnalysisResult.model_validate(result)

@@ -188,6 +188,12 @@ class Deployment:
     listener_arn: str
     primary_target_group: str
     canary_target_group: str
+    # Target groups a request may name as its canary besides canary_target_group (an allow-list: a request must
+    # not be able to send the listener's traffic to any target group of the account).
+    other_canary_target_groups: tuple[str, ...] = ()
+
+    def allows_canary(self, target_group: str) -> bool:
+        return target_group == self.canary_target_group or target_group in self.other_canary_target_groups
 
 
 @dataclass
@@ -248,6 +254,10 @@ def prepare(services: RolloutServices, deployment: Deployment, document: Any, ex
     canary = deployment.canary_target_group if candidate.target_group == "default" else candidate.target_group
     if canary == deployment.primary_target_group:
         raise ValidationError("the canary target group is the primary one", field="candidate.target_group")
+    if not deployment.allows_canary(canary):
+        raise ValidationError(f"{canary} is not a canary target group of this deployment (allowed: "
+                              f"{', '.join((deployment.canary_target_group, *deployment.other_canary_target_groups))})",
+                              field="candidate.target_group")
     offline_evaluation = _stage0(services, candidate, request.offline_evaluation)
     if any(s.gates.require_significance for s in request.plan.stages) and services.analysis is None:
         raise OperationalError("the significance gate needs AGGREGATES_TABLE in the rollout-steps environment",

@@ -83,7 +83,9 @@ def test_a_ceiling_both_arms_exceed_neither_rolls_back_nor_promotes():
 def test_missing_guardrail_data_never_counts_as_passing(treatment, control):
     result = analyse(snapshot(control, treatment))  # a win at the planned sample, a guardrail without data
     assert result["evidence"]["efficacy"]["B"]["significant"] is True
-    assert result["decision"] == "NO_DECISION" and result["final"] is True
+    # the win is kept (efficacy_shown) and the experiment waits for the guardrail instead of ending
+    assert result["decision"] == "CONTINUE" and result["final"] is False
+    assert result["evidence"]["efficacy_shown"] == {"B": 1.0}
     assert "guardrails not yet passed" in result["evidence"]["reasons"][0]
     assert any(g["status"] == "missing" for g in result["evidence"]["guardrails"]["B"])
 
@@ -93,7 +95,7 @@ def test_insufficient_guardrail_data_blocks_a_promotion():
     body = snapshot(variant(400, error=0.0), variant(400, quality=0.95, error=0.0), planned_n=400)
     result = analyse(body)
     assert result["evidence"]["primary"]["B"]["significant"] is True
-    assert result["decision"] == "NO_DECISION"  # the planned sample, so final
+    assert result["decision"] == "CONTINUE" and not result["final"]  # the win waits for the guardrail
     statuses = {g["metric"]: g["status"] for g in result["evidence"]["guardrails"]["B"]}
     assert statuses["error"] == "inconclusive"
     few = analyse(snapshot(variant(150), variant(150, quality=0.95), planned_n=150))
@@ -265,3 +267,30 @@ def test_binary_primary_metric_uses_the_two_proportion_test():
     assert result["metrics"]["task_completed"]["B"]["test"] == "two_proportion_z"
     assert result["decision"] == "PROMOTE"
     assert rate_stats(10, 0.5) == {"n": 10, "successes": 5}
+
+
+def test_a_win_waiting_for_its_guardrails_is_promoted_once_they_are_proven_at_any_number_of_reads():
+    # fixed: the win was shown at the plan (looks [1.0], efficacy_shown), the guardrails now have the data
+    later = snapshot(variant(20_000), variant(20_000, quality=0.86), planned_n=10_000, looks=[1.0],
+                     efficacy_shown={"B": 1.0})
+    result = analyse(later)
+    assert result["evidence"]["efficacy"]["B"]["test"] == "shown at an earlier look"
+    assert (result["decision"], result["final"]) == ("PROMOTE", True)
+    hallucination = next(g for g in result["evidence"]["guardrails"]["B"] if g["metric"] == "hallucination")
+    # between looks a pass needs the always-valid one-sided test of "within the margin"
+    assert hallucination["checks"][0]["harm"]["p_within_margin"] <= 0.025
+    # without the carried win the same read tests nothing: the fixed test was made at the plan, and failed
+    lost = analyse(snapshot(variant(20_000), variant(20_000, quality=0.86), planned_n=10_000, looks=[1.0]))
+    assert lost["evidence"]["efficacy"]["B"]["tested"] is False
+    assert (lost["decision"], lost["final"]) == ("NO_DECISION", True)
+
+
+def test_a_guardrail_pass_between_looks_needs_more_than_a_fixed_interval():
+    # safety filter at 0.2% in both arms, 1,500 per arm: the fixed 95% Newcombe interval proves "< +0.5 points",
+    # the always-valid test does not yet (a fixed interval re-read at every read would sooner or later pass a
+    # treatment that is in truth at the margin)
+    body = snapshot(variant(1_500, safety=0.002), variant(1_500, quality=0.87, safety=0.002), planned_n=1_500)
+    at_look = analyse(body)
+    later = analyse({**body, "experiment": {**body["experiment"], "looks": [1.0], "efficacy_shown": {"B": 1.0}}})
+    status = lambda r: next(g for g in r["evidence"]["guardrails"]["B"] if g["metric"] == "safety_filtered")["status"]  # noqa: E731
+    assert status(at_look) == "pass" and status(later) == "inconclusive"

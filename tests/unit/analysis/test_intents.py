@@ -45,7 +45,7 @@ def test_revenue_critical_regression_blocks_a_promotion_even_when_the_composite_
     verdict = result["evidence"]["intents"]["B"]
     assert verdict["composite_improvement"] > 0
     assert verdict["blocked_by"] == ["product_search"] and verdict["rollback_by"] == []
-    assert result["decision"] == "NO_DECISION"  # blocked at the planned sample: final
+    assert result["decision"] == "CONTINUE" and not result["final"]  # the win waits while the intent blocks
     assert "product_search" in result["evidence"]["reasons"][0]
 
 
@@ -58,7 +58,7 @@ def test_revenue_critical_regression_shown_beyond_five_percent_rolls_back():
     # −6%, significant against 0 but not shown beyond 5%: it blocks, it does not roll back
     mild = analyze(with_intents({"recommendation": (variant(3_000, quality=0.85), variant(3_000, quality=0.80))}))
     assert mild["evidence"]["intents"]["B"]["blocked_by"] == ["recommendation"]
-    assert mild["evidence"]["intents"]["B"]["rollback_by"] == [] and mild["decision"] == "NO_DECISION"
+    assert mild["evidence"]["intents"]["B"]["rollback_by"] == [] and mild["decision"] == "CONTINUE"
 
 
 def test_regression_within_five_percent_does_not_block():
@@ -71,7 +71,7 @@ def test_a_composite_that_does_not_improve_blocks_a_promotion():
     intents = {"order_status": (variant(500, quality=0.85), variant(500, quality=0.84))}
     result = analyze(with_intents(intents))
     assert result["evidence"]["intents"]["B"]["composite_improvement"] < 0
-    assert result["decision"] == "NO_DECISION"
+    assert result["decision"] == "CONTINUE"
 
 
 def test_revenue_critical_intents_are_configurable():
@@ -87,7 +87,7 @@ def test_a_revenue_critical_intent_without_enough_data_blocks():
     intents = {"recommendation": (variant(10, quality=0.85), variant(10, quality=0.86))}
     result = analyze(with_intents(intents))
     assert result["evidence"]["intents"]["B"]["insufficient_data"] == ["recommendation"]
-    assert result["decision"] == "NO_DECISION"
+    assert result["decision"] == "CONTINUE"
 
 
 def test_default_weights_follow_intent_severity():

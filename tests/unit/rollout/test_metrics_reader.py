@@ -79,3 +79,26 @@ def test_critical_alarm_state() -> None:
         with pytest.raises(OperationalError, match="DescribeAlarms failed") as caught:
             reader.critical_alarm_state()
     assert caught.value.field == "alarms"
+
+
+def test_the_gate_reads_the_composites_children() -> None:
+    # Given the critical composite still OK but its error-rate child already in ALARM (composites follow their
+    # children), the gate fails; a warning child in ALARM holds.
+    from kanaria.domain.rollout import Outcome, StageGates, evaluate_gates
+
+    client = boto3.client("cloudwatch", region_name="ap-northeast-1")
+    children = ["kanaria-canary-error-rate", "kanaria-canary-throttling", "kanaria-canary-quality-drop"]
+    reader = CloudWatchMetricsReader("Kanaria", "crit", "warn", client=client, child_alarms=children)
+    with Stubber(client) as stub:
+        stub.add_response("get_metric_data", {"MetricDataResults": []})
+        stub.add_response("describe_alarms", {
+            "CompositeAlarms": [{"AlarmName": "crit", "StateValue": "OK"}, {"AlarmName": "warn", "StateValue": "OK"}],
+            "MetricAlarms": [{"AlarmName": "kanaria-canary-error-rate", "StateValue": "ALARM"},
+                             {"AlarmName": "kanaria-canary-throttling", "StateValue": "OK"},
+                             {"AlarmName": "kanaria-canary-quality-drop", "StateValue": "ALARM"}]},
+            {"AlarmNames": ["crit", "warn", *children[:2], children[2]], "AlarmTypes": ANY})
+        snapshot = reader.read(START, END)
+    result = evaluate_gates(StageGates(), snapshot)
+    assert result.outcome is Outcome.FAIL
+    assert [c.reason for c in result.checks if c.outcome is Outcome.FAIL] == ["kanaria-canary-error-rate is in ALARM"]
+    assert any("quality-drop is in ALARM: holding" in c.reason for c in result.checks)

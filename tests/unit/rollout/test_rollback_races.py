@@ -144,3 +144,22 @@ def test_the_approved_promotion_rechecks_the_critical_alarm() -> None:
     svc.metrics.critical_state = "OK"
     full = verify_weights(svc, set_weights(svc, state, full=True), full=True)
     assert svc.listener.forward().weights == {CANARY: 100} and full.progress.percent == 100
+
+
+def test_a_request_cannot_name_any_target_group_as_its_canary() -> None:
+    from dataclasses import replace
+
+    from kanaria.errors import ValidationError
+    from kanaria.logic.rollouts import prepare
+    from tests.support.rollout_world import request
+
+    svc = services()
+    stranger = "arn:aws:elasticloadbalancing:ap-northeast-1:123456789012:targetgroup/payments/9"
+    document = request()
+    document["candidate"]["target_group"] = stranger
+    with pytest.raises(ValidationError, match="not a canary target group of this deployment") as caught:
+        prepare(svc, DEPLOYMENT, document, EXECUTION + "r-x", "r-x")
+    assert caught.value.field == "candidate.target_group" and svc.listener.writes == 0
+    allowed = replace(DEPLOYMENT, other_canary_target_groups=(stranger,))
+    state = prepare(svc, allowed, document, EXECUTION + "r-y", "r-y")
+    assert state.rollout.canary_target_group == stranger
