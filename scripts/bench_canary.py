@@ -281,34 +281,62 @@ def _fault_runs(fault: sim.Fault, runs: int, rng: np.random.Generator, threshold
     return results
 
 
+def _healthy_chunk(task: tuple[dict[str, float] | None, int, int]) -> dict[str, int]:
+    """False rollbacks of each contender over `runs` healthy rollouts (one worker's share)."""
+    ratio, runs, seed = task
+    rng = np.random.default_rng(seed)
+    counts = dict.fromkeys(CONTENDERS, 0)
+    for _ in range(runs):
+        minutes = sim.simulate(rng, ratio=ratio)
+        for name, contender in CONTENDERS.items():
+            counts[name] += contender(minutes, rng) is not None
+    return counts
+
+
+def _progression_chunk(task: tuple[int, int]) -> list[str]:
+    runs, seed = task
+    rng = np.random.default_rng(seed)
+    return [judge_progression(rng) for _ in range(runs)]
+
+
+def _fault_chunk(task: tuple[int, int, int, dict[str, float]]) -> dict[str, FaultResult]:
+    index, runs, seed, thresholds = task
+    return _fault_runs(FAULTS[index], runs, np.random.default_rng(seed), thresholds)
+
+
 def run(args: object) -> str:
-    """The section's markdown."""
+    """The section's markdown (two worker processes, seeds spawned from SEED)."""
+    from concurrent.futures import ProcessPoolExecutor
+
     quick = getattr(args, "bench_quick", False)
-    healthy_runs, progression_runs, fault_runs = (300, 200, 40) if quick else (2000, 1000, 200)
-    rng = np.random.default_rng(SEED)
+    healthy_runs, other_runs, progression_runs, fault_runs = (300, 150, 200, 40) if quick else (2000, 400, 600, 200)
+    workers = 2
+    seeds = iter(np.random.SeedSequence(SEED).generate_state(64))
     started = time.perf_counter()
-    progress(f"healthy rollouts: {healthy_runs} per candidate kind, every contender on the same minutes")
     kinds = {"identical arms": None, "at the ratio tolerance (every rate x1.25)": {m: 1.25 for m in sim.METRICS},
              "harmless but different (every rate x1.2)": {m: 1.2 for m in sim.METRICS}}
     healthy: dict[str, dict[str, int]] = {}
-    for kind, ratio in kinds.items():
-        runs = healthy_runs if ratio is None else healthy_runs // 2
-        counts = dict.fromkeys(CONTENDERS, 0)
-        for i in range(runs):
-            minutes = sim.simulate(rng, ratio=ratio)
-            for name, contender in CONTENDERS.items():
-                counts[name] += contender(minutes, rng) is not None
-            if (i + 1) % 500 == 0:
-                progress(f"  {kind}: {i + 1}/{runs}")
-        healthy[kind] = {**counts, "runs": runs}
-    progress(f"the judge's own progression: {progression_runs} healthy rollouts")
-    outcomes = [judge_progression(rng) for _ in range(progression_runs)]
-    progress("oracle thresholds (1% false alarms over a healthy rollout, 20,000 simulated rollouts each)")
-    thresholds = {f.name: oracle_threshold(f, rng, 0.01, 5_000 if quick else 20_000) for f in FAULTS}
-    faults = {}
-    for fault in FAULTS:
-        progress(f"fault: {fault.name} ({fault_runs} rollouts)")
-        faults[fault.name] = _fault_runs(fault, fault_runs, rng, thresholds)
+    with ProcessPoolExecutor(workers) as pool:
+        for kind, ratio in kinds.items():
+            runs = healthy_runs if ratio is None else other_runs
+            progress(f"healthy: {kind}, {runs} rollouts, every contender on the same minutes")
+            parts = list(pool.map(_healthy_chunk, [(ratio, runs // workers, int(next(seeds))) for _ in range(workers)]))
+            healthy[kind] = {name: sum(p[name] for p in parts) for name in CONTENDERS} | {"runs": runs // workers * workers}
+        progress(f"the judge's own progression: {progression_runs} healthy rollouts")
+        outcomes = [o for part in pool.map(_progression_chunk, [(progression_runs // workers, int(next(seeds)))
+                                                                 for _ in range(workers)]) for o in part]
+        progress("oracle thresholds (1% false alarms over a healthy rollout)")
+        rng = np.random.default_rng(int(next(seeds)))
+        thresholds = {f.name: oracle_threshold(f, rng, 0.01, 5_000 if quick else 20_000) for f in FAULTS}
+        faults = {}
+        for index, fault in enumerate(FAULTS):
+            progress(f"fault: {fault.name} ({fault_runs} rollouts)")
+            parts = list(pool.map(_fault_chunk, [(index, fault_runs // workers, int(next(seeds)), thresholds)
+                                                 for _ in range(workers)]))
+            faults[fault.name] = {name: FaultResult([d for p in parts for d in p[name].delays],
+                                                    [e for p in parts for e in p[name].exposed],
+                                                    sum(p[name].missed for p in parts),
+                                                    sum(p[name].early for p in parts)) for name in parts[0]}
     seconds = time.perf_counter() - started
     return _markdown(healthy, outcomes, faults, thresholds, seconds, healthy_runs, fault_runs)
 
@@ -322,7 +350,8 @@ def _markdown(healthy: dict[str, dict[str, int]], outcomes: list[str], faults: d
     lines = [
         "## Canary judge",
         "",
-        f"Simulated rollouts (`scripts/canary_sim.py`, seed {SEED}; section wall time {seconds:.0f} s): 600 requests"
+        f"Simulated rollouts (`scripts/canary_sim.py`, seed {SEED}, two worker processes; section wall time"
+        f" {seconds:.0f} s): 600 requests"
         " a minute, six intents (recommendation 24%, product_search 20%, manga_qa 18%, order_status 16%,"
         " shipping_info 12%, chitchat 10%), stages 5% / 25% / 50% of 20, 20 and 15 minutes on a fixed schedule so"
         " that every contender reads the same minutes. Healthy rates: 5xx 0.1%, throttles 0.2%, hallucinations 1%,"
