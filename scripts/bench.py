@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from kanaria.quantiles import percentile
+from kanaria.percentiles import percentile
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

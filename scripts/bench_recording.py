@@ -157,7 +157,7 @@ def put_profiles(prefix: str = PREFIX) -> None:
 def start_experiment(definition: Mapping[str, Any], prefix: str = PREFIX) -> Any:
     """Create and start an experiment through the real repository and lifecycle; returns the running record."""
     from kanaria import names
-    from kanaria.dal.dynamo import DynamoExperimentRepository
+    from kanaria.dal.experiment_store import DynamoExperimentRepository
     from kanaria.logic.experiments import create_experiment, transition
 
     repo = DynamoExperimentRepository(names.table_name(prefix, "experiments"))

@@ -1,4 +1,5 @@
-"""`make bench` section: statistical efficiency of the peeking-safe methods, by simulation.
+"""`make bench` section: statistical efficiency of the peeking-safe methods, by simulation (the section itself is
+scripts/bench_decisions.py, the whole rule read every 5 minutes; this module keeps the per-test helpers).
 
 Every scheduled analysis reads the experiment again. This section simulates that: paired runs of two arms with
 quality ~ N(0.80, 0.15), read at equally spaced points, once without a difference (A/A: how often does a method
@@ -288,46 +289,8 @@ def table(result: DesignResult) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> str:
-    """The Statistics section of docs/benchmarks.md."""
-    from kanaria.stats import sample_size_two_means
+    """The Statistics section of docs/benchmarks.md: the whole decision rule as the scheduled analysis uses it
+    (scripts/bench_decisions.py); the helpers above (read schedules, gbstats evaluated in place) serve it."""
+    from scripts.bench_decisions import run as whole_rule
 
-    quick = bool(getattr(args, "bench_quick", False))
-    runs = 1_000 if quick else 10_000
-    started = time.perf_counter()
-    powered_n = sample_size_two_means(SD, EFFECT, ALPHA, 0.8)
-    designs = [
-        run_design(f"Design 1: 2,000 planned per arm, {READS} reads, true effect {EFFECT}", 2000, runs, SEED),
-        run_design(f"Design 2: {powered_n:,} planned per arm (80% power by `sample_size_two_means(0.15, 0.02)`),"
-                   f" {READS} reads, true effect {EFFECT}", powered_n, runs, SEED + 100),
-    ]
-    elapsed = time.perf_counter() - started
-    lines = [
-        "## Statistics",
-        "",
-        f"Statistical efficiency by simulation ({runs:,} paired runs per design, numpy seed {SEED}; section wall time"
-        f" {elapsed:.0f} s). Quality ~ N({MEAN}, {SD}) in both arms (not clipped to [0, 1]); each run is read"
-        f" {READS} times at equally spaced sample sizes round(k·n/{READS}) per arm up to the planned n, and the"
-        f" open-ended methods may keep reading at the same spacing up to {RUN_ON}·n. The power scenario adds the true"
-        f" effect {EFFECT} (= the minimum detectable effect) to the treatment's draws of the same runs, so A/A and"
-        " effect runs are paired, and every method reads the same cumulative (n, sum, sum of squares).",
-        "",
-        "- *A/A false-positive rate*: share of A/A runs in which the method ever declares a difference (either"
-        " direction) within its reads; the 95% interval is Wilson's on the Monte-Carlo count.",
-        "- *Power*: share of effect runs in which the method's first decision is \"treatment better\" within its reads"
-        f" (by n; by {RUN_ON}·n for the \"continued\" rows).",
-        "- *n/arm at decision*: units per arm when the method stops — at its first decision, or at its last read"
-        " without one (n, or the run-on limit for the \"continued\" rows, which is then a censored value).",
-        "  Ratios are to the fixed-horizon n of the design.",
-        "- Kanaria rows call `kanaria.stats` (`welch_statistics`; `obf_look(n/planned, earlier reads' fractions, 0.05,"
-        " 20)`, the look history the scheduled analysis carries from run to run; `msprt_normal` with τ = mde on the Welch variance, as the engine reads the"
-        " primary metric). The `fixed` rule row follows the engine's decision rules 4/7/8: a significantly worse"
-        " treatment is rolled back at any read, a better one is promoted only at the planned n.",
-        "- GrowthBook rows: gbstats 0.8.0 `SequentialTwoSidedTTest` (the engine behind GrowthBook's \"sequential"
-        " testing\" setting; its default relative difference (t − c)/c; p < α declares), with the default tuning"
-        f" parameter {GB_DEFAULT_TUNING:,.0f} and with it set to the planned total sample 2·n (its ρ is chosen for"
-        " that total sample, eq. 161 of Waudby-Smith et al. as cited in gbstats' source).",
-        "",
-    ]
-    for design in designs:
-        lines += table(design)
-    return "\n".join(lines)
+    return whole_rule(args)

@@ -164,7 +164,7 @@ def test_sticky_across_a_weight_change(api):
     first = {f"u{i}": call(assign, "POST", "/assign", {"experiment_id": "exp-temp", "unit": f"u{i}", "intent": "recommendation"})[1]["variant"]
              for i in range(60)}
     # When the weights move to 10/90 mid-experiment (e.g. a bandit writes them back)
-    from kanaria.dal.dynamo import DynamoExperimentRepository
+    from kanaria.dal.experiment_store import DynamoExperimentRepository
     from dataclasses import replace
     from kanaria.domain.records import AuditEntry
 

@@ -10,7 +10,7 @@ import pytest
 from moto import mock_aws
 
 from kanaria import names
-from kanaria.dal.dynamo import DynamoAssignmentStore, DynamoExperimentRepository
+from kanaria.dal.experiment_store import DynamoAssignmentStore, DynamoExperimentRepository
 from kanaria.dal.observations import DynamoAnalysisStore
 from kanaria.domain.assignment import pick_variant
 from kanaria.domain.experiment import Status

@@ -13,7 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from kanaria.dal.dynamo import DynamoAssignmentStore
+from kanaria.dal.experiment_store import DynamoAssignmentStore
 from kanaria.dal.observations import DynamoObservationStore
 from kanaria.domain.assignment import pick_variant
 from kanaria.domain.observation import AGG_SHARDS, Observation, Statistics, recompute, shard_of

@@ -235,7 +235,7 @@ class World:
 
     def create_experiment(self, experiment_id: str = "exp-canary") -> None:
         """A running experiment with control and treatment."""
-        from kanaria.dal.dynamo import DynamoExperimentRepository
+        from kanaria.dal.experiment_store import DynamoExperimentRepository
         from kanaria.logic.experiments import create_experiment, transition
 
         repo = DynamoExperimentRepository(names.table_name(PREFIX, "experiments"))
@@ -249,7 +249,7 @@ class World:
         transition(repo, experiment_id, "start", "test", now)
 
     def experiment(self, experiment_id: str = "exp-canary") -> Any:
-        from kanaria.dal.dynamo import DynamoExperimentRepository
+        from kanaria.dal.experiment_store import DynamoExperimentRepository
 
         return DynamoExperimentRepository(names.table_name(PREFIX, "experiments")).get(experiment_id)
 

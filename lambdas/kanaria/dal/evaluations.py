@@ -22,6 +22,7 @@ import boto3
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
+from kanaria.dal.pages import query_items
 from kanaria.errors import NotFoundError, ValidationError
 from kanaria.evaluation.report import EvaluationReport, EvaluationSummary, summaries_by_hash
 from kanaria.evaluation.records import CaseRecord
@@ -93,16 +94,9 @@ def latest_for(config_hash: str, table: Any) -> EvaluationSummary | None:
 
 def history_for(config_hash: str, table: Any) -> list[EvaluationSummary]:
     """Every evaluation of a configuration, oldest first."""
-    target = _table(table)
-    kwargs: dict[str, Any] = {
-        "KeyConditionExpression": Key("config_hash").eq(config_hash) & Key("record").begins_with(EVAL_PREFIX)}
-    out: list[EvaluationSummary] = []
-    while True:
-        page = target.query(**kwargs)
-        out.extend(EvaluationSummary.model_validate_json(i["summary"]) for i in page.get("Items", []))
-        if "LastEvaluatedKey" not in page:
-            return out
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    items = query_items(_table(table),
+                        KeyConditionExpression=Key("config_hash").eq(config_hash) & Key("record").begins_with(EVAL_PREFIX))
+    return [EvaluationSummary.model_validate_json(i["summary"]) for i in items]
 
 
 class EvaluationBucket:

@@ -14,7 +14,8 @@ from boto3.dynamodb.conditions import Key
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
-from kanaria.dal.dynamo import _plain
+from kanaria.dal.pages import query_items
+from kanaria.dal.experiment_store import _plain
 from kanaria.domain.analysis_result import StoredResult, decode_result_item
 from kanaria.domain.observation import ObservationWrite
 from kanaria.errors import OperationalError
@@ -103,16 +104,8 @@ class DynamoAnalysisStore:
 
     def counters(self, experiment_id: str) -> list[dict[str, Any]]:
         """Every counter item (observations, flags, exposures) of an experiment: one paginated Query."""
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": Key("experiment_id").eq(experiment_id) & Key("sk").between(COUNTERS_FROM, COUNTERS_TO)
-        }
-        while True:
-            page = self._table.query(**kwargs)
-            items.extend(page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return items
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return query_items(self._table, KeyConditionExpression=Key("experiment_id").eq(experiment_id)
+                           & Key("sk").between(COUNTERS_FROM, COUNTERS_TO))
 
     def latest_result(self, experiment_id: str) -> StoredResult | None:
         """The newest stored result (decoded), or None."""

@@ -22,7 +22,8 @@ import boto3
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from kanaria.dal.dynamo import _plain
+from kanaria.dal.pages import query_items
+from kanaria.dal.experiment_store import _plain
 from kanaria.dal.observations import read_latest_result
 from kanaria.domain.analysis_result import StoredResult
 from kanaria.domain.rollout import CandidateEvent
@@ -227,15 +228,8 @@ class DynamoRolloutStore:
 
     def candidate_history(self, config_hash: str) -> tuple[list[CandidateEvent], bool]:
         """Every ended attempt of the configuration and whether it is rejected for good."""
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"KeyConditionExpression": Key("rollout_id").eq(self._candidate(config_hash)),
-                                  "ConsistentRead": True}
-        while True:
-            page = self._table.query(**kwargs)
-            items.extend(page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        items = query_items(self._table, KeyConditionExpression=Key("rollout_id").eq(self._candidate(config_hash)),
+                            ConsistentRead=True)
         rejected = any(i["record"] == REJECTED for i in items)
         events = [
             CandidateEvent(kind=i["kind"], at=datetime.fromisoformat(i["at"]), rollout_id=i["attempt"],

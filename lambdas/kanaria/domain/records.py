@@ -2,7 +2,7 @@
 
 The stored shapes (ExperimentRecord, AuditEntry, StickyRecord) and the storage interfaces the logic is written
 against (ExperimentRepository, AssignmentStore). They live in the domain so that the DynamoDB adapters
-(kanaria.dal.dynamo) implement them without importing the logic that uses them.
+(kanaria.dal.experiment_store) implement them without importing the logic that uses them.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Model calls through the bedrock-runtime Converse API with exponential backoff on throttling.
 
 `ModelInvoker` picks the runtime by model id: "offline:<model id>" goes to the offline adapter
-(kanaria.evaluation.offline), anything else to a boto3 bedrock-runtime client. Everything else (request, retries,
+(kanaria.evaluation.fake_model), anything else to a boto3 bedrock-runtime client. Everything else (request, retries,
 usage, latency) is the same code path.
 """
 

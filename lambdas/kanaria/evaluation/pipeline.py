@@ -14,7 +14,7 @@ from kanaria.evaluation.bedrock import ModelInvoker
 from kanaria.evaluation.configs import EvalConfiguration, check_unique, parse_configuration
 from kanaria.evaluation.dataset import Dataset
 from kanaria.evaluation.judge import JudgeSpec
-from kanaria.evaluation.offline import OfflineBedrockRuntime
+from kanaria.evaluation.fake_model import OfflineBedrockRuntime
 from kanaria.evaluation.report import (
     DEFAULT_INTENT_MIX,
     DEFAULT_LATENCY_LIMIT_MS,

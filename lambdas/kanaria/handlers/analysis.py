@@ -6,7 +6,6 @@ Runs with the analysis layer (numpy/scipy); the engine is imported on first use,
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime, timezone
 from functools import cache
 from typing import Any
@@ -17,13 +16,12 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, Field
 
-from kanaria.dal.dynamo import DynamoExperimentRepository
+from kanaria.dal.experiment_store import DynamoExperimentRepository
 from kanaria.dal.observations import DynamoAnalysisStore, json_default
 from kanaria.domain.experiment import Status
 from kanaria.errors import KanariaError, OperationalError
-from kanaria.handlers.env import load_profiles
+from kanaria.handlers.env import AnalysisEnvironment, load_environment, load_profiles
 from kanaria.logic.analysis_run import Analyze, AnalysisOutcome, analyse_experiment
 from kanaria.names import DIM_EXPERIMENT, METRIC_ANALYSIS_RUNS, METRIC_DECISION_CHANGES, METRIC_SRM_MISMATCH
 
@@ -32,19 +30,10 @@ tracer = Tracer()
 metrics = Metrics(service="")  # dimension set exactly {experiment_id}, as the alarms and dashboards expect
 
 
-class AnalysisEnvironment(BaseModel):
-    """What the analysis function needs."""
-
-    experiments_table: str = Field(min_length=1, alias="EXPERIMENTS_TABLE")
-    aggregates_table: str = Field(min_length=1, alias="AGGREGATES_TABLE")
-    alerts_topic_arn: str = Field(min_length=1, alias="ALERTS_TOPIC_ARN")
-    profiles_parameter: str = Field(min_length=1, alias="PROFILES_PARAMETER")
-
-
 @cache
 def environment() -> AnalysisEnvironment:
     """Parsed once per execution environment."""
-    return AnalysisEnvironment.model_validate(dict(os.environ))
+    return load_environment(AnalysisEnvironment)
 
 
 @cache

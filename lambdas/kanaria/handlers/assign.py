@@ -13,7 +13,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from kanaria.dal.dynamo import DynamoAssignmentStore, DynamoExperimentRepository
+from kanaria.dal.experiment_store import DynamoAssignmentStore, DynamoExperimentRepository
 from kanaria.errors import KanariaError
 from kanaria.handlers.env import api_environment, load_profiles
 from kanaria.handlers.http import json_body, new_resolver

@@ -10,7 +10,6 @@ payload). Model ids starting with "offline:" are answered by the offline adapter
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timezone
 from functools import cache
 from typing import Any, Literal
@@ -33,16 +32,10 @@ from kanaria.evaluation.pipeline import (
     plan_chunks,
 )
 from kanaria.evaluation.render import render_markdown, render_svg
+from kanaria.handlers.env import EvaluationEnvironment, load_environment
 
 logger = Logger()
 tracer = Tracer()
-
-
-class EvaluationEnvironment(BaseModel):
-    """What the evaluation function needs."""
-
-    evaluations_table: str = Field(min_length=1, alias="EVALUATIONS_TABLE")
-    evaluation_bucket: str = Field(min_length=1, alias="EVALUATION_BUCKET")
 
 
 class Chunk(BaseModel):
@@ -70,7 +63,7 @@ class StepEvent(BaseModel):
 @cache
 def environment() -> EvaluationEnvironment:
     """Parsed once per execution environment."""
-    return EvaluationEnvironment.model_validate(dict(os.environ))
+    return load_environment(EvaluationEnvironment)
 
 
 @cache

@@ -9,7 +9,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from kanaria.dal.dynamo import DynamoExperimentRepository
+from kanaria.dal.experiment_store import DynamoExperimentRepository
 from kanaria.handlers.env import api_environment
 from kanaria.handlers.http import caller, json_body, new_resolver
 from kanaria.handlers.models import StopVariantRequest, TransitionRequest, parse_body

@@ -6,7 +6,6 @@ would add two more writes per observation). Kept free of numpy/scipy.
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import datetime, timezone
 from functools import cache
@@ -18,20 +17,20 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
-from kanaria.dal.dynamo import DynamoAssignmentStore, DynamoExperimentRepository
+from kanaria.dal.experiment_store import DynamoAssignmentStore, DynamoExperimentRepository
 from kanaria.dal.observations import DynamoObservationStore
 from kanaria.domain.assignment import configuration
 from kanaria.domain.observation import Observation
 from kanaria.domain.profiles import profile_for
+from kanaria.domain.records import ExperimentRecord
 from kanaria.errors import KanariaError
-from kanaria.handlers.env import load_profiles
+from kanaria.handlers.env import ObservationsEnvironment, load_environment, load_profiles
 from kanaria.handlers.http import json_body, new_resolver
 from kanaria.handlers.models import parse_body
-from kanaria.domain.records import ExperimentRecord
 from kanaria.logic.experiments import get_experiment
 from kanaria.logic.observations import RecordResult, record_observation
 from kanaria.names import (
-    DEFAULT_JUDGED_INTENTS, DIM_EXPERIMENT, DIM_INTENT, DIM_TARGET, DIM_VARIANT, METRIC_COST, METRIC_CSAT,
+    DIM_EXPERIMENT, DIM_INTENT, DIM_TARGET, DIM_VARIANT, METRIC_COST, METRIC_CSAT,
     METRIC_ERRORS, METRIC_FLAGGED_OBSERVATIONS, METRIC_HALLUCINATIONS, METRIC_LATENCY, METRIC_OBSERVATIONS,
     METRIC_QUALITY, METRIC_SAFETY_STOPS, METRIC_THROTTLES,
 )
@@ -57,23 +56,6 @@ app = new_resolver()
 _experiments: dict[str, tuple[float, ExperimentRecord]] = {}
 
 
-class ObservationsEnvironment(BaseModel):
-    """What the observations function needs."""
-
-    experiments_table: str = Field(min_length=1, alias="EXPERIMENTS_TABLE")
-    assignments_table: str = Field(min_length=1, alias="ASSIGNMENTS_TABLE")
-    observations_table: str = Field(min_length=1, alias="OBSERVATIONS_TABLE")
-    aggregates_table: str = Field(min_length=1, alias="AGGREGATES_TABLE")
-    profiles_parameter: str = Field(min_length=1, alias="PROFILES_PARAMETER")
-    judged_intents: str = Field(default=",".join(DEFAULT_JUDGED_INTENTS), alias="JUDGED_INTENTS",
-                                description="intents with their own canary metrics (comma-separated)")
-
-    @property
-    def judged_intent_set(self) -> frozenset[str]:
-        """The bounded set of intent dimension values (each one is a billed custom metric per metric)."""
-        return frozenset(i.strip() for i in self.judged_intents.split(",") if i.strip())
-
-
 class ObservationBatchRequest(BaseModel):
     """Up to 100 observations; each item is validated on its own so one bad item does not sink the rest."""
 
@@ -85,7 +67,7 @@ class ObservationBatchRequest(BaseModel):
 @cache
 def environment() -> ObservationsEnvironment:
     """Parsed once per execution environment."""
-    return ObservationsEnvironment.model_validate(dict(os.environ))
+    return load_environment(ObservationsEnvironment)
 
 
 @cache

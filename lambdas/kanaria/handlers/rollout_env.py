@@ -2,43 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timezone
 from functools import cache, partial
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from kanaria import names
-from kanaria.errors import validate
-
-
-class RolloutEnvironment(BaseModel):
-    """What the rollout functions read from their environment."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    listener_arn: str = Field(min_length=1, alias=names.ENV_LISTENER_ARN)
-    primary_target_group_arn: str = Field(min_length=1, alias=names.ENV_PRIMARY_TARGET_GROUP_ARN)
-    canary_target_group_arn: str = Field(min_length=1, alias=names.ENV_CANARY_TARGET_GROUP_ARN)
-    rollouts_table: str = Field(min_length=1, alias=names.ENV_ROLLOUTS_TABLE)
-    experiments_table: str = Field(min_length=1, alias=names.ENV_EXPERIMENTS_TABLE)
-    alerts_topic_arn: str = Field(min_length=1, alias=names.ENV_ALERTS_TOPIC_ARN)
-    state_machine_arn: str = Field(min_length=1, alias=names.ENV_STATE_MACHINE_ARN)
-    metric_namespace: str = Field(default=names.METRIC_NAMESPACE, min_length=1, alias=names.ENV_METRIC_NAMESPACE)
-    aggregates_table: str | None = Field(default=None, alias=names.ENV_AGGREGATES_TABLE)  # significance gate
-    critical_alarm_name: str | None = Field(default=None, alias=names.ENV_CRITICAL_ALARM_NAME)
-    warning_alarm_name: str | None = Field(default=None, alias=names.ENV_WARNING_ALARM_NAME)
-    canary_alarm_names: str = Field(default="", alias=names.ENV_CANARY_ALARM_NAMES)  # the composites' children
-    evaluations_table: str | None = Field(default=None, alias=names.ENV_EVALUATIONS_TABLE)  # stage-0 gate
-    allow_offline_evaluation: bool = Field(default=False, alias=names.ENV_ALLOW_OFFLINE_EVALUATION)
-    rollback_failures_queue_url: str | None = Field(default=None, alias=names.ENV_ROLLBACK_FAILURES_QUEUE_URL)
-    other_canary_target_groups: str = Field(default="", alias=names.ENV_OTHER_CANARY_TARGET_GROUP_ARNS)
+from kanaria.handlers.env import RolloutEnvironment, load_environment
 
 
 @cache
 def rollout_environment() -> RolloutEnvironment:
     """Parsed once per execution environment; a missing variable is named in the error."""
-    return validate(RolloutEnvironment, dict(os.environ), "environment")
+    return load_environment(RolloutEnvironment)
 
 
 def utc_now() -> datetime:
@@ -50,7 +23,7 @@ def utc_now() -> datetime:
 def rollout_services():  # -> RolloutServices (imports kept lazy: boto3 clients are created on first use)
     """Every dependency of the rollout steps and the rollback, built from the environment."""
     from kanaria.dal.canary_metrics import CloudWatchCanaryReader
-    from kanaria.dal.dynamo import DynamoExperimentRepository
+    from kanaria.dal.experiment_store import DynamoExperimentRepository
     from kanaria.dal.elb import ElbListenerGateway
     from kanaria.dal.evaluations import latest_for
     from kanaria.dal.messaging import SfnExecutions, SnsNotifier

@@ -12,7 +12,7 @@ from typing import Any
 
 from kanaria import names
 from kanaria_tools.lambda_api import http_event as api_http_event
-from kanaria.dal.dynamo import DynamoExperimentRepository
+from kanaria.dal.experiment_store import DynamoExperimentRepository
 from kanaria.domain.records import ExperimentRecord
 from kanaria.logic.experiments import create_experiment, transition
 from tests.support import aws

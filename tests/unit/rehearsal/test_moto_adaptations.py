@@ -1,4 +1,4 @@
-"""Pins of the emulator's behaviour that kanaria_tools/rehearsal/moto_adaptations.py works around, and the adaptations.
+"""Pins of the emulator's behaviour that kanaria_tools/rehearsal/moto_adaptations/ works around, and the adaptations.
 
 Each `TestMoto...Unadapted` test asserts what moto 5.2.5 does WITHOUT the adaptation. If one of them fails after
 a moto upgrade, moto changed: re-measure, then drop or change the matching adaptation (and MOTO_VERSION).

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from kanaria_tools.rehearsal.alarms import Transition
 from kanaria_tools.rehearsal.progress import Progress
-from kanaria_tools.rehearsal.report import write_report
-from kanaria_tools.rehearsal.runner import PhaseResult, Reaction, RehearsalResult
+from kanaria_tools.rehearsal.report_files import write_report
+from kanaria_tools.rehearsal.results import PhaseResult, Reaction, RehearsalResult
 from kanaria_tools.rehearsal.scenario import load_scenario
 from kanaria_tools.rehearsal.traffic import MinuteSample
 
@@ -71,12 +71,12 @@ def test_report_files(tmp_path: Path) -> None:
 
 
 def test_alert_summary_shows_what_why_and_metrics_of_a_rollback() -> None:
-    from kanaria_tools.rehearsal.runner import _alert_summary
+    from kanaria_tools.rehearsal.alert_text import alert_summary
 
     body = "\n".join(["WHAT: rolled back", "  candidate: x", "", "WHY (alarm): p99", "", "METRICS (canary vs primary):",
                       "  p99 ms: 10637 vs 2718", "", "GATES (last evaluation):", "  error_rate PASS"])
-    assert _alert_summary(body) == ["WHAT: rolled back", "  candidate: x", "WHY (alarm): p99",
+    assert alert_summary(body) == ["WHAT: rolled back", "  candidate: x", "WHY (alarm): p99",
                                     "METRICS (canary vs primary):", "  p99 ms: 10637 vs 2718"]
     alarm = json.dumps({"AlarmName": "kanaria-canary-critical", "OldStateValue": "OK", "NewStateValue": "ALARM",
                         "NewStateReason": "latency"})
-    assert _alert_summary(alarm) == ["kanaria-canary-critical: OK -> ALARM", "latency"]
+    assert alert_summary(alarm) == ["kanaria-canary-critical: OK -> ALARM", "latency"]

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.transforms import Bbox
 
 from kanaria_tools.rehearsal import timeline_chart
-from kanaria_tools.rehearsal.runner import PhaseResult
+from kanaria_tools.rehearsal.results import PhaseResult
 from tests.unit.rehearsal.test_progress_report import rehearsal_result
 
 SVG = "{http://www.w3.org/2000/svg}"

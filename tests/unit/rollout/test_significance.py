@@ -54,3 +54,13 @@ def test_a_stored_result_that_is_not_an_analysis_result_is_reported_not_raised()
     decoded = decode_result_item(item)
     assert decoded.result is None and "not an analysis result" in decoded.error
     assert verdict_for_variant(decoded, "treatment").verdict == "pass"  # the stored decision itself is typed
+
+
+def test_the_typed_result_imports_without_numpy():
+    import subprocess
+    import sys
+
+    probe = ("import sys, kanaria.domain.analysis_result, kanaria.domain.rollout; "
+             "print('numpy' in sys.modules, 'scipy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]

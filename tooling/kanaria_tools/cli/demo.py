@@ -69,7 +69,7 @@ def run_rehearse(args: argparse.Namespace) -> int:
               f"{'an' if scenario.experiment else 'no'} experiment, {len(scenario.faults())} faults)")
         return 0
     from kanaria_tools.rehearsal.progress import Progress
-    from kanaria_tools.rehearsal.report import write_report
+    from kanaria_tools.rehearsal.report_files import write_report
     from kanaria_tools.rehearsal.runner import Rehearsal
 
     progress = Progress(sys.stdout, live=False if args.plain else None)

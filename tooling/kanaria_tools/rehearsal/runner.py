@@ -1,4 +1,10 @@
-"""Runs one scenario end to end: emulator, real CDK deploy, experiment, canary rollouts, alarms, report."""
+"""Runs one scenario end to end: emulator, real CDK deploy, experiment, canary rollouts, alarms, report.
+
+The Rehearsal class orchestrates the phases; what it records and reads lives beside it: the results
+(rehearsal.results), the in-process invocation log the reaction times come from (rehearsal.invocation_log),
+the alarm evaluator's wiring to the deployed stacks (rehearsal.alarm_wiring) and the alert/fault texts
+(rehearsal.alert_text).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,6 @@ import threading
 import time
 import uuid
 import warnings
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,153 +23,20 @@ from typing import Any
 from kanaria import names
 from kanaria.errors import KanariaError, OperationalError, ValidationError
 from kanaria_tools.paths import repository_root
+from kanaria_tools.rehearsal.alarm_wiring import AlarmActionSink, StackResolver
+from kanaria_tools.rehearsal.alert_text import alert_summary, fault_text, fmt_quality, scheduled_event
 from kanaria_tools.rehearsal.clock import RehearsalClock, fmt, fmt_duration
+from kanaria_tools.rehearsal.invocation_log import InvocationLog
 from kanaria_tools.rehearsal.progress import Progress
+from kanaria_tools.rehearsal.results import PhaseResult, Reaction, RehearsalResult
 from kanaria_tools.rehearsal.scenario import SYSTEM_FAULT_KINDS, Configuration, RolloutPhase, Scenario
 
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 
 
-@dataclass
-class Reaction:
-    """Something the system did in response to the scenario (scenario seconds)."""
-
-    at: float
-    what: str
-    kind: str  # alarm | composite | gate | rollback | rollback failure | reconciler | weights | alert | decision | srm |
-    # fault | stage | stage 0
-
-
-@dataclass
-class PhaseResult:
-    """Outcome of one experiment or rollout phase against its expectation."""
-
-    name: str
-    kind: str
-    expected: str | None
-    outcome: str
-    ok: bool
-    started_at: float
-    ended_at: float
-    detail: dict[str, Any] = field(default_factory=dict)
-    reactions: list[Reaction] = field(default_factory=list)
-    fault_at: float | None = None
-    rollback_completed_at: float | None = None
-
-    @property
-    def fault_to_rollback(self) -> float | None:
-        if self.fault_at is None or self.rollback_completed_at is None:
-            return None
-        return self.rollback_completed_at - self.fault_at
-
-
-@dataclass
-class RehearsalResult:
-    """Everything the report needs."""
-
-    scenario: Scenario
-    phases: list[PhaseResult] = field(default_factory=list)
-    alarm_transitions: list[Any] = field(default_factory=list)
-    alarm_series: dict[str, list[tuple[float, float | None]]] = field(default_factory=dict)
-    alarm_thresholds: dict[str, float] = field(default_factory=dict)
-    samples: list[Any] = field(default_factory=list)
-    weights: list[tuple[float, int]] = field(default_factory=list)
-    alerts: list[tuple[float, str, str]] = field(default_factory=list)
-    invocations: list[tuple[float, str, str | None, float]] = field(default_factory=list)
-    not_created: dict[str, list[str]] = field(default_factory=dict)
-    deploy_seconds: float = 0.0
-    wall_seconds: float = 0.0
-    speed: float = 60.0
-    error: str | None = None
-    run_dir: Path | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and bool(self.phases) and all(p.ok for p in self.phases)
-
-
 def cdk_context(app_dir: Path | None = None) -> dict[str, Any]:
     """The app's cdk.json context (prefix, account, region); default: the checkout's."""
     return json.loads(((app_dir or repository_root()) / "cdk.json").read_text(encoding="utf-8")).get("context", {})
-
-
-class _Resolver:
-    """References of the deployed stacks, for the alarm definitions moto did not create."""
-
-    def __init__(self, deployment: Any, cfn: Any, account: str, region: str):
-        self._deployment = deployment
-        self._cfn = cfn
-        self._account = account
-        self._region = region
-        self._exports: dict[str, str] | None = None
-
-    def ref(self, stack: str, logical_id: str) -> Any:
-        value = self._deployment.stacks[stack].resources.get(logical_id)
-        if value is None:
-            raise OperationalError(f"{stack}/{logical_id} was not created in the emulator", field="alarms")
-        return value
-
-    def get_att(self, stack: str, logical_id: str, attribute: str) -> Any:
-        from kanaria_tools.rehearsal.moto_adaptations import cfn_attribute
-
-        return cfn_attribute(self._account, self._region, stack, logical_id, attribute)
-
-    def import_value(self, name: str) -> Any:
-        if self._exports is None:
-            self._exports = {}
-            for page in self._cfn.get_paginator("list_exports").paginate():
-                self._exports.update({e["Name"]: e["Value"] for e in page.get("Exports", [])})
-        if name not in self._exports:
-            raise OperationalError(f"no export {name!r} in the emulator", field="alarms")
-        return self._exports[name]
-
-
-class _Sink:
-    """Alarm actions into the emulator: asynchronous Lambda invocation (with Lambda's retries and the function's
-    on-failure destination, which moto does not apply), SNS publish."""
-
-    def __init__(self, aws: Any, sleep: Any):
-        from kanaria_tools.rehearsal.invoke import sqs_sender
-
-        self._lambda = aws.client("lambda")
-        self._sns = aws.client("sns")
-        self._send = sqs_sender(aws.client("sqs"))
-        self._sleep = sleep  # scenario seconds -> waits the corresponding wall time
-        self._policies: dict[str, Any] = {}
-        self.errors: list[str] = []
-        self.gave_up: list[tuple[str, int, Any]] = []  # (function, attempts, last error): sent to the destination
-
-    def _policy(self, function_arn: str) -> Any:
-        from kanaria_tools.rehearsal.invoke import AsyncPolicy
-
-        if function_arn not in self._policies:
-            try:
-                config = self._lambda.get_function_event_invoke_config(FunctionName=function_arn)
-            except Exception:  # noqa: BLE001 - none configured: Lambda's defaults (2 retries, no destination)
-                config = None
-            self._policies[function_arn] = AsyncPolicy.of(config)
-        return self._policies[function_arn]
-
-    def invoke_lambda(self, function_arn: str, event: dict[str, Any]) -> None:
-        from kanaria_tools.rehearsal.invoke import invoke_async
-
-        def run() -> None:
-            try:
-                attempts, error = invoke_async(self._lambda, function_arn, event, self._policy(function_arn),
-                                               sleep=self._sleep, send=self._send)
-                if error is not None:
-                    self.gave_up.append((function_arn, attempts, error))
-            except Exception as exc:  # noqa: BLE001 - recorded, shown in the report
-                self.errors.append(f"invoke {function_arn}: {exc}")
-
-        # CloudWatch invokes alarm actions asynchronously; the evaluator does not wait for the function.
-        threading.Thread(target=run, daemon=True, name="alarm-action").start()
-
-    def publish_sns(self, topic_arn: str, subject: str, message: str) -> None:
-        try:
-            self._sns.publish(TopicArn=topic_arn, Subject=subject, Message=message)
-        except Exception as exc:  # noqa: BLE001
-            self.errors.append(f"publish {topic_arn}: {exc}")
 
 
 class Rehearsal:
@@ -185,7 +57,7 @@ class Rehearsal:
         self.rng = random.Random(scenario.seed)
         self.result = RehearsalResult(scenario, speed=self.speed)
         self.clock: RehearsalClock | None = None
-        self._invocations: list[tuple[float, str, Any]] = []
+        self.invocations = InvocationLog(self.prefix)
         self._lock = threading.Lock()
         self._function_faults: list[list[Any]] = []  # [fault, phase start, failures left]: injected into functions
         self._reconciler: str | None = None
@@ -214,9 +86,7 @@ class Rehearsal:
         warnings.simplefilter("default")
 
     def _on_invoke(self, invocation: Any) -> None:
-        at = self.clock.now() if self.clock else 0.0
-        with self._lock:
-            self._invocations.append((at, invocation.function_name, invocation))
+        self.invocations.record(self.clock.now() if self.clock else 0.0, invocation)
 
     def _function(self, kind: str) -> str:
         return names.function_name(self.prefix, kind)
@@ -245,7 +115,7 @@ class Rehearsal:
 
         def run() -> None:
             try:
-                self.caller.invoke(self._reconciler, _scheduled_event(self.account, self.region, self._reconciler))
+                self.caller.invoke(self._reconciler, scheduled_event(self.account, self.region, self._reconciler))
             except Exception as exc:  # noqa: BLE001 - the function's failure is in the invocation log
                 logging.getLogger("kanaria_tools.rehearsal").info("reconciler failed: %s", exc)
             finally:
@@ -276,7 +146,7 @@ class Rehearsal:
         aws = LocalAws.start(account=self.account, region=self.region, port=self.port, hooks=hooks)
         try:
             p.line(f"moto {moto_adaptations.MOTO_VERSION} on {aws.endpoint} with {len(moto_adaptations.ADAPTATIONS)} "
-                   "adaptations (kanaria_tools/rehearsal/moto_adaptations.py)")
+                   "adaptations (kanaria_tools/rehearsal/moto_adaptations/)")
             p.section("Deploying the CDK app (cdk bootstrap + cdk deploy --all, kanaria:bundle=false)")
             context: dict[str, str] = {}
             if any(phase.offline_evaluation for phase in s.rollouts):
@@ -339,8 +209,7 @@ class Rehearsal:
         self.result.alarm_series = {n: list(st.datapoints) for n, st in self.evaluator.status.items()
                                     if not st.definition.composite}
         self.result.alarm_thresholds = {n: st.definition.threshold for n, st in self.evaluator.status.items()}
-        self.result.invocations = [(at, name, getattr(inv, "error", None), getattr(inv, "seconds", 0.0))
-                                   for at, name, inv in self._invocations]
+        self.result.invocations = self.invocations.summary()
 
     # --- on-call subscriber and alarms ----------------------------------------------------------------------
 
@@ -367,7 +236,7 @@ class Rehearsal:
                 self.result.alerts.append((at, subject, body))
                 self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
                 self.progress.line(f"ON-CALL ALERT  {subject}", at=at)
-                for line in _alert_summary(body):
+                for line in alert_summary(body):
                     self.progress.line(f"    {line}")
         return received
 
@@ -375,7 +244,7 @@ class Rehearsal:
         from kanaria_tools.rehearsal import moto_adaptations
         from kanaria_tools.rehearsal.alarms import AlarmEvaluator, EmulatorHooks, MetricStore, load_definitions
 
-        resolver = _Resolver(deployment, aws.client("cloudformation"), self.account, self.region)
+        resolver = StackResolver(deployment, aws.client("cloudformation"), self.account, self.region)
         definitions = load_definitions(deployment.templates(), resolver, self.account, self.region)
         account, region = self.account, self.region
         hooks = EmulatorHooks(
@@ -385,7 +254,7 @@ class Rehearsal:
             actions_enabled=lambda name: moto_adaptations.alarm_actions_enabled(account, region, name),
         )
         store = MetricStore(lambda start: moto_adaptations.metric_datums(account, region, start))
-        self._sink = _Sink(aws, sleep=lambda seconds: time.sleep(self.clock.wall_seconds(seconds)))
+        self._sink = AlarmActionSink(aws, sleep=lambda seconds: time.sleep(self.clock.wall_seconds(seconds)))
         clock = self.clock
         self.evaluator = AlarmEvaluator(definitions, store, to_wall=clock.to_wall, sink=self._sink, account=account,
                                         region=region, hooks=hooks, wall_datetime=clock.wall_datetime)
@@ -470,7 +339,7 @@ class Rehearsal:
             means = {v: (sum(q) / len(q) if q else None) for v, q in progress.quality.items()}
             rows.append([f"{round_index + 1} ({minute:g} min)", progress.assigned.get(e.control, 0),
                          progress.assigned.get(e.treatment, 0),
-                         _fmt(means.get(e.control)), _fmt(means.get(e.treatment)), decision or "-",
+                         fmt_quality(means.get(e.control)), fmt_quality(means.get(e.treatment)), decision or "-",
                          "MISMATCH" if srm else "ok"])
             p.table(f"experiment {e.id} (scheduled analysis every {e.analysis_every_minutes:g} scenario minutes)",
                     ["analysis (traffic)", f"units {e.control}", f"units {e.treatment}", f"quality {e.control}",
@@ -528,7 +397,7 @@ class Rehearsal:
         return [str(r) for r in reasons] if isinstance(reasons, list) else []
 
     def _analyse(self, function: str, experiment_id: str) -> dict[str, Any]:
-        result = self.caller.invoke(function, _scheduled_event(self.account, self.region, function))
+        result = self.caller.invoke(function, scheduled_event(self.account, self.region, function))
         for outcome in (result or {}).get("analysed", []):
             if outcome.get("experiment_id") == experiment_id:
                 return outcome
@@ -742,7 +611,7 @@ class Rehearsal:
             self._function_faults = [[f, started, f.failures or 0] for f in phase.faults
                                      if f.kind == "rollback_function_failure"]
         for fault in phase.faults:
-            p.line(f"fault scheduled at +{fmt_duration(fault.at_minute * 60)}: {_fault_text(fault)}"
+            p.line(f"fault scheduled at +{fmt_duration(fault.at_minute * 60)}: {fault_text(fault)}"
                    + (f" ({fault.description})" if fault.description else ""), at=started)
         self._sfn = self.aws.client("stepfunctions")
         try:
@@ -765,13 +634,13 @@ class Rehearsal:
         last = started
         fault_times = [started + f.at_minute * 60 for f in phase.faults]
         fault_logged: set[int] = set()
-        seen = len(self._invocations)
+        seen = len(self.invocations)
         status: dict[str, Any] = {}
         stage, decision_seen, approved = None, None, False
         ended_at: float | None = None
         rollback_at: float | None = None
         by: str | None = None  # what restored the listener: the rollback function or the reconciler
-        invocations_before = len(self._invocations)
+        invocations_before = len(self.invocations)
         deadline = started + phase.max_minutes * 60
         while True:
             time.sleep(max(0.05, min(0.5, self.clock.wall_seconds(30))))
@@ -781,8 +650,8 @@ class Rehearsal:
                 if at <= now and index not in fault_logged:
                     fault_logged.add(index)
                     fault = phase.faults[index]
-                    p.line(f"FAULT {_fault_text(fault)}", at=at)
-                    self._phase_reactions.append(Reaction(at, f"fault: {_fault_text(fault)}", "fault"))
+                    p.line(f"FAULT {fault_text(fault)}", at=at)
+                    self._phase_reactions.append(Reaction(at, f"fault: {fault_text(fault)}", "fault"))
             self._tick(now, phase.name)
             seen = self._report_safety_net(seen)
             last = now
@@ -815,13 +684,13 @@ class Rehearsal:
                 if gate.get("outcome") and (decision in {"hold", "rollback"} or gate.get("outcome") == "FAIL"):
                     reasons = "; ".join(c.get("gate", "") + ": " + c.get("reason", "") for c in gate.get("checks", [])
                                         if c.get("outcome") != "PASS")
-                    decided = self._decided_at(invocations_before, rollout_id, decision) or now
+                    decided = self.invocations.decided_at(invocations_before, rollout_id, decision) or now
                     p.freeze()
                     p.line(f"GATE {gate.get('outcome')} -> {decision}: {reasons[:300]}", at=decided)
                     self._phase_reactions.append(Reaction(decided, f"gate {gate.get('outcome')} -> {decision}: {reasons}",
                                                           "gate"))
             self._render(phase, status, now)
-            rolled = self._rollback_done(invocations_before)
+            rolled = self.invocations.rollback_done(invocations_before)
             if rolled is not None and rollback_at is None:
                 rollback_at, by = rolled
                 p.freeze()
@@ -918,29 +787,10 @@ class Rehearsal:
         config = aws.client("lambda").get_function_configuration(FunctionName=self._function("rollout-steps"))
         return config.get("Environment", {}).get("Variables", {})
 
-    def _results(self, since: int, kind: str) -> list[tuple[float, dict[str, Any]]]:
-        """(scenario seconds, result) of the function's in-process invocations since index `since` that returned
-        a JSON object, in call order."""
-        function = self._function(kind)
-        with self._lock:
-            items = self._invocations[since:]
-        return [(at, inv.result) for at, name, inv in items if name == function and isinstance(inv.result, dict)]
-
-    def _rollback_done(self, since: int) -> tuple[float, str] | None:
-        """When the listener was first restored (scenario seconds) and by what: the rollback function returning
-        rolled_back, or the reconciler reporting its rollback of a stranded canary."""
-        done = [(at, "rollback function") for at, result in self._results(since, names.FUNCTION_ROLLBACK)
-                if result.get("status") == "rolled_back"]
-        done += [(at, "reconciler") for at, result in self._results(since, names.FUNCTION_RECONCILER)
-                 if (result.get("rolled_back") or {}).get("status") == "rolled_back"]
-        return min(done) if done else None
-
     def _report_safety_net(self, seen: int) -> int:
         """Progress lines and reactions for failed rollback invocations and what the reconciler did, from the
         in-process invocation log since index `seen`; returns the new index."""
-        with self._lock:
-            items = self._invocations[seen:]
-            seen = len(self._invocations)
+        items, seen = self.invocations.since(seen)
         for at, name, inv in items:
             if name == self._function(names.FUNCTION_ROLLBACK) and inv.error:
                 self.progress.line(f"rollback function FAILED: {inv.error[:200]}", at=at)
@@ -960,13 +810,6 @@ class Rehearsal:
                                                           "invocation(s) from the on-failure queue", "alert"))
         return seen
 
-    def _decided_at(self, since: int, rollout_id: str, decision: str) -> float | None:
-        """When the rollout-steps function last returned this decision for the rollout (scenario seconds): the
-        gate's own time, which the status poll sees up to a poll interval later."""
-        return next((at for at, result in reversed(self._results(since, "rollout-steps"))
-                     if result.get("rollout_id") == rollout_id
-                     and (result.get("progress") or {}).get("decision") == decision), None)
-
     def _weights_back_at(self, since: float) -> float | None:
         for at, percent in self.fleet.weights_history:
             if at >= since and percent == 0:
@@ -982,7 +825,7 @@ class Rehearsal:
             stats = fleet.stage_totals[side]
             rows.append([side, fleet.groups[side].configuration, f"{round(100 * weights[side] / total)}%", stats.requests,
                          f"{100 * stats.errors / stats.requests:.2f}%" if stats.requests else "-",
-                         f"{stats.p99():.0f}" if stats.p99() else "-", _fmt(stats.quality())])
+                         f"{stats.p99():.0f}" if stats.p99() else "-", fmt_quality(stats.quality())])
         gate = status.get("gate") or {}
         checks = gate.get("checks") or []
         gate_text = ", ".join(f"{c.get('gate')}={c.get('outcome')}" for c in checks) or "-"
@@ -999,44 +842,6 @@ class Rehearsal:
         self.progress.table(f"rollout {phase.name}: {status.get('status', 'starting')} "
                             f"(execution {status.get('execution_status', '-')})",
                             ["side", "config", "weight", "requests", "errors", "p99 ms", "quality"], rows, at=now, key=key)
-
-
-def _fault_text(fault: Any) -> str:
-    if fault.kind == "rollback_function_failure":
-        return f"rollback_function_failure: the rollback function raises on its next {fault.failures} invocation(s)"
-    return f"{fault.kind} on the {fault.target}"
-
-
-def _scheduled_event(account: str, region: str, function: str) -> dict[str, Any]:
-    """What an EventBridge schedule rule delivers to its target."""
-    return {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
-            "account": account, "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "region": region, "resources": [f"arn:aws:events:{region}:{account}:rule/{function}"], "detail": {}}
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
-
-
-def _alert_summary(body: str) -> list[str]:
-    try:
-        message = json.loads(body)
-    except ValueError:
-        # a rollback alert: what, why and the metrics, up to the gates block (the report keeps the whole text)
-        lines = []
-        for line in body.splitlines():
-            if line.startswith("GATES"):
-                break
-            if line.strip():
-                lines.append(line)
-        return lines[:10]
-    if isinstance(message, dict) and "AlarmName" in message:
-        return [f"{message['AlarmName']}: {message.get('OldStateValue')} -> {message.get('NewStateValue')}",
-                f"{str(message.get('NewStateReason', ''))[:160]}"]
-    if isinstance(message, dict):
-        keys = [k for k in ("kind", "experiment_id", "decision", "rollout_id", "status", "summary") if k in message]
-        return [", ".join(f"{k}={message[k]}" for k in keys)[:200]] if keys else [body[:200]]
-    return [str(message)[:200]]
 
 
 __all__ = ["Rehearsal", "RehearsalResult", "PhaseResult", "Reaction", "cdk_context", "fmt"]

@@ -104,7 +104,7 @@ def render_markdown(result: Any, svg_name: str) -> str:
         f"- scenario clock: {result.speed:g}x (1 wall second = {fmt_duration(result.speed)}); wall time "
         f"{result.wall_seconds:.0f}s, of which deploy {result.deploy_seconds:.0f}s",
         f"- emulator: moto {MOTO_VERSION} in process on loopback, {len(ADAPTATIONS)} adaptations "
-        "(tooling/kanaria_tools/rehearsal/moto_adaptations.py)",
+        "(tooling/kanaria_tools/rehearsal/moto_adaptations/)",
     ]
     if result.error:
         lines += ["", f"**Error:** {result.error}"]

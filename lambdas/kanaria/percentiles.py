@@ -4,7 +4,8 @@ Nearest rank (Hyndman & Fan definition 1, numpy's `method="inverted_cdf"`): the 
 of the values at or below it, so it is always an observed value and the p99 of 100 values is the 99th, not
 the maximum. Used by the evaluation report, the rehearsal's CloudWatch percentiles and the benchmarks. Pure
 Python so the rollout gate's import path stays free of numpy. (Latency quantiles from stored histograms are
-kanaria.domain.observation.histogram_quantile: another estimator for another input.)
+kanaria.domain.observation.histogram_quantile, another estimator for another input; confidence bounds of a
+quantile are kanaria.stats.quantiles.)
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kanaria.evaluation.bedrock import ModelInvoker
 from kanaria.evaluation.configs import parse_configuration
-from kanaria.evaluation.offline import OfflineBedrockRuntime, approx_tokens
+from kanaria.evaluation.fake_model import OfflineBedrockRuntime, approx_tokens
 from kanaria.evaluation.pipeline import RunSettings, evaluate_all, evaluate_chunk
 from kanaria.evaluation.prompting import case_request
 from tests.unit.evaluation.support import HAIKU, SONNET, sample_dataset

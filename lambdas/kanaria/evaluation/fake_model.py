@@ -1,4 +1,4 @@
-"""Offline adapter: a deterministic stand-in for bedrock-runtime Converse, for the local rehearsal and tests.
+"""The fake model (offline adapter): a deterministic stand-in for bedrock-runtime Converse, for the local rehearsal and tests.
 
 Model ids "offline:<bedrock model id>" pick a simulated model family from the id (haiku, sonnet, opus). It
 answers from the golden case's reference answer and degrades it the way that family tends to: omitting required

@@ -11,6 +11,7 @@ import boto3
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
+from kanaria.dal.pages import query_items, scan_items
 from kanaria.domain.experiment import Experiment, Status
 from kanaria.domain.records import AuditEntry, ExperimentRecord, StickyRecord
 from kanaria.errors import ConflictError
@@ -101,28 +102,17 @@ class DynamoExperimentRepository:
 
     def list(self) -> list[ExperimentRecord]:
         """Every experiment (META items)."""
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "FilterExpression": "#r = :meta",
-            "ExpressionAttributeNames": {"#r": "record"},
-            "ExpressionAttributeValues": {":meta": META},
-        }
-        while True:
-            page = self._table.scan(**kwargs)
-            items.extend(page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        items = scan_items(self._table, FilterExpression="#r = :meta", ExpressionAttributeNames={"#r": "record"},
+                           ExpressionAttributeValues={":meta": META})
         return sorted((self._record(i) for i in items), key=lambda r: r.experiment.id)
 
     def audit_trail(self, experiment_id: str) -> builtins.list[AuditEntry]:
         """Changes in order."""
-        page = self._table.query(
-            KeyConditionExpression=Key("experiment_id").eq(experiment_id) & Key("record").begins_with("AUDIT#")
-        )
+        items = query_items(self._table,
+                            KeyConditionExpression=Key("experiment_id").eq(experiment_id) & Key("record").begins_with("AUDIT#"))
         return [
             AuditEntry(i["experiment_id"], int(i["version"]), i["at"], i["actor"], i["action"], json.loads(i["detail"]))
-            for i in page.get("Items", [])
+            for i in items
         ]
 
     @staticmethod
@@ -195,16 +185,9 @@ class DynamoAssignmentStore:
 
     def exposures(self, experiment_id: str) -> builtins.list[dict[str, Any]]:
         """Every exposure counter item of an experiment (a few per variant, intent and day)."""
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": Key("experiment_id").eq(experiment_id) & Key("sk").begins_with("EXPOSURE#")
-        }
-        while True:
-            page = self._aggregates.query(**kwargs)
-            items.extend(_plain(i) for i in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return items
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        items = query_items(self._aggregates,
+                            KeyConditionExpression=Key("experiment_id").eq(experiment_id) & Key("sk").begins_with("EXPOSURE#"))
+        return [_plain(i) for i in items]
 
     @staticmethod
     def _sticky(item: dict[str, Any]) -> StickyRecord:

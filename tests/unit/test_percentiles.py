@@ -1,11 +1,11 @@
-"""kanaria.quantiles.percentile: nearest rank, the same as numpy's inverted_cdf, never the max for p99 of 100."""
+"""kanaria.percentiles.percentile: nearest rank, the same as numpy's inverted_cdf, never the max for p99 of 100."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from kanaria.quantiles import percentile
+from kanaria.percentiles import percentile
 
 
 def test_p99_of_one_hundred_values_is_the_99th_not_the_maximum() -> None:
