@@ -86,11 +86,11 @@ class KanariaJudge:
         self.verdict = self.judgement.verdict
         if self.verdict is J.Verdict.ROLLBACK:
             first = self.judgement.findings[0]
-            self.detail = f"{first.metric.value}@{first.intent}"
+            self.detail = f"harm on {first.metric.value}@{first.intent}"
             return "harm"
         if self.holds and self.verdict is not J.Verdict.PASS and elapsed >= 2 * minimum:
             first = self.judgement.findings[0]
-            self.detail = f"stage {self.stage + 1} held: {first.metric.value}@{first.intent}: {first.reason}"
+            self.detail = f"held in stage {self.stage + 1} on {first.metric.value}@{first.intent}"
             return "hold"
         return None
 
