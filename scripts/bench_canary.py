@@ -168,7 +168,7 @@ def flagger(minutes: list[sim.Minute], rng: np.random.Generator) -> int | None:
 
 CONTENDERS: dict[str, Callable[[list[sim.Minute], np.random.Generator], int | None]] = {
     "Kanaria judge": kanaria, "today's gates + 5-min alarms": today, "Kayenta-style (Mann-Whitney, 10-min windows)":
-    kayenta, "Argo/Flagger-style (1-min thresholds, failure limit 3)": flagger,
+    kayenta, "Argo/Flagger-style (1-min thresholds, failure limit 5)": flagger,
 }
 
 
