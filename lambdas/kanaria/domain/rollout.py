@@ -3,7 +3,6 @@ anti-flapping rules. No AWS here; logic/rollouts.py wires it to the world (state
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from datetime import datetime, timedelta
@@ -265,7 +264,7 @@ class RolloutRequest(BaseModel):
     rollout_id: str | None = Field(default=None, pattern=ROLLOUT_ID_PATTERN,
                                    description="defaults to the execution name")
     candidate: Candidate
-    plan: RolloutPlan = Field(default_factory=lambda: DEFAULT_PLAN)
+    plan: RolloutPlan = Field(default_factory=lambda: default_plan())
     offline_evaluation: OfflineEvaluation | None = Field(
         default=None, description="evidence for stage 0 when no evaluation of the candidate is stored")
     warmup: Warmup | None = None
@@ -295,6 +294,11 @@ DEFAULT_PLAN = RolloutPlan(
     ),
     approval=ApprovalSettings(timeout_seconds=3 * DAY),
 )
+
+
+def default_plan() -> RolloutPlan:
+    """The plan of a request that names none (defined below the request model that uses it)."""
+    return DEFAULT_PLAN
 
 
 def parse_rollout_request(document: Any) -> RolloutRequest:
