@@ -1,4 +1,8 @@
-"""Canary rollout steps and the rollback, over injected dependencies (listener, metrics, stores, notifier)."""
+"""Canary rollout steps and the rollback, over injected dependencies (listener, metrics, stores, notifier).
+
+One module on purpose (~700 lines): every step and the rollback share the rollback lock protocol (take, re-read
+after each listener write, finish or release) and the ports below; splitting them would spread that protocol
+over files that must change together."""
 
 from __future__ import annotations
 
