@@ -99,6 +99,10 @@ def test_illegal_transition_and_stale_version_are_409_and_change_nothing(api):
 
 
 def test_two_operators_racing_on_one_version_cannot_both_win(api):
+    # DynamoDB transactions are atomic; moto's are not across threads (a loser's write could land beside the
+    # winner's), so the race runs with the rehearsal's dynamodb-atomic-writes adaptation, as in AWS.
+    from kanaria_tools.rehearsal.moto_adaptations import atomic_dynamodb_writes
+
     _, experiments, _ = api
     _create_running(experiments)
     results: list[int] = []
@@ -110,10 +114,11 @@ def test_two_operators_racing_on_one_version_cannot_both_win(api):
                             {"action": action, "expected_version": 2})[0])
 
     threads = [threading.Thread(target=operator, args=(a,)) for a in ("pause", "complete")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    with atomic_dynamodb_writes():
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     assert sorted(results) == [200, 409]
     _, fetched = call(experiments, "GET", "/experiments/exp-temp")
     assert fetched["version"] == 3 and len(fetched["audit"]) == 3

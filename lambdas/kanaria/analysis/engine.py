@@ -1,4 +1,7 @@
-"""analyze_snapshot: one experiment snapshot in, tests, guardrails, SRM, intents, efficiency and a decision out."""
+"""analyze_snapshot: one experiment snapshot in, tests, guardrails, SRM, intents, efficiency and a decision out.
+
+Kept whole (~480 lines): it is the one place that orders the checks into a decision (harm before wins, the
+planned read final, per-arm stops); the checks themselves live in comparisons, guardrails, intents."""
 
 from __future__ import annotations
 

@@ -125,8 +125,8 @@ class JudgeSettings(BaseModel):
                 name = key.value if isinstance(key, Metric) else key
                 if rule is None:
                     merged.pop(name, None)
-                elif isinstance(rule, dict) and name in merged and isinstance(merged[name], MetricRule):
-                    merged[name] = {**merged[name].model_dump(), **rule}  # type: ignore[union-attr]
+                elif isinstance(rule, dict) and isinstance(default := merged.get(name), MetricRule):
+                    merged[name] = {**default.model_dump(), **rule}
                 else:
                     merged[name] = rule
             return merged

@@ -75,7 +75,8 @@ def percent_rank_stat(cut: float) -> str:
 def cut_offs_queries(settings: JudgeSettings, namespace: str, period: int) -> tuple[list[dict[str, Any]],
                                                                                     dict[str, tuple[Metric, str]]]:
     """Queries for the primary's cut-offs over the reference window: (queries, id -> (metric, intent))."""
-    queries, ids = [], {}
+    queries: list[dict[str, Any]] = []
+    ids: dict[str, tuple[Metric, str]] = {}
     intents = [OVERALL, *settings.intents]
     for metric, (cw_metric, _) in DISTRIBUTION_METRICS.items():
         if metric not in settings.metrics or metric is Metric.DISSATISFIED:

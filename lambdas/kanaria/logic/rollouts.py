@@ -1,4 +1,8 @@
-"""Canary rollout steps and the rollback, over injected dependencies (listener, metrics, stores, notifier)."""
+"""Canary rollout steps and the rollback, over injected dependencies (listener, metrics, stores, notifier).
+
+One module on purpose (~700 lines): every step and the rollback share the rollback lock protocol (take, re-read
+after each listener write, finish or release) and the ports below; splitting them would spread that protocol
+over files that must change together."""
 
 from __future__ import annotations
 
@@ -225,9 +229,15 @@ def _iso(now: datetime) -> str:
 
 def _stage0(services: RolloutServices, candidate: Candidate, claimed: OfflineEvaluation | None) -> OfflineEvaluation:
     """The stored evaluation of the candidate's configuration decides when there is one (a caller's claim cannot
-    override it); otherwise the request's evidence must show a pass."""
+    override it). Without one, a deployment that stores evaluations refuses: a request's own claim is evidence
+    only where offline evaluations are allowed (the local rehearsal) or nothing is stored at all."""
     summary = services.evaluations(candidate.config_hash) if services.evaluations is not None else None
     if summary is None:
+        if services.evaluations is not None and not services.allow_offline_evaluation:
+            raise ValidationError(
+                f"no offline evaluation of configuration {candidate.config_hash} is stored; run it on the golden "
+                "dataset first (kanaria evaluate ... --table, or the evaluation state machine): a request's own "
+                "claim is not evidence in this deployment", field="offline_evaluation")
         return check_offline_evaluation(candidate, claimed)
     from kanaria.evaluation.gate import stage0
 

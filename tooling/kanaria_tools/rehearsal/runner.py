@@ -148,11 +148,11 @@ class Rehearsal:
             p.line(f"moto {moto_adaptations.MOTO_VERSION} on {aws.endpoint} with {len(moto_adaptations.ADAPTATIONS)} "
                    "adaptations (kanaria_tools/rehearsal/moto_adaptations/)")
             p.section("Deploying the CDK app (cdk bootstrap + cdk deploy --all, kanaria:bundle=false)")
-            context: dict[str, str] = {}
-            if any(phase.offline_evaluation for phase in s.rollouts):
-                context["kanaria:allowOfflineEvaluation"] = "true"
-                p.line("  -c kanaria:allowOfflineEvaluation=true (rehearsal only: stage 0 accepts offline-adapter "
-                       "evaluations, which a real deployment refuses)")
+            # Rehearsal only: stage 0 accepts offline-adapter evaluations and, where a scenario runs none, the
+            # request's claimed pass; a real deployment with an evaluations table refuses both.
+            context: dict[str, str] = {"kanaria:allowOfflineEvaluation": "true"}
+            p.line("  -c kanaria:allowOfflineEvaluation=true (rehearsal only: stage 0 accepts offline-adapter "
+                   "evaluations and claimed passes, which a real deployment refuses)")
             deployment = deploy_app(account=self.account, region=self.region, env=aws.env(),
                                     out_dir=self.run_dir / "cdk.out", log_path=self.run_dir / "cdk-deploy.log",
                                     echo=lambda line: p.line(f"  cdk | {line.strip()}"), app_dir=self.app_dir,
