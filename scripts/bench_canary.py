@@ -319,8 +319,10 @@ def markdown(results: dict[str, list[Run]], calibrated: dict[str, tuple[float, f
         " is below 75 (Kayenta's marginal threshold), and a failed window rolls back. Kayenta's outlier removal and"
         " effect margin are left out.",
         "- **Argo/Flagger-style**: every minute, thresholds on the canary's own minute (5xx > 1%, throttles > 5%,"
-        " hallucinations > 5%, p99 > 2x the primary's p99 of that minute); the third failed minute of the rollout"
-        " rolls back (Flagger's `threshold: 3`, Argo's failure limit).",
+        " hallucinations > 5%, p99 > 2x the primary's p99 of that minute); the fifth failed minute of the rollout"
+        " rolls back (`threshold: 5` in Flagger's documented example; Argo's failureLimit). With 3, a single 5xx"
+        " among the 5% stage's ~30 canary requests a minute fails that minute often enough to roll back 22% of"
+        " identical candidates.",
         f"- **Oracle CUSUM**: knows which streams the fault drives (metric and intents) and their canary rates"
         " before and after (for the cold start, after as a function of the canary requests served); a CUSUM of the"
         " log-likelihood ratio of those streams' canary counts per minute, its threshold the 99th percentile of its"
@@ -352,7 +354,7 @@ def markdown(results: dict[str, list[Run]], calibrated: dict[str, tuple[float, f
         f" {at_minimum} of them with every stage passed at its minimum.",
         "",
         "What decided the false rollbacks (for Kayenta: the metrics failing in the failed window; for"
-        " Argo/Flagger: the thresholds crossed in the third failed minute):",
+        " Argo/Flagger: the thresholds crossed in the last failed minute):",
         "",
     ]
     for label, _ in HEALTHY:

@@ -18,7 +18,9 @@ by minute (scripts/canary_sim.py) and saying when it would roll back.
   Kayenta's IQR outlier removal and its effect margin (25% of the Hodges-Lehmann estimate) are left out.
 * FlaggerStyle: every minute (Flagger/Argo analysis interval 1m), thresholds on the canary's own minute: 5xx
   > 1%, throttles > 5%, hallucinations > 5%, p99 > 2x the primary's p99 of that minute; the rollout rolls back at
-  the third failed interval (Flagger's `threshold: 3`, counted over the whole analysis).
+  the fifth failed interval (`threshold: 5` of Flagger's documented example, counted over the whole analysis;
+  with 3, one 5xx among the 5% stage's ~30 requests a minute fails a minute often enough to roll back 22% of
+  identical candidates).
 * Oracle: a CUSUM of the log-likelihood ratio of the faulty streams' canary counts with their true rates
   before and after the fault, its threshold calibrated to the same false-alarm probability over a healthy
   rollout (canary_sim.oracle_threshold).
@@ -231,11 +233,11 @@ class KayentaStyle:
 
 
 class FlaggerStyle:
-    """Per-minute thresholds on the canary's own rates; the third failed minute rolls back."""
+    """Per-minute thresholds on the canary's own rates; the fifth failed minute rolls back."""
 
-    name = "Argo/Flagger-style (1-min thresholds, 3 failures)"
+    name = "Argo/Flagger-style (1-min thresholds, 5 failures)"
     LIMITS = (("errors", 0.01), ("throttles", 0.05), ("hallucinations", 0.05))
-    FAILURE_LIMIT = 3
+    FAILURE_LIMIT = 5
 
     def __init__(self) -> None:
         self.failures = 0
