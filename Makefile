@@ -41,6 +41,7 @@ test: install lint ## the gates, then the whole suite: unit, infrastructure (syn
 
 lint: install ## ruff (rules in pyproject.toml), mypy on the runtime and infra, import contracts (lint-imports)
 	$(VENV)/bin/ruff check lambdas tooling infra tests scripts app.py
+	$(VENV)/bin/ruff format --check --quiet lambdas tooling infra tests scripts app.py
 	$(VENV)/bin/mypy lambdas/kanaria infra
 	$(VENV)/bin/lint-imports
 

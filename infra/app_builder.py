@@ -29,4 +29,3 @@ def build_app(app: cdk.App) -> dict[str, cdk.Stack]:
         cdk.Tags.of(stack).add("project", "kanaria")
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return stacks
-

@@ -33,8 +33,9 @@ class Scan:
     @property
     def unexplained(self) -> list[dict]:
         """Skips whose comment is missing or too short to be a reason."""
-        return [s for s in self.skipped
-                if len((s.get("check_result") or {}).get("suppress_comment") or "") < MIN_REASON]
+        return [
+            s for s in self.skipped if len((s.get("check_result") or {}).get("suppress_comment") or "") < MIN_REASON
+        ]
 
     @property
     def ok(self) -> bool:
@@ -45,11 +46,15 @@ class Scan:
             counts = Counter(r["check_id"] for r in results)
             return ", ".join(f"{check} x{n}" for check, n in sorted(counts.items())) or "none"
 
-        lines = [f"checkov: {len(self.failed)} failed, {self.passed} passed, {len(self.skipped)} skipped with a "
-                 f"reason recorded in the resource's metadata ({by_check(self.skipped)})"]
+        lines = [
+            f"checkov: {len(self.failed)} failed, {self.passed} passed, {len(self.skipped)} skipped with a "
+            f"reason recorded in the resource's metadata ({by_check(self.skipped)})"
+        ]
         for result in self.failed:
-            lines.append(f"  FAILED {result['check_id']} {result['resource']} ({Path(result['file_path']).name}): "
-                         f"{result['check_name']}")
+            lines.append(
+                f"  FAILED {result['check_id']} {result['resource']} ({Path(result['file_path']).name}): "
+                f"{result['check_name']}"
+            )
         for result in self.unexplained:
             lines.append(f"  SKIPPED WITHOUT A REASON {result['check_id']} {result['resource']}")
         return "\n".join(lines)
@@ -67,13 +72,22 @@ def scan(assembly_dir: Path, checkov: Path = CHECKOV) -> Scan:
     """Run checkov (CloudFormation framework, no network: no Bridgecrew platform, no version check)."""
     if not checkov.is_file():
         raise FileNotFoundError(f"{checkov} not found: run `make install` (checkov has its own virtualenv)")
-    command = [str(checkov), "--framework", "cloudformation", "--compact", "--output", "json",
-               "--skip-download"]
+    command = [str(checkov), "--framework", "cloudformation", "--compact", "--output", "json", "--skip-download"]
     for template in templates(assembly_dir):
         command += ["--file", str(template)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600,
-                          env={"PATH": "/usr/bin:/bin", "HOME": str(Path.home()), "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false",
-                               "BC_SKIP_MAPPING": "TRUE", "LOG_LEVEL": "ERROR"})
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(Path.home()),
+            "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false",
+            "BC_SKIP_MAPPING": "TRUE",
+            "LOG_LEVEL": "ERROR",
+        },
+    )
     if done.returncode not in (0, 1) or not done.stdout.strip():
         raise RuntimeError(f"checkov failed (exit {done.returncode}): {done.stderr[-2000:]}")
     reports = json.loads(done.stdout)

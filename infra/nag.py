@@ -21,8 +21,10 @@ def log_streams(log_group_logical_id: str) -> tuple[str, str]:
 
 
 KMS_GRANT_ACTIONS = tuple(
-    (f"AwsSolutions-IAM5[Action::{action}]",
-     f"{action} is the CDK grant's action family on the single Kanaria key ARN (resource-scoped, not account-wide)")
+    (
+        f"AwsSolutions-IAM5[Action::{action}]",
+        f"{action} is the CDK grant's action family on the single Kanaria key ARN (resource-scoped, not account-wide)",
+    )
     for action in ("kms:ReEncrypt*", "kms:GenerateDataKey*")
 )
 

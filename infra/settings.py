@@ -48,8 +48,9 @@ class Settings:
             primary_target_group_arn=str(ctx("primaryTargetGroupArn", "")),
             canary_target_group_arn=str(ctx("canaryTargetGroupArn", "")),
             allow_offline_evaluation=_bool(ctx("allowOfflineEvaluation", False)),
-            availability_zones=tuple(zone.strip() for zone in str(ctx("availabilityZones", "")).split(",")
-                                     if zone.strip()),
+            availability_zones=tuple(
+                zone.strip() for zone in str(ctx("availabilityZones", "")).split(",") if zone.strip()
+            ),
             reserved_concurrency=_bool(ctx("reservedConcurrency", True)),
             demo_certificate_arn=str(ctx("demoCertificateArn", "")),
         )

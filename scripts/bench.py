@@ -74,9 +74,11 @@ def bench_assignment(n: int) -> str:
         return gb.run(gb_experiment).value
 
     rows = []
-    for name, fn in (("Kanaria embedded client (eligibility + variant + resolved config + hash)", kanaria_assign),
-                     ("bare SHA-256 bucketing loop (variant only)", bare_sha256),
-                     ("GrowthBook SDK 4.0 local evaluation (`gb.run(Experiment)`)", growthbook_run)):
+    for name, fn in (
+        ("Kanaria embedded client (eligibility + variant + resolved config + hash)", kanaria_assign),
+        ("bare SHA-256 bucketing loop (variant only)", bare_sha256),
+        ("GrowthBook SDK 4.0 local evaluation (`gb.run(Experiment)`)", growthbook_run),
+    ):
         fn(0)
         times = per_call_ns(fn, n)
         rows.append((name, statistics.median(times) / 1000, percentile(times, 99) / 1000))
@@ -91,18 +93,37 @@ def bench_assignment(n: int) -> str:
         cli_times = []
         for _ in range(3):
             start = time.perf_counter()
-            subprocess.run([str(ROOT / ".venv" / "bin" / "kanaria"), "assign", "--experiment", str(EXAMPLE),
-                            "--units", str(units), "--intent", "recommendation"],
-                           check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [
+                    str(ROOT / ".venv" / "bin" / "kanaria"),
+                    "assign",
+                    "--experiment",
+                    str(EXAMPLE),
+                    "--units",
+                    str(units),
+                    "--intent",
+                    "recommendation",
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
             cli_times.append(time.perf_counter() - start)
     cli = statistics.median(cli_times)
 
     progress("assignment: cold import of the assignment Lambda vs boto3 + Powertools alone")
-    env = {**os.environ, "EXPERIMENTS_TABLE": "t", "ASSIGNMENTS_TABLE": "t", "AGGREGATES_TABLE": "t",
-           "PROFILES_PARAMETER": "/p", "AWS_DEFAULT_REGION": "ap-northeast-1"}
-    baseline = ("import boto3, aws_lambda_powertools, pydantic; from aws_lambda_powertools import Logger, Metrics, Tracer; "
-                "from aws_lambda_powertools.event_handler import APIGatewayHttpResolver; "
-                "from aws_lambda_powertools.utilities.parser import parse; boto3.client('dynamodb')")
+    env = {
+        **os.environ,
+        "EXPERIMENTS_TABLE": "t",
+        "ASSIGNMENTS_TABLE": "t",
+        "AGGREGATES_TABLE": "t",
+        "PROFILES_PARAMETER": "/p",
+        "AWS_DEFAULT_REGION": "ap-northeast-1",
+    }
+    baseline = (
+        "import boto3, aws_lambda_powertools, pydantic; from aws_lambda_powertools import Logger, Metrics, Tracer; "
+        "from aws_lambda_powertools.event_handler import APIGatewayHttpResolver; "
+        "from aws_lambda_powertools.utilities.parser import parse; boto3.client('dynamodb')"
+    )
     handler = "import boto3, kanaria.handlers.assign; boto3.client('dynamodb')"
     check = "import sys, kanaria.handlers.assign; print(sorted(m for m in sys.modules if m.split('.')[0] in ('numpy','scipy')))"
 
@@ -116,24 +137,28 @@ def bench_assignment(n: int) -> str:
 
     interpreter = import_ms("pass")
     base_ms, handler_ms = import_ms(baseline), import_ms(handler)
-    heavy = subprocess.run([sys.executable, "-c", check], check=True, env=env, capture_output=True, text=True).stdout.strip()
-    return "\n".join([
-        "## Assignment",
-        "",
-        f"Per decision, {n:,} distinct units each, same process, same run:",
-        "",
-        *table,
-        "",
-        f"- `kanaria assign --units` over 100,000 units: **{cli:.2f} s** wall (median of 3, process start and JSON output"
-        f" included) = {100_000 / cli:,.0f} assignments/s.",
-        f"- Assignment Lambda cold initialisation (new interpreter, `import kanaria.handlers.assign` + a DynamoDB client):"
-        f" **{handler_ms - interpreter:.0f} ms** above a bare interpreter, next to **{base_ms - interpreter:.0f} ms** for"
-        f" boto3 + Powertools (Logger, Metrics, Tracer, Event Handler, Parser) + pydantic alone"
-        f" (ratio {(handler_ms - interpreter) / (base_ms - interpreter):.2f}×; median of 7).",
-        f"- numpy/scipy modules loaded on the assignment path: `{heavy}` (also asserted in"
-        " `tests/unit/assignment/test_assignment_path_imports.py`).",
-        "",
-    ])
+    heavy = subprocess.run(
+        [sys.executable, "-c", check], check=True, env=env, capture_output=True, text=True
+    ).stdout.strip()
+    return "\n".join(
+        [
+            "## Assignment",
+            "",
+            f"Per decision, {n:,} distinct units each, same process, same run:",
+            "",
+            *table,
+            "",
+            f"- `kanaria assign --units` over 100,000 units: **{cli:.2f} s** wall (median of 3, process start and JSON output"
+            f" included) = {100_000 / cli:,.0f} assignments/s.",
+            f"- Assignment Lambda cold initialisation (new interpreter, `import kanaria.handlers.assign` + a DynamoDB client):"
+            f" **{handler_ms - interpreter:.0f} ms** above a bare interpreter, next to **{base_ms - interpreter:.0f} ms** for"
+            f" boto3 + Powertools (Logger, Metrics, Tracer, Event Handler, Parser) + pydantic alone"
+            f" (ratio {(handler_ms - interpreter) / (base_ms - interpreter):.2f}×; median of 7).",
+            f"- numpy/scipy modules loaded on the assignment path: `{heavy}` (also asserted in"
+            " `tests/unit/assignment/test_assignment_path_imports.py`).",
+            "",
+        ]
+    )
 
 
 SECTIONS: dict[str, Callable[[argparse.Namespace], str]] = {
@@ -144,20 +169,25 @@ OPTIONAL_SECTIONS = ("bench_recording", "bench_analysis", "bench_statistics", "b
 
 def header() -> str:
     """Machine, versions, method and date."""
-    versions = {p: md.version(p) for p in ("aws-cdk-lib", "aws-lambda-powertools", "moto", "scipy", "numpy", "growthbook", "gbstats")}
+    versions = {
+        p: md.version(p)
+        for p in ("aws-cdk-lib", "aws-lambda-powertools", "moto", "scipy", "numpy", "growthbook", "gbstats")
+    }
     cpu = platform.processor() or platform.machine()
-    return "\n".join([
-        "# Benchmarks",
-        "",
-        f"Generated by `make bench` on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}.",
-        "",
-        f"- Machine: {platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} CPUs; Python {platform.python_version()}.",
-        "- Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".",
-        "- Method: wall-clock timings with `time.perf_counter_ns`, contenders measured one after another in the same"
-        " process and run; ratios are only between figures of this run. The machine is shared and noisy: treat"
-        " absolute figures as indicative and ratios as the result.",
-        "",
-    ])
+    return "\n".join(
+        [
+            "# Benchmarks",
+            "",
+            f"Generated by `make bench` on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}.",
+            "",
+            f"- Machine: {platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} CPUs; Python {platform.python_version()}.",
+            "- Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".",
+            "- Method: wall-clock timings with `time.perf_counter_ns`, contenders measured one after another in the same"
+            " process and run; ratios are only between figures of this run. The machine is shared and noisy: treat"
+            " absolute figures as indicative and ratios as the result.",
+            "",
+        ]
+    )
 
 
 def section_names() -> list[str]:
@@ -186,13 +216,23 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--decisions", type=int, default=50_000, help="assignments per contender")
     parser.add_argument("--quick", action="store_true", help="smaller sizes (smoke run)")
-    parser.add_argument("--only", nargs="+", choices=section_names(), metavar="SECTION",
-                        help=f"run only these sections ({', '.join(section_names())}) and replace them in the"
-                             " existing docs/benchmarks.md, leaving the others (and the header) as they are")
-    parser.add_argument("--rollout-jobs", type=int, default=2,
-                        help="rollout section: rehearsals run at the same time (default 2)")
-    parser.add_argument("--rollout-speed", type=float, default=None,
-                        help="rollout section: pass --speed to every rehearsal (default: each scenario's own clock)")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=section_names(),
+        metavar="SECTION",
+        help=f"run only these sections ({', '.join(section_names())}) and replace them in the"
+        " existing docs/benchmarks.md, leaving the others (and the header) as they are",
+    )
+    parser.add_argument(
+        "--rollout-jobs", type=int, default=2, help="rollout section: rehearsals run at the same time (default 2)"
+    )
+    parser.add_argument(
+        "--rollout-speed",
+        type=float,
+        default=None,
+        help="rollout section: pass --speed to every rehearsal (default: each scenario's own clock)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.decisions = 2_000
@@ -211,7 +251,9 @@ def main() -> int:
         except ModuleNotFoundError as exc:
             if exc.name != f"scripts.{module_name}":
                 raise
-            parts.append(f"## {module_name.removeprefix('bench_').capitalize()}\n\nNot measured yet: the feature's benchmark is not written.\n")
+            parts.append(
+                f"## {module_name.removeprefix('bench_').capitalize()}\n\nNot measured yet: the feature's benchmark is not written.\n"
+            )
             continue
         progress(f"{module_name}")
         section_started = time.perf_counter()

@@ -33,8 +33,16 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 
 from scripts.bench_recording import (
-    DYNAMO_PAGE_BYTES, REGION, dynamo_item_size, fake_aws, page_sizes, progress, read_units, start_experiment, table_environment,
+    DYNAMO_PAGE_BYTES,
+    REGION,
     create_tables,
+    dynamo_item_size,
+    fake_aws,
+    page_sizes,
+    progress,
+    read_units,
+    start_experiment,
+    table_environment,
 )
 
 VARIANTS = ("A", "B")
@@ -64,6 +72,7 @@ def experiment_definition() -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- simulated observations (vectorised)
+
 
 def simulate(rng: np.random.Generator, size: int, days: int) -> dict[str, np.ndarray]:
     """`size` observations as columns, values already quantized as Kanaria stores them."""
@@ -120,8 +129,9 @@ class Counters:
         cells = self.cells
         self.obs = np.zeros(cells, np.int64)
         self.means = {m: [np.zeros(cells, np.int64), np.zeros(cells), np.zeros(cells)] for m in MEAN_STORAGE}
-        self.binaries = {m: [np.zeros(cells, np.int64), np.zeros(cells, np.int64)] for m in BINARY_STORAGE
-                         if m in SIMULATED_BINARIES}
+        self.binaries = {
+            m: [np.zeros(cells, np.int64), np.zeros(cells, np.int64)] for m in BINARY_STORAGE if m in SIMULATED_BINARIES
+        }
         self.histogram = np.zeros(cells * LATENCY_BUCKETS, np.int64)
 
     @property
@@ -131,7 +141,9 @@ class Counters:
 
     def cell(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         """Grid index of each observation."""
-        return ((columns["variant"] * len(INTENTS) + columns["intent"]) * self.days + columns["day"]) * 16 + columns["shard"]
+        return ((columns["variant"] * len(INTENTS) + columns["intent"]) * self.days + columns["day"]) * 16 + columns[
+            "shard"
+        ]
 
     def add(self, columns: Mapping[str, np.ndarray]) -> None:
         """ADD a chunk of observations, as their transactions would."""
@@ -151,13 +163,20 @@ class Counters:
         for metric, (n, successes) in self.binaries.items():
             n += np.bincount(cell, minlength=cells)
             successes += np.bincount(cell, weights=columns[metric], minlength=cells).astype(np.int64)
-        self.histogram += np.bincount(cell * LATENCY_BUCKETS + latency_buckets(columns["latency_ms"]),
-                                      minlength=cells * LATENCY_BUCKETS)
+        self.histogram += np.bincount(
+            cell * LATENCY_BUCKETS + latency_buckets(columns["latency_ms"]), minlength=cells * LATENCY_BUCKETS
+        )
 
     def items(self, experiment_id: str, day_labels: Sequence[str]) -> list[dict[str, Any]]:
         """The counter items as the recording transactions leave them (only attributes that were ADDed)."""
         from kanaria.domain.observation import (
-            BINARY_STORAGE, COUNT_ATTRIBUTE, KIND_COUNTED, LATENCY_BUCKETS, MEAN_STORAGE, counter_sk, histogram_attribute,
+            BINARY_STORAGE,
+            COUNT_ATTRIBUTE,
+            KIND_COUNTED,
+            LATENCY_BUCKETS,
+            MEAN_STORAGE,
+            counter_sk,
+            histogram_attribute,
         )
 
         histogram = self.histogram.reshape(self.cells, LATENCY_BUCKETS)
@@ -167,8 +186,12 @@ class Counters:
             day, rest = rest % self.days, rest // self.days
             intent, variant = INTENTS[rest % len(INTENTS)], VARIANTS[rest // len(INTENTS)]
             item: dict[str, Any] = {
-                "experiment_id": experiment_id, "sk": counter_sk(KIND_COUNTED, variant, intent, day_labels[day], int(shard)),
-                "variant": variant, "intent": intent, "day": day_labels[day], COUNT_ATTRIBUTE: int(self.obs[c]),
+                "experiment_id": experiment_id,
+                "sk": counter_sk(KIND_COUNTED, variant, intent, day_labels[day], int(shard)),
+                "variant": variant,
+                "intent": intent,
+                "day": day_labels[day],
+                COUNT_ATTRIBUTE: int(self.obs[c]),
             }
             for metric, (n, total, squares) in self.means.items():
                 if n[c]:
@@ -192,8 +215,9 @@ def decimal_places(value: float, places: int) -> Decimal:
     return Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-places))
 
 
-def exposure_items(counters: Counters, rng: np.random.Generator, experiment_id: str,
-                   day_labels: Sequence[str]) -> list[dict[str, Any]]:
+def exposure_items(
+    counters: Counters, rng: np.random.Generator, experiment_id: str, day_labels: Sequence[str]
+) -> list[dict[str, Any]]:
     """EXPOSURE counter items (10 shards per variant, intent, day): units ≈ observations / 1.6 (modelled)."""
     from kanaria.logic.assignments import EXPOSURE_SHARDS
 
@@ -203,15 +227,23 @@ def exposure_items(counters: Counters, rng: np.random.Generator, experiment_id: 
         units = int(math.ceil(observations / OBSERVATIONS_PER_UNIT))
         for shard, count in enumerate(rng.multinomial(units, [1 / EXPOSURE_SHARDS] * EXPOSURE_SHARDS)):
             if count:
-                out.append({"experiment_id": experiment_id,
-                            "sk": f"EXPOSURE#{VARIANTS[v]}#{INTENTS[i]}#{day_labels[d]}#{shard:02d}",
-                            "exposures": int(count) + int(rng.binomial(int(count), 0.2)), "units": int(count),
-                            "variant": VARIANTS[v], "intent": INTENTS[i], "day": day_labels[d]})
+                out.append(
+                    {
+                        "experiment_id": experiment_id,
+                        "sk": f"EXPOSURE#{VARIANTS[v]}#{INTENTS[i]}#{day_labels[d]}#{shard:02d}",
+                        "exposures": int(count) + int(rng.binomial(int(count), 0.2)),
+                        "units": int(count),
+                        "variant": VARIANTS[v],
+                        "intent": INTENTS[i],
+                        "day": day_labels[d],
+                    }
+                )
     return out
 
 
-def raw_items(columns: Mapping[str, np.ndarray], offset: int, day_labels: Sequence[str], now: datetime,
-              experiment_id: str) -> list[dict[str, Any]]:
+def raw_items(
+    columns: Mapping[str, np.ndarray], offset: int, day_labels: Sequence[str], now: datetime, experiment_id: str
+) -> list[dict[str, Any]]:
     """The raw observation items Kanaria stores for these observations (Observation + prepare_write)."""
     from kanaria.domain.observation import Observation, prepare_write, resolve_cost
 
@@ -221,13 +253,21 @@ def raw_items(columns: Mapping[str, np.ndarray], offset: int, day_labels: Sequen
         variant = VARIANTS[cols["variant"][j]]
         day = datetime.fromisoformat(day_labels[cols["day"][j]]).replace(tzinfo=timezone.utc)
         body: dict[str, Any] = {
-            "observation_id": f"o-{offset + j:08d}", "experiment_id": experiment_id, "variant_id": variant,
-            "unit": f"session-{(offset + j) // 2}", "intent": INTENTS[cols["intent"][j]],
-            "timestamp": day + timedelta(seconds=(offset + j) % 86_400), "model_id": MODELS[variant],
-            "quality_score": cols["quality_score"][j], "relevance_score": cols["relevance_score"][j],
-            "latency_ms": cols["latency_ms"][j], "input_tokens": cols["input_tokens"][j],
-            "output_tokens": cols["output_tokens"][j], "error": cols["error"][j],
-            "hallucination": cols["hallucination"][j], "safety_filtered": cols["safety_filtered"][j],
+            "observation_id": f"o-{offset + j:08d}",
+            "experiment_id": experiment_id,
+            "variant_id": variant,
+            "unit": f"session-{(offset + j) // 2}",
+            "intent": INTENTS[cols["intent"][j]],
+            "timestamp": day + timedelta(seconds=(offset + j) % 86_400),
+            "model_id": MODELS[variant],
+            "quality_score": cols["quality_score"][j],
+            "relevance_score": cols["relevance_score"][j],
+            "latency_ms": cols["latency_ms"][j],
+            "input_tokens": cols["input_tokens"][j],
+            "output_tokens": cols["output_tokens"][j],
+            "error": cols["error"][j],
+            "hallucination": cols["hallucination"][j],
+            "safety_filtered": cols["safety_filtered"][j],
             "task_completed": cols["task_completed"][j],
         }
         if cols["csat"][j]:
@@ -239,8 +279,10 @@ def raw_items(columns: Mapping[str, np.ndarray], offset: int, day_labels: Sequen
 
 # ---------------------------------------------------------------- DynamoDB responses replayed without moto
 
-def response_pages(items: Sequence[Mapping[str, Any]], key_names: Sequence[str],
-                   page_bytes: int = DYNAMO_PAGE_BYTES) -> tuple[list[bytes], list[int]]:
+
+def response_pages(
+    items: Sequence[Mapping[str, Any]], key_names: Sequence[str], page_bytes: int = DYNAMO_PAGE_BYTES
+) -> tuple[list[bytes], list[int]]:
     """The Query/Scan responses DynamoDB would send for these items: 1 MB pages (DynamoDB item sizes), JSON bytes."""
     from boto3.dynamodb.types import TypeSerializer
 
@@ -254,8 +296,11 @@ def response_pages(items: Sequence[Mapping[str, Any]], key_names: Sequence[str],
             total += sizes[end]
             end += 1
         chunk = items[start:end]
-        body: dict[str, Any] = {"Items": [{k: serialize(v) for k, v in i.items()} for i in chunk],
-                                "Count": len(chunk), "ScannedCount": len(chunk)}
+        body: dict[str, Any] = {
+            "Items": [{k: serialize(v) for k, v in i.items()} for i in chunk],
+            "Count": len(chunk),
+            "ScannedCount": len(chunk),
+        }
         if p < len(bytes_per_page) - 1:
             body["LastEvaluatedKey"] = {k: serialize(chunk[-1][k]) for k in key_names}
         pages.append(json.dumps(body, separators=(",", ":")).encode())
@@ -292,6 +337,7 @@ def replay_resource(pages: Sequence[bytes]) -> Any:
 
 # ---------------------------------------------------------------- the two analyses
 
+
 def read_raw_observations(table: Any, experiment_id: str) -> list[dict[str, Any]]:
     """The naive read: Scan every raw observation of the experiment (the table is keyed by observation_id)."""
     from boto3.dynamodb.conditions import Attr
@@ -306,8 +352,9 @@ def read_raw_observations(table: Any, experiment_id: str) -> list[dict[str, Any]
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def naive_snapshot(record: Any, raws: Sequence[Mapping[str, Any]], exposures: Sequence[Mapping[str, Any]],
-                   profiles: Mapping[str, Any]) -> dict[str, Any]:
+def naive_snapshot(
+    record: Any, raws: Sequence[Mapping[str, Any]], exposures: Sequence[Mapping[str, Any]], profiles: Mapping[str, Any]
+) -> dict[str, Any]:
     """The same snapshot computed from raw observations: columnar numpy statistics, exact latency quantiles.
 
     Units come from the (small) exposure counters in both analyses; only the observation statistics differ.
@@ -318,9 +365,12 @@ def naive_snapshot(record: Any, raws: Sequence[Mapping[str, Any]], exposures: Se
     snapshot = build_snapshot(record, exposures, profiles)  # definition + units, zero statistics
     means, binaries = list(MEAN_STORAGE), list(BINARY_STORAGE)
     nan = math.nan
-    values = np.array([[float(r[m]) if m in r else nan for m in means] for r in raws], dtype=float).reshape(-1, len(means))
-    flags = np.array([[(1.0 if r[b] else 0.0) if b in r else nan for b in binaries] for r in raws],
-                     dtype=float).reshape(-1, len(binaries))
+    values = np.array([[float(r[m]) if m in r else nan for m in means] for r in raws], dtype=float).reshape(
+        -1, len(means)
+    )
+    flags = np.array(
+        [[(1.0 if r[b] else 0.0) if b in r else nan for b in binaries] for r in raws], dtype=float
+    ).reshape(-1, len(binaries))
     variant = np.array([VARIANTS.index(r["variant_id"]) for r in raws], dtype=np.int64)
     intent_names = sorted({str(r["intent"]) for r in raws})
     intent = np.array([intent_names.index(str(r["intent"])) for r in raws], dtype=np.int64)
@@ -353,6 +403,7 @@ def naive_snapshot(record: Any, raws: Sequence[Mapping[str, Any]], exposures: Se
 
 
 # ---------------------------------------------------------------- measurement
+
 
 def median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
     """Median wall seconds of `repeats` calls and the last result."""
@@ -422,8 +473,9 @@ class Measured:
     python_bytes_per_raw: float | None = None  # memory of the deserialized raw items (tracemalloc)
 
 
-def measure(n: int, days: int, raw_limit: int, moto_scan_limit: int, repeats: int, tables: Mapping[str, Any],
-            record: Any) -> Measured:
+def measure(
+    n: int, days: int, raw_limit: int, moto_scan_limit: int, repeats: int, tables: Mapping[str, Any], record: Any
+) -> Measured:
     """Build N observations' counters (and raw items when N ≤ raw_limit) and run both analyses on them."""
     from kanaria import names
     from kanaria.analysis import analyze_snapshot
@@ -444,8 +496,10 @@ def measure(n: int, days: int, raw_limit: int, moto_scan_limit: int, repeats: in
             raws += raw_items(columns, offset, day_labels, datetime.now(timezone.utc), EXPERIMENT_ID)
     m = Measured(n, raw_build_s=time.perf_counter() - started)
     items = counters.items(EXPERIMENT_ID, day_labels) + exposure_items(counters, rng, EXPERIMENT_ID, day_labels)
-    progress(f"analysis: N = {n:,}: simulated, {len(items):,} counter items and {len(raws):,} raw items built in"
-             f" {m.raw_build_s:.1f} s; seeding moto")
+    progress(
+        f"analysis: N = {n:,}: simulated, {len(items):,} counter items and {len(raws):,} raw items built in"
+        f" {m.raw_build_s:.1f} s; seeding moto"
+    )
     put_all(tables["aggregates"], items)
 
     # Kanaria (a1): the real Query against moto, requests counted
@@ -494,6 +548,7 @@ def measure(n: int, days: int, raw_limit: int, moto_scan_limit: int, repeats: in
             delete_all(tables["observations"], raws, ("observation_id",))
         raw_sizes = [dynamo_item_size(r) for r in raws]
         m.raw_bytes, m.raw_pages = sum(raw_sizes), page_sizes(raw_sizes)
+
         # naive (b): columnar statistics from every raw observation + the same analysis
         def naive_compute() -> dict[str, Any]:
             snapshot = naive_snapshot(record, raws, exposures, DEFAULT_PROFILES)
@@ -512,9 +567,11 @@ def agreement(counters_result: Mapping[str, Any], naive_result: Mapping[str, Any
     a = counters_result["metrics"]["quality_score"]["B"]
     b = naive_result["metrics"]["quality_score"]["B"]
     same = counters_result.get("decision") == naive_result.get("decision")
-    return (f"decision {counters_result.get('decision')} vs {naive_result.get('decision')}"
-            f" ({'same' if same else 'different'}); quality effect {a['effect']:.6f} vs {b['effect']:.6f},"
-            f" p {a['p_value']:.3g} vs {b['p_value']:.3g}")
+    return (
+        f"decision {counters_result.get('decision')} vs {naive_result.get('decision')}"
+        f" ({'same' if same else 'different'}); quality effect {a['effect']:.6f} vs {b['effect']:.6f},"
+        f" p {a['p_value']:.3g} vs {b['p_value']:.3g}"
+    )
 
 
 def replay_times(m: Measured, repeats: int) -> None:
@@ -529,8 +586,9 @@ def replay_times(m: Measured, repeats: int) -> None:
     if raws:
         raw_pages, _ = response_pages(raws, ("observation_id",))
         table = replay_resource(raw_pages).Table("bench-observations")
-        m.naive_decode_s, scanned = median_time(lambda: read_raw_observations(table, EXPERIMENT_ID),
-                                                repeats if len(raws) <= 10_000 else 1)
+        m.naive_decode_s, scanned = median_time(
+            lambda: read_raw_observations(table, EXPERIMENT_ID), repeats if len(raws) <= 10_000 else 1
+        )
         assert len(scanned) == len(raws)
         del scanned
         if len(raws) <= 10_000:
@@ -594,14 +652,16 @@ def render(results: list[Measured], days: int, basis: Measured, elapsed: float, 
             f" {m.counter_bytes / 1024:,.0f} KB (max item"
             f" {m.counter_max_item:,} B) | {len(m.counter_pages)} | {read_units(m.counter_pages):,.1f} |"
             f" {fmt_s(m.moto_query_s)} | {fmt_s(m.decode_s)} | {fmt_s(m.compute_s)} | {fmt_s(m.decode_s + m.compute_s)} |"
-            f" {m.decision} |")
+            f" {m.decision} |"
+        )
     naive_rows = []
     for m in results:
         mark = " (extrapolated)" if m.extrapolated else ""
         naive_rows.append(
             f"| {m.n:,} | {m.raw_items:,} | {m.raw_bytes / 1024 / 1024:,.1f} MB | {len(m.raw_pages):,} |"
             f" {read_units(m.raw_pages):,.0f} | {fmt_s(m.moto_scan_s)} | {fmt_s(m.naive_decode_s)}{mark} |"
-            f" {fmt_s(m.naive_compute_s)}{mark} | {fmt_s((m.naive_decode_s or 0) + (m.naive_compute_s or 0))}{mark} |")
+            f" {fmt_s(m.naive_compute_s)}{mark} | {fmt_s((m.naive_decode_s or 0) + (m.naive_compute_s or 0))}{mark} |"
+        )
     ratio_rows = []
     for m in results:
         kanaria_total = m.decode_s + m.compute_s
@@ -609,83 +669,97 @@ def render(results: list[Measured], days: int, basis: Measured, elapsed: float, 
         mark = " (extrapolated)" if m.extrapolated else ""
         ratio_rows.append(
             f"| {m.n:,} | {m.raw_items / m.counter_items:,.0f}× | {read_units(m.raw_pages) / read_units(m.counter_pages):,.0f}× |"
-            f" {naive_total / kanaria_total:,.1f}×{mark} |")
+            f" {naive_total / kanaria_total:,.1f}×{mark} |"
+        )
     agreements = [f"  - N = {m.n:,}: {m.agreement}" for m in results if m.agreement]
     first_ratio = ((first.naive_decode_s or 0) + (first.naive_compute_s or 0)) / (first.decode_s + first.compute_s)
     scans = next((m for m in results if m.moto_scan_s is not None), None)
     memory_basis = next((m for m in results if m.python_bytes_per_raw), None)
     memory_per_raw = memory_basis.python_bytes_per_raw if memory_basis else 0.0
-    return "\n".join([
-        "## Analysis",
-        "",
-        f"One scheduled analysis of one experiment after N recorded observations (2 variants × 6 intents × {days} days,"
-        f" 16 counter shards; section wall time {elapsed:.0f} s). Kanaria's read path runs for real on moto:"
-        " `DynamoAnalysisStore.counters` (one paginated Query) → `build_snapshot` → `analyze_snapshot`, the steps"
-        " `analyse_experiment` chains in the Lambda. The counter items for N observations are built from N simulated"
-        " observations with vectorised numpy (per item: the sums, sums of squares, counts and latency-histogram buckets"
-        " those observations would ADD, values quantized as stored; 10⁶ per chunk) and stored in moto's `aggregates`"
-        " table with the exposure counters (units ≈ observations / 1.6, modelled). Pushing 10⁷ observations through"
-        " moto's transactions is not feasible (tens of ms each, see Recording).",
-        "",
-        "What is measured where:",
-        "",
-        "- *items read, Query requests*: the real Query against moto, requests counted with a botocore hook;",
-        "- *bytes, 1 MB pages, RCU*: the items read, sized by DynamoDB's rules (numbers: 1 byte per 2 significant digits"
-        " + 1) and paged at 1 MB; RCU = Σ⌈page/4 KB⌉ / 2 (eventually consistent) — modelled, moto meters nothing;",
-        "- *moto Query*: moto's wall time for that Query — an emulator's serializer, not DynamoDB's service time;",
-        "- *client decode*: boto3 reading the same items from replayed DynamoDB-JSON responses (1 MB pages, no network,"
-        " no moto): request signing, JSON parsing, deserialisation — the Lambda's own CPU for the read, which a real"
-        " DynamoDB adds its service and network time to (not measured here);",
-        f"- *snapshot + analysis*: `build_snapshot` + `analyze_snapshot` on the items as read (median of {repeats}, after"
-        " one warm-up).",
-        "- not counted on either side: the `GetItem` of `RESULT#LATEST` (previous decision and look history) and the"
-        " result write (one `TransactWriteItems`, two Puts) that every scheduled analysis makes once per experiment.",
-        "",
-        "**Kanaria (counter items)**",
-        "",
-        "| recorded observations | items read (AGG + EXPOSURE) | Query requests | size | 1 MB pages | RCU | moto Query | client decode |"
-        " snapshot + analysis | decode + compute | decision |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
-        *kanaria_rows,
-        "",
-        f"Items read grow {last.counter_items / first.counter_items:.2f}× from {first.n:,} to {last.n:,} observations"
-        f" ({last.n // first.n:,}× more): the grid has at most 2 × 6 × {days} × 16 = {2 * 6 * days * 16:,} counter"
-        " items (plus exposure items) however many observations arrive; only the histogram buckets an item has seen"
-        " make it bigger. moto pages by its own, larger size estimate (a number's characters), hence more Query"
-        " requests than DynamoDB's 1 MB pages.",
-        "",
-        "**Naive: read every raw observation, compute the statistics from them**",
-        "",
-        "The raw observation items are the ones Kanaria itself stores (built with `prepare_write` from the same"
-        " simulated observations), read with a paginated Scan filtered on the experiment (the table is keyed by"
-        " `observation_id`, so a real Scan also pays for every other experiment's observations — not counted here);"
-        " statistics per variant and per intent with numpy from columns extracted item by item (exact latency"
-        " quantiles), then the same `analyze_snapshot`. Units come from the same exposure counters.",
-        "",
-        "| recorded observations | raw items read | size | 1 MB pages | RCU | moto Scan | client decode | statistics +"
-        " analysis | decode + compute |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-        *naive_rows,
-        "",
-        f"- The {last.n:,} row is **extrapolated**, not measured: items read = N by construction; bytes, decode and"
-        f" compute are the {basis.n:,}-observation measurements × {last.n // basis.n:,} (linear in N)."
-        + (f" Held in memory, {last.n:,} deserialized raw items would take ≈ {memory_per_raw * last.n / 2**30:,.1f} GiB"
-           f" ({memory_per_raw:,.0f} B per item, tracemalloc at {memory_basis.n:,} items × N)"
-           + (", more than a Lambda's maximum 10,240 MB: the naive analysis would not fit one invocation at all."
-              if memory_per_raw * last.n > 10_240 * 2**20 else ".") if memory_basis else ""),
-        (f"- moto Scan measured at {scans.n:,} raw items only ({scans.scans} Scan request{'s' if scans.scans != 1 else ''});"
-         " at larger N moto's serializer makes it impractical.") if scans else "- moto Scan not measured.",
-        "- Both analyses agree where both were run:",
-        *agreements,
-        "",
-        "**Ratio naive ÷ Kanaria, one analysis**",
-        "",
-        "| recorded observations | items read | RCU | decode + compute wall |",
-        "| ---: | ---: | ---: | ---: |",
-        *ratio_rows,
-        "",
-        f"At {first.n:,} observations Kanaria reads {first.counter_items:,} items (counters and exposures) against the"
-        f" naive {first.n:,}, and one analysis costs {first_ratio:.1f}× as much the naive way: the counters pay off only"
-        " as observations accumulate, their number being bounded while the naive read grows with N.",
-        "",
-    ])
+    return "\n".join(
+        [
+            "## Analysis",
+            "",
+            f"One scheduled analysis of one experiment after N recorded observations (2 variants × 6 intents × {days} days,"
+            f" 16 counter shards; section wall time {elapsed:.0f} s). Kanaria's read path runs for real on moto:"
+            " `DynamoAnalysisStore.counters` (one paginated Query) → `build_snapshot` → `analyze_snapshot`, the steps"
+            " `analyse_experiment` chains in the Lambda. The counter items for N observations are built from N simulated"
+            " observations with vectorised numpy (per item: the sums, sums of squares, counts and latency-histogram buckets"
+            " those observations would ADD, values quantized as stored; 10⁶ per chunk) and stored in moto's `aggregates`"
+            " table with the exposure counters (units ≈ observations / 1.6, modelled). Pushing 10⁷ observations through"
+            " moto's transactions is not feasible (tens of ms each, see Recording).",
+            "",
+            "What is measured where:",
+            "",
+            "- *items read, Query requests*: the real Query against moto, requests counted with a botocore hook;",
+            "- *bytes, 1 MB pages, RCU*: the items read, sized by DynamoDB's rules (numbers: 1 byte per 2 significant digits"
+            " + 1) and paged at 1 MB; RCU = Σ⌈page/4 KB⌉ / 2 (eventually consistent) — modelled, moto meters nothing;",
+            "- *moto Query*: moto's wall time for that Query — an emulator's serializer, not DynamoDB's service time;",
+            "- *client decode*: boto3 reading the same items from replayed DynamoDB-JSON responses (1 MB pages, no network,"
+            " no moto): request signing, JSON parsing, deserialisation — the Lambda's own CPU for the read, which a real"
+            " DynamoDB adds its service and network time to (not measured here);",
+            f"- *snapshot + analysis*: `build_snapshot` + `analyze_snapshot` on the items as read (median of {repeats}, after"
+            " one warm-up).",
+            "- not counted on either side: the `GetItem` of `RESULT#LATEST` (previous decision and look history) and the"
+            " result write (one `TransactWriteItems`, two Puts) that every scheduled analysis makes once per experiment.",
+            "",
+            "**Kanaria (counter items)**",
+            "",
+            "| recorded observations | items read (AGG + EXPOSURE) | Query requests | size | 1 MB pages | RCU | moto Query | client decode |"
+            " snapshot + analysis | decode + compute | decision |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+            *kanaria_rows,
+            "",
+            f"Items read grow {last.counter_items / first.counter_items:.2f}× from {first.n:,} to {last.n:,} observations"
+            f" ({last.n // first.n:,}× more): the grid has at most 2 × 6 × {days} × 16 = {2 * 6 * days * 16:,} counter"
+            " items (plus exposure items) however many observations arrive; only the histogram buckets an item has seen"
+            " make it bigger. moto pages by its own, larger size estimate (a number's characters), hence more Query"
+            " requests than DynamoDB's 1 MB pages.",
+            "",
+            "**Naive: read every raw observation, compute the statistics from them**",
+            "",
+            "The raw observation items are the ones Kanaria itself stores (built with `prepare_write` from the same"
+            " simulated observations), read with a paginated Scan filtered on the experiment (the table is keyed by"
+            " `observation_id`, so a real Scan also pays for every other experiment's observations — not counted here);"
+            " statistics per variant and per intent with numpy from columns extracted item by item (exact latency"
+            " quantiles), then the same `analyze_snapshot`. Units come from the same exposure counters.",
+            "",
+            "| recorded observations | raw items read | size | 1 MB pages | RCU | moto Scan | client decode | statistics +"
+            " analysis | decode + compute |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            *naive_rows,
+            "",
+            f"- The {last.n:,} row is **extrapolated**, not measured: items read = N by construction; bytes, decode and"
+            f" compute are the {basis.n:,}-observation measurements × {last.n // basis.n:,} (linear in N)."
+            + (
+                f" Held in memory, {last.n:,} deserialized raw items would take ≈ {memory_per_raw * last.n / 2**30:,.1f} GiB"
+                f" ({memory_per_raw:,.0f} B per item, tracemalloc at {memory_basis.n:,} items × N)"
+                + (
+                    ", more than a Lambda's maximum 10,240 MB: the naive analysis would not fit one invocation at all."
+                    if memory_per_raw * last.n > 10_240 * 2**20
+                    else "."
+                )
+                if memory_basis
+                else ""
+            ),
+            (
+                f"- moto Scan measured at {scans.n:,} raw items only ({scans.scans} Scan request{'s' if scans.scans != 1 else ''});"
+                " at larger N moto's serializer makes it impractical."
+            )
+            if scans
+            else "- moto Scan not measured.",
+            "- Both analyses agree where both were run:",
+            *agreements,
+            "",
+            "**Ratio naive ÷ Kanaria, one analysis**",
+            "",
+            "| recorded observations | items read | RCU | decode + compute wall |",
+            "| ---: | ---: | ---: | ---: |",
+            *ratio_rows,
+            "",
+            f"At {first.n:,} observations Kanaria reads {first.counter_items:,} items (counters and exposures) against the"
+            f" naive {first.n:,}, and one analysis costs {first_ratio:.1f}× as much the naive way: the counters pay off only"
+            " as observations accumulate, their number being bounded while the naive read grows with N.",
+            "",
+        ]
+    )

@@ -39,8 +39,10 @@ ALPHA = 0.01
 WORKERS = 2
 CHUNK = 50
 LATEST_FAULT_START = 45  # faults start uniformly in minutes [0, 45): at least 10 minutes before the last stage ends
-SIZES = {"full": {"aa": 2000, "other_healthy": 400, "fault": 200, "oracle": 20_000},
-         "quick": {"aa": 100, "other_healthy": 50, "fault": 30, "oracle": 5_000}}
+SIZES = {
+    "full": {"aa": 2000, "other_healthy": 400, "fault": 200, "oracle": 20_000},
+    "quick": {"aa": 100, "other_healthy": 50, "fault": 30, "oracle": 5_000},
+}
 
 _RULES = J.DEFAULT_METRICS
 
@@ -51,33 +53,57 @@ def _at_tolerance_ratio() -> dict[str, float]:
 
 HEALTHY = (
     ("identical arms (A/A)", sim.Candidate("A/A")),
-    ("at the ratio tolerance: every metric at ratio x the primary's rate",
-     sim.Candidate("ratio", effects=sim.with_rates(_at_tolerance_ratio()))),
-    ("harmless but different: every metric x1.2, 5xx +0.3 points (0.4%)",
-     sim.Candidate("different", effects=sim.with_rates(
-         {**{m: 1.2 * r for m, r in sim.BASE.items()}, "errors": sim.BASE["errors"] + 0.003}))),
-    ("half the points tolerance: 5xx +0.5 point (0.6%)",
-     sim.Candidate("half points", effects=sim.with_rates(
-         {"errors": sim.BASE["errors"] + _RULES[J.Metric.ERRORS].points / 2}))),
-    ("at the points tolerance: 5xx +1 point (1.1%)",
-     sim.Candidate("points", effects=sim.with_rates({"errors": sim.BASE["errors"] + _RULES[J.Metric.ERRORS].points}))),
+    (
+        "at the ratio tolerance: every metric at ratio x the primary's rate",
+        sim.Candidate("ratio", effects=sim.with_rates(_at_tolerance_ratio())),
+    ),
+    (
+        "harmless but different: every metric x1.2, 5xx +0.3 points (0.4%)",
+        sim.Candidate(
+            "different",
+            effects=sim.with_rates({**{m: 1.2 * r for m, r in sim.BASE.items()}, "errors": sim.BASE["errors"] + 0.003}),
+        ),
+    ),
+    (
+        "half the points tolerance: 5xx +0.5 point (0.6%)",
+        sim.Candidate(
+            "half points", effects=sim.with_rates({"errors": sim.BASE["errors"] + _RULES[J.Metric.ERRORS].points / 2})
+        ),
+    ),
+    (
+        "at the points tolerance: 5xx +1 point (1.1%)",
+        sim.Candidate(
+            "points", effects=sim.with_rates({"errors": sim.BASE["errors"] + _RULES[J.Metric.ERRORS].points})
+        ),
+    ),
 )
 FAULTS = (
     sim.Candidate("5xx error spike 6%", fault={"error": 0.06}),
     sim.Candidate("throttling 12%", fault={"throttle": 0.12}),
     sim.Candidate("hallucination spike 9%", fault={"hallucination": 0.09}),
-    sim.Candidate("cold start: latency 5x fading over 900 canary requests (from minute 0)",
-                  fault={"latency_factor": 5.0}, start=0, warm_requests=900),
+    sim.Candidate(
+        "cold start: latency 5x fading over 900 canary requests (from minute 0)",
+        fault={"latency_factor": 5.0},
+        start=0,
+        warm_requests=900,
+    ),
     sim.Candidate("latency 3x, persistent", fault={"latency_factor": 3.0}),
-    sim.Candidate("recommendation only: 7% 5xx, quality 0.55", fault={"error": 0.07, "quality": 0.55},
-                  intents=("recommendation",)),
-    sim.Candidate("order_status only: 2% 5xx, quality 0.78", fault={"error": 0.02, "quality": 0.78},
-                  intents=("order_status",)),
+    sim.Candidate(
+        "recommendation only: 7% 5xx, quality 0.55", fault={"error": 0.07, "quality": 0.55}, intents=("recommendation",)
+    ),
+    sim.Candidate(
+        "order_status only: 2% 5xx, quality 0.78", fault={"error": 0.02, "quality": 0.78}, intents=("order_status",)
+    ),
 )
 # #11's rehearsal goals (fault -> rollback complete, scenario clock): fault -> (stage index where the shipped
 # scenario's fault starts, goal in minutes)
-REHEARSAL_GOALS = {FAULTS[0].name: (1, 2), FAULTS[1].name: (0, 2), FAULTS[2].name: (0, 5), FAULTS[3].name: (0, 3),
-                   FAULTS[5].name: (0, 5)}
+REHEARSAL_GOALS = {
+    FAULTS[0].name: (1, 2),
+    FAULTS[1].name: (0, 2),
+    FAULTS[2].name: (0, 5),
+    FAULTS[3].name: (0, 3),
+    FAULTS[5].name: (0, 5),
+}
 DECIDERS = [d.name for d in C.contenders()]
 JUDGE = C.KanariaJudge.name
 ORACLE = C.Oracle.name
@@ -114,8 +140,10 @@ def _chunk(args: tuple[sim.Candidate, int, np.random.SeedSequence, float | None]
             deciders += [C.Oracle(candidate, threshold), C.faulty_streams_only(candidate)]
         rollout = C.run_rollout(rng, candidate, start, deciders, stop_when_decided=candidate.faulty)
         exposed = np.cumsum(rollout.affected)
-        decisions = {name: (minute, kind, detail, int(exposed[minute]))
-                     for name, (minute, kind, detail) in rollout.decisions.items()}
+        decisions = {
+            name: (minute, kind, detail, int(exposed[minute]))
+            for name, (minute, kind, detail) in rollout.decisions.items()
+        }
         out.append(Run(start, decisions, rollout.stage_minutes, rollout.completed))
     return out
 
@@ -239,8 +267,10 @@ def measure(size: dict[str, int]) -> tuple[dict[str, list[Run]], dict[str, tuple
     wall seconds, CPU seconds of the worker processes."""
     started = time.perf_counter()
     rng = np.random.default_rng(SEED)
-    progress("oracle thresholds: CUSUM false-alarm probability 1% over a healthy rollout "
-             f"({size['oracle']:,} simulated healthy rollouts per fault)")
+    progress(
+        "oracle thresholds: CUSUM false-alarm probability 1% over a healthy rollout "
+        f"({size['oracle']:,} simulated healthy rollouts per fault)"
+    )
     calibrated = {f.name: sim.oracle_threshold(sim.oracle_peaks(rng, f, size["oracle"]), ALPHA) for f in FAULTS}
     jobs: list[tuple[str, sim.Candidate, int, float | None]] = []
     for index, (label, candidate) in enumerate(HEALTHY):
@@ -248,8 +278,10 @@ def measure(size: dict[str, int]) -> tuple[dict[str, list[Run]], dict[str, tuple
     for fault in FAULTS:
         jobs.append((fault.name, fault, size["fault"], calibrated[fault.name][0]))
     total = sum(j[2] for j in jobs)
-    progress(f"{total:,} simulated rollouts ({len(HEALTHY)} healthy kinds, {len(FAULTS)} faults) on {WORKERS}"
-             " worker processes; every decider reads the same minutes")
+    progress(
+        f"{total:,} simulated rollouts ({len(HEALTHY)} healthy kinds, {len(FAULTS)} faults) on {WORKERS}"
+        " worker processes; every decider reads the same minutes"
+    )
     before = _worker_cpu()
     results = _run_all(jobs, SEED)
     seconds = time.perf_counter() - started
@@ -263,8 +295,13 @@ def _worker_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def markdown(results: dict[str, list[Run]], calibrated: dict[str, tuple[float, float]], seconds: float,
-             cpu: float, size: dict[str, int]) -> str:
+def markdown(
+    results: dict[str, list[Run]],
+    calibrated: dict[str, tuple[float, float]],
+    seconds: float,
+    cpu: float,
+    size: dict[str, int],
+) -> str:
     rules = ", ".join(f"{m.value} {r.ratio:g}x / +{r.points:.0%}" for m, r in _RULES.items())
     lines = [
         "## Canary judge (simulation)",
@@ -295,7 +332,7 @@ def markdown(results: dict[str, list[Run]], calibrated: dict[str, tuple[float, f
         " starts at minute s and is caught on minute s's data has delay 1); CloudWatch's ingestion (~1 minute,"
         " the judge's settle time) and alarm evaluation come on top, alike for all. **Exposed** = canary requests"
         " of the faulty intents served with the fault up to that minute. Faults start at a uniformly drawn minute"
-        f" in [0, {LATEST_FAULT_START}) unless stated, so some start late in a stage; \"late\" = the fault starts in a"
+        f' in [0, {LATEST_FAULT_START}) unless stated, so some start late in a stage; "late" = the fault starts in a'
         " stage's last 5 minutes. A fault the decider has not caught when the rollout ends (at the approval step)"
         " is missed; delays are over the detected runs.",
         "- **Missing metrics** (the missing-metrics scenario) are out of scope for a count simulation: the"
@@ -342,8 +379,9 @@ def markdown(results: dict[str, list[Run]], calibrated: dict[str, tuple[float, f
     lines += ["| candidate | " + " | ".join(header) + " |", "| --- |" + " ---: |" * len(header)]
     for label, _ in HEALTHY:
         runs = results[label]
-        cells = [_rate(sum(r.decisions.get(JUDGE, (0, ""))[1] == kind for r in runs), len(runs))
-                 for kind in ("harm", "hold")]
+        cells = [
+            _rate(sum(r.decisions.get(JUDGE, (0, ""))[1] == kind for r in runs), len(runs)) for kind in ("harm", "hold")
+        ]
         cells += [_rate(sum(name in r.decisions for r in runs), len(runs)) for name in names[1:]]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     aa = results[HEALTHY[0][0]]
@@ -362,8 +400,11 @@ def markdown(results: dict[str, list[Run]], calibrated: dict[str, tuple[float, f
         for name in names:
             counts = _rule_counts(results[label], name)
             if counts:
-                parts.append(f"{name}: " + ", ".join(f"{rule} {n}" for rule, n in counts.most_common(4))
-                             + (", ..." if len(counts) > 4 else ""))
+                parts.append(
+                    f"{name}: "
+                    + ", ".join(f"{rule} {n}" for rule, n in counts.most_common(4))
+                    + (", ..." if len(counts) > 4 else "")
+                )
         lines.append(f"- {label}: " + ("; ".join(parts) or "none") + ".")
     lines += [
         "",
@@ -372,7 +413,7 @@ def markdown(results: dict[str, list[Run]], calibrated: dict[str, tuple[float, f
         f"{size['fault']} rollouts per fault. detected = rolled back at or after the fault's start (before it: a"
         " false rollback, counted apart); delays in minutes of faulty data over the detected runs, also by the"
         " stage the fault starts in; exposed = canary requests of the faulty intents served with the fault until"
-        " the deciding minute. A decider that rolls back healthy candidates often also \"detects\" some faults by"
+        ' the deciding minute. A decider that rolls back healthy candidates often also "detects" some faults by'
         " chance (a false alarm that falls after the start): read its detections beside its A/A rate above.",
         "",
         "| fault | decider | detected | median delay | p90 | mean | median by start stage 5% / 25% / 50% |"
@@ -389,15 +430,22 @@ def markdown(results: dict[str, list[Run]], calibrated: dict[str, tuple[float, f
             median = _median(d.delays)
             ratio = f"{median / oracle_median:.2f}×" if median is not None and oracle_median else ""
             stages = " / ".join(_med(d.by_stage.get(i, [])) for i in range(len(sim.STAGES)))
-            lines.append(f"| {fault.name} | {name} | {len(d.delays)}/{d.runs}{early} | {_med(d.delays)} |"
-                         f" {_p90(d.delays)} | {_mean(d.delays)} | {stages} | {_med(d.late_delays)} |"
-                         f" {_med(d.exposed)} | {ratio} |")
+            lines.append(
+                f"| {fault.name} | {name} | {len(d.delays)}/{d.runs}{early} | {_med(d.delays)} |"
+                f" {_p90(d.delays)} | {_mean(d.delays)} | {stages} | {_med(d.late_delays)} |"
+                f" {_med(d.exposed)} | {ratio} |"
+            )
         summary.append((fault, found[JUDGE], found[ORACLE]))
-    lines += ["", "Oracle thresholds (log-likelihood ratio) and their false-alarm probability per healthy rollout on"
-              " the calibration runs: " + "; ".join(f"{name}: {h:.2f} ({p:.2%})" for name, (h, p) in calibrated.items())
-              + ". With counts the CUSUM's maximum has atoms: where no healthy minute ever has a positive"
-              " log-likelihood ratio (a 3x latency) the threshold is 0 and the oracle's false alarms are below 1%, so"
-              " it is a bound there all the more.", ""]
+    lines += [
+        "",
+        "Oracle thresholds (log-likelihood ratio) and their false-alarm probability per healthy rollout on"
+        " the calibration runs: "
+        + "; ".join(f"{name}: {h:.2f} ({p:.2%})" for name, (h, p) in calibrated.items())
+        + ". With counts the CUSUM's maximum has atoms: where no healthy minute ever has a positive"
+        " log-likelihood ratio (a 3x latency) the threshold is 0 and the oracle's false alarms are below 1%, so"
+        " it is a bound there all the more.",
+        "",
+    ]
     lines += _diagnostics(results)
     lines += _goals(results, summary)
     return "\n".join(lines) + "\n"
@@ -449,11 +497,15 @@ def _goals(results: dict[str, list[Run]], summary: list[tuple[sim.Candidate, Det
     for fault, judge, oracle in summary:
         jm, om = _median(judge.delays), _median(oracle.delays)
         ratio = f"{jm / om:.2f}×" if jm is not None and om else "–"
-        stages = [f"{_med(judge.by_stage.get(i, []))} / {_med(oracle.by_stage.get(i, []))}"
-                  for i in range(len(sim.STAGES))]
+        stages = [
+            f"{_med(judge.by_stage.get(i, []))} / {_med(oracle.by_stage.get(i, []))}" for i in range(len(sim.STAGES))
+        ]
         means = f"{_mean(judge.delays)} / {_mean(oracle.delays)}"
-        lines.append(f"| {fault.name} | {_med(judge.delays)} / {_med(oracle.delays)} | {ratio} | "
-                     + " | ".join(stages) + f" | {means} |")
+        lines.append(
+            f"| {fault.name} | {_med(judge.delays)} / {_med(oracle.delays)} | {ratio} | "
+            + " | ".join(stages)
+            + f" | {means} |"
+        )
     lines += [
         "",
         "- #11's rehearsal goals (fault → rollback complete on the scenario clock) against the delays here for a"
@@ -469,8 +521,10 @@ def _goals(results: dict[str, list[Run]], summary: list[tuple[sim.Candidate, Det
             continue
         stage, goal = REHEARSAL_GOALS[fault.name]
         j, o = judge.by_stage.get(stage, []), oracle.by_stage.get(stage, [])
-        lines.append(f"| {fault.name} | {sim.STAGES[stage][0]}% stage | {goal} min | {_med(j)} / {_p90(j)} |"
-                     f" {_med(o)} / {_p90(o)} |")
+        lines.append(
+            f"| {fault.name} | {sim.STAGES[stage][0]}% stage | {goal} min | {_med(j)} / {_p90(j)} |"
+            f" {_med(o)} / {_p90(o)} |"
+        )
     return [*lines, ""]
 
 

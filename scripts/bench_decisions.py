@@ -62,9 +62,14 @@ class Scenario:
 
     def arm(self, treatment: bool) -> dict[str, float]:
         """The metric parameters of one arm."""
-        body = {"error_rate": self.error_rate, "hallucination_rate": self.hallucination_rate,
-                "safety_rate": self.safety_rate, "latency_factor": 1.0, "cost_factor": 1.0,
-                "effect": self.effect if treatment else 0.0}
+        body = {
+            "error_rate": self.error_rate,
+            "hallucination_rate": self.hallucination_rate,
+            "safety_rate": self.safety_rate,
+            "latency_factor": 1.0,
+            "cost_factor": 1.0,
+            "effect": self.effect if treatment else 0.0,
+        }
         return body | (dict(self.treatment) if treatment else {})
 
 
@@ -121,12 +126,16 @@ def simulate_arm(rng: np.random.Generator, runs: int, scenario: Scenario, treatm
         for i, intent in enumerate(INTENT_SHARES):
             mask = which == i
             q = np.where(mask, quality, 0.0)
-            arm.intents[intent] = (np.cumsum(mask, axis=1, dtype=np.int64), np.cumsum(q, axis=1),
-                                   np.cumsum(q * q, axis=1))
+            arm.intents[intent] = (
+                np.cumsum(mask, axis=1, dtype=np.int64),
+                np.cumsum(q, axis=1),
+                np.cumsum(q * q, axis=1),
+            )
     return arm
 
 
 # ---------------------------------------------------------------- shared statistics (scipy only)
+
 
 def mean_var(n: Any, total: np.ndarray, squares: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and unbiased variance from sums (nan where undefined)."""
@@ -137,8 +146,9 @@ def mean_var(n: Any, total: np.ndarray, squares: np.ndarray) -> tuple[np.ndarray
     return mean, np.where(n > 1, var, np.nan)
 
 
-def welch(n_c: Any, s_c: np.ndarray, q_c: np.ndarray, n_t: Any, s_t: np.ndarray, q_t: np.ndarray,
-          p_value: bool = True) -> dict[str, np.ndarray]:
+def welch(
+    n_c: Any, s_c: np.ndarray, q_c: np.ndarray, n_t: Any, s_t: np.ndarray, q_t: np.ndarray, p_value: bool = True
+) -> dict[str, np.ndarray]:
     """Welch t: effect, se, df, two-sided p (only if asked: the costly part), validity."""
     n_c, n_t = np.asarray(n_c, dtype=float), np.asarray(n_t, dtype=float)
     m_c, v_c = mean_var(n_c, s_c, q_c)
@@ -151,8 +161,17 @@ def welch(n_c: Any, s_c: np.ndarray, q_c: np.ndarray, n_t: Any, s_t: np.ndarray,
         valid = (n_c >= 2) & (n_t >= 2) & (se > 0) & np.isfinite(se)
         t = np.where(valid, effect / np.where(valid, se, 1.0), 0.0)
     p = np.where(valid, 2.0 * special.stdtr(np.where(valid, df, 1.0), -np.abs(t)), np.nan) if p_value else None
-    return {"mean_c": m_c, "mean_t": m_t, "var_c": v_c, "var_t": v_t, "effect": effect, "se": se, "df": df,
-            "p": p, "valid": valid}
+    return {
+        "mean_c": m_c,
+        "mean_t": m_t,
+        "var_c": v_c,
+        "var_t": v_t,
+        "effect": effect,
+        "se": se,
+        "df": df,
+        "p": p,
+        "valid": valid,
+    }
 
 
 def newcombe(x_c: np.ndarray, n_c: Any, x_t: np.ndarray, n_t: Any, alpha: float) -> tuple[np.ndarray, np.ndarray]:
@@ -217,7 +236,9 @@ def histogram_p99(tail_le: np.ndarray) -> np.ndarray:
     rank = 0.99 * n
     j = np.minimum((tail_le < rank[..., None]).sum(axis=-1), TAIL_BUCKETS)
     cum = np.take_along_axis(tail_le, j[..., None], axis=-1)[..., 0].astype(float)
-    below = np.where(j > 0, np.take_along_axis(tail_le, np.maximum(j - 1, 0)[..., None], axis=-1)[..., 0], 0).astype(float)
+    below = np.where(j > 0, np.take_along_axis(tail_le, np.maximum(j - 1, 0)[..., None], axis=-1)[..., 0], 0).astype(
+        float
+    )
     count = cum - below
     index = TAIL_FIRST - 1 + j
     low, high = GROWTH ** (index - 1.0), GROWTH ** index.astype(float)
@@ -264,6 +285,7 @@ class Outcome:
 
 
 # ---------------------------------------------------------------- the rules of main before #13 (c97cfe9)
+
 
 def _current_obf_nominal(scenario: Scenario, alpha: float) -> np.ndarray:
     """The nominal alpha of each read's O'Brien–Fleming look as the scheduled analysis of c97cfe9 computes it:
@@ -375,6 +397,7 @@ def current_codes(control: Arm, treatment: Arm, scenario: Scenario, method: str)
 
 # ---------------------------------------------------------------- snapshots of one read (for the engine)
 
+
 def _mean_entry(n: int, total: float, squares: float) -> dict[str, Any]:
     return {"n": int(n), "sum": float(total), "sum_sq": float(squares)}
 
@@ -396,32 +419,50 @@ def arm_aggregate(arm: Arm, run: int, read: int) -> dict[str, Any]:
         "units": n,
         "quality_score": _mean_entry(n, arm.quality[0][run, read], arm.quality[1][run, read]),
         "cost_usd": _mean_entry(n, arm.cost[0][run, read], arm.cost[1][run, read]),
-        "latency_ms": {**_mean_entry(n, 1300.0 * n, 1300.0**2 * n + 500.0**2 * (n - 1)), "p99": p99,
-                       "histogram": histogram},
+        "latency_ms": {
+            **_mean_entry(n, 1300.0 * n, 1300.0**2 * n + 500.0**2 * (n - 1)),
+            "p99": p99,
+            "histogram": histogram,
+        },
         "error": {"n": n, "successes": int(arm.error[run, read])},
         "hallucination": {"n": n, "successes": int(arm.hallucination[run, read])},
         "safety_filtered": {"n": n, "successes": int(arm.safety[run, read])},
     }
 
 
-def snapshot_at(control: Arm, treatment: Arm, scenario: Scenario, method: str, run: int, read: int,
-                looks: list[float] | None) -> dict[str, Any]:
+def snapshot_at(
+    control: Arm, treatment: Arm, scenario: Scenario, method: str, run: int, read: int, looks: list[float] | None
+) -> dict[str, Any]:
     """The snapshot the scheduled analysis builds at one read (looks: the history carried by the previous read)."""
     body: dict[str, Any] = {
-        "experiment": {"id": "bench", "control": "A", "weights": {"A": 0.5, "B": 0.5},
-                       "primary_metric": "quality_score", "alpha": ALPHA, "power": 0.8, "mde": scenario.mde,
-                       "method": method, "planned_n_per_variant": scenario.planned_n},
+        "experiment": {
+            "id": "bench",
+            "control": "A",
+            "weights": {"A": 0.5, "B": 0.5},
+            "primary_metric": "quality_score",
+            "alpha": ALPHA,
+            "power": 0.8,
+            "mde": scenario.mde,
+            "method": method,
+            "planned_n_per_variant": scenario.planned_n,
+        },
         "aggregates": {"A": arm_aggregate(control, run, read), "B": arm_aggregate(treatment, run, read)},
     }
     if looks is not None:
         body["experiment"]["looks"] = looks
     if control.intents:
         body["intents"] = {
-            intent: {name: {"units": int(arm.intents[intent][0][run, read]),
-                            "quality_score": _mean_entry(arm.intents[intent][0][run, read],
-                                                         arm.intents[intent][1][run, read],
-                                                         arm.intents[intent][2][run, read])}
-                     for name, arm in (("A", control), ("B", treatment))}
+            intent: {
+                name: {
+                    "units": int(arm.intents[intent][0][run, read]),
+                    "quality_score": _mean_entry(
+                        arm.intents[intent][0][run, read],
+                        arm.intents[intent][1][run, read],
+                        arm.intents[intent][2][run, read],
+                    ),
+                }
+                for name, arm in (("A", control), ("B", treatment))
+            }
             for intent in INTENT_SHARES
         }
     return body
@@ -444,8 +485,9 @@ def current_looks_at(scenario: Scenario, reads: set[int], alpha: float = ALPHA) 
     return out
 
 
-def verification_points(outcome: Outcome, reads: int, rng: np.random.Generator, decided: int = 60,
-                        random: int = 60) -> list[tuple[int, int]]:
+def verification_points(
+    outcome: Outcome, reads: int, rng: np.random.Generator, decided: int = 60, random: int = 60
+) -> list[tuple[int, int]]:
     """(run, read) pairs: first-decision reads and the reads just before them, plus random reads."""
     runs = np.flatnonzero(outcome.index >= 0)
     chosen = rng.choice(runs, size=min(decided, len(runs)), replace=False) if len(runs) else np.array([], int)
@@ -454,7 +496,6 @@ def verification_points(outcome: Outcome, reads: int, rng: np.random.Generator, 
     for _ in range(random):
         points.add((int(rng.integers(len(outcome.index))), int(rng.integers(reads))))
     return sorted(points)
-
 
 
 # ---------------------------------------------------------------- the rules of this engine (issue #13)
@@ -476,8 +517,9 @@ def new_obf_schedule(scenario: Scenario, alpha: float = ALPHA) -> tuple[np.ndarr
         carried.append(list(looks))
         t = min((k + 1) / scenario.planned_n, 1.0)
         last = looks[-1] if looks else 0.0
-        grid = next((j / PLANNED_LOOKS for j in range(1, PLANNED_LOOKS + 1) if j / PLANNED_LOOKS > last + LOOK_SPACING),
-                    None)
+        grid = next(
+            (j / PLANNED_LOOKS for j in range(1, PLANNED_LOOKS + 1) if j / PLANNED_LOOKS > last + LOOK_SPACING), None
+        )
         if grid is not None and t >= grid - LOOK_SPACING:
             look = obf_look(t, looks, alpha, PLANNED_LOOKS)
             is_look[k], nominal[k] = True, look.nominal_alpha
@@ -525,8 +567,14 @@ def _ac(x: np.ndarray, n: Any) -> tuple[np.ndarray, np.ndarray]:
     return rate, rate * (1 - rate) / (n + 2.0)
 
 
-def new_codes(control: Arm, treatment: Arm, scenario: Scenario, method: str, guardrails: bool = True,
-              state: dict[str, Any] | None = None) -> np.ndarray:
+def new_codes(
+    control: Arm,
+    treatment: Arm,
+    scenario: Scenario,
+    method: str,
+    guardrails: bool = True,
+    state: dict[str, Any] | None = None,
+) -> np.ndarray:
     """Decision codes at every read by this engine's rules (defaults; one treatment), shape (runs, reads).
     Reads after the planned sample are cut off by the caller for fixed/obf (the decision there is final).
     guardrails=False: the primary-metric rule alone (no guardrail can fail or block, the harm level unchanged)."""
@@ -644,7 +692,7 @@ def new_codes(control: Arm, treatment: Arm, scenario: Scenario, method: str, gua
     if method != "always_valid":  # the plan's read is final unless a win waits for its guardrails
         ends = (codes[:, plan] == NONE) & ~shown[:, plan]
         codes[ends, plan] = FINAL
-        codes[ends, plan + 1:] = NONE
+        codes[ends, plan + 1 :] = NONE
     return codes
 
 
@@ -659,6 +707,7 @@ def final_read(method: str, scenario: Scenario) -> int | None:
 
 
 # ---------------------------------------------------------------- driver
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -675,16 +724,24 @@ def rules(primary_only: bool = False) -> dict[str, Rule]:
     """The rules compared: each method under the current (c97cfe9) and the new rules."""
     out: dict[str, Rule] = {}
     for method in ("fixed", "obf", "always_valid"):
-        out[f"current {method}"] = Rule(f"current `{method}` (c97cfe9)",
-                                        lambda c, t, sc, st, m=method: current_codes(c, t, sc, m), method, "current",
-                                        False)
-        out[f"new {method}"] = Rule(f"new `{method}`", lambda c, t, sc, st, m=method: new_codes(c, t, sc, m, state=st),
-                                    method, "new", False)
+        out[f"current {method}"] = Rule(
+            f"current `{method}` (c97cfe9)",
+            lambda c, t, sc, st, m=method: current_codes(c, t, sc, m),
+            method,
+            "current",
+            False,
+        )
+        out[f"new {method}"] = Rule(
+            f"new `{method}`", lambda c, t, sc, st, m=method: new_codes(c, t, sc, m, state=st), method, "new", False
+        )
         if primary_only:
             out[f"new {method} primary"] = Rule(
                 f"new `{method}`, primary rule only (no guardrail; replica only)",
-                lambda c, t, sc, st, m=method: new_codes(c, t, sc, m, guardrails=False, state=st), method, "none",
-                False)
+                lambda c, t, sc, st, m=method: new_codes(c, t, sc, m, guardrails=False, state=st),
+                method,
+                "none",
+                False,
+            )
     return out
 
 
@@ -697,8 +754,9 @@ class Simulated:
     primary: list[tuple[np.ndarray, ...]]  # (sum_c, sq_c, sum_t, sq_t) of the runs kept for gbstats
 
 
-def simulate(scenario: Scenario, runs: int, seed: int, compared: dict[str, Rule], chunk: int = 50,
-             keep_primary: int = 0) -> Simulated:
+def simulate(
+    scenario: Scenario, runs: int, seed: int, compared: dict[str, Rule], chunk: int = 50, keep_primary: int = 0
+) -> Simulated:
     """Simulate `runs` experiments in chunks; every rule reads the same data."""
     rng = np.random.default_rng(seed)
     parts: dict[str, list[Outcome]] = {name: [] for name in compared}
@@ -722,8 +780,14 @@ def simulate(scenario: Scenario, runs: int, seed: int, compared: dict[str, Rule]
             first = (control, treatment, codes_by_rule, states)
         if done < keep_primary:
             take = min(size, keep_primary - done)
-            primary.append((control.quality[0][:take], control.quality[1][:take], treatment.quality[0][:take],
-                            treatment.quality[1][:take]))
+            primary.append(
+                (
+                    control.quality[0][:take],
+                    control.quality[1][:take],
+                    treatment.quality[0][:take],
+                    treatment.quality[1][:take],
+                )
+            )
         done += size
     assert first is not None
     return Simulated({name: Outcome.concat(p) for name, p in parts.items()}, first, primary)
@@ -739,16 +803,24 @@ def _current_engine_decisions(snapshots: list[dict[str, Any]]) -> list[str] | st
 
     root = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory() as tmp:
-        archive = subprocess.run(["git", "-C", str(root), "archive", CURRENT_COMMIT, "lambdas/kanaria"],
-                                 capture_output=True)
+        archive = subprocess.run(
+            ["git", "-C", str(root), "archive", CURRENT_COMMIT, "lambdas/kanaria"], capture_output=True
+        )
         if archive.returncode != 0:
             return f"git archive {CURRENT_COMMIT} failed: {archive.stderr.decode().strip()[:200]}"
         subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
-        code = ("import json, sys\nfrom kanaria.analysis import analyze_snapshot\n"
-                "for line in sys.stdin:\n    print(analyze_snapshot(json.loads(line))['decision'])\n")
+        code = (
+            "import json, sys\nfrom kanaria.analysis import analyze_snapshot\n"
+            "for line in sys.stdin:\n    print(analyze_snapshot(json.loads(line))['decision'])\n"
+        )
         env = {"PYTHONPATH": str(Path(tmp) / "lambdas"), "PATH": "/usr/bin:/bin"}
-        run = subprocess.run([sys.executable, "-c", code], input="\n".join(json.dumps(s) for s in snapshots),
-                             capture_output=True, text=True, env=env)
+        run = subprocess.run(
+            [sys.executable, "-c", code],
+            input="\n".join(json.dumps(s) for s in snapshots),
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         if run.returncode != 0:
             return f"the c97cfe9 engine failed: {run.stderr.strip()[-300:]}"
         return run.stdout.split()
@@ -757,8 +829,9 @@ def _current_engine_decisions(snapshots: list[dict[str, Any]]) -> list[str] | st
 CURRENT_COMMIT = "c97cfe9"
 
 
-def verify(scenario: Scenario, sim: Simulated, compared: dict[str, Rule], seed: int, per_rule: int = 30
-           ) -> tuple[int, int, list[str]]:
+def verify(
+    scenario: Scenario, sim: Simulated, compared: dict[str, Rule], seed: int, per_rule: int = 30
+) -> tuple[int, int, list[str]]:
     """(checked, disagreeing, notes): the replica's code against analyze_snapshot at sampled reads of the first
     chunk (first decisions, the reads before them, random reads), with the look history each read carries."""
     from kanaria.analysis import analyze_snapshot
@@ -773,8 +846,11 @@ def verify(scenario: Scenario, sim: Simulated, compared: dict[str, Rule], seed: 
         first = Outcome.first(codes[name])
         reads = codes[name].shape[1]
         # reads up to each run's first decision (after it the scheduled analysis has stopped or frozen)
-        points = [(r, k) for r, k in verification_points(first, reads, rng, per_rule // 2, per_rule // 2)
-                  if first.index[r] < 0 or k <= first.index[r]]
+        points = [
+            (r, k)
+            for r, k in verification_points(first, reads, rng, per_rule // 2, per_rule // 2)
+            if first.index[r] < 0 or k <= first.index[r]
+        ]
         if rule.engine == "new":
             carried = new_obf_schedule(scenario)[2] if rule.method == "obf" else None
         else:
@@ -810,6 +886,7 @@ def verify(scenario: Scenario, sim: Simulated, compared: dict[str, Rule], seed: 
 
 # ---------------------------------------------------------------- the section
 
+
 def wilson(k: int, n: int) -> tuple[float, float]:
     """Wilson 95% interval of a Monte-Carlo proportion."""
     z = 1.959963984540054
@@ -828,11 +905,11 @@ def _rate(k: int, n: int) -> str:
 
 def _gbstats_outcome(primary: list[tuple[np.ndarray, ...]], scenario: Scenario, tuning: float) -> tuple[Outcome, float]:
     """gbstats' sequential two-sided test of the primary metric at every read, stopping at its first p < α."""
-    from scripts.bench_statistics import GbstatsSequential, Reads
-
     import warnings
 
-    sum_c, sq_c, sum_t, sq_t = (np.concatenate([p[i] for p in primary])[:, MIN_N - 1:] for i in range(4))
+    from scripts.bench_statistics import GbstatsSequential, Reads
+
+    sum_c, sq_c, sum_t, sq_t = (np.concatenate([p[i] for p in primary])[:, MIN_N - 1 :] for i in range(4))
     n = np.broadcast_to(np.arange(MIN_N, scenario.reads + 1, dtype=float), sum_c.shape)  # from min_n, as Kanaria
     reads = Reads(n, sum_c, sq_c, sum_t, sq_t)
     gb = GbstatsSequential(tuning)
@@ -855,9 +932,11 @@ def _aa_rows(scenario: Scenario, sim: Simulated, compared: dict[str, Rule]) -> l
         decided = int(o.decided.sum())
         rollback = int((o.kind == ROLLBACK).sum())
         goal = decided / runs <= ALPHA and rollback / runs <= ALPHA / 2
-        rows.append(f"| {scenario.name} | {rule.label} | {_rate(int(by_plan.decided.sum()), runs)} |"
-                    f" {_rate(decided, runs)} | {_rate(rollback, runs)} |"
-                    f" {_rate(int(np.isin(o.kind, [PROMOTE, REVIEW]).sum()), runs)} | {'yes' if goal else '**no**'} |")
+        rows.append(
+            f"| {scenario.name} | {rule.label} | {_rate(int(by_plan.decided.sum()), runs)} |"
+            f" {_rate(decided, runs)} | {_rate(rollback, runs)} |"
+            f" {_rate(int(np.isin(o.kind, [PROMOTE, REVIEW]).sum()), runs)} | {'yes' if goal else '**no**'} |"
+        )
     return rows
 
 
@@ -865,8 +944,7 @@ def _n_at(o: Outcome, censor: int) -> np.ndarray:
     return np.where(o.index >= 0, o.index + 1, censor)
 
 
-def _power_rows(scenario: Scenario, sim: Simulated, compared: dict[str, Rule], goal: tuple[float, float]
-                ) -> list[str]:
+def _power_rows(scenario: Scenario, sim: Simulated, compared: dict[str, Rule], goal: tuple[float, float]) -> list[str]:
     rows = []
     min_power, max_ratio = goal
     for name, rule in compared.items():
@@ -877,9 +955,11 @@ def _power_rows(scenario: Scenario, sim: Simulated, compared: dict[str, Rule], g
         censor = scenario.reads  # a final NO_DECISION is itself the read the rule stops at
         ratio = float(np.median(_n_at(o, censor))) / scenario.planned_n
         ok = win.mean() >= min_power and ratio <= max_ratio
-        rows.append(f"| {rule.label} | {by_plan.mean():.3f} | {win.mean():.3f} | "
-                    f"{(o.kind == ROLLBACK).mean():.3f} | {np.median(_n_at(o, censor)):,.0f} | {ratio:.2f} |"
-                    f" {'yes' if ok else '**no**'} |")
+        rows.append(
+            f"| {rule.label} | {by_plan.mean():.3f} | {win.mean():.3f} | "
+            f"{(o.kind == ROLLBACK).mean():.3f} | {np.median(_n_at(o, censor)):,.0f} | {ratio:.2f} |"
+            f" {'yes' if ok else '**no**'} |"
+        )
     return rows
 
 
@@ -892,15 +972,21 @@ def run(args: Any) -> str:
 
     quick = bool(getattr(args, "bench_quick", False))
     aa_runs, intent_runs, error_runs, design_runs, gb_runs = (
-        (200, 100, 100, 100, 50) if quick else (800, 500, 200, 250, 100))
+        (200, 100, 100, 100, 50) if quick else (800, 500, 200, 250, 100)
+    )
     seed = 20261205
     started = time.perf_counter()
     compared = rules()
     powered = rules(primary_only=True)
-    aa = [Scenario("no intents", 2000), Scenario("2 revenue-critical intents", 2000, intents=True),
-          Scenario("1% errors in both arms", 2000, error_rate=0.01)]
-    designs = [(Scenario("design 1", 2000, effect=0.02), (0.97, 0.50)),
-               (Scenario("design 2", 883, effect=0.02), (0.78, 0.75))]
+    aa = [
+        Scenario("no intents", 2000),
+        Scenario("2 revenue-critical intents", 2000, intents=True),
+        Scenario("1% errors in both arms", 2000, error_rate=0.01),
+    ]
+    designs = [
+        (Scenario("design 1", 2000, effect=0.02), (0.97, 0.50)),
+        (Scenario("design 2", 883, effect=0.02), (0.78, 0.75)),
+    ]
     aa_lines, power_lines, notes = [], [], []
     checked = disagree = 0
     gb_tuning = {}
@@ -922,7 +1008,8 @@ def run(args: Any) -> str:
                 f"| {scenario.name} | GrowthBook gbstats sequential, primary metric only (no guardrails), tuning 2·n"
                 f" = {tuning:,.0f}; {runs_gb} runs | {_rate(int((gb.within(scenario.planned_n).kind != NONE).sum()), runs_gb)} |"
                 f" {_rate(decided, runs_gb)} | {_rate(rollback, runs_gb)} | {_rate(decided - rollback, runs_gb)} |"
-                f" {'yes' if decided / runs_gb <= ALPHA and rollback / runs_gb <= ALPHA / 2 else '**no**'} |")
+                f" {'yes' if decided / runs_gb <= ALPHA and rollback / runs_gb <= ALPHA / 2 else '**no**'} |"
+            )
             notes.append(f"gbstats A/A: {runs_gb} runs × {scenario.reads:,} reads evaluated in {elapsed:.0f} s.")
     for j, (scenario, goal) in enumerate(designs):
         progress(f"statistics: {scenario.name}: {design_runs:,} runs × {scenario.reads:,} reads, {len(powered)} rules")
@@ -935,20 +1022,31 @@ def run(args: Any) -> str:
         win = gb.kind == PROMOTE
         n_at = _n_at(gb, scenario.reads)
         ratio = float(np.median(n_at)) / scenario.planned_n
-        lines.append(f"| GrowthBook gbstats sequential, primary only, tuning 2·n = {tuning:,.0f} ({len(gb.kind)} runs)"
-                     f" | {np.isin(gb.within(scenario.planned_n).kind, [PROMOTE]).mean():.3f} | {win.mean():.3f} |"
-                     f" {(gb.kind == ROLLBACK).mean():.3f} | {np.median(n_at):,.0f} | {ratio:.2f} |"
-                     f" {'yes' if win.mean() >= goal[0] and ratio <= goal[1] else '**no**'} |")
+        lines.append(
+            f"| GrowthBook gbstats sequential, primary only, tuning 2·n = {tuning:,.0f} ({len(gb.kind)} runs)"
+            f" | {np.isin(gb.within(scenario.planned_n).kind, [PROMOTE]).mean():.3f} | {win.mean():.3f} |"
+            f" {(gb.kind == ROLLBACK).mean():.3f} | {np.median(n_at):,.0f} | {ratio:.2f} |"
+            f" {'yes' if win.mean() >= goal[0] and ratio <= goal[1] else '**no**'} |"
+        )
         notes.append(f"gbstats {scenario.name}: {len(gb.kind)} runs evaluated in {elapsed:.0f} s.")
         power_lines.append((scenario, goal, lines))
     elapsed = time.perf_counter() - started
-    return _section((aa_runs, intent_runs, error_runs), design_runs, seed, elapsed, aa_lines, power_lines, checked,
-                    disagree, notes)
+    return _section(
+        (aa_runs, intent_runs, error_runs), design_runs, seed, elapsed, aa_lines, power_lines, checked, disagree, notes
+    )
 
 
-def _section(aa_runs: tuple[int, int, int], design_runs: int, seed: int, elapsed: float,
-             aa_lines: list[str], power_lines: list[tuple[Scenario, tuple[float, float], list[str]]], checked: int,
-             disagree: int, notes: list[str]) -> str:
+def _section(
+    aa_runs: tuple[int, int, int],
+    design_runs: int,
+    seed: int,
+    elapsed: float,
+    aa_lines: list[str],
+    power_lines: list[tuple[Scenario, tuple[float, float], list[str]]],
+    checked: int,
+    disagree: int,
+    notes: list[str],
+) -> str:
     sigma = math.sqrt(math.log(1 + COST_CV**2))
     lines = [
         "## Statistics",

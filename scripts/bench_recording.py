@@ -38,6 +38,7 @@ def progress(message: str) -> None:
 
 # ---------------------------------------------------------------- DynamoDB sizing (pure, unit-tested)
 
+
 def dynamo_value_size(value: Any) -> int:
     """Bytes DynamoDB bills for one attribute value (AWS "item sizes" rules; names are counted by the caller).
 
@@ -101,10 +102,17 @@ def write_units(item_bytes: int, transactional: bool = True) -> int:
 # ---------------------------------------------------------------- a fake AWS account (moto), shared with bench_analysis
 
 FAKE_ENVIRONMENT = {
-    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SECURITY_TOKEN": "testing",
-    "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
-    "POWERTOOLS_METRICS_NAMESPACE": "Kanaria", "POWERTOOLS_SERVICE_NAME": "kanaria-bench",
-    "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_DEV": "false",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "POWERTOOLS_METRICS_NAMESPACE": "Kanaria",
+    "POWERTOOLS_SERVICE_NAME": "kanaria-bench",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+    "POWERTOOLS_DEV": "false",
     "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
 }
 
@@ -229,12 +237,13 @@ def scan_all(table: Any) -> list[dict[str, Any]]:
 def invoke(handler: Any, path: str, body: Any) -> tuple[int, Any]:
     """POST an IAM-authorized HTTP API event to a handler (EMF output swallowed); (status, JSON body)."""
     from kanaria_tools.lambda_api import http_event
-
     from tests.unit.observations.support import FakeLambdaContext
 
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "No application metrics to publish" when a batch holds only duplicates
-        response = handler(http_event("POST", path, body, CALLER), FakeLambdaContext(function_name=f"{PREFIX}-observations"))
+        response = handler(
+            http_event("POST", path, body, CALLER), FakeLambdaContext(function_name=f"{PREFIX}-observations")
+        )
     return response["statusCode"], json.loads(response["body"])
 
 
@@ -312,7 +321,7 @@ def run(args: argparse.Namespace) -> str:
         log.clear()
         started = time.perf_counter()
         single_invocations = 0
-        for body in bodies[1:1 + count]:
+        for body in bodies[1 : 1 + count]:
             status, answer = invoke(module.handler, "/observations", body)
             assert status == 201, answer
             single_invocations += 1
@@ -323,9 +332,11 @@ def run(args: argparse.Namespace) -> str:
         log.clear()
         started = time.perf_counter()
         batch_invocations, recorded = 0, 0
-        batch_bodies = bodies[1 + count:]
+        batch_bodies = bodies[1 + count :]
         for k in range(0, len(batch_bodies), batch_size):
-            status, answer = invoke(module.handler, "/observations/batch", {"observations": batch_bodies[k:k + batch_size]})
+            status, answer = invoke(
+                module.handler, "/observations/batch", {"observations": batch_bodies[k : k + batch_size]}
+            )
             assert status == 200 and answer["rejected"] == 0, answer
             recorded += answer["recorded"]
             batch_invocations += 1
@@ -354,55 +365,92 @@ def run(args: argparse.Namespace) -> str:
     def per(counter: Counter[str], operation: str, n: int) -> str:
         return f"{counter.get(operation, 0) / n:.3f}"
 
-    dynamo_writes = lambda c: sum(v for k, v in c.items() if k.split(".")[1] in WRITE_OPERATIONS and k.startswith("dynamodb."))  # noqa: E731
-    dynamo_reads = lambda c: sum(v for k, v in c.items() if k.split(".")[1] in READ_OPERATIONS and k.startswith("dynamodb."))  # noqa: E731
+    def dynamo_calls(c: Counter[str], operations: frozenset[str] | set[str]) -> int:
+        return sum(v for k, v in c.items() if k.startswith("dynamodb.") and k.split(".")[1] in operations)
+
+    def dynamo_writes(c: Counter[str]) -> int:
+        return dynamo_calls(c, WRITE_OPERATIONS)
+
+    def dynamo_reads(c: Counter[str]) -> int:
+        return dynamo_calls(c, READ_OPERATIONS)
+
     rows = [
-        ("DynamoDB write requests per observation", f"{dynamo_writes(single) / count:.3f}", f"{dynamo_writes(batch) / count:.3f}"),
-        ("… of which `TransactWriteItems`", per(single, "dynamodb.TransactWriteItems", count),
-         per(batch, "dynamodb.TransactWriteItems", count)),
-        ("item writes inside them per observation (conditional Put + counter ADD)", f"{single_actions / count:.3f}",
-         f"{batch_actions / count:.3f}"),
-        ("DynamoDB read requests per observation", f"{dynamo_reads(single) / count:.3f}", f"{dynamo_reads(batch) / count:.3f}"),
-        ("… `GetItem` (sticky assignment; experiment re-read when its 30 s cache expires)",
-         per(single, "dynamodb.GetItem", count), per(batch, "dynamodb.GetItem", count)),
-        ("SSM requests per observation (profiles, Powertools 5-min cache)", per(single, "ssm.GetParameter", count),
-         per(batch, "ssm.GetParameter", count)),
-        ("Lambda invocations per 1,000 observations", f"{single_invocations * 1000 / count:,.0f}",
-         f"{batch_invocations * 1000 / count:,.0f}"),
-        ("wall time per observation in-process against moto (indicative only)", f"{single_wall / count * 1000:.1f} ms",
-         f"{batch_wall / count * 1000:.1f} ms"),
+        (
+            "DynamoDB write requests per observation",
+            f"{dynamo_writes(single) / count:.3f}",
+            f"{dynamo_writes(batch) / count:.3f}",
+        ),
+        (
+            "… of which `TransactWriteItems`",
+            per(single, "dynamodb.TransactWriteItems", count),
+            per(batch, "dynamodb.TransactWriteItems", count),
+        ),
+        (
+            "item writes inside them per observation (conditional Put + counter ADD)",
+            f"{single_actions / count:.3f}",
+            f"{batch_actions / count:.3f}",
+        ),
+        (
+            "DynamoDB read requests per observation",
+            f"{dynamo_reads(single) / count:.3f}",
+            f"{dynamo_reads(batch) / count:.3f}",
+        ),
+        (
+            "… `GetItem` (sticky assignment; experiment re-read when its 30 s cache expires)",
+            per(single, "dynamodb.GetItem", count),
+            per(batch, "dynamodb.GetItem", count),
+        ),
+        (
+            "SSM requests per observation (profiles, Powertools 5-min cache)",
+            per(single, "ssm.GetParameter", count),
+            per(batch, "ssm.GetParameter", count),
+        ),
+        (
+            "Lambda invocations per 1,000 observations",
+            f"{single_invocations * 1000 / count:,.0f}",
+            f"{batch_invocations * 1000 / count:,.0f}",
+        ),
+        (
+            "wall time per observation in-process against moto (indicative only)",
+            f"{single_wall / count * 1000:.1f} ms",
+            f"{batch_wall / count * 1000:.1f} ms",
+        ),
     ]
-    table = ["| per observation | single `POST /observations` | batch `POST /observations/batch` (100 per call) |",
-             "| --- | ---: | ---: |"] + [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    table = [
+        "| per observation | single `POST /observations` | batch `POST /observations/batch` (100 per call) |",
+        "| --- | ---: | ---: |",
+    ] + [f"| {a} | {b} | {c} |" for a, b, c in rows]
     cold_text = ", ".join(f"{k} × {v}" for k, v in sorted(cold.items()))
     retry_text = ", ".join(f"{k} × {v}" for k, v in sorted(retry.items()))
-    return "\n".join([
-        "## Recording",
-        "",
-        f"The real observations handler (`kanaria.handlers.observations.handler`, API Gateway HTTP API events) on moto,"
-        f" {count:,} new observations through each route after one warm-up request, every AWS request counted with a"
-        " botocore `before-call` hook on every client created during the run (the handler's DynamoDB clients and"
-        " Powertools' SSM client). Observations: 2 variants ×"
-        " 2 intents, random metrics (quality, relevance, latency, tokens with the cost computed from the price table,"
-        " error, hallucination, task completed, CSAT on 30%), variant = the unit's deterministic assignment (no sticky"
-        " record, so each observation also reads one) — all counted. Checked afterwards: the counter items add up to"
-        f" exactly the {1 + 2 * count:,} observations sent ({single_invocations:,} single and {batch_invocations:,} batch"
-        " invocations after the warm-up) and the observations table holds one raw item per observation.",
-        "",
-        *table,
-        "",
-        f"- Cold first request (experiment and profiles not cached yet): {cold_text}.",
-        f"- Retrying a whole batch of {batch_size} already recorded observations: {retry_text}; all {batch_size} answered"
-        " `duplicate`, the counter items unchanged (each cancelled transaction writes nothing).",
-        f"- Write capacity per new observation (modelled from the stored items' sizes by DynamoDB's sizing rules, not"
-        f" measured — moto does not meter capacity): raw item {raw_mean:,.0f} B on average, counter items up to"
-        f" {counter_max:,} B here → 2 × {math.ceil(raw_mean / 1024)} + 2 × {math.ceil(counter_max / 1024)} ="
-        f" **{wcu} WCU** in the transaction (transactional writes bill double; the counter item grows with the histogram"
-        " buckets it has seen; the Analysis section sizes the counter items of a busy experiment).",
-        "- The batch route does not batch the writes: each item is still its own `TransactWriteItems` (the exactly-once"
-        " unit is one observation). What the batch saves is invocations, request parsing and the per-invocation"
-        " overhead (and, per observation, API Gateway requests).",
-        "- Wall times are those of the handler in-process against moto (an emulator, with the observation tests'"
-        " item-level transaction rollback); they say nothing about DynamoDB or Lambda latency.",
-        "",
-    ])
+    return "\n".join(
+        [
+            "## Recording",
+            "",
+            f"The real observations handler (`kanaria.handlers.observations.handler`, API Gateway HTTP API events) on moto,"
+            f" {count:,} new observations through each route after one warm-up request, every AWS request counted with a"
+            " botocore `before-call` hook on every client created during the run (the handler's DynamoDB clients and"
+            " Powertools' SSM client). Observations: 2 variants ×"
+            " 2 intents, random metrics (quality, relevance, latency, tokens with the cost computed from the price table,"
+            " error, hallucination, task completed, CSAT on 30%), variant = the unit's deterministic assignment (no sticky"
+            " record, so each observation also reads one) — all counted. Checked afterwards: the counter items add up to"
+            f" exactly the {1 + 2 * count:,} observations sent ({single_invocations:,} single and {batch_invocations:,} batch"
+            " invocations after the warm-up) and the observations table holds one raw item per observation.",
+            "",
+            *table,
+            "",
+            f"- Cold first request (experiment and profiles not cached yet): {cold_text}.",
+            f"- Retrying a whole batch of {batch_size} already recorded observations: {retry_text}; all {batch_size} answered"
+            " `duplicate`, the counter items unchanged (each cancelled transaction writes nothing).",
+            f"- Write capacity per new observation (modelled from the stored items' sizes by DynamoDB's sizing rules, not"
+            f" measured — moto does not meter capacity): raw item {raw_mean:,.0f} B on average, counter items up to"
+            f" {counter_max:,} B here → 2 × {math.ceil(raw_mean / 1024)} + 2 × {math.ceil(counter_max / 1024)} ="
+            f" **{wcu} WCU** in the transaction (transactional writes bill double; the counter item grows with the histogram"
+            " buckets it has seen; the Analysis section sizes the counter items of a busy experiment).",
+            "- The batch route does not batch the writes: each item is still its own `TransactWriteItems` (the exactly-once"
+            " unit is one observation). What the batch saves is invocations, request parsing and the per-invocation"
+            " overhead (and, per observation, API Gateway requests).",
+            "- Wall times are those of the handler in-process against moto (an emulator, with the observation tests'"
+            " item-level transaction rollback); they say nothing about DynamoDB or Lambda latency.",
+            "",
+        ]
+    )

@@ -42,8 +42,11 @@ REPORTS = ROOT / "reports" / "bench-rollout"  # gitignored; each scenario's repo
 ROLLOUT_STACK = "KanariaRollout"
 SCENARIO_TIMEOUT_S = 480  # wall seconds per rehearsal process (the longest takes ~2 min)
 SYNTH_TIMEOUT_S = 600
-CDK_ENV = {"JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20", "CDK_DISABLE_VERSION_CHECK": "true",
-           "CDK_CLI_TELEMETRY": "false"}
+CDK_ENV = {
+    "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+    "CDK_DISABLE_VERSION_CHECK": "true",
+    "CDK_CLI_TELEMETRY": "false",
+}
 # The gate thresholds the rehearsal adds to every stage unless a scenario overrides them (docs/rehearsal.md,
 # "Scenario files"); copied here for the text only.
 REHEARSAL_GATE_DEFAULTS = "max_error_rate 0.02, max_latency_p99_increase 1.0 (+100%), min_observations 30"
@@ -73,8 +76,9 @@ FAULT_SCENARIOS = (
     FaultScenario("Bedrock throttling", "throttling", "throttling"),
     FaultScenario("hallucination spike", "hallucination-spike", "hallucination-spike"),
     FaultScenario("intent-local regression (recommendation)", "intent-regression", "intent-regression"),
-    FaultScenario("5xx error spike with the rollback function failing", "rollback-function-failure",
-                  "rollback-function-failure"),
+    FaultScenario(
+        "5xx error spike with the rollback function failing", "rollback-function-failure", "rollback-function-failure"
+    ),
 )
 QUICK_SCENARIOS = ("throttling", "hallucination-spike")
 
@@ -128,7 +132,7 @@ def reacting(phase: Mapping[str, Any], limit: int = 4) -> list[str]:
             target = what.split(" -> ", 2)[2] if what.count(" -> ") >= 2 else ""
             text = f"{kind} `{what.split(' ', 1)[0]}` ALARM" + (f" → {target}" if target else "")
         elif kind == "rollback":
-            text = ("reconciler done (100/0)" if what.startswith("reconciler") else "rollback function done (100/0)")
+            text = "reconciler done (100/0)" if what.startswith("reconciler") else "rollback function done (100/0)"
         else:
             continue
         after = kind != "rollback" and rolled is not None and at > rolled
@@ -136,8 +140,13 @@ def reacting(phase: Mapping[str, Any], limit: int = 4) -> list[str]:
     return out[:limit]
 
 
-def phase_row(case: FaultScenario, rollout: RolloutPhase | None, result: Mapping[str, Any] | None,
-              wall_s: float | None, failure: str | None = None) -> str:
+def phase_row(
+    case: FaultScenario,
+    rollout: RolloutPhase | None,
+    result: Mapping[str, Any] | None,
+    wall_s: float | None,
+    failure: str | None = None,
+) -> str:
     """One markdown table row: fault | scenario | expected | outcome | reacted | fault → rollback | wall."""
     fault = fault_text(rollout)
     label = f"{case.fault}<br>{fault}" if fault else case.fault
@@ -162,8 +171,10 @@ def phase_row(case: FaultScenario, rollout: RolloutPhase | None, result: Mapping
         reacted.insert(0, f"rollback trigger **{trigger[0]}** at {trigger[1]}")
     seconds = phase.get("fault_to_rollback_seconds")
     to_rollback = f"**{duration(seconds)}**" if seconds is not None else "no rollback"
-    return (f"| {label} | {where} | {phase.get('expected') or 'any'} | {outcome} | {md_cell('; '.join(reacted)) or '-'} |"
-            f" {to_rollback} | {wall} |")
+    return (
+        f"| {label} | {where} | {phase.get('expected') or 'any'} | {outcome} | {md_cell('; '.join(reacted)) or '-'} |"
+        f" {to_rollback} | {wall} |"
+    )
 
 
 def phase_ok(result: Mapping[str, Any] | None, name: str) -> bool:
@@ -206,8 +217,10 @@ def stage_plan(rollout: RolloutPhase | None) -> str:
     stages = " → ".join(f"{s.percent}% {s.minutes:g} min" for s in rollout.stages)
     text = f"{stages} → approval → 100%, gate checks every {rollout.check_minutes:g} min"
     if rollout.gates:
-        text += ", gates " + ", ".join(f"{k} {v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool)
-                                       else f"{k} {v}" for k, v in rollout.gates.items())
+        text += ", gates " + ", ".join(
+            f"{k} {v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else f"{k} {v}"
+            for k, v in rollout.gates.items()
+        )
     if rollout.warmup_requests:
         text += f", {rollout.warmup_requests} warm-up requests"
     return text
@@ -235,8 +248,10 @@ class AlarmWindow:
         if self.period_s is None:
             return "?", "?"
         first = (self.datapoints - 1) * self.period_s
-        return (f"{duration(first)} – {duration(first + self.period_s)}",
-                f"{duration(first + self.period_s)} – {duration(first + 2 * self.period_s)}")
+        return (
+            f"{duration(first)} – {duration(first + self.period_s)}",
+            f"{duration(first + self.period_s)} – {duration(first + 2 * self.period_s)}",
+        )
 
 
 def _period(props: Mapping[str, Any]) -> int | None:
@@ -293,31 +308,40 @@ def alarm_windows(template: Mapping[str, Any]) -> list[AlarmWindow]:
         props = resource.get("Properties", {})
         evaluation = int(props.get("EvaluationPeriods", 1))
         feeds = composites.get(logical, [])
-        out.append(AlarmWindow(
-            name=str(props.get("AlarmName", logical)), description=str(props.get("AlarmDescription", "")),
-            period_s=_period(props), datapoints=int(props.get("DatapointsToAlarm", evaluation)),
-            evaluation_periods=evaluation,
-            threshold=float(props["Threshold"]) if props.get("Threshold") is not None else None,
-            comparison=str(props.get("ComparisonOperator", "")), missing=str(props.get("TreatMissingData", "missing")),
-            composites=tuple(name for name, _ in feeds),
-            actions=tuple(dict.fromkeys(a for _, actions in feeds for a in actions)),
-        ))
+        out.append(
+            AlarmWindow(
+                name=str(props.get("AlarmName", logical)),
+                description=str(props.get("AlarmDescription", "")),
+                period_s=_period(props),
+                datapoints=int(props.get("DatapointsToAlarm", evaluation)),
+                evaluation_periods=evaluation,
+                threshold=float(props["Threshold"]) if props.get("Threshold") is not None else None,
+                comparison=str(props.get("ComparisonOperator", "")),
+                missing=str(props.get("TreatMissingData", "missing")),
+                composites=tuple(name for name, _ in feeds),
+                actions=tuple(dict.fromkeys(a for _, actions in feeds for a in actions)),
+            )
+        )
     return out
 
 
 def alarm_table(windows: Sequence[AlarmWindow]) -> list[str]:
     """Markdown table of the alarm windows."""
-    rows = ["| alarm | what (AlarmDescription) | period | datapoints to alarm | missing data | feeds → actions |"
-            " ALARM after the fault, partial first period breaching | … only full periods breaching |",
-            "| --- | --- | ---: | ---: | --- | --- | --- | --- |"]
+    rows = [
+        "| alarm | what (AlarmDescription) | period | datapoints to alarm | missing data | feeds → actions |"
+        " ALARM after the fault, partial first period breaching | … only full periods breaching |",
+        "| --- | --- | ---: | ---: | --- | --- | --- | --- |",
+    ]
     for w in windows:
         period = duration(w.period_s) if w.period_s else "?"
         feeds = ", ".join(f"`{c}`" for c in w.composites) or "-"
         if w.actions:
             feeds += " → " + ", ".join(w.actions)
         partial, full = w.after_fault()
-        rows.append(f"| `{w.name}` | {md_cell(w.description)} | {period} | {w.datapoints} of {w.evaluation_periods} |"
-                    f" {w.missing} | {feeds} | {partial} | {full} |")
+        rows.append(
+            f"| `{w.name}` | {md_cell(w.description)} | {period} | {w.datapoints} of {w.evaluation_periods} |"
+            f" {w.missing} | {feeds} | {partial} | {full} |"
+        )
     return rows
 
 
@@ -340,6 +364,7 @@ def failure_line(output: str) -> str:
 
 
 # ---------------------------------------------------------------- running things
+
 
 @dataclass
 class ScenarioRun:
@@ -365,8 +390,9 @@ def _run(command: Sequence[str], log: Path, timeout: float) -> tuple[int | None,
     """Run a command in its own process group, output to log; kill the group on timeout. (returncode, wall)."""
     started = time.perf_counter()
     with log.open("w", encoding="utf-8") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             code: int | None = process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -399,8 +425,11 @@ def run_scenario(name: str, reports_root: Path, speed: float | None = None) -> S
             run.result = json.loads(results[-1].read_text(encoding="utf-8"))
             run.failure = None
             return run
-        run.failure = (f"no result after {SCENARIO_TIMEOUT_S} s (killed)" if run.returncode is None
-                       else f"exit {run.returncode}: {failure_line(output)}")
+        run.failure = (
+            f"no result after {SCENARIO_TIMEOUT_S} s (killed)"
+            if run.returncode is None
+            else f"exit {run.returncode}: {failure_line(output)}"
+        )
         if "in use" not in output:
             break
     return run
@@ -408,14 +437,17 @@ def run_scenario(name: str, reports_root: Path, speed: float | None = None) -> S
 
 def run_scenarios(names: Sequence[str], jobs: int, reports_root: Path, speed: float | None) -> dict[str, ScenarioRun]:
     """Run the scenarios `jobs` at a time, in the given order, with start/finish progress."""
+
     def one(name: str) -> ScenarioRun:
         progress(f"rollout: rehearse {name} (start)")
         try:
             run = run_scenario(name, reports_root, speed)
         except Exception as exc:  # noqa: BLE001 - reported in the table; the other scenarios and sections go on
             run = ScenarioRun(name, failure=f"{type(exc).__name__}: {exc}")
-        phases = ", ".join(f"{p['name']} {p['outcome']}{'' if p['ok'] else ' NOT as expected'}"
-                           for p in (run.result or {}).get("phases", []))
+        phases = ", ".join(
+            f"{p['name']} {p['outcome']}{'' if p['ok'] else ' NOT as expected'}"
+            for p in (run.result or {}).get("phases", [])
+        )
         progress(f"rollout: rehearse {name} done in {run.wall_s or 0:.0f} s: {phases or run.failure}")
         return run
 
@@ -453,8 +485,11 @@ def time_synth(runs: int, bundle: bool, work: Path) -> SynthResult:
         progress(f"rollout: cdk synth ({label}) {index + 1}/{runs}")
         code, wall = _synth(output, bundle, log)
         if code != 0:
-            result.failure = (f"killed after {SYNTH_TIMEOUT_S} s" if code is None else
-                              f"exit {code} after {wall:.1f} s: {failure_line(log.read_text(encoding='utf-8', errors='replace'))}")
+            result.failure = (
+                f"killed after {SYNTH_TIMEOUT_S} s"
+                if code is None
+                else f"exit {code} after {wall:.1f} s: {failure_line(log.read_text(encoding='utf-8', errors='replace'))}"
+            )
             return result
         result.times.append(wall)
     template = output / f"{ROLLOUT_STACK}.template.json"
@@ -473,6 +508,7 @@ def time_synth(runs: int, bundle: bool, work: Path) -> SynthResult:
 
 
 # ---------------------------------------------------------------- the section
+
 
 def run(args: argparse.Namespace) -> str:
     """The Rollout section of docs/benchmarks.md."""
@@ -501,8 +537,10 @@ def run(args: argparse.Namespace) -> str:
         rollout = rollouts[case]
         run_ = runs.get(case.scenario)
         if run_ is None:
-            rows.append(f"| {case.fault} | `{case.scenario}` | {rollout.expect if rollout else '?'} |"
-                        " not run (`--quick`) | - | - | - |")
+            rows.append(
+                f"| {case.fault} | `{case.scenario}` | {rollout.expect if rollout else '?'} |"
+                " not run (`--quick`) | - | - | - |"
+            )
             continue
         rows.append(phase_row(case, rollout, run_.result, run_.wall_s, run_.failure))
         if run_.result:
@@ -510,12 +548,16 @@ def run(args: argparse.Namespace) -> str:
             for phase in run_.result.get("phases", []):
                 if phase.get("name") != case.phase:
                     verdict = "as expected" if phase.get("ok") else "**NOT as expected**"
-                    extra_phases.append(f"`{case.scenario}` {phase.get('kind')} `{phase.get('name')}`:"
-                                        f" {phase.get('outcome')} (expected {phase.get('expected') or 'any'}, {verdict})")
+                    extra_phases.append(
+                        f"`{case.scenario}` {phase.get('kind')} `{phase.get('name')}`:"
+                        f" {phase.get('outcome')} (expected {phase.get('expected') or 'any'}, {verdict})"
+                    )
     failures = [c for c in cases if not phase_ok(runs[c.scenario].result, c.phase)]
     speed_text = ", ".join(f"{s:g}×" for s in sorted(s for s in speeds if s)) or "?"
-    plans = [f"- `{c.scenario}`{'' if c.phase == c.scenario else f' `{c.phase}`'}: {stage_plan(rollouts[c])}"
-             for c in FAULT_SCENARIOS]
+    plans = [
+        f"- `{c.scenario}`{'' if c.phase == c.scenario else f' `{c.phase}`'}: {stage_plan(rollouts[c])}"
+        for c in FAULT_SCENARIOS
+    ]
     windows = alarm_windows(plain.template) if plain.template else []
 
     lines = [
@@ -536,8 +578,12 @@ def run(args: argparse.Namespace) -> str:
         "",
     ]
     if failures:
-        lines += [f"**{len(failures)} scenario(s) did not end as expected:** "
-                  + ", ".join(f"`{c.scenario}`" for c in failures) + " (see their report.md).", ""]
+        lines += [
+            f"**{len(failures)} scenario(s) did not end as expected:** "
+            + ", ".join(f"`{c.scenario}`" for c in failures)
+            + " (see their report.md).",
+            "",
+        ]
     if extra_phases:
         lines += ["Other phases of the same runs: " + "; ".join(extra_phases) + ".", ""]
     lines += [
@@ -586,12 +632,18 @@ def run(args: argparse.Namespace) -> str:
     if bundled is None:
         lines.append("| with pip bundling of the layers (`make synth`) | not run (`--quick`) |")
     elif bundled.failure:
-        lines.append(f"| with pip bundling of the layers (`make synth`) | **failed**: {md_cell(bundled.failure)[:400]} |")
+        lines.append(
+            f"| with pip bundling of the layers (`make synth`) | **failed**: {md_cell(bundled.failure)[:400]} |"
+        )
     else:
-        lines.append(f"| with pip bundling of the layers (`make synth`), fresh output directory | {median_text(bundled.times)} |")
+        lines.append(
+            f"| with pip bundling of the layers (`make synth`), fresh output directory | {median_text(bundled.times)} |"
+        )
         if bundled.cached_s is not None:
-            lines.append(f"| with bundling, again into the same directory (bundled assets present, pip skipped) |"
-                         f" {bundled.cached_s:.1f} s |")
+            lines.append(
+                f"| with bundling, again into the same directory (bundled assets present, pip skipped) |"
+                f" {bundled.cached_s:.1f} s |"
+            )
     lines += [
         "",
         "- Bundling (`infra/constructs/bundling.py`) runs `pip install --platform manylinux2014_x86_64"
@@ -601,6 +653,8 @@ def run(args: argparse.Namespace) -> str:
         " synths into the same `cdk.out` but not into a fresh directory (downloads every time).",
     ]
     if bundled is not None and bundled.layer_mb:
-        lines.append("- Bundled layer assets: " + ", ".join(f"{k}… {v:.0f} MB" for k, v in bundled.layer_mb.items()) + ".")
+        lines.append(
+            "- Bundled layer assets: " + ", ".join(f"{k}… {v:.0f} MB" for k, v in bundled.layer_mb.items()) + "."
+        )
     lines += [f"- Synth section wall time {synth_s:.0f} s; section total {time.perf_counter() - started:.0f} s.", ""]
     return "\n".join(lines)

@@ -41,14 +41,16 @@ def progress(message: str) -> None:
 
 # ---------------------------------------------------------------- simulation helpers (pure, unit-tested)
 
+
 def read_schedule(planned_n: int, reads: int = READS, run_on: int = 1) -> np.ndarray:
     """Cumulative units per arm at each read: round(k · planned_n / reads) for k = 1 … reads · run_on."""
     k = np.arange(1, reads * run_on + 1)
     return np.rint(k * planned_n / reads).astype(np.int64)
 
 
-def simulate_a_a(rng: np.random.Generator, runs: int, schedule: np.ndarray, mean: float = MEAN,
-                 sd: float = SD) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def simulate_a_a(
+    rng: np.random.Generator, runs: int, schedule: np.ndarray, mean: float = MEAN, sd: float = SD
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Cumulative (sum, sum of squares) of control and treatment at each read, both arms N(mean, sd): (runs, reads)."""
     out = [np.empty((runs, len(schedule))) for _ in range(4)]
     totals = [np.zeros(runs) for _ in range(4)]
@@ -100,12 +102,25 @@ class Row:
         fpr = self.false_positives / self.runs
         low, high = wilson(self.false_positives, self.runs)
         median, mean = float(np.median(self.n_at_decision)), float(np.mean(self.n_at_decision))
-        return [self.method, f"{fpr:.3f} [{low:.3f}, {high:.3f}]", f"{self.power:.3f}", f"{median:,.0f}",
-                f"{mean:,.0f}", f"{median / fixed_n:.2f}", f"{mean / fixed_n:.2f}"]
+        return [
+            self.method,
+            f"{fpr:.3f} [{low:.3f}, {high:.3f}]",
+            f"{self.power:.3f}",
+            f"{median:,.0f}",
+            f"{mean:,.0f}",
+            f"{median / fixed_n:.2f}",
+            f"{mean / fixed_n:.2f}",
+        ]
 
 
-def stopping_row(method: str, hits_aa: np.ndarray, hits_effect: np.ndarray, positive_effect: np.ndarray,
-                 schedule: np.ndarray, horizon: int) -> Row:
+def stopping_row(
+    method: str,
+    hits_aa: np.ndarray,
+    hits_effect: np.ndarray,
+    positive_effect: np.ndarray,
+    schedule: np.ndarray,
+    horizon: int,
+) -> Row:
     """A method that stops at its first hit within `horizon` reads: FPR, power (right direction) and n at stop."""
     _, any_aa = first_decision(hits_aa, horizon)
     index, any_effect = first_decision(hits_effect, horizon)
@@ -114,6 +129,7 @@ def stopping_row(method: str, hits_aa: np.ndarray, hits_effect: np.ndarray, posi
 
 
 # ---------------------------------------------------------------- the methods
+
 
 @dataclass(frozen=True)
 class Reads:
@@ -134,8 +150,12 @@ def kanaria_reads(reads: Reads, planned_n: int, mde: float) -> dict[str, np.ndar
     fractions = np.minimum(reads.n[0] / planned_n, 1.0).tolist()
     # as the scheduled analysis reads it: obf_look(n / planned_n, the earlier reads' fractions, alpha, 20);
     # OBF ends at the planned sample (t capped at 1), so later reads never reject
-    nominal = np.array([obf_look(t, fractions[:k], ALPHA, READS).nominal_alpha if n <= planned_n else 0.0
-                        for k, (t, n) in enumerate(zip(fractions, reads.n[0].tolist()))])
+    nominal = np.array(
+        [
+            obf_look(t, fractions[:k], ALPHA, READS).nominal_alpha if n <= planned_n else 0.0
+            for k, (t, n) in enumerate(zip(fractions, reads.n[0].tolist()))
+        ]
+    )
     msprt = msprt_normal(w.effect, w.se**2, np.full(w.se.shape, mde**2), ALPHA)  # τ = mde, as the engine reads primary
     return {
         "p": w.p_value,
@@ -159,9 +179,13 @@ class GbstatsSequential:
         # one test object per configuration; its statistics are updated in place for each read (construction and
         # pydantic validation cost 4× the p-value itself). check() compares with freshly built objects.
         self._test = SequentialTwoSidedTTest(self._a, self._b, self.config)
-        self._fresh: Callable[..., float] = lambda n_c, s_c, q_c, n_t, s_t, q_t: SequentialTwoSidedTTest(
-            SampleMeanStatistic(n=n_c, sum=s_c, sum_squares=q_c), SampleMeanStatistic(n=n_t, sum=s_t, sum_squares=q_t),
-            self.config).p_value
+        self._fresh: Callable[..., float] = lambda n_c, s_c, q_c, n_t, s_t, q_t: (
+            SequentialTwoSidedTTest(
+                SampleMeanStatistic(n=n_c, sum=s_c, sum_squares=q_c),
+                SampleMeanStatistic(n=n_t, sum=s_t, sum_squares=q_t),
+                self.config,
+            ).p_value
+        )
 
     def p_value(self, n_c: int, s_c: float, q_c: float, n_t: int, s_t: float, q_t: float) -> float:
         """gbstats' sequential p-value for one read."""
@@ -189,13 +213,20 @@ class GbstatsSequential:
         runs, count = reads.n.shape
         worst = 0.0
         for r, j in zip(rng.integers(0, runs, points), rng.integers(0, count, points)):
-            args = (int(reads.n[r, j]), float(reads.sum_c[r, j]), float(reads.sq_c[r, j]), int(reads.n[r, j]),
-                    float(reads.sum_t[r, j]), float(reads.sq_t[r, j]))
+            args = (
+                int(reads.n[r, j]),
+                float(reads.sum_c[r, j]),
+                float(reads.sq_c[r, j]),
+                int(reads.n[r, j]),
+                float(reads.sum_t[r, j]),
+                float(reads.sq_t[r, j]),
+            )
             worst = max(worst, abs(self.p_value(*args) - self._fresh(*args)))
         return worst
 
 
 # ---------------------------------------------------------------- one design
+
 
 @dataclass(frozen=True)
 class DesignResult:
@@ -227,21 +258,63 @@ def run_design(title: str, planned_n: int, runs: int, seed: int) -> DesignResult
     final = horizon - 1
     fixed_once_aa = k_aa["fixed"][:, final]
     fixed_once_power = (k_eff["fixed"][:, final] & positive[:, final]).mean()
-    rows.append(Row("fixed horizon, read once at n (reference)", int(fixed_once_aa.sum()), runs, float(fixed_once_power),
-                    np.full(runs, schedule[final])))
-    rows.append(stopping_row("fixed horizon read at every run, stop at first p < α (peeking)", k_aa["fixed"],
-                             k_eff["fixed"], positive, schedule, horizon))
+    rows.append(
+        Row(
+            "fixed horizon, read once at n (reference)",
+            int(fixed_once_aa.sum()),
+            runs,
+            float(fixed_once_power),
+            np.full(runs, schedule[final]),
+        )
+    )
+    rows.append(
+        stopping_row(
+            "fixed horizon read at every run, stop at first p < α (peeking)",
+            k_aa["fixed"],
+            k_eff["fixed"],
+            positive,
+            schedule,
+            horizon,
+        )
+    )
     rows.append(kanaria_fixed_rule(k_aa, k_eff, schedule, horizon))
-    rows.append(stopping_row("Kanaria `obf` (O'Brien–Fleming spending, history of the reads)", k_aa["obf"], k_eff["obf"], positive,
-                             schedule, horizon))
-    rows.append(stopping_row("Kanaria `always_valid` (mSPRT, τ = mde), stop by n", k_aa["always_valid"],
-                             k_eff["always_valid"], positive, schedule, horizon))
-    rows.append(stopping_row(f"Kanaria `always_valid`, reads continued to {RUN_ON}·n", k_aa["always_valid"],
-                             k_eff["always_valid"], positive, schedule, run_on))
+    rows.append(
+        stopping_row(
+            "Kanaria `obf` (O'Brien–Fleming spending, history of the reads)",
+            k_aa["obf"],
+            k_eff["obf"],
+            positive,
+            schedule,
+            horizon,
+        )
+    )
+    rows.append(
+        stopping_row(
+            "Kanaria `always_valid` (mSPRT, τ = mde), stop by n",
+            k_aa["always_valid"],
+            k_eff["always_valid"],
+            positive,
+            schedule,
+            horizon,
+        )
+    )
+    rows.append(
+        stopping_row(
+            f"Kanaria `always_valid`, reads continued to {RUN_ON}·n",
+            k_aa["always_valid"],
+            k_eff["always_valid"],
+            positive,
+            schedule,
+            run_on,
+        )
+    )
 
     notes = []
     check_rng = np.random.default_rng(seed + 1)
-    for label, tuning in (("default tuning 5,000", GB_DEFAULT_TUNING), (f"tuning = 2·n = {2 * planned_n:,}", 2.0 * planned_n)):
+    for label, tuning in (
+        ("default tuning 5,000", GB_DEFAULT_TUNING),
+        (f"tuning = 2·n = {2 * planned_n:,}", 2.0 * planned_n),
+    ):
         gb = GbstatsSequential(tuning)
         started = time.perf_counter()
         gb_aa = gb.hits(aa, stop_at_first=True)
@@ -249,18 +322,32 @@ def run_design(title: str, planned_n: int, runs: int, seed: int) -> DesignResult
         elapsed = time.perf_counter() - started
         worst = gb.check(eff, check_rng)
         # gbstats' point estimate is relative, (t − c)/c; c > 0 here so its sign is Kanaria's effect sign
-        rows.append(stopping_row(f"GrowthBook gbstats sequential, {label}, stop by n", gb_aa, gb_eff, positive,
-                                 schedule, horizon))
-        rows.append(stopping_row(f"GrowthBook gbstats sequential, {label}, reads continued to {RUN_ON}·n", gb_aa, gb_eff,
-                                 positive, schedule, run_on))
-        notes.append(f"gbstats ({label}): {runs:,} A/A + {runs:,} effect runs, up to {run_on} reads each, evaluated in"
-                     f" {elapsed:.1f} s; in-place evaluation equals freshly built gbstats objects to {worst:.1e}"
-                     " on 200 random reads.")
+        rows.append(
+            stopping_row(
+                f"GrowthBook gbstats sequential, {label}, stop by n", gb_aa, gb_eff, positive, schedule, horizon
+            )
+        )
+        rows.append(
+            stopping_row(
+                f"GrowthBook gbstats sequential, {label}, reads continued to {RUN_ON}·n",
+                gb_aa,
+                gb_eff,
+                positive,
+                schedule,
+                run_on,
+            )
+        )
+        notes.append(
+            f"gbstats ({label}): {runs:,} A/A + {runs:,} effect runs, up to {run_on} reads each, evaluated in"
+            f" {elapsed:.1f} s; in-place evaluation equals freshly built gbstats objects to {worst:.1e}"
+            " on 200 random reads."
+        )
     return DesignResult(title, planned_n, rows, notes)
 
 
-def kanaria_fixed_rule(k_aa: dict[str, np.ndarray], k_eff: dict[str, np.ndarray], schedule: np.ndarray,
-                       horizon: int) -> Row:
+def kanaria_fixed_rule(
+    k_aa: dict[str, np.ndarray], k_eff: dict[str, np.ndarray], schedule: np.ndarray, horizon: int
+) -> Row:
     """Kanaria's `fixed` decision rule: ROLLBACK on significant harm at any read, PROMOTE only at the planned n."""
     final = horizon - 1
 
@@ -272,18 +359,27 @@ def kanaria_fixed_rule(k_aa: dict[str, np.ndarray], k_eff: dict[str, np.ndarray]
 
     rb_aa, promo_aa, _ = outcome(k_aa)
     _, promo_eff, n_eff = outcome(k_eff)
-    return Row("Kanaria `fixed` rule (harm acted on at any run, win only at n)", int((rb_aa | promo_aa).sum()),
-               len(rb_aa), float(promo_eff.mean()), n_eff)
+    return Row(
+        "Kanaria `fixed` rule (harm acted on at any run, win only at n)",
+        int((rb_aa | promo_aa).sum()),
+        len(rb_aa),
+        float(promo_eff.mean()),
+        n_eff,
+    )
 
 
 # ---------------------------------------------------------------- section
 
+
 def table(result: DesignResult) -> list[str]:
     """Markdown table of one design."""
-    lines = [f"### {result.title}", "",
-             "| method | A/A false-positive rate [95% MC CI] | power | median n/arm at decision | mean n/arm |"
-             " median ÷ fixed n | mean ÷ fixed n |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        f"### {result.title}",
+        "",
+        "| method | A/A false-positive rate [95% MC CI] | power | median n/arm at decision | mean n/arm |"
+        " median ÷ fixed n | mean ÷ fixed n |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     lines += ["| " + " | ".join(row.cells(result.planned_n)) + " |" for row in result.rows]
     return lines + [""] + [f"- {note}" for note in result.notes] + [""]
 

@@ -56,11 +56,13 @@ def judge_minute(minute: sim.Minute, settings: J.JudgeSettings = SETTINGS) -> J.
             continue
         for i, intent in enumerate(sim.INTENTS):
             x_c, n_c, x_p, n_p = counts[m, i].tolist()
-            streams[J.stream_key(metric, intent)] = J.Counts(canary_events=x_c, canary_trials=n_c,
-                                                             primary_events=x_p, primary_trials=n_p)
+            streams[J.stream_key(metric, intent)] = J.Counts(
+                canary_events=x_c, canary_trials=n_c, primary_events=x_p, primary_trials=n_p
+            )
         x_c, n_c, x_p, n_p = counts[m].sum(axis=0).tolist()
-        streams[J.stream_key(metric, J.OVERALL)] = J.Counts(canary_events=x_c, canary_trials=n_c,
-                                                            primary_events=x_p, primary_trials=n_p)
+        streams[J.stream_key(metric, J.OVERALL)] = J.Counts(
+            canary_events=x_c, canary_trials=n_c, primary_events=x_p, primary_trials=n_p
+        )
     return J.MinuteCounts(minute=T0 + timedelta(minutes=minute.index), streams=streams)
 
 
@@ -69,8 +71,13 @@ class KanariaJudge:
 
     name = "Kanaria judge"
 
-    def __init__(self, settings: J.JudgeSettings = SETTINGS, min_observations: int = MIN_OBSERVATIONS,
-                 holds: bool = True, name: str | None = None):
+    def __init__(
+        self,
+        settings: J.JudgeSettings = SETTINGS,
+        min_observations: int = MIN_OBSERVATIONS,
+        holds: bool = True,
+        name: str | None = None,
+    ):
         self.settings, self.min_observations, self.holds = settings, min_observations, holds
         self.name = name or self.name
         self.state = J.start(settings, T0, HORIZON)
@@ -276,8 +283,9 @@ class Oracle:
             events, trials = minute.canary.counts[sim.M[s.metric]][self.intents].sum(axis=0).tolist()
             after = None
             if self.candidate.warm_requests:
-                after = float(sim.cold_start_slow_rate(self.candidate, np.array(float(self.served)),
-                                                       np.array(float(trials))))
+                after = float(
+                    sim.cold_start_slow_rate(self.candidate, np.array(float(self.served)), np.array(float(trials)))
+                )
             llr += float(sim.oracle_llr(s, np.array(events), np.array(trials), after))
         self.served += minute.canary.requests
         self.cusum = max(0.0, self.cusum + llr)
@@ -290,16 +298,18 @@ def faulty_streams_only(candidate: sim.Candidate) -> KanariaJudge:
     metrics = {sim.DRIVES[name] for name in candidate.fault}
     local = candidate.intents is not None
     settings = J.JudgeSettings(
-        settle_seconds=0, metrics={m: None for m in sim.METRICS if m not in metrics},
-        intents={i: 1.0 for i in candidate.intents} if local else {"_none": 1.0}, critical_intents=(),
-        overall_share=0.001 if local else 0.999)
+        settle_seconds=0,
+        metrics={m: None for m in sim.METRICS if m not in metrics},
+        intents={i: 1.0 for i in candidate.intents} if local else {"_none": 1.0},
+        critical_intents=(),
+        overall_share=0.001 if local else 0.999,
+    )
     return KanariaJudge(settings, holds=False, name="judge statistic on the faulty streams only (diagnostic)")
 
 
 def contenders() -> list:
     """A fresh set of the compared deciders (the judge first: it drives the schedule)."""
     return [KanariaJudge(), TodaysRules(5), TodaysRules(15), KayentaStyle(), FlaggerStyle()]
-
 
 
 @dataclass
@@ -314,8 +324,13 @@ class Rollout:
     completed: bool  # the judge passed every stage
 
 
-def run_rollout(rng: np.random.Generator, candidate: sim.Candidate, fault_start: int | None,
-                deciders: list, stop_when_decided: bool = True) -> Rollout:
+def run_rollout(
+    rng: np.random.Generator,
+    candidate: sim.Candidate,
+    fault_start: int | None,
+    deciders: list,
+    stop_when_decided: bool = True,
+) -> Rollout:
     """One rollout. The first decider (the judge; any decider without a `verdict` gives every stage its minimum)
     drives the schedule while it runs: a stage advances when it
     passes at or after the minimum, holds while it continues, and the rollout ends when it rolls back. After

@@ -32,14 +32,19 @@ import numpy as np
 from scipy import optimize, stats
 
 REQUESTS_PER_MINUTE = 600
-MIX = {"recommendation": 0.24, "product_search": 0.20, "manga_qa": 0.18, "order_status": 0.16,
-       "shipping_info": 0.12, "chitchat": 0.10}
+MIX = {
+    "recommendation": 0.24,
+    "product_search": 0.20,
+    "manga_qa": 0.18,
+    "order_status": 0.16,
+    "shipping_info": 0.12,
+    "chitchat": 0.10,
+}
 INTENTS = tuple(MIX)
 SHARES = np.array([MIX[i] for i in INTENTS])
 # (percent, minimum minutes); a stage may hold up to its minimum again (the rollout's hold bound).
 STAGES = ((5, 20), (25, 20), (50, 15))
-METRICS = ("errors", "throttles", "hallucinations", "safety_stops", "slow_responses", "poor_quality",
-           "dissatisfied")
+METRICS = ("errors", "throttles", "hallucinations", "safety_stops", "slow_responses", "poor_quality", "dissatisfied")
 M = {name: index for index, name in enumerate(METRICS)}
 
 LATENCY_MEDIAN_MS, LATENCY_P99_MS = 1250.0, 3000.0
@@ -78,7 +83,9 @@ def _poor_rate(e: Effects, cut: float) -> float:
     fallback = float(stats.norm.cdf((cut - FALLBACK_QUALITY) / FALLBACK_SD))
     answer = float(stats.norm.cdf((cut - e.quality) / QUALITY_SD))
     hallucinated = float(stats.norm.cdf((cut - e.quality + HALLUCINATION_PENALTY) / QUALITY_SD))
-    return (e.throttle * fallback + answered * ((1 - e.hallucination) * answer + e.hallucination * hallucinated)) / scored
+    return (
+        e.throttle * fallback + answered * ((1 - e.hallucination) * answer + e.hallucination * hallucinated)
+    ) / scored
 
 
 # The cut-offs: the healthy primary's p95 latency (throttled calls are fast) and p10 quality.
@@ -103,8 +110,15 @@ def marginal_rates(e: Effects) -> dict[str, float]:
 
 BASE = marginal_rates(HEALTHY)
 # The metric each Effects field drives (the oracle's streams: given these counts, the rest is drawn as before).
-DRIVES = {"throttle": "throttles", "error": "errors", "hallucination": "hallucinations", "safety": "safety_stops",
-          "latency_factor": "slow_responses", "quality": "poor_quality", "dissatisfied": "dissatisfied"}
+DRIVES = {
+    "throttle": "throttles",
+    "error": "errors",
+    "hallucination": "hallucinations",
+    "safety": "safety_stops",
+    "latency_factor": "slow_responses",
+    "quality": "poor_quality",
+    "dissatisfied": "dissatisfied",
+}
 
 
 def with_rates(targets: dict[str, float], base: Effects = HEALTHY) -> Effects:
@@ -121,12 +135,22 @@ def with_rates(targets: dict[str, float], base: Effects = HEALTHY) -> Effects:
         e = replace(e, safety=targets["safety_stops"] / (1 - (1 - e.throttle) * e.error))
     if "slow_responses" in targets:
         goal = targets["slow_responses"]
-        e = replace(e, latency_factor=float(optimize.brentq(
-            lambda f: marginal_rates(replace(e, latency_factor=f))["slow_responses"] - goal, 0.2, 50.0)))
+        e = replace(
+            e,
+            latency_factor=float(
+                optimize.brentq(
+                    lambda f: marginal_rates(replace(e, latency_factor=f))["slow_responses"] - goal, 0.2, 50.0
+                )
+            ),
+        )
     if "poor_quality" in targets:
         goal = targets["poor_quality"]
-        e = replace(e, quality=float(optimize.brentq(
-            lambda q: marginal_rates(replace(e, quality=q))["poor_quality"] - goal, 0.0, 1.5)))
+        e = replace(
+            e,
+            quality=float(
+                optimize.brentq(lambda q: marginal_rates(replace(e, quality=q))["poor_quality"] - goal, 0.0, 1.5)
+            ),
+        )
     if "dissatisfied" in targets:
         e = replace(e, dissatisfied=targets["dissatisfied"])
     return e
@@ -188,8 +212,9 @@ def effect_table(effects: list[Effects]) -> np.ndarray:
     return np.array([[getattr(e, name) for e in effects] for name in _FIELDS])
 
 
-def draw_side(rng: np.random.Generator, requests: np.ndarray, table: np.ndarray,
-              latency_factors: np.ndarray | None = None) -> Side:
+def draw_side(
+    rng: np.random.Generator, requests: np.ndarray, table: np.ndarray, latency_factors: np.ndarray | None = None
+) -> Side:
     """Requests per intent through the response model, with the intents' effects `table` (effect_table);
     `latency_factors` per request in arrival order (None: each intent's own factor)."""
     total = int(requests.sum())
@@ -207,17 +232,29 @@ def draw_side(rng: np.random.Generator, requests: np.ndarray, table: np.ndarray,
     latency = LATENCY_MEDIAN_MS * factor * np.exp(LATENCY_SIGMA * rng.standard_normal(total))
     latency = np.where(throttled, np.minimum(latency, 250.0 + 100.0 * u[4]), latency)
     noise = rng.standard_normal(total)
-    quality = np.clip(np.where(throttled, FALLBACK_QUALITY + FALLBACK_SD * noise, mean_quality + QUALITY_SD * noise),
-                      0.0, 1.0)
+    quality = np.clip(
+        np.where(throttled, FALLBACK_QUALITY + FALLBACK_SD * noise, mean_quality + QUALITY_SD * noise), 0.0, 1.0
+    )
     quality = np.where(hallucination, np.maximum(0.0, quality - HALLUCINATION_PENALTY), quality)
     scored = ~error
     csat = answer & (u[5] < CSAT_ANSWER_RATE)
-    flags = np.stack((error, throttled, hallucination, safety, latency > SLOW_CUT_MS,
-                      scored & (quality <= POOR_CUT), csat & (u[6] < unhappy), scored, csat))
+    flags = np.stack(
+        (
+            error,
+            throttled,
+            hallucination,
+            safety,
+            latency > SLOW_CUT_MS,
+            scored & (quality <= POOR_CUT),
+            csat & (u[6] < unhappy),
+            scored,
+            csat,
+        )
+    )
     rows, columns = np.nonzero(flags)
     tallies = np.bincount(rows * n + intent[columns], minlength=flags.shape[0] * n).reshape(flags.shape[0], n)
     counts = np.empty((len(METRICS), n, 2), dtype=np.int64)
-    counts[:, :, 0] = tallies[:len(METRICS)]
+    counts[:, :, 0] = tallies[: len(METRICS)]
     counts[:, :, 1] = requests
     counts[M["poor_quality"], :, 1] = tallies[len(METRICS)]
     counts[M["dissatisfied"], :, 1] = tallies[len(METRICS) + 1]
@@ -302,12 +339,15 @@ def oracle_streams(candidate: Candidate) -> list[OracleStream]:
     rest is drawn as before: those counts carry all the information."""
     before = marginal_rates(candidate.effects)
     after = marginal_rates(replace(candidate.effects, **candidate.fault))
-    return [OracleStream(DRIVES[name], candidate.faulty_intents(), before[DRIVES[name]], after[DRIVES[name]])
-            for name in candidate.fault]
+    return [
+        OracleStream(DRIVES[name], candidate.faulty_intents(), before[DRIVES[name]], after[DRIVES[name]])
+        for name in candidate.fault
+    ]
 
 
-def oracle_llr(stream: OracleStream, events: np.ndarray, trials: np.ndarray,
-               after: float | np.ndarray | None = None) -> np.ndarray:
+def oracle_llr(
+    stream: OracleStream, events: np.ndarray, trials: np.ndarray, after: float | np.ndarray | None = None
+) -> np.ndarray:
     """Per-minute log-likelihood ratio of the canary's counts: faulty rate against healthy rate."""
     p1 = stream.after if after is None else after
     p0 = stream.before

@@ -33,9 +33,25 @@ class PipLayerBundling:
         target = Path(output_dir) / "python"
         platforms = [arg for platform in PLATFORMS for arg in ("--platform", platform)]
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--quiet", "--no-compile", *platforms,
-             "--implementation", "cp", "--python-version", PYTHON_VERSION,
-             "--only-binary=:all:", "--target", str(target), "-r", str(self._requirements)],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--quiet",
+                "--no-compile",
+                *platforms,
+                "--implementation",
+                "cp",
+                "--python-version",
+                PYTHON_VERSION,
+                "--only-binary=:all:",
+                "--target",
+                str(target),
+                "-r",
+                str(self._requirements),
+            ],
             check=True,
         )
         for pattern in _PRUNE_GLOBS:

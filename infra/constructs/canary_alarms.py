@@ -60,18 +60,60 @@ class AlarmSpec:
 ALARM_SPECS: dict[str, AlarmSpec] = {
     spec.kind: spec
     for spec in (
-        AlarmSpec(names.ALARM_CANARY_ERROR_RATE, 2.0, Duration.minutes(1), 3, 2, cw.TreatMissingData.NOT_BREACHING,
-                  "Canary target 5xx rate > 2% of its requests in 2 of the last 3 minutes (ALB metrics)"),
-        AlarmSpec(names.ALARM_CANARY_LATENCY, 2.0, Duration.minutes(1), 5, 3, cw.TreatMissingData.NOT_BREACHING,
-                  "Canary p99 latency > 2x primary p99 in 3 of the last 5 minutes"),
-        AlarmSpec(names.ALARM_CANARY_THROTTLING, 5.0, Duration.minutes(1), 3, 2, cw.TreatMissingData.NOT_BREACHING,
-                  "Canary model throttling > 5% of its model calls in 2 of the last 3 minutes"),
-        AlarmSpec(names.ALARM_CANARY_HALLUCINATION, 3.0, Duration.minutes(1), 10, 5, cw.TreatMissingData.MISSING,
-                  "Canary hallucination rate > 3% of its responses in 5 of the last 10 minutes"),
-        AlarmSpec(names.ALARM_CANARY_QUALITY, 5.0, Duration.minutes(1), 15, 10, cw.TreatMissingData.MISSING,
-                  "Canary mean quality score > 5% below primary in 10 of the last 15 minutes"),
-        AlarmSpec(names.ALARM_CANARY_CSAT, 10.0, Duration.hours(1), 4, 4, cw.TreatMissingData.MISSING,
-                  "Canary mean CSAT > 10% below primary in each of the last 4 hours"),
+        AlarmSpec(
+            names.ALARM_CANARY_ERROR_RATE,
+            2.0,
+            Duration.minutes(1),
+            3,
+            2,
+            cw.TreatMissingData.NOT_BREACHING,
+            "Canary target 5xx rate > 2% of its requests in 2 of the last 3 minutes (ALB metrics)",
+        ),
+        AlarmSpec(
+            names.ALARM_CANARY_LATENCY,
+            2.0,
+            Duration.minutes(1),
+            5,
+            3,
+            cw.TreatMissingData.NOT_BREACHING,
+            "Canary p99 latency > 2x primary p99 in 3 of the last 5 minutes",
+        ),
+        AlarmSpec(
+            names.ALARM_CANARY_THROTTLING,
+            5.0,
+            Duration.minutes(1),
+            3,
+            2,
+            cw.TreatMissingData.NOT_BREACHING,
+            "Canary model throttling > 5% of its model calls in 2 of the last 3 minutes",
+        ),
+        AlarmSpec(
+            names.ALARM_CANARY_HALLUCINATION,
+            3.0,
+            Duration.minutes(1),
+            10,
+            5,
+            cw.TreatMissingData.MISSING,
+            "Canary hallucination rate > 3% of its responses in 5 of the last 10 minutes",
+        ),
+        AlarmSpec(
+            names.ALARM_CANARY_QUALITY,
+            5.0,
+            Duration.minutes(1),
+            15,
+            10,
+            cw.TreatMissingData.MISSING,
+            "Canary mean quality score > 5% below primary in 10 of the last 15 minutes",
+        ),
+        AlarmSpec(
+            names.ALARM_CANARY_CSAT,
+            10.0,
+            Duration.hours(1),
+            4,
+            4,
+            cw.TreatMissingData.MISSING,
+            "Canary mean CSAT > 10% below primary in each of the last 4 hours",
+        ),
     )
 }
 
@@ -103,21 +145,28 @@ class CanaryAlarms(Construct):
         self.alarms: dict[str, cw.Alarm] = {
             kind: self._build_alarm(spec, expressions[kind](spec.period)) for kind, spec in ALARM_SPECS.items()
         }
-        self.critical = self._build_composite(names.ALARM_CANARY_CRITICAL, names.CRITICAL_ALARM_KINDS,
-                                              "Canary is unhealthy: the rollout is rolled back")
+        self.critical = self._build_composite(
+            names.ALARM_CANARY_CRITICAL, names.CRITICAL_ALARM_KINDS, "Canary is unhealthy: the rollout is rolled back"
+        )
         self.critical.add_alarm_action(cw_actions.LambdaAction(rollback_function))
         self._scope_permission_by_name(rollback_function, names.ALARM_CANARY_CRITICAL)
         self.critical.add_alarm_action(cw_actions.SnsAction(alerts_topic))
-        self.warning = self._build_composite(names.ALARM_CANARY_WARNING, names.WARNING_ALARM_KINDS,
-                                             "Canary quality regressed: the rollout holds at its current weight")
+        self.warning = self._build_composite(
+            names.ALARM_CANARY_WARNING,
+            names.WARNING_ALARM_KINDS,
+            "Canary quality regressed: the rollout holds at its current weight",
+        )
         self.warning.add_alarm_action(cw_actions.SnsAction(alerts_topic))
 
     # --- metrics -------------------------------------------------------------------------------------------
 
     def alb_metric(self, metric_name: str, target: str, statistic: str = "Sum") -> cw.Metric:
         """A per-target-group ALB metric (dimensions TargetGroup + LoadBalancer)."""
-        target_group = (self._listener.canary_target_group_full_name if target == names.TARGET_CANARY
-                        else self._listener.primary_target_group_full_name)
+        target_group = (
+            self._listener.canary_target_group_full_name
+            if target == names.TARGET_CANARY
+            else self._listener.primary_target_group_full_name
+        )
         return cw.Metric(
             namespace=ALB_NAMESPACE,
             metric_name=metric_name,
@@ -137,8 +186,10 @@ class CanaryAlarms(Construct):
 
     def _error_rate(self, period: Duration) -> cw.MathExpression:
         return cw.MathExpression(
-            expression=(f"IF(requests >= {MIN_SAMPLES} AND FILL(errors, 0) >= {MIN_EVENTS}, "
-                        "100 * FILL(errors, 0) / requests, 0)"),
+            expression=(
+                f"IF(requests >= {MIN_SAMPLES} AND FILL(errors, 0) >= {MIN_EVENTS}, "
+                "100 * FILL(errors, 0) / requests, 0)"
+            ),
             using_metrics={
                 "errors": self.alb_metric("HTTPCode_Target_5XX_Count", names.TARGET_CANARY),
                 "requests": self.alb_metric("RequestCount", names.TARGET_CANARY),
@@ -168,8 +219,10 @@ class CanaryAlarms(Construct):
     def _canary_rate(self, metric_name: str, period: Duration, label: str) -> cw.MathExpression:
         """100 x events / observations on the canary (Observations counts every response, throttled included)."""
         return cw.MathExpression(
-            expression=(f"IF(observations >= {MIN_SAMPLES} AND FILL(events, 0) >= {MIN_EVENTS}, "
-                        "100 * FILL(events, 0) / observations, 0)"),
+            expression=(
+                f"IF(observations >= {MIN_SAMPLES} AND FILL(events, 0) >= {MIN_EVENTS}, "
+                "100 * FILL(events, 0) / observations, 0)"
+            ),
             using_metrics={
                 "events": self.kanaria_metric(metric_name, names.TARGET_CANARY, "Sum"),
                 "observations": self.kanaria_metric(names.METRIC_OBSERVATIONS, names.TARGET_CANARY, "Sum"),
@@ -224,10 +277,15 @@ class CanaryAlarms(Construct):
         which moto's CloudFormation does not implement (a GetAtt on it fails the whole stack there)."""
         permission = function.node.find_child("AlarmPermission")  # the CfnPermission LambdaAction adds
         assert isinstance(permission, lambda_.CfnPermission)
-        permission.add_property_override("SourceArn", Stack.of(self).format_arn(
-            service="cloudwatch", resource="alarm", resource_name=names.alarm_name(self._prefix, kind),
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-        ))
+        permission.add_property_override(
+            "SourceArn",
+            Stack.of(self).format_arn(
+                service="cloudwatch",
+                resource="alarm",
+                resource_name=names.alarm_name(self._prefix, kind),
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            ),
+        )
 
     @property
     def metric_alarm_names(self) -> list[str]:

@@ -35,8 +35,10 @@ _TARGET_GROUP_ARN = re.compile(r"^arn:[\w-]+:elasticloadbalancing:[\w-]+:\d{12}:
 
 STICKINESS = Duration.hours(1)  # a conversation stays on one side while the weights move under it
 TLS_POLICY = elbv2.SslPolicy.RECOMMENDED_TLS  # ELBSecurityPolicy-TLS13-1-2-2021-06: TLS 1.2 and 1.3 only
-_DEMO_ONLY = ("Demo ALB only, created when no kanaria:listenerArn is given: its targets are stub Lambdas answering "
-              "with their own name (no data, no session); ")
+_DEMO_ONLY = (
+    "Demo ALB only, created when no kanaria:listenerArn is given: its targets are stub Lambdas answering "
+    "with their own name (no data, no session); "
+)
 
 _TARGET_CODE = """
 import json, os
@@ -64,8 +66,9 @@ class CanaryListener:
     canary_target_group_full_name: str
 
     @classmethod
-    def from_arns(cls, listener_arn: str, primary_target_group_arn: str,
-                  canary_target_group_arn: str) -> "CanaryListener":
+    def from_arns(
+        cls, listener_arn: str, primary_target_group_arn: str, canary_target_group_arn: str
+    ) -> "CanaryListener":
         """An existing listener and target groups given by context (plain strings: parsed at synth time)."""
         listener = _LISTENER_ARN.match(listener_arn)
         if not listener:
@@ -90,8 +93,9 @@ def _target_group_full_name(key: str, arn: str) -> str:
 class DemoAlb(Construct):
     """VPC (2 AZs, public subnets, flow logs), ALB with access logs, two Lambda target groups, weighted listener."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, prefix: str, key: kms.IKey,
-                 certificate_arn: str = "") -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, prefix: str, key: kms.IKey, certificate_arn: str = ""
+    ) -> None:
         super().__init__(scope, construct_id)
         self._prefix = prefix
         self.certificate_arn = certificate_arn
@@ -112,7 +116,10 @@ class DemoAlb(Construct):
 
     def _build_vpc(self, key: kms.IKey) -> ec2.Vpc:
         flow_logs = logs.LogGroup(
-            self, "FlowLogs", retention=logs.RetentionDays.ONE_MONTH, encryption_key=key,
+            self,
+            "FlowLogs",
+            retention=logs.RetentionDays.ONE_MONTH,
+            encryption_key=key,
             removal_policy=RemovalPolicy.DESTROY,
         )
         return ec2.Vpc(
@@ -121,7 +128,9 @@ class DemoAlb(Construct):
             ip_addresses=ec2.IpAddresses.cidr("10.80.0.0/16"),
             availability_zones=_two_availability_zones(Stack.of(self)),
             nat_gateways=0,  # the ALB is public and its targets are Lambdas: nothing needs egress
-            subnet_configuration=[ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24)],
+            subnet_configuration=[
+                ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24)
+            ],
             flow_logs={"all": ec2.FlowLogOptions(destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs))},
             restrict_default_security_group=False,  # would add a custom-resource Lambda; the default SG is unused
         )
@@ -132,20 +141,33 @@ class DemoAlb(Construct):
     def _build_load_balancer(self) -> elbv2.ApplicationLoadBalancer:
         port = 443 if self.certificate_arn else 80
         security_group = ec2.SecurityGroup(
-            self, "AlbSecurityGroup", vpc=self.vpc, allow_all_outbound=False,
+            self,
+            "AlbSecurityGroup",
+            vpc=self.vpc,
+            allow_all_outbound=False,
             description=f"Kanaria demo ALB: {'HTTPS' if self.certificate_arn else 'HTTP'} in",
         )
-        security_group.add_ingress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(port),
-                                        f"demo {'HTTPS' if self.certificate_arn else 'HTTP'} listener")
+        security_group.add_ingress_rule(
+            ec2.Peer.any_ipv4(), ec2.Port.tcp(port), f"demo {'HTTPS' if self.certificate_arn else 'HTTP'} listener"
+        )
         acknowledge(
-            security_group, "AwsSolutions-EC23",
+            security_group,
+            "AwsSolutions-EC23",
             "Demo ALB only: the public listener answers with the name of a stub Lambda target (no data); real "
             "deployments pass kanaria:listenerArn and no demo ALB is created",
         )
         if not self.certificate_arn:
-            checkov_skip_all(security_group, (("CKV_AWS_260", _DEMO_ONLY + "port 80 is open because no certificate "
-                                               "was given (kanaria:demoCertificateArn switches to HTTPS on 443 and "
-                                               "closes 80)"),))
+            checkov_skip_all(
+                security_group,
+                (
+                    (
+                        "CKV_AWS_260",
+                        _DEMO_ONLY + "port 80 is open because no certificate "
+                        "was given (kanaria:demoCertificateArn switches to HTTPS on 443 and "
+                        "closes 80)",
+                    ),
+                ),
+            )
         alb = elbv2.ApplicationLoadBalancer(
             self,
             "Alb",
@@ -161,17 +183,25 @@ class DemoAlb(Construct):
     def _build_target_group(self, target: str, key: kms.IKey) -> elbv2.ApplicationTargetGroup:
         kind = f"demo-{target}"
         log_group = logs.LogGroup(
-            self, f"{target.capitalize()}Logs", log_group_name=f"/aws/lambda/{function_name(self._prefix, kind)}",
-            retention=logs.RetentionDays.ONE_MONTH, encryption_key=key, removal_policy=RemovalPolicy.DESTROY,
+            self,
+            f"{target.capitalize()}Logs",
+            log_group_name=f"/aws/lambda/{function_name(self._prefix, kind)}",
+            retention=logs.RetentionDays.ONE_MONTH,
+            encryption_key=key,
+            removal_policy=RemovalPolicy.DESTROY,
         )
         role = iam.Role(
-            self, f"{target.capitalize()}Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            self,
+            f"{target.capitalize()}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description=f"Kanaria demo {target} target",
         )
-        role.add_to_policy(iam.PolicyStatement(
-            actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-            resources=[log_group.log_group_arn, f"{log_group.log_group_arn}:log-stream:*"],
-        ))
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[log_group.log_group_arn, f"{log_group.log_group_arn}:log-stream:*"],
+            )
+        )
         acknowledge_all(role, (XRAY_RESOURCE, log_streams(Stack.of(self).get_logical_id(log_group.node.default_child))))  # type: ignore[arg-type]
         function = lambda_.Function(
             self,
@@ -189,11 +219,14 @@ class DemoAlb(Construct):
             environment={"KANARIA_TARGET": target},
             environment_encryption=key,
         )
-        checkov_skip_all(function, (
-            LAMBDA_NO_VPC,
-            ("CKV_AWS_116", _DEMO_ONLY + "invoked synchronously by the ALB, so no event is queued for a DLQ"),
-            ("CKV_AWS_115", _DEMO_ONLY + "reserving concurrency for a stub would only take from the account pool"),
-        ))
+        checkov_skip_all(
+            function,
+            (
+                LAMBDA_NO_VPC,
+                ("CKV_AWS_116", _DEMO_ONLY + "invoked synchronously by the ALB, so no event is queued for a DLQ"),
+                ("CKV_AWS_115", _DEMO_ONLY + "reserving concurrency for a stub would only take from the account pool"),
+            ),
+        )
         name = f"{self._prefix}-demo-{target}"
         target_group = elbv2.ApplicationTargetGroup(
             self,
@@ -212,9 +245,15 @@ class DemoAlb(Construct):
         stack = Stack.of(self)
         (permission,) = [c for c in function.node.children if isinstance(c, lambda_.CfnPermission)]
         permission.add_property_override("SourceAccount", stack.account)
-        permission.add_property_override("SourceArn", stack.format_arn(
-            service="elasticloadbalancing", resource="targetgroup", resource_name=f"{target_group_name}/*",
-            arn_format=ArnFormat.SLASH_RESOURCE_NAME))
+        permission.add_property_override(
+            "SourceArn",
+            stack.format_arn(
+                service="elasticloadbalancing",
+                resource="targetgroup",
+                resource_name=f"{target_group_name}/*",
+                arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+            ),
+        )
 
     def _build_listener(self) -> elbv2.ApplicationListener:
         forward = elbv2.ListenerAction.weighted_forward(
@@ -226,7 +265,10 @@ class DemoAlb(Construct):
         )
         if self.certificate_arn:
             return self.load_balancer.add_listener(
-                "Https", port=443, protocol=elbv2.ApplicationProtocol.HTTPS, ssl_policy=TLS_POLICY,
+                "Https",
+                port=443,
+                protocol=elbv2.ApplicationProtocol.HTTPS,
+                ssl_policy=TLS_POLICY,
                 certificates=[elbv2.ListenerCertificate.from_arn(self.certificate_arn)],
                 open=False,  # ingress is the security group's rule above
                 default_action=forward,
@@ -239,10 +281,13 @@ class DemoAlb(Construct):
             default_action=forward,
         )
         no_tls = _DEMO_ONLY + "plain HTTP because no certificate was given; -c kanaria:demoCertificateArn=... makes "
-        checkov_skip_all(listener, (
-            ("CKV_AWS_2", no_tls + "this an HTTPS listener"),
-            ("CKV_AWS_103", no_tls + f"this an HTTPS listener with {TLS_POLICY.value} (TLS 1.2+)"),
-        ))
+        checkov_skip_all(
+            listener,
+            (
+                ("CKV_AWS_2", no_tls + "this an HTTPS listener"),
+                ("CKV_AWS_103", no_tls + f"this an HTTPS listener with {TLS_POLICY.value} (TLS 1.2+)"),
+            ),
+        )
         return listener
 
 

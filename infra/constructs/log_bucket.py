@@ -22,13 +22,21 @@ def build_log_bucket(scope: Construct, construct_id: str, *, expiration: Duratio
         lifecycle_rules=[s3.LifecycleRule(expiration=expiration)],
         removal_policy=RemovalPolicy.RETAIN,
     )
-    no_access_logs = (f"This bucket is itself the log destination of {receives}; logging its own access would need "
-                      "yet another log bucket (and recurse if it were itself)")
+    no_access_logs = (
+        f"This bucket is itself the log destination of {receives}; logging its own access would need "
+        "yet another log bucket (and recurse if it were itself)"
+    )
     acknowledge(bucket, "AwsSolutions-S1", no_access_logs)
-    checkov_skip_all(bucket, (
-        ("CKV_AWS_18", no_access_logs),
-        ("CKV_AWS_21", f"Log delivery writes each object once under a new key and the lifecycle rule expires them "
-                       f"after {expiration.to_days():.0f} days: there is no object to overwrite, and versioning would "
-                       "only keep expired logs as noncurrent versions"),
-    ))
+    checkov_skip_all(
+        bucket,
+        (
+            ("CKV_AWS_18", no_access_logs),
+            (
+                "CKV_AWS_21",
+                f"Log delivery writes each object once under a new key and the lifecycle rule expires them "
+                f"after {expiration.to_days():.0f} days: there is no object to overwrite, and versioning would "
+                "only keep expired logs as noncurrent versions",
+            ),
+        ),
+    )
     return bucket

@@ -19,36 +19,36 @@ RUNTIME = lambda_.Runtime.PYTHON_3_14
 # say how a failed invocation is retried or reported, or synth fails here.
 WITHOUT_DLQ: dict[str, str] = {
     "experiments": "Invoked synchronously by API Gateway (HTTP API): a failure is the caller's 5xx, no event is "
-                   "queued inside Lambda that a DLQ could catch",
+    "queued inside Lambda that a DLQ could catch",
     "assign": "Invoked synchronously by API Gateway (HTTP API) on every chatbot session: a failure is the caller's "
-              "5xx (the client falls back to control), nothing is queued",
+    "5xx (the client falls back to control), nothing is queued",
     "observations": "Invoked synchronously by API Gateway (HTTP API): a failure is the caller's 5xx and the client "
-                    "retries the batch (exactly-once by observation_id), nothing is queued",
+    "retries the batch (exactly-once by observation_id), nothing is queued",
     "analysis": "Invoked by an EventBridge schedule; every run re-reads all running experiments from the tables, so "
-                "a failed run is redone by the next one",
+    "a failed run is redone by the next one",
     "evaluation": "Invoked synchronously by the offline evaluation state machine, whose tasks retry and catch "
-                  "failures; nothing is invoked asynchronously",
+    "failures; nothing is invoked asynchronously",
     "rollout-steps": "Invoked synchronously by the canary rollout state machine, whose every task retries and "
-                     "routes any failure to the rollback",
+    "routes any failure to the rollback",
     "rollback": "Its asynchronous invocations (alarm action, execution-status rule) retry twice and then go to an "
-                "on-failure destination (EventInvokeConfig -> encrypted SQS queue, paged by the reconciler), which "
-                "carries the error and the response as well as the event",
+    "on-failure destination (EventInvokeConfig -> encrypted SQS queue, paged by the reconciler), which "
+    "carries the error and the response as well as the event",
     "rollout-reconciler": "Invoked every minute by an EventBridge schedule: the next minute is the retry, and three "
-                          "failed minutes raise an alarm that pages",
+    "failed minutes raise an alarm that pages",
 }
 # Why a kind runs without reserved concurrency (checkov CKV_AWS_115): a reservation is also a cap, and every
 # reservation is taken from the account's shared pool (Lambda keeps 10 unreserved).
 UNRESERVED: dict[str, str] = {
     "experiments": "Unreserved on purpose: a reservation would cap the operators' API and take from the account "
-                   "pool; only the rollback path reserves concurrency (rollout_functions.py)",
+    "pool; only the rollback path reserves concurrency (rollout_functions.py)",
     "assign": "Unreserved on purpose: reserved concurrency is also a maximum, and assign serves every chatbot "
-              "session; capping it would throttle the chatbot itself",
+    "session; capping it would throttle the chatbot itself",
     "observations": "Unreserved on purpose: reserved concurrency is also a maximum, and observations receive every "
-                    "chatbot response; capping it would throttle recording",
+    "chatbot response; capping it would throttle recording",
     "analysis": "Unreserved on purpose: one scheduled run at a time; a reservation would only take from the "
-                "account pool",
+    "account pool",
     "evaluation": "Unreserved on purpose: the evaluation state machine's Map bounds its concurrency, and a "
-                  "reservation would take from the account pool",
+    "reservation would take from the account pool",
     "rollout-steps": "Unreserved only when kanaria:reservedConcurrency=false (an account too small to reserve)",
     "rollback": "Unreserved only when kanaria:reservedConcurrency=false (an account too small to reserve)",
     "rollout-reconciler": "Unreserved only when kanaria:reservedConcurrency=false (an account too small to reserve)",

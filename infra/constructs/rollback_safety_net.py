@@ -45,8 +45,12 @@ def build_failures_queue(scope: Construct, construct_id: str, *, prefix: str, ke
         retention_period=Duration.days(14),
         visibility_timeout=Duration.minutes(2),
     )
-    acknowledge(queue, "AwsSolutions-SQS3", "This queue is itself the dead-letter (on-failure) destination of the "
-                "rollback function; the reconciler deletes a record only after paging on-call with it")
+    acknowledge(
+        queue,
+        "AwsSolutions-SQS3",
+        "This queue is itself the dead-letter (on-failure) destination of the "
+        "rollback function; the reconciler deletes a record only after paging on-call with it",
+    )
     return queue
 
 
@@ -97,7 +101,7 @@ class RollbackSafetyNet(Construct):
             "ReconcilerErrors",
             alarm_name=f"{prefix}-rollout-reconciler-errors",
             alarm_description="The rollout reconciler failed 3 minutes in a row: stranded canaries are not rolled "
-                              "back automatically; see its logs",
+            "back automatically; see its logs",
             metric=reconciler.metric_errors(period=Duration.minutes(1), statistic="Sum"),
             threshold=0,
             comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,

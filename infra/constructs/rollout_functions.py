@@ -105,7 +105,9 @@ class RolloutFunctions(Construct):
         if not Token.is_unresolved(listener.listener_arn):
             listener_path = listener.listener_arn.split(":listener/", 1)[1]
             self.listener_rules_arn = stack.format_arn(
-                service="elasticloadbalancing", resource="listener-rule", resource_name=f"{listener_path}/*",
+                service="elasticloadbalancing",
+                resource="listener-rule",
+                resource_name=f"{listener_path}/*",
                 arn_format=ArnFormat.SLASH_RESOURCE_NAME,
             )
             self._listener_rules_finding = (
@@ -113,18 +115,34 @@ class RolloutFunctions(Construct):
                 f"{listener_path}/*"
             )
         self.rollout_steps = self._build_function(
-            prefix, data, runtime_layer, listener, ROLLOUT_STEPS, "rollout_steps",
+            prefix,
+            data,
+            runtime_layer,
+            listener,
+            ROLLOUT_STEPS,
+            "rollout_steps",
             "Kanaria rollout steps: set weights, evaluate a stage's gate, record progress",
         )
         self.rollback = self._build_function(
-            prefix, data, runtime_layer, listener, ROLLBACK, "rollback",
+            prefix,
+            data,
+            runtime_layer,
+            listener,
+            ROLLBACK,
+            "rollback",
             "Kanaria rollback: all traffic to primary, record why, fail the rollout (state machine or alarm action)",
         )
         self.reconciler = self._build_function(
-            prefix, data, runtime_layer, listener, RECONCILER, "reconciler",
+            prefix,
+            data,
+            runtime_layer,
+            listener,
+            RECONCILER,
+            "reconciler",
             "Kanaria rollout reconciler (every minute): rolls back a canary left with traffic, pages failed rollbacks",
             extra_environment={names.ENV_ROLLBACK_FAILURES_QUEUE_URL: rollback_failures_queue_url}
-            if rollback_failures_queue_url else None,
+            if rollback_failures_queue_url
+            else None,
         )
 
     def _build_function(
@@ -140,9 +158,17 @@ class RolloutFunctions(Construct):
     ) -> lambda_.Function:
         construct_id = "".join(part.capitalize() for part in kind.split("-"))
         kanaria_function = KanariaFunction(
-            self, construct_id, prefix=prefix, kind=kind, handler_module=handler_module, layers=[runtime_layer],
-            environment={**self.environment, **(extra_environment or {})}, key=data.key, memory_size=256,
-            timeout=Duration.seconds(60), description=description,
+            self,
+            construct_id,
+            prefix=prefix,
+            kind=kind,
+            handler_module=handler_module,
+            layers=[runtime_layer],
+            environment={**self.environment, **(extra_environment or {})},
+            key=data.key,
+            memory_size=256,
+            timeout=Duration.seconds(60),
+            description=description,
             reserved_concurrent_executions=RESERVED_CONCURRENCY[kind] if self._reserve else None,
         )
         function = kanaria_function.function
@@ -163,13 +189,17 @@ class RolloutFunctions(Construct):
         return function
 
     def _statements(self, listener: CanaryListener) -> list[iam.PolicyStatement]:
-        statements = [] if not self.listener_rules_arn else [
-            iam.PolicyStatement(
-                sid="TakeTheCanaryOutOfThisListenersRules",
-                actions=["elasticloadbalancing:ModifyRule"],
-                resources=[self.listener_rules_arn],
-            ),
-        ]
+        statements = (
+            []
+            if not self.listener_rules_arn
+            else [
+                iam.PolicyStatement(
+                    sid="TakeTheCanaryOutOfThisListenersRules",
+                    actions=["elasticloadbalancing:ModifyRule"],
+                    resources=[self.listener_rules_arn],
+                ),
+            ]
+        )
         return statements + [
             iam.PolicyStatement(
                 sid="ShiftWeightsOnTheListenerOnly",
@@ -179,7 +209,9 @@ class RolloutFunctions(Construct):
             iam.PolicyStatement(sid="DescribeListenerAndTargets", actions=list(DESCRIBE_ACTIONS), resources=["*"]),
             iam.PolicyStatement(sid="ReadCanaryMetrics", actions=list(METRIC_READ_ACTIONS), resources=["*"]),
             iam.PolicyStatement(
-                sid="ReadCanaryAlarms", actions=["cloudwatch:DescribeAlarms"], resources=self.alarm_arns,
+                sid="ReadCanaryAlarms",
+                actions=["cloudwatch:DescribeAlarms"],
+                resources=self.alarm_arns,
             ),
             iam.PolicyStatement(
                 sid="RolloutExecutions",
@@ -191,5 +223,6 @@ class RolloutFunctions(Construct):
 
 def _arn(stack: Stack, service: str, resource: str, name: str) -> str:
     """arn:<partition>:<service>:<region>:<account>:<resource>:<name> of this stack's environment."""
-    return stack.format_arn(service=service, resource=resource, resource_name=name,
-                            arn_format=ArnFormat.COLON_RESOURCE_NAME)
+    return stack.format_arn(
+        service=service, resource=resource, resource_name=name, arn_format=ArnFormat.COLON_RESOURCE_NAME
+    )

@@ -29,8 +29,10 @@ INVOKE_ACTION = "StartRollout"
 EXECUTION_NAME_PREFIX = "pipeline"
 
 _S3_GRANT_ACTIONS = tuple(
-    (f"AwsSolutions-IAM5[Action::{action}]",
-     f"{action} is the CDK bucket grant's action family, on the pipeline's two buckets only")
+    (
+        f"AwsSolutions-IAM5[Action::{action}]",
+        f"{action} is the CDK bucket grant's action family, on the pipeline's two buckets only",
+    )
     for action in ("s3:GetObject*", "s3:GetBucket*", "s3:List*", "s3:DeleteObject*", "s3:Abort*")
 )
 
@@ -54,22 +56,40 @@ class RolloutPipeline(Construct):
         stack = Stack.of(self)
         self.server_access_logs = self._build_server_access_logs_bucket()
         self.request_bucket = self._build_bucket(
-            "RequestBucket", key, bucket_name=names.rollout_request_bucket_name(prefix, stack.account, stack.region),
-            versioned=True, event_bridge_enabled=True,
+            "RequestBucket",
+            key,
+            bucket_name=names.rollout_request_bucket_name(prefix, stack.account, stack.region),
+            versioned=True,
+            event_bridge_enabled=True,
         )
         self.artifact_bucket = self._build_bucket("ArtifactBucket", key, versioned=False)
-        checkov_skip(self.artifact_bucket, "CKV_AWS_21", "CodePipeline's artifact store: each execution writes new "
-                     "artifacts under generated keys from the versioned request bucket (the record that matters), and "
-                     "they expire after 90 days; nothing here is overwritten or needs an old version")
+        checkov_skip(
+            self.artifact_bucket,
+            "CKV_AWS_21",
+            "CodePipeline's artifact store: each execution writes new "
+            "artifacts under generated keys from the versioned request bucket (the record that matters), and "
+            "they expire after 90 days; nothing here is overwritten or needs an old version",
+        )
         self.pipeline = self._build_pipeline(prefix, state_machine)
         self.trigger = self._build_trigger()
 
     def _build_server_access_logs_bucket(self) -> s3.Bucket:
-        return build_log_bucket(self, "ServerAccessLogs", expiration=Duration.days(90),
-                                receives="the pipeline buckets' S3 server access logs")
+        return build_log_bucket(
+            self,
+            "ServerAccessLogs",
+            expiration=Duration.days(90),
+            receives="the pipeline buckets' S3 server access logs",
+        )
 
-    def _build_bucket(self, construct_id: str, key: kms.IKey, *, versioned: bool, bucket_name: str | None = None,
-                      event_bridge_enabled: bool = False) -> s3.Bucket:
+    def _build_bucket(
+        self,
+        construct_id: str,
+        key: kms.IKey,
+        *,
+        versioned: bool,
+        bucket_name: str | None = None,
+        event_bridge_enabled: bool = False,
+    ) -> s3.Bucket:
         bucket = s3.Bucket(
             self,
             construct_id,
@@ -83,8 +103,9 @@ class RolloutPipeline(Construct):
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             server_access_logs_bucket=self.server_access_logs,
             server_access_logs_prefix=f"{construct_id}/",
-            lifecycle_rules=[s3.LifecycleRule(noncurrent_version_expiration=Duration.days(90))] if versioned else [
-                s3.LifecycleRule(expiration=Duration.days(90))],
+            lifecycle_rules=[s3.LifecycleRule(noncurrent_version_expiration=Duration.days(90))]
+            if versioned
+            else [s3.LifecycleRule(expiration=Duration.days(90))],
             removal_policy=RemovalPolicy.RETAIN,
         )
         if event_bridge_enabled:
@@ -92,7 +113,8 @@ class RolloutPipeline(Construct):
             cfn_bucket = bucket.node.default_child
             assert isinstance(cfn_bucket, s3.CfnBucket)
             cfn_bucket.add_property_override(
-                "NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True)
+                "NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True
+            )
         return bucket
 
     def _build_pipeline(self, prefix: str, state_machine: sfn.IStateMachine) -> codepipeline.Pipeline:
@@ -106,39 +128,57 @@ class RolloutPipeline(Construct):
             artifact_bucket=self.artifact_bucket,
             restart_execution_on_update=False,
             stages=[
-                codepipeline.StageProps(stage_name="Request", actions=[
-                    actions.S3SourceAction(
-                        action_name=SOURCE_ACTION,
-                        bucket=self.request_bucket,
-                        bucket_key=names.ROLLOUT_REQUEST_OBJECT_KEY,
-                        output=source_output,
-                        trigger=actions.S3Trigger.NONE,  # started by the EventBridge rule below
-                    ),
-                ]),
-                codepipeline.StageProps(stage_name="Rollout", actions=[
-                    actions.StepFunctionInvokeAction(
-                        action_name=INVOKE_ACTION,
-                        state_machine=state_machine,
-                        state_machine_input=actions.StateMachineInput.file_path(
-                            source_output.at_path(names.ROLLOUT_REQUEST_FILE)
+                codepipeline.StageProps(
+                    stage_name="Request",
+                    actions=[
+                        actions.S3SourceAction(
+                            action_name=SOURCE_ACTION,
+                            bucket=self.request_bucket,
+                            bucket_key=names.ROLLOUT_REQUEST_OBJECT_KEY,
+                            output=source_output,
+                            trigger=actions.S3Trigger.NONE,  # started by the EventBridge rule below
                         ),
-                        execution_name_prefix=EXECUTION_NAME_PREFIX,
-                    ),
-                ]),
+                    ],
+                ),
+                codepipeline.StageProps(
+                    stage_name="Rollout",
+                    actions=[
+                        actions.StepFunctionInvokeAction(
+                            action_name=INVOKE_ACTION,
+                            state_machine=state_machine,
+                            state_machine_input=actions.StateMachineInput.file_path(
+                                source_output.at_path(names.ROLLOUT_REQUEST_FILE)
+                            ),
+                            execution_name_prefix=EXECUTION_NAME_PREFIX,
+                        ),
+                    ],
+                ),
             ],
         )
         stack = Stack.of(self)
         artifact_bucket_id = stack.get_logical_id(self.artifact_bucket.node.default_child)  # type: ignore[arg-type]
-        acknowledge_all(pipeline, _S3_GRANT_ACTIONS + (
-            (f"AwsSolutions-IAM5[Resource::<{artifact_bucket_id}.Arn>/*]",
-             "Objects of the pipeline's own artifact bucket: artifact keys are generated per execution"),
-            (f"AwsSolutions-IAM5[Resource::{_nag_executions(stack, state_machine)}]",
-             "Executions this pipeline starts (name prefix 'pipeline') of the one rollout state machine"),
-            ("AwsSolutions-IAM5[Action::kms:ReEncrypt*]",
-             "kms:ReEncrypt* is the CDK bucket grant's action family on the single Kanaria key ARN"),
-            ("AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
-             "kms:GenerateDataKey* is the CDK bucket grant's action family on the single Kanaria key ARN"),
-        ))
+        acknowledge_all(
+            pipeline,
+            _S3_GRANT_ACTIONS
+            + (
+                (
+                    f"AwsSolutions-IAM5[Resource::<{artifact_bucket_id}.Arn>/*]",
+                    "Objects of the pipeline's own artifact bucket: artifact keys are generated per execution",
+                ),
+                (
+                    f"AwsSolutions-IAM5[Resource::{_nag_executions(stack, state_machine)}]",
+                    "Executions this pipeline starts (name prefix 'pipeline') of the one rollout state machine",
+                ),
+                (
+                    "AwsSolutions-IAM5[Action::kms:ReEncrypt*]",
+                    "kms:ReEncrypt* is the CDK bucket grant's action family on the single Kanaria key ARN",
+                ),
+                (
+                    "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
+                    "kms:GenerateDataKey* is the CDK bucket grant's action family on the single Kanaria key ARN",
+                ),
+            ),
+        )
         return pipeline
 
     def _build_trigger(self) -> events.Rule:

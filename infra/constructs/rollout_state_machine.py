@@ -93,16 +93,26 @@ class RolloutStateMachine(Construct):
             assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
             description=f"{name}: invoke the two rollout functions, publish alerts",
         )
-        role.add_to_policy(iam.PolicyStatement(
-            sid="InvokeRolloutFunctions",
-            actions=["lambda:InvokeFunction"],
-            resources=[rollout_steps.function_arn, rollback.function_arn],
-        ))
-        role.add_to_policy(iam.PolicyStatement(
-            sid="PublishAlerts", actions=["sns:Publish"], resources=[alerts_topic.topic_arn],
-        ))
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="InvokeRolloutFunctions",
+                actions=["lambda:InvokeFunction"],
+                resources=[rollout_steps.function_arn, rollback.function_arn],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="PublishAlerts",
+                actions=["sns:Publish"],
+                resources=[alerts_topic.topic_arn],
+            )
+        )
         # The alerts topic is SSE-KMS: publishing needs a data key from the Kanaria key.
-        role.add_to_policy(iam.PolicyStatement(
-            sid="EncryptAlerts", actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[key.key_arn],
-        ))
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="EncryptAlerts",
+                actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                resources=[key.key_arn],
+            )
+        )
         return role

@@ -49,7 +49,9 @@ class KanariaTables(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, prefix: str, key: kms.IKey) -> None:
         super().__init__(scope, construct_id)
-        self.by_kind: dict[str, dynamodb.TableV2] = {spec.kind: self._build_table(spec, prefix, key) for spec in TABLE_SPECS}
+        self.by_kind: dict[str, dynamodb.TableV2] = {
+            spec.kind: self._build_table(spec, prefix, key) for spec in TABLE_SPECS
+        }
 
     def _build_table(self, spec: TableSpec, prefix: str, key: kms.IKey) -> dynamodb.TableV2:
         return dynamodb.TableV2(
@@ -57,7 +59,9 @@ class KanariaTables(Construct):
             spec.kind.capitalize(),
             table_name=table_name(prefix, spec.kind),
             partition_key=dynamodb.Attribute(name=spec.partition_key, type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name=spec.sort_key, type=dynamodb.AttributeType.STRING) if spec.sort_key else None,
+            sort_key=dynamodb.Attribute(name=spec.sort_key, type=dynamodb.AttributeType.STRING)
+            if spec.sort_key
+            else None,
             billing=dynamodb.Billing.on_demand(),
             encryption=dynamodb.TableEncryptionV2.customer_managed_key(key),
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(

@@ -50,16 +50,31 @@ def evaluation_model_ids(scope: Construct) -> list[str]:
 class EvaluationStack(Stack):
     """Bucket, runner function and state machine of offline evaluations."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, settings: Settings, data: DataStack,
-                 experiments: ExperimentsStack, **kwargs) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: Settings,
+        data: DataStack,
+        experiments: ExperimentsStack,
+        **kwargs,
+    ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         # Server access log delivery through a bucket policy, not the legacy LogDeliveryWrite ACL.
         self.node.set_context("@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy", True)
         self.access_logs = self._build_access_logs_bucket()
         self.bucket = self._build_bucket(settings, data.key)
         self.runner = KanariaFunction(
-            self, "Runner", prefix=settings.prefix, kind="evaluation", handler_module="evaluation",
-            layers=[experiments.runtime_layer], key=data.key, memory_size=1024, timeout=RUNNER_TIMEOUT,
+            self,
+            "Runner",
+            prefix=settings.prefix,
+            kind="evaluation",
+            handler_module="evaluation",
+            layers=[experiments.runtime_layer],
+            key=data.key,
+            memory_size=1024,
+            timeout=RUNNER_TIMEOUT,
             environment={
                 names.ENV_EVALUATIONS_TABLE: data.tables["evaluations"].table_name,
                 names.ENV_EVALUATION_BUCKET: self.bucket.bucket_name,
@@ -72,18 +87,24 @@ class EvaluationStack(Stack):
         cdk.CfnOutput(self, "EvaluationStateMachineArn", value=self.state_machine.state_machine_arn)
 
     def _build_access_logs_bucket(self) -> s3.Bucket:
-        return build_log_bucket(self, "AccessLogs", expiration=Duration.days(90),
-                                receives="the evaluation bucket's S3 server access logs")
+        return build_log_bucket(
+            self, "AccessLogs", expiration=Duration.days(90), receives="the evaluation bucket's S3 server access logs"
+        )
 
     def _build_bucket(self, settings: Settings, key: kms.IKey) -> s3.Bucket:
         return s3.Bucket(
-            self, "Bucket",
+            self,
+            "Bucket",
             bucket_name=names.evaluation_bucket_name(settings.prefix, self.account, self.region),
-            encryption=s3.BucketEncryption.KMS, encryption_key=key, bucket_key_enabled=True,
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=key,
+            bucket_key_enabled=True,
             versioned=True,  # a dataset's object version pins what a run evaluated
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL, enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            server_access_logs_bucket=self.access_logs, server_access_logs_prefix="evaluations/",
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="evaluations/",
             lifecycle_rules=[
                 s3.LifecycleRule(id="ChunkRecords", prefix="runs/", expiration=Duration.days(30)),
                 s3.LifecycleRule(id="OldVersions", noncurrent_version_expiration=Duration.days(365)),
@@ -94,83 +115,160 @@ class EvaluationStack(Stack):
     def _grant_runner(self, runner: KanariaFunction, data: DataStack) -> None:
         role = runner.role
         bucket_arn = self.bucket.bucket_arn
-        role.add_to_policy(iam.PolicyStatement(
-            sid="ReadDatasetsAndRecords", actions=["s3:GetObject", "s3:GetObjectVersion"],
-            resources=[f"{bucket_arn}/{p}" for p in READ_PREFIXES]))
-        role.add_to_policy(iam.PolicyStatement(
-            sid="WriteRecordsAndReports", actions=["s3:PutObject"],
-            resources=[f"{bucket_arn}/{p}" for p in WRITE_PREFIXES]))
-        role.add_to_policy(iam.PolicyStatement(
-            sid="ListRunRecords", actions=["s3:ListBucket"], resources=[bucket_arn],
-            conditions={"StringLike": {"s3:prefix": ["runs/*"]}}))
-        role.add_to_policy(iam.PolicyStatement(
-            sid="UseKanariaKey", actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
-            resources=[data.key.key_arn]))
-        role.add_to_policy(iam.PolicyStatement(
-            sid="EvaluationsTable", actions=["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query"],
-            resources=[data.tables["evaluations"].table_arn]))
-        role.add_to_policy(iam.PolicyStatement(
-            sid="InvokeFoundationModels", actions=["bedrock:InvokeModel"],
-            resources=[f"arn:{self.partition}:bedrock:{self.region}::foundation-model/{m}"
-                       for m in evaluation_model_ids(self)]))
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadDatasetsAndRecords",
+                actions=["s3:GetObject", "s3:GetObjectVersion"],
+                resources=[f"{bucket_arn}/{p}" for p in READ_PREFIXES],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WriteRecordsAndReports",
+                actions=["s3:PutObject"],
+                resources=[f"{bucket_arn}/{p}" for p in WRITE_PREFIXES],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ListRunRecords",
+                actions=["s3:ListBucket"],
+                resources=[bucket_arn],
+                conditions={"StringLike": {"s3:prefix": ["runs/*"]}},
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="UseKanariaKey",
+                actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+                resources=[data.key.key_arn],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="EvaluationsTable",
+                actions=["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query"],
+                resources=[data.tables["evaluations"].table_arn],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="InvokeFoundationModels",
+                actions=["bedrock:InvokeModel"],
+                resources=[
+                    f"arn:{self.partition}:bedrock:{self.region}::foundation-model/{m}"
+                    for m in evaluation_model_ids(self)
+                ],
+            )
+        )
         bucket_id = self.get_logical_id(self.bucket.node.default_child)  # type: ignore[arg-type]
-        acknowledge_all(role, tuple(
-            (f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{p}]",
-             f"Objects under {p.rstrip('*')} of the evaluation bucket only: keys are generated per dataset and run")
-            for p in dict.fromkeys(READ_PREFIXES + WRITE_PREFIXES)))
+        acknowledge_all(
+            role,
+            tuple(
+                (
+                    f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{p}]",
+                    f"Objects under {p.rstrip('*')} of the evaluation bucket only: keys are generated per dataset and run",
+                )
+                for p in dict.fromkeys(READ_PREFIXES + WRITE_PREFIXES)
+            ),
+        )
 
     def _build_state_machine(self, settings: Settings, runner: lambda_.IFunction, key: kms.IKey) -> sfn.StateMachine:
         name = names.evaluation_state_machine_name(settings.prefix)
         plan = tasks.LambdaInvoke(
-            self, "Plan", lambda_function=runner, payload_response_only=True,
+            self,
+            "Plan",
+            lambda_function=runner,
+            payload_response_only=True,
             payload=sfn.TaskInput.from_object({"action": "plan", "request": sfn.JsonPath.entire_payload}),
             comment="validate the request and the dataset, pin the dataset version, split into chunks",
         )
         evaluate = tasks.LambdaInvoke(  # no payload: the Map item ({action, run_id, request, chunk}) as is
-            self, "EvaluateChunk", lambda_function=runner, payload_response_only=True,
+            self,
+            "EvaluateChunk",
+            lambda_function=runner,
+            payload_response_only=True,
             comment="every configuration on one chunk of cases; records to S3",
         )
-        evaluate.add_retry(errors=["States.Timeout", "Lambda.Unknown"], max_attempts=2,
-                           interval=Duration.seconds(30), backoff_rate=2.0)
+        evaluate.add_retry(
+            errors=["States.Timeout", "Lambda.Unknown"], max_attempts=2, interval=Duration.seconds(30), backoff_rate=2.0
+        )
         chunks = sfn.Map(
-            self, "EvaluateChunks", items_path="$.chunks", max_concurrency=MAP_MAX_CONCURRENCY,
-            item_selector={"action": "evaluate", "run_id.$": "$.run_id", "request.$": "$.request",
-                           "chunk.$": "$$.Map.Item.Value"},
+            self,
+            "EvaluateChunks",
+            items_path="$.chunks",
+            max_concurrency=MAP_MAX_CONCURRENCY,
+            item_selector={
+                "action": "evaluate",
+                "run_id.$": "$.run_id",
+                "request.$": "$.request",
+                "chunk.$": "$$.Map.Item.Value",
+            },
             result_path="$.chunk_results",
         )
         chunks.item_processor(evaluate)
         report = tasks.LambdaInvoke(
-            self, "Report", lambda_function=runner, payload_response_only=True,
-            payload=sfn.TaskInput.from_object({"action": "report", "run_id": sfn.JsonPath.string_at("$.run_id"),
-                                               "created_at": sfn.JsonPath.string_at("$.created_at"),
-                                               "request": sfn.JsonPath.object_at("$.request")}),
+            self,
+            "Report",
+            lambda_function=runner,
+            payload_response_only=True,
+            payload=sfn.TaskInput.from_object(
+                {
+                    "action": "report",
+                    "run_id": sfn.JsonPath.string_at("$.run_id"),
+                    "created_at": sfn.JsonPath.string_at("$.created_at"),
+                    "request": sfn.JsonPath.object_at("$.request"),
+                }
+            ),
             comment="aggregate records, write the report, move LATEST per config hash",
         )
         log_group = logs.LogGroup(
-            self, "StateMachineLogs", log_group_name=f"/aws/vendedlogs/states/{name}",
-            retention=logs.RetentionDays.ONE_MONTH, encryption_key=key, removal_policy=RemovalPolicy.DESTROY,
+            self,
+            "StateMachineLogs",
+            log_group_name=f"/aws/vendedlogs/states/{name}",
+            retention=logs.RetentionDays.ONE_MONTH,
+            encryption_key=key,
+            removal_policy=RemovalPolicy.DESTROY,
         )
-        role = iam.Role(self, "StateMachineRole", assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
-                        description=f"{name}: invoke the evaluation runner only")
+        role = iam.Role(
+            self,
+            "StateMachineRole",
+            assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
+            description=f"{name}: invoke the evaluation runner only",
+        )
         machine = sfn.StateMachine(
-            self, "StateMachine", state_machine_name=name, state_machine_type=sfn.StateMachineType.STANDARD,
+            self,
+            "StateMachine",
+            state_machine_name=name,
+            state_machine_type=sfn.StateMachineType.STANDARD,
             definition_body=sfn.DefinitionBody.from_chainable(plan.next(chunks).next(report)),
-            role=role, timeout=EXECUTION_TIMEOUT, tracing_enabled=True,
+            role=role,
+            timeout=EXECUTION_TIMEOUT,
+            tracing_enabled=True,
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
         )
         runner_id = self.get_logical_id(runner.node.default_child)  # type: ignore[arg-type]
-        acknowledge_all(role, (
-            ("AwsSolutions-IAM5[Resource::*]", _STAR_REASON),
-            (f"AwsSolutions-IAM5[Resource::<{runner_id}.Arn>:*]",
-             "Versions and aliases of the one evaluation runner function (CDK's LambdaInvoke grant)"),
-        ))
+        acknowledge_all(
+            role,
+            (
+                ("AwsSolutions-IAM5[Resource::*]", _STAR_REASON),
+                (
+                    f"AwsSolutions-IAM5[Resource::<{runner_id}.Arn>:*]",
+                    "Versions and aliases of the one evaluation runner function (CDK's LambdaInvoke grant)",
+                ),
+            ),
+        )
         return machine
 
 
-def add_evaluation_stacks(app: cdk.App, *, settings: Settings, env: cdk.Environment,
-                          stacks: dict[str, Stack]) -> dict[str, Stack]:
+def add_evaluation_stacks(
+    app: cdk.App, *, settings: Settings, env: cdk.Environment, stacks: dict[str, Stack]
+) -> dict[str, Stack]:
     """The KanariaEvaluation stack (added by infra.app_builder.build_app)."""
     data, experiments = stacks["data"], stacks["experiments"]
     assert isinstance(data, DataStack) and isinstance(experiments, ExperimentsStack)
-    return {"evaluation": EvaluationStack(app, "KanariaEvaluation", settings=settings, data=data,
-                                          experiments=experiments, env=env)}
+    return {
+        "evaluation": EvaluationStack(
+            app, "KanariaEvaluation", settings=settings, data=data, experiments=experiments, env=env
+        )
+    }

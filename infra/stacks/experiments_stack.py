@@ -12,8 +12,8 @@ from constructs import Construct
 from infra.constructs.bundling import layer_code
 from infra.constructs.http_api import KanariaHttpApi
 from infra.constructs.python_function import RUNTIME, KanariaFunction
-from infra.stacks.data_stack import DataStack
 from infra.settings import Settings
+from infra.stacks.data_stack import DataStack
 from kanaria import names
 from kanaria.domain.profiles import DEFAULT_PROFILES, profiles_to_json
 
@@ -51,26 +51,47 @@ class ExperimentsStack(Stack):
             tier=ssm.ParameterTier.STANDARD,
         )
 
-    def _build_experiments_function(self, settings: Settings, data: DataStack, environment: dict[str, str]) -> lambda_.Function:
+    def _build_experiments_function(
+        self, settings: Settings, data: DataStack, environment: dict[str, str]
+    ) -> lambda_.Function:
         fn = KanariaFunction(
-            self, "ExperimentsFunction", prefix=settings.prefix, kind="experiments", handler_module="experiments",
-            layers=[self.runtime_layer], environment=environment, key=data.key,
+            self,
+            "ExperimentsFunction",
+            prefix=settings.prefix,
+            kind="experiments",
+            handler_module="experiments",
+            layers=[self.runtime_layer],
+            environment=environment,
+            key=data.key,
             description="Kanaria experiments API: create, get, list, transitions, variant stops",
         ).function
         data.tables["experiments"].grant_read_write_data(fn)
-        self.http_api.add_routes("Experiments", fn, [
-            ("POST", "/experiments"),
-            ("GET", "/experiments"),
-            ("GET", "/experiments/{experiment_id}"),
-            ("POST", "/experiments/{experiment_id}/transitions"),
-            ("POST", "/experiments/{experiment_id}/variants/{variant_id}/stop"),
-        ])
+        self.http_api.add_routes(
+            "Experiments",
+            fn,
+            [
+                ("POST", "/experiments"),
+                ("GET", "/experiments"),
+                ("GET", "/experiments/{experiment_id}"),
+                ("POST", "/experiments/{experiment_id}/transitions"),
+                ("POST", "/experiments/{experiment_id}/variants/{variant_id}/stop"),
+            ],
+        )
         return fn
 
-    def _build_assign_function(self, settings: Settings, data: DataStack, environment: dict[str, str]) -> lambda_.Function:
+    def _build_assign_function(
+        self, settings: Settings, data: DataStack, environment: dict[str, str]
+    ) -> lambda_.Function:
         fn = KanariaFunction(
-            self, "AssignFunction", prefix=settings.prefix, kind="assign", handler_module="assign",
-            layers=[self.runtime_layer], environment=environment, key=data.key, memory_size=1024,
+            self,
+            "AssignFunction",
+            prefix=settings.prefix,
+            kind="assign",
+            handler_module="assign",
+            layers=[self.runtime_layer],
+            environment=environment,
+            key=data.key,
+            memory_size=1024,
             description="Kanaria assignment API: sticky variant and resolved configuration",
         ).function
         data.tables["experiments"].grant_read_data(fn)

@@ -26,9 +26,17 @@ OBSERVATION_ROUTES = (("POST", "/observations"), ("POST", "/observations/batch")
 class ObservationsStack(Stack):
     """Observations function + its IAM routes, analysis layer + scheduled analysis function."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, settings: Settings, data: DataStack,
-                 experiments: ExperimentsStack, analysis_rate_minutes: int = DEFAULT_ANALYSIS_RATE_MINUTES,
-                 **kwargs) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: Settings,
+        data: DataStack,
+        experiments: ExperimentsStack,
+        analysis_rate_minutes: int = DEFAULT_ANALYSIS_RATE_MINUTES,
+        **kwargs,
+    ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.observations_function = self._build_observations_function(settings, data, experiments)
         self.analysis_layer = lambda_.LayerVersion(
@@ -44,16 +52,26 @@ class ObservationsStack(Stack):
             "AnalysisSchedule",
             description=f"Kanaria analysis of every running experiment every {analysis_rate_minutes} min",
             schedule=events.Schedule.rate(Duration.minutes(analysis_rate_minutes)),
-            targets=[targets.LambdaFunction(self.analysis_function, retry_attempts=0,
-                                            max_event_age=Duration.minutes(analysis_rate_minutes))],
+            targets=[
+                targets.LambdaFunction(
+                    self.analysis_function, retry_attempts=0, max_event_age=Duration.minutes(analysis_rate_minutes)
+                )
+            ],
         )
 
-    def _build_observations_function(self, settings: Settings, data: DataStack,
-                                     experiments: ExperimentsStack) -> lambda_.Function:
+    def _build_observations_function(
+        self, settings: Settings, data: DataStack, experiments: ExperimentsStack
+    ) -> lambda_.Function:
         tables = data.tables
         fn = KanariaFunction(
-            self, "ObservationsFunction", prefix=settings.prefix, kind="observations", handler_module="observations",
-            layers=[experiments.runtime_layer], key=data.key, memory_size=1024,
+            self,
+            "ObservationsFunction",
+            prefix=settings.prefix,
+            kind="observations",
+            handler_module="observations",
+            layers=[experiments.runtime_layer],
+            key=data.key,
+            memory_size=1024,
             environment={
                 names.ENV_EXPERIMENTS_TABLE: tables["experiments"].table_name,
                 names.ENV_ASSIGNMENTS_TABLE: tables["assignments"].table_name,
@@ -85,12 +103,19 @@ class ObservationsStack(Stack):
             )
         return fn
 
-    def _build_analysis_function(self, settings: Settings, data: DataStack,
-                                 experiments: ExperimentsStack) -> lambda_.Function:
+    def _build_analysis_function(
+        self, settings: Settings, data: DataStack, experiments: ExperimentsStack
+    ) -> lambda_.Function:
         tables = data.tables
         fn = KanariaFunction(
-            self, "AnalysisFunction", prefix=settings.prefix, kind="analysis", handler_module="analysis",
-            layers=[experiments.runtime_layer, self.analysis_layer], key=data.key, memory_size=1024,
+            self,
+            "AnalysisFunction",
+            prefix=settings.prefix,
+            kind="analysis",
+            handler_module="analysis",
+            layers=[experiments.runtime_layer, self.analysis_layer],
+            key=data.key,
+            memory_size=1024,
             timeout=Duration.minutes(4),
             environment={
                 names.ENV_EXPERIMENTS_TABLE: tables["experiments"].table_name,
@@ -110,10 +135,18 @@ class ObservationsStack(Stack):
         return fn
 
 
-def add_observations_stacks(app: cdk.App, *, settings: Settings, env: cdk.Environment,
-                            stacks: dict[str, Stack]) -> dict[str, Stack]:
+def add_observations_stacks(
+    app: cdk.App, *, settings: Settings, env: cdk.Environment, stacks: dict[str, Stack]
+) -> dict[str, Stack]:
     """The observations stack (added by infra.app_builder.build_app); rate from context kanaria:analysisRateMinutes."""
     rate = int(app.node.try_get_context("kanaria:analysisRateMinutes") or DEFAULT_ANALYSIS_RATE_MINUTES)
-    stack = ObservationsStack(app, "KanariaObservations", settings=settings, data=stacks["data"],  # type: ignore[arg-type]
-                              experiments=stacks["experiments"], analysis_rate_minutes=rate, env=env)  # type: ignore[arg-type]
+    stack = ObservationsStack(
+        app,
+        "KanariaObservations",
+        settings=settings,
+        data=stacks["data"],  # type: ignore[arg-type]
+        experiments=stacks["experiments"],  # type: ignore[arg-type]
+        analysis_rate_minutes=rate,
+        env=env,
+    )
     return {"observations": stack}

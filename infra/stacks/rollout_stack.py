@@ -32,8 +32,9 @@ class CanaryAlbStack(Stack):
 
     def __init__(self, scope: Construct, construct_id: str, *, settings: Settings, data: DataStack, **kwargs) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        self.alb = DemoAlb(self, "DemoAlb", prefix=settings.prefix, key=data.key,
-                           certificate_arn=settings.demo_certificate_arn)
+        self.alb = DemoAlb(
+            self, "DemoAlb", prefix=settings.prefix, key=data.key, certificate_arn=settings.demo_certificate_arn
+        )
         self.listener = self.alb.refs
         scheme = "https" if settings.demo_certificate_arn else "http"
         cdk.CfnOutput(self, "DemoUrl", value=f"{scheme}://{self.alb.load_balancer.load_balancer_dns_name}/")
@@ -59,30 +60,54 @@ class RolloutStack(Stack):
         state_machine_name = names.rollout_state_machine_name(prefix)
         alarm_names = {
             kind: names.alarm_name(prefix, kind)
-            for kind in (*names.CRITICAL_ALARM_KINDS, *names.WARNING_ALARM_KINDS,
-                         names.ALARM_CANARY_CRITICAL, names.ALARM_CANARY_WARNING)
+            for kind in (
+                *names.CRITICAL_ALARM_KINDS,
+                *names.WARNING_ALARM_KINDS,
+                names.ALARM_CANARY_CRITICAL,
+                names.ALARM_CANARY_WARNING,
+            )
         }
         self.rollback_failures = build_failures_queue(self, "RollbackFailures", prefix=prefix, key=data.key)
         self.functions = RolloutFunctions(
-            self, "Functions", prefix=prefix, data=data, runtime_layer=experiments.runtime_layer, listener=listener,
-            state_machine_name=state_machine_name, alarm_names=alarm_names,
+            self,
+            "Functions",
+            prefix=prefix,
+            data=data,
+            runtime_layer=experiments.runtime_layer,
+            listener=listener,
+            state_machine_name=state_machine_name,
+            alarm_names=alarm_names,
             allow_offline_evaluation=settings.allow_offline_evaluation,
             reserve_concurrency=settings.reserved_concurrency,
             rollback_failures_queue_url=self.rollback_failures.queue_url,
         )
         self.state_machine = RolloutStateMachine(
-            self, "Rollout", name=state_machine_name, definition_file=definition_file,
-            rollout_steps=self.functions.rollout_steps, rollback=self.functions.rollback,
-            alerts_topic=data.alerts_topic, key=data.key,
+            self,
+            "Rollout",
+            name=state_machine_name,
+            definition_file=definition_file,
+            rollout_steps=self.functions.rollout_steps,
+            rollback=self.functions.rollback,
+            alerts_topic=data.alerts_topic,
+            key=data.key,
         ).state_machine
         self.alarms = CanaryAlarms(
-            self, "CanaryAlarms", prefix=prefix, listener=listener, rollback_function=self.functions.rollback,
+            self,
+            "CanaryAlarms",
+            prefix=prefix,
+            listener=listener,
+            rollback_function=self.functions.rollback,
             alerts_topic=data.alerts_topic,
         )
         self.safety_net = RollbackSafetyNet(
-            self, "RollbackSafetyNet", prefix=prefix, rollback=self.functions.rollback,
-            reconciler=self.functions.reconciler, failures_queue=self.rollback_failures,
-            state_machine_arn=self.functions.state_machine_arn, alerts_topic=data.alerts_topic,
+            self,
+            "RollbackSafetyNet",
+            prefix=prefix,
+            rollback=self.functions.rollback,
+            reconciler=self.functions.reconciler,
+            failures_queue=self.rollback_failures,
+            state_machine_arn=self.functions.state_machine_arn,
+            alerts_topic=data.alerts_topic,
         )
         self.pipeline = RolloutPipeline(self, "Pipeline", prefix=prefix, key=data.key, state_machine=self.state_machine)
         self.dashboard = RolloutDashboard(self, "Dashboard", prefix=prefix, alarms=self.alarms)
@@ -90,8 +115,9 @@ class RolloutStack(Stack):
         cdk.CfnOutput(self, "RolloutRequestBucket", value=self.pipeline.request_bucket.bucket_name)
 
 
-def add_rollout_stacks(app: cdk.App, *, settings: Settings, env: cdk.Environment,
-                       stacks: dict[str, Stack]) -> dict[str, Stack]:
+def add_rollout_stacks(
+    app: cdk.App, *, settings: Settings, env: cdk.Environment, stacks: dict[str, Stack]
+) -> dict[str, Stack]:
     """KanariaRollout, plus KanariaCanaryAlb when no existing listener is given by context.
 
     A missing rollout definition (ASL) fails the synth: it is part of the app, never skipped.
@@ -118,8 +144,14 @@ def add_rollout_stacks(app: cdk.App, *, settings: Settings, env: cdk.Environment
         listener = alb_stack.listener
         added["canary_alb"] = alb_stack
     added["rollout"] = RolloutStack(
-        app, "KanariaRollout", settings=settings, data=data, experiments=experiments, listener=listener,
-        definition_file=definition_file, env=env,
+        app,
+        "KanariaRollout",
+        settings=settings,
+        data=data,
+        experiments=experiments,
+        listener=listener,
+        definition_file=definition_file,
+        env=env,
     )
     return added
 

@@ -18,7 +18,9 @@ from kanaria.errors import NotFoundError
 class EmbeddedClient:
     """Assign units locally from experiment definitions held in memory."""
 
-    def __init__(self, experiments: Iterable[Experiment | Mapping[str, Any]], profiles: Mapping[str, IntentProfile] | None = None):
+    def __init__(
+        self, experiments: Iterable[Experiment | Mapping[str, Any]], profiles: Mapping[str, IntentProfile] | None = None
+    ):
         self._experiments = {
             e.id: e for e in (x if isinstance(x, Experiment) else parse_experiment(dict(x)) for x in experiments)
         }

@@ -52,8 +52,7 @@ TARGET_PRIMARY = "primary"
 # The canary judge also reads them per intent, {DIM_TARGET, DIM_INTENT}, for a bounded set of intents (custom
 # metrics are billed per dimension combination): ENV_JUDGED_INTENTS, default DEFAULT_JUDGED_INTENTS.
 ENV_JUDGED_INTENTS = "JUDGED_INTENTS"
-DEFAULT_JUDGED_INTENTS = ("recommendation", "product_search", "order_status", "manga_qa", "shipping_info",
-                          "chitchat")
+DEFAULT_JUDGED_INTENTS = ("recommendation", "product_search", "order_status", "manga_qa", "shipping_info", "chitchat")
 METRIC_CANARY_WEIGHT = "CanaryWeight"  # percent of the listener's traffic on the canary, emitted at every step
 ENV_LISTENER_ARN = "LISTENER_ARN"
 ENV_PRIMARY_TARGET_GROUP_ARN = "PRIMARY_TARGET_GROUP_ARN"

@@ -24,7 +24,9 @@ def assembly_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def templates(assembly_dir) -> dict[str, dict]:
     """Synthesized CloudFormation templates by stack name."""
-    return {p.name.removesuffix(".template.json"): json.loads(p.read_text()) for p in assembly_dir.glob("*.template.json")}
+    return {
+        p.name.removesuffix(".template.json"): json.loads(p.read_text()) for p in assembly_dir.glob("*.template.json")
+    }
 
 
 def resources(template: dict, resource_type: str) -> dict[str, dict]:

@@ -33,5 +33,11 @@ def test_pip_gets_both_manylinux_tags_and_the_layer_is_pruned(tmp_path: Path, mo
     assert platforms == ["manylinux2014_x86_64", "manylinux_2_28_x86_64"]
     assert args[args.index("--python-version") + 1] == "3.14" and "--only-binary=:all:" in args
     left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
-    assert left == ["python", "python/numpy", "python/numpy/linalg", "python/scipy", "python/scipy/stats",
-                    "python/scipy/stats/_stats_py.py"]
+    assert left == [
+        "python",
+        "python/numpy",
+        "python/numpy/linalg",
+        "python/scipy",
+        "python/scipy/stats",
+        "python/scipy/stats/_stats_py.py",
+    ]

@@ -47,9 +47,18 @@ def test_the_demo_alb_with_a_certificate_is_https_only(tmp_path: Path) -> None:
 
 def test_the_gate_fails_on_a_finding_and_on_a_skip_without_a_reason(tmp_path: Path) -> None:
     bucket = {"Type": "AWS::S3::Bucket", "Properties": {}}
-    quiet = {"Type": "AWS::S3::Bucket", "Properties": {},
-             "Metadata": {"checkov": {"skip": [{"id": check, "comment": "ok"} for check in (
-                 "CKV_AWS_18", "CKV_AWS_21", "CKV_AWS_53", "CKV_AWS_54", "CKV_AWS_55", "CKV_AWS_56")]}}}
+    quiet = {
+        "Type": "AWS::S3::Bucket",
+        "Properties": {},
+        "Metadata": {
+            "checkov": {
+                "skip": [
+                    {"id": check, "comment": "ok"}
+                    for check in ("CKV_AWS_18", "CKV_AWS_21", "CKV_AWS_53", "CKV_AWS_54", "CKV_AWS_55", "CKV_AWS_56")
+                ]
+            }
+        },
+    }
     (tmp_path / "Bad.template.json").write_text(json.dumps({"Resources": {"Open": bucket, "Quiet": quiet}}))
     result = scan(tmp_path)
     assert not result.ok
@@ -64,4 +73,6 @@ def test_a_skip_needs_a_specific_reason() -> None:
         checkov_skip(topic, "CKV_AWS_26", "n/a")
     checkov_skip(topic, "CKV_AWS_26", "a specific reason that is long enough")
     checkov_skip(topic, "CKV_AWS_26", "a second reason for the same check is ignored")
-    assert topic.get_metadata("checkov") == {"skip": [{"id": "CKV_AWS_26", "comment": "a specific reason that is long enough"}]}
+    assert topic.get_metadata("checkov") == {
+        "skip": [{"id": "CKV_AWS_26", "comment": "a specific reason that is long enough"}]
+    }

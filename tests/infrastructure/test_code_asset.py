@@ -26,8 +26,11 @@ def code_assets(assembly_dir: Path, templates: dict[str, dict]) -> dict[str, Pat
         for asset_hash, entry in json.loads(manifest.read_text())["files"].items():
             sources[f"{asset_hash}.zip"] = assembly_dir / entry["source"]["path"]
     functions = all_resources(templates, "AWS::Lambda::Function")
-    assets = {fn["Properties"]["Handler"]: sources[fn["Properties"]["Code"]["S3Key"]]
-              for fn in functions.values() if fn["Properties"].get("Handler", "").startswith("kanaria.")}
+    assets = {
+        fn["Properties"]["Handler"]: sources[fn["Properties"]["Code"]["S3Key"]]
+        for fn in functions.values()
+        if fn["Properties"].get("Handler", "").startswith("kanaria.")
+    }
     assert len(assets) >= 7, sorted(assets)  # experiments, assign, observations, analysis, rollout x2, evaluation
     return assets
 
@@ -46,8 +49,11 @@ def test_the_asset_holds_no_tooling_and_no_moto_import(code_assets):
     assert paths, "empty code asset"
     tooling = [str(p.relative_to(folder)) for p in paths if _TOOLING_NAMES & set(p.relative_to(folder).parts)]
     assert tooling == []
-    moto_importers = [str(p.relative_to(folder)) for p in paths
-                      if p.suffix == ".py" and _MOTO_IMPORT.search(p.read_text(encoding="utf-8"))]
+    moto_importers = [
+        str(p.relative_to(folder))
+        for p in paths
+        if p.suffix == ".py" and _MOTO_IMPORT.search(p.read_text(encoding="utf-8"))
+    ]
     assert moto_importers == []
     # the checks above would pass on an asset of the wrong folder: the runtime's own layers are there
     assert {"handlers", "logic", "domain", "dal"} <= {p.name for p in (folder / "kanaria").iterdir()}

@@ -40,7 +40,11 @@ def test_bucket_is_kms_encrypted_versioned_private_logged_and_ssl_only(templates
     assert sse["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms" and sse["BucketKeyEnabled"] is True
     assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
     assert bucket["PublicAccessBlockConfiguration"] == {
-        "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True}
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
     for policy in resources(template, "AWS::S3::BucketPolicy").values():
         denies = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
         assert any(s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in denies)
@@ -55,10 +59,20 @@ def test_runner_invokes_only_the_priced_foundation_models_in_the_region(template
 
 
 def test_no_wildcard_actions_and_star_resources_only_for_telemetry(templates):
-    telemetry = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules",
-                 "xray:GetSamplingTargets", "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery",
-                 "logs:DeleteLogDelivery", "logs:ListLogDeliveries", "logs:PutResourcePolicy",
-                 "logs:DescribeResourcePolicies", "logs:DescribeLogGroups"}
+    telemetry = {
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        "xray:GetSamplingRules",
+        "xray:GetSamplingTargets",
+        "logs:CreateLogDelivery",
+        "logs:GetLogDelivery",
+        "logs:UpdateLogDelivery",
+        "logs:DeleteLogDelivery",
+        "logs:ListLogDeliveries",
+        "logs:PutResourcePolicy",
+        "logs:DescribeResourcePolicies",
+        "logs:DescribeLogGroups",
+    }
     for statement in _statements(templates[STACK]):
         assert not any(a == "*" or a.endswith(":*") or a.endswith("*") for a in _actions(statement)), statement
         if statement.get("Resource") == "*":
@@ -87,7 +101,8 @@ def test_state_machine_plans_maps_chunks_with_bounded_concurrency_and_reports(te
 
 
 def test_evaluation_template_passes_cfn_lint(assembly_dir):
-    result = subprocess.run([sys.executable, "-m", "cfnlint", str(assembly_dir / f"{STACK}.template.json")],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "cfnlint", str(assembly_dir / f"{STACK}.template.json")], capture_output=True, text=True
+    )
     errors = [line for line in result.stdout.splitlines() if line.startswith("E")]
     assert errors == [], result.stdout

@@ -79,13 +79,26 @@ def test_resource_star_only_for_xray(templates):
     for name, statement in _statements(templates):
         if statement.get("Resource") == "*":
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-            allowed = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "cloudwatch:GetMetricData",
-                       "elasticloadbalancing:DescribeListeners", "elasticloadbalancing:DescribeRules",
-                       "elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetHealth",
-                       "cloudwatch:PutMetricData", "logs:CreateLogDelivery", "logs:GetLogDelivery",
-                       "logs:UpdateLogDelivery", "logs:DeleteLogDelivery", "logs:ListLogDeliveries",
-                       "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
-                       "xray:GetSamplingRules", "xray:GetSamplingTargets"}
+            allowed = {
+                "xray:PutTraceSegments",
+                "xray:PutTelemetryRecords",
+                "cloudwatch:GetMetricData",
+                "elasticloadbalancing:DescribeListeners",
+                "elasticloadbalancing:DescribeRules",
+                "elasticloadbalancing:DescribeTargetGroups",
+                "elasticloadbalancing:DescribeTargetHealth",
+                "cloudwatch:PutMetricData",
+                "logs:CreateLogDelivery",
+                "logs:GetLogDelivery",
+                "logs:UpdateLogDelivery",
+                "logs:DeleteLogDelivery",
+                "logs:ListLogDeliveries",
+                "logs:PutResourcePolicy",
+                "logs:DescribeResourcePolicies",
+                "logs:DescribeLogGroups",
+                "xray:GetSamplingRules",
+                "xray:GetSamplingTargets",
+            }
             assert set(actions) <= allowed, (name, statement)
 
 
@@ -93,11 +106,14 @@ def test_assign_function_cannot_write_experiments_and_reads_only_its_parameter(t
     policies = resources(templates["KanariaExperiments"], "AWS::IAM::Policy")
     assign_policy = next(p for k, p in policies.items() if k.startswith("AssignFunction"))
     statements = assign_policy["Properties"]["PolicyDocument"]["Statement"]
-    ssm = [s for s in statements if any(str(a).startswith("ssm:") for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]]))]
+    ssm = [
+        s
+        for s in statements
+        if any(str(a).startswith("ssm:") for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]]))
+    ]
     assert ssm and all(":parameter" in str(s["Resource"]) and "Profiles" in str(s["Resource"]) for s in ssm)
     experiments_writes = [
-        s for s in statements
-        if "ExperimentsTable" in str(s["Resource"]) or "Experiments" in str(s["Resource"])
+        s for s in statements if "ExperimentsTable" in str(s["Resource"]) or "Experiments" in str(s["Resource"])
     ]
     for s in experiments_writes:
         actions = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
@@ -125,8 +141,15 @@ def test_functions_are_traced_and_log_to_encrypted_groups(templates):
 def test_another_account_synthesizes_offline_with_given_availability_zones(tmp_path):
     # Given a real account/region and its AZs by context, When the app synthesizes, Then no lookup is pending
     # (CDK would otherwise need credentials) and the demo ALB's VPC uses those zones
-    app = cdk.App(context={"kanaria:bundle": False, "kanaria:account": "111122223333", "kanaria:region": "us-east-1",
-                           "kanaria:availabilityZones": "us-east-1a, us-east-1c"}, outdir=str(tmp_path))
+    app = cdk.App(
+        context={
+            "kanaria:bundle": False,
+            "kanaria:account": "111122223333",
+            "kanaria:region": "us-east-1",
+            "kanaria:availabilityZones": "us-east-1a, us-east-1c",
+        },
+        outdir=str(tmp_path),
+    )
     build_app(app)
     app.synth()
     manifest = json.loads((tmp_path / "manifest.json").read_text())

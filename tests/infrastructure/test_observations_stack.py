@@ -26,8 +26,11 @@ def _grants(statements: list[dict], table: str) -> set[str]:
 
 
 def _function(template: dict, kind: str) -> dict:
-    return next(f["Properties"] for f in resources(template, "AWS::Lambda::Function").values()
-                if f["Properties"].get("FunctionName") == f"kanaria-{kind}")
+    return next(
+        f["Properties"]
+        for f in resources(template, "AWS::Lambda::Function").values()
+        if f["Properties"].get("FunctionName") == f"kanaria-{kind}"
+    )
 
 
 def test_observation_routes_require_iam_authorization(templates):
@@ -36,8 +39,10 @@ def test_observation_routes_require_iam_authorization(templates):
     for route in routes.values():
         assert route["Properties"]["AuthorizationType"] == "AWS_IAM"
         assert "KanariaExperiments" in str(route["Properties"]["ApiId"])  # the shared API, imported (no cycle)
-    assert not any("observations" in r["Properties"]["RouteKey"]
-                   for r in resources(templates["KanariaExperiments"], "AWS::ApiGatewayV2::Route").values())
+    assert not any(
+        "observations" in r["Properties"]["RouteKey"]
+        for r in resources(templates["KanariaExperiments"], "AWS::ApiGatewayV2::Route").values()
+    )
 
 
 def test_analysis_runs_on_a_schedule(templates):
@@ -85,6 +90,7 @@ def test_analysis_rate_is_configurable():
     env = cdk.Environment(account=settings.account, region=settings.region)
     data = DataStack(app, "D", settings=settings, env=env)
     experiments = ExperimentsStack(app, "E", settings=settings, data=data, env=env)
-    stack = ObservationsStack(app, "O", settings=settings, data=data, experiments=experiments,
-                              analysis_rate_minutes=15, env=env)
+    stack = ObservationsStack(
+        app, "O", settings=settings, data=data, experiments=experiments, analysis_rate_minutes=15, env=env
+    )
     Template.from_stack(stack).has_resource_properties("AWS::Events::Rule", {"ScheduleExpression": "rate(15 minutes)"})

@@ -38,9 +38,18 @@ EXISTING = {
 RESOURCE_STAR_ALLOWED = {
     *DESCRIBE_ACTIONS,
     *METRIC_READ_ACTIONS,
-    "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
-    "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
-    "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
 }
 
 
@@ -121,10 +130,13 @@ def test_a_missing_rollout_definition_fails_the_synth_instead_of_dropping_the_st
 
 
 def test_critical_composite_rolls_back_and_pages(rollout):
-    props = _one(rollout, "AWS::CloudWatch::CompositeAlarm",
-                 {"AlarmName": names.alarm_name(PREFIX, names.ALARM_CANARY_CRITICAL)})[1]["Properties"]
-    children = [_logical_id(rollout, "AWS::CloudWatch::Alarm", {"AlarmName": names.alarm_name(PREFIX, kind)})
-                for kind in names.CRITICAL_ALARM_KINDS]
+    props = _one(
+        rollout, "AWS::CloudWatch::CompositeAlarm", {"AlarmName": names.alarm_name(PREFIX, names.ALARM_CANARY_CRITICAL)}
+    )[1]["Properties"]
+    children = [
+        _logical_id(rollout, "AWS::CloudWatch::Alarm", {"AlarmName": names.alarm_name(PREFIX, kind)})
+        for kind in names.CRITICAL_ALARM_KINDS
+    ]
     assert _rule_children(rollout, props) == children
     rule_text = "".join(part for part in props["AlarmRule"]["Fn::Join"][1] if isinstance(part, str))
     assert rule_text.count("ALARM(") == 3 and rule_text.count(" OR ") == 2
@@ -133,21 +145,28 @@ def test_critical_composite_rolls_back_and_pages(rollout):
     assert "AlertsTopic" in props["AlarmActions"][1]["Fn::ImportValue"]
     assert len(props["AlarmActions"]) == 2
     # CloudWatch may invoke the rollback function for this alarm only.
-    permission = _one(rollout, "AWS::Lambda::Permission", {
-        "FunctionName": rollback, "Principal": "lambda.alarms.cloudwatch.amazonaws.com"})[1]["Properties"]
+    permission = _one(
+        rollout,
+        "AWS::Lambda::Permission",
+        {"FunctionName": rollback, "Principal": "lambda.alarms.cloudwatch.amazonaws.com"},
+    )[1]["Properties"]
     assert permission["Principal"] == "lambda.alarms.cloudwatch.amazonaws.com"
     assert permission["SourceAccount"] == "123456789012"
     # The critical alarm's ARN, built from its fixed name (no GetAtt: see CanaryAlarms._scope_permission_by_name).
     assert permission["SourceArn"]["Fn::Join"][1][-1] == (
-        f":cloudwatch:ap-northeast-1:123456789012:alarm:{names.alarm_name(PREFIX, names.ALARM_CANARY_CRITICAL)}")
+        f":cloudwatch:ap-northeast-1:123456789012:alarm:{names.alarm_name(PREFIX, names.ALARM_CANARY_CRITICAL)}"
+    )
     assert permission["Action"] == "lambda:InvokeFunction"
 
 
 def test_warning_composite_only_notifies(rollout):
-    props = _one(rollout, "AWS::CloudWatch::CompositeAlarm",
-                 {"AlarmName": names.alarm_name(PREFIX, names.ALARM_CANARY_WARNING)})[1]["Properties"]
-    children = [_logical_id(rollout, "AWS::CloudWatch::Alarm", {"AlarmName": names.alarm_name(PREFIX, kind)})
-                for kind in names.WARNING_ALARM_KINDS]
+    props = _one(
+        rollout, "AWS::CloudWatch::CompositeAlarm", {"AlarmName": names.alarm_name(PREFIX, names.ALARM_CANARY_WARNING)}
+    )[1]["Properties"]
+    children = [
+        _logical_id(rollout, "AWS::CloudWatch::Alarm", {"AlarmName": names.alarm_name(PREFIX, kind)})
+        for kind in names.WARNING_ALARM_KINDS
+    ]
     assert _rule_children(rollout, props) == children
     assert len(props["AlarmActions"]) == 1
     assert "AlertsTopic" in props["AlarmActions"][0]["Fn::ImportValue"]
@@ -155,8 +174,11 @@ def test_warning_composite_only_notifies(rollout):
 
 def _canary_alarms(template: Template) -> list[dict]:
     """The six canary metric alarms (the stack also has the reconciler's error alarm)."""
-    return [r for r in template.find_resources("AWS::CloudWatch::Alarm").values()
-            if r["Properties"]["AlarmName"].startswith(f"{PREFIX}-canary-")]
+    return [
+        r
+        for r in template.find_resources("AWS::CloudWatch::Alarm").values()
+        if r["Properties"]["AlarmName"].startswith(f"{PREFIX}-canary-")
+    ]
 
 
 def test_metric_alarms_have_no_actions_of_their_own(rollout):
@@ -184,18 +206,24 @@ def test_alarm_threshold_window_and_missing_data(rollout, kind):
     assert f">= {MIN_SAMPLES}" in expression, "every rate has a minimum-volume floor"
 
 
-@pytest.mark.parametrize("kind, events", [
-    (names.ALARM_CANARY_ERROR_RATE, "errors"),
-    (names.ALARM_CANARY_THROTTLING, "events"),
-    (names.ALARM_CANARY_HALLUCINATION, "events"),
-])
-@pytest.mark.parametrize("volume, count, breaches", [
-    (30, 1, False),   # one unlucky event in a small window is 3.3% but must not page
-    (30, MIN_EVENTS - 1, False),
-    (150, 15, True),  # a real spike: 10%
-    (MIN_SAMPLES - 1, MIN_SAMPLES - 1, False),  # below the volume floor nothing decides
-    (400, MIN_EVENTS, False),  # enough events but 1.25%: below every threshold
-])
+@pytest.mark.parametrize(
+    "kind, events",
+    [
+        (names.ALARM_CANARY_ERROR_RATE, "errors"),
+        (names.ALARM_CANARY_THROTTLING, "events"),
+        (names.ALARM_CANARY_HALLUCINATION, "events"),
+    ],
+)
+@pytest.mark.parametrize(
+    "volume, count, breaches",
+    [
+        (30, 1, False),  # one unlucky event in a small window is 3.3% but must not page
+        (30, MIN_EVENTS - 1, False),
+        (150, 15, True),  # a real spike: 10%
+        (MIN_SAMPLES - 1, MIN_SAMPLES - 1, False),  # below the volume floor nothing decides
+        (400, MIN_EVENTS, False),  # enough events but 1.25%: below every threshold
+    ],
+)
 def test_event_rates_need_volume_and_events(rollout, kind, events, volume, count, breaches):
     # Given the synthesized expression, When CloudWatch's metric math evaluates one window, Then it breaches only
     # with enough requests and enough events
@@ -216,8 +244,12 @@ def test_thresholds_match_the_rollout_policy(rollout):
     }
     for kind, (threshold, period, m, n) in expected.items():
         props = _alarm(rollout, kind)
-        assert (props["Threshold"], props["Metrics"][1]["MetricStat"]["Period"], props["DatapointsToAlarm"],
-                props["EvaluationPeriods"]) == (threshold, period, m, n), kind
+        assert (
+            props["Threshold"],
+            props["Metrics"][1]["MetricStat"]["Period"],
+            props["DatapointsToAlarm"],
+            props["EvaluationPeriods"],
+        ) == (threshold, period, m, n), kind
 
 
 def _metric_stats(props: dict) -> dict[str, dict]:
@@ -290,13 +322,17 @@ def test_resource_star_only_where_iam_cannot_scope(assembly):
 def test_state_machine_role_invokes_only_the_two_functions(rollout):
     machine = _one(rollout, "AWS::StepFunctions::StateMachine")[1]["Properties"]
     role_id = machine["RoleArn"]["Fn::GetAtt"][0]
-    policies = [r["Properties"] for r in rollout.find_resources("AWS::IAM::Policy").values()
-                if {"Ref": role_id} in r["Properties"]["Roles"]]
+    policies = [
+        r["Properties"]
+        for r in rollout.find_resources("AWS::IAM::Policy").values()
+        if {"Ref": role_id} in r["Properties"]["Roles"]
+    ]
     statements = [s for policy in policies for s in policy["PolicyDocument"]["Statement"]]
     invoke = [s for s in statements if "lambda:InvokeFunction" in _as_list(s["Action"])]
     assert len(invoke) == 1
     assert sorted(json.dumps(r) for r in invoke[0]["Resource"]) == sorted(
-        json.dumps(_function_arn(rollout, kind)) for kind in ("rollout-steps", "rollback"))
+        json.dumps(_function_arn(rollout, kind)) for kind in ("rollout-steps", "rollback")
+    )
     publish = [s for s in statements if "sns:Publish" in _as_list(s["Action"])]
     assert len(publish) == 1 and "AlertsTopic" in publish[0]["Resource"]["Fn::ImportValue"]
     allowed = {"lambda:InvokeFunction", "sns:Publish", "kms:GenerateDataKey", "kms:Decrypt"} | RESOURCE_STAR_ALLOWED
@@ -318,25 +354,38 @@ def test_functions_manage_only_this_state_machine(rollout):
 # --- functions ---------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind,module", [("rollout-steps", "rollout_steps"), ("rollback", "rollback"),
-                                         ("rollout-reconciler", "reconciler")])
+@pytest.mark.parametrize(
+    "kind,module", [("rollout-steps", "rollout_steps"), ("rollback", "rollback"), ("rollout-reconciler", "reconciler")]
+)
 def test_rollout_functions_environment(rollout, kind, module):
     props = _one(rollout, "AWS::Lambda::Function", {"FunctionName": names.function_name(PREFIX, kind)})[1]["Properties"]
     assert props["Handler"] == f"kanaria.handlers.{module}.handler"
     assert props["TracingConfig"] == {"Mode": "Active"}
     env = props["Environment"]["Variables"]
-    for key in (names.ENV_LISTENER_ARN, names.ENV_PRIMARY_TARGET_GROUP_ARN, names.ENV_CANARY_TARGET_GROUP_ARN,
-                names.ENV_ROLLOUTS_TABLE, names.ENV_EXPERIMENTS_TABLE, names.ENV_AGGREGATES_TABLE,
-                names.ENV_ALERTS_TOPIC_ARN, names.ENV_STATE_MACHINE_ARN, names.ENV_METRIC_NAMESPACE,
-                names.ENV_CRITICAL_ALARM_NAME, names.ENV_WARNING_ALARM_NAME, names.ENV_CANARY_ALARM_NAMES):
+    for key in (
+        names.ENV_LISTENER_ARN,
+        names.ENV_PRIMARY_TARGET_GROUP_ARN,
+        names.ENV_CANARY_TARGET_GROUP_ARN,
+        names.ENV_ROLLOUTS_TABLE,
+        names.ENV_EXPERIMENTS_TABLE,
+        names.ENV_AGGREGATES_TABLE,
+        names.ENV_ALERTS_TOPIC_ARN,
+        names.ENV_STATE_MACHINE_ARN,
+        names.ENV_METRIC_NAMESPACE,
+        names.ENV_CRITICAL_ALARM_NAME,
+        names.ENV_WARNING_ALARM_NAME,
+        names.ENV_CANARY_ALARM_NAMES,
+    ):
         assert key in env, key
     assert env[names.ENV_METRIC_NAMESPACE] == names.METRIC_NAMESPACE
     assert env[names.ENV_CRITICAL_ALARM_NAME] == names.alarm_name(PREFIX, names.ALARM_CANARY_CRITICAL)
     assert env[names.ENV_CANARY_ALARM_NAMES].split(",") == [
-        names.alarm_name(PREFIX, kind) for kind in (*names.CRITICAL_ALARM_KINDS, *names.WARNING_ALARM_KINDS)]
+        names.alarm_name(PREFIX, kind) for kind in (*names.CRITICAL_ALARM_KINDS, *names.WARNING_ALARM_KINDS)
+    ]
     # Built from the fixed name (no Ref to the state machine, which references these functions).
     assert env[names.ENV_STATE_MACHINE_ARN]["Fn::Join"][1][-1].endswith(
-        f":stateMachine:{names.rollout_state_machine_name(PREFIX)}")
+        f":stateMachine:{names.rollout_state_machine_name(PREFIX)}"
+    )
 
 
 def test_no_rollout_function_can_answer_the_approval(rollout):
@@ -351,9 +400,12 @@ def test_no_rollout_function_can_answer_the_approval(rollout):
 
 
 def test_rollout_functions_have_reserved_concurrency(rollout):
-    reserved = {kind: _one(rollout, "AWS::Lambda::Function", {"FunctionName": names.function_name(PREFIX, kind)})[1]
-                ["Properties"].get("ReservedConcurrentExecutions") for kind in ("rollout-steps", "rollback",
-                                                                               "rollout-reconciler")}
+    reserved = {
+        kind: _one(rollout, "AWS::Lambda::Function", {"FunctionName": names.function_name(PREFIX, kind)})[1][
+            "Properties"
+        ].get("ReservedConcurrentExecutions")
+        for kind in ("rollout-steps", "rollback", "rollout-reconciler")
+    }
     assert reserved == {"rollout-steps": 5, "rollback": 5, "rollout-reconciler": 1}
 
 
@@ -372,7 +424,8 @@ def test_rollback_async_invocations_retry_then_go_to_an_encrypted_queue(rollout)
     consumers = [s for s in _statements(rollout) if "sqs:DeleteMessage" in _as_list(s["Action"])]
     assert len(consumers) == 1 and consumers[0]["Resource"] == {"Fn::GetAtt": [queue_id, "Arn"]}
     env = _one(rollout, "AWS::Lambda::Function", {"FunctionName": names.function_name(PREFIX, "rollout-reconciler")})[
-        1]["Properties"]["Environment"]["Variables"]
+        1
+    ]["Properties"]["Environment"]["Variables"]
     assert env[names.ENV_ROLLBACK_FAILURES_QUEUE_URL] == {"Ref": queue_id}
 
 
@@ -380,20 +433,26 @@ def test_reconciler_runs_every_minute_and_its_failures_page(rollout):
     rule = _one(rollout, "AWS::Events::Rule", {"ScheduleExpression": "rate(1 minute)"})[1]["Properties"]
     (target,) = rule["Targets"]
     assert target["Arn"] == _function_arn(rollout, "rollout-reconciler")
-    alarm = _one(rollout, "AWS::CloudWatch::Alarm", {"AlarmName": f"{PREFIX}-rollout-reconciler-errors"})[1]["Properties"]
+    alarm = _one(rollout, "AWS::CloudWatch::Alarm", {"AlarmName": f"{PREFIX}-rollout-reconciler-errors"})[1][
+        "Properties"
+    ]
     assert alarm["MetricName"] == "Errors" and alarm["EvaluationPeriods"] == 3 and alarm["Threshold"] == 0
     assert "AlertsTopic" in alarm["AlarmActions"][0]["Fn::ImportValue"]
 
 
 def test_ended_executions_trigger_the_rollback(rollout):
-    rules = [r["Properties"] for r in rollout.find_resources("AWS::Events::Rule").values()
-             if r["Properties"].get("EventPattern", {}).get("source") == ["aws.states"]]
+    rules = [
+        r["Properties"]
+        for r in rollout.find_resources("AWS::Events::Rule").values()
+        if r["Properties"].get("EventPattern", {}).get("source") == ["aws.states"]
+    ]
     (rule,) = rules
     pattern = rule["EventPattern"]
     assert pattern["detail-type"] == ["Step Functions Execution Status Change"]
     assert sorted(pattern["detail"]["status"]) == ["ABORTED", "FAILED", "TIMED_OUT"]
     assert pattern["detail"]["stateMachineArn"][0]["Fn::Join"][1][-1].endswith(
-        f":stateMachine:{names.rollout_state_machine_name(PREFIX)}")
+        f":stateMachine:{names.rollout_state_machine_name(PREFIX)}"
+    )
     (target,) = rule["Targets"]
     assert target["Arn"] == _function_arn(rollout, "rollback")
     assert target["RetryPolicy"]["MaximumRetryAttempts"] == 4
@@ -403,8 +462,9 @@ def test_ended_executions_trigger_the_rollback(rollout):
 
 
 def test_state_machine_definition_uses_every_substitution(rollout):
-    props = _one(rollout, "AWS::StepFunctions::StateMachine",
-                 {"StateMachineName": names.rollout_state_machine_name(PREFIX)})[1]["Properties"]
+    props = _one(
+        rollout, "AWS::StepFunctions::StateMachine", {"StateMachineName": names.rollout_state_machine_name(PREFIX)}
+    )[1]["Properties"]
     definition = props["DefinitionString"]
     assert isinstance(definition, str)
     json.loads(definition)
@@ -436,8 +496,7 @@ def test_state_machine_standard_logged_and_traced(rollout):
 
 def test_pipeline_s3_source_then_step_functions_invoke(rollout):
     state_machine_id = _one(rollout, "AWS::StepFunctions::StateMachine")[0]
-    props = _one(rollout, "AWS::CodePipeline::Pipeline",
-                 {"Name": names.rollout_pipeline_name(PREFIX)})[1]["Properties"]
+    props = _one(rollout, "AWS::CodePipeline::Pipeline", {"Name": names.rollout_pipeline_name(PREFIX)})[1]["Properties"]
     assert props["PipelineType"] == "V2" and props["ExecutionMode"] == "QUEUED"
     source, rollout_stage = props["Stages"]
     (source_action,) = source["Actions"]
@@ -455,40 +514,65 @@ def test_pipeline_s3_source_then_step_functions_invoke(rollout):
 
 
 def test_request_bucket_versioned_encrypted_and_triggers_the_pipeline(rollout):
-    bucket_id, bucket = _one(rollout, "AWS::S3::Bucket", {
-        "BucketName": names.rollout_request_bucket_name(PREFIX, "123456789012", "ap-northeast-1")})
+    bucket_id, bucket = _one(
+        rollout,
+        "AWS::S3::Bucket",
+        {"BucketName": names.rollout_request_bucket_name(PREFIX, "123456789012", "ap-northeast-1")},
+    )
     props = bucket["Properties"]
     assert props["VersioningConfiguration"] == {"Status": "Enabled"}
-    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"][
-        "SSEAlgorithm"] == "aws:kms"
+    assert (
+        props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"][
+            "SSEAlgorithm"
+        ]
+        == "aws:kms"
+    )
     assert props["NotificationConfiguration"] == {"EventBridgeConfiguration": {"EventBridgeEnabled": True}}
-    rule = next(r["Properties"] for r in rollout.find_resources("AWS::Events::Rule").values()
-                if r["Properties"].get("EventPattern", {}).get("source") == ["aws.s3"])
+    rule = next(
+        r["Properties"]
+        for r in rollout.find_resources("AWS::Events::Rule").values()
+        if r["Properties"].get("EventPattern", {}).get("source") == ["aws.s3"]
+    )
     assert rule["EventPattern"]["detail"] == {
-        "bucket": {"name": [{"Ref": bucket_id}]}, "object": {"key": [names.ROLLOUT_REQUEST_OBJECT_KEY]}}
+        "bucket": {"name": [{"Ref": bucket_id}]},
+        "object": {"key": [names.ROLLOUT_REQUEST_OBJECT_KEY]},
+    }
     pipeline_id = _one(rollout, "AWS::CodePipeline::Pipeline")[0]
     assert {"Ref": pipeline_id} in rule["Targets"][0]["Arn"]["Fn::Join"][1]
 
 
 def test_pipeline_roles_stay_within_the_pipeline(rollout):
     role_ids = [i for i in rollout.find_resources("AWS::IAM::Role") if i.startswith("Pipeline")]
-    actions = {a for resource in rollout.find_resources("AWS::IAM::Policy").values()
-               if any(r["Ref"] in role_ids for r in resource["Properties"]["Roles"])
-               for s in resource["Properties"]["PolicyDocument"]["Statement"] for a in _as_list(s["Action"])}
+    actions = {
+        a
+        for resource in rollout.find_resources("AWS::IAM::Policy").values()
+        if any(r["Ref"] in role_ids for r in resource["Properties"]["Roles"])
+        for s in resource["Properties"]["PolicyDocument"]["Statement"]
+        for a in _as_list(s["Action"])
+    }
     assert {a.split(":")[0] for a in actions} == {"s3", "kms", "sts", "states", "codepipeline"}
     assert {a for a in actions if a.startswith("states:")} == {
-        "states:StartExecution", "states:DescribeStateMachine", "states:DescribeExecution"}
+        "states:StartExecution",
+        "states:DescribeStateMachine",
+        "states:DescribeExecution",
+    }
 
 
 # --- dashboard ---------------------------------------------------------------------------------------------------
 
 
 def test_dashboard_shows_weights_and_alarms(rollout):
-    props = _one(rollout, "AWS::CloudWatch::Dashboard",
-                 {"DashboardName": names.rollout_dashboard_name(PREFIX)})[1]["Properties"]
+    props = _one(rollout, "AWS::CloudWatch::Dashboard", {"DashboardName": names.rollout_dashboard_name(PREFIX)})[1][
+        "Properties"
+    ]
     body = json.dumps(props["DashboardBody"])
-    for fragment in (names.METRIC_CANARY_WEIGHT, names.METRIC_QUALITY, names.METRIC_LATENCY,
-                     "HTTPCode_Target_5XX_Count", '\\"type\\":\\"alarm\\"'):
+    for fragment in (
+        names.METRIC_CANARY_WEIGHT,
+        names.METRIC_QUALITY,
+        names.METRIC_LATENCY,
+        "HTTPCode_Target_5XX_Count",
+        '\\"type\\":\\"alarm\\"',
+    ):
         assert fragment in body, fragment
 
 
@@ -514,7 +598,8 @@ def test_demo_alb_is_cheap_logged_and_strict(alb):
     assert attributes["access_logs.s3.enabled"] == "true"
     bucket = alb.to_json()["Resources"][attributes["access_logs.s3.bucket"]["Ref"]]["Properties"]
     assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"] == {
-        "SSEAlgorithm": "AES256"}  # ALB log delivery supports SSE-S3 only
+        "SSEAlgorithm": "AES256"
+    }  # ALB log delivery supports SSE-S3 only
     subnets = alb.find_resources("AWS::EC2::Subnet")
     zones = sorted(s["Properties"]["AvailabilityZone"] for s in subnets.values())
     assert zones == ["ap-northeast-1a", "ap-northeast-1c"]  # from cdk.json context, no lookup
@@ -526,8 +611,9 @@ def test_existing_listener_mode(existing_assembly):
     template = Template.from_json(existing_assembly.get_stack_by_name(ROLLOUT).template)
     statements = [s for s in _statements(template) if "elasticloadbalancing:ModifyListener" in _as_list(s["Action"])]
     assert {s["Resource"] for s in statements} == {EXISTING["kanaria:listenerArn"]}
-    error_rate = template.find_resources("AWS::CloudWatch::Alarm", {"Properties": {
-        "AlarmName": names.alarm_name(PREFIX, names.ALARM_CANARY_ERROR_RATE)}})
+    error_rate = template.find_resources(
+        "AWS::CloudWatch::Alarm", {"Properties": {"AlarmName": names.alarm_name(PREFIX, names.ALARM_CANARY_ERROR_RATE)}}
+    )
     (props,) = [r["Properties"] for r in error_rate.values()]
     for stat in _metric_stats(props).values():
         assert {d["Name"]: d["Value"] for d in stat["Metric"]["Dimensions"]} == {
@@ -540,8 +626,12 @@ def test_rollout_stack_never_references_alarms_or_pipeline_by_getatt(existing_as
     """moto's CloudFormation skips CloudWatch alarms and CodePipeline; a GetAtt on a skipped resource fails the
     whole stack there, so the local rehearsal can deploy KanariaRollout only if nothing GetAtt's them."""
     template = existing_assembly.get_stack_by_name(ROLLOUT).template
-    skipped = {logical_id for logical_id, resource in template["Resources"].items() if resource["Type"] in {
-        "AWS::CloudWatch::Alarm", "AWS::CloudWatch::CompositeAlarm", "AWS::CodePipeline::Pipeline"}}
+    skipped = {
+        logical_id
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"]
+        in {"AWS::CloudWatch::Alarm", "AWS::CloudWatch::CompositeAlarm", "AWS::CodePipeline::Pipeline"}
+    }
     for logical_id, resource in template["Resources"].items():
         if logical_id in skipped:
             continue

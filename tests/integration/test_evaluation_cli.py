@@ -17,9 +17,28 @@ def _error(capsys) -> dict:
 
 
 def test_evaluate_prints_the_table_and_writes_the_report(tmp_path, capsys):
-    code = main(["evaluate", "--dataset", str(SAMPLE_DATASET), *CONFIGS, "--intent", "recommendation",
-                 "--intent", "chitchat", "--out", str(tmp_path), "--run-id", "cli-test", "--throttle-every", "5",
-                 "--judge", str(EXAMPLES / "judge.json"), "--monthly-budget", "100000"])
+    code = main(
+        [
+            "evaluate",
+            "--dataset",
+            str(SAMPLE_DATASET),
+            *CONFIGS,
+            "--intent",
+            "recommendation",
+            "--intent",
+            "chitchat",
+            "--out",
+            str(tmp_path),
+            "--run-id",
+            "cli-test",
+            "--throttle-every",
+            "5",
+            "--judge",
+            str(EXAMPLES / "judge.json"),
+            "--monthly-budget",
+            "100000",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "| recommendation | haiku-3.5 | 10 |" in out and "| FAIL |" in out
@@ -52,12 +71,15 @@ def test_bad_dataset_line_names_the_line_and_field(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("args, field", [
-    (["--config", "missing.json"], "--config"),
-    (["--intent", "faq"], "intent"),
-    (["--bucket", "b"], "--bucket"),
-    (["--concurrency", "99"], "options.concurrency"),
-])
+@pytest.mark.parametrize(
+    "args, field",
+    [
+        (["--config", "missing.json"], "--config"),
+        (["--intent", "faq"], "intent"),
+        (["--bucket", "b"], "--bucket"),
+        (["--concurrency", "99"], "options.concurrency"),
+    ],
+)
 def test_bad_options_exit_2(tmp_path, capsys, args, field):
     assert main(["evaluate", "--dataset", str(SAMPLE_DATASET), *CONFIGS, "--out", str(tmp_path), *args]) == 2
     assert _error(capsys)["field"] == field

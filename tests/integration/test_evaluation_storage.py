@@ -12,7 +12,14 @@ from moto import mock_aws
 
 from kanaria import names
 from kanaria.dal.evaluations import (
-    LATEST, EvaluationBucket, eval_record_key, history_for, latest_for, parse_s3_uri, report_from_json, save_summaries,
+    LATEST,
+    EvaluationBucket,
+    eval_record_key,
+    history_for,
+    latest_for,
+    parse_s3_uri,
+    report_from_json,
+    save_summaries,
 )
 from kanaria.errors import NotFoundError, ValidationError
 from kanaria.evaluation.gate import stage0
@@ -38,18 +45,27 @@ def aws(monkeypatch):
 
 def _request(**settings):
     configs = [json.loads((EXAMPLES / name).read_text()) for name in ("sonnet.json", "haiku.json")]
-    return {"dataset_key": "datasets/manga_store_v1.jsonl", "configurations": configs,
-            "settings": {"chunk_size": 25, **settings}}
+    return {
+        "dataset_key": "datasets/manga_store_v1.jsonl",
+        "configurations": configs,
+        "settings": {"chunk_size": 25, **settings},
+    }
 
 
 def _execute(module, request):
     """Plan, one evaluate per chunk (the Map state), report: as the state machine passes state."""
     context = FakeLambdaContext(function_name="kanaria-evaluation")
     state = module.handler({"action": "plan", "request": request}, context)
-    results = [module.handler({"action": "evaluate", "run_id": state["run_id"], "request": state["request"],
-                               "chunk": chunk}, context) for chunk in state["chunks"]]
-    done = module.handler({"action": "report", "run_id": state["run_id"], "created_at": state["created_at"],
-                           "request": state["request"]}, context)
+    results = [
+        module.handler(
+            {"action": "evaluate", "run_id": state["run_id"], "request": state["request"], "chunk": chunk}, context
+        )
+        for chunk in state["chunks"]
+    ]
+    done = module.handler(
+        {"action": "report", "run_id": state["run_id"], "created_at": state["created_at"], "request": state["request"]},
+        context,
+    )
     return state, results, done
 
 
@@ -87,8 +103,11 @@ def test_state_machine_steps_store_report_and_latest_per_config_hash(aws):
     assert stage0(latest, haiku_hash, ["chitchat", "order_status"], allow_offline=True).passed
     refused = stage0(latest_for(haiku_hash, table), haiku_hash, ["recommendation"], allow_offline=True)
     assert not refused.passed and refused.reasons[0].startswith("recommendation: pass rate 60% < required 80%")
-    assert stage0(latest_for("0000000000000000", table), "0000000000000000", ["chitchat"]).reasons[0].startswith(
-        "no offline evaluation")
+    assert (
+        stage0(latest_for("0000000000000000", table), "0000000000000000", ["chitchat"])
+        .reasons[0]
+        .startswith("no offline evaluation")
+    )
 
 
 def test_latest_only_moves_forward(aws):

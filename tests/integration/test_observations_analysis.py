@@ -16,14 +16,29 @@ from kanaria.domain.assignment import pick_variant
 from kanaria.domain.experiment import Status
 from kanaria.domain.observation import AGG_SHARDS
 from tests.unit.observations.support import (
-    NOW, PREFIX, FakeLambdaContext, atomic_fast_moto, call, create_tables, environment, fresh_handler, observation,
-    put_profiles, running_experiment,
+    NOW,
+    PREFIX,
+    FakeLambdaContext,
+    atomic_fast_moto,
+    call,
+    create_tables,
+    environment,
+    fresh_handler,
+    observation,
+    put_profiles,
+    running_experiment,
 )
 
 SCHEDULED_EVENT = {
-    "version": "0", "id": "7bf73129-1428-4cd3-a780-95db273d1602", "detail-type": "Scheduled Event",
-    "source": "aws.events", "account": "123456789012", "time": "2026-03-02T12:00:00Z", "region": "ap-northeast-1",
-    "resources": ["arn:aws:events:ap-northeast-1:123456789012:rule/kanaria-analysis"], "detail": {},
+    "version": "0",
+    "id": "7bf73129-1428-4cd3-a780-95db273d1602",
+    "detail-type": "Scheduled Event",
+    "source": "aws.events",
+    "account": "123456789012",
+    "time": "2026-03-02T12:00:00Z",
+    "region": "ap-northeast-1",
+    "resources": ["arn:aws:events:ap-northeast-1:123456789012:rule/kanaria-analysis"],
+    "detail": {},
 }
 
 
@@ -51,8 +66,10 @@ def world(monkeypatch):
             messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
             for m in messages:
                 sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
-            return [{"subject": json.loads(m["Body"]).get("Subject"), **json.loads(json.loads(m["Body"])["Message"])}
-                    for m in messages]
+            return [
+                {"subject": json.loads(m["Body"]).get("Subject"), **json.loads(json.loads(m["Body"])["Message"])}
+                for m in messages
+            ]
 
         yield {"tables": tables, "observations": observations, "analysis": analysis, "alerts": alerts, "calls": calls}
         boto3.DEFAULT_SESSION = None
@@ -66,8 +83,17 @@ def _expose(record, units_per_variant: dict[str, int]) -> None:
     table = boto3.resource("dynamodb").Table(names.table_name(PREFIX, "aggregates"))
     for variant, units in units_per_variant.items():  # ...and bulk counts in that shape
         for shard in range(2):
-            table.put_item(Item={"experiment_id": record.experiment.id, "sk": f"EXPOSURE#{variant}#chitchat#{day}#{shard:02d}",
-                                 "exposures": units, "units": units // 2, "variant": variant, "intent": "chitchat", "day": day})
+            table.put_item(
+                Item={
+                    "experiment_id": record.experiment.id,
+                    "sk": f"EXPOSURE#{variant}#chitchat#{day}#{shard:02d}",
+                    "exposures": units,
+                    "units": units // 2,
+                    "variant": variant,
+                    "intent": "chitchat",
+                    "day": day,
+                }
+            )
 
 
 def _record(world, record, count: int, start: int = 0, **changes) -> None:
@@ -77,12 +103,16 @@ def _record(world, record, count: int, start: int = 0, **changes) -> None:
         body["variant_id"] = pick_variant(record.experiment, body["unit"], record.weights)
         bodies.append(body)
     for chunk in range(0, len(bodies), 100):
-        status, result = call(world["observations"].handler, "/observations/batch", {"observations": bodies[chunk:chunk + 100]})
+        status, result = call(
+            world["observations"].handler, "/observations/batch", {"observations": bodies[chunk : chunk + 100]}
+        )
         assert status == 200 and result["rejected"] == 0, result
 
 
 def _run(world) -> dict:
-    return world["analysis"].handler(dict(SCHEDULED_EVENT, id=str(uuid.uuid4())), FakeLambdaContext(function_name="obs-analysis"))
+    return world["analysis"].handler(
+        dict(SCHEDULED_EVENT, id=str(uuid.uuid4())), FakeLambdaContext(function_name="obs-analysis")
+    )
 
 
 def test_results_are_versioned_and_a_first_decision_is_alerted(world):
@@ -108,7 +138,8 @@ def test_results_are_versioned_and_a_first_decision_is_alerted(world):
     assert second["analysed"][0]["decision_changed"] is False and world["alerts"]() == []
     stored = world["tables"]["aggregates"].query(
         KeyConditionExpression=boto3.dynamodb.conditions.Key("experiment_id").eq("exp-obs")
-        & boto3.dynamodb.conditions.Key("sk").begins_with("RESULT#"))["Items"]
+        & boto3.dynamodb.conditions.Key("sk").begins_with("RESULT#")
+    )["Items"]
     assert len(stored) == 3  # two versions + LATEST
     assert not any(i["sk"].startswith("RESULT#") for i in results.counters("exp-obs"))
 
@@ -131,7 +162,11 @@ def test_metrics_per_experiment(world, capsys):
     capsys.readouterr()
     _run(world)
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"AnalysisRuns"' in line]
-    assert emf and emf[0]["experiment_id"] == "exp-obs" and emf[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["experiment_id"]]
+    assert (
+        emf
+        and emf[0]["experiment_id"] == "exp-obs"
+        and emf[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["experiment_id"]]
+    )
     assert emf[0]["SrmMismatch"] in (0.0, [0.0])
 
 
@@ -159,7 +194,9 @@ def test_group_sequential_history_carries_over_between_scheduled_runs(world):
     # Then the first read (past the first planned look, t = 0.25) has no earlier looks: its schedule is that look
     assert first["snapshot"]["experiment"]["looks"] == []
     first_looks = first["result"]["evidence"]["sequential"]["looks"]
-    assert len(first_looks) == 1 and first_looks[0] == pytest.approx(first["result"]["evidence"]["information_fraction"])
+    assert len(first_looks) == 1 and first_looks[0] == pytest.approx(
+        first["result"]["evidence"]["information_fraction"]
+    )
     _record(world, record, 60, start=40)
     _run(world)
     second = results.latest_result("exp-obs")

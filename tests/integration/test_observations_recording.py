@@ -13,16 +13,24 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from kanaria import names
 from kanaria.dal.experiment_store import DynamoAssignmentStore
 from kanaria.dal.observations import DynamoObservationStore
 from kanaria.domain.assignment import pick_variant
 from kanaria.domain.observation import AGG_SHARDS, Observation, Statistics, recompute, shard_of
-from kanaria.handlers.models import parse_body
 from kanaria.domain.records import StickyRecord
+from kanaria.handlers.models import parse_body
 from kanaria.logic.observations import record_observation
-from kanaria import names
 from tests.unit.observations.support import (
-    NOW, PREFIX, atomic_fast_moto, call, create_tables, environment, fresh_handler, observation, put_profiles,
+    NOW,
+    PREFIX,
+    atomic_fast_moto,
+    call,
+    create_tables,
+    environment,
+    fresh_handler,
+    observation,
+    put_profiles,
     running_experiment,
 )
 
@@ -41,8 +49,7 @@ def api(monkeypatch):
         record = running_experiment()
         calls: list[str] = []
         boto3.setup_default_session()  # handler clients are created from it, with this hook
-        boto3.DEFAULT_SESSION.events.register(
-            "before-call.dynamodb", lambda model, **_: calls.append(model.name))
+        boto3.DEFAULT_SESSION.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
         module = fresh_handler("kanaria.handlers.observations")
         yield tables, module, record, calls
         boto3.DEFAULT_SESSION = None
@@ -94,7 +101,9 @@ def test_at_most_two_writes_per_new_observation(api):
     writes = [c for c in calls if c in WRITE_OPERATIONS]
     assert writes == ["TransactWriteItems"], calls  # one request: conditional Put + counter ADD
     calls.clear()
-    status, _ = call(module.handler, "/observations/batch", {"observations": [matching(i, record) for i in range(3, 13)]})
+    status, _ = call(
+        module.handler, "/observations/batch", {"observations": [matching(i, record) for i in range(3, 13)]}
+    )
     assert Counter(c for c in calls if c in WRITE_OPERATIONS) == {"TransactWriteItems": 10}
     assert sum(i["obs"] for i in counters(tables)) == 12
 
@@ -111,7 +120,21 @@ def test_batch_reports_bad_items_and_keeps_the_good_ones(api):
         {k: v for k, v in matching(14, record).items() if k != "unit"},
         {**matching(15, record), "experiment_id": "no-such-exp"},
     ]
-    batch = [good[0], bad[0], good[1], bad[1], bad[2], good[2], bad[3], bad[4], good[3], bad[5], good[4], bad[6], good[0]]
+    batch = [
+        good[0],
+        bad[0],
+        good[1],
+        bad[1],
+        bad[2],
+        good[2],
+        bad[3],
+        bad[4],
+        good[3],
+        bad[5],
+        good[4],
+        bad[6],
+        good[0],
+    ]
     status, body = call(module.handler, "/observations/batch", {"observations": batch})
     assert status == 200 and (body["recorded"], body["duplicates"], body["rejected"]) == (5, 1, 7)
     errors = {r["index"]: r["error"] for r in body["results"] if not r["ok"]}
@@ -130,11 +153,14 @@ def test_batch_reports_bad_items_and_keeps_the_good_ones(api):
     assert sum(i["obs"] for i in counters(tables)) == 5 and not counters(tables, "MISMATCH")
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"observations": []}, "observations"),
-    ({"observations": [{}] * 101}, "observations"),
-    ({"items": []}, "observations"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"observations": []}, "observations"),
+        ({"observations": [{}] * 101}, "observations"),
+        ({"items": []}, "observations"),
+    ],
+)
 def test_batch_envelope_errors(api, body, field):
     _, module, _, _ = api
     status, error = call(module.handler, "/observations/batch", body)
@@ -187,7 +213,9 @@ def test_per_variant_metrics_are_emitted_without_service_dimension(api, capsys):
     call(module.handler, "/observations/batch", {"observations": [matching(i, record, error=i == 0) for i in range(6)]})
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     emf = [line for line in lines if "Observations" in line]
-    assert emf and all(set(e["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0]) == {"experiment_id", "variant"} for e in emf)
+    assert emf and all(
+        set(e["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0]) == {"experiment_id", "variant"} for e in emf
+    )
     metrics = {m["Name"] for e in emf for m in e["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
     assert {"QualityScore", "LatencyMs", "Errors", "Hallucinations", "CostUsd", "Observations"} <= metrics
     assert sum(len(e["Observations"]) if isinstance(e["Observations"], list) else 1 for e in emf) == 6
@@ -259,8 +287,8 @@ def test_counters_equal_a_recomputation_from_raw_observations(api):
             body.update(cart_add=rng.random() < 0.1, escalated=rng.random() < 0.05, safety_filtered=False)
     resent = rng.sample(sent, 16)
     for start in range(0, 160, 100):
-        status, body = call(module.handler, "/observations/batch", {"observations": sent[start:start + 100]})
-        assert status == 200 and body["recorded"] == len(sent[start:start + 100])
+        status, body = call(module.handler, "/observations/batch", {"observations": sent[start : start + 100]})
+        assert status == 200 and body["recorded"] == len(sent[start : start + 100])
     status, body = call(module.handler, "/observations/batch", {"observations": resent})
     assert body["duplicates"] == 16 and body["recorded"] == 0
     by_key: dict[tuple, Statistics] = defaultdict(Statistics)
@@ -340,8 +368,10 @@ def test_metrics_of_written_items_survive_a_later_item_failing(api, capsys, monk
     def throttled_once(write):
         if write.raw["observation_id"] == batch[3]["observation_id"] and not failed:
             failed.append("once")
-            raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}},
-                              "TransactWriteItems")
+            raise ClientError(
+                {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}},
+                "TransactWriteItems",
+            )
         return real(write)
 
     monkeypatch.setattr(module._store(), "record", throttled_once)
@@ -360,8 +390,17 @@ def test_canary_metrics_are_emitted_per_target_and_judged_intent(api, capsys, mo
     monkeypatch.setenv(names.ENV_JUDGED_INTENTS, "recommendation,order_status")
     module.environment.cache_clear()
     capsys.readouterr()
-    bodies = [matching(i, record, target="canary", intent="recommendation" if i < 3 else "chitchat",
-                       throttled=i == 1, safety_filtered=i == 2) for i in range(5)]
+    bodies = [
+        matching(
+            i,
+            record,
+            target="canary",
+            intent="recommendation" if i < 3 else "chitchat",
+            throttled=i == 1,
+            safety_filtered=i == 2,
+        )
+        for i in range(5)
+    ]
     status, _ = call(module.handler, "/observations/batch", {"observations": bodies})
     assert status == 200
     lines = _emf(capsys)  # one EMF line per set and item (flushed right after each write)
@@ -379,19 +418,26 @@ def test_canary_metrics_are_emitted_per_target_and_judged_intent(api, capsys, mo
         return out
 
     assert len(values(per_target, "Observations")) == 5 and len(values(per_intent, "Observations")) == 3
-    assert sorted(values(per_intent, "Throttles")) == [0, 0, 1] and sorted(values(per_intent, "SafetyStops")) == [0, 0, 1]
+    assert sorted(values(per_intent, "Throttles")) == [0, 0, 1] and sorted(values(per_intent, "SafetyStops")) == [
+        0,
+        0,
+        1,
+    ]
 
 
-@pytest.mark.parametrize("change, field", [
-    ({"latency_ms": 1e300}, "latency_ms"),  # would overflow the sums of squares: bounded at the door
-    ({"quality_score": 1e300}, "quality_score"),
-    ({"input_tokens": True}, "input_tokens"),  # strict: a boolean is not a count
-    ({"output_tokens": 12.0}, "output_tokens"),
-    ({"error": 1}, "error"),  # strict: a count is not a flag
-    ({"cost_usd": -0.01}, "cost_usd"),  # never negative
-    ({"quality_score": -0.1}, "quality_score"),
-    ({"variant_id": None}, "variant_id"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"latency_ms": 1e300}, "latency_ms"),  # would overflow the sums of squares: bounded at the door
+        ({"quality_score": 1e300}, "quality_score"),
+        ({"input_tokens": True}, "input_tokens"),  # strict: a boolean is not a count
+        ({"output_tokens": 12.0}, "output_tokens"),
+        ({"error": 1}, "error"),  # strict: a count is not a flag
+        ({"cost_usd": -0.01}, "cost_usd"),  # never negative
+        ({"quality_score": -0.1}, "quality_score"),
+        ({"variant_id": None}, "variant_id"),
+    ],
+)
 def test_issue_13_input_gaps_are_4xx_naming_the_field_and_write_nothing(api, change, field):
     tables, module, record, _ = api
     status, error = call(module.handler, "/observations", {**matching(1, record), **change})
@@ -402,8 +448,8 @@ def test_issue_13_input_gaps_are_4xx_naming_the_field_and_write_nothing(api, cha
 def test_a_small_variance_around_a_large_mean_survives_the_counters(api):
     # latencies 3,000,000.000 … 3,000,000.039 ms: the Decimal counters keep sum_sq exactly, build_snapshot's m2
     # keeps the variance (in floats, sum_sq − sum²/n of these is off by more than the variance itself)
-    from kanaria.logic.analysis_run import build_snapshot
     from kanaria.domain.profiles import DEFAULT_PROFILES
+    from kanaria.logic.analysis_run import build_snapshot
 
     tables, module, record, _ = api
     values = [3_000_000 + i / 1000 for i in range(40)]

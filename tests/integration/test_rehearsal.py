@@ -25,8 +25,10 @@ def test_short_rehearsal(tmp_path: Path) -> None:
     assert {"alarm", "composite", "rollback", "fault"} <= kinds
     assert cold["fault_to_rollback_seconds"] is not None and cold["fault_to_rollback_seconds"] > 0
     assert any("ALARM" in a["subject"] and "critical" in a["subject"] for a in result["alerts"])
-    assert any(t["alarm"].endswith("canary-critical") and t["new"] == "ALARM" and
-               any(":lambda:" in x for x in t["actions"]) for t in result["alarm_transitions"])
+    assert any(
+        t["alarm"].endswith("canary-critical") and t["new"] == "ALARM" and any(":lambda:" in x for x in t["actions"])
+        for t in result["alarm_transitions"]
+    )
     run_dir = next(tmp_path.glob("smoke-*"))
     assert (run_dir / "timeline.svg").read_text(encoding="utf-8").startswith("<svg")
     assert "## Outcomes" in (run_dir / "report.md").read_text(encoding="utf-8")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 import re
 import typing
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -13,8 +13,12 @@ import pytest
 
 ASL_FILE = Path(__file__).resolve().parents[2] / "state_machines" / "canary_rollout.asl.json"
 SUBSTITUTIONS = {"RolloutStepsFunctionArn", "RollbackFunctionArn", "AlertsTopicArn"}  # documented contract
-LAMBDA_SERVICE_ERRORS = {"Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
-                         "Lambda.TooManyRequestsException"}
+LAMBDA_SERVICE_ERRORS = {
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+}
 TERMINAL = {"Succeed", "Fail"}
 
 
@@ -93,7 +97,8 @@ def test_functions_and_actions_match_the_handlers(asl: dict[str, Any]) -> None:
     from kanaria.handlers.rollout_steps import PrepareEvent, StepEvent
 
     accepted = set(typing.get_args(PrepareEvent.model_fields["action"].annotation)) | set(
-        typing.get_args(StepEvent.model_fields["action"].annotation))
+        typing.get_args(StepEvent.model_fields["action"].annotation)
+    )
     used = set()
     for name, state in asl["States"].items():
         if ":lambda:invoke" not in state.get("Resource", ""):
@@ -111,8 +116,15 @@ def test_functions_and_actions_match_the_handlers(asl: dict[str, Any]) -> None:
     assert asl["States"]["RequestApproval"]["Parameters"]["Payload"]["task_token.$"] == "$$.Task.Token"
 
 
-READ_KEYS = ("SecondsPath", "TimeoutSecondsPath", "HeartbeatSecondsPath", "CausePath", "ErrorPath", "InputPath",
-             "Variable")
+READ_KEYS = (
+    "SecondsPath",
+    "TimeoutSecondsPath",
+    "HeartbeatSecondsPath",
+    "CausePath",
+    "ErrorPath",
+    "InputPath",
+    "Variable",
+)
 
 
 def _paths(node: Any) -> Iterator[str]:
@@ -142,10 +154,22 @@ def test_every_path_the_asl_reads_exists_in_the_state_prepare_produces(asl: dict
     from tests.support.rollout_world import request
 
     parsed = parse_rollout_request(request())
-    state = RolloutState(rollout_id="r", progress=Progress(), rollout=Rollout(
-        rollout_id="r", execution_arn="e", listener_arn="l", primary_target_group="p", canary_target_group="c",
-        candidate=parsed.candidate, plan=parsed.plan, offline_evaluation=parsed.offline_evaluation,
-        admission=admission([], False, datetime.now(timezone.utc)), created_at="t")).to_state()
+    state = RolloutState(
+        rollout_id="r",
+        progress=Progress(),
+        rollout=Rollout(
+            rollout_id="r",
+            execution_arn="e",
+            listener_arn="l",
+            primary_target_group="p",
+            canary_target_group="c",
+            candidate=parsed.candidate,
+            plan=parsed.plan,
+            offline_evaluation=parsed.offline_evaluation,
+            admission=admission([], False, datetime.now(timezone.utc)),
+            created_at="t",
+        ),
+    ).to_state()
     caught = {"$.failure.Cause", "$.rollback_failure"}  # written by the Catch that leads to the reading state
     for name, node in asl["States"].items():
         for path in _paths({k: v for k, v in node.items() if k != "ResultSelector"}):

@@ -52,8 +52,9 @@ def test_start_status_approve_end_to_end(world: World, tmp_path: Path, capsys: p
     assert status["weights"] == {world.canary_tg: 100}
 
 
-def test_each_start_gets_a_unique_execution_name(world: World, tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_each_start_gets_a_unique_execution_name(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = write(tmp_path, request())
     started = [run(capsys, "start", "--request", path)[1] for _ in range(3)]
     assert len({s["rollout_id"] for s in started}) == 3
@@ -62,8 +63,9 @@ def test_each_start_gets_a_unique_execution_name(world: World, tmp_path: Path,
     ended = [world.wait(s["execution_arn"], while_running=lambda: None) for s in started[1:]]
     # one listener, one rollout at a time: the later starts are refused before any traffic moves
     assert {(e["status"], e["error"]) for e in ended} == {("FAILED", "Kanaria.StartRefused")}
-    assert all("is active on this listener" in e["cause"] or "already sends 5% to the canary" in e["cause"]
-               for e in ended)
+    assert all(
+        "is active on this listener" in e["cause"] or "already sends 5% to the canary" in e["cause"] for e in ended
+    )
 
 
 def test_bad_request_exits_2_naming_the_field(world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -83,14 +85,16 @@ def test_dry_run_validates_without_aws(tmp_path: Path, capsys: pytest.CaptureFix
     assert code == 0 and result["valid"] and result["request"]["plan"]["stages"][0]["name"] == "canary-5"
 
 
-def test_start_refuses_a_configuration_in_cooldown(world: World, tmp_path: Path,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_start_refuses_a_configuration_in_cooldown(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from datetime import datetime, timezone
 
     from kanaria.domain.rollout import CandidateEvent
 
-    world.services().store.add_candidate_event("cfg-0001", CandidateEvent(
-        kind="rollback", at=datetime.now(timezone.utc), rollout_id="earlier"))
+    world.services().store.add_candidate_event(
+        "cfg-0001", CandidateEvent(kind="rollback", at=datetime.now(timezone.utc), rollout_id="earlier")
+    )
     code, _, err = run(capsys, "start", "--request", write(tmp_path, request()))
     assert code == 2 and "cooldown" in json.loads(err)["error"]["reason"]
 
@@ -115,8 +119,7 @@ def test_abort_invokes_the_rollback_function(world: World, tmp_path: Path, capsy
     assert world.forward().weights == {world.primary_tg: 100}
 
 
-def test_answers_to_a_rollout_that_is_not_waiting_are_refused(world: World,
-                                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_answers_to_a_rollout_that_is_not_waiting_are_refused(world: World, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "approve", "nope")
     assert code == 2 and json.loads(err)["error"]["field"] == "rollout_id"
     code, _, err = run(capsys, "reject", "--token", "not-a-token", "--reason", "x")
@@ -125,8 +128,9 @@ def test_answers_to_a_rollout_that_is_not_waiting_are_refused(world: World,
     assert code == 2 and "give the rollout id or --token" in json.loads(err)["error"]["reason"]
 
 
-def test_start_without_a_claimed_evaluation_leaves_stage_0_to_the_stored_one(world: World, tmp_path: Path,
-                                                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_start_without_a_claimed_evaluation_leaves_stage_0_to_the_stored_one(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # Given a request that claims no offline evaluation, and none stored for its config hash
     world.services().evaluations = {}.get
     document = request()

@@ -17,14 +17,22 @@ JUDGE = {"settle_seconds": 0}
 
 
 def _stages(minutes: int = 6) -> list[dict]:
-    return [{"name": f"canary-{p}", "percent": p, "min_duration_seconds": minutes * 60, "check_interval_seconds": 1,
-             "gates": {}} for p in (5, 25, 50)]
+    return [
+        {
+            "name": f"canary-{p}",
+            "percent": p,
+            "min_duration_seconds": minutes * 60,
+            "check_interval_seconds": 1,
+            "gates": {},
+        }
+        for p in (5, 25, 50)
+    ]
 
 
 def _judged(w: World, canary_rates=None) -> ScriptedMinutes:
     services = w.services()
     services.clock = FastClock(speed=120)
-    minutes = ScriptedMinutes(lambda: (w.forward().share(w.canary_tg) if w.forward() else 0), canary_rates)
+    minutes = ScriptedMinutes(lambda: w.forward().share(w.canary_tg) if w.forward() else 0, canary_rates)
     services.canary = minutes
     return minutes
 
@@ -43,7 +51,10 @@ def test_a_healthy_candidate_passes_every_stage_on_the_judge(world: World) -> No
     done = world.wait(execution, timeout=60, while_running=answer)
     assert done["status"] == "SUCCEEDED", done
     assert [d for d in world.decisions(execution) if d not in {"wait", "hold"}] == [
-        "advance", "advance", "await_approval"]
+        "advance",
+        "advance",
+        "await_approval",
+    ]
     assert minutes.minutes_read >= 18  # three stages of six judged minutes at least
     gate = world.meta("judged-ok")["progress"]["gate"]
     assert gate["outcome"] == "PASS"

@@ -30,7 +30,9 @@ def test_pinned_moto_version() -> None:
 
 
 def _invoke(name: str, payload: dict[str, Any]) -> dict[str, Any]:
-    response = boto3.client("lambda", region_name=REGION).invoke(FunctionName=name, Payload=json.dumps(payload).encode())
+    response = boto3.client("lambda", region_name=REGION).invoke(
+        FunctionName=name, Payload=json.dumps(payload).encode()
+    )
     return {"error": response.get("FunctionError"), "payload": json.loads(response["Payload"].read())}
 
 
@@ -60,8 +62,9 @@ def test_in_process_lambdas_run_the_handler_with_the_runtime_error_contract() ->
 
 def _run(definition: dict[str, Any], handler: Any, name: str, answer: Any = None) -> dict[str, Any]:
     sfn = boto3.client("stepfunctions", region_name=REGION)
-    arn = sfn.create_state_machine(name=f"sm-{name}", definition=json.dumps(definition),
-                                   roleArn="arn:aws:iam::123456789012:role/r")["stateMachineArn"]
+    arn = sfn.create_state_machine(
+        name=f"sm-{name}", definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/r"
+    )["stateMachineArn"]
     execution = sfn.start_execution(stateMachineArn=arn, name=name, input="{}")["executionArn"]
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -75,11 +78,19 @@ def _run(definition: dict[str, Any], handler: Any, name: str, answer: Any = None
 
 
 def test_step_functions_names_a_lambda_error_by_its_error_type() -> None:
-    definition = {"StartAt": "T", "States": {
-        "T": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
-              "Parameters": {"FunctionName": function_arn("fn"), "Payload": {}},
-              "Catch": [{"ErrorEquals": ["ValueError"], "ResultPath": "$.failure", "Next": "Caught"}], "End": True},
-        "Caught": {"Type": "Succeed"}}}
+    definition = {
+        "StartAt": "T",
+        "States": {
+            "T": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName": function_arn("fn"), "Payload": {}},
+                "Catch": [{"ErrorEquals": ["ValueError"], "ResultPath": "$.failure", "Next": "Caught"}],
+                "End": True,
+            },
+            "Caught": {"Type": "Succeed"},
+        },
+    }
 
     def handler(event: dict[str, Any], context: Any) -> None:
         raise ValueError("no")
@@ -91,17 +102,27 @@ def test_step_functions_names_a_lambda_error_by_its_error_type() -> None:
 
 
 def _callback_definition() -> dict[str, Any]:
-    return {"StartAt": "Wait", "States": {
-        "Wait": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
-                 "TimeoutSeconds": 3, "HeartbeatSeconds": 2,
-                 "Parameters": {"FunctionName": function_arn("fn"), "Payload": {"token.$": "$$.Task.Token"}},
-                 "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": "Failed"}],
-                 "ResultPath": "$.answer", "End": True},
-        "Failed": {"Type": "Pass", "End": True}}}
+    return {
+        "StartAt": "Wait",
+        "States": {
+            "Wait": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+                "TimeoutSeconds": 3,
+                "HeartbeatSeconds": 2,
+                "Parameters": {"FunctionName": function_arn("fn"), "Payload": {"token.$": "$$.Task.Token"}},
+                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": "Failed"}],
+                "ResultPath": "$.answer",
+                "End": True,
+            },
+            "Failed": {"Type": "Pass", "End": True},
+        },
+    }
 
 
 def _answer_inside_the_lambda(answer: str) -> Any:
     """A handler that answers its own token before returning (as a fast human or system may in AWS)."""
+
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         sfn = boto3.client("stepfunctions", region_name=REGION)
         if answer == "success":
@@ -109,6 +130,7 @@ def _answer_inside_the_lambda(answer: str) -> Any:
         else:
             sfn.send_task_failure(taskToken=event["token"], error="Kanaria.Rejected", cause="the reason")
         return {}
+
     return handler
 
 
@@ -121,15 +143,21 @@ def test_unadapted_early_answer_is_lost_to_a_heartbeat_timeout() -> None:
 
 
 def test_early_callback_outcomes_adaptation_delivers_an_early_answer() -> None:
-    with mock_aws(config=MOCK_CONFIG), early_callback_outcomes(), \
-            in_process_lambdas({"fn": _answer_inside_the_lambda("success")}):
+    with (
+        mock_aws(config=MOCK_CONFIG),
+        early_callback_outcomes(),
+        in_process_lambdas({"fn": _answer_inside_the_lambda("success")}),
+    ):
         described = _run(_callback_definition(), None, "early-adapted")
     assert json.loads(described["output"])["answer"] == {"ok": True}
 
 
 def test_unadapted_send_task_failure_drops_the_cause() -> None:
-    with mock_aws(config=MOCK_CONFIG), early_callback_outcomes(), \
-            in_process_lambdas({"fn": _answer_inside_the_lambda("failure")}):
+    with (
+        mock_aws(config=MOCK_CONFIG),
+        early_callback_outcomes(),
+        in_process_lambdas({"fn": _answer_inside_the_lambda("failure")}),
+    ):
         described = _run(_callback_definition(), None, "cause")
     failure = json.loads(described["output"])["failure"]
     assert failure["Error"] == "Kanaria.Rejected"

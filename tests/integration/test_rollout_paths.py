@@ -6,9 +6,9 @@ import json
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
-from kanaria_tools.cli.rollout import approve, reject
 from kanaria.domain.rollout import MetricSnapshot
 from kanaria.errors import OperationalError
+from kanaria_tools.cli.rollout import approve, reject
 from tests.support.rollout_world import MISSING, PREFIX, ScriptedMetrics, World, request, side, snapshot, world  # noqa: F401
 
 
@@ -20,6 +20,7 @@ def _once_asked(w: World, rollout_id: str, answer: Callable[[], object]) -> Call
         meta = w.meta(rollout_id)
         if not answered and meta and meta.get("approval_token"):
             answered.append(answer())
+
     return poll
 
 
@@ -45,8 +46,16 @@ def test_promotes_through_every_stage_after_approval(world: World) -> None:
 
 
 def _one_stage(**gates: object) -> list[dict]:
-    return [{"name": "canary-5", "percent": 5, "min_duration_seconds": 0, "check_interval_seconds": 1,
-             "max_hold_seconds": 30, "gates": {"max_error_rate": 0.005, "max_latency_p99_increase": 0.10, **gates}}]
+    return [
+        {
+            "name": "canary-5",
+            "percent": 5,
+            "min_duration_seconds": 0,
+            "check_interval_seconds": 1,
+            "max_hold_seconds": 30,
+            "gates": {"max_error_rate": 0.005, "max_latency_p99_increase": 0.10, **gates},
+        }
+    ]
 
 
 def _rolled_back(w: World, execution: str, rollout_id: str, trigger: str) -> dict:
@@ -110,8 +119,12 @@ def test_task_failure_is_caught_and_rolls_back(world: World) -> None:
 
 def test_rejection_at_approval_rolls_back(world: World) -> None:
     execution = world.start(request(stages=_one_stage()), "reject-1")
-    world.wait(execution, while_running=_once_asked(
-        world, "reject-1", lambda: reject(PREFIX, "reject-1", None, "CSAT comments look worse")))
+    world.wait(
+        execution,
+        while_running=_once_asked(
+            world, "reject-1", lambda: reject(PREFIX, "reject-1", None, "CSAT comments look worse")
+        ),
+    )
     record = _rolled_back(world, execution, "reject-1", "approval_rejected")
     # AWS passes SendTaskFailure's cause ("rejected by ...: <reason>") on as $.failure.Cause; moto 5.2.5 drops it.
     assert record["trigger"]["details"]["error"] == "Kanaria.Rejected"
@@ -167,12 +180,20 @@ def test_alarm_rollback_stops_the_running_execution(world: World) -> None:
     # Short approval window: moto does not interrupt the callback wait on StopExecution (see moto_lambda.py).
     execution = world.start(request(stages=_one_stage(), approval_timeout=4), "alarm-1")
     fired: list[dict] = []
-    done = world.wait(execution, while_running=_once_asked(world, "alarm-1", lambda: fired.append(
-        rollback.handler(alarm_event("ALARM"), FakeContext("kanaria-rollback")))))
+    done = world.wait(
+        execution,
+        while_running=_once_asked(
+            world,
+            "alarm-1",
+            lambda: fired.append(rollback.handler(alarm_event("ALARM"), FakeContext("kanaria-rollback"))),
+        ),
+    )
     # AWS reports ABORTED; moto 5.2.5 ends a stopped callback wait as FAILED/States.Timeout. Either way the
     # execution stopped where it was: it never reached its own Rollback state.
     assert (done["status"], done.get("error")) in {("ABORTED", None), ("FAILED", "States.Timeout")}, done
-    entered = [e["stateEnteredEventDetails"]["name"] for e in world.history(execution) if "stateEnteredEventDetails" in e]
+    entered = [
+        e["stateEnteredEventDetails"]["name"] for e in world.history(execution) if "stateEnteredEventDetails" in e
+    ]
     assert entered[-1] == "RequestApproval" and "Rollback" not in entered
     assert fired[0]["status"] == "rolled_back"
     record = world.services().store.rollback_record("alarm-1")
@@ -186,13 +207,20 @@ def alarm_event(state: str) -> dict:
     return {
         "source": "aws.cloudwatch",
         "alarmArn": "arn:aws:cloudwatch:ap-northeast-1:123456789012:alarm:kanaria-canary-critical",
-        "accountId": "123456789012", "time": "2026-01-01T00:00:00.000+0000", "region": "ap-northeast-1",
+        "accountId": "123456789012",
+        "time": "2026-01-01T00:00:00.000+0000",
+        "region": "ap-northeast-1",
         "alarmData": {
             "alarmName": "kanaria-canary-critical",
-            "state": {"value": state, "reason": "kanaria-canary-error-rate transitioned to ALARM",
-                      "timestamp": "2026-01-01T00:00:00.000+0000"},
+            "state": {
+                "value": state,
+                "reason": "kanaria-canary-error-rate transitioned to ALARM",
+                "timestamp": "2026-01-01T00:00:00.000+0000",
+            },
             "previousState": {"value": "OK", "reason": "", "timestamp": "2026-01-01T00:00:00.000+0000"},
-            "configuration": {"alarmRule": "ALARM(kanaria-canary-error-rate) OR ALARM(kanaria-canary-latency-p99)",
-                              "description": "Canary is unhealthy"},
+            "configuration": {
+                "alarmRule": "ALARM(kanaria-canary-error-rate) OR ALARM(kanaria-canary-latency-p99)",
+                "description": "Canary is unhealthy",
+            },
         },
     }

@@ -24,8 +24,13 @@ class FakeWarmup:
 
     def send(self, warmup: Warmup) -> dict[str, Any]:
         self.sent.append(warmup)
-        return {"sent": warmup.requests, "succeeded": warmup.requests - self.failed, "failed": self.failed,
-                "failure_rate": self.failed / warmup.requests, "seconds": 0.1}
+        return {
+            "sent": warmup.requests,
+            "succeeded": warmup.requests - self.failed,
+            "failed": self.failed,
+            "failure_rate": self.failed / warmup.requests,
+            "seconds": 0.1,
+        }
 
 
 def prepare(w: World, document: dict[str, Any], name: str = "p-1") -> Any:
@@ -90,15 +95,32 @@ def _stored(passed_recommendation: bool, offline: bool = False):
     from kanaria.evaluation.report import EvaluationSummary, IntentResult
 
     def intent(passed: bool, rate: float) -> IntentResult:
-        return IntentResult(n=10, pass_rate=rate, mean_quality=0.9 if passed else 0.7, quality_target=0.8,
-                            min_pass_rate=0.8, hallucinations=0, errors=0, passed=passed,
-                            reasons=() if passed else (f"pass rate {rate:.0%} < required 80%",))
+        return IntentResult(
+            n=10,
+            pass_rate=rate,
+            mean_quality=0.9 if passed else 0.7,
+            quality_target=0.8,
+            min_pass_rate=0.8,
+            hallucinations=0,
+            errors=0,
+            passed=passed,
+            reasons=() if passed else (f"pass rate {rate:.0%} < required 80%",),
+        )
 
     return EvaluationSummary(
-        config_hash="cfg-0001", config_name="haiku", run_id="run-1", created_at="2026-11-01T00:00:00+00:00",
-        dataset_version="manga_store_v1", report_uri="s3://evals/run-1/report.md", scorer_version="1",
-        price_table_version="p1", offline=offline,
-        per_intent={"chitchat": intent(True, 1.0), "recommendation": intent(passed_recommendation, 0.6 if not passed_recommendation else 0.9)},
+        config_hash="cfg-0001",
+        config_name="haiku",
+        run_id="run-1",
+        created_at="2026-11-01T00:00:00+00:00",
+        dataset_version="manga_store_v1",
+        report_uri="s3://evals/run-1/report.md",
+        scorer_version="1",
+        price_table_version="p1",
+        offline=offline,
+        per_intent={
+            "chitchat": intent(True, 1.0),
+            "recommendation": intent(passed_recommendation, 0.6 if not passed_recommendation else 0.9),
+        },
     )
 
 

@@ -12,8 +12,7 @@ import pytest
 
 from kanaria import names
 from kanaria.handlers import reconciler as reconciler_handler
-from kanaria.handlers import rollback
-from kanaria.handlers import rollout_env
+from kanaria.handlers import rollback, rollout_env
 from kanaria_tools.rehearsal.invoke import AsyncPolicy, invoke_async, sqs_sender
 from tests.integration.test_rollout_paths import alarm_event
 from tests.integration.test_rollout_rollback import CONTEXT, EXECUTION, assert_no_path_to_canary, rollback_alerts, seed
@@ -24,9 +23,17 @@ RECONCILER_CONTEXT = FakeContext(names.function_name(names.DEFAULT_PREFIX, names
 
 
 def scheduled_event() -> dict[str, Any]:
-    return {"version": "0", "id": "e-1", "detail-type": "Scheduled Event", "source": "aws.events",
-            "account": "123456789012", "time": "2026-03-01T12:00:00Z", "region": REGION,
-            "resources": ["arn:aws:events:ap-northeast-1:123456789012:rule/kanaria-rollout-reconciler"], "detail": {}}
+    return {
+        "version": "0",
+        "id": "e-1",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2026-03-01T12:00:00Z",
+        "region": REGION,
+        "resources": ["arn:aws:events:ap-northeast-1:123456789012:rule/kanaria-rollout-reconciler"],
+        "detail": {},
+    }
 
 
 @pytest.fixture
@@ -57,20 +64,27 @@ def _break_rollback_function(monkeypatch: pytest.MonkeyPatch, failures: int) -> 
 
 def _waiting(url: str) -> int:
     attributes = boto3.client("sqs", region_name=REGION).get_queue_attributes(
-        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )
     return sum(int(v) for v in attributes["Attributes"].values())
 
 
-def test_failed_alarm_rollback_is_restored_by_the_reconciler(world: World, failures_queue: tuple[str, str],
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_alarm_rollback_is_restored_by_the_reconciler(
+    world: World, failures_queue: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     url, queue_arn = failures_queue
     seed(world, stage=1)
     calls = _break_rollback_function(monkeypatch, failures=3)
     world.services().metrics.critical_state = "ALARM"
     sleeps: list[float] = []
-    attempts, error = invoke_async(boto3.client("lambda", region_name=REGION), function_arn(ROLLBACK_FUNCTION),
-                                   alarm_event("ALARM"), AsyncPolicy(on_failure=queue_arn), sleep=sleeps.append,
-                                   send=sqs_sender(boto3.client("sqs", region_name=REGION)))
+    attempts, error = invoke_async(
+        boto3.client("lambda", region_name=REGION),
+        function_arn(ROLLBACK_FUNCTION),
+        alarm_event("ALARM"),
+        AsyncPolicy(on_failure=queue_arn),
+        sleep=sleeps.append,
+        send=sqs_sender(boto3.client("sqs", region_name=REGION)),
+    )
     # Lambda's three attempts all failed: the canary keeps its traffic, the event waits in the queue
     assert (attempts, len(calls), sleeps) == (3, 3, [60.0, 120.0])
     assert error["errorType"] == "RuntimeError"
@@ -85,8 +99,10 @@ def test_failed_alarm_rollback_is_restored_by_the_reconciler(world: World, failu
     assert (record.trigger.kind, record.trigger.source) == ("alarm", "reconciler")
     assert record.weights_before == {world.primary_tg: 75, world.canary_tg: 25}
     alerts = world.alerts()
-    assert [a["Subject"] for a in alerts] == ["[Kanaria] ROLLBACK r-1 at canary-25 (alarm)",
-                                              "[Kanaria] ROLLBACK INVOCATION FAILED r-1"]
+    assert [a["Subject"] for a in alerts] == [
+        "[Kanaria] ROLLBACK r-1 at canary-25 (alarm)",
+        "[Kanaria] ROLLBACK INVOCATION FAILED r-1",
+    ]
     page = alerts[1]["Message"]
     assert "FAILED after 3 attempts (RetriesExhausted)" in page and "injected fault" in page
     assert '"alarmName": "kanaria-canary-critical"' in page  # the failed event itself
@@ -99,17 +115,33 @@ def test_failed_alarm_rollback_is_restored_by_the_reconciler(world: World, failu
     assert rollback.handler(alarm_event("ALARM"), CONTEXT)["status"] == "no_active_rollout"
     again = rollback.handler({"source": "cli", "rollout_id": "r-1", "reason": "again", "actor": "bob"}, CONTEXT)
     assert again["status"] == "already_rolled_back"
-    assert [a["Subject"] for a in world.alerts()] == ["[Kanaria] ROLLBACK r-1 at canary-25 (alarm)",
-                                                      "[Kanaria] ROLLBACK INVOCATION FAILED r-1"]
+    assert [a["Subject"] for a in world.alerts()] == [
+        "[Kanaria] ROLLBACK r-1 at canary-25 (alarm)",
+        "[Kanaria] ROLLBACK INVOCATION FAILED r-1",
+    ]
 
 
 def test_execution_status_rule_rolls_back_a_stopped_execution(world: World) -> None:
     seed(world, stage=1)
-    event = {"version": "0", "id": "e-2", "detail-type": "Step Functions Execution Status Change",
-             "source": "aws.states", "account": "123456789012", "time": "2026-03-01T12:00:00Z", "region": REGION,
-             "resources": [EXECUTION + "r-1"],
-             "detail": {"executionArn": EXECUTION + "r-1", "stateMachineArn": world.state_machine_arn, "name": "r-1",
-                        "status": "ABORTED", "input": json.dumps({"rollout_id": "r-1"}), "error": None, "cause": None}}
+    event = {
+        "version": "0",
+        "id": "e-2",
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "account": "123456789012",
+        "time": "2026-03-01T12:00:00Z",
+        "region": REGION,
+        "resources": [EXECUTION + "r-1"],
+        "detail": {
+            "executionArn": EXECUTION + "r-1",
+            "stateMachineArn": world.state_machine_arn,
+            "name": "r-1",
+            "status": "ABORTED",
+            "input": json.dumps({"rollout_id": "r-1"}),
+            "error": None,
+            "cause": None,
+        },
+    }
     result = rollback.handler(event, CONTEXT)
     assert result["status"] == "rolled_back"
     assert result["record"]["trigger"]["kind"] == "execution_ended"
@@ -124,8 +156,16 @@ def test_console_stop_of_a_running_execution_is_rolled_back_by_the_reconciler(wo
     """A StopExecution outside Kanaria (console) runs no Catch: the canary keeps its weight until the reconciler."""
     from tests.support.rollout_world import request
 
-    stages = [{"name": "canary-5", "percent": 5, "min_duration_seconds": 0, "check_interval_seconds": 30,
-               "max_hold_seconds": 600, "gates": {"max_error_rate": 0.005}}]
+    stages = [
+        {
+            "name": "canary-5",
+            "percent": 5,
+            "min_duration_seconds": 0,
+            "check_interval_seconds": 30,
+            "max_hold_seconds": 600,
+            "gates": {"max_error_rate": 0.005},
+        }
+    ]
     execution = world.start(request(stages=stages), "stop-1")
     deadline = 200
     while world.forward().weight(world.canary_tg) == 0 and deadline:

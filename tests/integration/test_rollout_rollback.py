@@ -24,13 +24,18 @@ CONTEXT = FakeContext("kanaria-rollback")
 EXECUTION = "arn:aws:states:ap-northeast-1:123456789012:execution:kanaria-canary-rollout:"  # + name (never started)
 
 
-def seed(w: World, rollout_id: str = "r-1", stage: int = 1, config_hash: str = "cfg-0001",
-         experiment: bool = False) -> dict[str, Any]:
+def seed(
+    w: World, rollout_id: str = "r-1", stage: int = 1, config_hash: str = "cfg-0001", experiment: bool = False
+) -> dict[str, Any]:
     """A rollout prepared and shifted to `stage` through the real steps (no state machine needed)."""
     services = w.services()
-    state = rollouts.prepare(services, deployment(), request(config_hash=config_hash, experiment=experiment),
-                             EXECUTION + rollout_id,
-                             rollout_id)
+    state = rollouts.prepare(
+        services,
+        deployment(),
+        request(config_hash=config_hash, experiment=experiment),
+        EXECUTION + rollout_id,
+        rollout_id,
+    )
     for index in range(stage + 1):
         state = state.model_copy(update={"progress": state.progress.model_copy(update={"stage_index": index})})
         state = rollouts.verify_weights(services, rollouts.set_weights(services, state))
@@ -59,10 +64,14 @@ def test_manual_abort_leaves_no_path_to_the_canary_and_alerts_once(world: World)
     seed(world, stage=1)
     assert world.forward().weights == {world.primary_tg: 75, world.canary_tg: 25}
     # a listener rule (e.g. header-based canary testing) must be closed too: stickiness beats weights
-    world.elb.create_rule(ListenerArn=world.listener_arn, Priority=10,
-                          Conditions=[{"Field": "path-pattern", "Values": ["/canary/*"]}],
-                          Actions=[{"Type": "forward", "ForwardConfig": {"TargetGroups": [
-                              {"TargetGroupArn": world.canary_tg, "Weight": 1}]}}])
+    world.elb.create_rule(
+        ListenerArn=world.listener_arn,
+        Priority=10,
+        Conditions=[{"Field": "path-pattern", "Values": ["/canary/*"]}],
+        Actions=[
+            {"Type": "forward", "ForwardConfig": {"TargetGroups": [{"TargetGroupArn": world.canary_tg, "Weight": 1}]}}
+        ],
+    )
     result = abort()
     assert result["status"] == "rolled_back"
     assert_no_path_to_canary(world)
@@ -70,16 +79,26 @@ def test_manual_abort_leaves_no_path_to_the_canary_and_alerts_once(world: World)
     assert record["weights_before"] == {world.primary_tg: 75, world.canary_tg: 25} and record["stickiness_before"]
     assert record["weights_after"] == {world.primary_tg: 100}
     assert len(record["rules_fixed"]) == 1
-    assert record["trigger"] == {"kind": "manual_abort", "source": "cli", "actor": "alice", "details": {},
-                                 "summary": "aborted by alice: latency looks wrong"}
+    assert record["trigger"] == {
+        "kind": "manual_abort",
+        "source": "cli",
+        "actor": "alice",
+        "details": {},
+        "summary": "aborted by alice: latency looks wrong",
+    }
     (alert,) = rollback_alerts(world)
     assert alert["Subject"] == "[Kanaria] ROLLBACK r-1 at canary-25 (manual_abort)"
-    for fragment in ("WHAT: canary rollout r-1 was ROLLED BACK at stage canary-25 (25% canary)",
-                     "WHY (manual_abort, via cli): aborted by alice: latency looks wrong",
-                     "METRICS (canary vs primary, this stage):", "error rate",
-                     "canary target group removed from the forward action (stickiness off)",
-                     "Listener rules that still forwarded to the canary were fixed",
-                     "WHAT NEXT:", "cannot start again before", "first stage lasts 2x"):
+    for fragment in (
+        "WHAT: canary rollout r-1 was ROLLED BACK at stage canary-25 (25% canary)",
+        "WHY (manual_abort, via cli): aborted by alice: latency looks wrong",
+        "METRICS (canary vs primary, this stage):",
+        "error rate",
+        "canary target group removed from the forward action (stickiness off)",
+        "Listener rules that still forwarded to the canary were fixed",
+        "WHAT NEXT:",
+        "cannot start again before",
+        "first stage lasts 2x",
+    ):
         assert fragment in alert["Message"], fragment
     meta = world.meta("r-1")
     assert meta["status"] == "rolled_back" and meta["progress"]["percent"] == 0
@@ -139,8 +158,13 @@ class ThrottlingElb:
     def modify_listener(self, **kwargs: Any) -> dict[str, Any]:
         self.modify_calls += 1
         if self.modify_calls <= self.fail:
-            raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"},
-                               "ResponseMetadata": {"HTTPStatusCode": 400}}, "ModifyListener")
+            raise ClientError(
+                {
+                    "Error": {"Code": "Throttling", "Message": "Rate exceeded"},
+                    "ResponseMetadata": {"HTTPStatusCode": 400},
+                },
+                "ModifyListener",
+            )
         return self._real.modify_listener(**kwargs)
 
     def __getattr__(self, name: str) -> Any:
@@ -194,8 +218,18 @@ def test_a_trigger_arriving_during_a_rollback_does_nothing(world: World) -> None
     assert abort()["status"] == "rolled_back"
     assert isinstance(nested[0], RollbackInProgressError)  # retried later by Lambda/Step Functions
     # the retry (or the state machine's own catch path) finds the rollback done: no second rollback, no alert
-    again = rollback.handler({"source": "state_machine", "execution_arn": "arn:x", "state": {
-        "rollout_id": "r-1", "progress": world.meta("r-1")["progress"], "failure": {"Error": "X", "Cause": "y"}}}, CONTEXT)
+    again = rollback.handler(
+        {
+            "source": "state_machine",
+            "execution_arn": "arn:x",
+            "state": {
+                "rollout_id": "r-1",
+                "progress": world.meta("r-1")["progress"],
+                "failure": {"Error": "X", "Cause": "y"},
+            },
+        },
+        CONTEXT,
+    )
     assert again["status"] == "already_rolled_back"
     assert again["record"]["trigger"]["kind"] == "manual_abort"
     assert rollback.handler(alarm_event("ALARM"), CONTEXT)["status"] == "no_active_rollout"
@@ -237,7 +271,9 @@ def test_alarm_trigger_records_the_alarm_and_a_fresh_metrics_snapshot(world: Wor
     seed(world)
     result = rollback.handler(alarm_event("ALARM"), CONTEXT)
     record = result["record"]
-    assert record["trigger"]["kind"] == "alarm" and "kanaria-canary-critical is in ALARM" in record["trigger"]["summary"]
+    assert (
+        record["trigger"]["kind"] == "alarm" and "kanaria-canary-critical is in ALARM" in record["trigger"]["summary"]
+    )
     assert record["trigger"]["details"]["alarm_rule"].startswith("ALARM(kanaria-canary-error-rate)")
     assert record["metrics_snapshot"]["canary"]["observations"] == 1000  # read at rollback time
     assert record["execution_stopped"] is False  # the seeded execution does not exist in Step Functions
@@ -268,7 +304,9 @@ def test_a_completed_rollout_is_not_rolled_back(world: World) -> None:
     from kanaria.domain.rollout_state import RolloutState
 
     services = world.services()
-    full = rollouts.verify_weights(services, rollouts.set_weights(services, RolloutState.model_validate(state), True), True)
+    full = rollouts.verify_weights(
+        services, rollouts.set_weights(services, RolloutState.model_validate(state), True), True
+    )
     rollouts.complete(services, full)
     with pytest.raises(ConflictError, match="completed"):
         abort()
@@ -332,8 +370,9 @@ def test_no_write_access_to_experiments_is_recorded_not_raised(world: World) -> 
             return getattr(experiments, name)
 
         def replace(self, *args: Any) -> None:
-            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}},
-                              "TransactWriteItems")
+            raise ClientError(
+                {"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}}, "TransactWriteItems"
+            )
 
     world.services().experiments = ReadOnly()
     result = abort()

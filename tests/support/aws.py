@@ -9,8 +9,8 @@ from typing import Any
 import boto3
 
 from kanaria import names
-from kanaria_tools.lambda_api import http_event
 from kanaria.domain.profiles import DEFAULT_PROFILES, profiles_to_json
+from kanaria_tools.lambda_api import http_event
 
 PREFIX = "test"
 CALLER = "arn:aws:iam::123456789012:user/operator"
@@ -29,8 +29,10 @@ def create_tables(prefix: str = PREFIX) -> dict[str, Any]:
             keys.append({"AttributeName": spec.sort_key, "KeyType": "RANGE"})
             attributes.append({"AttributeName": spec.sort_key, "AttributeType": "S"})
         client.create_table(
-            TableName=names.table_name(prefix, spec.kind), KeySchema=keys,
-            AttributeDefinitions=attributes, BillingMode="PAY_PER_REQUEST",
+            TableName=names.table_name(prefix, spec.kind),
+            KeySchema=keys,
+            AttributeDefinitions=attributes,
+            BillingMode="PAY_PER_REQUEST",
         )
     resource = boto3.resource("dynamodb")
     return {spec.kind: resource.Table(names.table_name(prefix, spec.kind)) for spec in TABLE_SPECS}
@@ -66,7 +68,9 @@ class FakeLambdaContext:
         return 30_000
 
 
-def call(handler: Any, method: str, path: str, body: Any | None = None, caller: str = CALLER, raw_body: str | None = None) -> tuple[int, Any]:
+def call(
+    handler: Any, method: str, path: str, body: Any | None = None, caller: str = CALLER, raw_body: str | None = None
+) -> tuple[int, Any]:
     """Invoke a handler with an HTTP API event; returns (status, JSON body)."""
     event = http_event(method, path, body, caller)
     if raw_body is not None:

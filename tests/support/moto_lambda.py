@@ -104,8 +104,9 @@ def in_process_lambdas(handlers: Mapping[str, Handler]) -> Iterator[list[Invocat
     lock = threading.Lock()
     original = LambdaSimpleBackend.invoke
 
-    def invoke(self: Any, function_name: str, qualifier: str | None, body: Any, headers: Any,
-               response_headers: dict[str, str]) -> bytes:
+    def invoke(
+        self: Any, function_name: str, qualifier: str | None, body: Any, headers: Any, response_headers: dict[str, str]
+    ) -> bytes:
         name = _name(function_name)
         handler = handlers.get(name)
         if handler is None:
@@ -114,8 +115,11 @@ def in_process_lambdas(handlers: Mapping[str, Handler]) -> Iterator[list[Invocat
         try:
             result = handler(event, FakeContext(name))
         except Exception as exc:  # noqa: BLE001 - the Lambda runtime's contract: any unhandled error -> FunctionError
-            error = {"errorType": type(exc).__name__, "errorMessage": str(exc),
-                     "stackTrace": traceback.format_tb(exc.__traceback__)}
+            error = {
+                "errorType": type(exc).__name__,
+                "errorMessage": str(exc),
+                "stackTrace": traceback.format_tb(exc.__traceback__),
+            }
             with lock:
                 invocations.append(Invocation(name, event, error=error))
             response_headers["x-amz-function-error"] = "Unhandled"

@@ -18,8 +18,14 @@ def rehearse(scenario: str, reports: Path) -> tuple[subprocess.CompletedProcess[
     """The finished process, its stdout + stderr and the run's result.json (asserts that a report was written)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20", CDK_DISABLE_VERSION_CHECK="true")
-    completed = subprocess.run([str(KANARIA), "rehearse", scenario, "--reports", str(reports), "--plain"], cwd=ROOT,
-                               env=env, capture_output=True, text=True, timeout=600)
+    completed = subprocess.run(
+        [str(KANARIA), "rehearse", scenario, "--reports", str(reports), "--plain"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     output = completed.stdout + completed.stderr
     results = list(reports.glob(f"{scenario}-*/result.json"))
     assert results, f"no report was written:\n{output[-4000:]}"

@@ -38,12 +38,17 @@ class MemoryStore:
 
     def put_new(self, state: RolloutState, status: str, now: datetime) -> None:
         dumped = state.model_dump(mode="json")
-        self.meta[state.rollout_id] = {"rollout_id": state.rollout_id, "status": status,
-                                       "execution_arn": state.rollout.execution_arn, "rollout": dumped["rollout"],
-                                       "progress": dumped["progress"]}
+        self.meta[state.rollout_id] = {
+            "rollout_id": state.rollout_id,
+            "status": status,
+            "execution_arn": state.rollout.execution_arn,
+            "rollout": dumped["rollout"],
+            "progress": dumped["progress"],
+        }
 
-    def update(self, rollout_id: str, status: str, progress: Progress, now: datetime,
-               approval_token: str | None = None) -> None:
+    def update(
+        self, rollout_id: str, status: str, progress: Progress, now: datetime, approval_token: str | None = None
+    ) -> None:
         item = self.meta.get(rollout_id)
         if item is None or (item["status"] == ROLLED_BACK and status != ROLLED_BACK):
             raise RolledBackError(f"rollout {rollout_id!r} was rolled back or does not exist", field="rollout_id")
@@ -68,8 +73,11 @@ class MemoryStore:
     def acquire_rollback_lock(self, rollout_id: str, owner: str, now: datetime, lease_seconds: int) -> str:
         lock = self.locks.get(rollout_id)
         if lock is None or (lock["state"] == "in_progress" and lock["lease_until"] < now):
-            self.locks[rollout_id] = {"state": "in_progress", "owner": owner,
-                                      "lease_until": now + timedelta(seconds=lease_seconds)}
+            self.locks[rollout_id] = {
+                "state": "in_progress",
+                "owner": owner,
+                "lease_until": now + timedelta(seconds=lease_seconds),
+            }
             return "acquired"
         return "done" if lock["state"] == "done" else "in_progress"
 
@@ -98,7 +106,9 @@ class MemoryStore:
         return list(self.history.get(config_hash, [])), config_hash in self.rejected
 
     def add_candidate_event(self, config_hash: str, event: CandidateEvent) -> None:
-        events = [e for e in self.history.get(config_hash, []) if (e.kind, e.rollout_id) != (event.kind, event.rollout_id)]
+        events = [
+            e for e in self.history.get(config_hash, []) if (e.kind, e.rollout_id) != (event.kind, event.rollout_id)
+        ]
         self.history[config_hash] = [*events, event]
 
     def mark_rejected(self, config_hash: str, reason: str, now: datetime) -> None:
@@ -186,12 +196,20 @@ class MemoryFailures:
 def services() -> RolloutServices:
     """Fresh in-memory services on a fixed clock, healthy metrics, critical alarm OK."""
     counter = iter(range(1_000_000))
-    return RolloutServices(store=MemoryStore(), listener=MemoryListener(), metrics=ScriptedMetrics(),
-                           notifier=Notifier(), executions=MemoryExecutions(), clock=lambda: T0,
-                           new_owner=lambda: f"owner-{next(counter)}")
+    return RolloutServices(
+        store=MemoryStore(),
+        listener=MemoryListener(),
+        metrics=ScriptedMetrics(),
+        notifier=Notifier(),
+        executions=MemoryExecutions(),
+        clock=lambda: T0,
+        new_owner=lambda: f"owner-{next(counter)}",
+    )
 
 
-def started(svc: RolloutServices, rollout_id: str = "r-1", stage: int = 0, config_hash: str = "cfg-0001") -> RolloutState:
+def started(
+    svc: RolloutServices, rollout_id: str = "r-1", stage: int = 0, config_hash: str = "cfg-0001"
+) -> RolloutState:
     """A prepared rollout with the listener at `stage`'s weights (set and verified through the real steps)."""
     from kanaria.logic.rollouts import set_weights, verify_weights
 

@@ -41,14 +41,19 @@ def test_help_exits_zero_without_a_traceback(path: tuple[str, ...], capsys: pyte
 
 def test_rollout_help_in_a_real_process() -> None:
     """The console script as a user runs it (the reported crash)."""
-    done = subprocess.run([sys.executable, "-m", "kanaria_tools.cli.main", "rollout", "--help"], capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "kanaria_tools.cli.main", "rollout", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     assert "approve promotion to 100% (SendTaskSuccess)" in " ".join(done.stdout.split())
 
 
-def test_an_unexpected_error_is_one_json_line_not_a_traceback(monkeypatch: pytest.MonkeyPatch,
-                                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_unexpected_error_is_one_json_line_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from botocore.exceptions import NoCredentialsError
 
     from kanaria_tools.cli import rollout

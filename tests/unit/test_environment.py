@@ -8,8 +8,13 @@ from kanaria import names
 from kanaria.errors import OperationalError
 from kanaria.handlers import env
 
-MODELS = [env.ApiEnvironment, env.ObservationsEnvironment, env.AnalysisEnvironment, env.EvaluationEnvironment,
-          env.RolloutEnvironment]
+MODELS = [
+    env.ApiEnvironment,
+    env.ObservationsEnvironment,
+    env.AnalysisEnvironment,
+    env.EvaluationEnvironment,
+    env.RolloutEnvironment,
+]
 ENV_NAMES = {value for key, value in vars(names).items() if key.startswith("ENV_")}
 
 

@@ -16,8 +16,16 @@ from kanaria.names import DEFAULT_PREFIX, function_name
 _ERRORS_BY_STATUS: dict[int, type[KanariaError]] = {404: NotFoundError, 409: ConflictError}
 
 
-def http_event(method: str, path: str, body: Any | None, caller_arn: str, path_parameters: dict[str, str] | None = None,
-               *, query: dict[str, str] | None = None, route_key: str | None = None) -> dict[str, Any]:
+def http_event(
+    method: str,
+    path: str,
+    body: Any | None,
+    caller_arn: str,
+    path_parameters: dict[str, str] | None = None,
+    *,
+    query: dict[str, str] | None = None,
+    route_key: str | None = None,
+) -> dict[str, Any]:
     """An API Gateway HTTP API (payload 2.0) event as the IAM-authorized route would deliver it.
 
     `route_key` is the matched route ("POST /experiments/{experiment_id}/transitions"; default: method and path),
@@ -35,7 +43,13 @@ def http_event(method: str, path: str, body: Any | None, caller_arn: str, path_p
             "apiId": "kanaria-cli",
             "authorizer": {"iam": {"userArn": caller_arn, "callerId": caller_arn}},
             "domainName": "kanaria.local",
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "kanaria-cli"},
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": "kanaria-cli",
+            },
             "requestId": "cli",
             "routeKey": route,
             "stage": "$default",

@@ -37,8 +37,9 @@ def _state_machine_arn(sfn: Any, prefix: str) -> str:
         for machine in page["stateMachines"]:
             if machine["name"] == name:
                 return machine["stateMachineArn"]
-    raise NotFoundError(f"state machine {name!r} not found; is the rollout stack deployed with prefix {prefix!r}?",
-                        field="prefix")
+    raise NotFoundError(
+        f"state machine {name!r} not found; is the rollout stack deployed with prefix {prefix!r}?", field="prefix"
+    )
 
 
 def start(prefix: str, document: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
@@ -60,10 +61,14 @@ def start(prefix: str, document: dict[str, Any], dry_run: bool = False) -> dict[
     if not document.get("requested_by"):
         document["requested_by"] = _caller()
     sfn = boto3.client("stepfunctions")
-    execution = sfn.start_execution(stateMachineArn=_state_machine_arn(sfn, prefix), name=rollout_id,
-                                    input=json.dumps(document))
-    return {"rollout_id": rollout_id, "execution_arn": execution["executionArn"],
-            "next": f"kanaria rollout status {rollout_id}"}
+    execution = sfn.start_execution(
+        stateMachineArn=_state_machine_arn(sfn, prefix), name=rollout_id, input=json.dumps(document)
+    )
+    return {
+        "rollout_id": rollout_id,
+        "execution_arn": execution["executionArn"],
+        "next": f"kanaria rollout status {rollout_id}",
+    }
 
 
 def _check_admission(prefix: str, config_hash: str) -> None:
@@ -107,8 +112,10 @@ def status(prefix: str, rollout_id: str) -> dict[str, Any]:
         "gate": {"outcome": gate.get("outcome"), "checks": gate.get("checks", [])} if gate else None,
         "awaiting_approval": bool(meta.get("approval_token")),
         "candidate": rollout.get("candidate"),
-        "plan": [{"name": s["name"], "percent": s["percent"], "min_duration_seconds": s["min_duration_seconds"]}
-                 for s in rollout["plan"]["stages"]],
+        "plan": [
+            {"name": s["name"], "percent": s["percent"], "min_duration_seconds": s["min_duration_seconds"]}
+            for s in rollout["plan"]["stages"]
+        ],
         "admission": rollout.get("admission"),
         "updated_at": meta.get("updated_at"),
         "execution_arn": meta.get("execution_arn"),
@@ -131,8 +138,9 @@ def _token(prefix: str, rollout_id: str | None, token: str | None) -> tuple[str,
         raise ValidationError("give the rollout id or --token", field="rollout_id")
     meta = _meta(prefix, rollout_id)
     if not meta.get("approval_token"):
-        raise ValidationError(f"rollout {rollout_id!r} is not waiting for an approval (status {meta['status']})",
-                              field="rollout_id")
+        raise ValidationError(
+            f"rollout {rollout_id!r} is not waiting for an approval (status {meta['status']})", field="rollout_id"
+        )
     return meta["approval_token"], rollout_id
 
 
@@ -142,8 +150,12 @@ def approve(prefix: str, rollout_id: str | None, token: str | None, comment: str
 
     task_token, rollout_id = _token(prefix, rollout_id, token)
     approver = _caller()
-    output = {"approved": True, "approver": approver, "comment": comment,
-              "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    output = {
+        "approved": True,
+        "approver": approver,
+        "comment": comment,
+        "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
     _send(lambda sfn: sfn.send_task_success(taskToken=task_token, output=json.dumps(output)), boto3)
     return {"rollout_id": rollout_id, "approved": True, "approver": approver}
 
@@ -154,8 +166,12 @@ def reject(prefix: str, rollout_id: str | None, token: str | None, reason: str) 
 
     task_token, rollout_id = _token(prefix, rollout_id, token)
     rejecter = _caller()
-    _send(lambda sfn: sfn.send_task_failure(taskToken=task_token, error=REJECTED_ERROR,
-                                            cause=f"rejected by {rejecter}: {reason}"[:32768]), boto3)
+    _send(
+        lambda sfn: sfn.send_task_failure(
+            taskToken=task_token, error=REJECTED_ERROR, cause=f"rejected by {rejecter}: {reason}"[:32768]
+        ),
+        boto3,
+    )
     return {"rollout_id": rollout_id, "rejected": True, "by": rejecter, "reason": reason}
 
 
@@ -167,8 +183,10 @@ def _send(call: Any, boto3: Any) -> None:
     except ClientError as exc:
         code = exc.response["Error"]["Code"]
         if code in {"TaskDoesNotExist", "InvalidToken", "TaskTimedOut"}:
-            raise ValidationError(f"the approval is no longer pending ({code}): it timed out, was answered, or the "
-                                  "rollout ended", field="token") from None
+            raise ValidationError(
+                f"the approval is no longer pending ({code}): it timed out, was answered, or the rollout ended",
+                field="token",
+            ) from None
         raise
 
 

@@ -24,8 +24,9 @@ DEFAULT_GUARDRAILS: tuple[dict[str, object], ...] = (
 )
 
 # metrics whose values are never negative: a negative sum is a client bug (rejected with the field named)
-NON_NEGATIVE_METRICS = frozenset({"quality_score", "relevance_score", "csat", "latency_ms", "input_tokens",
-                                  "output_tokens", "cost_usd"})
+NON_NEGATIVE_METRICS = frozenset(
+    {"quality_score", "relevance_score", "csat", "latency_ms", "input_tokens", "output_tokens", "cost_usd"}
+)
 PLANNED_LOOKS = 4  # obf efficacy looks at 25/50/75/100% of the plan (harm is judged at every read; see docs)
 MIN_N_PER_VARIANT = 30  # below this a test is reported but not acted on (CLT for skewed latency/cost)
 P99_MIN_N = 1000  # a p99 from fewer observations rests on fewer than 10 values above it

@@ -15,8 +15,8 @@ from typing import Any, Literal
 import numpy as np
 
 from kanaria.analysis.schema import BinaryAggregate, MeanAggregate
-from kanaria.stats import distributions as dist
 from kanaria.stats import ComparisonResult, SequentialLook, msprt_normal, newcombe_difference_interval, z_critical
+from kanaria.stats import distributions as dist
 from kanaria.stats.frequentist import finite_or_none, two_proportion_statistics, welch_from_moments
 
 Interval = tuple[float, float]
@@ -133,8 +133,18 @@ def _mean_batch(jobs: list[Job], design: Design) -> _Batch:
     crit = np.where(ok, dist.t_ppf(q, np.where(ok, df, 1.0)), np.nan)
     treatment_half = crit[2 * k :] * np.sqrt(var_t / np.where(n_t > 0, n_t, np.nan))
     return _Batch(
-        jobs, "welch_t", w.mean_control, w.mean_treatment, w.effect, w.se, w.statistic, w.p_value, w.valid, w.df,
-        np.sqrt(var_c), crit[:k] * w.se,
+        jobs,
+        "welch_t",
+        w.mean_control,
+        w.mean_treatment,
+        w.effect,
+        w.se,
+        w.statistic,
+        w.p_value,
+        w.valid,
+        w.df,
+        np.sqrt(var_c),
+        crit[:k] * w.se,
         (w.effect - crit[k : 2 * k] * w.se, w.effect + crit[k : 2 * k] * w.se),
         (w.mean_treatment - treatment_half, w.mean_treatment + treatment_half),
         (var_c / n_c, var_t / n_t),
@@ -164,13 +174,28 @@ def _binary_batch(jobs: list[Job], design: Design) -> _Batch:
     # 1/1 vs 0/1); the mSPRT sequence uses the Agresti–Caffo variances (never 0)
     ci = None
     if design.method != "always_valid":
-        level = design.alpha if design.method == "fixed" else max(design.look.nominal_alpha if design.look else 0.0, 1e-300)
+        level = (
+            design.alpha if design.method == "fixed" else max(design.look.nominal_alpha if design.look else 0.0, 1e-300)
+        )
         with np.errstate(divide="ignore", invalid="ignore"):
             ci = newcombe_difference_interval(x_c, n_c, x_t, n_t, min(level, 0.999999))
     return _Batch(
-        jobs, "two_proportion_z", s.rate_control, s.rate_treatment, s.effect, np.sqrt(var_mean_c + var_mean_t),
-        s.statistic, s.p_value, s.valid, None, np.sqrt(rate_c * (1 - rate_c)),
-        np.full(len(jobs), z_critical(design.alpha)) * s.se_unpooled, diff, (low, high), (var_mean_c, var_mean_t), ci,
+        jobs,
+        "two_proportion_z",
+        s.rate_control,
+        s.rate_treatment,
+        s.effect,
+        np.sqrt(var_mean_c + var_mean_t),
+        s.statistic,
+        s.p_value,
+        s.valid,
+        None,
+        np.sqrt(rate_c * (1 - rate_c)),
+        np.full(len(jobs), z_critical(design.alpha)) * s.se_unpooled,
+        diff,
+        (low, high),
+        (var_mean_c, var_mean_t),
+        ci,
     )
 
 
@@ -201,7 +226,12 @@ def _evaluate_batch(design: Design, batch: _Batch) -> list[Evaluated]:
     p_arr, significant_arr, low_arr, high_arr, arrays = _read(design, batch)
     # plain lists: indexing numpy arrays element by element costs more than the statistics themselves
     p_value, significant, low, high = p_arr.tolist(), significant_arr.tolist(), low_arr.tolist(), high_arr.tolist()
-    valid, statistic, effect, se = batch.valid.tolist(), batch.statistic.tolist(), batch.effect.tolist(), batch.se.tolist()
+    valid, statistic, effect, se = (
+        batch.valid.tolist(),
+        batch.statistic.tolist(),
+        batch.effect.tolist(),
+        batch.se.tolist(),
+    )
     control_values, treatment_values = batch.control_value.tolist(), batch.treatment_value.tolist()
     df = batch.df.tolist() if batch.df is not None else None
     diff_low, diff_high = (x.tolist() for x in batch.difference_interval)
@@ -221,8 +251,12 @@ def _evaluate_batch(design: Design, batch: _Batch) -> list[Evaluated]:
         enough = min(job.control.n, job.treatment.n) >= design.min_n
         control_value, treatment_value = finite_or_none(control_values[i]), finite_or_none(treatment_values[i])
         body = dict(extra)
-        body.update(n_control=job.control.n, n_treatment=job.treatment.n,
-                    control_value=control_value, treatment_value=treatment_value)
+        body.update(
+            n_control=job.control.n,
+            n_treatment=job.treatment.n,
+            control_value=control_value,
+            treatment_value=treatment_value,
+        )
         if taus is not None:
             body["tau"] = finite_or_none(taus[i])
         if ok and not enough:
@@ -238,8 +272,19 @@ def _evaluate_batch(design: Design, batch: _Batch) -> list[Evaluated]:
             se=finite_or_none(se[i]),
             extra=body,
         )
-        out.append(Evaluated(job, result, control_value, treatment_value, (diff_low[i], diff_high[i]),
-                             (own_low[i], own_high[i]), var_c[i], var_t[i], control_sd[i]))
+        out.append(
+            Evaluated(
+                job,
+                result,
+                control_value,
+                treatment_value,
+                (diff_low[i], diff_high[i]),
+                (own_low[i], own_high[i]),
+                var_c[i],
+                var_t[i],
+                control_sd[i],
+            )
+        )
     return out
 
 
@@ -247,8 +292,10 @@ def evaluate(jobs: list[Job], design: Design) -> list[Evaluated]:
     """Run every job (a handful of scipy calls for the whole list) and read it by the design's method."""
     by_job: dict[int, Evaluated] = {}
     with np.errstate(divide="ignore", invalid="ignore"):
-        for kind_jobs, make in (([j for j in jobs if not j.is_binary], _mean_batch),
-                                ([j for j in jobs if j.is_binary], _binary_batch)):
+        for kind_jobs, make in (
+            ([j for j in jobs if not j.is_binary], _mean_batch),
+            ([j for j in jobs if j.is_binary], _binary_batch),
+        ):
             if kind_jobs:
                 for job, ev in zip(kind_jobs, _evaluate_batch(design, make(kind_jobs, design))):
                     by_job[id(job)] = ev

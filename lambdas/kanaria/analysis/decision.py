@@ -17,8 +17,16 @@ from kanaria.analysis.intents import IntentVerdict
 from kanaria.domain.analysis_result import ACTION_OF, Decision
 from kanaria.stats.frequentist import finite_or_none
 
-__all__ = ["Decision", "Efficacy", "HarmTest", "TreatmentContext", "VariantDecision", "combine", "decide_treatment",
-           "finalize"]
+__all__ = [
+    "Decision",
+    "Efficacy",
+    "HarmTest",
+    "TreatmentContext",
+    "VariantDecision",
+    "combine",
+    "decide_treatment",
+    "finalize",
+]
 
 
 @dataclass(frozen=True)
@@ -34,8 +42,13 @@ class Efficacy:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
-        body = {"tested": self.tested, "significant": self.significant, "p_value": finite_or_none(self.p_value),
-                "level": self.level, "test": self.test}
+        body = {
+            "tested": self.tested,
+            "significant": self.significant,
+            "p_value": finite_or_none(self.p_value),
+            "level": self.level,
+            "test": self.test,
+        }
         if self.note:
             body["note"] = self.note
         return body
@@ -54,8 +67,13 @@ class HarmTest:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
-        body = {"name": self.name, "p_value": finite_or_none(self.p_value), "level": self.level,
-                "rejected": self.rejected, "estimate": finite_or_none(self.estimate)}
+        body = {
+            "name": self.name,
+            "p_value": finite_or_none(self.p_value),
+            "level": self.level,
+            "rejected": self.rejected,
+            "estimate": finite_or_none(self.estimate),
+        }
         if self.note:
             body["note"] = self.note
         return body
@@ -128,8 +146,9 @@ def decide_treatment(variant: str, ctx: TreatmentContext) -> VariantDecision:
         return verdict(Decision.ROLLBACK, f"guardrail failed: {', '.join(failed)}")
     harmed = [h for h in ctx.harm if h.rejected]
     if harmed:
-        return verdict(Decision.ROLLBACK, *(f"{h.name} worse (always-valid p = {h.p_value:.3g} ≤ {h.level:.3g})"
-                                            for h in harmed))
+        return verdict(
+            Decision.ROLLBACK, *(f"{h.name} worse (always-valid p = {h.p_value:.3g} ≤ {h.level:.3g})" for h in harmed)
+        )
     if ctx.primary.n == 0:
         return verdict(Decision.CONTINUE, "no observations of the primary metric yet")
     eff = ctx.efficacy
@@ -147,14 +166,18 @@ def decide_treatment(variant: str, ctx: TreatmentContext) -> VariantDecision:
         return verdict(Decision.CONTINUE, "severity-weighted composite across intents does not improve", waiting=True)
     if not all_pass(ctx.guardrails):
         pending = [f"{g.metric} ({g.status})" for g in ctx.guardrails if g.status != "pass"]
-        return verdict(Decision.CONTINUE, f"guardrails not yet passed: {', '.join(pending) or 'none configured'}",
-                       waiting=True)
+        return verdict(
+            Decision.CONTINUE, f"guardrails not yet passed: {', '.join(pending) or 'none configured'}", waiting=True
+        )
     cost = ctx.cost
     if cost is not None and cost.estimate is not None:
         if cost.high is None or cost.high > ctx.review_cost_increase:
-            return verdict(Decision.REVIEW, f"better primary metric; cost per request {_pct(cost.estimate)}"
-                                            f" [{_pct(cost.low)}, {_pct(cost.high)}]: an increase above"
-                                            f" {ctx.review_cost_increase:.0%} is not excluded")
+            return verdict(
+                Decision.REVIEW,
+                f"better primary metric; cost per request {_pct(cost.estimate)}"
+                f" [{_pct(cost.low)}, {_pct(cost.high)}]: an increase above"
+                f" {ctx.review_cost_increase:.0%} is not excluded",
+            )
     return verdict(Decision.PROMOTE, "primary metric significantly better and every guardrail passed")
 
 
@@ -162,8 +185,12 @@ def finalize(decision: VariantDecision) -> VariantDecision:
     """At a final read CONTINUE becomes NO_DECISION (nothing will be tested again)."""
     if decision.decision is not Decision.CONTINUE:
         return decision
-    return VariantDecision(decision.variant, Decision.NO_DECISION,
-                           [*decision.reasons, "planned sample reached: the decision is final"], decision.improvement)
+    return VariantDecision(
+        decision.variant,
+        Decision.NO_DECISION,
+        [*decision.reasons, "planned sample reached: the decision is final"],
+        decision.improvement,
+    )
 
 
 _ORDER = (Decision.ROLLBACK, Decision.PROMOTE, Decision.REVIEW, Decision.CONTINUE, Decision.NO_DECISION)

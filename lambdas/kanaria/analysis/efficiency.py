@@ -35,8 +35,13 @@ def _var_of_rate(agg: VariantAggregate, metric: str) -> float | None:
     return p * (1 - p) / (b.n + 2)
 
 
-def _interval(numerator: float | None, var_numerator: float | None, denominator: float | None,
-              var_denominator: float | None, scale: float = 1.0) -> list[float | None] | None:
+def _interval(
+    numerator: float | None,
+    var_numerator: float | None,
+    denominator: float | None,
+    var_denominator: float | None,
+    scale: float = 1.0,
+) -> list[float | None] | None:
     """95% delta-method interval of numerator/denominator (same responses, covariance unknown: worst case)."""
     if None in (numerator, var_numerator, denominator, var_denominator):
         return None
@@ -69,8 +74,9 @@ def variant_efficiency(agg: VariantAggregate, quality_target: float | None) -> d
         "tokens_per_request": finite_or_none(tokens),
         "satisfactory_rate": finite_or_none(satisfactory),
         "cost_per_satisfactory_response": _ratio(cost, satisfactory),
-        "cost_per_satisfactory_response_ci": _interval(cost, _var_of_mean(agg, "cost_usd"), satisfactory,
-                                                       _var_of_rate(agg, "satisfactory")),
+        "cost_per_satisfactory_response_ci": _interval(
+            cost, _var_of_mean(agg, "cost_usd"), satisfactory, _var_of_rate(agg, "satisfactory")
+        ),
         "quality_per_1k_tokens": None if per_token is None else per_token * 1000.0,
         "quality_per_1k_tokens_ci": _interval(quality, _var_of_mean(agg, "quality_score"), tokens, var_tokens, 1000.0),
         "latency_to_quality_ms": _ratio(latency, quality),
@@ -86,7 +92,9 @@ def pareto_front(points: Mapping[str, tuple[float, float, float]]) -> list[str]:
         as_good = a[0] <= b[0] and a[1] <= b[1] and a[2] >= b[2]
         return as_good and (a[0] < b[0] or a[1] < b[1] or a[2] > b[2])
 
-    return [name for name, p in points.items() if not any(dominates(q, p) for other, q in points.items() if other != name)]
+    return [
+        name for name, p in points.items() if not any(dominates(q, p) for other, q in points.items() if other != name)
+    ]
 
 
 def efficiency_report(per_variant: Mapping[str, VariantAggregate], quality_target: float | None) -> dict[str, Any]:

@@ -15,13 +15,26 @@ import numpy as np
 from kanaria.analysis import catalogue
 from kanaria.analysis.comparisons import Design, Evaluated, Job, evaluate
 from kanaria.analysis.decision import (
-    CostIncrease, Decision, Efficacy, HarmTest, TreatmentContext, VariantDecision, combine, decide_treatment, finalize,
+    CostIncrease,
+    Decision,
+    Efficacy,
+    HarmTest,
+    TreatmentContext,
+    VariantDecision,
+    combine,
+    decide_treatment,
+    finalize,
 )
 from kanaria.analysis.efficiency import efficiency_report
 from kanaria.analysis.guardrails import GuardrailResult, Levels, evaluate_guardrail, hypotheses, one_sided_p, resolve
 from kanaria.analysis.intents import IntentVerdict, judge_intents
 from kanaria.analysis.schema import (
-    _DEFAULT_GUARDRAILS, BinaryAggregate, ExperimentSpec, Snapshot, VariantAggregate, parse_snapshot,
+    _DEFAULT_GUARDRAILS,
+    BinaryAggregate,
+    ExperimentSpec,
+    Snapshot,
+    VariantAggregate,
+    parse_snapshot,
 )
 from kanaria.domain.analysis_result import AnalysisResult
 from kanaria.errors import ValidationError
@@ -102,7 +115,9 @@ def _jobs(snapshot: Snapshot, treatments: list[str]) -> list[Job]:
     return jobs
 
 
-def _pairs(scope: str, control: VariantAggregate, treatment: VariantAggregate, variant: str, only: str | None) -> list[Job]:
+def _pairs(
+    scope: str, control: VariantAggregate, treatment: VariantAggregate, variant: str, only: str | None
+) -> list[Job]:
     jobs = []
     for metric, c in (*control.binaries.items(), *control.means.items()):
         if only is not None and metric != only:
@@ -111,7 +126,9 @@ def _pairs(scope: str, control: VariantAggregate, treatment: VariantAggregate, v
         if t is None:
             if metric in treatment.binaries or metric in treatment.means:
                 where = "aggregates" if scope == "overall" else f"intents.{scope}"
-                raise ValidationError("metric has a different shape than in control", field=f"{where}.{variant}.{metric}")
+                raise ValidationError(
+                    "metric has a different shape than in control", field=f"{where}.{variant}.{metric}"
+                )
             continue
         jobs.append(Job(scope, metric, variant, c, t))
     return jobs
@@ -150,7 +167,12 @@ def _bandit(snapshot: Snapshot, active: list[str], guardrails: dict[str, list[Gu
         reasons.setdefault(variant, f"stopped: {exp.stopped_variants[variant]}")
     if removed >= set(exp.weights):
         weights = {v: 1.0 if v == exp.control else 0.0 for v in exp.weights}
-        return {"weights": weights, "prob_best": {}, "removed": reasons, "note": "every arm removed: all traffic to control"}
+        return {
+            "weights": weights,
+            "prob_best": {},
+            "removed": reasons,
+            "note": "every arm removed: all traffic to control",
+        }
     seed = exp.seed
     if seed is None:  # reproducible for the same data, different as data accrue
         units = sum(a.units for a in aggs.values())
@@ -196,8 +218,12 @@ class _Plan:
     def final(self, exp: ExperimentSpec, decisions: list[VariantDecision]) -> bool:
         """obf/fixed at the planned sample with no treatment waiting for its guardrails: this read's decision is the
         experiment's last (the scheduled analysis stores it and tests no more)."""
-        return (exp.method in ("fixed", "obf") and not exp.bandit and self.at_horizon
-                and not any(d.waiting for d in decisions))
+        return (
+            exp.method in ("fixed", "obf")
+            and not exp.bandit
+            and self.at_horizon
+            and not any(d.waiting for d in decisions)
+        )
 
     @property
     def efficacy_tested(self) -> bool:
@@ -254,42 +280,66 @@ def _plan(exp: ExperimentSpec, aggs: dict[str, VariantAggregate], treatments: li
     if exp.method == "obf":
         look, is_look, looks = _obf_read(exp, fraction, alpha)
         next_look = _next_grid_look(looks[-1] if looks else 0.0, exp.planned_looks)
-        sequential = {"looks": looks, "boundaries": [finite_or_none(b) for b in look.boundaries],
-                      "boundary_z": finite_or_none(look.boundary_z), "nominal_alpha": look.nominal_alpha,
-                      "alpha_spent": look.alpha_spent, "planned_looks": exp.planned_looks, "look": is_look,
-                      "next_look": next_look}
+        sequential = {
+            "looks": looks,
+            "boundaries": [finite_or_none(b) for b in look.boundaries],
+            "boundary_z": finite_or_none(look.boundary_z),
+            "nominal_alpha": look.nominal_alpha,
+            "alpha_spent": look.alpha_spent,
+            "planned_looks": exp.planned_looks,
+            "look": is_look,
+            "next_look": next_look,
+        }
     sd, _ = _primary_baseline(exp, control)
     tau_per_sd = exp.mde / sd if exp.mde is not None and sd else catalogue.DEFAULT_STANDARDISED_MDE
     if exp.method == "always_valid":
         sequential = {"primary_tau": exp.mde, "tau_per_sd": tau_per_sd}
-    design = Design(exp.method, alpha, exp.min_n_per_variant, look, tau_per_sd, exp.primary_metric, exp.mde, exp.alpha,
-                    is_look)
+    design = Design(
+        exp.method, alpha, exp.min_n_per_variant, look, tau_per_sd, exp.primary_metric, exp.mde, exp.alpha, is_look
+    )
     return _Plan(design, planned_n, planned_source, fraction, sequential, total)
 
 
 def _critical_intents(exp: ExperimentSpec) -> frozenset[str]:
-    return frozenset(exp.revenue_critical_intents if exp.revenue_critical_intents is not None
-                     else catalogue.DEFAULT_REVENUE_CRITICAL_INTENTS)
+    return frozenset(
+        exp.revenue_critical_intents
+        if exp.revenue_critical_intents is not None
+        else catalogue.DEFAULT_REVENUE_CRITICAL_INTENTS
+    )
 
 
-def _intent_verdicts(snapshot: Snapshot, by_intent: dict[str, dict[str, Evaluated]], higher: bool,
-                     harm_level: float, tau: float) -> dict[str, IntentVerdict]:
+def _intent_verdicts(
+    snapshot: Snapshot, by_intent: dict[str, dict[str, Evaluated]], higher: bool, harm_level: float, tau: float
+) -> dict[str, IntentVerdict]:
     exp = snapshot.experiment
     if not snapshot.intents:
         return {}
     weights = {i: (exp.intent_weights or {}).get(i, catalogue.default_intent_weight(i)) for i in snapshot.intents}
-    return {v: judge_intents(rows, higher, weights, _critical_intents(exp), exp.max_intent_regression,
-                             exp.min_n_per_variant, harm_level, tau)
-            for v, rows in by_intent.items()}
+    return {
+        v: judge_intents(
+            rows,
+            higher,
+            weights,
+            _critical_intents(exp),
+            exp.max_intent_regression,
+            exp.min_n_per_variant,
+            harm_level,
+            tau,
+        )
+        for v, rows in by_intent.items()
+    }
 
 
-def _experiment_decision(exp: ExperimentSpec, srm: dict[str, Any], decisions: list[VariantDecision]
-                         ) -> tuple[Decision, str | None, list[str], list[str], list[str]]:
+def _experiment_decision(
+    exp: ExperimentSpec, srm: dict[str, Any], decisions: list[VariantDecision]
+) -> tuple[Decision, str | None, list[str], list[str], list[str]]:
     """(decision, winner, reasons, actions, stop_variants): SRM pauses, bandits re-weight, otherwise combined."""
     if exp.bandit:
         return Decision.CONTINUE, None, ["bandit: traffic re-weighted by Thompson sampling"], ["update_weights"], []
     if srm.get("mismatch") is True:
-        reason = f"sample-ratio mismatch (p = {srm['p_value']:.3g} < {catalogue.SRM_THRESHOLD}): results are not trustworthy"
+        reason = (
+            f"sample-ratio mismatch (p = {srm['p_value']:.3g} < {catalogue.SRM_THRESHOLD}): results are not trustworthy"
+        )
         return Decision.NO_DECISION, None, [reason], ["pause"], []
     decision, winner, reasons, stop = combine(decisions)
     actions = {Decision.ROLLBACK: ["rollback"], Decision.PROMOTE: ["promote"], Decision.REVIEW: ["review"]}
@@ -302,8 +352,10 @@ def _efficiency(snapshot: Snapshot, active: list[str]) -> dict[str, Any]:
     return {
         "overall": efficiency_report({v: aggs[v] for v in active if v in aggs}, None),
         "intents": {
-            intent: efficiency_report({v: a for v, a in per_variant.items() if v in active},
-                                      targets.get(intent, catalogue.default_quality_target(intent)))
+            intent: efficiency_report(
+                {v: a for v, a in per_variant.items() if v in active},
+                targets.get(intent, catalogue.default_quality_target(intent)),
+            )
             for intent, per_variant in (snapshot.intents or {}).items()
         },
     }
@@ -323,16 +375,28 @@ def _primary_harm(ev: Evaluated | None, higher: bool, tau: float, level: float, 
     worsening = (ev.control_value - ev.treatment_value) if higher else (ev.treatment_value - ev.control_value)
     p = one_sided_p(worsening, ev.control_var_mean + ev.treatment_var_mean, tau)
     enough = ev.n >= min_n
-    return HarmTest("primary metric", p, level, bool(enough and p is not None and p <= level), worsening,
-                    None if enough else f"n below min_n_per_variant ({min_n}): not acted on")
+    return HarmTest(
+        "primary metric",
+        p,
+        level,
+        bool(enough and p is not None and p <= level),
+        worsening,
+        None if enough else f"n below min_n_per_variant ({min_n}): not acted on",
+    )
 
 
 def _efficacy(plan: _Plan, ev: Evaluated | None, higher: bool, tau: float, shown_at: float | None = None) -> Efficacy:
     """The method's win test of the primary metric at this read (a win shown at an earlier look is kept)."""
     design = plan.design
     if shown_at is not None:
-        return Efficacy(True, True, None, design.alpha, "shown at an earlier look",
-                        f"primary metric better, shown at information fraction {shown_at:g}; waiting for the guardrails")
+        return Efficacy(
+            True,
+            True,
+            None,
+            design.alpha,
+            "shown at an earlier look",
+            f"primary metric better, shown at information fraction {shown_at:g}; waiting for the guardrails",
+        )
     if design.method == "always_valid":
         level = design.alpha / 2
         if ev is None or ev.treatment_value is None or ev.control_value is None:
@@ -348,8 +412,11 @@ def _efficacy(plan: _Plan, ev: Evaluated | None, higher: bool, tau: float, shown
     if design.method == "fixed":
         level = design.alpha
         if not design.is_look:
-            note = ("fixed horizon: a win is tested only at the planned sample" if not plan.at_horizon else
-                    "fixed horizon: the planned sample's test was made at an earlier read")
+            note = (
+                "fixed horizon: a win is tested only at the planned sample"
+                if not plan.at_horizon
+                else "fixed horizon: the planned sample's test was made at an earlier read"
+            )
             return Efficacy(False, None, None, level, test, note)
     else:
         level = design.look.nominal_alpha if design.look is not None else 0.0
@@ -368,8 +435,9 @@ def _efficacy(plan: _Plan, ev: Evaluated | None, higher: bool, tau: float, shown
 def _cost_increase(ev: Evaluated | None, alpha: float) -> CostIncrease | None:
     if ev is None or ev.treatment_value is None or ev.control_value is None:
         return None
-    change = relative_change_interval(ev.treatment_value, ev.treatment_var_mean, ev.control_value,
-                                      ev.control_var_mean, alpha)
+    change = relative_change_interval(
+        ev.treatment_value, ev.treatment_var_mean, ev.control_value, ev.control_var_mean, alpha
+    )
     return CostIncrease(change.estimate, change.low, change.high)
 
 
@@ -402,8 +470,10 @@ def _analyze(snapshot: Snapshot) -> AnalysisResult:
     # other read (always_valid, and the reads after a win while the guardrails are still being proven)
     sequential_pass = exp.method == "always_valid" or not plan.efficacy_tested
     levels = Levels(exp.alpha, harm_level, plan.design.tau_per_sd, exp.min_n_per_variant, sequential_pass)
-    guardrails = {v: [evaluate_guardrail(g, control, aggs.get(v), overall[v], levels, lower) for g in resolved]
-                  for v in treatments}
+    guardrails = {
+        v: [evaluate_guardrail(g, control, aggs.get(v), overall[v], levels, lower) for g in resolved]
+        for v in treatments
+    }
     higher = catalogue.higher_is_better(exp.primary_metric, lower)
     primary_sd, _ = _primary_baseline(exp, control)
     primary_tau = exp.mde if exp.mde is not None else catalogue.DEFAULT_STANDARDISED_MDE * (primary_sd or 1.0)
@@ -416,24 +486,35 @@ def _analyze(snapshot: Snapshot) -> AnalysisResult:
         tests = [_primary_harm(primary, higher, primary_tau, harm_level, exp.min_n_per_variant)]
         verdict = verdicts.get(v)
         if verdict is not None:
-            tests += [HarmTest(f"revenue-critical intent {intent} (regression > {exp.max_intent_regression:.0%})",
-                               p, harm_level, intent in verdict.rollback_by)
-                      for intent, p in verdict.harm_p_values.items()]
+            tests += [
+                HarmTest(
+                    f"revenue-critical intent {intent} (regression > {exp.max_intent_regression:.0%})",
+                    p,
+                    harm_level,
+                    intent in verdict.rollback_by,
+                )
+                for intent, p in verdict.harm_p_values.items()
+            ]
         harm[v] = tests
         efficacy[v] = _efficacy(plan, primary, higher, primary_tau, exp.efficacy_shown.get(v))
-        decisions.append(decide_treatment(v, TreatmentContext(
-            method=exp.method,
-            higher_is_better=higher,
-            primary_reported=exp.primary_metric in overall[v],
-            primary=primary,
-            efficacy=efficacy[v],
-            harm=tests,
-            guardrails=guardrails[v],
-            intents=verdict,
-            cost=_cost_increase(overall[v].get("cost_usd"), exp.alpha),
-            final=False,
-            review_cost_increase=exp.review_cost_increase,
-        )))
+        decisions.append(
+            decide_treatment(
+                v,
+                TreatmentContext(
+                    method=exp.method,
+                    higher_is_better=higher,
+                    primary_reported=exp.primary_metric in overall[v],
+                    primary=primary,
+                    efficacy=efficacy[v],
+                    harm=tests,
+                    guardrails=guardrails[v],
+                    intents=verdict,
+                    cost=_cost_increase(overall[v].get("cost_usd"), exp.alpha),
+                    final=False,
+                    review_cost_increase=exp.review_cost_increase,
+                ),
+            )
+        )
     final = plan.final(exp, decisions)
     if final:  # nothing will be tested again: what is still CONTINUE ends as NO_DECISION
         decisions = [finalize(d) for d in decisions]
@@ -461,14 +542,18 @@ def _analyze(snapshot: Snapshot) -> AnalysisResult:
         "final": final,
         "sequential": plan.sequential,
         "srm": srm,
-        "primary": {v: by_metric[exp.primary_metric].result.to_dict()
-                    for v, by_metric in overall.items() if exp.primary_metric in by_metric},
+        "primary": {
+            v: by_metric[exp.primary_metric].result.to_dict()
+            for v, by_metric in overall.items()
+            if exp.primary_metric in by_metric
+        },
         "efficacy": {v: e.to_dict() for v, e in efficacy.items()},
         "efficacy_shown": shown,
         "harm": {v: [h.to_dict() for h in tests] for v, tests in harm.items()},
         "guardrails": {v: [g.to_dict() for g in results] for v, results in guardrails.items()},
-        "variants": {d.variant: {"decision": d.decision.value, "action": d.action, "reasons": d.reasons}
-                     for d in decisions},
+        "variants": {
+            d.variant: {"decision": d.decision.value, "action": d.action, "reasons": d.reasons} for d in decisions
+        },
         "efficiency": _efficiency(snapshot, active),
     }
     if verdicts:
@@ -480,8 +565,17 @@ def _analyze(snapshot: Snapshot) -> AnalysisResult:
         evidence["config_hashes"] = exp.config_hashes
     if exp.stopped_variants:
         evidence["stopped_variants"] = dict(exp.stopped_variants)
-    result = AnalysisResult(experiment_id=exp.id, decision=decision, winner=winner, actions=actions, srm=srm,
-                            metrics=metrics, evidence=evidence, final=final and not exp.bandit, stop_variants=stop)
+    result = AnalysisResult(
+        experiment_id=exp.id,
+        decision=decision,
+        winner=winner,
+        actions=actions,
+        srm=srm,
+        metrics=metrics,
+        evidence=evidence,
+        final=final and not exp.bandit,
+        stop_variants=stop,
+    )
     if exp.bandit:
         bandit = _bandit(snapshot, active, guardrails)
         result.weights, result.bandit = bandit["weights"], bandit

@@ -66,7 +66,9 @@ def _stricter(kind: BoundKind, a: Bound, b: Bound) -> Bound:
     other = b if keep is a else a
     if keep.source == other.source:
         return keep
-    note = f"{keep.source} (stricter than the {other.source}'s {other.limit:g})" if keep.limit != other.limit else "both"
+    note = (
+        f"{keep.source} (stricter than the {other.source}'s {other.limit:g})" if keep.limit != other.limit else "both"
+    )
     return Bound(keep.kind, keep.limit, keep.relative, note)
 
 
@@ -77,8 +79,11 @@ def resolve(defaults: list[Guardrail], own: list[Guardrail]) -> list[ResolvedGua
     for source, guardrails in (("default", defaults), ("experiment", own)):
         for g in guardrails:
             bounds = by_metric.setdefault(g.metric, {})
-            for kind, limit, relative in (("max", g.max, False), ("min", g.min, False),
-                                          ("max_degradation", g.max_degradation, g.is_relative)):
+            for kind, limit, relative in (
+                ("max", g.max, False),
+                ("min", g.min, False),
+                ("max_degradation", g.max_degradation, g.is_relative),
+            ):
                 if limit is None:
                     continue
                 new = Bound(kind, float(limit), relative, source)  # type: ignore[arg-type]
@@ -103,9 +108,14 @@ class Check:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
-        body: dict[str, Any] = {"bound": self.bound, "limit": finite_or_none(self.limit), "status": self.status,
-                                "estimate": finite_or_none(self.estimate), "relative": self.relative,
-                                "source": self.source}
+        body: dict[str, Any] = {
+            "bound": self.bound,
+            "limit": finite_or_none(self.limit),
+            "status": self.status,
+            "estimate": finite_or_none(self.estimate),
+            "relative": self.relative,
+            "source": self.source,
+        }
         if self.interval is not None:
             body["ci"] = [finite_or_none(self.interval[0]), finite_or_none(self.interval[1])]
         if self.harm is not None:
@@ -173,6 +183,7 @@ def _status(rejected: bool, proven: bool, has_interval: bool) -> Status:
 
 # ---------------------------------------------------------------- rates and means
 
+
 def _tau(ev: Evaluated, levels: Levels) -> float:
     sd = ev.control_sd if math.isfinite(ev.control_sd) and ev.control_sd > 0 else abs(ev.control_value or 0.0) or 1.0
     return levels.tau_per_sd * sd
@@ -195,7 +206,9 @@ def _rate_or_mean_checks(g: ResolvedGuardrail, ev: Evaluated, higher: bool, leve
     z = float(dist.norm_ppf(1 - levels.alpha / 2))
     for b in g.bounds:
         if t is None or c is None:
-            checks.append(Check(b.kind, b.limit, "missing", note="no data in an arm", relative=b.relative, source=b.source))
+            checks.append(
+                Check(b.kind, b.limit, "missing", note="no data in an arm", relative=b.relative, source=b.source)
+            )
             continue
         if b.kind in ("max", "min"):
             up = b.kind == "max"  # the bad direction of this bound
@@ -206,8 +219,9 @@ def _rate_or_mean_checks(g: ResolvedGuardrail, ev: Evaluated, higher: bool, leve
             p_own = one_sided_p(own_excess, own_variance, levels.tau_per_sd * own_sd if own_sd > 0 else tau)
             p_vs_control = one_sided_p(worse, v_t + v_c, tau)
             p = None if p_own is None or p_vs_control is None else max(p_own, p_vs_control)
-            rejected, harm = _harm(p, levels, enough, "intersection-union of one-sided mSPRTs: beyond the bound AND"
-                                                       " worse than control")
+            rejected, harm = _harm(
+                p, levels, enough, "intersection-union of one-sided mSPRTs: beyond the bound AND worse than control"
+            )
             harm.update(p_beyond_bound=finite_or_none(p_own), p_worse_than_control=finite_or_none(p_vs_control))
             low, high = ev.treatment_interval
             has = math.isfinite(low) and math.isfinite(high)
@@ -250,12 +264,24 @@ def _rate_or_mean_checks(g: ResolvedGuardrail, ev: Evaluated, higher: bool, leve
             p_within = one_sided_p(-excess, variance, margin if margin > 0 else tau)
             proven = enough and p_within is not None and p_within <= levels.alpha / 2
             harm["p_within_margin"] = finite_or_none(p_within)
-        checks.append(Check("max_degradation", margin, _status(rejected, proven, has),
-                            worsening, interval, None, b.relative, b.source, harm))
+        checks.append(
+            Check(
+                "max_degradation",
+                margin,
+                _status(rejected, proven, has),
+                worsening,
+                interval,
+                None,
+                b.relative,
+                b.source,
+                harm,
+            )
+        )
     return checks
 
 
 # ---------------------------------------------------------------- p99 on the latency histogram
+
 
 def order_statistic_edges(histogram: Mapping[int, int], rank: int) -> tuple[float, float]:
     """[low, high) edges of the histogram bucket holding the rank-th smallest observation (1-based); (0, 0) for
@@ -291,11 +317,13 @@ def p99_bounds(latency: MeanAggregate, alpha_low: float, alpha_high: float, sequ
     return lower, upper
 
 
-def _p99_checks(g: ResolvedGuardrail, control: VariantAggregate, treatment: VariantAggregate, levels: Levels
-                ) -> list[Check]:
+def _p99_checks(
+    g: ResolvedGuardrail, control: VariantAggregate, treatment: VariantAggregate, levels: Levels
+) -> list[Check]:
     t_lat, c_lat = treatment.means.get("latency_ms"), control.means.get("latency_ms")
     checks = []
     for b in g.bounds:
+
         def unavailable(status: Status, note: str) -> Check:
             return Check(b.kind, b.limit, status, t_lat.p99 if t_lat else None, None, note, b.relative, b.source)
 
@@ -317,15 +345,32 @@ def _p99_checks(g: ResolvedGuardrail, control: VariantAggregate, treatment: Vari
             t_low_fixed, t_high = p99_bounds(t_lat, half / 2, half / 2, sequential=levels.sequential_pass)
             c_low, _ = p99_bounds(c_lat, half / 2, 0.0, sequential=levels.sequential_pass)
             allowed = scale * c_low + shift  # the treatment's p99 must be proven at most this
-            harm = {"test": "time-uniform order-statistic bounds: p99_T lower > (1+m)·p99_C upper (+ margin)",
-                    "level": levels.harm, "rejected": bool(rejected), "p99_treatment_lower": finite_or_none(t_low),
-                    "p99_control_upper": finite_or_none(c_high)}
+            harm = {
+                "test": "time-uniform order-statistic bounds: p99_T lower > (1+m)·p99_C upper (+ margin)",
+                "level": levels.harm,
+                "rejected": bool(rejected),
+                "p99_treatment_lower": finite_or_none(t_low),
+                "p99_control_upper": finite_or_none(c_high),
+            }
             status = _status(rejected, math.isfinite(t_high) and t_high <= allowed, math.isfinite(t_high))
-            note = (f"passes when the treatment's p99 upper bound ({t_high:,.0f} ms) is at most "
-                    f"{'(1+m)·' if b.relative else ''}control's lower bound{'' if b.relative else ' + margin'}"
-                    f" ({allowed:,.0f} ms)")
-            checks.append(Check("max_degradation", b.limit, status, estimate, (t_low_fixed, t_high), note,
-                                b.relative, b.source, harm))
+            note = (
+                f"passes when the treatment's p99 upper bound ({t_high:,.0f} ms) is at most "
+                f"{'(1+m)·' if b.relative else ''}control's lower bound{'' if b.relative else ' + margin'}"
+                f" ({allowed:,.0f} ms)"
+            )
+            checks.append(
+                Check(
+                    "max_degradation",
+                    b.limit,
+                    status,
+                    estimate,
+                    (t_low_fixed, t_high),
+                    note,
+                    b.relative,
+                    b.source,
+                    harm,
+                )
+            )
             continue
         up = b.kind == "max"
         # fail: the treatment's p99 beyond the bound AND above/below control's (each at its share of the level)
@@ -343,33 +388,54 @@ def _p99_checks(g: ResolvedGuardrail, control: VariantAggregate, treatment: Vari
         low, high = p99_bounds(t_lat, half, half, sequential=levels.sequential_pass)
         proven = (high <= b.limit) if up else (low >= b.limit)
         has = math.isfinite(high) if up else low > 0
-        harm = {"test": "time-uniform order-statistic bounds: beyond the bound AND beyond control's p99",
-                "level": levels.harm, "rejected": bool(rejected), "beyond_bound": bool(beyond),
-                "worse_than_control": bool(worse)}
+        harm = {
+            "test": "time-uniform order-statistic bounds: beyond the bound AND beyond control's p99",
+            "level": levels.harm,
+            "rejected": bool(rejected),
+            "beyond_bound": bool(beyond),
+            "worse_than_control": bool(worse),
+        }
         status = _status(rejected, proven, has)
-        note = ("beyond the bound, but not shown worse than control (a ceiling fails only then)"
-                if status == "inconclusive" and (low > b.limit if up else high < b.limit) else None)
+        note = (
+            "beyond the bound, but not shown worse than control (a ceiling fails only then)"
+            if status == "inconclusive" and (low > b.limit if up else high < b.limit)
+            else None
+        )
         checks.append(Check(b.kind, b.limit, status, estimate, (low, high), note, False, b.source, harm))
     return checks
 
 
 def evaluate_guardrail(
-    g: ResolvedGuardrail, control: VariantAggregate | None, treatment: VariantAggregate | None,
-    evaluated: Mapping[str, Evaluated], levels: Levels, lower_is_better: frozenset[str] = frozenset(),
+    g: ResolvedGuardrail,
+    control: VariantAggregate | None,
+    treatment: VariantAggregate | None,
+    evaluated: Mapping[str, Evaluated],
+    levels: Levels,
+    lower_is_better: frozenset[str] = frozenset(),
 ) -> GuardrailResult:
     """Judge one guardrail for one treatment; `evaluated` holds that treatment's overall comparisons by metric."""
     if treatment is None or control is None:
-        return GuardrailResult(g.metric, [Check(b.kind, b.limit, "missing", note="variant has no aggregates",
-                                                relative=b.relative, source=b.source) for b in g.bounds])
+        return GuardrailResult(
+            g.metric,
+            [
+                Check(
+                    b.kind, b.limit, "missing", note="variant has no aggregates", relative=b.relative, source=b.source
+                )
+                for b in g.bounds
+            ],
+        )
     if g.metric == catalogue.P99_METRIC:
         return GuardrailResult(g.metric, _p99_checks(g, control, treatment, levels))
     ev = evaluated.get(g.metric)
     if ev is None or ev.job.treatment.n == 0:
         note = "metric not reported by both control and treatment" if ev is None else "no observations"
-        return GuardrailResult(g.metric, [Check(b.kind, b.limit, "missing", note=note, relative=b.relative,
-                                                source=b.source) for b in g.bounds])
-    return GuardrailResult(g.metric, _rate_or_mean_checks(g, ev, catalogue.higher_is_better(g.metric, lower_is_better),
-                                                          levels))
+        return GuardrailResult(
+            g.metric,
+            [Check(b.kind, b.limit, "missing", note=note, relative=b.relative, source=b.source) for b in g.bounds],
+        )
+    return GuardrailResult(
+        g.metric, _rate_or_mean_checks(g, ev, catalogue.higher_is_better(g.metric, lower_is_better), levels)
+    )
 
 
 def all_pass(results: list[GuardrailResult]) -> bool:

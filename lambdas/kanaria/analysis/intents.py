@@ -94,5 +94,6 @@ def judge_intents(
         if p is not None and p <= harm_level:
             verdict.rollback_by.append(intent)
     composite = weighted / total_weight if total_weight > 0 else None
-    return IntentVerdict(verdict.rows, composite, verdict.blocked_by, verdict.rollback_by, verdict.insufficient,
-                         verdict.harm_p_values)
+    return IntentVerdict(
+        verdict.rows, composite, verdict.blocked_by, verdict.rollback_by, verdict.insufficient, verdict.harm_p_values
+    )

@@ -12,10 +12,12 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictInt,
-    ValidationError as PydanticValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
+)
+from pydantic import (
+    ValidationError as PydanticValidationError,
 )
 from pydantic_core import PydanticCustomError
 
@@ -235,7 +237,9 @@ class ExperimentSpec(BaseModel):
     @classmethod
     def _guardrail_mapping_to_list(cls, value: Any) -> Any:
         if isinstance(value, dict):  # {"metric": {bounds}} shorthand
-            return [{"metric": metric, **(bounds if isinstance(bounds, dict) else {})} for metric, bounds in value.items()]
+            return [
+                {"metric": metric, **(bounds if isinstance(bounds, dict) else {})} for metric, bounds in value.items()
+            ]
         return value
 
     @field_validator("looks")
@@ -325,8 +329,10 @@ def _domain_checks(snapshot: Snapshot) -> None:
             per_variant[name] = _check_statistics(f"intents.{intent}.{name}", agg)
     variants = experiment.weights
     if experiment.control not in snapshot.aggregates:
-        raise ValidationError("the control's aggregate is required (a snapshot compares with it)",
-                              field=f"aggregates.{experiment.control}")
+        raise ValidationError(
+            "the control's aggregate is required (a snapshot compares with it)",
+            field=f"aggregates.{experiment.control}",
+        )
     for name in snapshot.aggregates:
         if name not in variants:
             raise ValidationError("variant not in experiment.weights", field=f"aggregates.{name}")
@@ -344,9 +350,13 @@ def _domain_checks(snapshot: Snapshot) -> None:
     if experiment.bandit and not (
         primary in catalogue.KNOWN_BINARY_METRICS or any(primary in a.binaries for a in snapshot.aggregates.values())
     ):
-        raise ValidationError("a bandit needs a binary primary metric (Beta–Bernoulli)", field="experiment.primary_metric")
+        raise ValidationError(
+            "a bandit needs a binary primary metric (Beta–Bernoulli)", field="experiment.primary_metric"
+        )
     if experiment.method == "always_valid" and experiment.mde is None:
-        raise ValidationError("required for method always_valid (scale of the mixing distribution)", field="experiment.mde")
+        raise ValidationError(
+            "required for method always_valid (scale of the mixing distribution)", field="experiment.mde"
+        )
     if experiment.planned_n_per_variant is None and experiment.mde is None:
         raise ValidationError("planned_n_per_variant or mde is required", field="experiment.planned_n_per_variant")
 

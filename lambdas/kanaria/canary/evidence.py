@@ -56,8 +56,9 @@ def initial_log_r(tolerance: float) -> list[float]:
     return [LOG_ZERO] * len(alternatives(tolerance))
 
 
-def sr_update(log_r: Sequence[float], x_c: float, n_c: float, x_p: float, n_p: float,
-              tolerance: float) -> tuple[list[float], bool]:
+def sr_update(
+    log_r: Sequence[float], x_c: float, n_c: float, x_p: float, n_p: float, tolerance: float
+) -> tuple[list[float], bool]:
     """One minute into the Shiryaev-Roberts statistics; returns (new log R_j, whether the minute counted)."""
     if n_c <= 0 or n_p <= 0 or (x_c <= 0 and x_p <= 0):
         return list(log_r), False

@@ -72,8 +72,12 @@ DEFAULT_METRICS: dict[Metric, MetricRule] = {
 }
 # Severity weights of the reference store's intents (design note 002 A5: revenue drivers weigh most).
 DEFAULT_INTENTS: dict[str, float] = {
-    "recommendation": 0.25, "product_search": 0.20, "order_status": 0.15, "manga_qa": 0.15,
-    "shipping_info": 0.15, "chitchat": 0.10,
+    "recommendation": 0.25,
+    "product_search": 0.20,
+    "order_status": 0.15,
+    "manga_qa": 0.15,
+    "shipping_info": 0.15,
+    "chitchat": 0.10,
 }
 DEFAULT_CRITICAL_INTENTS = ("recommendation", "product_search")
 
@@ -86,27 +90,45 @@ class JudgeSettings(BaseModel):
     alpha: float = Field(default=0.01, gt=0.0, le=0.2, description="false-rollback probability of a healthy rollout")
     overall_share: float = Field(default=0.5, gt=0.0, lt=1.0, description="budget share of the overall streams")
     metrics: dict[Metric, MetricRule] = Field(default_factory=lambda: dict(DEFAULT_METRICS))
-    intents: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_INTENTS),
-                                      description="intent -> severity weight; other intents count overall only")
+    intents: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_INTENTS),
+        description="intent -> severity weight; other intents count overall only",
+    )
     critical_intents: tuple[str, ...] = DEFAULT_CRITICAL_INTENTS
     pass_confidence: float = Field(default=0.8, ge=0.5, lt=1.0, description="one-sided bounds of a pass")
-    material_confidence: float = Field(default=0.9, ge=0.5, lt=1.0,
-                                       description="one-sided bounds of the recent rates in the materiality check")
-    min_intent_samples: int = Field(default=30, ge=1, le=1_000_000,
-                                    description="canary requests a critical intent needs in the stage to pass")
+    material_confidence: float = Field(
+        default=0.9, ge=0.5, lt=1.0, description="one-sided bounds of the recent rates in the materiality check"
+    )
+    min_intent_samples: int = Field(
+        default=30, ge=1, le=1_000_000, description="canary requests a critical intent needs in the stage to pass"
+    )
     latency_quantile: float = Field(default=0.95, gt=0.5, lt=1.0)
     quality_quantile: float = Field(default=0.10, gt=0.0, lt=0.5)
     dissatisfied_csat: float = Field(default=2.0, ge=1.0, le=5.0)
-    period_seconds: int = Field(default=60, description="the judged period: a minute in AWS (1, 5, 10 or 30 "
-                                "need high-resolution metrics; the local rehearsal uses 1 s = one scenario minute)")
-    reference_periods: int = Field(default=15, ge=1, le=180,
-                                   description="primary periods before a look that set the latency/quality cut-offs")
-    smoothing_periods: float = Field(default=3.0, gt=0.0, le=60.0,
-                                     description="half-life of the recent rates that decide materiality")
-    settle_seconds: float = Field(default=60, ge=0, le=900, description="a period is judged once its end is this old "
-                                  "(CloudWatch's ingestion delay of EMF metrics)")
-    late_periods: int = Field(default=5, ge=0, le=60, description="a period without any data on either side is "
-                              "taken as late, not quiet, until it is this many periods old")
+    period_seconds: int = Field(
+        default=60,
+        description="the judged period: a minute in AWS (1, 5, 10 or 30 "
+        "need high-resolution metrics; the local rehearsal uses 1 s = one scenario minute)",
+    )
+    reference_periods: int = Field(
+        default=15, ge=1, le=180, description="primary periods before a look that set the latency/quality cut-offs"
+    )
+    smoothing_periods: float = Field(
+        default=3.0, gt=0.0, le=60.0, description="half-life of the recent rates that decide materiality"
+    )
+    settle_seconds: float = Field(
+        default=60,
+        ge=0,
+        le=900,
+        description="a period is judged once its end is this old (CloudWatch's ingestion delay of EMF metrics)",
+    )
+    late_periods: int = Field(
+        default=5,
+        ge=0,
+        le=60,
+        description="a period without any data on either side is "
+        "taken as late, not quiet, until it is this many periods old",
+    )
 
     @field_validator("period_seconds")
     @classmethod
@@ -179,10 +201,12 @@ class Counts(BaseModel):
 
     def plus(self, other: "Counts", decay: float = 1.0) -> "Counts":
         """decay x self + other."""
-        return Counts(canary_events=decay * self.canary_events + other.canary_events,
-                      canary_trials=decay * self.canary_trials + other.canary_trials,
-                      primary_events=decay * self.primary_events + other.primary_events,
-                      primary_trials=decay * self.primary_trials + other.primary_trials)
+        return Counts(
+            canary_events=decay * self.canary_events + other.canary_events,
+            canary_trials=decay * self.canary_trials + other.canary_trials,
+            primary_events=decay * self.primary_events + other.primary_events,
+            primary_trials=decay * self.primary_trials + other.primary_trials,
+        )
 
     @property
     def canary_rate(self) -> float | None:
@@ -232,16 +256,23 @@ def period_start(settings: JudgeSettings, at: datetime) -> datetime:
 
 def start(settings: JudgeSettings, started_at: datetime, horizon_periods: int) -> JudgeState:
     """A fresh judge for a rollout whose first stage started at `started_at` (its period is judged)."""
-    return JudgeState(horizon_periods=horizon_periods, judged_until=period_start(settings, started_at), streams={
-        key: StreamState(log_r=evidence.initial_log_r(settings.metrics[parse_key(key)[0]].ratio))
-        for key in settings.stream_keys()
-    })
+    return JudgeState(
+        horizon_periods=horizon_periods,
+        judged_until=period_start(settings, started_at),
+        streams={
+            key: StreamState(log_r=evidence.initial_log_r(settings.metrics[parse_key(key)[0]].ratio))
+            for key in settings.stream_keys()
+        },
+    )
 
 
 def new_stage(state: JudgeState) -> JudgeState:
     """Weights changed: the stage's totals restart, the detectors keep their evidence."""
-    return state.model_copy(update={"streams": {
-        key: stream.model_copy(update={"stage": Counts()}) for key, stream in state.streams.items()}})
+    return state.model_copy(
+        update={
+            "streams": {key: stream.model_copy(update={"stage": Counts()}) for key, stream in state.streams.items()}
+        }
+    )
 
 
 def minutes_to_read(settings: JudgeSettings, state: JudgeState, now: datetime) -> tuple[datetime, datetime] | None:
@@ -271,11 +302,21 @@ def observe(settings: JudgeSettings, state: JudgeState, minutes: Iterable[Minute
         for key, stream in streams.items():
             counts = minute.streams.get(key, Counts())
             rule = settings.metrics[parse_key(key)[0]]
-            log_r, counted = evidence.sr_update(stream.log_r, counts.canary_events, counts.canary_trials,
-                                                counts.primary_events, counts.primary_trials, rule.ratio)
-            streams[key] = StreamState(log_r=[round(v, 6) for v in log_r], minutes=stream.minutes + int(counted),
-                                       recent=stream.recent.plus(counts, decay_per_minute),
-                                       stage=stream.stage.plus(counts), total=stream.total.plus(counts))
+            log_r, counted = evidence.sr_update(
+                stream.log_r,
+                counts.canary_events,
+                counts.canary_trials,
+                counts.primary_events,
+                counts.primary_trials,
+                rule.ratio,
+            )
+            streams[key] = StreamState(
+                log_r=[round(v, 6) for v in log_r],
+                minutes=stream.minutes + int(counted),
+                recent=stream.recent.plus(counts, decay_per_minute),
+                stage=stream.stage.plus(counts),
+                total=stream.total.plus(counts),
+            )
     return state.model_copy(update={"streams": streams, "judged_until": max(until, state.judged_until)})
 
 
@@ -322,8 +363,9 @@ def _pct(value: float | None) -> str:
 def _material(settings: JudgeSettings, rule: MetricRule, recent: Counts) -> bool:
     """The recent canary rate is above the primary's by more than `points`, bounds included (not a point guess)."""
     canary_lower, _ = evidence.wilson_bounds(recent.canary_events, recent.canary_trials, settings.material_confidence)
-    _, primary_upper = evidence.wilson_bounds(recent.primary_events, recent.primary_trials,
-                                              settings.material_confidence)
+    _, primary_upper = evidence.wilson_bounds(
+        recent.primary_events, recent.primary_trials, settings.material_confidence
+    )
     return canary_lower - primary_upper > rule.points
 
 
@@ -339,13 +381,22 @@ def _harm(settings: JudgeSettings, state: JudgeState, key: str, stream: StreamSt
         return None  # shown to exceed the ratio, but not by a material amount
     ratio = evidence.best_alternative(stream.log_r, rule.ratio)
     return StreamFinding(
-        metric=metric, intent=intent, verdict=Verdict.ROLLBACK, canary_rate=canary, primary_rate=primary,
-        stage=stream.stage, log_evidence=statistic, log_threshold=threshold, likely_ratio=ratio,
-        reason=(f"canary {_pct(canary)} vs primary {_pct(primary)} (recent minutes; stage "
-                f"{stream.stage.canary_events:g}/{stream.stage.canary_trials:g} vs "
-                f"{stream.stage.primary_events:g}/{stream.stage.primary_trials:g}): evidence log M = "
-                f"{statistic:.1f} >= {threshold:.1f} that the rate exceeds {rule.ratio:g}x primary "
-                f"(most likely ~{ratio:g}x) and it is more than {rule.points:.2%} above"),
+        metric=metric,
+        intent=intent,
+        verdict=Verdict.ROLLBACK,
+        canary_rate=canary,
+        primary_rate=primary,
+        stage=stream.stage,
+        log_evidence=statistic,
+        log_threshold=threshold,
+        likely_ratio=ratio,
+        reason=(
+            f"canary {_pct(canary)} vs primary {_pct(primary)} (recent minutes; stage "
+            f"{stream.stage.canary_events:g}/{stream.stage.canary_trials:g} vs "
+            f"{stream.stage.primary_events:g}/{stream.stage.primary_trials:g}): evidence log M = "
+            f"{statistic:.1f} >= {threshold:.1f} that the rate exceeds {rule.ratio:g}x primary "
+            f"(most likely ~{ratio:g}x) and it is more than {rule.points:.2%} above"
+        ),
     )
 
 
@@ -354,23 +405,36 @@ def _non_harm(settings: JudgeSettings, key: str, stream: StreamState, min_trials
     metric, intent = parse_key(key)
     rule = settings.metrics[metric]
     s, t = stream.stage, stream.total
-    base = {"metric": metric, "intent": intent, "canary_rate": t.canary_rate, "primary_rate": t.primary_rate,
-            "stage": s}
+    base = {
+        "metric": metric,
+        "intent": intent,
+        "canary_rate": t.canary_rate,
+        "primary_rate": t.primary_rate,
+        "stage": s,
+    }
     if s.canary_trials < min_trials or s.primary_trials <= 0:
-        what = "no canary data in this stage (missing data is not zero)" if s.canary_trials == 0 else (
-            f"only {s.canary_trials:g} canary and {s.primary_trials:g} primary trials in this stage, "
-            f"need {min_trials:g} canary")
+        what = (
+            "no canary data in this stage (missing data is not zero)"
+            if s.canary_trials == 0
+            else (
+                f"only {s.canary_trials:g} canary and {s.primary_trials:g} primary trials in this stage, "
+                f"need {min_trials:g} canary"
+            )
+        )
         return StreamFinding(**base, verdict=Verdict.CONTINUE, reason=what)
     _, canary_upper = evidence.wilson_bounds(t.canary_events, t.canary_trials, settings.pass_confidence)
     primary_lower, _ = evidence.wilson_bounds(t.primary_events, t.primary_trials, settings.pass_confidence)
     limit = max(rule.ratio * primary_lower, primary_lower + rule.points)
     shown = canary_upper <= limit
     return StreamFinding(
-        **base, verdict=Verdict.PASS if shown else Verdict.CONTINUE,
-        reason=(f"canary {_pct(t.canary_rate)} ({t.canary_events:g}/{t.canary_trials:g} since the rollout "
-                f"started, upper bound {_pct(canary_upper)}) {'within' if shown else 'not yet shown within'} "
-                f"{_pct(limit)} (primary {_pct(t.primary_rate)}, lower bound {_pct(primary_lower)}; tolerance "
-                f"{rule.ratio:g}x or +{rule.points:.2%})"),
+        **base,
+        verdict=Verdict.PASS if shown else Verdict.CONTINUE,
+        reason=(
+            f"canary {_pct(t.canary_rate)} ({t.canary_events:g}/{t.canary_trials:g} since the rollout "
+            f"started, upper bound {_pct(canary_upper)}) {'within' if shown else 'not yet shown within'} "
+            f"{_pct(limit)} (primary {_pct(t.primary_rate)}, lower bound {_pct(primary_lower)}; tolerance "
+            f"{rule.ratio:g}x or +{rule.points:.2%})"
+        ),
     )
 
 
@@ -389,10 +453,16 @@ def judge(settings: JudgeSettings, state: JudgeState, min_observations: int) -> 
         key = stream_key(Metric.ERRORS if Metric.ERRORS in settings.metrics else next(iter(settings.metrics)), intent)
         trials = state.streams[key].stage.canary_trials
         if trials < settings.min_intent_samples:
-            findings.append(StreamFinding(
-                metric=parse_key(key)[0], intent=intent, verdict=Verdict.CONTINUE, stage=state.streams[key].stage,
-                reason=f"critical intent: only {trials:g} canary requests in the stage, need "
-                       f"{settings.min_intent_samples}"))
+            findings.append(
+                StreamFinding(
+                    metric=parse_key(key)[0],
+                    intent=intent,
+                    verdict=Verdict.CONTINUE,
+                    stage=state.streams[key].stage,
+                    reason=f"critical intent: only {trials:g} canary requests in the stage, need "
+                    f"{settings.min_intent_samples}",
+                )
+            )
     waiting = [f for f in findings if f.verdict is not Verdict.PASS]
     verdict = Verdict.CONTINUE if waiting else Verdict.PASS
     return Judgement(verdict=verdict, findings=tuple(waiting or findings), judged_until=state.judged_until)

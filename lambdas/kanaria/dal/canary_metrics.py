@@ -60,11 +60,18 @@ def _dimensions(target: str, intent: str) -> list[dict[str, str]]:
     return dims
 
 
-def _stat_query(query_id: str, metric: str, target: str, intent: str, stat: str, period: int,
-                namespace: str) -> dict[str, Any]:
-    return {"Id": query_id, "ReturnData": True, "MetricStat": {
-        "Metric": {"Namespace": namespace, "MetricName": metric, "Dimensions": _dimensions(target, intent)},
-        "Period": period, "Stat": stat}}
+def _stat_query(
+    query_id: str, metric: str, target: str, intent: str, stat: str, period: int, namespace: str
+) -> dict[str, Any]:
+    return {
+        "Id": query_id,
+        "ReturnData": True,
+        "MetricStat": {
+            "Metric": {"Namespace": namespace, "MetricName": metric, "Dimensions": _dimensions(target, intent)},
+            "Period": period,
+            "Stat": stat,
+        },
+    }
 
 
 def percent_rank_stat(cut: float) -> str:
@@ -72,8 +79,9 @@ def percent_rank_stat(cut: float) -> str:
     return f"PR(:{cut:.6f})"
 
 
-def cut_offs_queries(settings: JudgeSettings, namespace: str, period: int) -> tuple[list[dict[str, Any]],
-                                                                                    dict[str, tuple[Metric, str]]]:
+def cut_offs_queries(
+    settings: JudgeSettings, namespace: str, period: int
+) -> tuple[list[dict[str, Any]], dict[str, tuple[Metric, str]]]:
     """Queries for the primary's cut-offs over the reference window: (queries, id -> (metric, intent))."""
     queries: list[dict[str, Any]] = []
     ids: dict[str, tuple[Metric, str]] = {}
@@ -84,14 +92,16 @@ def cut_offs_queries(settings: JudgeSettings, namespace: str, period: int) -> tu
         quantile = settings.latency_quantile if metric is Metric.SLOW else settings.quality_quantile
         for index, intent in enumerate(intents):
             query_id = f"cut_{metric.name.lower()}_{index}"
-            queries.append(_stat_query(query_id, cw_metric, TARGET_PRIMARY, intent, f"p{quantile * 100:g}", period,
-                                       namespace))
+            queries.append(
+                _stat_query(query_id, cw_metric, TARGET_PRIMARY, intent, f"p{quantile * 100:g}", period, namespace)
+            )
             ids[query_id] = (metric, intent)
     return queries, ids
 
 
-def count_queries(settings: JudgeSettings, namespace: str, cuts: dict[tuple[Metric, str], float]) -> tuple[
-        list[dict[str, Any]], dict[str, tuple[str, str, str, str]]]:
+def count_queries(
+    settings: JudgeSettings, namespace: str, cuts: dict[tuple[Metric, str], float]
+) -> tuple[list[dict[str, Any]], dict[str, tuple[str, str, str, str]]]:
     """Per-minute queries: (queries, id -> (side, intent, kind, name)); kind is trials, events or rank."""
     queries: list[dict[str, Any]] = []
     ids: dict[str, tuple[str, str, str, str]] = {}
@@ -118,8 +128,13 @@ def count_queries(settings: JudgeSettings, namespace: str, cuts: dict[tuple[Metr
     return queries, ids
 
 
-def minute_counts(settings: JudgeSettings, values: dict[tuple[str, str, str, str], dict[datetime, float]],
-                  start: datetime, end: datetime, cuts: dict[tuple[Metric, str], float]) -> list[MinuteCounts]:
+def minute_counts(
+    settings: JudgeSettings,
+    values: dict[tuple[str, str, str, str], dict[datetime, float]],
+    start: datetime,
+    end: datetime,
+    cuts: dict[tuple[Metric, str], float],
+) -> list[MinuteCounts]:
     """Assemble per-minute stream counts from the query results ((side, intent, kind, name) -> {minute: value});
     a latency or quality stream without a primary cut-off yet is left out."""
     minutes = []
@@ -133,15 +148,17 @@ def minute_counts(settings: JudgeSettings, values: dict[tuple[str, str, str, str
                 sides = [_side_counts(values, side, intent, metric, at) for side in SIDES]
                 if all(s is not None for s in sides):
                     (x_c, n_c), (x_p, n_p) = sides  # type: ignore[misc]
-                    streams[stream_key(metric, intent)] = Counts(canary_events=x_c, canary_trials=n_c,
-                                                                 primary_events=x_p, primary_trials=n_p)
+                    streams[stream_key(metric, intent)] = Counts(
+                        canary_events=x_c, canary_trials=n_c, primary_events=x_p, primary_trials=n_p
+                    )
         minutes.append(MinuteCounts(minute=at, streams=streams))
         at += timedelta(seconds=settings.period_seconds)
     return minutes
 
 
-def _side_counts(values: dict[tuple[str, str, str, str], dict[datetime, float]], side: str, intent: str,
-                 metric: Metric, at: datetime) -> tuple[float, float] | None:
+def _side_counts(
+    values: dict[tuple[str, str, str, str], dict[datetime, float]], side: str, intent: str, metric: Metric, at: datetime
+) -> tuple[float, float] | None:
     """(events, trials) of one side and minute; (0, 0) without trials; None when events are missing."""
     if metric in EVENT_METRICS:
         trials = values.get((side, intent, "trials", METRIC_OBSERVATIONS), {}).get(at)
@@ -185,7 +202,8 @@ class CloudWatchCanaryReader:
         series: dict[str, dict[datetime, float]] = defaultdict(dict)
         try:
             pages = self._client.get_paginator("get_metric_data").paginate(
-                MetricDataQueries=queries, StartTime=start, EndTime=end, ScanBy="TimestampAscending")
+                MetricDataQueries=queries, StartTime=start, EndTime=end, ScanBy="TimestampAscending"
+            )
             for page in pages:
                 for result in page.get("MetricDataResults", []):
                     for stamp, value in zip(result.get("Timestamps", []), result.get("Values", [])):

@@ -13,8 +13,17 @@ from botocore.exceptions import ClientError
 from kanaria.errors import OperationalError
 
 # ELB answers "Throttling" (HTTP 400) when the account's API rate is exceeded; 5xx-ish codes are transient too.
-RETRYABLE_CODES = frozenset({"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException",
-                             "ServiceUnavailable", "InternalFailure", "InternalError"})
+RETRYABLE_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "ServiceUnavailable",
+        "InternalFailure",
+        "InternalError",
+    }
+)
 MAX_ATTEMPTS = 8
 BASE_DELAY = 0.25
 MAX_DELAY = 4.0
@@ -28,8 +37,14 @@ def elbv2_client() -> Any:
 class ElbListenerGateway:
     """ListenerGateway on ELBv2, retrying throttled calls with capped exponential backoff and full jitter."""
 
-    def __init__(self, client: Any | None = None, sleep: Callable[[float], None] = time.sleep,
-                 max_attempts: int = MAX_ATTEMPTS, base_delay: float = BASE_DELAY, max_delay: float = MAX_DELAY):
+    def __init__(
+        self,
+        client: Any | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        max_attempts: int = MAX_ATTEMPTS,
+        base_delay: float = BASE_DELAY,
+        max_delay: float = MAX_DELAY,
+    ):
         self._client = client or elbv2_client()
         self._sleep = sleep
         self._max_attempts = max_attempts

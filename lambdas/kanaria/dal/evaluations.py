@@ -24,8 +24,8 @@ from botocore.exceptions import ClientError
 
 from kanaria.dal.pages import query_items
 from kanaria.errors import NotFoundError, ValidationError
-from kanaria.evaluation.report import EvaluationReport, EvaluationSummary, summaries_by_hash
 from kanaria.evaluation.records import CaseRecord
+from kanaria.evaluation.report import EvaluationReport, EvaluationSummary, summaries_by_hash
 
 LATEST = "LATEST"
 EVAL_PREFIX = "EVAL#"
@@ -58,10 +58,17 @@ def _table(table: Any) -> Any:
 
 def _item(summary: EvaluationSummary, record: str) -> dict[str, Any]:
     return {
-        "config_hash": summary.config_hash, "record": record, "config_name": summary.config_name,
-        "run_id": summary.run_id, "created_at": summary.created_at, "dataset_version": summary.dataset_version,
-        "passed": summary.passed, "offline": summary.offline, "intents": sorted(summary.per_intent),
-        "report_uri": summary.report_uri or "-", "summary": summary.model_dump_json(),
+        "config_hash": summary.config_hash,
+        "record": record,
+        "config_name": summary.config_name,
+        "run_id": summary.run_id,
+        "created_at": summary.created_at,
+        "dataset_version": summary.dataset_version,
+        "passed": summary.passed,
+        "offline": summary.offline,
+        "intents": sorted(summary.per_intent),
+        "report_uri": summary.report_uri or "-",
+        "summary": summary.model_dump_json(),
     }
 
 
@@ -94,8 +101,10 @@ def latest_for(config_hash: str, table: Any) -> EvaluationSummary | None:
 
 def history_for(config_hash: str, table: Any) -> list[EvaluationSummary]:
     """Every evaluation of a configuration, oldest first."""
-    items = query_items(_table(table),
-                        KeyConditionExpression=Key("config_hash").eq(config_hash) & Key("record").begins_with(EVAL_PREFIX))
+    items = query_items(
+        _table(table),
+        KeyConditionExpression=Key("config_hash").eq(config_hash) & Key("record").begins_with(EVAL_PREFIX),
+    )
     return [EvaluationSummary.model_validate_json(i["summary"]) for i in items]
 
 
@@ -109,8 +118,9 @@ class EvaluationBucket:
     def put_dataset(self, name: str, text: str) -> str:
         """Upload a dataset as datasets/<name>.jsonl; returns its versioned URI."""
         key = f"{DATASETS_PREFIX}{name}.jsonl"
-        response = self._s3.put_object(Bucket=self.bucket, Key=key, Body=text.encode("utf-8"),
-                                       ContentType="application/x-ndjson")
+        response = self._s3.put_object(
+            Bucket=self.bucket, Key=key, Body=text.encode("utf-8"), ContentType="application/x-ndjson"
+        )
         return s3_uri(self.bucket, key, response.get("VersionId"))
 
     def read_text(self, key: str, version_id: str | None = None) -> tuple[str, str | None]:
@@ -129,8 +139,9 @@ class EvaluationBucket:
     def put_chunk_records(self, run_id: str, index: int, records: Sequence[CaseRecord]) -> str:
         """Write one chunk's records; returns the key."""
         key = f"runs/{run_id}/records/{index:05d}.jsonl"
-        self._s3.put_object(Bucket=self.bucket, Key=key, Body=records_jsonl(records).encode("utf-8"),
-                            ContentType="application/x-ndjson")
+        self._s3.put_object(
+            Bucket=self.bucket, Key=key, Body=records_jsonl(records).encode("utf-8"), ContentType="application/x-ndjson"
+        )
         return key
 
     def read_run_records(self, run_id: str) -> list[CaseRecord]:
@@ -155,7 +166,9 @@ class EvaluationBucket:
             "records.jsonl": (records_jsonl(records), "application/x-ndjson"),
         }
         for name, (body, content_type) in bodies.items():
-            self._s3.put_object(Bucket=self.bucket, Key=prefix + name, Body=body.encode("utf-8"), ContentType=content_type)
+            self._s3.put_object(
+                Bucket=self.bucket, Key=prefix + name, Body=body.encode("utf-8"), ContentType=content_type
+            )
         return s3_uri(self.bucket, prefix + "report.json")
 
 
@@ -167,8 +180,14 @@ class StoredReport(NamedTuple):
     moved: list[str]
 
 
-def store_report(bucket: EvaluationBucket, table: Any, report: EvaluationReport, records: Sequence[CaseRecord],
-                 markdown: str, svg: str) -> StoredReport:
+def store_report(
+    bucket: EvaluationBucket,
+    table: Any,
+    report: EvaluationReport,
+    records: Sequence[CaseRecord],
+    markdown: str,
+    svg: str,
+) -> StoredReport:
     """The report's artifacts into the bucket, then each configuration's summary (citing them) into the table."""
     report_uri = bucket.put_report(report, records, markdown, svg)
     summaries = summaries_by_hash(report, report_uri)

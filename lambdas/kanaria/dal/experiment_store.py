@@ -70,8 +70,13 @@ class DynamoExperimentRepository:
             self._client.transact_write_items(
                 TransactItems=[
                     {"Put": {"TableName": self._name, **meta_put}},
-                    {"Put": {"TableName": self._name, "Item": self._audit_item(audit),
-                             "ConditionExpression": "attribute_not_exists(experiment_id)"}},
+                    {
+                        "Put": {
+                            "TableName": self._name,
+                            "Item": self._audit_item(audit),
+                            "ConditionExpression": "attribute_not_exists(experiment_id)",
+                        }
+                    },
                 ]
             )
         except ClientError as exc:
@@ -91,25 +96,37 @@ class DynamoExperimentRepository:
         """Overwrite the META item only if nobody changed it since `expected_version`."""
         item = {k: v for k, v in self._meta_item(record).items() if v is not None}
         self._transact(
-            {"Item": item, "ConditionExpression": "version = :v", "ExpressionAttributeValues": {":v": expected_version}},
+            {
+                "Item": item,
+                "ConditionExpression": "version = :v",
+                "ExpressionAttributeValues": {":v": expected_version},
+            },
             audit,
         )
 
     def get(self, experiment_id: str) -> ExperimentRecord | None:
         """One experiment (strongly consistent), or None."""
-        item = self._table.get_item(Key={"experiment_id": experiment_id, "record": META}, ConsistentRead=True).get("Item")
+        item = self._table.get_item(Key={"experiment_id": experiment_id, "record": META}, ConsistentRead=True).get(
+            "Item"
+        )
         return self._record(item) if item else None
 
     def list(self) -> list[ExperimentRecord]:
         """Every experiment (META items)."""
-        items = scan_items(self._table, FilterExpression="#r = :meta", ExpressionAttributeNames={"#r": "record"},
-                           ExpressionAttributeValues={":meta": META})
+        items = scan_items(
+            self._table,
+            FilterExpression="#r = :meta",
+            ExpressionAttributeNames={"#r": "record"},
+            ExpressionAttributeValues={":meta": META},
+        )
         return sorted((self._record(i) for i in items), key=lambda r: r.experiment.id)
 
     def audit_trail(self, experiment_id: str) -> builtins.list[AuditEntry]:
         """Changes in order."""
-        items = query_items(self._table,
-                            KeyConditionExpression=Key("experiment_id").eq(experiment_id) & Key("record").begins_with("AUDIT#"))
+        items = query_items(
+            self._table,
+            KeyConditionExpression=Key("experiment_id").eq(experiment_id) & Key("record").begins_with("AUDIT#"),
+        )
         return [
             AuditEntry(i["experiment_id"], int(i["version"]), i["at"], i["actor"], i["action"], json.loads(i["detail"]))
             for i in items
@@ -174,19 +191,29 @@ class DynamoAssignmentStore:
             ExpressionAttributeValues={":t": True, ":r": reason, ":p": record.variant, ":c": control},
         )
 
-    def count_exposure(self, experiment_id: str, variant: str, intent: str | None, day: str, shard: int, new_unit: bool) -> None:
+    def count_exposure(
+        self, experiment_id: str, variant: str, intent: str | None, day: str, shard: int, new_unit: bool
+    ) -> None:
         """ADD one exposure (and one unit when first seen) to the sharded daily counter."""
         self._aggregates.update_item(
             Key={"experiment_id": experiment_id, "sk": f"EXPOSURE#{variant}#{intent or '-'}#{day}#{shard:02d}"},
             UpdateExpression="ADD exposures :one, units :new SET variant = :v, intent = :i, #d = :d",
             ExpressionAttributeNames={"#d": "day"},
-            ExpressionAttributeValues={":one": 1, ":new": 1 if new_unit else 0, ":v": variant, ":i": intent or "-", ":d": day},
+            ExpressionAttributeValues={
+                ":one": 1,
+                ":new": 1 if new_unit else 0,
+                ":v": variant,
+                ":i": intent or "-",
+                ":d": day,
+            },
         )
 
     def exposures(self, experiment_id: str) -> builtins.list[dict[str, Any]]:
         """Every exposure counter item of an experiment (a few per variant, intent and day)."""
-        items = query_items(self._aggregates,
-                            KeyConditionExpression=Key("experiment_id").eq(experiment_id) & Key("sk").begins_with("EXPOSURE#"))
+        items = query_items(
+            self._aggregates,
+            KeyConditionExpression=Key("experiment_id").eq(experiment_id) & Key("sk").begins_with("EXPOSURE#"),
+        )
         return [_plain(i) for i in items]
 
     @staticmethod

@@ -56,8 +56,9 @@ class SqsFailedInvocations:
         """Up to max_batches x 10 waiting records: (receipt handle, decoded body; the raw text when not JSON)."""
         received: list[tuple[str, Any]] = []
         for _ in range(self._max_batches):
-            messages = self._client.receive_message(QueueUrl=self._queue_url, MaxNumberOfMessages=10,
-                                                    VisibilityTimeout=120).get("Messages", [])
+            messages = self._client.receive_message(
+                QueueUrl=self._queue_url, MaxNumberOfMessages=10, VisibilityTimeout=120
+            ).get("Messages", [])
             if not messages:
                 break
             for message in messages:

@@ -56,8 +56,11 @@ def metric_queries(namespace: str, period: int) -> list[dict[str, Any]]:
         {
             "Id": f"{side}_{field}",
             "MetricStat": {
-                "Metric": {"Namespace": namespace, "MetricName": metric,
-                           "Dimensions": [{"Name": DIM_TARGET, "Value": target}]},
+                "Metric": {
+                    "Namespace": namespace,
+                    "MetricName": metric,
+                    "Dimensions": [{"Name": DIM_TARGET, "Value": target}],
+                },
                 "Period": period,
                 "Stat": stat,
             },
@@ -79,8 +82,14 @@ def combine(field: str, values: list[float | None]) -> float | None:
 class CloudWatchMetricsReader:
     """MetricsReader on CloudWatch GetMetricData (+ DescribeAlarms for the two composite alarms)."""
 
-    def __init__(self, namespace: str, critical_alarm: str | None = None, warning_alarm: str | None = None,
-                 client: Any | None = None, child_alarms: Sequence[str] = ()):
+    def __init__(
+        self,
+        namespace: str,
+        critical_alarm: str | None = None,
+        warning_alarm: str | None = None,
+        client: Any | None = None,
+        child_alarms: Sequence[str] = (),
+    ):
         self._namespace = namespace
         self._critical = critical_alarm or None
         self._warning = warning_alarm or None
@@ -94,7 +103,8 @@ class CloudWatchMetricsReader:
         values: dict[str, list[float | None]] = {}
         kwargs: dict[str, Any] = {
             "MetricDataQueries": metric_queries(self._namespace, window_period(start, end)),
-            "StartTime": start, "EndTime": max(end, start + timedelta(seconds=1)),
+            "StartTime": start,
+            "EndTime": max(end, start + timedelta(seconds=1)),
             "ScanBy": "TimestampAscending",
         }
         try:
@@ -112,10 +122,17 @@ class CloudWatchMetricsReader:
             side: SideMetrics(**{field: combine(field, values.get(f"{side}_{field}", [])) for field in QUERIES})
             for side in SIDES
         }
-        return MetricSnapshot(window_start=start.isoformat(timespec="seconds"), window_end=end.isoformat(timespec="seconds"),
-                              canary=sides["c"], primary=sides["p"], alarms=alarms, critical_alarm=self._critical,
-                              warning_alarm=self._warning, critical_children=self._critical_children,
-                              warning_children=self._warning_children)
+        return MetricSnapshot(
+            window_start=start.isoformat(timespec="seconds"),
+            window_end=end.isoformat(timespec="seconds"),
+            canary=sides["c"],
+            primary=sides["p"],
+            alarms=alarms,
+            critical_alarm=self._critical,
+            warning_alarm=self._warning,
+            critical_children=self._critical_children,
+            warning_children=self._warning_children,
+        )
 
     def critical_alarm_state(self) -> tuple[str, str] | None:
         """(name, state) of the critical composite alarm, or None when none is configured."""
@@ -132,4 +149,6 @@ class CloudWatchMetricsReader:
         if not names:
             return {}
         page = self._client.describe_alarms(AlarmNames=names, AlarmTypes=["CompositeAlarm", "MetricAlarm"])
-        return {a["AlarmName"]: a["StateValue"] for a in (*page.get("CompositeAlarms", []), *page.get("MetricAlarms", []))}
+        return {
+            a["AlarmName"]: a["StateValue"] for a in (*page.get("CompositeAlarms", []), *page.get("MetricAlarms", []))
+        }

@@ -14,8 +14,8 @@ from boto3.dynamodb.conditions import Key
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
-from kanaria.dal.pages import query_items
 from kanaria.dal.experiment_store import _plain
+from kanaria.dal.pages import query_items
 from kanaria.domain.analysis_result import StoredResult, decode_result_item
 from kanaria.domain.observation import ObservationWrite
 from kanaria.errors import OperationalError
@@ -49,8 +49,13 @@ def update_expression(increments: Mapping[str, Any], attributes: Mapping[str, st
 class DynamoObservationStore:
     """Raw observations (observations table, TTL) and their sharded counters (aggregates table)."""
 
-    def __init__(self, observations_table: str, aggregates_table: str, dynamodb_resource: Any | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        observations_table: str,
+        aggregates_table: str,
+        dynamodb_resource: Any | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         resource = dynamodb_resource or boto3.resource("dynamodb")
         self._client = resource.meta.client
         self._observations = observations_table
@@ -61,11 +66,21 @@ class DynamoObservationStore:
         """One TransactWriteItems: conditional Put of the raw item + ADD to its counter. None when new, else the
         raw item already stored under that observation_id (nothing written)."""
         items = [
-            {"Put": {"TableName": self._observations, "Item": write.raw,
-                     "ConditionExpression": "attribute_not_exists(observation_id)",
-                     "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}},
-            {"Update": {"TableName": self._aggregates, "Key": write.counter_key,
-                        **update_expression(write.increments, write.counter_attributes)}},
+            {
+                "Put": {
+                    "TableName": self._observations,
+                    "Item": write.raw,
+                    "ConditionExpression": "attribute_not_exists(observation_id)",
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self._aggregates,
+                    "Key": write.counter_key,
+                    **update_expression(write.increments, write.counter_attributes),
+                }
+            },
         ]
         for attempt in range(MAX_ATTEMPTS):
             try:
@@ -81,10 +96,12 @@ class DynamoObservationStore:
                 codes = {r.get("Code") for r in reasons} - {"None", None}
                 if not codes <= RETRYABLE_CANCELLATIONS:
                     raise
-            self._sleep(random.uniform(0, min(1.0, 0.025 * 2 ** attempt)))  # full jitter
+            self._sleep(random.uniform(0, min(1.0, 0.025 * 2**attempt)))  # full jitter
         raise OperationalError(
             f"counter item {write.counter_key['sk']} stayed contended for {MAX_ATTEMPTS} attempts; "
-            "retry with the same observation_id (recording is idempotent)", field="observation_id")
+            "retry with the same observation_id (recording is idempotent)",
+            field="observation_id",
+        )
 
     def _stored(self, write: ObservationWrite, reason: Mapping[str, Any]) -> dict[str, Any]:
         if reason.get("Item"):
@@ -104,15 +121,24 @@ class DynamoAnalysisStore:
 
     def counters(self, experiment_id: str) -> list[dict[str, Any]]:
         """Every counter item (observations, flags, exposures) of an experiment: one paginated Query."""
-        return query_items(self._table, KeyConditionExpression=Key("experiment_id").eq(experiment_id)
-                           & Key("sk").between(COUNTERS_FROM, COUNTERS_TO))
+        return query_items(
+            self._table,
+            KeyConditionExpression=Key("experiment_id").eq(experiment_id)
+            & Key("sk").between(COUNTERS_FROM, COUNTERS_TO),
+        )
 
     def latest_result(self, experiment_id: str) -> StoredResult | None:
         """The newest stored result (decoded), or None."""
         return read_latest_result(self._table, experiment_id)
 
-    def put_result(self, experiment_id: str, computed_at: str, decision: str | None, result: Mapping[str, Any],
-                   snapshot: Mapping[str, Any]) -> bool:
+    def put_result(
+        self,
+        experiment_id: str,
+        computed_at: str,
+        decision: str | None,
+        result: Mapping[str, Any],
+        snapshot: Mapping[str, Any],
+    ) -> bool:
         """Store RESULT#<computed_at> and move RESULT#LATEST to it unless a newer result is there already."""
         body = {
             "experiment_id": experiment_id,
@@ -122,12 +148,19 @@ class DynamoAnalysisStore:
             "snapshot": json.dumps(snapshot, sort_keys=True, default=json_default),
         }
         try:
-            self._client.transact_write_items(TransactItems=[
-                {"Put": {"TableName": self._name, "Item": {**body, "sk": f"{RESULT_PREFIX}{computed_at}"}}},
-                {"Put": {"TableName": self._name, "Item": {**body, "sk": RESULT_LATEST},
-                         "ConditionExpression": "attribute_not_exists(sk) OR computed_at < :at",
-                         "ExpressionAttributeValues": {":at": computed_at}}},
-            ])
+            self._client.transact_write_items(
+                TransactItems=[
+                    {"Put": {"TableName": self._name, "Item": {**body, "sk": f"{RESULT_PREFIX}{computed_at}"}}},
+                    {
+                        "Put": {
+                            "TableName": self._name,
+                            "Item": {**body, "sk": RESULT_LATEST},
+                            "ConditionExpression": "attribute_not_exists(sk) OR computed_at < :at",
+                            "ExpressionAttributeValues": {":at": computed_at},
+                        }
+                    },
+                ]
+            )
         except ClientError as exc:
             reasons = exc.response.get("CancellationReasons") or []
             if len(reasons) > 1 and reasons[1].get("Code") == "ConditionalCheckFailed":

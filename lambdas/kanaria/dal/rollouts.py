@@ -22,9 +22,9 @@ import boto3
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from kanaria.dal.pages import query_items
 from kanaria.dal.experiment_store import _plain
 from kanaria.dal.observations import read_latest_result
+from kanaria.dal.pages import query_items
 from kanaria.domain.analysis_result import StoredResult
 from kanaria.domain.rollout import CandidateEvent
 from kanaria.domain.rollout_state import Progress, RollbackRecord, RolloutState
@@ -69,10 +69,15 @@ class DynamoRolloutStore:
         """Insert META; ConflictError if the rollout id is taken."""
         dumped = state.model_dump(mode="json")
         item = {
-            "rollout_id": state.rollout_id, "record": META, "status": status,
-            "execution_arn": state.rollout.execution_arn, "config_hash": state.rollout.candidate.config_hash,
-            "model_id": state.rollout.candidate.model_id, "rollout": _json(dumped["rollout"]),
-            "progress": _json(dumped["progress"]), "created_at": now.isoformat(timespec="seconds"),
+            "rollout_id": state.rollout_id,
+            "record": META,
+            "status": status,
+            "execution_arn": state.rollout.execution_arn,
+            "config_hash": state.rollout.candidate.config_hash,
+            "model_id": state.rollout.candidate.model_id,
+            "rollout": _json(dumped["rollout"]),
+            "progress": _json(dumped["progress"]),
+            "created_at": now.isoformat(timespec="seconds"),
             "updated_at": now.isoformat(timespec="seconds"),
         }
         try:
@@ -82,12 +87,16 @@ class DynamoRolloutStore:
                 raise ConflictError(f"rollout {state.rollout_id!r} exists", field="rollout_id") from None
             raise
 
-    def update(self, rollout_id: str, status: str, progress: Progress, now: datetime,
-               approval_token: str | None = None) -> None:
+    def update(
+        self, rollout_id: str, status: str, progress: Progress, now: datetime, approval_token: str | None = None
+    ) -> None:
         """New status and progress. Nothing but the rollback itself may overwrite a rolled-back rollout."""
         names = {"#s": "status"}
-        values: dict[str, Any] = {":s": status, ":p": _json(progress.model_dump(mode="json")),
-                                  ":u": now.isoformat(timespec="seconds")}
+        values: dict[str, Any] = {
+            ":s": status,
+            ":p": _json(progress.model_dump(mode="json")),
+            ":u": now.isoformat(timespec="seconds"),
+        }
         expression = "SET #s = :s, progress = :p, updated_at = :u"
         if approval_token is not None:
             expression += ", approval_token = :t, approval_requested_at = :u"
@@ -99,13 +108,18 @@ class DynamoRolloutStore:
             condition += " AND #s <> :rb"
             values[":rb"] = ROLLED_BACK
         try:
-            self._table.update_item(Key={"rollout_id": rollout_id, "record": META}, UpdateExpression=expression,
-                                    ConditionExpression=condition, ExpressionAttributeNames=names,
-                                    ExpressionAttributeValues=values)
+            self._table.update_item(
+                Key={"rollout_id": rollout_id, "record": META},
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
         except ClientError as exc:
             if _conditional_failed(exc):
-                raise RolledBackError(f"rollout {rollout_id!r} was rolled back or does not exist",
-                                      field="rollout_id") from None
+                raise RolledBackError(
+                    f"rollout {rollout_id!r} was rolled back or does not exist", field="rollout_id"
+                ) from None
             raise
 
     # --- the listener's active rollout -----------------------------------------------------------------------
@@ -118,8 +132,12 @@ class DynamoRolloutStore:
         """Take the listener for this rollout; ConflictError naming the rollout that holds it."""
         try:
             self._table.put_item(
-                Item={**self._active_key(listener_arn), "active_rollout_id": rollout_id,
-                      "execution_arn": execution_arn, "since": now.isoformat(timespec="seconds")},
+                Item={
+                    **self._active_key(listener_arn),
+                    "active_rollout_id": rollout_id,
+                    "execution_arn": execution_arn,
+                    "since": now.isoformat(timespec="seconds"),
+                },
                 ConditionExpression="attribute_not_exists(rollout_id) OR active_rollout_id = :me",
                 ExpressionAttributeValues={":me": rollout_id},
             )
@@ -129,7 +147,9 @@ class DynamoRolloutStore:
             holder = self.active(listener_arn) or {}
             raise ConflictError(
                 f"rollout {holder.get('active_rollout_id')!r} is active on this listener since {holder.get('since')}; "
-                "one rollout at a time (wait for it, or `kanaria rollout abort` it)", field="rollout_id") from None
+                "one rollout at a time (wait for it, or `kanaria rollout abort` it)",
+                field="rollout_id",
+            ) from None
 
     def active(self, listener_arn: str) -> dict[str, Any] | None:
         """{"active_rollout_id", "execution_arn", "since"} or None."""
@@ -138,32 +158,48 @@ class DynamoRolloutStore:
     def release_active(self, listener_arn: str, rollout_id: str) -> None:
         """Free the listener if this rollout holds it."""
         try:
-            self._table.delete_item(Key=self._active_key(listener_arn), ConditionExpression="active_rollout_id = :me",
-                                    ExpressionAttributeValues={":me": rollout_id})
+            self._table.delete_item(
+                Key=self._active_key(listener_arn),
+                ConditionExpression="active_rollout_id = :me",
+                ExpressionAttributeValues={":me": rollout_id},
+            )
         except ClientError as exc:
             if not _conditional_failed(exc):
                 raise
 
     def note_last_rollback(self, listener_arn: str, rollout_id: str, now: datetime) -> None:
         """The listener's latest rolled-back rollout (overwritten by the next one)."""
-        self._table.put_item(Item={"rollout_id": f"ACTIVE#{listener_arn}", "record": LAST_ROLLBACK,
-                                   "last_rollout_id": rollout_id, "at": now.isoformat(timespec="seconds")})
+        self._table.put_item(
+            Item={
+                "rollout_id": f"ACTIVE#{listener_arn}",
+                "record": LAST_ROLLBACK,
+                "last_rollout_id": rollout_id,
+                "at": now.isoformat(timespec="seconds"),
+            }
+        )
 
     def last_rollback(self, listener_arn: str) -> dict[str, Any] | None:
         """{"rollout_id", "at"} or None."""
-        item = self._table.get_item(Key={"rollout_id": f"ACTIVE#{listener_arn}", "record": LAST_ROLLBACK},
-                                    ConsistentRead=True).get("Item")
+        item = self._table.get_item(
+            Key={"rollout_id": f"ACTIVE#{listener_arn}", "record": LAST_ROLLBACK}, ConsistentRead=True
+        ).get("Item")
         return {"rollout_id": item["last_rollout_id"], "at": item["at"]} if item else None
 
     # --- rollback lock and record ----------------------------------------------------------------------------
 
     def acquire_rollback_lock(self, rollout_id: str, owner: str, now: datetime, lease_seconds: int) -> str:
-        """"acquired" for the first trigger (or after an expired lease), else "done" or "in_progress"."""
+        """ "acquired" for the first trigger (or after an expired lease), else "done" or "in_progress"."""
         epoch = int(now.timestamp())
         try:
             self._table.put_item(
-                Item={"rollout_id": rollout_id, "record": LOCK, "state": "in_progress", "owner": owner,
-                      "lease_until": epoch + lease_seconds, "at": now.isoformat(timespec="seconds")},
+                Item={
+                    "rollout_id": rollout_id,
+                    "record": LOCK,
+                    "state": "in_progress",
+                    "owner": owner,
+                    "lease_until": epoch + lease_seconds,
+                    "at": now.isoformat(timespec="seconds"),
+                },
                 ConditionExpression="attribute_not_exists(rollout_id) OR (#st = :busy AND lease_until < :now)",
                 ExpressionAttributeNames={"#st": "state"},
                 ExpressionAttributeValues={":busy": "in_progress", ":now": epoch},
@@ -178,8 +214,10 @@ class DynamoRolloutStore:
     def finish_rollback_lock(self, rollout_id: str, owner: str, now: datetime) -> None:
         """Mark the rollback done (only by its owner)."""
         self._table.update_item(
-            Key={"rollout_id": rollout_id, "record": LOCK}, UpdateExpression="SET #st = :done, finished_at = :at",
-            ConditionExpression="#o = :me", ExpressionAttributeNames={"#st": "state", "#o": "owner"},
+            Key={"rollout_id": rollout_id, "record": LOCK},
+            UpdateExpression="SET #st = :done, finished_at = :at",
+            ConditionExpression="#o = :me",
+            ExpressionAttributeNames={"#st": "state", "#o": "owner"},
             ExpressionAttributeValues={":done": "done", ":at": now.isoformat(timespec="seconds"), ":me": owner},
         )
 
@@ -187,7 +225,8 @@ class DynamoRolloutStore:
         """Give up an unfinished rollback so that a retry or another trigger can redo it."""
         try:
             self._table.delete_item(
-                Key={"rollout_id": rollout_id, "record": LOCK}, ConditionExpression="#o = :me AND #st = :busy",
+                Key={"rollout_id": rollout_id, "record": LOCK},
+                ConditionExpression="#o = :me AND #st = :busy",
                 ExpressionAttributeNames={"#o": "owner", "#st": "state"},
                 ExpressionAttributeValues={":me": owner, ":busy": "in_progress"},
             )
@@ -204,9 +243,14 @@ class DynamoRolloutStore:
         """Write the immutable record; False if one exists."""
         try:
             self._table.put_item(
-                Item={"rollout_id": record.rollout_id, "record": ROLLBACK, "at": record.at,
-                      "trigger": record.trigger.kind, "config_hash": record.config_hash,
-                      "body": record.model_dump_json()},
+                Item={
+                    "rollout_id": record.rollout_id,
+                    "record": ROLLBACK,
+                    "at": record.at,
+                    "trigger": record.trigger.kind,
+                    "config_hash": record.config_hash,
+                    "body": record.model_dump_json(),
+                },
                 ConditionExpression="attribute_not_exists(rollout_id)",
             )
             return True
@@ -228,30 +272,45 @@ class DynamoRolloutStore:
 
     def candidate_history(self, config_hash: str) -> tuple[list[CandidateEvent], bool]:
         """Every ended attempt of the configuration and whether it is rejected for good."""
-        items = query_items(self._table, KeyConditionExpression=Key("rollout_id").eq(self._candidate(config_hash)),
-                            ConsistentRead=True)
+        items = query_items(
+            self._table, KeyConditionExpression=Key("rollout_id").eq(self._candidate(config_hash)), ConsistentRead=True
+        )
         rejected = any(i["record"] == REJECTED for i in items)
         events = [
-            CandidateEvent(kind=i["kind"], at=datetime.fromisoformat(i["at"]), rollout_id=i["attempt"],
-                           trigger=i.get("trigger", ""))
-            for i in items if i["record"] != REJECTED
+            CandidateEvent(
+                kind=i["kind"],
+                at=datetime.fromisoformat(i["at"]),
+                rollout_id=i["attempt"],
+                trigger=i.get("trigger", ""),
+            )
+            for i in items
+            if i["record"] != REJECTED
         ]
         return sorted(events, key=lambda e: e.at), rejected
 
     def add_candidate_event(self, config_hash: str, event: CandidateEvent) -> None:
         """One item per attempt (a retried write overwrites the same item)."""
-        self._table.put_item(Item={
-            "rollout_id": self._candidate(config_hash), "record": f"{event.kind.upper()}#{event.rollout_id}",
-            "kind": event.kind, "at": event.at.isoformat(timespec="seconds"), "attempt": event.rollout_id,
-            "trigger": event.trigger,
-        })
+        self._table.put_item(
+            Item={
+                "rollout_id": self._candidate(config_hash),
+                "record": f"{event.kind.upper()}#{event.rollout_id}",
+                "kind": event.kind,
+                "at": event.at.isoformat(timespec="seconds"),
+                "attempt": event.rollout_id,
+                "trigger": event.trigger,
+            }
+        )
 
     def mark_rejected(self, config_hash: str, reason: str, now: datetime) -> None:
         """Reject the configuration for good (first marker wins)."""
         try:
             self._table.put_item(
-                Item={"rollout_id": self._candidate(config_hash), "record": REJECTED, "reason": reason,
-                      "at": now.isoformat(timespec="seconds")},
+                Item={
+                    "rollout_id": self._candidate(config_hash),
+                    "record": REJECTED,
+                    "reason": reason,
+                    "at": now.isoformat(timespec="seconds"),
+                },
                 ConditionExpression="attribute_not_exists(rollout_id)",
             )
         except ClientError as exc:

@@ -30,13 +30,20 @@ class HttpWarmupSender:
                     sent += 1
                 if not pending:
                     break
-                done, pending = wait(pending, timeout=max(0.0, deadline - time.monotonic()), return_when=FIRST_COMPLETED)
+                done, pending = wait(
+                    pending, timeout=max(0.0, deadline - time.monotonic()), return_when=FIRST_COMPLETED
+                )
                 succeeded += sum(1 for f in done if f.result())
                 if time.monotonic() >= deadline and not done:
                     break
         failed = warmup.requests - succeeded
-        return {"sent": sent, "succeeded": succeeded, "failed": failed, "failure_rate": failed / warmup.requests,
-                "seconds": round(time.monotonic() - started, 3)}
+        return {
+            "sent": sent,
+            "succeeded": succeeded,
+            "failed": failed,
+            "failure_rate": failed / warmup.requests,
+            "seconds": round(time.monotonic() - started, 3),
+        }
 
     @staticmethod
     def _one(url: str, body: bytes, headers: dict[str, str], timeout: float) -> bool:

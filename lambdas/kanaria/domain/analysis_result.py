@@ -15,7 +15,8 @@ import json
 from enum import Enum
 from typing import Any, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError as PydanticValidationError
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
 
 
 class Decision(str, Enum):
@@ -30,8 +31,11 @@ class Decision(str, Enum):
 
 VariantAction = Literal["promote", "review", "stop", "continue", "none"]
 ACTION_OF: dict[Decision, VariantAction] = {
-    Decision.PROMOTE: "promote", Decision.REVIEW: "review", Decision.ROLLBACK: "stop",
-    Decision.CONTINUE: "continue", Decision.NO_DECISION: "none",
+    Decision.PROMOTE: "promote",
+    Decision.REVIEW: "review",
+    Decision.ROLLBACK: "stop",
+    Decision.CONTINUE: "continue",
+    Decision.NO_DECISION: "none",
 }
 
 
@@ -102,8 +106,13 @@ class StoredResult(BaseModel):
 
     def as_dict(self) -> dict[str, Any]:
         """{experiment_id, computed_at, decision, result (the engine's JSON), snapshot} as plain JSON values."""
-        return {"experiment_id": self.experiment_id, "computed_at": self.computed_at, "decision": self["decision"],
-                "result": self["result"], "snapshot": self.snapshot}
+        return {
+            "experiment_id": self.experiment_id,
+            "computed_at": self.computed_at,
+            "decision": self["decision"],
+            "result": self["result"],
+            "snapshot": self.snapshot,
+        }
 
     def __getitem__(self, key: str) -> Any:
         """Dict-style access for older callers (`previous["decision"]`)."""
@@ -141,9 +150,15 @@ def decode_result_item(item: Mapping[str, Any]) -> StoredResult:
         except PydanticValidationError as exc:
             error = f"stored result is not an analysis result: {exc.errors()[0]['msg']}"
     snapshot = _json(item.get("snapshot"))
-    return StoredResult(experiment_id=str(item.get("experiment_id", "")), computed_at=item.get("computed_at"),
-                        decision=decision, result=result, snapshot=snapshot if isinstance(snapshot, dict) else None,
-                        raw_decision=raw if decision is None else None, error=error)
+    return StoredResult(
+        experiment_id=str(item.get("experiment_id", "")),
+        computed_at=item.get("computed_at"),
+        decision=decision,
+        result=result,
+        snapshot=snapshot if isinstance(snapshot, dict) else None,
+        raw_decision=raw if decision is None else None,
+        error=error,
+    )
 
 
 def coerce_stored(value: StoredResult | Mapping[str, Any] | None) -> StoredResult | None:
@@ -176,26 +191,44 @@ def verdict_for_variant(stored: StoredResult | Mapping[str, Any] | None, variant
     at = stored.computed_at
     if stored.decision is None:
         if stored.raw_decision is not None:
-            return VariantVerdict(verdict="inconclusive", decision=stored.raw_decision, computed_at=at,
-                                  reason=f"analysis decision {stored.raw_decision!r} is not one of "
-                                         f"{', '.join(d.value for d in Decision)}")
+            return VariantVerdict(
+                verdict="inconclusive",
+                decision=stored.raw_decision,
+                computed_at=at,
+                reason=f"analysis decision {stored.raw_decision!r} is not one of "
+                f"{', '.join(d.value for d in Decision)}",
+            )
         return VariantVerdict(verdict="inconclusive", computed_at=at, reason="the analysis has no decision yet")
     decision = stored.decision.value
     result = stored.result
     own = result.variant(variant) if result is not None else None
     if result is not None and variant in result.stop_variants:
-        return VariantVerdict(verdict="fail", decision=decision, computed_at=at,
-                              reason=f"the analysis stops variant {variant!r} (computed {at})")
+        return VariantVerdict(
+            verdict="fail",
+            decision=decision,
+            computed_at=at,
+            reason=f"the analysis stops variant {variant!r} (computed {at})",
+        )
     if stored.decision is Decision.ROLLBACK:
-        return VariantVerdict(verdict="fail", decision=decision, computed_at=at,
-                              reason=f"analysis decision {decision!r} (computed {at})")
+        return VariantVerdict(
+            verdict="fail", decision=decision, computed_at=at, reason=f"analysis decision {decision!r} (computed {at})"
+        )
     if stored.decision is Decision.PROMOTE:
         winner = result.winner if result is not None else None
         if winner is not None and winner != variant:
-            return VariantVerdict(verdict="inconclusive", decision=decision, computed_at=at,
-                                  reason=f"the analysis favours variant {winner!r}, not the candidate's {variant!r}")
-        return VariantVerdict(verdict="pass", decision=decision, computed_at=at,
-                              reason=f"analysis decision {decision!r} (computed {at})")
+            return VariantVerdict(
+                verdict="inconclusive",
+                decision=decision,
+                computed_at=at,
+                reason=f"the analysis favours variant {winner!r}, not the candidate's {variant!r}",
+            )
+        return VariantVerdict(
+            verdict="pass", decision=decision, computed_at=at, reason=f"analysis decision {decision!r} (computed {at})"
+        )
     detail = f"; {variant}: {own.decision.value}" if own is not None else ""
-    return VariantVerdict(verdict="inconclusive", decision=decision, computed_at=at,
-                          reason=f"analysis decision {decision!r} is not a promotion{detail}")
+    return VariantVerdict(
+        verdict="inconclusive",
+        decision=decision,
+        computed_at=at,
+        reason=f"analysis decision {decision!r} is not a promotion{detail}",
+    )

@@ -100,7 +100,9 @@ class ConfigResolver:
         self._experiment = experiment
         self._resolved: dict[tuple[str | None, str], tuple[dict[str, Any], str]] = {}
 
-    def __call__(self, experiment: Experiment, variant_id: str | None, profile: IntentProfile) -> tuple[dict[str, Any], str]:
+    def __call__(
+        self, experiment: Experiment, variant_id: str | None, profile: IntentProfile
+    ) -> tuple[dict[str, Any], str]:
         if experiment is not self._experiment:
             return configuration(experiment, variant_id, profile)
         key = (variant_id, profile.intent)
@@ -132,10 +134,20 @@ def assign(
     return Assignment(experiment.id, unit, intent, variant_id, True, ASSIGNED, config, digest)
 
 
-def moved_to_control(experiment: Experiment, unit: str, intent: str | None, profile: IntentProfile, why: str) -> Assignment:
+def moved_to_control(
+    experiment: Experiment, unit: str, intent: str | None, profile: IntentProfile, why: str
+) -> Assignment:
     """A unit whose variant was stopped or rolled back: served control and excluded from analysis."""
     config, digest = configuration(experiment, None, profile)
     return Assignment(
-        experiment.id, unit, intent, experiment.control, True, VARIANT_STOPPED, config, digest,
-        excluded=True, extra={"reassigned_reason": why},
+        experiment.id,
+        unit,
+        intent,
+        experiment.control,
+        True,
+        VARIANT_STOPPED,
+        config,
+        digest,
+        excluded=True,
+        extra={"reassigned_reason": why},
     )

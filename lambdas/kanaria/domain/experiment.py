@@ -110,10 +110,13 @@ class Guardrail(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     metric: str
-    max_degradation: float = Field(ge=0.0, description="allowed worsening vs control; a fraction of control's value "
-                                                       "when relative")
-    relative: bool | None = Field(default=None, description="default: points (absolute) for rates, a fraction of "
-                                                            "control's value for means and the p99")
+    max_degradation: float = Field(
+        ge=0.0, description="allowed worsening vs control; a fraction of control's value when relative"
+    )
+    relative: bool | None = Field(
+        default=None,
+        description="default: points (absolute) for rates, a fraction of control's value for means and the p99",
+    )
 
     @field_validator("metric")
     @classmethod

@@ -88,9 +88,12 @@ class Observation(BaseModel):
     timestamp: AwareDatetime
     model_id: str | None = Field(default=None, min_length=1, max_length=256, description="model that answered")
     target: Literal["canary", "primary"] | None = Field(
-        default=None, description="deployment behind the ALB that answered (set by the chatbot during a canary rollout)")
+        default=None, description="deployment behind the ALB that answered (set by the chatbot during a canary rollout)"
+    )
     throttled: StrictBool | None = Field(
-        default=None, description="the model call was throttled; CloudWatch only (canary throttling alarm), not analysed")
+        default=None,
+        description="the model call was throttled; CloudWatch only (canary throttling alarm), not analysed",
+    )
 
     quality_score: StrictFloat | None = Field(default=None, ge=0.0, le=1.0)
     relevance_score: StrictFloat | None = Field(default=None, ge=0.0, le=1.0)
@@ -109,7 +112,9 @@ class Observation(BaseModel):
     @model_validator(mode="after")
     def _some_metric(self) -> "Observation":
         if all(getattr(self, m) is None for m in (*MEAN_METRICS, *BINARY_METRICS)):
-            raise ValueError(f"metrics: at least one metric is required ({', '.join(sorted((*MEAN_METRICS, *BINARY_METRICS)))})")
+            raise ValueError(
+                f"metrics: at least one metric is required ({', '.join(sorted((*MEAN_METRICS, *BINARY_METRICS)))})"
+            )
         return self
 
     @property
@@ -129,11 +134,15 @@ def check_clock(observation: Observation, now: datetime) -> None:
     if observation.timestamp > now + MAX_CLOCK_SKEW:
         raise ValidationError(
             f"is {observation.timestamp.isoformat()}, more than {int(MAX_CLOCK_SKEW.total_seconds())} s after the "
-            f"server time {now.isoformat(timespec='seconds')}", field="timestamp")
+            f"server time {now.isoformat(timespec='seconds')}",
+            field="timestamp",
+        )
     if observation.timestamp < now - MAX_OBSERVATION_AGE:
         raise ValidationError(
             f"is {observation.timestamp.isoformat()}, more than {MAX_OBSERVATION_AGE.days} days before the server "
-            f"time {now.isoformat(timespec='seconds')}; observations are recorded as they happen", field="timestamp")
+            f"time {now.isoformat(timespec='seconds')}; observations are recorded as they happen",
+            field="timestamp",
+        )
 
 
 @dataclass(frozen=True)
@@ -193,7 +202,7 @@ def bucket_bounds(index: int) -> tuple[float, float]:
     """[low, high) of a histogram bucket in ms."""
     if index == 0:
         return 0.0, 1.0
-    return LATENCY_GROWTH ** (index - 1), LATENCY_GROWTH ** index
+    return LATENCY_GROWTH ** (index - 1), LATENCY_GROWTH**index
 
 
 def histogram_attribute(index: int) -> str:
@@ -300,8 +309,8 @@ class Statistics:
             stats2[0] += int(item.get(f"{code}_n", 0))
             stats2[1] += int(item.get(f"{code}_k", 0))
         for name, count in item.items():
-            if name.startswith(HISTOGRAM_PREFIX) and name[len(HISTOGRAM_PREFIX):].isdigit():
-                index = int(name[len(HISTOGRAM_PREFIX):])
+            if name.startswith(HISTOGRAM_PREFIX) and name[len(HISTOGRAM_PREFIX) :].isdigit():
+                index = int(name[len(HISTOGRAM_PREFIX) :])
                 self.histogram[index] = self.histogram.get(index, 0) + int(count)
 
     def add_values(self, values: Mapping[str, Decimal | bool]) -> None:
@@ -318,12 +327,22 @@ class Statistics:
         for metric, (n, total, squares) in self.means.items():
             # m2 = Σ(x − mean)² from the exact Decimal sums: floats of sum and sum_sq would lose a small variance
             # around a large mean
-            m2 = DYNAMO_DECIMAL.subtract(squares, DYNAMO_DECIMAL.divide(DYNAMO_DECIMAL.multiply(total, total), n)) if n else 0
+            m2 = (
+                DYNAMO_DECIMAL.subtract(squares, DYNAMO_DECIMAL.divide(DYNAMO_DECIMAL.multiply(total, total), n))
+                if n
+                else 0
+            )
             entry[metric] = {"n": int(n), "sum": float(total), "sum_sq": float(squares), "m2": max(float(m2), 0.0)}
         for metric, (count, successes) in self.binaries.items():
             entry[metric] = {"n": count, "successes": successes}
-        entry["latency_ms"].update({"p50": self.quantile(0.50), "p95": self.quantile(0.95), "p99": self.quantile(0.99),
-                                    "histogram": {str(i): c for i, c in sorted(self.histogram.items()) if c}})
+        entry["latency_ms"].update(
+            {
+                "p50": self.quantile(0.50),
+                "p95": self.quantile(0.95),
+                "p99": self.quantile(0.99),
+                "histogram": {str(i): c for i, c in sorted(self.histogram.items()) if c},
+            }
+        )
         return entry
 
 

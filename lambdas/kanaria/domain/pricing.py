@@ -47,7 +47,7 @@ def base_model_id(model_id: str) -> str:
     name = model_id.rsplit("/", 1)[-1] if model_id.startswith("arn:") else model_id
     for prefix in _PROFILE_PREFIXES:
         if name.startswith(prefix):
-            return name[len(prefix):]
+            return name[len(prefix) :]
     return name
 
 

@@ -66,12 +66,29 @@ class IntentProfile(BaseModel):
     severity: Literal["low", "medium", "high"] = "medium"
 
 
-def _profile(intent: str, t: float, k: int, p: float, mx: int, fp: float, prompt: str, shots: int, q: float,
-             severity: Literal["low", "medium", "high"]) -> IntentProfile:
+def _profile(
+    intent: str,
+    t: float,
+    k: int,
+    p: float,
+    mx: int,
+    fp: float,
+    prompt: str,
+    shots: int,
+    q: float,
+    severity: Literal["low", "medium", "high"],
+) -> IntentProfile:
     return IntentProfile(
         intent=intent,
-        parameters=ModelParameters(temperature=t, top_k=k, top_p=p, max_tokens=mx, frequency_penalty=fp,
-                                   system_prompt_version=prompt, few_shot_count=shots),
+        parameters=ModelParameters(
+            temperature=t,
+            top_k=k,
+            top_p=p,
+            max_tokens=mx,
+            frequency_penalty=fp,
+            system_prompt_version=prompt,
+            few_shot_count=shots,
+        ),
         quality_target=q,
         severity=severity,
     )

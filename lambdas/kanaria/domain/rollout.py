@@ -122,21 +122,32 @@ def next_step(stage: Stage, outcome: Outcome, elapsed_seconds: float, last_stage
         return StepDecision(decision="rollback", reason=f"stage {stage.name}: a gate failed", wait_seconds=0)
     if elapsed_seconds < minimum:
         remaining = math.ceil(minimum - elapsed_seconds)
-        return StepDecision(decision="wait", wait_seconds=max(1, min(interval, remaining)),
-                            reason=f"stage {stage.name}: {remaining}s of the {minimum}s minimum left ({outcome.value})")
+        return StepDecision(
+            decision="wait",
+            wait_seconds=max(1, min(interval, remaining)),
+            reason=f"stage {stage.name}: {remaining}s of the {minimum}s minimum left ({outcome.value})",
+        )
     if outcome is Outcome.PASS:
         if last_stage:
-            return StepDecision(decision="await_approval", wait_seconds=0,
-                                reason=f"stage {stage.name} passed; 100% needs a human approval")
+            return StepDecision(
+                decision="await_approval",
+                wait_seconds=0,
+                reason=f"stage {stage.name} passed; 100% needs a human approval",
+            )
         return StepDecision(decision="advance", wait_seconds=0, reason=f"stage {stage.name} passed")
     bound = minimum + stage.hold_bound_seconds
     if elapsed_seconds >= bound:
-        return StepDecision(decision="rollback", wait_seconds=0,
-                            reason=f"stage {stage.name}: gates still inconclusive after {int(elapsed_seconds)}s "
-                                   f"(hold bound {bound}s)")
+        return StepDecision(
+            decision="rollback",
+            wait_seconds=0,
+            reason=f"stage {stage.name}: gates still inconclusive after {int(elapsed_seconds)}s (hold bound {bound}s)",
+        )
     remaining = math.ceil(bound - elapsed_seconds)
-    return StepDecision(decision="hold", wait_seconds=max(1, min(interval, remaining)),
-                        reason=f"stage {stage.name}: inconclusive, holding (rollback in {remaining}s unless conclusive)")
+    return StepDecision(
+        decision="hold",
+        wait_seconds=max(1, min(interval, remaining)),
+        reason=f"stage {stage.name}: inconclusive, holding (rollback in {remaining}s unless conclusive)",
+    )
 
 
 # --- listener weights --------------------------------------------------------------------------------------
@@ -182,8 +193,11 @@ def target_forward(primary: str, canary: str, percent: int, stickiness_seconds: 
         return Forward(weights={primary: 100})
     if percent >= 100:
         return Forward(weights={canary: 100})
-    return Forward(weights={primary: 100 - percent, canary: percent}, stickiness_enabled=True,
-                   stickiness_seconds=stickiness_seconds)
+    return Forward(
+        weights={primary: 100 - percent, canary: percent},
+        stickiness_enabled=True,
+        stickiness_seconds=stickiness_seconds,
+    )
 
 
 def primary_only(primary: str) -> Forward:
@@ -201,8 +215,11 @@ def forward_of(actions: Sequence[Mapping[str, Any]]) -> Forward | None:
             weights = {g["TargetGroupArn"]: int(g.get("Weight", 1)) for g in config["TargetGroups"]}
             sticky = config.get("TargetGroupStickinessConfig") or {}
             enabled = bool(sticky.get("Enabled", False))
-            return Forward(weights=weights, stickiness_enabled=enabled,
-                           stickiness_seconds=sticky.get("DurationSeconds") if enabled else None)
+            return Forward(
+                weights=weights,
+                stickiness_enabled=enabled,
+                stickiness_seconds=sticky.get("DurationSeconds") if enabled else None,
+            )
         if action.get("TargetGroupArn"):
             return Forward(weights={action["TargetGroupArn"]: 1})
     return None
@@ -235,8 +252,11 @@ def without_target_group(forward: Forward, target_group: str, fallback: str) -> 
     weights = {arn: w for arn, w in forward.weights.items() if arn != target_group}
     if not weights or sum(weights.values()) == 0:
         weights = {fallback: 100}
-    return Forward(weights=weights, stickiness_enabled=forward.stickiness_enabled and len(weights) > 1,
-                   stickiness_seconds=forward.stickiness_seconds if len(weights) > 1 else None)
+    return Forward(
+        weights=weights,
+        stickiness_enabled=forward.stickiness_enabled and len(weights) > 1,
+        stickiness_seconds=forward.stickiness_seconds if len(weights) > 1 else None,
+    )
 
 
 def _shares(forward: Forward) -> dict[str, Fraction]:
@@ -253,12 +273,16 @@ def forward_differences(expected: Forward, actual: Forward | None) -> list[str]:
     want, have = _shares(expected), _shares(actual)
     for arn in sorted(set(want) | set(have)):
         if want.get(arn) != have.get(arn):
-            diffs.append(f"{arn}: expected weight {expected.weights.get(arn)} ({_percent(want.get(arn))}), "
-                         f"found {actual.weights.get(arn)} ({_percent(have.get(arn))})")
+            diffs.append(
+                f"{arn}: expected weight {expected.weights.get(arn)} ({_percent(want.get(arn))}), "
+                f"found {actual.weights.get(arn)} ({_percent(have.get(arn))})"
+            )
     if expected.stickiness_enabled != actual.stickiness_enabled:
         diffs.append(f"stickiness: expected {expected.stickiness_enabled}, found {actual.stickiness_enabled}")
     elif expected.stickiness_enabled and expected.stickiness_seconds != actual.stickiness_seconds:
-        diffs.append(f"stickiness duration: expected {expected.stickiness_seconds}s, found {actual.stickiness_seconds}s")
+        diffs.append(
+            f"stickiness duration: expected {expected.stickiness_seconds}s, found {actual.stickiness_seconds}s"
+        )
     return diffs
 
 
@@ -311,17 +335,27 @@ def admission(events: Iterable[CandidateEvent], rejected: bool, now: datetime) -
     rollbacks = [e.at for e in history if e.kind == "rollback"]
     recent = sum(1 for at in rollbacks if now - at <= FLAP_WINDOW)
     if rejected or flapping(rollbacks):
-        return Admission(allowed=False, rejected=True, rollbacks_in_window=recent,
-                         reason=f"candidate rejected for good: {FLAP_LIMIT} rollbacks within "
-                                f"{FLAP_WINDOW.days} days; change the configuration (new config_hash)")
+        return Admission(
+            allowed=False,
+            rejected=True,
+            rollbacks_in_window=recent,
+            reason=f"candidate rejected for good: {FLAP_LIMIT} rollbacks within "
+            f"{FLAP_WINDOW.days} days; change the configuration (new config_hash)",
+        )
     if rollbacks and now - rollbacks[-1] < COOLDOWN:
         until = rollbacks[-1] + COOLDOWN
-        return Admission(allowed=False, cooldown_until=until, rollbacks_in_window=recent,
-                         reason=f"cooldown after the rollback at {rollbacks[-1].isoformat()}: "
-                                f"no new attempt before {until.isoformat()}")
+        return Admission(
+            allowed=False,
+            cooldown_until=until,
+            rollbacks_in_window=recent,
+            reason=f"cooldown after the rollback at {rollbacks[-1].isoformat()}: "
+            f"no new attempt before {until.isoformat()}",
+        )
     after_rollback = bool(history) and history[-1].kind == "rollback"
     multiplier = FIRST_STAGE_MULTIPLIER if after_rollback else 1
-    reason = (f"previous attempt rolled back: first stage minimum x{multiplier}" if after_rollback
-              else "no rollback on record")
+    reason = (
+        f"previous attempt rolled back: first stage minimum x{multiplier}"
+        if after_rollback
+        else "no rollback on record"
+    )
     return Admission(allowed=True, reason=reason, rollbacks_in_window=recent, first_stage_multiplier=multiplier)
-

@@ -24,7 +24,6 @@ class Outcome(str, Enum):
     INCONCLUSIVE = "INCONCLUSIVE"
 
 
-
 # --- metrics and gates -------------------------------------------------------------------------------------
 
 
@@ -114,16 +113,21 @@ class GateResult(BaseModel):
 
 
 def _missing(gate: str, what: str, threshold: float | None = None) -> GateCheck:
-    return GateCheck(gate=gate, outcome=Outcome.INCONCLUSIVE, threshold=threshold,
-                     reason=f"no datapoints for {what} (missing data is not zero)")
+    return GateCheck(
+        gate=gate,
+        outcome=Outcome.INCONCLUSIVE,
+        threshold=threshold,
+        reason=f"no datapoints for {what} (missing data is not zero)",
+    )
 
 
 def _too_few(gate: str, side: str, have: float | None, need: int, what: str = "observations") -> GateCheck | None:
     if have is None:
         return _missing(gate, f"{side} {what}")
     if have < need:
-        return GateCheck(gate=gate, outcome=Outcome.INCONCLUSIVE,
-                         reason=f"only {have:g} {side} {what}, need at least {need}")
+        return GateCheck(
+            gate=gate, outcome=Outcome.INCONCLUSIVE, reason=f"only {have:g} {side} {what}, need at least {need}"
+        )
     return None
 
 
@@ -135,18 +139,25 @@ def _rate_check(gate: str, canary: SideMetrics, events: float | None, limit: flo
     if rate is None:
         return _missing(gate, f"canary {what}", limit)
     ok = rate < limit
-    return GateCheck(gate=gate, outcome=Outcome.PASS if ok else Outcome.FAIL, canary=rate, threshold=limit,
-                     reason=f"canary {what} rate {rate:.3%} {'<' if ok else '>='} {limit:.3%}")
+    return GateCheck(
+        gate=gate,
+        outcome=Outcome.PASS if ok else Outcome.FAIL,
+        canary=rate,
+        threshold=limit,
+        reason=f"canary {what} rate {rate:.3%} {'<' if ok else '>='} {limit:.3%}",
+    )
 
 
 def _error_rate(gates: StageGates, s: MetricSnapshot) -> GateCheck:
-    return _rate_check("error_rate", s.canary, s.canary.errors, gates.max_error_rate or 0, gates.min_observations,
-                       "error")
+    return _rate_check(
+        "error_rate", s.canary, s.canary.errors, gates.max_error_rate or 0, gates.min_observations, "error"
+    )
 
 
 def _throttle_rate(gates: StageGates, s: MetricSnapshot) -> GateCheck:
-    return _rate_check("throttle_rate", s.canary, s.canary.throttles, gates.max_throttle_rate or 0,
-                       gates.min_observations, "throttle")
+    return _rate_check(
+        "throttle_rate", s.canary, s.canary.throttles, gates.max_throttle_rate or 0, gates.min_observations, "throttle"
+    )
 
 
 def _latency(gates: StageGates, s: MetricSnapshot) -> GateCheck:
@@ -160,9 +171,15 @@ def _latency(gates: StageGates, s: MetricSnapshot) -> GateCheck:
         return _missing(gate, "canary p99 latency" if canary is None else "primary p99 latency", bound)
     limit = primary * (1 + bound)
     ok = canary <= limit
-    return GateCheck(gate=gate, outcome=Outcome.PASS if ok else Outcome.FAIL, canary=canary, primary=primary,
-                     threshold=limit, reason=f"canary p99 {canary:.0f} ms {'<=' if ok else '>'} {limit:.0f} ms "
-                                             f"(primary {primary:.0f} ms + {bound:.0%})")
+    return GateCheck(
+        gate=gate,
+        outcome=Outcome.PASS if ok else Outcome.FAIL,
+        canary=canary,
+        primary=primary,
+        threshold=limit,
+        reason=f"canary p99 {canary:.0f} ms {'<=' if ok else '>'} {limit:.0f} ms "
+        f"(primary {primary:.0f} ms + {bound:.0%})",
+    )
 
 
 def _hallucinations(gates: StageGates, s: MetricSnapshot) -> GateCheck:
@@ -175,14 +192,26 @@ def _hallucinations(gates: StageGates, s: MetricSnapshot) -> GateCheck:
     if canary is None or primary is None:
         return _missing(gate, f"{'canary' if canary is None else 'primary'} hallucinations", bound)
     ok = canary - primary <= bound
-    return GateCheck(gate=gate, outcome=Outcome.PASS if ok else Outcome.FAIL, canary=canary, primary=primary,
-                     threshold=primary + bound,
-                     reason=f"canary {canary:.3%} vs primary {primary:.3%}: "
-                            f"{'within' if ok else 'more than'} +{bound:.2%}")
+    return GateCheck(
+        gate=gate,
+        outcome=Outcome.PASS if ok else Outcome.FAIL,
+        canary=canary,
+        primary=primary,
+        threshold=primary + bound,
+        reason=f"canary {canary:.3%} vs primary {primary:.3%}: {'within' if ok else 'more than'} +{bound:.2%}",
+    )
 
 
-def _mean_drop(gate: str, label: str, canary_mean: float | None, primary_mean: float | None, canary_n: float | None,
-               primary_n: float | None, bound: float, need: int) -> GateCheck:
+def _mean_drop(
+    gate: str,
+    label: str,
+    canary_mean: float | None,
+    primary_mean: float | None,
+    canary_n: float | None,
+    primary_n: float | None,
+    bound: float,
+    need: int,
+) -> GateCheck:
     for side, count in (("canary", canary_n), ("primary", primary_n)):
         short = _too_few(gate, side, count, need, f"{label} samples")
         if short:
@@ -191,23 +220,43 @@ def _mean_drop(gate: str, label: str, canary_mean: float | None, primary_mean: f
         return _missing(gate, f"{'canary' if canary_mean is None else 'primary'} {label}", bound)
     floor = primary_mean * (1 - bound)
     ok = canary_mean >= floor
-    return GateCheck(gate=gate, outcome=Outcome.PASS if ok else Outcome.FAIL, canary=canary_mean,
-                     primary=primary_mean, threshold=floor,
-                     reason=f"canary {label} {canary_mean:.3f} {'>=' if ok else '<'} {floor:.3f} "
-                            f"(primary {primary_mean:.3f} - {bound:.0%})")
+    return GateCheck(
+        gate=gate,
+        outcome=Outcome.PASS if ok else Outcome.FAIL,
+        canary=canary_mean,
+        primary=primary_mean,
+        threshold=floor,
+        reason=f"canary {label} {canary_mean:.3f} {'>=' if ok else '<'} {floor:.3f} "
+        f"(primary {primary_mean:.3f} - {bound:.0%})",
+    )
 
 
 def _csat(gates: StageGates, s: MetricSnapshot) -> GateCheck:
     c, p = s.canary, s.primary
-    return _mean_drop("csat", "CSAT", c.mean(c.csat_sum, c.csat_count), p.mean(p.csat_sum, p.csat_count),
-                      c.csat_count, p.csat_count, gates.max_csat_drop or 0, gates.min_csat_responses)
+    return _mean_drop(
+        "csat",
+        "CSAT",
+        c.mean(c.csat_sum, c.csat_count),
+        p.mean(p.csat_sum, p.csat_count),
+        c.csat_count,
+        p.csat_count,
+        gates.max_csat_drop or 0,
+        gates.min_csat_responses,
+    )
 
 
 def _quality(gates: StageGates, s: MetricSnapshot) -> GateCheck:
     c, p = s.canary, s.primary
-    return _mean_drop("quality", "quality", c.mean(c.quality_sum, c.quality_count),
-                      p.mean(p.quality_sum, p.quality_count), c.quality_count, p.quality_count,
-                      gates.max_quality_drop or 0, gates.min_observations)
+    return _mean_drop(
+        "quality",
+        "quality",
+        c.mean(c.quality_sum, c.quality_count),
+        p.mean(p.quality_sum, p.quality_count),
+        c.quality_count,
+        p.quality_count,
+        gates.max_quality_drop or 0,
+        gates.min_observations,
+    )
 
 
 def _alarms(s: MetricSnapshot) -> list[GateCheck]:
@@ -215,16 +264,23 @@ def _alarms(s: MetricSnapshot) -> list[GateCheck]:
     if s.critical_alarm is not None:
         state = s.alarms.get(s.critical_alarm)
         if state == "ALARM":
-            checks.append(GateCheck(gate="critical_alarm", outcome=Outcome.FAIL,
-                                    reason=f"{s.critical_alarm} is in ALARM"))
+            checks.append(
+                GateCheck(gate="critical_alarm", outcome=Outcome.FAIL, reason=f"{s.critical_alarm} is in ALARM")
+            )
         elif state is None:
-            checks.append(GateCheck(gate="critical_alarm", outcome=Outcome.INCONCLUSIVE,
-                                    reason=f"{s.critical_alarm} not found"))
+            checks.append(
+                GateCheck(gate="critical_alarm", outcome=Outcome.INCONCLUSIVE, reason=f"{s.critical_alarm} not found")
+            )
     if s.warning_alarm is not None:
         state = s.alarms.get(s.warning_alarm)
         if state != "OK":
-            checks.append(GateCheck(gate="warning_alarm", outcome=Outcome.INCONCLUSIVE,
-                                    reason=f"{s.warning_alarm} is {state or 'not found'}, not OK: holding"))
+            checks.append(
+                GateCheck(
+                    gate="warning_alarm",
+                    outcome=Outcome.INCONCLUSIVE,
+                    reason=f"{s.warning_alarm} is {state or 'not found'}, not OK: holding",
+                )
+            )
     # The children too: a composite re-evaluates after its children, so a child already in ALARM is news the
     # composite has not passed on yet.
     for child in s.critical_children:
@@ -232,22 +288,34 @@ def _alarms(s: MetricSnapshot) -> list[GateCheck]:
             checks.append(GateCheck(gate="critical_alarm", outcome=Outcome.FAIL, reason=f"{child} is in ALARM"))
     for child in s.warning_children:
         if s.alarms.get(child) == "ALARM":
-            checks.append(GateCheck(gate="warning_alarm", outcome=Outcome.INCONCLUSIVE,
-                                    reason=f"{child} is in ALARM: holding"))
+            checks.append(
+                GateCheck(gate="warning_alarm", outcome=Outcome.INCONCLUSIVE, reason=f"{child} is in ALARM: holding")
+            )
     return checks
 
 
 def judge_checks(judgement: Judgement) -> list[GateCheck]:
     """The judge's verdict as gate checks: ROLLBACK fails, CONTINUE is inconclusive, PASS passes."""
     outcome = {Verdict.ROLLBACK: Outcome.FAIL, Verdict.CONTINUE: Outcome.INCONCLUSIVE, Verdict.PASS: Outcome.PASS}
-    return [GateCheck(gate=f"judge:{f.metric.value}@{f.intent}", outcome=outcome[f.verdict], reason=f.line(),
-                      canary=f.canary_rate, primary=f.primary_rate,
-                      threshold=f.log_threshold if f.verdict is Verdict.ROLLBACK else None)
-            for f in judgement.findings]
+    return [
+        GateCheck(
+            gate=f"judge:{f.metric.value}@{f.intent}",
+            outcome=outcome[f.verdict],
+            reason=f.line(),
+            canary=f.canary_rate,
+            primary=f.primary_rate,
+            threshold=f.log_threshold if f.verdict is Verdict.ROLLBACK else None,
+        )
+        for f in judgement.findings
+    ]
 
 
-def evaluate_gates(gates: StageGates, snapshot: MetricSnapshot, significance: Significance | None = None,
-                   judgement: Judgement | None = None) -> GateResult:
+def evaluate_gates(
+    gates: StageGates,
+    snapshot: MetricSnapshot,
+    significance: Significance | None = None,
+    judgement: Judgement | None = None,
+) -> GateResult:
     """Every configured gate of a stage against one snapshot (and the analysis result when required), with the
     judge's verdict when it runs."""
     checks: list[GateCheck] = judge_checks(judgement) if judgement is not None else []
@@ -267,8 +335,13 @@ def evaluate_gates(gates: StageGates, snapshot: MetricSnapshot, significance: Si
     if gates.alarms:
         checks.extend(_alarms(snapshot))
     outcomes = {c.outcome for c in checks}
-    outcome = (Outcome.FAIL if Outcome.FAIL in outcomes
-               else Outcome.INCONCLUSIVE if Outcome.INCONCLUSIVE in outcomes else Outcome.PASS)
+    outcome = (
+        Outcome.FAIL
+        if Outcome.FAIL in outcomes
+        else Outcome.INCONCLUSIVE
+        if Outcome.INCONCLUSIVE in outcomes
+        else Outcome.PASS
+    )
     return GateResult(outcome=outcome, checks=tuple(checks), snapshot=snapshot, significance=significance)
 
 
@@ -280,7 +353,6 @@ def significance_from_result(result: Mapping[str, Any] | Any | None, variant: st
 
     verdict = verdict_for_variant(result, variant)
     outcome = {"pass": Outcome.PASS, "fail": Outcome.FAIL}.get(verdict.verdict, Outcome.INCONCLUSIVE)
-    return Significance(outcome=outcome, decision=verdict.decision, computed_at=verdict.computed_at,
-                        reason=verdict.reason)
-
-
+    return Significance(
+        outcome=outcome, decision=verdict.decision, computed_at=verdict.computed_at, reason=verdict.reason
+    )

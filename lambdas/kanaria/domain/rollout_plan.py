@@ -60,7 +60,6 @@ EVENTS_PER_CHECK = 9
 EVENTS_OUTSIDE_CHECKS = 200
 
 
-
 class StageGates(BaseModel):
     """Thresholds of one stage; a gate left out (None) is not evaluated. Rates are fractions (0.005 = 0.5%)."""
 
@@ -68,24 +67,35 @@ class StageGates(BaseModel):
 
     max_error_rate: float | None = Field(default=None, ge=0, le=1, description="canary errors / observations")
     max_latency_p99_increase: float | None = Field(
-        default=None, ge=0, le=10, description="canary p99 may exceed primary p99 by this fraction (0.10 = 10%)")
+        default=None, ge=0, le=10, description="canary p99 may exceed primary p99 by this fraction (0.10 = 10%)"
+    )
     max_hallucination_rate_increase: float | None = Field(
-        default=None, ge=0, le=1, description="absolute: canary rate - primary rate")
+        default=None, ge=0, le=1, description="absolute: canary rate - primary rate"
+    )
     max_throttle_rate: float | None = Field(default=None, ge=0, le=1, description="canary throttles / observations")
     max_csat_drop: float | None = Field(
-        default=None, ge=0, le=1, description="canary mean CSAT >= primary mean x (1 - this)")
+        default=None, ge=0, le=1, description="canary mean CSAT >= primary mean x (1 - this)"
+    )
     max_quality_drop: float | None = Field(
-        default=None, ge=0, le=1, description="canary mean quality >= primary mean x (1 - this)")
+        default=None, ge=0, le=1, description="canary mean quality >= primary mean x (1 - this)"
+    )
     require_significance: bool = Field(
-        default=False, description="the latest analysis result must favour the candidate's variant")
+        default=False, description="the latest analysis result must favour the candidate's variant"
+    )
     min_observations: int = Field(default=200, ge=1, le=10_000_000, description="per side, else inconclusive")
     min_csat_responses: int = Field(default=30, ge=1, le=10_000_000)
     alarms: bool = Field(default=True, description="critical composite in ALARM fails, warning not OK holds")
 
     def has_checks(self) -> bool:
         """Whether any threshold or the significance gate is set."""
-        thresholds = (self.max_error_rate, self.max_latency_p99_increase, self.max_hallucination_rate_increase,
-                      self.max_throttle_rate, self.max_csat_drop, self.max_quality_drop)
+        thresholds = (
+            self.max_error_rate,
+            self.max_latency_p99_increase,
+            self.max_hallucination_rate_increase,
+            self.max_throttle_rate,
+            self.max_csat_drop,
+            self.max_quality_drop,
+        )
         return any(t is not None for t in thresholds) or self.require_significance
 
 
@@ -99,7 +109,8 @@ class Stage(BaseModel):
     min_duration_seconds: Seconds
     check_interval_seconds: PositiveSeconds = Field(default=60, description="how often the judge and gates look")
     max_hold_seconds: Seconds | None = Field(
-        default=None, description="extra time on an inconclusive gate after the minimum; default = the minimum")
+        default=None, description="extra time on an inconclusive gate after the minimum; default = the minimum"
+    )
     gates: StageGates = Field(default_factory=StageGates)
 
     @property
@@ -120,7 +131,8 @@ class ApprovalSettings(BaseModel):
 
     timeout_seconds: PositiveSeconds = 3 * DAY
     heartbeat_seconds: PositiveSeconds | None = Field(
-        default=None, description="SendTaskHeartbeat interval; default timeout - 1 (no heartbeat needed)")
+        default=None, description="SendTaskHeartbeat interval; default timeout - 1 (no heartbeat needed)"
+    )
 
     @field_validator("timeout_seconds")
     @classmethod
@@ -145,19 +157,23 @@ class RolloutPlan(BaseModel):
 
     stages: tuple[Stage, ...] = Field(min_length=1, max_length=10)
     approval: ApprovalSettings = Field(default_factory=ApprovalSettings)
-    stickiness_seconds: PositiveSeconds = Field(default=HOUR, le=7 * DAY,
-                                                description="ALB target-group stickiness while weighted")
+    stickiness_seconds: PositiveSeconds = Field(
+        default=HOUR, le=7 * DAY, description="ALB target-group stickiness while weighted"
+    )
     judge: JudgeSettings | None = Field(
         default_factory=JudgeSettings,
-        description="the sequential canary judge (kanaria.canary); null leaves only the stages' point gates")
+        description="the sequential canary judge (kanaria.canary); null leaves only the stages' point gates",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> "RolloutPlan":
         if self.judge is None:
             for stage in self.stages:
                 if not stage.gates.has_checks():
-                    raise ValueError(f"stages: stage {stage.name!r} has nothing to check: set a gate threshold or "
-                                     "require_significance, or keep the judge")
+                    raise ValueError(
+                        f"stages: stage {stage.name!r} has nothing to check: set a gate threshold or "
+                        "require_significance, or keep the judge"
+                    )
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
             raise ValueError("stages: names must be unique")
@@ -168,7 +184,8 @@ class RolloutPlan(BaseModel):
         if events > HISTORY_EVENT_LIMIT:
             raise ValueError(
                 f"stages: up to {events} Step Functions history events (limit {HISTORY_EVENT_LIMIT}); "
-                "raise check_interval_seconds or shorten min_duration_seconds/max_hold_seconds")
+                "raise check_interval_seconds or shorten min_duration_seconds/max_hold_seconds"
+            )
         return self
 
 
@@ -195,7 +212,10 @@ class Candidate(BaseModel):
     experiment_id: str | None = Field(default=None, pattern=ID_PATTERN)
     variant: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,32}$")
     intents: tuple[str, ...] | None = Field(
-        default=None, min_length=1, description="intents the candidate serves (stage 0 checks each); None: every profiled intent")
+        default=None,
+        min_length=1,
+        description="intents the candidate serves (stage 0 checks each); None: every profiled intent",
+    )
     description: str = Field(default="", max_length=500)
 
     @field_validator("target_group")
@@ -230,8 +250,9 @@ class OfflineEvaluation(BaseModel):
     passed: bool
     report_uri: str = Field(min_length=1, max_length=2048)
     per_intent: dict[str, IntentEvaluation] = Field(default_factory=dict)
-    config_hash: str | None = Field(default=None, pattern=CONFIG_HASH_PATTERN,
-                                    description="hash the evaluation ran on; must match the candidate's")
+    config_hash: str | None = Field(
+        default=None, pattern=CONFIG_HASH_PATTERN, description="hash the evaluation ran on; must match the candidate's"
+    )
 
 
 class Warmup(BaseModel):
@@ -254,12 +275,14 @@ class RolloutRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    rollout_id: str | None = Field(default=None, pattern=ROLLOUT_ID_PATTERN,
-                                   description="defaults to the execution name")
+    rollout_id: str | None = Field(
+        default=None, pattern=ROLLOUT_ID_PATTERN, description="defaults to the execution name"
+    )
     candidate: Candidate
     plan: RolloutPlan = Field(default_factory=lambda: default_plan())
     offline_evaluation: OfflineEvaluation | None = Field(
-        default=None, description="evidence for stage 0 when no evaluation of the candidate is stored")
+        default=None, description="evidence for stage 0 when no evaluation of the candidate is stored"
+    )
     warmup: Warmup | None = None
     requested_by: str | None = Field(default=None, max_length=256)
 
@@ -269,21 +292,38 @@ class RolloutRequest(BaseModel):
             if stage.gates.require_significance and self.candidate.experiment_id is None:
                 raise ValueError(
                     f"candidate.experiment_id: required because stage {stage.name!r} gates on significance "
-                    "(set experiment_id and variant, or drop require_significance)")
+                    "(set experiment_id and variant, or drop require_significance)"
+                )
         return self
 
 
-_GUARDRAILS = dict(max_error_rate=0.005, max_latency_p99_increase=0.10, max_hallucination_rate_increase=0.01,
-                   max_throttle_rate=0.05)
+_GUARDRAILS = dict(
+    max_error_rate=0.005, max_latency_p99_increase=0.10, max_hallucination_rate_increase=0.01, max_throttle_rate=0.05
+)
 DEFAULT_PLAN = RolloutPlan(
     stages=(
         # 25,000 history events: one look a minute at 5% (8 h with the hold), then every 3 and 6 minutes
-        Stage(name="canary-5", percent=5, min_duration_seconds=4 * HOUR, check_interval_seconds=60,
-              gates=StageGates(max_error_rate=0.005, max_latency_p99_increase=0.10)),
-        Stage(name="canary-25", percent=25, min_duration_seconds=DAY, check_interval_seconds=180,
-              gates=StageGates(**_GUARDRAILS, max_csat_drop=0.01)),
-        Stage(name="canary-50", percent=50, min_duration_seconds=2 * DAY, check_interval_seconds=360,
-              gates=StageGates(**_GUARDRAILS, max_csat_drop=0.01, require_significance=True)),
+        Stage(
+            name="canary-5",
+            percent=5,
+            min_duration_seconds=4 * HOUR,
+            check_interval_seconds=60,
+            gates=StageGates(max_error_rate=0.005, max_latency_p99_increase=0.10),
+        ),
+        Stage(
+            name="canary-25",
+            percent=25,
+            min_duration_seconds=DAY,
+            check_interval_seconds=180,
+            gates=StageGates(**_GUARDRAILS, max_csat_drop=0.01),
+        ),
+        Stage(
+            name="canary-50",
+            percent=50,
+            min_duration_seconds=2 * DAY,
+            check_interval_seconds=360,
+            gates=StageGates(**_GUARDRAILS, max_csat_drop=0.01, require_significance=True),
+        ),
     ),
     approval=ApprovalSettings(timeout_seconds=3 * DAY),
 )
@@ -309,17 +349,23 @@ def check_offline_evaluation(candidate: Candidate, evaluation: OfflineEvaluation
     if evaluation is None:
         raise ValidationError(
             f"no offline evaluation of configuration {candidate.config_hash} is stored and the request carries "
-            "none; run `kanaria evaluate` on the golden dataset first", field="offline_evaluation")
+            "none; run `kanaria evaluate` on the golden dataset first",
+            field="offline_evaluation",
+        )
     if evaluation.config_hash is not None and evaluation.config_hash != candidate.config_hash:
         raise ValidationError(
             f"evaluated config {evaluation.config_hash!r} is not the candidate's {candidate.config_hash!r}; "
-            "evaluate this exact configuration", field="offline_evaluation.config_hash")
+            "evaluate this exact configuration",
+            field="offline_evaluation.config_hash",
+        )
     failed = sorted(intent for intent, result in evaluation.per_intent.items() if not result.passed)
     if not evaluation.passed or failed:
         which = f" (failed intents: {', '.join(failed)})" if failed else ""
         raise ValidationError(
             f"the candidate failed its offline quality gate{which}; see {evaluation.report_uri}. Fix the "
-            "configuration and evaluate again before any traffic", field="offline_evaluation.passed")
+            "configuration and evaluate again before any traffic",
+            field="offline_evaluation.passed",
+        )
     return evaluation
 
 
@@ -328,12 +374,15 @@ def with_first_stage_multiplier(plan: RolloutPlan, multiplier: int) -> RolloutPl
     if multiplier == 1:
         return plan
     first = plan.stages[0]
-    stretched = first.model_copy(update={"min_duration_seconds": first.min_duration_seconds * multiplier,
-                                         "max_hold_seconds": first.hold_bound_seconds})
+    stretched = first.model_copy(
+        update={
+            "min_duration_seconds": first.min_duration_seconds * multiplier,
+            "max_hold_seconds": first.hold_bound_seconds,
+        }
+    )
     try:
-        return RolloutPlan.model_validate({**plan.model_dump(), "stages": [stretched.model_dump(), *(
-            s.model_dump() for s in plan.stages[1:])]})
+        return RolloutPlan.model_validate(
+            {**plan.model_dump(), "stages": [stretched.model_dump(), *(s.model_dump() for s in plan.stages[1:])]}
+        )
     except PydanticValidationError as exc:
         raise from_pydantic(exc, "plan") from None
-
-

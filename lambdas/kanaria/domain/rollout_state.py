@@ -54,8 +54,10 @@ def snapshot_lines(snapshot: Mapping[str, Any] | None) -> list[str]:
     lines = [f"  window {s.window_start} .. {s.window_end}", f"  {'metric':<20}{'canary':>14}{'primary':>14}"]
     for name, canary, primary, kind in rows:
         if kind == "n":
-            lines.append(f"  {name:<20}{'missing' if canary is None else f'{canary:g}':>14}"
-                         f"{'missing' if primary is None else f'{primary:g}':>14}")
+            lines.append(
+                f"  {name:<20}{'missing' if canary is None else f'{canary:g}':>14}"
+                f"{'missing' if primary is None else f'{primary:g}':>14}"
+            )
         else:
             lines.append(f"  {name:<20}{_fmt(canary, kind):>14}{_fmt(primary, kind):>14}")
     for alarm, state in sorted(s.alarms.items()):
@@ -103,8 +105,9 @@ class Progress(BaseModel):
     stage_name: str = ""
     percent: int = Field(default=0, ge=0, le=100)
     stage_started_at: str | None = None
-    decision: Literal["start", "observe", "wait", "hold", "advance", "await_approval", "rollback", "promote",
-                      "completed"] = "start"
+    decision: Literal[
+        "start", "observe", "wait", "hold", "advance", "await_approval", "rollback", "promote", "completed"
+    ] = "start"
     reason: str = ""
     wait_seconds: int = Field(default=0, ge=0)
     checks: int = Field(default=0, ge=0, description="gate evaluations in the current stage")
@@ -130,8 +133,16 @@ class RolloutState(BaseModel):
 
 # --- rollback ----------------------------------------------------------------------------------------------
 
-TriggerKind = Literal["gate_failed", "hold_exceeded", "task_failed", "approval_rejected", "approval_timeout",
-                      "alarm", "manual_abort", "execution_ended"]
+TriggerKind = Literal[
+    "gate_failed",
+    "hold_exceeded",
+    "task_failed",
+    "approval_rejected",
+    "approval_timeout",
+    "alarm",
+    "manual_abort",
+    "execution_ended",
+]
 # state_machine: its failure path; alarm: the critical composite's Lambda action; cli: `kanaria rollout abort`;
 # execution_status: the EventBridge rule on the execution ending ABORTED/FAILED/TIMED_OUT; reconciler: the
 # periodic sweep that finds a canary left with traffic (its alarm in ALARM, or its execution over).
@@ -196,15 +207,21 @@ def rollback_alert(record: RollbackRecord) -> tuple[str, str]:
         done.append(f"- Stopped the rollout execution {record.execution_arn}.")
     if record.experiment_id:
         if record.variant_stopped:
-            done.append(f"- Experiment {record.experiment_id}: variant {record.variant!r} stopped (reason "
-                        "canary_rollback); its sticky units move to control and are excluded from the analysis.")
+            done.append(
+                f"- Experiment {record.experiment_id}: variant {record.variant!r} stopped (reason "
+                "canary_rollback); its sticky units move to control and are excluded from the analysis."
+            )
         else:
-            done.append(f"- Experiment {record.experiment_id}: stopping variant {record.variant!r} FAILED "
-                        f"({record.variant_stop_error}). Stop it by hand: POST /experiments/{record.experiment_id}"
-                        f"/variants/{record.variant}/stop {{\"reason\": \"canary_rollback\"}}.")
+            done.append(
+                f"- Experiment {record.experiment_id}: stopping variant {record.variant!r} FAILED "
+                f"({record.variant_stop_error}). Stop it by hand: POST /experiments/{record.experiment_id}"
+                f'/variants/{record.variant}/stop {{"reason": "canary_rollback"}}.'
+            )
     if after.rejected:
-        next_steps = [f"- Candidate {record.config_hash} is now REJECTED for good ({after.rollbacks_in_window} "
-                      f"rollbacks in {FLAP_WINDOW.days} days). A new attempt needs a changed configuration."]
+        next_steps = [
+            f"- Candidate {record.config_hash} is now REJECTED for good ({after.rollbacks_in_window} "
+            f"rollbacks in {FLAP_WINDOW.days} days). A new attempt needs a changed configuration."
+        ]
     else:
         next_steps = [
             f"- Cooldown: this configuration cannot start again before {after.cooldown_until.isoformat() if after.cooldown_until else 'the cooldown ends'}.",
@@ -275,8 +292,9 @@ def approval_message(state: RolloutState, task_token: str) -> tuple[str, str]:
     return subject, "\n".join(body)
 
 
-def failed_invocation_page(failure: Mapping[str, Any], rollout_id: str | None, situation: list[str],
-                           function_name: str) -> tuple[str, str]:
+def failed_invocation_page(
+    failure: Mapping[str, Any], rollout_id: str | None, situation: list[str], function_name: str
+) -> tuple[str, str]:
     """Subject and body paging on-call about a rollback invocation that failed after Lambda's retries (an on-failure
     destination record: requestContext, requestPayload, responsePayload), with what the reconciler found."""
     import json
@@ -284,8 +302,11 @@ def failed_invocation_page(failure: Mapping[str, Any], rollout_id: str | None, s
     context = failure.get("requestContext") or {}
     response = failure.get("responsePayload") or {}
     request = failure.get("requestPayload")
-    error = (f"{response.get('errorType', 'error')}: {response.get('errorMessage', '')}" if isinstance(response, dict)
-             else str(response))[:1000]
+    error = (
+        f"{response.get('errorType', 'error')}: {response.get('errorMessage', '')}"
+        if isinstance(response, dict)
+        else str(response)
+    )[:1000]
     subject = f"[Kanaria] ROLLBACK INVOCATION FAILED {rollout_id or '(no active rollout)'}"
     subject = subject.encode("ascii", "replace").decode()[:100]
     event_text = json.dumps(request, ensure_ascii=False, sort_keys=True, default=str)

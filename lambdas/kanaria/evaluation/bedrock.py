@@ -19,9 +19,14 @@ from kanaria.errors import OperationalError
 from kanaria.evaluation.configs import OFFLINE_PREFIX, is_offline
 
 # Bedrock runtime errors worth retrying with backoff (429/503 family).
-RETRYABLE_CODES = frozenset({
-    "ThrottlingException", "TooManyRequestsException", "ServiceUnavailableException", "ModelNotReadyException",
-})
+RETRYABLE_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "TooManyRequestsException",
+        "ServiceUnavailableException",
+        "ModelNotReadyException",
+    }
+)
 
 
 class ConverseRuntime(Protocol):
@@ -83,8 +88,11 @@ def new_bedrock_client(region: str | None = None) -> Any:
     import boto3
     from botocore.config import Config
 
-    return boto3.client("bedrock-runtime", region_name=region,
-                        config=Config(retries={"max_attempts": 1, "mode": "standard"}, read_timeout=120))
+    return boto3.client(
+        "bedrock-runtime",
+        region_name=region,
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}, read_timeout=120),
+    )
 
 
 class ModelInvoker:
@@ -114,8 +122,9 @@ class ModelInvoker:
         """The offline adapter for "offline:" model ids, else the bedrock-runtime client (created once)."""
         if is_offline(model_id):
             if self._offline is None:
-                raise OperationalError(f"{model_id!r} needs the offline adapter, which this run was not given",
-                                       field="model_id")
+                raise OperationalError(
+                    f"{model_id!r} needs the offline adapter, which this run was not given", field="model_id"
+                )
             return self._offline
         with self._lock:
             if self._bedrock_client is None:
@@ -134,13 +143,16 @@ class ModelInvoker:
             except ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code", "")
                 if code not in RETRYABLE_CODES:
-                    raise OperationalError(f"{code or 'error'} from {request['modelId']}: "
-                                           f"{exc.response.get('Error', {}).get('Message', exc)}",
-                                           field="model_id") from exc
+                    raise OperationalError(
+                        f"{code or 'error'} from {request['modelId']}: "
+                        f"{exc.response.get('Error', {}).get('Message', exc)}",
+                        field="model_id",
+                    ) from exc
                 throttles += 1
                 if attempt == self._retry.max_attempts:
-                    raise ThrottledError(f"{code} from {request['modelId']} on all {attempt} attempts",
-                                         attempts=attempt) from exc
+                    raise ThrottledError(
+                        f"{code} from {request['modelId']} on all {attempt} attempts", attempts=attempt
+                    ) from exc
                 with self._lock:
                     delay = self._retry.delay(attempt, self._rng)
                 self._sleep(delay)

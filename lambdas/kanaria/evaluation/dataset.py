@@ -66,8 +66,9 @@ class GoldenCase(BaseModel):
     history: tuple[Turn, ...] = Field(default=(), max_length=20)
     reference_answer: str = Field(min_length=1, max_length=8000)
     required_facts: tuple[str, ...] = Field(default=(), max_length=20, description="must appear in the answer")
-    forbidden_facts: tuple[str, ...] = Field(default=(), max_length=20, description="must not appear (e.g. a date "
-                                             "or an order id absent from the context)")
+    forbidden_facts: tuple[str, ...] = Field(
+        default=(), max_length=20, description="must not appear (e.g. a date or an order id absent from the context)"
+    )
     titles: tuple[Title, ...] = Field(default=(), max_length=10, description="titles to keep as written")
     expected_format: ExpectedFormat = Field(default_factory=ExpectedFormat)
     tags: tuple[str, ...] = Field(default=(), max_length=10)
@@ -117,8 +118,10 @@ class Dataset(BaseModel):
         wanted = list(dict.fromkeys(intents))
         missing = [i for i in wanted if i not in self.intents()]
         if missing:
-            raise ValidationError(f"the dataset has no case for intent(s) {', '.join(missing)}; it has "
-                                  f"{', '.join(self.intents())}", field="intent")
+            raise ValidationError(
+                f"the dataset has no case for intent(s) {', '.join(missing)}; it has {', '.join(self.intents())}",
+                field="intent",
+            )
         return self.model_copy(update={"cases": tuple(c for c in self.cases if c.intent in wanted)})
 
 
@@ -147,8 +150,9 @@ def parse_dataset(text: str, name: str, uri: str | None = None) -> Dataset:
             raise ValidationError("each line must be a JSON object", field=where)
         case = validate(GoldenCase, document, prefix=where)
         if case.case_id in seen:
-            raise ValidationError(f"duplicate case_id {case.case_id!r} (first on line {seen[case.case_id]})",
-                                  field=f"{where}:case_id")
+            raise ValidationError(
+                f"duplicate case_id {case.case_id!r} (first on line {seen[case.case_id]})", field=f"{where}:case_id"
+            )
         seen[case.case_id] = number
         cases.append(case)
         if len(cases) > MAX_CASES:

@@ -48,26 +48,65 @@ class Family:
 
 FAMILIES: dict[str, Family] = {
     "haiku": Family(
-        omit={"order_status": 0.01, "shipping_info": 0.02, "product_search": 0.05, "manga_qa": 0.06,
-              "recommendation": 0.40, "chitchat": 0.02},
-        invent={"order_status": 0.01, "shipping_info": 0.02, "product_search": 0.03, "manga_qa": 0.04,
-                "recommendation": 0.03, "chitchat": 0.0},
-        romanise=0.06, format_break=0.04,
-        first_token_ms=260, ms_per_output_token=3.2, ms_per_input_token=0.08, latency_sigma=0.22,
+        omit={
+            "order_status": 0.01,
+            "shipping_info": 0.02,
+            "product_search": 0.05,
+            "manga_qa": 0.06,
+            "recommendation": 0.40,
+            "chitchat": 0.02,
+        },
+        invent={
+            "order_status": 0.01,
+            "shipping_info": 0.02,
+            "product_search": 0.03,
+            "manga_qa": 0.04,
+            "recommendation": 0.03,
+            "chitchat": 0.0,
+        },
+        romanise=0.06,
+        format_break=0.04,
+        first_token_ms=260,
+        ms_per_output_token=3.2,
+        ms_per_input_token=0.08,
+        latency_sigma=0.22,
     ),
     "sonnet": Family(
-        omit={"order_status": 0.005, "shipping_info": 0.01, "product_search": 0.02, "manga_qa": 0.03,
-              "recommendation": 0.06, "chitchat": 0.01},
-        invent={"order_status": 0.005, "shipping_info": 0.005, "product_search": 0.01, "manga_qa": 0.02,
-                "recommendation": 0.01, "chitchat": 0.0},
-        romanise=0.01, format_break=0.03,
-        first_token_ms=520, ms_per_output_token=7.5, ms_per_input_token=0.15, latency_sigma=0.2,
+        omit={
+            "order_status": 0.005,
+            "shipping_info": 0.01,
+            "product_search": 0.02,
+            "manga_qa": 0.03,
+            "recommendation": 0.06,
+            "chitchat": 0.01,
+        },
+        invent={
+            "order_status": 0.005,
+            "shipping_info": 0.005,
+            "product_search": 0.01,
+            "manga_qa": 0.02,
+            "recommendation": 0.01,
+            "chitchat": 0.0,
+        },
+        romanise=0.01,
+        format_break=0.03,
+        first_token_ms=520,
+        ms_per_output_token=7.5,
+        ms_per_input_token=0.15,
+        latency_sigma=0.2,
         padding=("ほかにもご不明な点があればお気軽にお尋ねください。",),
     ),
     "opus": Family(
-        omit={"recommendation": 0.04}, invent={}, romanise=0.005, format_break=0.02,
-        first_token_ms=900, ms_per_output_token=16.0, ms_per_input_token=0.3, latency_sigma=0.2,
-        default_omit=0.01, default_invent=0.003,
+        omit={"recommendation": 0.04},
+        invent={},
+        romanise=0.005,
+        format_break=0.02,
+        first_token_ms=900,
+        ms_per_output_token=16.0,
+        ms_per_input_token=0.3,
+        latency_sigma=0.2,
+        default_omit=0.01,
+        default_invent=0.003,
         padding=("ほかにもご不明な点があればお気軽にお尋ねください。",),
     ),
 }
@@ -85,9 +124,15 @@ def family_of(model_id: str) -> Family:
     for key, family in FAMILIES.items():
         if key in name:
             return family
-    raise ClientError({"Error": {"Code": "ValidationException",
-                                 "Message": f"offline adapter: no simulated family (haiku, sonnet, opus) in {model_id!r}"}},
-                      "Converse")
+    raise ClientError(
+        {
+            "Error": {
+                "Code": "ValidationException",
+                "Message": f"offline adapter: no simulated family (haiku, sonnet, opus) in {model_id!r}",
+            }
+        },
+        "Converse",
+    )
 
 
 def _rng(*parts: object) -> random.Random:
@@ -177,13 +222,22 @@ class OfflineBedrockRuntime:
 
     def _case(self, system: str, last_message: str) -> GoldenCase:
         candidates = self._by_query.get(last_message) or [
-            case for query, cases in self._by_query.items() if last_message.endswith("\n" + query) for case in cases]
+            case for query, cases in self._by_query.items() if last_message.endswith("\n" + query) for case in cases
+        ]
         if len(candidates) > 1:
-            candidates = [c for c in candidates
-                          if json.dumps(c.page_context, ensure_ascii=False, sort_keys=True) in system] or candidates
+            candidates = [
+                c for c in candidates if json.dumps(c.page_context, ensure_ascii=False, sort_keys=True) in system
+            ] or candidates
         if not candidates:
-            raise ClientError({"Error": {"Code": "ValidationException",
-                                         "Message": "offline adapter: the query is not a golden case"}}, "Converse")
+            raise ClientError(
+                {
+                    "Error": {
+                        "Code": "ValidationException",
+                        "Message": "offline adapter: the query is not a golden case",
+                    }
+                },
+                "Converse",
+            )
         return candidates[0]
 
     def _maybe_throttle(self, key: str) -> None:
@@ -193,8 +247,9 @@ class OfflineBedrockRuntime:
             if throttle:
                 self._throttled.add(key)
         if throttle:
-            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Too many requests (offline)"}},
-                              "Converse")
+            raise ClientError(
+                {"Error": {"Code": "ThrottlingException", "Message": "Too many requests (offline)"}}, "Converse"
+            )
 
     def converse(self, **request: Any) -> dict[str, Any]:
         """Answer like Bedrock Converse: output message, stopReason, usage and metrics.latencyMs."""
@@ -218,13 +273,19 @@ class OfflineBedrockRuntime:
         max_tokens = int(inference.get("maxTokens", 4096))
         if output_tokens > max_tokens:
             text, output_tokens, stop_reason = _truncate(text, max_tokens), max_tokens, "max_tokens"
-        latency = (family.first_token_ms + input_tokens * family.ms_per_input_token
-                   + output_tokens * family.ms_per_output_token) * math.exp(rng.gauss(0.0, family.latency_sigma))
+        latency = (
+            family.first_token_ms
+            + input_tokens * family.ms_per_input_token
+            + output_tokens * family.ms_per_output_token
+        ) * math.exp(rng.gauss(0.0, family.latency_sigma))
         return {
             "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
             "stopReason": stop_reason,
-            "usage": {"inputTokens": input_tokens, "outputTokens": output_tokens,
-                      "totalTokens": input_tokens + output_tokens},
+            "usage": {
+                "inputTokens": input_tokens,
+                "outputTokens": output_tokens,
+                "totalTokens": input_tokens + output_tokens,
+            },
             "metrics": {"latencyMs": int(round(latency))},
         }
 
@@ -245,7 +306,7 @@ def _between(text: str, tag: str) -> str:
 
 def _bigrams(text: str) -> set[str]:
     folded = normalize(text)
-    return {folded[i:i + 2] for i in range(len(folded) - 1)}
+    return {folded[i : i + 2] for i in range(len(folded) - 1)}
 
 
 def _judge(prompt: str) -> str:

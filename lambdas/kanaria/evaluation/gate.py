@@ -9,8 +9,8 @@ from typing import Any, Iterable
 from pydantic import BaseModel, ConfigDict
 
 from kanaria.errors import ValidationError
-from kanaria.evaluation.configs import is_offline
-from kanaria.evaluation.configs import served_intents
+from kanaria.evaluation.configs import is_offline, served_intents
+from kanaria.evaluation.records import CaseRecord
 from kanaria.evaluation.report import (
     EvaluationReport,
     EvaluationSummary,
@@ -20,7 +20,6 @@ from kanaria.evaluation.report import (
     intent_result,
     summaries_by_hash,
 )
-from kanaria.evaluation.records import CaseRecord
 
 Evidence = EvaluationReport | EvaluationSummary | Sequence[CaseRecord] | None
 
@@ -53,11 +52,23 @@ class GateResult(BaseModel):
         """The evidence in the rollout request's `offline_evaluation` shape (passed, report_uri, per_intent with
         passed/score/threshold, config_hash) plus run and dataset identity."""
         return {
-            "passed": self.passed, "report_uri": self.report_uri or "none", "config_hash": self.config_hash,
-            "run_id": self.run_id, "dataset_version": self.dataset_version, "reasons": list(self.reasons),
-            "per_intent": {intent: {"passed": r.passed, "score": r.mean_quality, "threshold": r.quality_target,
-                                    "pass_rate": r.pass_rate, "min_pass_rate": r.min_pass_rate, "n": r.n}
-                           for intent, r in self.per_intent.items()},
+            "passed": self.passed,
+            "report_uri": self.report_uri or "none",
+            "config_hash": self.config_hash,
+            "run_id": self.run_id,
+            "dataset_version": self.dataset_version,
+            "reasons": list(self.reasons),
+            "per_intent": {
+                intent: {
+                    "passed": r.passed,
+                    "score": r.mean_quality,
+                    "threshold": r.quality_target,
+                    "pass_rate": r.pass_rate,
+                    "min_pass_rate": r.min_pass_rate,
+                    "n": r.n,
+                }
+                for intent, r in self.per_intent.items()
+            },
         }
 
 
@@ -72,25 +83,42 @@ def _summary(evidence: Evidence, config_hash: str) -> EvaluationSummary | None:
     cells, _ = aggregate(records, GatePolicy())
     first = records[0]
     return EvaluationSummary(
-        config_hash=config_hash, config_name=first.config_name, run_id="records", created_at="",
-        dataset_version="records", scorer_version="", price_table_version=first.price_table_version,
-        offline=any(is_offline(r.model_id) for r in records), judge_hash=first.judge_hash,
+        config_hash=config_hash,
+        config_name=first.config_name,
+        run_id="records",
+        created_at="",
+        dataset_version="records",
+        scorer_version="",
+        price_table_version=first.price_table_version,
+        offline=any(is_offline(r.model_id) for r in records),
+        judge_hash=first.judge_hash,
         per_intent={c.intent: intent_result(c) for c in cells},
     )
 
 
-def stage0(report_or_records: Evidence, config_hash: str, intents: Iterable[str] | None, *,
-           now: datetime | None = None, max_age: timedelta | None = None,
-           allow_offline: bool = False) -> GateResult:
+def stage0(
+    report_or_records: Evidence,
+    config_hash: str,
+    intents: Iterable[str] | None,
+    *,
+    now: datetime | None = None,
+    max_age: timedelta | None = None,
+    allow_offline: bool = False,
+) -> GateResult:
     """Pass only when the evaluation of `config_hash` passed every intent in `intents` (None: every profiled
     intent). Refuses with reasons: no evaluation, an intent not evaluated or failed, an offline-adapter run
     (unless `allow_offline`, for the local rehearsal), or an evaluation older than `max_age`."""
     wanted = list(dict.fromkeys(intents)) if intents is not None else served_intents()
     summary = _summary(report_or_records, config_hash)
     if summary is None:
-        return GateResult(passed=False, config_hash=config_hash,
-                          reasons=(f"no offline evaluation of configuration {config_hash}; run `kanaria evaluate` "
-                                   "on the golden dataset first",))
+        return GateResult(
+            passed=False,
+            config_hash=config_hash,
+            reasons=(
+                f"no offline evaluation of configuration {config_hash}; run `kanaria evaluate` "
+                "on the golden dataset first",
+            ),
+        )
     reasons: list[str] = []
     if summary.config_hash != config_hash:
         reasons.append(f"the evaluation is of {summary.config_hash}, not of {config_hash}")
@@ -108,6 +136,12 @@ def stage0(report_or_records: Evidence, config_hash: str, intents: Iterable[str]
             reasons.append(f"{intent}: not evaluated")
         elif not result.passed:
             reasons.append(f"{intent}: " + ("; ".join(result.reasons) or "failed"))
-    return GateResult(passed=not reasons, reasons=tuple(reasons), config_hash=config_hash, run_id=summary.run_id,
-                      dataset_version=summary.dataset_version, report_uri=summary.report_uri,
-                      per_intent={i: summary.per_intent[i] for i in wanted if i in summary.per_intent})
+    return GateResult(
+        passed=not reasons,
+        reasons=tuple(reasons),
+        config_hash=config_hash,
+        run_id=summary.run_id,
+        dataset_version=summary.dataset_version,
+        report_uri=summary.report_uri,
+        per_intent={i: summary.per_intent[i] for i in wanted if i in summary.per_intent},
+    )

@@ -58,11 +58,20 @@ class Verdict(BaseModel):
 def judge_request(spec: JudgeSpec, case: GoldenCase, response: str) -> dict[str, Any]:
     """The Converse request asking the judge to grade `response` against the case's reference."""
     user = spec.prompt.format(
-        query=case.query, context=json.dumps(case.page_context, ensure_ascii=False, sort_keys=True),
-        reference=case.reference_answer, response=response, rubric=spec.rubric,
+        query=case.query,
+        context=json.dumps(case.page_context, ensure_ascii=False, sort_keys=True),
+        reference=case.reference_answer,
+        response=response,
+        rubric=spec.rubric,
     )
-    parameters = ModelParameters(model_id=spec.model_id, temperature=spec.temperature, top_k=0, top_p=1.0,
-                                 max_tokens=spec.max_tokens, stop_sequences=())
+    parameters = ModelParameters(
+        model_id=spec.model_id,
+        temperature=spec.temperature,
+        top_k=0,
+        top_p=1.0,
+        max_tokens=spec.max_tokens,
+        stop_sequences=(),
+    )
     system = f"{JUDGE_MARKER} あなたはマンガストアのチャットボット回答を採点する評価者です。 judge {spec.judge_hash}"
     return converse_request(parameters, system, [{"role": "user", "content": [{"text": user}]}])
 

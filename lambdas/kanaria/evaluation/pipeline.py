@@ -13,8 +13,8 @@ from kanaria.errors import ValidationError, validate
 from kanaria.evaluation.bedrock import ModelInvoker
 from kanaria.evaluation.configs import EvalConfiguration, check_unique, parse_configuration
 from kanaria.evaluation.dataset import Dataset
-from kanaria.evaluation.judge import JudgeSpec
 from kanaria.evaluation.fake_model import OfflineBedrockRuntime
+from kanaria.evaluation.judge import JudgeSpec
 from kanaria.evaluation.report import (
     DEFAULT_INTENT_MIX,
     DEFAULT_LATENCY_LIMIT_MS,
@@ -92,32 +92,64 @@ def plan_chunks(dataset: Dataset, chunk_size: int) -> list[dict[str, int]]:
     return [{"index": i, "start": s, "end": e} for i, (s, e) in enumerate(chunk_bounds(len(dataset.cases), chunk_size))]
 
 
-def evaluate_chunk(dataset: Dataset, configurations: list[EvalConfiguration], start: int, end: int,
-                   invoker: ModelInvoker, settings: RunSettings,
-                   profiles: Mapping[str, IntentProfile] = DEFAULT_PROFILES) -> list[CaseRecord]:
+def evaluate_chunk(
+    dataset: Dataset,
+    configurations: list[EvalConfiguration],
+    start: int,
+    end: int,
+    invoker: ModelInvoker,
+    settings: RunSettings,
+    profiles: Mapping[str, IntentProfile] = DEFAULT_PROFILES,
+) -> list[CaseRecord]:
     """Every configuration on cases[start:end] (the runner Lambda's unit of work)."""
     if not 0 <= start < end <= len(dataset.cases):
-        raise ValidationError(f"chunk [{start}, {end}) is outside the dataset's {len(dataset.cases)} cases",
-                              field="chunk")
+        raise ValidationError(
+            f"chunk [{start}, {end}) is outside the dataset's {len(dataset.cases)} cases", field="chunk"
+        )
     tasks = plan_tasks(dataset, configurations, profiles, start=start, end=end)
     return evaluate_tasks(tasks, invoker, settings.judge, concurrency=settings.concurrency, profiles=profiles)
 
 
-def evaluate_all(dataset: Dataset, configurations: list[EvalConfiguration], invoker: ModelInvoker,
-                 settings: RunSettings, profiles: Mapping[str, IntentProfile] = DEFAULT_PROFILES) -> list[CaseRecord]:
+def evaluate_all(
+    dataset: Dataset,
+    configurations: list[EvalConfiguration],
+    invoker: ModelInvoker,
+    settings: RunSettings,
+    profiles: Mapping[str, IntentProfile] = DEFAULT_PROFILES,
+) -> list[CaseRecord]:
     """Every configuration on every case, locally (the CLI): the same task evaluation as the Lambda chunks."""
-    return evaluate_tasks(plan_tasks(dataset, configurations, profiles), invoker, settings.judge,
-                          concurrency=settings.concurrency, profiles=profiles)
+    return evaluate_tasks(
+        plan_tasks(dataset, configurations, profiles),
+        invoker,
+        settings.judge,
+        concurrency=settings.concurrency,
+        profiles=profiles,
+    )
 
 
-def assemble_report(run_id: str, created_at: str, dataset: Dataset, configurations: list[EvalConfiguration],
-                    records: list[CaseRecord], settings: RunSettings,
-                    profiles: Mapping[str, IntentProfile] = DEFAULT_PROFILES) -> EvaluationReport:
+def assemble_report(
+    run_id: str,
+    created_at: str,
+    dataset: Dataset,
+    configurations: list[EvalConfiguration],
+    records: list[CaseRecord],
+    settings: RunSettings,
+    profiles: Mapping[str, IntentProfile] = DEFAULT_PROFILES,
+) -> EvaluationReport:
     """The report of a run's records, ordered configuration-major like the tasks."""
     order = {c.name: i for i, c in enumerate(configurations)}
     case_order = {c.case_id: i for i, c in enumerate(dataset.cases)}
     ordered = sorted(records, key=lambda r: (order.get(r.config_name, len(order)), case_order.get(r.case_id, 0)))
-    return build_report(run_id=run_id, created_at=created_at, dataset=dataset, configurations=configurations,
-                        records=ordered, judge=settings.judge, intent_mix=settings.intent_mix,
-                        latency_limit_ms=settings.latency_limit_ms, monthly_budget_usd=settings.monthly_budget_usd,
-                        requests_per_month=settings.requests_per_month, profiles=profiles)
+    return build_report(
+        run_id=run_id,
+        created_at=created_at,
+        dataset=dataset,
+        configurations=configurations,
+        records=ordered,
+        judge=settings.judge,
+        intent_mix=settings.intent_mix,
+        latency_limit_ms=settings.latency_limit_ms,
+        monthly_budget_usd=settings.monthly_budget_usd,
+        requests_per_month=settings.requests_per_month,
+        profiles=profiles,
+    )

@@ -29,7 +29,9 @@ def format_instruction(expected: ExpectedFormat) -> str:
 def system_prompt(case: GoldenCase, parameters: ModelParameters) -> str:
     """System prompt of a case; leading assistant turns of the history are appended (Converse starts with user)."""
     text = SYSTEM_TEMPLATE.format(
-        version=parameters.system_prompt_version, intent=case.intent, format=format_instruction(case.expected_format),
+        version=parameters.system_prompt_version,
+        intent=case.intent,
+        format=format_instruction(case.expected_format),
         context=json.dumps(case.page_context, ensure_ascii=False, sort_keys=True),
     )
     leading = []

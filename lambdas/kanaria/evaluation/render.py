@@ -25,20 +25,27 @@ def _gate(cell: CellMetrics) -> str:
     return "—" if cell.gate_passed is None else ("PASS" if cell.gate_passed else "FAIL")
 
 
-RESULT_HEADER = ("| intent | configuration | n | mean quality | pass rate (need) | gate | p50 ms | p95 ms | p99 ms "
-                 "| mean cost | cost / satisfactory | tokens in/out | quality per 1K tokens | p95 ms / quality |")
+RESULT_HEADER = (
+    "| intent | configuration | n | mean quality | pass rate (need) | gate | p50 ms | p95 ms | p99 ms "
+    "| mean cost | cost / satisfactory | tokens in/out | quality per 1K tokens | p95 ms / quality |"
+)
 
 
 def result_row(cell: CellMetrics) -> str:
     """One Markdown row of the results table."""
     need = f" ({cell.min_pass_rate:.0%})" if cell.min_pass_rate is not None else ""
     target = f" / {cell.quality_target:.2f}" if cell.quality_target is not None else ""
-    tokens = (f"{cell.mean_input_tokens:.0f} / {cell.mean_output_tokens:.0f}"
-              if cell.mean_input_tokens is not None and cell.mean_output_tokens is not None else "—")
-    return (f"| {cell.intent} | {cell.config} | {cell.n} | {cell.mean_quality:.3f}{target} | {cell.pass_rate:.0%}{need} "
-            f"| {_gate(cell)} | {_num(cell.latency_p50_ms, '.0f')} | {_num(cell.latency_p95_ms, '.0f')} "
-            f"| {_num(cell.latency_p99_ms, '.0f')} | {_usd(cell.mean_cost_usd)} | {_usd(cell.cost_per_satisfactory_usd)} "
-            f"| {tokens} | {_num(cell.token_efficiency, '.2f')} | {_num(cell.latency_quality_ratio, ',.0f')} |")
+    tokens = (
+        f"{cell.mean_input_tokens:.0f} / {cell.mean_output_tokens:.0f}"
+        if cell.mean_input_tokens is not None and cell.mean_output_tokens is not None
+        else "—"
+    )
+    return (
+        f"| {cell.intent} | {cell.config} | {cell.n} | {cell.mean_quality:.3f}{target} | {cell.pass_rate:.0%}{need} "
+        f"| {_gate(cell)} | {_num(cell.latency_p50_ms, '.0f')} | {_num(cell.latency_p95_ms, '.0f')} "
+        f"| {_num(cell.latency_p99_ms, '.0f')} | {_usd(cell.mean_cost_usd)} | {_usd(cell.cost_per_satisfactory_usd)} "
+        f"| {tokens} | {_num(cell.token_efficiency, '.2f')} | {_num(cell.latency_quality_ratio, ',.0f')} |"
+    )
 
 
 def results_table(cells: Sequence[CellMetrics]) -> str:
@@ -52,12 +59,17 @@ def routing_table(report: EvaluationReport) -> str:
     """The recommended routing as Markdown."""
     r = report.routing
     budget = "none" if r.monthly_budget_usd is None else f"${r.monthly_budget_usd:,.2f}/month"
-    lines = [f"Latency limit p95 ≤ {r.latency_limit_ms:.0f} ms, budget {budget}, objective `{r.objective}`.", "",
-             "| intent | traffic share | configuration | mean quality | mean cost | p95 ms | why not routed |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Latency limit p95 ≤ {r.latency_limit_ms:.0f} ms, budget {budget}, objective `{r.objective}`.",
+        "",
+        "| intent | traffic share | configuration | mean quality | mean cost | p95 ms | why not routed |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for ch in r.choices:
-        lines.append(f"| {ch.intent} | {ch.share:.0%} | {ch.config or '**none**'} | {_num(ch.mean_quality, '.3f')} "
-                     f"| {_usd(ch.mean_cost_usd)} | {_num(ch.latency_p95_ms, '.0f')} | {'; '.join(ch.reasons)} |")
+        lines.append(
+            f"| {ch.intent} | {ch.share:.0%} | {ch.config or '**none**'} | {_num(ch.mean_quality, '.3f')} "
+            f"| {_usd(ch.mean_cost_usd)} | {_num(ch.latency_p95_ms, '.0f')} | {'; '.join(ch.reasons)} |"
+        )
     within = {None: "", True: " (within budget)", False: " (**over budget**)"}[r.within_budget]
     lines += ["", f"Routed monthly cost: {_usd(r.monthly_cost_usd, 2)}{within}."]
     lines += [f"- {note}" for note in r.notes]
@@ -70,7 +82,8 @@ def render_markdown(report: EvaluationReport, chart_file: str | None = CHART_FIL
     judge = f"`{report.judge.model_id}` (judge hash `{report.judge.judge_hash}`)" if report.judge else "none"
     weights = ", ".join(f"{k} {v:.2f}" for k, v in report.weights.items())
     out = [
-        f"# Offline evaluation `{report.run_id}`", "",
+        f"# Offline evaluation `{report.run_id}`",
+        "",
         f"- Dataset: `{d.version}` ({d.cases} cases; intents {', '.join(d.intents)})" + (f", {d.uri}" if d.uri else ""),
         f"- Created: {report.created_at}",
         f"- Scorer: `{report.scorer_version}`, weights {weights}; judge: {judge}",
@@ -79,26 +92,41 @@ def render_markdown(report: EvaluationReport, chart_file: str | None = CHART_FIL
         + ", ".join(f"{v:.0%} ({k})" for k, v in report.policy.min_pass_rate.items())
         + "; forbidden/invented facts allowed at "
         + (", ".join(f"{v:.0%} ({k})" for k, v in report.policy.max_hallucination_rate.items()) or "any rate")
-        + f"; at least {report.policy.min_cases} cases", "",
-        "## Configurations", "", "| configuration | config hash | models | offline adapter |", "|---|---|---|---|",
+        + f"; at least {report.policy.min_cases} cases",
+        "",
+        "## Configurations",
+        "",
+        "| configuration | config hash | models | offline adapter |",
+        "|---|---|---|---|",
     ]
     for c in report.configurations:
-        out.append(f"| {c.name} | `{c.config_hash}` | {', '.join(f'`{m}`' for m in c.model_ids)} | "
-                   f"{'yes' if c.offline else 'no'} |")
+        out.append(
+            f"| {c.name} | `{c.config_hash}` | {', '.join(f'`{m}`' for m in c.model_ids)} | "
+            f"{'yes' if c.offline else 'no'} |"
+        )
     out += ["", "## Results per intent", "", results_table(report.cells), ""]
     failures = [c for c in report.cells if c.gate_passed is False]
     if failures:
         out += ["### Gate failures", ""]
         out += [f"- **{c.intent} / {c.config}**: {'; '.join(c.gate_reasons)}" for c in failures]
         out.append("")
-    out += ["## Overall per configuration", "", results_table(report.overall), "",
-            "## Pareto frontier (mean quality ↑, mean cost ↓, p95 ↓)", ""]
+    out += [
+        "## Overall per configuration",
+        "",
+        results_table(report.overall),
+        "",
+        "## Pareto frontier (mean quality ↑, mean cost ↓, p95 ↓)",
+        "",
+    ]
     out += [f"- {intent}: {', '.join(names) or '—'}" for intent, names in report.pareto.items()]
     out += ["", "## Recommended routing", "", routing_table(report), "", "## Monthly cost projection", ""]
     p = report.projection
-    out.append(f"{p.requests_per_month:,} requests/month, mix "
-               + ", ".join(f"{i} {s:.0%}" for i, s in p.intent_mix.items())
-               + (f" (evaluated intents cover {p.covered_share:.0%} of it)" if p.covered_share < 1 else "") + ".")
+    out.append(
+        f"{p.requests_per_month:,} requests/month, mix "
+        + ", ".join(f"{i} {s:.0%}" for i, s in p.intent_mix.items())
+        + (f" (evaluated intents cover {p.covered_share:.0%} of it)" if p.covered_share < 1 else "")
+        + "."
+    )
     out += ["", "| configuration | monthly cost | routing saves |", "|---|---|---|"]
     for name, value in p.per_configuration_usd.items():
         out.append(f"| {name} (all intents) | {_usd(value, 2)} | {_usd(p.savings_vs_usd.get(name), 2)} |")
@@ -121,18 +149,24 @@ def render_svg(report: EvaluationReport) -> str:
     x_max = (max(costs) * 1.15) if costs else 1.0
     q_min = min([c.mean_quality for c in report.cells] + [c.quality_target or 1 for c in report.cells] + [0.7])
     y_min = max(0.0, round(q_min - 0.05, 1))
-    svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-           'font-family="sans-serif" font-size="11">',
-           f'<title>Offline evaluation {escape(report.run_id)}: mean quality vs mean cost per intent</title>',
-           f'<rect width="{width}" height="{height}" fill="white"/>',
-           f'<text x="{margin}" y="22" font-size="14" font-weight="bold">Mean quality vs mean cost per request '
-           f'({escape(report.dataset.version)})</text>']
+    svg = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        'font-family="sans-serif" font-size="11">',
+        f"<title>Offline evaluation {escape(report.run_id)}: mean quality vs mean cost per intent</title>",
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="{margin}" y="22" font-size="14" font-weight="bold">Mean quality vs mean cost per request '
+        f"({escape(report.dataset.version)})</text>",
+    ]
     for i, name in enumerate(configs):
         legend_x = margin + i * 170
-        svg.append(f'<circle cx="{legend_x}" cy="42" r="5" fill="{colour[name]}"/>'
-                   f'<text x="{legend_x + 9}" y="46">{escape(name)}</text>')
-    svg.append(f'<text x="{margin + len(configs) * 170}" y="46" fill="#555">filled = Pareto, hollow = dominated, '
-               'dashed = quality target</text>')
+        svg.append(
+            f'<circle cx="{legend_x}" cy="42" r="5" fill="{colour[name]}"/>'
+            f'<text x="{legend_x + 9}" y="46">{escape(name)}</text>'
+        )
+    svg.append(
+        f'<text x="{margin + len(configs) * 170}" y="46" fill="#555">filled = Pareto, hollow = dominated, '
+        "dashed = quality target</text>"
+    )
     for index, intent in enumerate(intents):
         ox = margin + (index % cols) * (pw + margin)
         oy = 70 + (index // cols) * (ph + margin + 20)
@@ -153,21 +187,27 @@ def render_svg(report: EvaluationReport) -> str:
         cells = [c for c in report.cells if c.intent == intent]
         target = next((c.quality_target for c in cells if c.quality_target is not None), None)
         if target is not None:
-            svg.append(f'<line x1="{ox}" x2="{ox + pw}" y1="{py(target):.1f}" y2="{py(target):.1f}" '
-                       f'stroke="#555" stroke-dasharray="4 3"/>')
+            svg.append(
+                f'<line x1="{ox}" x2="{ox + pw}" y1="{py(target):.1f}" y2="{py(target):.1f}" '
+                f'stroke="#555" stroke-dasharray="4 3"/>'
+            )
         frontier = set(report.pareto.get(intent, []))
         for cell in cells:
             if cell.mean_cost_usd is None:
                 continue
             x, y = px(cell.mean_cost_usd), py(max(cell.mean_quality, y_min))
             fill = colour.get(cell.config, "#000") if cell.config in frontier else "white"
-            svg.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="6" fill="{fill}" stroke="{colour.get(cell.config, "#000")}" '
-                       f'stroke-width="2"><title>{escape(cell.config)}: quality {cell.mean_quality:.3f}, pass '
-                       f'{cell.pass_rate:.0%}, cost ${cell.mean_cost_usd:.6f}, p95 '
-                       f'{_num(cell.latency_p95_ms, ".0f")} ms</title></circle>')
+            svg.append(
+                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="6" fill="{fill}" stroke="{colour.get(cell.config, "#000")}" '
+                f'stroke-width="2"><title>{escape(cell.config)}: quality {cell.mean_quality:.3f}, pass '
+                f"{cell.pass_rate:.0%}, cost ${cell.mean_cost_usd:.6f}, p95 "
+                f"{_num(cell.latency_p95_ms, '.0f')} ms</title></circle>"
+            )
             anchor = "end" if x > ox + pw * 0.6 else "start"
             dx = -9 if anchor == "end" else 9
-            svg.append(f'<text x="{x + dx:.1f}" y="{y - 8:.1f}" text-anchor="{anchor}">'
-                       f'{escape(cell.config)} · {_gate(cell)} · p95 {_num(cell.latency_p95_ms, ".0f")} ms</text>')
+            svg.append(
+                f'<text x="{x + dx:.1f}" y="{y - 8:.1f}" text-anchor="{anchor}">'
+                f"{escape(cell.config)} · {_gate(cell)} · p95 {_num(cell.latency_p95_ms, '.0f')} ms</text>"
+            )
     svg.append("</svg>")
     return "\n".join(svg) + "\n"

@@ -41,10 +41,31 @@ from kanaria.evaluation.routing import check_mix, project, route
 from kanaria.percentiles import percentile
 
 __all__ = [
-    "DEFAULT_INTENT_MIX", "DEFAULT_LATENCY_LIMIT_MS", "DEFAULT_REQUESTS_PER_MONTH", "MAX_ROUTING_COMBINATIONS",
-    "CellMetrics", "ConfigSummary", "DatasetInfo", "EvaluationReport", "EvaluationSummary", "GatePolicy",
-    "IntentGate", "IntentResult", "JudgeInfo", "Projection", "RouteChoice", "Routing", "aggregate", "build_report",
-    "cell_metrics", "check_mix", "config_summaries", "intent_result", "pareto_frontier", "project", "route",
+    "DEFAULT_INTENT_MIX",
+    "DEFAULT_LATENCY_LIMIT_MS",
+    "DEFAULT_REQUESTS_PER_MONTH",
+    "MAX_ROUTING_COMBINATIONS",
+    "CellMetrics",
+    "ConfigSummary",
+    "DatasetInfo",
+    "EvaluationReport",
+    "EvaluationSummary",
+    "GatePolicy",
+    "IntentGate",
+    "IntentResult",
+    "JudgeInfo",
+    "Projection",
+    "RouteChoice",
+    "Routing",
+    "aggregate",
+    "build_report",
+    "cell_metrics",
+    "check_mix",
+    "config_summaries",
+    "intent_result",
+    "pareto_frontier",
+    "project",
+    "route",
     "summaries_by_hash",
 ]
 
@@ -56,7 +77,9 @@ def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def cell_metrics(config: str, intent: str, records: Sequence[CaseRecord], gate: IntentGate | None = None) -> CellMetrics:
+def cell_metrics(
+    config: str, intent: str, records: Sequence[CaseRecord], gate: IntentGate | None = None
+) -> CellMetrics:
     """Metrics of a group of records, with the intent gate applied when given."""
     n = len(records)
     passed = sum(1 for r in records if r.passed)
@@ -77,28 +100,46 @@ def cell_metrics(config: str, intent: str, records: Sequence[CaseRecord], gate: 
         if n < gate.min_cases:
             reasons.append(f"{n} case(s), fewer than the {gate.min_cases} required")
         if pass_rate < gate.min_pass_rate:
-            reasons.append(f"pass rate {pass_rate:.0%} < required {gate.min_pass_rate:.0%} "
-                           f"(per-case quality target {gate.quality_target:.2f})")
+            reasons.append(
+                f"pass rate {pass_rate:.0%} < required {gate.min_pass_rate:.0%} "
+                f"(per-case quality target {gate.quality_target:.2f})"
+            )
         if gate.max_hallucination_rate is not None and n and hallucinations / n > gate.max_hallucination_rate:
-            reasons.append(f"{hallucinations} case(s) with forbidden or invented facts "
-                           f"(allowed rate {gate.max_hallucination_rate:.0%} for {gate.severity}-severity intents)")
+            reasons.append(
+                f"{hallucinations} case(s) with forbidden or invented facts "
+                f"(allowed rate {gate.max_hallucination_rate:.0%} for {gate.severity}-severity intents)"
+            )
     return CellMetrics(
-        config=config, intent=intent, n=n, passed_cases=passed, errors=n - len(ok), hallucinations=hallucinations,
-        throttles=sum(r.throttles for r in records), mean_quality=mean_quality, pass_rate=pass_rate,
-        latency_p50_ms=percentile(latencies, 50), latency_p95_ms=p95, latency_p99_ms=percentile(latencies, 99),
-        mean_input_tokens=mean_in, mean_output_tokens=mean_out,
+        config=config,
+        intent=intent,
+        n=n,
+        passed_cases=passed,
+        errors=n - len(ok),
+        hallucinations=hallucinations,
+        throttles=sum(r.throttles for r in records),
+        mean_quality=mean_quality,
+        pass_rate=pass_rate,
+        latency_p50_ms=percentile(latencies, 50),
+        latency_p95_ms=p95,
+        latency_p99_ms=percentile(latencies, 99),
+        mean_input_tokens=mean_in,
+        mean_output_tokens=mean_out,
         mean_cost_usd=float(total_cost / len(ok)) if total_cost is not None else None,
         cost_per_satisfactory_usd=float(total_cost / passed) if total_cost is not None and passed else None,
         token_efficiency=mean_quality / tokens * 1000 if tokens else None,
         latency_quality_ratio=p95 / mean_quality if p95 is not None and mean_quality > 0 else None,
-        quality_target=gate.quality_target if gate else None, min_pass_rate=gate.min_pass_rate if gate else None,
-        gate_passed=not reasons if gate else None, gate_reasons=tuple(reasons),
+        quality_target=gate.quality_target if gate else None,
+        min_pass_rate=gate.min_pass_rate if gate else None,
+        gate_passed=not reasons if gate else None,
+        gate_reasons=tuple(reasons),
     )
 
 
-
-def aggregate(records: Iterable[CaseRecord], policy: GatePolicy = GatePolicy(),
-              profiles: Mapping[str, IntentProfile] = DEFAULT_PROFILES) -> tuple[list[CellMetrics], list[CellMetrics]]:
+def aggregate(
+    records: Iterable[CaseRecord],
+    policy: GatePolicy = GatePolicy(),
+    profiles: Mapping[str, IntentProfile] = DEFAULT_PROFILES,
+) -> tuple[list[CellMetrics], list[CellMetrics]]:
     """(cells per configuration x intent with gates, overall per configuration), in first-seen order."""
     by_cell: dict[tuple[str, str], list[CaseRecord]] = defaultdict(list)
     by_config: dict[str, list[CaseRecord]] = defaultdict(list)
@@ -119,28 +160,41 @@ def pareto_frontier(cells: Iterable[CellMetrics]) -> dict[str, list[str]]:
             by_intent[cell.intent].append(cell)
 
     def dominates(a: CellMetrics, b: CellMetrics) -> bool:
-        no_worse = (a.mean_quality >= b.mean_quality and a.mean_cost_usd <= b.mean_cost_usd  # type: ignore[operator]
-                    and a.latency_p95_ms <= b.latency_p95_ms)  # type: ignore[operator]
-        better = (a.mean_quality > b.mean_quality or a.mean_cost_usd < b.mean_cost_usd  # type: ignore[operator]
-                  or a.latency_p95_ms < b.latency_p95_ms)  # type: ignore[operator]
+        a_cost, b_cost = a.mean_cost_usd or 0.0, b.mean_cost_usd or 0.0  # priced: filtered above
+        a_p95, b_p95 = a.latency_p95_ms or 0.0, b.latency_p95_ms or 0.0
+        no_worse = a.mean_quality >= b.mean_quality and a_cost <= b_cost and a_p95 <= b_p95
+        better = a.mean_quality > b.mean_quality or a_cost < b_cost or a_p95 < b_p95
         return no_worse and better
 
     return {
-        intent: [c.config for c in sorted(group, key=lambda c: (c.mean_cost_usd, c.config))
-                 if not any(dominates(o, c) for o in group if o is not c)]
+        intent: [
+            c.config
+            for c in sorted(group, key=lambda c: (c.mean_cost_usd, c.config))
+            if not any(dominates(o, c) for o in group if o is not c)
+        ]
         for intent, group in by_intent.items()
     }
 
 
-def config_summaries(configurations: Sequence[EvalConfiguration], intents: list[str],
-                     profiles: Mapping[str, IntentProfile] = DEFAULT_PROFILES) -> tuple[ConfigSummary, ...]:
+def config_summaries(
+    configurations: Sequence[EvalConfiguration],
+    intents: list[str],
+    profiles: Mapping[str, IntentProfile] = DEFAULT_PROFILES,
+) -> tuple[ConfigSummary, ...]:
     """Identity of each configuration (hash, per-intent resolved hashes, models)."""
     out = []
     for c in configurations:
         models = c.model_ids(intents, profiles)
-        out.append(ConfigSummary(name=c.name, description=c.description, config_hash=c.config_hash(profiles),
-                                 intent_hashes={i: c.intent_hash(i, profiles) for i in intents}, model_ids=models,
-                                 offline=any(is_offline(m) for m in models)))
+        out.append(
+            ConfigSummary(
+                name=c.name,
+                description=c.description,
+                config_hash=c.config_hash(profiles),
+                intent_hashes={i: c.intent_hash(i, profiles) for i in intents},
+                model_ids=models,
+                offline=any(is_offline(m) for m in models),
+            )
+        )
     return tuple(out)
 
 
@@ -162,26 +216,49 @@ def build_report(
     """Aggregate the records of a run into the report."""
     mix = check_mix(intent_mix)
     cells, overall = aggregate(records, policy, profiles)
-    routing = route(cells, mix, latency_limit_ms=latency_limit_ms, monthly_budget_usd=monthly_budget_usd,
-                    requests_per_month=requests_per_month)
+    routing = route(
+        cells,
+        mix,
+        latency_limit_ms=latency_limit_ms,
+        monthly_budget_usd=monthly_budget_usd,
+        requests_per_month=requests_per_month,
+    )
     intents = dataset.intents()
     return EvaluationReport(
-        run_id=run_id, created_at=created_at,
-        dataset=DatasetInfo(name=dataset.name, version=dataset.version, sha256=dataset.sha256, uri=dataset.uri,
-                            cases=len(dataset.cases), intents=intents),
+        run_id=run_id,
+        created_at=created_at,
+        dataset=DatasetInfo(
+            name=dataset.name,
+            version=dataset.version,
+            sha256=dataset.sha256,
+            uri=dataset.uri,
+            cases=len(dataset.cases),
+            intents=intents,
+        ),
         judge=JudgeInfo(model_id=judge.model_id, judge_hash=judge.judge_hash) if judge else None,
-        policy=policy, configurations=config_summaries(configurations, intents, profiles),
-        cells=tuple(cells), overall=tuple(overall), pareto=pareto_frontier(cells), routing=routing,
+        policy=policy,
+        configurations=config_summaries(configurations, intents, profiles),
+        cells=tuple(cells),
+        overall=tuple(overall),
+        pareto=pareto_frontier(cells),
+        routing=routing,
         projection=project(cells, routing, mix, requests_per_month),
     )
 
 
 def intent_result(cell: CellMetrics) -> IntentResult:
     """The stored form of a gated cell."""
-    return IntentResult(n=cell.n, pass_rate=cell.pass_rate, mean_quality=cell.mean_quality,
-                        quality_target=cell.quality_target or 0.0, min_pass_rate=cell.min_pass_rate or 0.0,
-                        hallucinations=cell.hallucinations, errors=cell.errors, passed=bool(cell.gate_passed),
-                        reasons=cell.gate_reasons)
+    return IntentResult(
+        n=cell.n,
+        pass_rate=cell.pass_rate,
+        mean_quality=cell.mean_quality,
+        quality_target=cell.quality_target or 0.0,
+        min_pass_rate=cell.min_pass_rate or 0.0,
+        hallucinations=cell.hallucinations,
+        errors=cell.errors,
+        passed=bool(cell.gate_passed),
+        reasons=cell.gate_reasons,
+    )
 
 
 def summaries_by_hash(report: EvaluationReport, report_uri: str | None = None) -> dict[str, EvaluationSummary]:
@@ -196,11 +273,16 @@ def summaries_by_hash(report: EvaluationReport, report_uri: str | None = None) -
                 groups.setdefault(intent_hash, []).append(intent)
         for hash_, intents in groups.items():
             out[hash_] = EvaluationSummary(
-                config_hash=hash_, config_name=config.name, run_id=report.run_id, created_at=report.created_at,
-                dataset_version=report.dataset.version, report_uri=report_uri, scorer_version=report.scorer_version,
+                config_hash=hash_,
+                config_name=config.name,
+                run_id=report.run_id,
+                created_at=report.created_at,
+                dataset_version=report.dataset.version,
+                report_uri=report_uri,
+                scorer_version=report.scorer_version,
                 judge_hash=report.judge.judge_hash if report.judge else None,
-                price_table_version=report.price_table_version, offline=config.offline,
+                price_table_version=report.price_table_version,
+                offline=config.offline,
                 per_intent={i: results[i] for i in intents},
             )
     return out
-

@@ -12,11 +12,14 @@ from kanaria.domain import pricing
 from kanaria.domain.profiles import DEFAULT_PROFILES, IntentProfile, profile_for
 from kanaria.evaluation.scoring import SCORER_VERSION, WEIGHTS
 
-
 # Traffic mix mapped from the design notes' intent distribution onto Kanaria's intents (sums to 1).
 DEFAULT_INTENT_MIX: dict[str, float] = {
-    "order_status": 0.15, "shipping_info": 0.15, "product_search": 0.20, "manga_qa": 0.17,
-    "recommendation": 0.25, "chitchat": 0.08,
+    "order_status": 0.15,
+    "shipping_info": 0.15,
+    "product_search": 0.20,
+    "manga_qa": 0.17,
+    "recommendation": 0.25,
+    "chitchat": 0.08,
 }
 DEFAULT_REQUESTS_PER_MONTH = 30_000_000  # 1M messages a day
 DEFAULT_LATENCY_LIMIT_MS = 3000.0  # the chatbot's 3-second SLA, on p95
@@ -28,19 +31,24 @@ class GatePolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    min_pass_rate: dict[str, float] = Field(default_factory=lambda: {"high": 0.90, "medium": 0.80, "low": 0.80},
-                                            description="by profile severity")
-    max_hallucination_rate: dict[str, float] = Field(default_factory=lambda: {"high": 0.0},
-                                                     description="by severity; absent = no limit beyond pass rate")
+    min_pass_rate: dict[str, float] = Field(
+        default_factory=lambda: {"high": 0.90, "medium": 0.80, "low": 0.80}, description="by profile severity"
+    )
+    max_hallucination_rate: dict[str, float] = Field(
+        default_factory=lambda: {"high": 0.0}, description="by severity; absent = no limit beyond pass rate"
+    )
     min_cases: int = Field(default=5, ge=1)
 
     def for_intent(self, intent: str, profiles: Mapping[str, IntentProfile] = DEFAULT_PROFILES) -> "IntentGate":
         """The thresholds that apply to one intent."""
         profile = profile_for(intent, profiles)
-        return IntentGate(quality_target=profile.quality_target, severity=profile.severity,
-                          min_pass_rate=self.min_pass_rate.get(profile.severity, 0.80),
-                          max_hallucination_rate=self.max_hallucination_rate.get(profile.severity),
-                          min_cases=self.min_cases)
+        return IntentGate(
+            quality_target=profile.quality_target,
+            severity=profile.severity,
+            min_pass_rate=self.min_pass_rate.get(profile.severity, 0.80),
+            max_hallucination_rate=self.max_hallucination_rate.get(profile.severity),
+            min_cases=self.min_cases,
+        )
 
 
 class IntentGate(BaseModel):

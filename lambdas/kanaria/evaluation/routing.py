@@ -8,10 +8,8 @@ import itertools
 import math
 from typing import Mapping, Sequence
 
-
 from kanaria.domain import pricing
 from kanaria.errors import ValidationError
-
 from kanaria.evaluation.report_models import (
     DEFAULT_LATENCY_LIMIT_MS,
     DEFAULT_REQUESTS_PER_MONTH,
@@ -47,8 +45,14 @@ def _ineligibility(cell: CellMetrics, latency_limit_ms: float) -> list[str]:
     return reasons
 
 
-def route(cells: Sequence[CellMetrics], mix: Mapping[str, float], *, latency_limit_ms: float = DEFAULT_LATENCY_LIMIT_MS,
-          monthly_budget_usd: float | None = None, requests_per_month: int = DEFAULT_REQUESTS_PER_MONTH) -> Routing:
+def route(
+    cells: Sequence[CellMetrics],
+    mix: Mapping[str, float],
+    *,
+    latency_limit_ms: float = DEFAULT_LATENCY_LIMIT_MS,
+    monthly_budget_usd: float | None = None,
+    requests_per_month: int = DEFAULT_REQUESTS_PER_MONTH,
+) -> Routing:
     """Recommended routing. Eligible per intent: gate passed, p95 <= limit, priced. Without a budget: the cheapest
     eligible configuration per intent (ties: higher quality). With a budget: the combination with the highest
     traffic-weighted mean quality whose monthly cost fits (ties: cheaper); if even the cheapest does not fit,
@@ -75,8 +79,10 @@ def route(cells: Sequence[CellMetrics], mix: Mapping[str, float], *, latency_lim
         combinations = math.prod(len(g) for g in eligible.values()) if eligible else 0
         if monthly(cheapest) > monthly_budget_usd:
             within = False
-            notes.append(f"even the cheapest passing routing costs {monthly(cheapest):,.2f} USD/month, over the "
-                         f"budget of {monthly_budget_usd:,.2f}")
+            notes.append(
+                f"even the cheapest passing routing costs {monthly(cheapest):,.2f} USD/month, over the "
+                f"budget of {monthly_budget_usd:,.2f}"
+            )
         elif combinations > MAX_ROUTING_COMBINATIONS:
             within = True
             notes.append(f"{combinations} combinations: kept the cheapest routing instead of searching")
@@ -100,19 +106,37 @@ def route(cells: Sequence[CellMetrics], mix: Mapping[str, float], *, latency_lim
         share = mix.get(intent, 0.0)
         if intent in chosen:
             c = chosen[intent]
-            choices.append(RouteChoice(intent=intent, config=c.config, share=share, mean_quality=c.mean_quality,
-                                       mean_cost_usd=c.mean_cost_usd, latency_p95_ms=c.latency_p95_ms))
+            choices.append(
+                RouteChoice(
+                    intent=intent,
+                    config=c.config,
+                    share=share,
+                    mean_quality=c.mean_quality,
+                    mean_cost_usd=c.mean_cost_usd,
+                    latency_p95_ms=c.latency_p95_ms,
+                )
+            )
         else:
             choices.append(RouteChoice(intent=intent, config=None, share=share, reasons=tuple(unrouted[intent])))
     if unrouted:
         notes.append(f"no configuration qualifies for: {', '.join(unrouted)}")
-    return Routing(latency_limit_ms=latency_limit_ms, monthly_budget_usd=monthly_budget_usd, objective=objective,
-                   choices=tuple(choices), monthly_cost_usd=monthly(chosen) if chosen else None,
-                   within_budget=within, notes=tuple(notes))
+    return Routing(
+        latency_limit_ms=latency_limit_ms,
+        monthly_budget_usd=monthly_budget_usd,
+        objective=objective,
+        choices=tuple(choices),
+        monthly_cost_usd=monthly(chosen) if chosen else None,
+        within_budget=within,
+        notes=tuple(notes),
+    )
 
 
-def project(cells: Sequence[CellMetrics], routing: Routing, mix: Mapping[str, float],
-            requests_per_month: int = DEFAULT_REQUESTS_PER_MONTH) -> Projection:
+def project(
+    cells: Sequence[CellMetrics],
+    routing: Routing,
+    mix: Mapping[str, float],
+    requests_per_month: int = DEFAULT_REQUESTS_PER_MONTH,
+) -> Projection:
     """Monthly USD of the mix's evaluated intents on each configuration alone (None when the configuration lacks a
     priced result for one of them) and on the recommended routing (None when a mixed intent is unrouted)."""
     evaluated = {c.intent for c in cells}
@@ -131,7 +155,15 @@ def project(cells: Sequence[CellMetrics], routing: Routing, mix: Mapping[str, fl
         per_config[config] = None if total is None else requests_per_month * total
     routed_complete = all(ch.config is not None for ch in routing.choices if mix.get(ch.intent, 0) > 0)
     routed = routing.monthly_cost_usd if routed_complete else None
-    savings = {name: (value - routed if value is not None and routed is not None else None)
-               for name, value in per_config.items()}
-    return Projection(requests_per_month=requests_per_month, intent_mix=dict(mix), per_configuration_usd=per_config,
-                      routed_usd=routed, covered_share=covered, savings_vs_usd=savings)
+    savings = {
+        name: (value - routed if value is not None and routed is not None else None)
+        for name, value in per_config.items()
+    }
+    return Projection(
+        requests_per_month=requests_per_month,
+        intent_mix=dict(mix),
+        per_configuration_usd=per_config,
+        routed_usd=routed,
+        covered_share=covered,
+        savings_vs_usd=savings,
+    )

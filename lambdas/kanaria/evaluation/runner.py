@@ -30,9 +30,14 @@ class Task:
     case: GoldenCase
 
 
-def plan_tasks(dataset: Dataset, configurations: list[EvalConfiguration],
-               profiles: Mapping[str, IntentProfile] = DEFAULT_PROFILES, *, start: int = 0,
-               end: int | None = None) -> list[Task]:
+def plan_tasks(
+    dataset: Dataset,
+    configurations: list[EvalConfiguration],
+    profiles: Mapping[str, IntentProfile] = DEFAULT_PROFILES,
+    *,
+    start: int = 0,
+    end: int | None = None,
+) -> list[Task]:
     """Every configuration on cases[start:end], configuration-major (the order records are reported in)."""
     cases = dataset.cases[start:end]
     return [Task(c, c.config_hash(profiles), case) for c in configurations for case in cases]
@@ -48,16 +53,26 @@ def _cost(model_id: str, input_tokens: int, output_tokens: int) -> Decimal | Non
     return None if price is None else pricing.call_cost(price, input_tokens, output_tokens)
 
 
-def evaluate_task(task: Task, invoker: ModelInvoker, judge: JudgeSpec | None = None,
-                  profiles: Mapping[str, IntentProfile] = DEFAULT_PROFILES) -> CaseRecord:
+def evaluate_task(
+    task: Task,
+    invoker: ModelInvoker,
+    judge: JudgeSpec | None = None,
+    profiles: Mapping[str, IntentProfile] = DEFAULT_PROFILES,
+) -> CaseRecord:
     """Call the configuration's model on the case, score the response (and ask the judge), price the call."""
     case = task.case
     parameters = task.configuration.resolved(case.intent, profiles)
     target = profile_for(case.intent, profiles).quality_target
-    base = dict(config_name=task.configuration.name, config_hash=task.config_hash,
-                intent_hash=task.configuration.intent_hash(case.intent, profiles), model_id=parameters.model_id,
-                case_id=case.case_id, intent=case.intent, quality_target=target,
-                judge_hash=judge.judge_hash if judge else None)
+    base = dict(
+        config_name=task.configuration.name,
+        config_hash=task.config_hash,
+        intent_hash=task.configuration.intent_hash(case.intent, profiles),
+        model_id=parameters.model_id,
+        case_id=case.case_id,
+        intent=case.intent,
+        quality_target=target,
+        judge_hash=judge.judge_hash if judge else None,
+    )
     part: ScorePart | None = None
     try:
         response = invoker.converse(case_request(case, parameters))
@@ -66,20 +81,35 @@ def evaluate_task(task: Task, invoker: ModelInvoker, judge: JudgeSpec | None = N
             part = judge_part(judge, parse_verdict(verdict.text))
     except ThrottledError as exc:
         # Recorded, not raised: the case fails and the report counts it; any other error stops the run.
-        return CaseRecord(**base, composite=0.0, passed=False, error=str(exc), attempts=exc.attempts,
-                          throttles=exc.attempts)
+        return CaseRecord(
+            **base, composite=0.0, passed=False, error=str(exc), attempts=exc.attempts, throttles=exc.attempts
+        )
     score = score_response(case, response.text, target, stop_reason=response.stop_reason, judge_part=part)
     return CaseRecord(
-        **base, composite=score.composite, passed=score.passed, parts=score.parts, critical=score.critical,
-        response=response.text, stop_reason=response.stop_reason, input_tokens=response.input_tokens,
-        output_tokens=response.output_tokens, latency_ms=round(response.latency_ms, 3),
+        **base,
+        composite=score.composite,
+        passed=score.passed,
+        parts=score.parts,
+        critical=score.critical,
+        response=response.text,
+        stop_reason=response.stop_reason,
+        input_tokens=response.input_tokens,
+        output_tokens=response.output_tokens,
+        latency_ms=round(response.latency_ms, 3),
         cost_usd=_cost(parameters.model_id, response.input_tokens, response.output_tokens),
-        attempts=response.attempts, throttles=response.throttles,
+        attempts=response.attempts,
+        throttles=response.throttles,
     )
 
 
-def evaluate_tasks(tasks: list[Task], invoker: ModelInvoker, judge: JudgeSpec | None = None, *,
-                   concurrency: int = 4, profiles: Mapping[str, IntentProfile] = DEFAULT_PROFILES) -> list[CaseRecord]:
+def evaluate_tasks(
+    tasks: list[Task],
+    invoker: ModelInvoker,
+    judge: JudgeSpec | None = None,
+    *,
+    concurrency: int = 4,
+    profiles: Mapping[str, IntentProfile] = DEFAULT_PROFILES,
+) -> list[CaseRecord]:
     """Evaluate tasks with at most `concurrency` calls in flight; records in task order."""
     workers = max(1, min(concurrency, MAX_CONCURRENCY, len(tasks) or 1))
     if workers == 1:

@@ -120,8 +120,9 @@ def score_grounding(case: GoldenCase, response: str) -> ScorePart:
     invented = sorted(entities(response) - known)
     violations += [f"invented {kind} {value}" for kind, value in invented]
     if violations:
-        return ScorePart(name="grounding", weight=WEIGHTS["grounding"], score=0.0, detail="; ".join(violations),
-                         critical=True)
+        return ScorePart(
+            name="grounding", weight=WEIGHTS["grounding"], score=0.0, detail="; ".join(violations), critical=True
+        )
     return ScorePart(name="grounding", weight=WEIGHTS["grounding"], score=1.0, detail="no forbidden or invented facts")
 
 
@@ -149,7 +150,9 @@ def score_format(expected: ExpectedFormat, response: str, stop_reason: str = "")
         if not style_ok:
             notes.append(f"{count} {expected.style} items, expected at least {needed}")
     score = 0.5 * style_ok + 0.5 * length_ok
-    return ScorePart(name="format", weight=weight, score=score, detail="; ".join(notes) or f"{expected.style}, {length} chars")
+    return ScorePart(
+        name="format", weight=weight, score=score, detail="; ".join(notes) or f"{expected.style}, {length} chars"
+    )
 
 
 def query_titles(case: GoldenCase) -> list[tuple[str, tuple[str, ...]]]:
@@ -185,7 +188,9 @@ def score_titles(case: GoldenCase, response: str) -> ScorePart:
             scores.append(0.5)
             notes.append(f"{written!r} not mentioned")
     detail = "; ".join(replaced + notes) or f"{len(titles)} title(s) as written"
-    return ScorePart(name="titles", weight=weight, score=sum(scores) / len(scores), detail=detail, critical=bool(replaced))
+    return ScorePart(
+        name="titles", weight=weight, score=sum(scores) / len(scores), detail=detail, critical=bool(replaced)
+    )
 
 
 def composite(parts: Iterable[ScorePart]) -> float:
@@ -195,8 +200,14 @@ def composite(parts: Iterable[ScorePart]) -> float:
     return sum(p.weight * p.score for p in applicable if p.score is not None) / total if total else 0.0
 
 
-def score_response(case: GoldenCase, response: str, quality_target: float, *, stop_reason: str = "",
-                   judge_part: ScorePart | None = None) -> CaseScore:
+def score_response(
+    case: GoldenCase,
+    response: str,
+    quality_target: float,
+    *,
+    stop_reason: str = "",
+    judge_part: ScorePart | None = None,
+) -> CaseScore:
     """Every part, the composite, and pass = composite >= target and nothing critical."""
     parts = [
         score_required_facts(case, response),
@@ -209,5 +220,6 @@ def score_response(case: GoldenCase, response: str, quality_target: float, *, st
     value = composite(parts)
     critical = tuple(f"{p.name}: {p.detail}" for p in parts if p.critical)
     passed = value + PASS_EPSILON >= quality_target and not critical
-    return CaseScore(parts=tuple(parts), composite=round(value, 6), quality_target=quality_target, passed=passed,
-                     critical=critical)
+    return CaseScore(
+        parts=tuple(parts), composite=round(value, 6), quality_target=quality_target, passed=passed, critical=critical
+    )

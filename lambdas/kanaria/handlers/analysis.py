@@ -22,7 +22,7 @@ from kanaria.dal.observations import DynamoAnalysisStore, json_default
 from kanaria.domain.experiment import Status
 from kanaria.errors import KanariaError, OperationalError
 from kanaria.handlers.env import AnalysisEnvironment, load_environment, load_profiles
-from kanaria.logic.analysis_run import Analyze, AnalysisOutcome, analyse_experiment
+from kanaria.logic.analysis_run import AnalysisOutcome, Analyze, analyse_experiment
 from kanaria.names import DIM_EXPERIMENT, METRIC_ANALYSIS_RUNS, METRIC_DECISION_CHANGES, METRIC_SRM_MISMATCH
 
 logger = Logger()
@@ -61,8 +61,11 @@ def engine() -> Analyze:
 
 def publish_alert(subject: str, message: dict[str, Any]) -> None:
     """One message on the on-call alerts topic."""
-    _sns().publish(TopicArn=environment().alerts_topic_arn, Subject=subject,
-                   Message=json.dumps(message, sort_keys=True, default=json_default))
+    _sns().publish(
+        TopicArn=environment().alerts_topic_arn,
+        Subject=subject,
+        Message=json.dumps(message, sort_keys=True, default=json_default),
+    )
 
 
 def _emit(outcome: AnalysisOutcome) -> None:

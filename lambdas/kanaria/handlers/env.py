@@ -45,8 +45,11 @@ class ObservationsEnvironment(BaseModel):
     observations_table: str = Field(min_length=1, alias=names.ENV_OBSERVATIONS_TABLE)
     aggregates_table: str = Field(min_length=1, alias=names.ENV_AGGREGATES_TABLE)
     profiles_parameter: str = Field(min_length=1, alias=names.ENV_PROFILES_PARAMETER)
-    judged_intents: str = Field(default=",".join(names.DEFAULT_JUDGED_INTENTS), alias=names.ENV_JUDGED_INTENTS,
-                                description="intents with their own canary metrics (comma-separated)")
+    judged_intents: str = Field(
+        default=",".join(names.DEFAULT_JUDGED_INTENTS),
+        alias=names.ENV_JUDGED_INTENTS,
+        description="intents with their own canary metrics (comma-separated)",
+    )
 
     @property
     def judged_intent_set(self) -> frozenset[str]:

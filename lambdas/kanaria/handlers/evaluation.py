@@ -84,8 +84,13 @@ def plan(request: RunRequest, now: datetime) -> dict[str, Any]:
     pinned = request.model_copy(update={"dataset_version_id": version_id})
     run_id = request.run_id or new_run_id(now)
     chunks = plan_chunks(dataset, request.settings.chunk_size)
-    logger.info("evaluation planned", run_id=run_id, cases=len(dataset.cases), chunks=len(chunks),
-                dataset_version=dataset.version)
+    logger.info(
+        "evaluation planned",
+        run_id=run_id,
+        cases=len(dataset.cases),
+        chunks=len(chunks),
+        dataset_version=dataset.version,
+    )
     return {"run_id": run_id, "created_at": iso(now), "request": pinned.model_dump(mode="json"), "chunks": chunks}
 
 
@@ -93,11 +98,17 @@ def plan(request: RunRequest, now: datetime) -> dict[str, Any]:
 def evaluate(run_id: str, request: RunRequest, chunk: Chunk) -> dict[str, Any]:
     """Evaluate one chunk and write its records to S3."""
     dataset = _dataset(request)
-    records = evaluate_chunk(dataset, request.parsed_configurations(), chunk.start, chunk.end,
-                             default_invoker(dataset), request.settings)
+    records = evaluate_chunk(
+        dataset, request.parsed_configurations(), chunk.start, chunk.end, default_invoker(dataset), request.settings
+    )
     key = _bucket().put_chunk_records(run_id, chunk.index, records)
-    return {"index": chunk.index, "key": key, "records": len(records), "passed": sum(r.passed for r in records),
-            "errors": sum(r.error is not None for r in records)}
+    return {
+        "index": chunk.index,
+        "key": key,
+        "records": len(records),
+        "passed": sum(r.passed for r in records),
+        "errors": sum(r.error is not None for r in records),
+    }
 
 
 @tracer.capture_method
@@ -107,13 +118,17 @@ def report(run_id: str, created_at: str, request: RunRequest) -> dict[str, Any]:
     configurations = request.parsed_configurations()
     records = _bucket().read_run_records(run_id)
     result = assemble_report(run_id, created_at, dataset, configurations, records, request.settings)
-    stored = store_report(_bucket(), environment().evaluations_table, result, records, render_markdown(result),
-                          render_svg(result))
+    stored = store_report(
+        _bucket(), environment().evaluations_table, result, records, render_markdown(result), render_svg(result)
+    )
     logger.info("evaluation reported", run_id=run_id, report_uri=stored.report_uri, records=len(records))
     return {
-        "run_id": run_id, "report_uri": stored.report_uri,
-        "configurations": {c.name: {"config_hash": c.config_hash, "passed": stored.summaries[c.config_hash].passed}
-                           for c in result.configurations},
+        "run_id": run_id,
+        "report_uri": stored.report_uri,
+        "configurations": {
+            c.name: {"config_hash": c.config_hash, "passed": stored.summaries[c.config_hash].passed}
+            for c in result.configurations
+        },
     }
 
 

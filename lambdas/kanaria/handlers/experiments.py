@@ -53,7 +53,9 @@ def get_experiment(experiment_id: str) -> dict:
 @tracer.capture_method
 def transition(experiment_id: str) -> dict:
     request = parse_body(json_body(app), TransitionRequest)
-    record = registry.transition(_repository(), experiment_id, request.action, caller(app), _now(), request.expected_version)
+    record = registry.transition(
+        _repository(), experiment_id, request.action, caller(app), _now(), request.expected_version
+    )
     logger.info("experiment transition", experiment_id=experiment_id, action=request.action, status=record.status.value)
     return record.to_dict()
 
@@ -62,8 +64,9 @@ def transition(experiment_id: str) -> dict:
 @tracer.capture_method
 def stop_variant(experiment_id: str, variant_id: str) -> dict:
     request = parse_body(json_body(app), StopVariantRequest)
-    record = registry.stop_variant(_repository(), experiment_id, variant_id, request.reason, caller(app), _now(),
-                                   request.expected_version)
+    record = registry.stop_variant(
+        _repository(), experiment_id, variant_id, request.reason, caller(app), _now(), request.expected_version
+    )
     return record.to_dict()
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.parser import parse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError as PydanticValidationError
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
 
 from kanaria.domain.experiment import INTENT_PATTERN, UNIT_PATTERN
 from kanaria.errors import ValidationError, from_pydantic

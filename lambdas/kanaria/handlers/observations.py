@@ -30,9 +30,20 @@ from kanaria.handlers.models import parse_body
 from kanaria.logic.experiments import get_experiment
 from kanaria.logic.observations import RecordResult, record_observation
 from kanaria.names import (
-    DIM_EXPERIMENT, DIM_INTENT, DIM_TARGET, DIM_VARIANT, METRIC_COST, METRIC_CSAT,
-    METRIC_ERRORS, METRIC_FLAGGED_OBSERVATIONS, METRIC_HALLUCINATIONS, METRIC_LATENCY, METRIC_OBSERVATIONS,
-    METRIC_QUALITY, METRIC_SAFETY_STOPS, METRIC_THROTTLES,
+    DIM_EXPERIMENT,
+    DIM_INTENT,
+    DIM_TARGET,
+    DIM_VARIANT,
+    METRIC_COST,
+    METRIC_CSAT,
+    METRIC_ERRORS,
+    METRIC_FLAGGED_OBSERVATIONS,
+    METRIC_HALLUCINATIONS,
+    METRIC_LATENCY,
+    METRIC_OBSERVATIONS,
+    METRIC_QUALITY,
+    METRIC_SAFETY_STOPS,
+    METRIC_THROTTLES,
 )
 
 EXPERIMENT_CACHE_SECONDS = 30  # definitions are immutable; stopped variants are seen within this delay

@@ -42,8 +42,9 @@ def handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
             metrics.add_metric(names.METRIC_RECONCILER_ROLLBACKS, MetricUnit.Count, 1)
     if result["failed_invocations_paged"]:
         logger.error("failed rollback invocations paged", rollouts=result["failed_invocations_paged"])
-        metrics.add_metric(names.METRIC_FAILED_ROLLBACK_INVOCATIONS, MetricUnit.Count,
-                           len(result["failed_invocations_paged"]))
+        metrics.add_metric(
+            names.METRIC_FAILED_ROLLBACK_INVOCATIONS, MetricUnit.Count, len(result["failed_invocations_paged"])
+        )
     if result["errors"]:
         # Fails the invocation (Errors metric, alarm) after the pages went out; the next minute tries again.
         raise OperationalError("; ".join(result["errors"]), field="reconciler")

@@ -11,7 +11,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import CloudWatchAlarmEvent, EventBridgeEvent
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field, ValidationError as PydanticValidationError
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
 
 from kanaria.domain.rollout_state import Progress, RollbackTrigger
 from kanaria.errors import ValidationError, from_pydantic
@@ -64,9 +65,15 @@ def _from_alarm(event: dict[str, Any]) -> dict[str, Any]:
         logger.warning("alarm without an active rollout on the listener: nothing to roll back", alarm=data.alarm_name)
         return {"status": "no_active_rollout", "alarm": data.alarm_name}
     trigger = RollbackTrigger(
-        kind="alarm", source="alarm", summary=f"{data.alarm_name} is in ALARM: {data.state.reason}"[:1000],
-        details={"alarm_arn": alarm.alarm_arn, "alarm_rule": data.configuration.alarm_rule,
-                 "reason": data.state.reason, "time": alarm.timestamp},
+        kind="alarm",
+        source="alarm",
+        summary=f"{data.alarm_name} is in ALARM: {data.state.reason}"[:1000],
+        details={
+            "alarm_arn": alarm.alarm_arn,
+            "alarm_rule": data.configuration.alarm_rule,
+            "reason": data.state.reason,
+            "time": alarm.timestamp,
+        },
     )
     return rollouts.rollback(rollout_services(), env_deployment, active["active_rollout_id"], trigger)
 
@@ -76,8 +83,9 @@ def _from_execution_status(event: dict[str, Any]) -> dict[str, Any]:
     detail = EventBridgeEvent(event).detail
     execution_arn, status = detail.get("executionArn"), detail.get("status")
     if not isinstance(execution_arn, str) or not execution_arn or not isinstance(status, str):
-        raise ValidationError("an execution status event needs detail.executionArn and detail.status",
-                              field="event.detail")
+        raise ValidationError(
+            "an execution status event needs detail.executionArn and detail.status", field="event.detail"
+        )
     cause = " ".join(str(detail.get(key) or "") for key in ("error", "cause")).strip()
     return reconciler.rollback_ended_execution(rollout_services(), deployment(), execution_arn, status, cause)
 
@@ -95,15 +103,22 @@ def _rollback(event: dict[str, Any]) -> dict[str, Any]:
         if "rollout_id" not in state:
             raise ValidationError("the state has no rollout_id (did prepare run?)", field="event.state.rollout_id")
         progress = Progress.model_validate(state["progress"]) if state.get("progress") else None
-        return rollouts.rollback(rollout_services(), deployment(), state["rollout_id"],
-                                 rollouts.trigger_from_state(state), progress)
+        return rollouts.rollback(
+            rollout_services(), deployment(), state["rollout_id"], rollouts.trigger_from_state(state), progress
+        )
     if source == "cli":
         request = _parse(event, ManualRollback)
-        trigger = RollbackTrigger(kind="manual_abort", source="cli", actor=request.actor,
-                                  summary=f"aborted by {request.actor}: {request.reason}")
+        trigger = RollbackTrigger(
+            kind="manual_abort",
+            source="cli",
+            actor=request.actor,
+            summary=f"aborted by {request.actor}: {request.reason}",
+        )
         return rollouts.rollback(rollout_services(), deployment(), request.rollout_id, trigger)
-    raise ValidationError(f"unknown trigger source {source!r}; expected aws.cloudwatch, aws.states, state_machine or cli",
-                          field="event.source")
+    raise ValidationError(
+        f"unknown trigger source {source!r}; expected aws.cloudwatch, aws.states, state_machine or cli",
+        field="event.source",
+    )
 
 
 @logger.inject_lambda_context

@@ -23,9 +23,9 @@ def utc_now() -> datetime:
 def rollout_services():  # -> RolloutServices (imports kept lazy: boto3 clients are created on first use)
     """Every dependency of the rollout steps and the rollback, built from the environment."""
     from kanaria.dal.canary_metrics import CloudWatchCanaryReader
-    from kanaria.dal.experiment_store import DynamoExperimentRepository
     from kanaria.dal.elb import ElbListenerGateway
     from kanaria.dal.evaluations import latest_for
+    from kanaria.dal.experiment_store import DynamoExperimentRepository
     from kanaria.dal.messaging import SfnExecutions, SnsNotifier
     from kanaria.dal.metrics import CloudWatchMetricsReader
     from kanaria.dal.rollouts import DynamoAnalysisResults, DynamoRolloutStore
@@ -36,8 +36,12 @@ def rollout_services():  # -> RolloutServices (imports kept lazy: boto3 clients 
     return RolloutServices(
         store=DynamoRolloutStore(env.rollouts_table),
         listener=ElbListenerGateway(),
-        metrics=CloudWatchMetricsReader(env.metric_namespace, env.critical_alarm_name, env.warning_alarm_name,
-                                        child_alarms=[n for n in env.canary_alarm_names.split(",") if n]),
+        metrics=CloudWatchMetricsReader(
+            env.metric_namespace,
+            env.critical_alarm_name,
+            env.warning_alarm_name,
+            child_alarms=[n for n in env.canary_alarm_names.split(",") if n],
+        ),
         canary=CloudWatchCanaryReader(env.metric_namespace),
         notifier=SnsNotifier(env.alerts_topic_arn),
         executions=SfnExecutions(),

@@ -8,7 +8,8 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field, ValidationError as PydanticValidationError
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
 
 from kanaria.domain.rollout_state import RolloutState
 from kanaria.errors import ValidationError, from_pydantic
@@ -62,14 +63,14 @@ def _step(event: dict[str, Any]) -> dict[str, Any]:
     services = rollout_services()
     if event.get("action") == "prepare":
         prepare = _parse(event, PrepareEvent)
-        state = rollouts.prepare(services, deployment(), prepare.request, prepare.execution_arn,
-                                 prepare.execution_name)
+        state = rollouts.prepare(services, deployment(), prepare.request, prepare.execution_arn, prepare.execution_name)
         logger.info("rollout prepared", rollout_id=state.rollout_id, reason=state.progress.reason)
         _emit_weight(0)
         return state.to_state()
     step = _parse(event, StepEvent)
-    state = RolloutState.model_validate({"rollout_id": step.rollout_id, "rollout": step.rollout,
-                                         "progress": step.progress})
+    state = RolloutState.model_validate(
+        {"rollout_id": step.rollout_id, "rollout": step.rollout, "progress": step.progress}
+    )
     logger.append_keys(rollout_id=state.rollout_id, stage=state.progress.stage_name)
     if step.action == "request_approval":
         if step.task_token is None:

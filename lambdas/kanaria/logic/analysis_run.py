@@ -14,11 +14,17 @@ from typing import Any, Callable, Iterable, Mapping, Protocol
 from kanaria.domain.analysis_result import AnalysisResult, StoredResult, coerce_stored
 from kanaria.domain.assignment import configuration
 from kanaria.domain.observation import (
-    COUNT_ATTRIBUTE, KIND_COUNTED, KIND_EXCLUDED, KIND_EXPOSURE, KIND_MISMATCH, NO_INTENT, Statistics,
+    COUNT_ATTRIBUTE,
+    KIND_COUNTED,
+    KIND_EXCLUDED,
+    KIND_EXPOSURE,
+    KIND_MISMATCH,
+    NO_INTENT,
+    Statistics,
 )
 from kanaria.domain.profiles import FALLBACK_INTENT, IntentProfile, profile_for
-from kanaria.errors import ConflictError
 from kanaria.domain.records import AuditEntry, ExperimentRecord, ExperimentRepository
+from kanaria.errors import ConflictError
 from kanaria.logic.experiments import get_experiment, stop_variant, transition
 
 ANALYSIS_ACTOR = "kanaria-analysis"
@@ -33,8 +39,14 @@ class ResultStore(Protocol):
 
     def counters(self, experiment_id: str) -> list[dict[str, Any]]: ...
     def latest_result(self, experiment_id: str) -> StoredResult | None: ...
-    def put_result(self, experiment_id: str, computed_at: str, decision: str | None, result: Mapping[str, Any],
-                   snapshot: Mapping[str, Any]) -> bool: ...
+    def put_result(
+        self,
+        experiment_id: str,
+        computed_at: str,
+        decision: str | None,
+        result: Mapping[str, Any],
+        snapshot: Mapping[str, Any],
+    ) -> bool: ...
 
 
 def _kind(item: Mapping[str, Any]) -> str:
@@ -46,13 +58,16 @@ def config_hashes(record: ExperimentRecord, profiles: Mapping[str, IntentProfile
     experiment = record.experiment
     intents = [i for i in profiles if i != FALLBACK_INTENT] if "*" in experiment.intents else list(experiment.intents)
     return {
-        variant.id: {intent: configuration(experiment, variant.id, profile_for(intent, profiles))[1] for intent in intents}
+        variant.id: {
+            intent: configuration(experiment, variant.id, profile_for(intent, profiles))[1] for intent in intents
+        }
         for variant in experiment.variants
     }
 
 
-def build_snapshot(record: ExperimentRecord, counters: Iterable[Mapping[str, Any]],
-                   profiles: Mapping[str, IntentProfile]) -> dict[str, Any]:
+def build_snapshot(
+    record: ExperimentRecord, counters: Iterable[Mapping[str, Any]], profiles: Mapping[str, IntentProfile]
+) -> dict[str, Any]:
     """The analysis engine's input: definition, per-variant and per-intent sufficient statistics, units, flags."""
     experiment = record.experiment
     variants = [v.id for v in experiment.variants]
@@ -162,8 +177,9 @@ def analyse_experiment(
     previous_decision = previous["decision"] if previous else None
     if previous is not None and previous.result is not None and previous.result.final:
         # the decision at the planned sample is final: read again, it would be tested again (issue #13)
-        return AnalysisOutcome(experiment_id, computed_at, previous_decision, previous_decision, False, False, False,
-                               False, frozen=True)
+        return AnalysisOutcome(
+            experiment_id, computed_at, previous_decision, previous_decision, False, False, False, False, frozen=True
+        )
     snapshot = build_snapshot(record, store.counters(experiment_id), profiles)
     snapshot["experiment"]["looks"] = previous_looks(previous)
     snapshot["experiment"]["efficacy_shown"] = efficacy_shown(previous)
@@ -182,16 +198,30 @@ def analyse_experiment(
             paused = True
         except ConflictError:
             paused = False  # paused or completed meanwhile by an operator: nothing left to stop
-        alert(f"Kanaria: sample-ratio mismatch in {experiment_id}"[:100], {
-            "kind": "srm_mismatch", "experiment_id": experiment_id, "paused": paused, "computed_at": computed_at,
-            "srm": result.srm, "units": {v: a["units"] for v, a in snapshot["aggregates"].items()},
-            "weights": snapshot["experiment"]["weights"],
-        })
+        alert(
+            f"Kanaria: sample-ratio mismatch in {experiment_id}"[:100],
+            {
+                "kind": "srm_mismatch",
+                "experiment_id": experiment_id,
+                "paused": paused,
+                "computed_at": computed_at,
+                "srm": result.srm,
+                "units": {v: a["units"] for v, a in snapshot["aggregates"].items()},
+                "weights": snapshot["experiment"]["weights"],
+            },
+        )
     if changed:
-        alert(f"Kanaria: {experiment_id} decision {previous_decision or 'none'} -> {decision}"[:100], {
-            "kind": "decision_changed", "experiment_id": experiment_id, "previous_decision": previous_decision,
-            "decision": decision, "computed_at": computed_at, "result": body,
-        })
+        alert(
+            f"Kanaria: {experiment_id} decision {previous_decision or 'none'} -> {decision}"[:100],
+            {
+                "kind": "decision_changed",
+                "experiment_id": experiment_id,
+                "previous_decision": previous_decision,
+                "decision": decision,
+                "computed_at": computed_at,
+                "result": body,
+            },
+        )
     stopped: list[str] = []
     if stored and not mismatch:
         stopped = stop_harmful_variants(repo, record, result.stop_variants, now)
@@ -199,12 +229,24 @@ def analyse_experiment(
     weights_updated = False
     if stored and not mismatch and record.experiment.bandit and "update_weights" in result.actions:
         weights_updated = update_bandit_weights(repo, record, result.weights or {}, now)
-    return AnalysisOutcome(experiment_id, computed_at, decision, previous_decision, stored, changed, mismatch, paused,
-                           weights_updated, final=final, stopped_variants=tuple(stopped))
+    return AnalysisOutcome(
+        experiment_id,
+        computed_at,
+        decision,
+        previous_decision,
+        stored,
+        changed,
+        mismatch,
+        paused,
+        weights_updated,
+        final=final,
+        stopped_variants=tuple(stopped),
+    )
 
 
-def stop_harmful_variants(repo: ExperimentRepository, record: ExperimentRecord, variants: list[str],
-                          now: datetime) -> list[str]:
+def stop_harmful_variants(
+    repo: ExperimentRepository, record: ExperimentRecord, variants: list[str], now: datetime
+) -> list[str]:
     """Stop each harmful arm (its units go to control, as a rollback does) while the others continue; audited."""
     stopped = []
     for variant in variants:
@@ -218,25 +260,34 @@ def stop_harmful_variants(repo: ExperimentRepository, record: ExperimentRecord, 
     return stopped
 
 
-def audit_final_decision(repo: ExperimentRepository, experiment_id: str, result: AnalysisResult, computed_at: str,
-                         now: datetime) -> bool:
+def audit_final_decision(
+    repo: ExperimentRepository, experiment_id: str, result: AnalysisResult, computed_at: str, now: datetime
+) -> bool:
     """Record in the experiment's audit trail that the analysis decision is final (later runs do not test again)."""
     try:
         current = get_experiment(repo, experiment_id)
         stamp = now.isoformat(timespec="milliseconds")
         updated = replace(current, version=current.version + 1, updated_at=stamp)
-        detail = {"decision": result.decision.value, "winner": result.winner, "computed_at": computed_at,
-                  "information_fraction": result.evidence.get("information_fraction"),
-                  "reasons": result.evidence.get("reasons", [])}
-        repo.replace(updated, current.version, AuditEntry(experiment_id, updated.version, stamp, ANALYSIS_ACTOR,
-                                                          "analysis_final", detail))
+        detail = {
+            "decision": result.decision.value,
+            "winner": result.winner,
+            "computed_at": computed_at,
+            "information_fraction": result.evidence.get("information_fraction"),
+            "reasons": result.evidence.get("reasons", []),
+        }
+        repo.replace(
+            updated,
+            current.version,
+            AuditEntry(experiment_id, updated.version, stamp, ANALYSIS_ACTOR, "analysis_final", detail),
+        )
     except ConflictError:
         return True  # the result is stored as final either way; an operator changed the record meanwhile
     return True
 
 
-def update_bandit_weights(repo: ExperimentRepository, record: ExperimentRecord, weights: Mapping[str, float],
-                          now: datetime) -> bool:
+def update_bandit_weights(
+    repo: ExperimentRepository, record: ExperimentRecord, weights: Mapping[str, float], now: datetime
+) -> bool:
     """Write the engine's Thompson-sampling allocation back to the experiment (optimistic lock, audited)."""
     variants = set(record.experiment.weights)
     new = {v: float(weights[v]) for v in variants if v in weights}
@@ -244,8 +295,14 @@ def update_bandit_weights(repo: ExperimentRepository, record: ExperimentRecord, 
         return False
     stamp = now.isoformat(timespec="milliseconds")
     updated = replace(record, weights=new, version=record.version + 1, updated_at=stamp)
-    audit = AuditEntry(record.experiment.id, updated.version, stamp, ANALYSIS_ACTOR, "update_weights",
-                       {"from": record.weights or record.experiment.weights, "to": new})
+    audit = AuditEntry(
+        record.experiment.id,
+        updated.version,
+        stamp,
+        ANALYSIS_ACTOR,
+        "update_weights",
+        {"from": record.weights or record.experiment.weights, "to": new},
+    )
     try:
         repo.replace(updated, record.version, audit)
     except ConflictError:

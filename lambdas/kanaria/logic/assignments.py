@@ -26,7 +26,9 @@ def assign_unit(
     """Assign one unit of a running experiment, honouring its sticky record."""
     experiment = record.experiment
     if record.status is not Status.RUNNING:
-        raise ConflictError(f"experiment {experiment.id!r} is {record.status.value}, not running", field="experiment_id")
+        raise ConflictError(
+            f"experiment {experiment.id!r} is {record.status.value}, not running", field="experiment_id"
+        )
     fresh = assign(experiment, unit, intent, profiles, weights=record.weights)
     if not fresh.in_experiment:
         return fresh  # not eligible for this intent: served control, nothing stored or counted
@@ -37,8 +39,13 @@ def assign_unit(
     new_unit = sticky is None
     if sticky is None:
         sticky = store.put_if_absent(
-            StickyRecord(experiment.id, unit, fresh.variant or experiment.control, now.isoformat(timespec="seconds"),
-                         int(now.timestamp()) + ASSIGNMENT_TTL_SECONDS)
+            StickyRecord(
+                experiment.id,
+                unit,
+                fresh.variant or experiment.control,
+                now.isoformat(timespec="seconds"),
+                int(now.timestamp()) + ASSIGNMENT_TTL_SECONDS,
+            )
         )
     if sticky.excluded:
         result = moved_to_control(experiment, unit, intent, profile, sticky.reassigned_reason or "variant_stopped")
@@ -48,7 +55,9 @@ def assign_unit(
         result = moved_to_control(experiment, unit, intent, profile, reason)
     else:
         config, digest = configuration(experiment, sticky.variant, profile)
-        result = Assignment(experiment.id, unit, intent, sticky.variant, True, fresh.reason if new_unit else STICKY, config, digest)
+        result = Assignment(
+            experiment.id, unit, intent, sticky.variant, True, fresh.reason if new_unit else STICKY, config, digest
+        )
     if not result.excluded:
         store.count_exposure(experiment.id, result.variant or experiment.control, intent, day, shard, new_unit)
     return result

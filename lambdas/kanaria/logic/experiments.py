@@ -29,7 +29,9 @@ def create_experiment(repo: ExperimentRepository, document: Any, actor: str, now
             )
     stamp = _iso(now)
     record = ExperimentRecord(experiment, Status.DRAFT, 1, stamp, stamp, actor)
-    repo.create(record, AuditEntry(experiment.id, 1, stamp, actor, "create", {"definition": experiment.model_dump(mode="json")}))
+    repo.create(
+        record, AuditEntry(experiment.id, 1, stamp, actor, "create", {"definition": experiment.model_dump(mode="json")})
+    )
     return record
 
 
@@ -42,7 +44,12 @@ def get_experiment(repo: ExperimentRepository, experiment_id: str) -> Experiment
 
 
 def transition(
-    repo: ExperimentRepository, experiment_id: str, action: str, actor: str, now: datetime, expected_version: int | None = None
+    repo: ExperimentRepository,
+    experiment_id: str,
+    action: str,
+    actor: str,
+    now: datetime,
+    expected_version: int | None = None,
 ) -> ExperimentRecord:
     """Apply a lifecycle action (start, pause, resume, complete) under optimistic locking."""
     record = get_experiment(repo, experiment_id)
@@ -50,12 +57,19 @@ def transition(
     target = next_status(record.status, action)
     updated = replace(record, status=target, version=record.version + 1, updated_at=_iso(now))
     detail = {"from": record.status.value, "to": target.value}
-    repo.replace(updated, record.version, AuditEntry(experiment_id, updated.version, updated.updated_at, actor, action, detail))
+    repo.replace(
+        updated, record.version, AuditEntry(experiment_id, updated.version, updated.updated_at, actor, action, detail)
+    )
     return updated
 
 
 def stop_variant(
-    repo: ExperimentRepository, experiment_id: str, variant_id: str, reason: str, actor: str, now: datetime,
+    repo: ExperimentRepository,
+    experiment_id: str,
+    variant_id: str,
+    reason: str,
+    actor: str,
+    now: datetime,
     expected_version: int | None = None,
 ) -> ExperimentRecord:
     """Stop a treatment (e.g. after a canary rollback): its units move to control and are excluded."""
@@ -71,7 +85,11 @@ def stop_variant(
     stopped = {**record.stopped_variants, variant_id: reason}
     updated = replace(record, stopped_variants=stopped, version=record.version + 1, updated_at=_iso(now))
     detail = {"variant": variant_id, "reason": reason}
-    repo.replace(updated, record.version, AuditEntry(experiment_id, updated.version, updated.updated_at, actor, "stop_variant", detail))
+    repo.replace(
+        updated,
+        record.version,
+        AuditEntry(experiment_id, updated.version, updated.updated_at, actor, "stop_variant", detail),
+    )
     return updated
 
 

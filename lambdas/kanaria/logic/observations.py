@@ -11,10 +11,18 @@ from typing import Any, Callable, Mapping, Protocol
 from kanaria.domain.assignment import eligible, pick_variant
 from kanaria.domain.experiment import Status
 from kanaria.domain.observation import (
-    BINARY_STORAGE, MEAN_STORAGE, Cost, Flag, Observation, ObservationWrite, check_clock, prepare_write, resolve_cost,
+    BINARY_STORAGE,
+    MEAN_STORAGE,
+    Cost,
+    Flag,
+    Observation,
+    ObservationWrite,
+    check_clock,
+    prepare_write,
+    resolve_cost,
 )
-from kanaria.errors import ConflictError, ValidationError
 from kanaria.domain.records import ExperimentRecord, StickyRecord
+from kanaria.errors import ConflictError, ValidationError
 
 
 class StickyLookup(Protocol):
@@ -100,10 +108,14 @@ def record_observation(
     """Validate against the experiment, flag mismatches, price the call and record it exactly once."""
     experiment = record.experiment
     if observation.variant_id not in experiment.weights:
-        raise ValidationError(f"unknown variant {observation.variant_id!r}; expected one of {sorted(experiment.weights)}",
-                              field="variant_id")
+        raise ValidationError(
+            f"unknown variant {observation.variant_id!r}; expected one of {sorted(experiment.weights)}",
+            field="variant_id",
+        )
     if record.status is Status.DRAFT:
-        raise ConflictError(f"experiment {experiment.id!r} is a draft: no unit has been assigned yet", field="experiment_id")
+        raise ConflictError(
+            f"experiment {experiment.id!r} is a draft: no unit has been assigned yet", field="experiment_id"
+        )
     check_clock(observation, now)
     flag = classify(record, observation, stickies.get(experiment.id, observation.unit))
     model_id = observation.model_id
@@ -118,9 +130,15 @@ def record_observation(
     if stored.get("digest") != write.raw["digest"]:
         raise ConflictError(
             f"observation_id {observation.observation_id!r} was already recorded with different content; "
-            "use a new id for a new observation", field="observation_id")
-    stored_cost = Cost(stored.get("cost_usd"), stored.get("cost_source", cost.source), stored.get("model_id"),
-                       stored.get("price_table_version"))
+            "use a new id for a new observation",
+            field="observation_id",
+        )
+    stored_cost = Cost(
+        stored.get("cost_usd"),
+        stored.get("cost_source", cost.source),
+        stored.get("model_id"),
+        stored.get("price_table_version"),
+    )
     return RecordResult(observation, True, stored.get("flag"), stored_cost, _values(write))
 
 

@@ -69,21 +69,36 @@ def find_stranded(services: RolloutServices, deployment: Deployment) -> Stranded
     percent = forward.share(rollout.canary_target_group) if forward else 0
     critical = services.metrics.critical_alarm_state()
     if critical is not None and critical[1] == "ALARM":
-        return Stranded(rollout_id, "alarm", f"reconciler: {critical[0]} is in ALARM while the canary still receives "
-                        f"{percent}% (the alarm's rollback did not happen)", percent,
-                        {"alarm": critical[0], "state": critical[1], "canary_percent": percent})
+        return Stranded(
+            rollout_id,
+            "alarm",
+            f"reconciler: {critical[0]} is in ALARM while the canary still receives "
+            f"{percent}% (the alarm's rollback did not happen)",
+            percent,
+            {"alarm": critical[0], "state": critical[1], "canary_percent": percent},
+        )
     status = services.executions.status(rollout.execution_arn)
     if status is None or status in ENDED_STATUSES:
         what = "does not exist" if status is None else f"ended {status}"
-        return Stranded(rollout_id, "execution_ended", f"reconciler: execution {rollout.execution_arn} {what} "
-                        f"while the canary still receives {percent}% (status {meta['status']}, no completed promotion)",
-                        percent, {"execution_arn": rollout.execution_arn, "execution_status": status,
-                                  "rollout_status": meta["status"], "canary_percent": percent})
+        return Stranded(
+            rollout_id,
+            "execution_ended",
+            f"reconciler: execution {rollout.execution_arn} {what} "
+            f"while the canary still receives {percent}% (status {meta['status']}, no completed promotion)",
+            percent,
+            {
+                "execution_arn": rollout.execution_arn,
+                "execution_status": status,
+                "rollout_status": meta["status"],
+                "canary_percent": percent,
+            },
+        )
     return None
 
 
-def _rollout_of_failure(services: RolloutServices, deployment: Deployment, request: Any,
-                        outcome: Mapping[str, Any] | None) -> str | None:
+def _rollout_of_failure(
+    services: RolloutServices, deployment: Deployment, request: Any, outcome: Mapping[str, Any] | None
+) -> str | None:
     """Which rollout a failed rollback event was about: named by the CLI, the execution's input or name for an
     execution-status event, else (an alarm event names no rollout) the one this sweep just found stranded, the
     listener's active rollout, or the listener's latest rolled-back rollout."""
@@ -121,8 +136,10 @@ def _situation(services: RolloutServices, rollout_id: str | None, outcome: Mappi
     record = services.store.rollback_record(rollout_id)
     lines.append(f"rollout {rollout_id} status: {meta['status']}")
     if record is not None:
-        lines.append(f"rolled back at {record.at} by {record.trigger.source} ({record.trigger.kind}); weights now "
-                     f"{record.weights_after}")
+        lines.append(
+            f"rolled back at {record.at} by {record.trigger.source} ({record.trigger.kind}); weights now "
+            f"{record.weights_after}"
+        )
     else:
         rollout = Rollout.model_validate(meta["rollout"])
         forward = forward_of(services.listener.default_actions(rollout.listener_arn))
@@ -131,8 +148,12 @@ def _situation(services: RolloutServices, rollout_id: str | None, outcome: Mappi
     return lines
 
 
-def reconcile(services: RolloutServices, deployment: Deployment, failures: FailedInvocations | None = None,
-              function_name: str = "rollback") -> dict[str, Any]:
+def reconcile(
+    services: RolloutServices,
+    deployment: Deployment,
+    failures: FailedInvocations | None = None,
+    function_name: str = "rollback",
+) -> dict[str, Any]:
     """One sweep: roll back a stranded rollout (idempotent with every other trigger), then page on-call once per
     failed rollback invocation waiting in the on-failure destination. A record is deleted only after its page."""
     outcome: dict[str, Any] | None = None
@@ -142,31 +163,42 @@ def reconcile(services: RolloutServices, deployment: Deployment, failures: Faile
     except KanariaError as exc:
         stranded, errors = None, [f"looking for a stranded canary failed: {exc}"]
     if stranded is not None:
-        trigger = RollbackTrigger(kind=stranded.kind, source="reconciler", summary=stranded.summary[:1000],
-                                  details=stranded.details, actor="kanaria-reconciler")
+        trigger = RollbackTrigger(
+            kind=stranded.kind,
+            source="reconciler",
+            summary=stranded.summary[:1000],
+            details=stranded.details,
+            actor="kanaria-reconciler",
+        )
         try:
             result = rollback(services, deployment, stranded.rollout_id, trigger)
             outcome = {"rollout_id": stranded.rollout_id, "found": stranded.kind, "status": result["status"]}
         except RollbackInProgressError:
             outcome = {"rollout_id": stranded.rollout_id, "found": stranded.kind, "status": "in_progress"}
         except Exception as exc:  # noqa: BLE001 - the failed invocations are still paged; the handler then fails
-            outcome = {"rollout_id": stranded.rollout_id, "found": stranded.kind, "status": "failed",
-                       "error": f"{type(exc).__name__}: {exc}"}
+            outcome = {
+                "rollout_id": stranded.rollout_id,
+                "found": stranded.kind,
+                "status": "failed",
+                "error": f"{type(exc).__name__}: {exc}",
+            }
             errors.append(f"rollback of {stranded.rollout_id} failed: {exc}")
     paged = []
-    for receipt, record in (failures.receive() if failures is not None else []):
+    for receipt, record in failures.receive() if failures is not None else []:
         failure = record if isinstance(record, Mapping) else {"requestPayload": record}
         rollout_id = _rollout_of_failure(services, deployment, failure.get("requestPayload"), outcome)
-        subject, message = failed_invocation_page(failure, rollout_id, _situation(services, rollout_id, outcome),
-                                                  function_name)
+        subject, message = failed_invocation_page(
+            failure, rollout_id, _situation(services, rollout_id, outcome), function_name
+        )
         services.notifier.publish(subject, message)
         failures.delete(receipt)
         paged.append(rollout_id)
     return {"rolled_back": outcome, "failed_invocations_paged": paged, "errors": errors}
 
 
-def rollback_ended_execution(services: RolloutServices, deployment: Deployment, execution_arn: str, status: str,
-                             cause: str = "") -> dict[str, Any]:
+def rollback_ended_execution(
+    services: RolloutServices, deployment: Deployment, execution_arn: str, status: str, cause: str = ""
+) -> dict[str, Any]:
     """The execution-status rule: an execution that ended ABORTED/FAILED/TIMED_OUT while its rollout still holds
     the listener is rolled back (a rollout it already rolled back, or one that never started, holds nothing)."""
     if status not in ENDED_STATUSES:
@@ -175,9 +207,11 @@ def rollback_ended_execution(services: RolloutServices, deployment: Deployment, 
     if active is None or active.get("execution_arn") != execution_arn:
         return {"status": "no_active_rollout", "execution_arn": execution_arn}
     trigger = RollbackTrigger(
-        kind="execution_ended", source="execution_status", actor="kanaria-execution-status-rule",
+        kind="execution_ended",
+        source="execution_status",
+        actor="kanaria-execution-status-rule",
         summary=f"execution {execution_arn.rsplit(':', 1)[-1]} ended {status} with the rollout still holding the "
-                f"listener{': ' + cause[:500] if cause else ''}",
+        f"listener{': ' + cause[:500] if cause else ''}",
         details={"execution_arn": execution_arn, "execution_status": status, "cause": cause[:2000]},
     )
     return rollback(services, deployment, str(active["active_rollout_id"]), trigger)

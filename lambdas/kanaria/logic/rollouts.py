@@ -14,8 +14,8 @@ from typing import Any, Callable, Mapping, Protocol
 from botocore.exceptions import ClientError
 
 from kanaria.canary.judge import (
-    JudgeSettings,
     Judgement,
+    JudgeSettings,
     JudgeState,
     MinuteCounts,
     arrived,
@@ -67,7 +67,12 @@ ROLLBACK_REASON = "canary_rollback"
 
 # META statuses (rollouts table).
 RUNNING, AWAITING_APPROVAL, PROMOTING, COMPLETED, ROLLED_BACK = (
-    "running", "awaiting_approval", "promoting", "completed", "rolled_back")
+    "running",
+    "awaiting_approval",
+    "promoting",
+    "completed",
+    "rolled_back",
+)
 
 
 class WeightsMismatchError(OperationalError):
@@ -102,6 +107,7 @@ class ListenerGateway(Protocol):
     def rules(self, listener_arn: str) -> list[dict[str, Any]]:
         """Non-default rules with their actions."""
         ...
+
     def set_rule_actions(self, rule_arn: str, actions: list[dict[str, Any]]) -> None: ...
 
 
@@ -138,6 +144,7 @@ class Executions(Protocol):
     def stop(self, execution_arn: str, error: str, cause: str) -> bool:
         """Stop a running execution; False when it was not running any more."""
         ...
+
     def status(self, execution_arn: str) -> str | None:
         """RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED (or PENDING_REDRIVE); None when it does not exist."""
         ...
@@ -157,30 +164,36 @@ class RolloutStore(Protocol):
 
     def get(self, rollout_id: str) -> dict[str, Any] | None: ...
     def put_new(self, state: RolloutState, status: str, now: datetime) -> None: ...
-    def update(self, rollout_id: str, status: str, progress: Progress, now: datetime,
-               approval_token: str | None = None) -> None: ...
+    def update(
+        self, rollout_id: str, status: str, progress: Progress, now: datetime, approval_token: str | None = None
+    ) -> None: ...
     def acquire_active(self, listener_arn: str, rollout_id: str, execution_arn: str, now: datetime) -> None: ...
     def active(self, listener_arn: str) -> dict[str, Any] | None: ...
     def release_active(self, listener_arn: str, rollout_id: str) -> None: ...
     def note_last_rollback(self, listener_arn: str, rollout_id: str, now: datetime) -> None:
         """Remember the listener's latest rolled-back rollout (a failed alarm event names no rollout)."""
         ...
+
     def last_rollback(self, listener_arn: str) -> dict[str, Any] | None:
         """{"rollout_id", "at"} of the listener's latest rollback, or None."""
         ...
+
     def acquire_rollback_lock(self, rollout_id: str, owner: str, now: datetime, lease_seconds: int) -> str:
-        """"acquired", "done" (a rollback finished) or "in_progress" (another trigger holds the lease)."""
+        """ "acquired", "done" (a rollback finished) or "in_progress" (another trigger holds the lease)."""
         ...
+
     def finish_rollback_lock(self, rollout_id: str, owner: str, now: datetime) -> None: ...
     def release_rollback_lock(self, rollout_id: str, owner: str) -> None: ...
     def rollback_lock(self, rollout_id: str) -> dict[str, Any] | None: ...
     def put_rollback_record(self, record: RollbackRecord) -> bool:
         """Conditional put; False when a record exists already (kept as is: records are immutable)."""
         ...
+
     def rollback_record(self, rollout_id: str) -> RollbackRecord | None: ...
     def candidate_history(self, config_hash: str) -> tuple[list[CandidateEvent], bool]:
         """(ended attempts, rejected for good)."""
         ...
+
     def add_candidate_event(self, config_hash: str, event: CandidateEvent) -> None: ...
     def mark_rejected(self, config_hash: str, reason: str, now: datetime) -> None: ...
 
@@ -237,7 +250,9 @@ def _stage0(services: RolloutServices, candidate: Candidate, claimed: OfflineEva
             raise ValidationError(
                 f"no offline evaluation of configuration {candidate.config_hash} is stored; run it on the golden "
                 "dataset first (kanaria evaluate ... --table, or the evaluation state machine): a request's own "
-                "claim is not evidence in this deployment", field="offline_evaluation")
+                "claim is not evidence in this deployment",
+                field="offline_evaluation",
+            )
         return check_offline_evaluation(candidate, claimed)
     from kanaria.evaluation.gate import stage0
 
@@ -246,8 +261,9 @@ def _stage0(services: RolloutServices, candidate: Candidate, claimed: OfflineEva
     return OfflineEvaluation.model_validate(gate.as_offline_evaluation())
 
 
-def prepare(services: RolloutServices, deployment: Deployment, document: Any, execution_arn: str,
-            execution_name: str) -> RolloutState:
+def prepare(
+    services: RolloutServices, deployment: Deployment, document: Any, execution_arn: str, execution_name: str
+) -> RolloutState:
     """Stage 0: validate, check the offline evaluation, anti-flapping and the listener, warm up, take the
     listener's active-rollout slot and record the rollout. Refuses (raises) before any traffic moves."""
     request = parse_rollout_request(document)
@@ -256,22 +272,28 @@ def prepare(services: RolloutServices, deployment: Deployment, document: Any, ex
     existing = services.store.get(rollout_id)
     if existing is not None:
         if existing.get("execution_arn") != execution_arn:
-            raise ConflictError(f"rollout {rollout_id!r} exists (execution {existing.get('execution_arn')}); "
-                                "use a new rollout_id", field="rollout_id")
-        return RolloutState.model_validate({"rollout_id": rollout_id, "rollout": existing["rollout"],
-                                            "progress": existing["progress"]})  # a retried prepare
+            raise ConflictError(
+                f"rollout {rollout_id!r} exists (execution {existing.get('execution_arn')}); use a new rollout_id",
+                field="rollout_id",
+            )
+        return RolloutState.model_validate(
+            {"rollout_id": rollout_id, "rollout": existing["rollout"], "progress": existing["progress"]}
+        )  # a retried prepare
     candidate = request.candidate
     canary = deployment.canary_target_group if candidate.target_group == "default" else candidate.target_group
     if canary == deployment.primary_target_group:
         raise ValidationError("the canary target group is the primary one", field="candidate.target_group")
     if not deployment.allows_canary(canary):
-        raise ValidationError(f"{canary} is not a canary target group of this deployment (allowed: "
-                              f"{', '.join((deployment.canary_target_group, *deployment.other_canary_target_groups))})",
-                              field="candidate.target_group")
+        raise ValidationError(
+            f"{canary} is not a canary target group of this deployment (allowed: "
+            f"{', '.join((deployment.canary_target_group, *deployment.other_canary_target_groups))})",
+            field="candidate.target_group",
+        )
     offline_evaluation = _stage0(services, candidate, request.offline_evaluation)
     if any(s.gates.require_significance for s in request.plan.stages) and services.analysis is None:
-        raise OperationalError("the significance gate needs AGGREGATES_TABLE in the rollout-steps environment",
-                               field="plan")
+        raise OperationalError(
+            "the significance gate needs AGGREGATES_TABLE in the rollout-steps environment", field="plan"
+        )
     _check_experiment(services, candidate.experiment_id, candidate.variant)
     events, rejected = services.store.candidate_history(candidate.config_hash)
     verdict = admission(events, rejected, now)
@@ -282,14 +304,26 @@ def prepare(services: RolloutServices, deployment: Deployment, document: Any, ex
     _check_critical_alarm_clear(services.metrics)
     warmup_result = _warm_up(services, request.warmup)
     rollout = Rollout(
-        rollout_id=rollout_id, execution_arn=execution_arn, listener_arn=deployment.listener_arn,
-        primary_target_group=deployment.primary_target_group, canary_target_group=canary, candidate=candidate,
-        plan=plan, offline_evaluation=offline_evaluation, warmup=request.warmup,
-        warmup_result=warmup_result, admission=verdict, requested_by=request.requested_by, created_at=_iso(now),
+        rollout_id=rollout_id,
+        execution_arn=execution_arn,
+        listener_arn=deployment.listener_arn,
+        primary_target_group=deployment.primary_target_group,
+        canary_target_group=canary,
+        candidate=candidate,
+        plan=plan,
+        offline_evaluation=offline_evaluation,
+        warmup=request.warmup,
+        warmup_result=warmup_result,
+        admission=verdict,
+        requested_by=request.requested_by,
+        created_at=_iso(now),
     )
     first = plan.stages[0]
-    state = RolloutState(rollout_id=rollout_id, rollout=rollout,
-                         progress=Progress(stage_name=first.name, decision="start", reason=verdict.reason))
+    state = RolloutState(
+        rollout_id=rollout_id,
+        rollout=rollout,
+        progress=Progress(stage_name=first.name, decision="start", reason=verdict.reason),
+    )
     services.store.acquire_active(deployment.listener_arn, rollout_id, execution_arn, now)
     recorded = False
     try:
@@ -312,8 +346,9 @@ def _check_experiment(services: RolloutServices, experiment_id: str | None, vari
     if variant == record.experiment.control:
         raise ValidationError("the candidate cannot be the experiment's control", field="candidate.variant")
     if variant in record.stopped_variants:
-        raise ConflictError(f"variant {variant!r} was stopped ({record.stopped_variants[variant]})",
-                            field="candidate.variant")
+        raise ConflictError(
+            f"variant {variant!r} was stopped ({record.stopped_variants[variant]})", field="candidate.variant"
+        )
     if record.status.value == "completed":
         raise ConflictError(f"experiment {experiment_id!r} is completed", field="candidate.experiment_id")
 
@@ -323,11 +358,15 @@ def _check_listener_idle(listener: ListenerGateway, deployment: Deployment, cana
     if forward is None:
         raise ValidationError("the listener's default action is not a forward action", field="listener")
     if forward.weight(deployment.primary_target_group) == 0:
-        raise ConflictError("the listener sends nothing to the primary target group; fix the listener first",
-                            field="listener")
+        raise ConflictError(
+            "the listener sends nothing to the primary target group; fix the listener first", field="listener"
+        )
     if forward.weight(canary) > 0:
-        raise ConflictError(f"the listener already sends {forward.share(canary)}% to the canary (another rollout, "
-                            "or a leftover): run `kanaria rollout abort` on it first", field="listener")
+        raise ConflictError(
+            f"the listener already sends {forward.share(canary)}% to the canary (another rollout, "
+            "or a leftover): run `kanaria rollout abort` on it first",
+            field="listener",
+        )
 
 
 def _check_critical_alarm_clear(metrics: MetricsReader) -> None:
@@ -335,8 +374,11 @@ def _check_critical_alarm_clear(metrics: MetricsReader) -> None:
     # canary failing: the rollout must start from OK.
     critical = metrics.critical_alarm_state()
     if critical is not None and critical[1] == "ALARM":
-        raise ConflictError(f"{critical[0]} is in ALARM (a previous canary's alarm): start again once it is OK, "
-                            "one alarm period after that canary's traffic stopped", field="alarms")
+        raise ConflictError(
+            f"{critical[0]} is in ALARM (a previous canary's alarm): start again once it is OK, "
+            "one alarm period after that canary's traffic stopped",
+            field="alarms",
+        )
 
 
 def _warm_up(services: RolloutServices, warmup: Warmup | None) -> dict[str, Any] | None:
@@ -349,23 +391,26 @@ def _warm_up(services: RolloutServices, warmup: Warmup | None) -> dict[str, Any]
         raise OperationalError(
             f"warm-up failed: {result['failed']} of {warmup.requests} synthetic requests failed "
             f"({result['failure_rate']:.1%} > {warmup.max_failure_rate:.1%}); the canary is not healthy",
-            field="warmup")
+            field="warmup",
+        )
     return result
 
 
 def _ensure_not_rolled_back(services: RolloutServices, rollout_id: str) -> None:
     lock = services.store.rollback_lock(rollout_id)
     if lock is not None:
-        raise RolledBackError(f"rollout {rollout_id!r} was rolled back ({lock.get('state')}); stopping here",
-                              field="rollout_id")
+        raise RolledBackError(
+            f"rollout {rollout_id!r} was rolled back ({lock.get('state')}); stopping here", field="rollout_id"
+        )
 
 
 def _target(state: RolloutState, full: bool) -> tuple[int, Forward]:
     rollout = state.rollout
     index = len(rollout.plan.stages) if full else state.progress.stage_index
     percent = 100 if full else rollout.plan.stages[index].percent
-    return index, target_forward(rollout.primary_target_group, rollout.canary_target_group, percent,
-                                 rollout.plan.stickiness_seconds)
+    return index, target_forward(
+        rollout.primary_target_group, rollout.canary_target_group, percent, rollout.plan.stickiness_seconds
+    )
 
 
 def set_weights(services: RolloutServices, state: RolloutState, full: bool = False) -> RolloutState:
@@ -383,11 +428,19 @@ def set_weights(services: RolloutServices, state: RolloutState, full: bool = Fal
     services.listener.set_default_actions(rollout.listener_arn, with_forward(actions, forward))
     _undo_if_rolled_back(services, state)
     name = "full" if full else rollout.plan.stages[index].name
-    progress = state.progress.model_copy(update={
-        "stage_index": index, "stage_name": name, "percent": forward.share(rollout.canary_target_group),
-        "weights": forward.weights, "stage_started_at": None, "checks": 0, "wait_seconds": 0,
-        "decision": "promote" if full else "observe", "reason": f"weights set for {name}",
-    })
+    progress = state.progress.model_copy(
+        update={
+            "stage_index": index,
+            "stage_name": name,
+            "percent": forward.share(rollout.canary_target_group),
+            "weights": forward.weights,
+            "stage_started_at": None,
+            "checks": 0,
+            "wait_seconds": 0,
+            "decision": "promote" if full else "observe",
+            "reason": f"weights set for {name}",
+        }
+    )
     services.store.update(state.rollout_id, PROMOTING if full else RUNNING, progress, services.clock())
     return state.model_copy(update={"progress": progress})
 
@@ -399,18 +452,25 @@ def _undo_if_rolled_back(services: RolloutServices, state: RolloutState) -> None
         return
     rollout = state.rollout
     actions = services.listener.default_actions(rollout.listener_arn)
-    services.listener.set_default_actions(rollout.listener_arn,
-                                          with_forward(actions, primary_only(rollout.primary_target_group)))
-    raise RolledBackError(f"rollout {state.rollout_id!r} was rolled back ({lock.get('state')}) while its weights were "
-                          "being written; the listener is primary-only again", field="rollout_id")
+    services.listener.set_default_actions(
+        rollout.listener_arn, with_forward(actions, primary_only(rollout.primary_target_group))
+    )
+    raise RolledBackError(
+        f"rollout {state.rollout_id!r} was rolled back ({lock.get('state')}) while its weights were "
+        "being written; the listener is primary-only again",
+        field="rollout_id",
+    )
 
 
 def _check_promotion_safe(services: RolloutServices, state: RolloutState) -> None:
     """The EvaluateGate-equivalent before PromoteFull: never 100% with the critical alarm in ALARM."""
     critical = services.metrics.critical_alarm_state()
     if critical is not None and critical[1] == "ALARM":
-        raise PromotionBlockedError(f"{critical[0]} is in ALARM: the approved promotion of {state.rollout_id!r} to "
-                                    "100% is refused and the canary rolls back", field="alarms")
+        raise PromotionBlockedError(
+            f"{critical[0]} is in ALARM: the approved promotion of {state.rollout_id!r} to "
+            "100% is refused and the canary rolls back",
+            field="alarms",
+        )
 
 
 def verify_weights(services: RolloutServices, state: RolloutState, full: bool = False) -> RolloutState:
@@ -421,15 +481,20 @@ def verify_weights(services: RolloutServices, state: RolloutState, full: bool = 
     actual = forward_of(services.listener.default_actions(rollout.listener_arn))
     differences = forward_differences(expected, actual)
     if differences:
-        raise WeightsMismatchError("listener weights differ from what was written: " + "; ".join(differences),
-                                   field="listener")
+        raise WeightsMismatchError(
+            "listener weights differ from what was written: " + "; ".join(differences), field="listener"
+        )
     now = services.clock()
     wait = 0 if full else rollout.plan.stages[index].check_interval_seconds
-    progress = state.progress.model_copy(update={
-        "stage_started_at": _iso(now), "wait_seconds": wait, "decision": "promote" if full else "observe",
-        "reason": f"weights verified: {state.progress.percent}% canary",
-        "judge": None if full else _judge_for_stage(rollout, state.progress, now),
-    })
+    progress = state.progress.model_copy(
+        update={
+            "stage_started_at": _iso(now),
+            "wait_seconds": wait,
+            "decision": "promote" if full else "observe",
+            "reason": f"weights verified: {state.progress.percent}% canary",
+            "judge": None if full else _judge_for_stage(rollout, state.progress, now),
+        }
+    )
     services.store.update(state.rollout_id, PROMOTING if full else RUNNING, progress, now)
     return state.model_copy(update={"progress": progress})
 
@@ -445,8 +510,9 @@ def _judge_for_stage(rollout: Rollout, progress: Progress, now: datetime) -> dic
     return judge_new_stage(JudgeState.model_validate(progress.judge)).model_dump(mode="json")
 
 
-def _run_judge(services: RolloutServices, rollout: Rollout, progress: Progress, stage: Stage,
-               now: datetime) -> tuple[Judgement | None, dict[str, Any] | None]:
+def _run_judge(
+    services: RolloutServices, rollout: Rollout, progress: Progress, stage: Stage, now: datetime
+) -> tuple[Judgement | None, dict[str, Any] | None]:
     """Read the settled minutes since the last look into the judge; its verdict and new state."""
     settings = rollout.plan.judge
     if settings is None or progress.judge is None:
@@ -486,8 +552,12 @@ def evaluate_gate(services: RolloutServices, state: RolloutState) -> RolloutStat
     step = next_step(stage, gate.outcome, (now - started).total_seconds(), last)
     reasons = gate.reasons if gate.outcome is not Outcome.PASS else []
     update: dict[str, Any] = {
-        "decision": step.decision, "wait_seconds": step.wait_seconds, "checks": progress.checks + 1,
-        "gate": gate.model_dump(mode="json"), "reason": "; ".join([step.reason, *reasons]), "judge": judge_state,
+        "decision": step.decision,
+        "wait_seconds": step.wait_seconds,
+        "checks": progress.checks + 1,
+        "gate": gate.model_dump(mode="json"),
+        "reason": "; ".join([step.reason, *reasons]),
+        "judge": judge_state,
     }
     if step.decision == "advance":
         update["stage_index"] = progress.stage_index + 1
@@ -500,7 +570,9 @@ def request_approval(services: RolloutServices, state: RolloutState, task_token:
     """Store the task token and send the A/B summary with how to approve or reject."""
     _ensure_not_rolled_back(services, state.rollout_id)
     subject, message = approval_message(state, task_token)
-    services.store.update(state.rollout_id, AWAITING_APPROVAL, state.progress, services.clock(), approval_token=task_token)
+    services.store.update(
+        state.rollout_id, AWAITING_APPROVAL, state.progress, services.clock(), approval_token=task_token
+    )
     services.notifier.publish(subject, message)
     return {"approval_requested": True, "rollout_id": state.rollout_id}
 
@@ -511,8 +583,9 @@ def complete(services: RolloutServices, state: RolloutState) -> RolloutState:
     now = services.clock()
     progress = state.progress.model_copy(update={"decision": "completed", "reason": "canary serves 100%"})
     services.store.update(state.rollout_id, COMPLETED, progress, now)
-    services.store.add_candidate_event(state.rollout.candidate.config_hash,
-                                       CandidateEvent(kind="completed", at=now, rollout_id=state.rollout_id))
+    services.store.add_candidate_event(
+        state.rollout.candidate.config_hash, CandidateEvent(kind="completed", at=now, rollout_id=state.rollout_id)
+    )
     services.store.release_active(state.rollout.listener_arn, state.rollout_id)
     return state.model_copy(update={"progress": progress})
 
@@ -528,41 +601,72 @@ def trigger_from_state(state: Mapping[str, Any]) -> RollbackTrigger:
         error, cause = str(failure.get("Error", "")), str(failure.get("Cause", ""))
         details = {"error": error, "cause": cause[:2000]}
         if error == "Kanaria.Rejected":
-            return RollbackTrigger(kind="approval_rejected", source="state_machine", details=details,
-                                   summary=f"promotion to 100% rejected by a human: {cause or 'no reason given'}")
+            return RollbackTrigger(
+                kind="approval_rejected",
+                source="state_machine",
+                details=details,
+                summary=f"promotion to 100% rejected by a human: {cause or 'no reason given'}",
+            )
         if error == PromotionBlockedError.__name__:
-            return RollbackTrigger(kind="gate_failed", source="state_machine", details=details,
-                                   summary=f"promotion to 100% refused after the approval: {cause[:500]}")
+            return RollbackTrigger(
+                kind="gate_failed",
+                source="state_machine",
+                details=details,
+                summary=f"promotion to 100% refused after the approval: {cause[:500]}",
+            )
         if error in {"States.Timeout", "States.HeartbeatTimeout"} and progress.get("decision") == "await_approval":
-            return RollbackTrigger(kind="approval_timeout", source="state_machine", details=details,
-                                   summary="no approval before the approval timeout (traffic held at the last stage)")
-        return RollbackTrigger(kind="task_failed", source="state_machine", details=details,
-                               summary=f"a rollout step failed: {error}: {cause[:500]}")
+            return RollbackTrigger(
+                kind="approval_timeout",
+                source="state_machine",
+                details=details,
+                summary="no approval before the approval timeout (traffic held at the last stage)",
+            )
+        return RollbackTrigger(
+            kind="task_failed",
+            source="state_machine",
+            details=details,
+            summary=f"a rollout step failed: {error}: {cause[:500]}",
+        )
     gate = progress.get("gate") or {}
     kind = "gate_failed" if gate.get("outcome") == Outcome.FAIL.value else "hold_exceeded"
-    return RollbackTrigger(kind=kind, source="state_machine", summary=progress.get("reason") or kind,
-                           details={"decision": progress.get("decision")})
+    return RollbackTrigger(
+        kind=kind,
+        source="state_machine",
+        summary=progress.get("reason") or kind,
+        details={"decision": progress.get("decision")},
+    )
 
 
-def rollback(services: RolloutServices, deployment: Deployment, rollout_id: str, trigger: RollbackTrigger,
-             progress: Progress | None = None) -> dict[str, Any]:
+def rollback(
+    services: RolloutServices,
+    deployment: Deployment,
+    rollout_id: str,
+    trigger: RollbackTrigger,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
     """All traffic to primary with the canary out of the forward action, verified; stop the execution (when
     triggered outside it), stop the experiment variant, record, alert once. Idempotent across triggers."""
     meta = services.store.get(rollout_id)
     if meta is None:
         raise NotFoundError(f"unknown rollout {rollout_id!r}", field="rollout_id")
     if meta["status"] == COMPLETED:
-        raise ConflictError(f"rollout {rollout_id!r} completed (canary at 100%); a rollback would now move all "
-                            "traffic off the promoted configuration: start a new rollout instead", field="rollout_id")
+        raise ConflictError(
+            f"rollout {rollout_id!r} completed (canary at 100%); a rollback would now move all "
+            "traffic off the promoted configuration: start a new rollout instead",
+            field="rollout_id",
+        )
     rollout = Rollout.model_validate(meta["rollout"])
     progress = progress or Progress.model_validate(meta["progress"])
     owner = services.new_owner()
     lock = services.store.acquire_rollback_lock(rollout_id, owner, services.clock(), ROLLBACK_LEASE_SECONDS)
     if lock == "done":
         record = services.store.rollback_record(rollout_id)
-        return {"status": "already_rolled_back", "rollout_id": rollout_id,
-                "listener": _verify_rolled_back(services, rollout, trigger),
-                "record": record.model_dump(mode="json") if record else None}
+        return {
+            "status": "already_rolled_back",
+            "rollout_id": rollout_id,
+            "listener": _verify_rolled_back(services, rollout, trigger),
+            "record": record.model_dump(mode="json") if record else None,
+        }
     if lock == "in_progress":
         raise RollbackInProgressError(f"another trigger is rolling back {rollout_id!r} right now", field="rollout_id")
     finished = False
@@ -576,8 +680,9 @@ def rollback(services: RolloutServices, deployment: Deployment, rollout_id: str,
     return {"status": "rolled_back", "rollout_id": rollout_id, "record": record.model_dump(mode="json")}
 
 
-def _roll_back(services: RolloutServices, deployment: Deployment, rollout: Rollout, progress: Progress,
-               trigger: RollbackTrigger) -> RollbackRecord:
+def _roll_back(
+    services: RolloutServices, deployment: Deployment, rollout: Rollout, progress: Progress, trigger: RollbackTrigger
+) -> RollbackRecord:
     store, listener = services.store, services.listener
     # The listener first: while ELB is throttled the execution keeps running (its gate or the reconciler can still
     # act) instead of being stopped with the canary still at its weight. A stage write of the execution landing
@@ -589,12 +694,14 @@ def _roll_back(services: RolloutServices, deployment: Deployment, rollout: Rollo
     rules_fixed = _close_rules(listener, rollout)
     after = forward_of(listener.default_actions(rollout.listener_arn))
     problems = forward_differences(target, after) + [
-        f"rule {rule['RuleArn']} still reaches the canary" for rule in listener.rules(rollout.listener_arn)
+        f"rule {rule['RuleArn']} still reaches the canary"
+        for rule in listener.rules(rollout.listener_arn)
         if (fwd := forward_of(rule.get("Actions", []))) is not None and fwd.reaches(rollout.canary_target_group)
     ]
     if problems:
-        raise WeightsMismatchError("after the rollback the canary is still reachable: " + "; ".join(problems),
-                                   field="listener")
+        raise WeightsMismatchError(
+            "after the rollback the canary is still reachable: " + "; ".join(problems), field="listener"
+        )
     execution_stopped = False
     if trigger.source != "state_machine":
         execution_stopped = services.executions.stop(rollout.execution_arn, "Kanaria.RolledBack", trigger.summary[:256])
@@ -607,23 +714,43 @@ def _roll_back(services: RolloutServices, deployment: Deployment, rollout: Rollo
     events = [e for e in events if e.rollout_id != rollout.rollout_id] + [event]
     verdict_after: Admission = admission(events, rejected, now)
     record = RollbackRecord(
-        rollout_id=rollout.rollout_id, at=_iso(now), trigger=trigger, stage_name=progress.stage_name,
-        stage_index=progress.stage_index, percent_before=before.share(rollout.canary_target_group),
-        config_hash=candidate.config_hash, model_id=candidate.model_id,
-        canary_target_group=rollout.canary_target_group, primary_target_group=rollout.primary_target_group,
-        weights_before=before.weights, weights_after=after.weights if after else {},
-        stickiness_before=before.stickiness_enabled, metrics_snapshot=snapshot, gate=gate,
-        experiment_id=candidate.experiment_id, variant=candidate.variant, variant_stopped=stopped,
-        variant_stop_error=stop_error, execution_arn=rollout.execution_arn, execution_stopped=execution_stopped,
-        rules_fixed=rules_fixed, admission_after=verdict_after,
+        rollout_id=rollout.rollout_id,
+        at=_iso(now),
+        trigger=trigger,
+        stage_name=progress.stage_name,
+        stage_index=progress.stage_index,
+        percent_before=before.share(rollout.canary_target_group),
+        config_hash=candidate.config_hash,
+        model_id=candidate.model_id,
+        canary_target_group=rollout.canary_target_group,
+        primary_target_group=rollout.primary_target_group,
+        weights_before=before.weights,
+        weights_after=after.weights if after else {},
+        stickiness_before=before.stickiness_enabled,
+        metrics_snapshot=snapshot,
+        gate=gate,
+        experiment_id=candidate.experiment_id,
+        variant=candidate.variant,
+        variant_stopped=stopped,
+        variant_stop_error=stop_error,
+        execution_arn=rollout.execution_arn,
+        execution_stopped=execution_stopped,
+        rules_fixed=rules_fixed,
+        admission_after=verdict_after,
     )
     if not store.put_rollback_record(record):
         record = store.rollback_record(rollout.rollout_id) or record  # a retry: the first record stands
     store.add_candidate_event(candidate.config_hash, event)
     if verdict_after.rejected and not rejected:
         store.mark_rejected(candidate.config_hash, verdict_after.reason, now)
-    rolled = progress.model_copy(update={"decision": "rollback", "weights": record.weights_after, "percent": 0,
-                                         "reason": f"rolled back: {trigger.summary}"[:1000]})
+    rolled = progress.model_copy(
+        update={
+            "decision": "rollback",
+            "weights": record.weights_after,
+            "percent": 0,
+            "reason": f"rolled back: {trigger.summary}"[:1000],
+        }
+    )
     store.update(rollout.rollout_id, ROLLED_BACK, rolled, now)
     store.release_active(rollout.listener_arn, rollout.rollout_id)
     store.note_last_rollback(rollout.listener_arn, rollout.rollout_id, now)
@@ -636,10 +763,15 @@ def _canary_paths(listener: ListenerGateway, rollout: Rollout) -> tuple[Forward 
     forward = forward_of(listener.default_actions(rollout.listener_arn))
     paths = []
     if forward is not None and forward.reaches(rollout.canary_target_group):
-        paths.append(f"default action: {forward.share(rollout.canary_target_group)}% to the canary"
-                     + (" (sticky)" if forward.stickiness_enabled else ""))
-    paths += [f"rule {rule['RuleArn']}" for rule in listener.rules(rollout.listener_arn)
-              if (fwd := forward_of(rule.get("Actions", []))) is not None and fwd.reaches(rollout.canary_target_group)]
+        paths.append(
+            f"default action: {forward.share(rollout.canary_target_group)}% to the canary"
+            + (" (sticky)" if forward.stickiness_enabled else "")
+        )
+    paths += [
+        f"rule {rule['RuleArn']}"
+        for rule in listener.rules(rollout.listener_arn)
+        if (fwd := forward_of(rule.get("Actions", []))) is not None and fwd.reaches(rollout.canary_target_group)
+    ]
     return forward, paths
 
 
@@ -650,32 +782,45 @@ def _verify_rolled_back(services: RolloutServices, rollout: Rollout, trigger: Ro
     listener = services.listener
     active = services.store.active(rollout.listener_arn)
     if active is not None and active.get("active_rollout_id") != rollout.rollout_id:
-        return {"verified": False, "reason": f"the listener is held by rollout {active.get('active_rollout_id')!r} "
-                                             "now; not touched"}
+        return {
+            "verified": False,
+            "reason": f"the listener is held by rollout {active.get('active_rollout_id')!r} now; not touched",
+        }
     before, paths = _canary_paths(listener, rollout)
     if not paths:
         return {"verified": True, "repaired": False}
     if before is not None and before.reaches(rollout.canary_target_group):
         actions = listener.default_actions(rollout.listener_arn)
-        listener.set_default_actions(rollout.listener_arn,
-                                     with_forward(actions, primary_only(rollout.primary_target_group)))
+        listener.set_default_actions(
+            rollout.listener_arn, with_forward(actions, primary_only(rollout.primary_target_group))
+        )
     rules_fixed = _close_rules(listener, rollout)
     after, left = _canary_paths(listener, rollout)
     if left:
-        raise WeightsMismatchError("after repairing the rollback the canary is still reachable: " + "; ".join(left),
-                                   field="listener")
+        raise WeightsMismatchError(
+            "after repairing the rollback the canary is still reachable: " + "; ".join(left), field="listener"
+        )
     services.notifier.publish(
         f"[Kanaria] ROLLBACK REPAIRED {rollout.rollout_id}".encode("ascii", "replace").decode()[:100],
-        "\n".join([
-            f"WHAT: rollout {rollout.rollout_id} was already rolled back, but the listener reached the canary again: "
-            + "; ".join(paths) + ".",
-            f"DONE: primary-only again (weights {after.weights if after else {}}), verified by reading the listener "
-            f"back; rules fixed: {', '.join(rules_fixed) or 'none'}.",
-            f"WHO ASKED: {trigger.kind} via {trigger.source} ({trigger.summary[:300]}).",
-            "NEXT: find what wrote the listener after the rollback (CloudTrail ModifyListener).",
-        ]))
-    return {"verified": True, "repaired": True, "found": paths, "weights_after": after.weights if after else {},
-            "rules_fixed": rules_fixed}
+        "\n".join(
+            [
+                f"WHAT: rollout {rollout.rollout_id} was already rolled back, but the listener reached the canary again: "
+                + "; ".join(paths)
+                + ".",
+                f"DONE: primary-only again (weights {after.weights if after else {}}), verified by reading the listener "
+                f"back; rules fixed: {', '.join(rules_fixed) or 'none'}.",
+                f"WHO ASKED: {trigger.kind} via {trigger.source} ({trigger.summary[:300]}).",
+                "NEXT: find what wrote the listener after the rollback (CloudTrail ModifyListener).",
+            ]
+        ),
+    )
+    return {
+        "verified": True,
+        "repaired": True,
+        "found": paths,
+        "weights_after": after.weights if after else {},
+        "rules_fixed": rules_fixed,
+    }
 
 
 def _close_rules(listener: ListenerGateway, rollout: Rollout) -> list[str]:
@@ -699,8 +844,14 @@ def _stop_variant(services: RolloutServices, rollout: Rollout, trigger: Rollback
     if services.experiments is None:
         return False, "EXPERIMENTS_TABLE is not configured"
     try:
-        stop_variant(services.experiments, candidate.experiment_id, candidate.variant, ROLLBACK_REASON,
-                     trigger.actor, services.clock())
+        stop_variant(
+            services.experiments,
+            candidate.experiment_id,
+            candidate.variant,
+            ROLLBACK_REASON,
+            trigger.actor,
+            services.clock(),
+        )
     except KanariaError as exc:
         return False, str(exc)
     except ClientError as exc:  # e.g. AccessDenied on the experiments table: recorded, alerted, finished by hand
@@ -708,8 +859,9 @@ def _stop_variant(services: RolloutServices, rollout: Rollout, trigger: Rollback
     return True, None
 
 
-def _evidence(services: RolloutServices, rollout: Rollout, progress: Progress,
-              trigger: RollbackTrigger) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+def _evidence(
+    services: RolloutServices, rollout: Rollout, progress: Progress, trigger: RollbackTrigger
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """The metrics snapshot for the record: the deciding gate's for gate triggers, else a fresh read of the
     stage's window (a metrics outage must not block the rollback: the error goes into the record instead)."""
     gate = progress.gate

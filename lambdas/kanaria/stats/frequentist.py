@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
+
 from kanaria.stats import distributions as dist
 from kanaria.stats.summaries import MeanSummary, ProportionSummary
 
@@ -120,12 +121,16 @@ def welch_from_moments(n_c: Any, mean_c: Any, var_c: Any, n_t: Any, mean_t: Any,
         effect = mean_t - mean_c
         valid = (n_c >= 2) & (n_t >= 2) & np.isfinite(se) & np.isfinite(effect)
         spread = valid & (se > 0)
-        statistic = np.where(spread, effect / np.where(spread, se, 1.0), np.where(effect != 0, np.sign(effect) * np.inf, 0.0))
+        statistic = np.where(
+            spread, effect / np.where(spread, se, 1.0), np.where(effect != 0, np.sign(effect) * np.inf, 0.0)
+        )
         df = np.where(spread, df, np.where(valid, n_c + n_t - 2, np.nan))
     statistic = np.where(valid, statistic, np.nan)
     safe_df = np.where(valid, df, 1.0)
     p_value = np.where(valid, 2.0 * dist.t_sf(np.abs(np.where(valid, statistic, 0.0)), safe_df), np.nan)
-    return WelchStatistics(mean_c, mean_t, effect, se, np.where(valid, df, np.nan), statistic, p_value, valid, var_c, var_t)
+    return WelchStatistics(
+        mean_c, mean_t, effect, se, np.where(valid, df, np.nan), statistic, p_value, valid, var_c, var_t
+    )
 
 
 def two_proportion_statistics(x_c: Any, n_c: Any, x_t: Any, n_t: Any) -> ProportionStatistics:

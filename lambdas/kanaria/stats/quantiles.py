@@ -51,12 +51,19 @@ def _log_mixture(s: np.ndarray, n: np.ndarray, q: float, side: str, concentratio
             log_mass, prior_mass = np.log(special.betainc(post_a, post_b, q)), math.log(special.betainc(a, b, q))
         else:
             log_mass, prior_mass = np.log(special.betaincc(post_a, post_b, q)), math.log(special.betaincc(a, b, q))
-    return (special.betaln(post_a, post_b) + log_mass - special.betaln(a, b) - prior_mass
-            - s * math.log(q) - (n - s) * math.log1p(-q))
+    return (
+        special.betaln(post_a, post_b)
+        + log_mass
+        - special.betaln(a, b)
+        - prior_mass
+        - s * math.log(q)
+        - (n - s) * math.log1p(-q)
+    )
 
 
-def quantile_rank_bounds_sequential(n: Any, q: float, alpha_low: float, alpha_high: float,
-                                    concentration: float = PRIOR_CONCENTRATION) -> tuple[np.ndarray, np.ndarray]:
+def quantile_rank_bounds_sequential(
+    n: Any, q: float, alpha_low: float, alpha_high: float, concentration: float = PRIOR_CONCENTRATION
+) -> tuple[np.ndarray, np.ndarray]:
     """Ranks (l_n, u_n): P(∃ n: Q < X_(l_n)) ≤ alpha_low and P(∃ n: Q ≥ X_(u_n)) ≤ alpha_high (time-uniform).
 
     l_n = 0 means no lower bound yet, u_n = n + 1 no upper bound. Either alpha may be 0 (that side unbounded).

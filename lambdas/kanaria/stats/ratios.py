@@ -33,8 +33,9 @@ def _finite(*values: float) -> bool:
     return all(v is not None and math.isfinite(v) for v in values)
 
 
-def ratio_interval(a: float, var_a: float, b: float, var_b: float, alpha: float,
-                   covariance: float | None = None) -> RatioInterval:
+def ratio_interval(
+    a: float, var_a: float, b: float, var_b: float, alpha: float, covariance: float | None = None
+) -> RatioInterval:
     """a/b with a delta-method interval; covariance None = unknown (worst case over all correlations)."""
     if not _finite(a, var_a, b, var_b) or b == 0 or var_a < 0 or var_b < 0:
         return _NONE
@@ -47,8 +48,9 @@ def ratio_interval(a: float, var_a: float, b: float, var_b: float, alpha: float,
     return RatioInterval(r, se, r - z * se, r + z * se)
 
 
-def relative_change_interval(treatment: float, var_treatment: float, control: float, var_control: float,
-                             alpha: float) -> RatioInterval:
+def relative_change_interval(
+    treatment: float, var_treatment: float, control: float, var_control: float, alpha: float
+) -> RatioInterval:
     """T/C − 1 of two independent arms with a delta-method interval."""
     ratio = ratio_interval(treatment, var_treatment, control, var_control, alpha, covariance=0.0)
     if ratio.estimate is None:

@@ -252,7 +252,9 @@ def msprt_normal(effect: Any, variance: Any, tau2: Any, alpha: float = 0.05) -> 
     log_lr = 0.5 * np.log(v / (v + tau2)) + tau2 * d * d / (2.0 * v * (v + tau2))
     log_lr = np.where(spread, log_lr, np.where(d != 0, np.inf, -np.inf))
     p_value = np.minimum(1.0, np.exp(-np.maximum(log_lr, 0.0)))
-    half = np.where(spread, np.sqrt(v * (v + tau2) / tau2 * (2.0 * math.log(1.0 / alpha) + np.log((v + tau2) / v))), 0.0)
+    half = np.where(
+        spread, np.sqrt(v * (v + tau2) / tau2 * (2.0 * math.log(1.0 / alpha) + np.log((v + tau2) / v))), 0.0
+    )
     nan = np.full(np.shape(log_lr), np.nan)
     return MsprtStatistics(
         np.where(valid, log_lr, nan),
@@ -287,8 +289,12 @@ def msprt_one_sided(effect: Any, variance: Any, tau2: Any) -> OneSidedMsprt:
     safe_tau2 = np.where(valid, tau2, 1.0)
     d = np.where(valid, effect, 0.0)
     total = safe_v + safe_tau2
-    log_e = (math.log(2.0) + 0.5 * np.log(safe_v / total) + safe_tau2 * d * d / (2.0 * safe_v * total)
-             + special.log_ndtr(np.sqrt(safe_tau2) * d / np.sqrt(safe_v * total)))
+    log_e = (
+        math.log(2.0)
+        + 0.5 * np.log(safe_v / total)
+        + safe_tau2 * d * d / (2.0 * safe_v * total)
+        + special.log_ndtr(np.sqrt(safe_tau2) * d / np.sqrt(safe_v * total))
+    )
     log_e = np.where(positive_v, log_e, np.where(d > 0, np.inf, -np.inf))
     p_value = np.where(valid, np.exp(-np.maximum(log_e, 0.0)), np.nan)
     return OneSidedMsprt(np.where(valid, log_e, np.nan), p_value, valid)

@@ -55,8 +55,11 @@ def variant(
     body: dict[str, Any] = {
         "units": units,
         "quality_score": mean_stats(units, quality, quality_sd),
-        "latency_ms": {**mean_stats(units, latency, latency_sd), "p99": p99,
-                       **({"histogram": latency_histogram(units, p99)} if p99 is not None and units else {})},
+        "latency_ms": {
+            **mean_stats(units, latency, latency_sd),
+            "p99": p99,
+            **({"histogram": latency_histogram(units, p99)} if p99 is not None and units else {}),
+        },
         "cost_usd": mean_stats(units, cost, cost_sd),
         "input_tokens": mean_stats(units, 1500.0, 300.0),
         "output_tokens": mean_stats(units, 300.0, 80.0),

@@ -2,7 +2,6 @@
 
 import pytest
 
-
 from .builders import analyze, snapshot, variant
 
 

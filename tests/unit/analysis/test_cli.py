@@ -91,7 +91,9 @@ def test_analyze_bad_snapshot_exits_2_naming_the_field(capsys, tmp_path, good):
     assert len(lines) == 3 and lines[1] == {"line": 2, "error": lines[1]["error"]}
     assert lines[1]["error"]["field"] == "experiment.weights"
     error = error_of(err)
-    assert error["field"] == "experiment.weights" and "line 2" in error["message"] and "must sum to 1" in error["message"]
+    assert (
+        error["field"] == "experiment.weights" and "line 2" in error["message"] and "must sum to 1" in error["message"]
+    )
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,9 @@ def _arm(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
         "quality": rng.normal(0.80, 0.15, n),
         "cost": rng.lognormal(math.log(0.008) - sigma**2 / 2, sigma, n),
         "bucket": np.array([latency_bucket(x) for x in rng.lognormal(math.log(1200), 0.5, n)]),
-        "error": rng.random(n) < 0.002, "hallucination": rng.random(n) < 0.01, "safety": rng.random(n) < 0.002,
+        "error": rng.random(n) < 0.002,
+        "hallucination": rng.random(n) < 0.01,
+        "safety": rng.random(n) < 0.002,
     }
 
 
@@ -38,8 +40,12 @@ def _aggregate(arm: dict[str, np.ndarray], n: int) -> dict:
         "units": n,
         "quality_score": {"n": n, "sum": float(q.sum()), "sum_sq": float(q @ q)},
         "cost_usd": {"n": n, "sum": float(c.sum()), "sum_sq": float(c @ c)},
-        "latency_ms": {"n": n, "sum": 1300.0 * n, "sum_sq": 1300.0**2 * n + 250_000.0 * (n - 1),
-                       "histogram": {str(b): int(k) for b, k in zip(buckets, counts)}},
+        "latency_ms": {
+            "n": n,
+            "sum": 1300.0 * n,
+            "sum_sq": 1300.0**2 * n + 250_000.0 * (n - 1),
+            "histogram": {str(b): int(k) for b, k in zip(buckets, counts)},
+        },
         "error": {"n": n, "successes": int(arm["error"][:n].sum())},
         "hallucination": {"n": n, "successes": int(arm["hallucination"][:n].sum())},
         "safety_filtered": {"n": n, "successes": int(arm["safety"][:n].sum())},
@@ -55,10 +61,20 @@ def _scheduled_reads(method: str, seed: int) -> tuple[list[str | None], list[boo
         a, b = _arm(rng, READS[-1]), _arm(rng, READS[-1])
         looks, shown, decided, peeked = [], {}, None, False
         for n in READS:
-            body = {"experiment": {"id": "aa", "control": "A", "weights": {"A": 0.5, "B": 0.5},
-                                   "primary_metric": "quality_score", "method": method, "mde": 0.03,
-                                   "planned_n_per_variant": PLANNED, "looks": looks, "efficacy_shown": shown},
-                    "aggregates": {"A": _aggregate(a, n), "B": _aggregate(b, n)}}
+            body = {
+                "experiment": {
+                    "id": "aa",
+                    "control": "A",
+                    "weights": {"A": 0.5, "B": 0.5},
+                    "primary_metric": "quality_score",
+                    "method": method,
+                    "mde": 0.03,
+                    "planned_n_per_variant": PLANNED,
+                    "looks": looks,
+                    "efficacy_shown": shown,
+                },
+                "aggregates": {"A": _aggregate(a, n), "B": _aggregate(b, n)},
+            }
             result = analyze_snapshot(body)
             peeked = peeked or stats.ttest_ind(b["quality"][:n], a["quality"][:n], equal_var=False).pvalue < 0.05
             if result.decision.value in ("PROMOTE", "REVIEW", "ROLLBACK"):
@@ -91,16 +107,27 @@ def test_p99_guardrail_does_not_roll_back_identical_latencies():
     for _ in range(runs):
         a, b = _arm(rng, 5_000), _arm(rng, 5_000)
         for n in (1_000, 2_000, 5_000):
-            body = {"experiment": {"id": "p99", "control": "A", "weights": {"A": 0.5, "B": 0.5},
-                                   "primary_metric": "quality_score", "method": "always_valid", "mde": 0.03,
-                                   "guardrails": guardrail},
-                    "aggregates": {"A": _aggregate(a, n), "B": _aggregate(b, n)}}
-            check = next(g for g in analyze_snapshot(body).evidence["guardrails"]["B"]
-                         if g["metric"] == "latency_p99_ms")["checks"][1]
+            body = {
+                "experiment": {
+                    "id": "p99",
+                    "control": "A",
+                    "weights": {"A": 0.5, "B": 0.5},
+                    "primary_metric": "quality_score",
+                    "method": "always_valid",
+                    "mde": 0.03,
+                    "guardrails": guardrail,
+                },
+                "aggregates": {"A": _aggregate(a, n), "B": _aggregate(b, n)},
+            }
+            check = next(
+                g for g in analyze_snapshot(body).evidence["guardrails"]["B"] if g["metric"] == "latency_p99_ms"
+            )["checks"][1]
             from kanaria.domain.observation import histogram_quantile
 
-            point = [histogram_quantile({int(k): v for k, v in arm["latency_ms"]["histogram"].items()}, 0.99)
-                     for arm in body["aggregates"].values()]
+            point = [
+                histogram_quantile({int(k): v for k, v in arm["latency_ms"]["histogram"].items()}, 0.99)
+                for arm in body["aggregates"].values()
+            ]
             if point[1] > 1.1 * point[0]:
                 point_fails += 1
                 break

@@ -4,7 +4,6 @@ import json
 
 import pytest
 
-
 from .builders import analyze, mean_stats, rate_stats, snapshot, variant
 
 
@@ -24,7 +23,11 @@ def test_significant_win_with_every_guardrail_passing_is_promoted_with_evidence(
     evidence = result["evidence"]
     assert evidence["primary"]["B"]["significant"] is True
     assert {g["metric"]: g["status"] for g in evidence["guardrails"]["B"]} == {
-        "latency_p99_ms": "pass", "error": "pass", "hallucination": "pass", "safety_filtered": "pass", "cost_usd": "pass",
+        "latency_p99_ms": "pass",
+        "error": "pass",
+        "hallucination": "pass",
+        "safety_filtered": "pass",
+        "cost_usd": "pass",
     }
     assert result["srm"]["mismatch"] is False
     assert evidence["alpha_spent"] == 0.05
@@ -100,7 +103,9 @@ def test_insufficient_guardrail_data_blocks_a_promotion():
     assert statuses["error"] == "inconclusive"
     few = analyse(snapshot(variant(150), variant(150, quality=0.95), planned_n=150))
     # 150 latencies cannot bound a p99 from above (P(all 150 below it) = 0.99¹⁵⁰ = 0.22)
-    assert {g["metric"]: g["status"] for g in few["evidence"]["guardrails"]["B"]}["latency_p99_ms"] == "insufficient_data"
+    assert {g["metric"]: g["status"] for g in few["evidence"]["guardrails"]["B"]}[
+        "latency_p99_ms"
+    ] == "insufficient_data"
 
 
 def test_sample_ratio_mismatch_pauses_without_a_decision():
@@ -170,8 +175,14 @@ def test_no_observations_yet_continues():
 
 
 def test_primary_metric_not_reported_is_no_decision():
-    result = analyse(snapshot(variant(10_000, drop=("task_completed",)), variant(10_000, drop=("task_completed",)),
-                              primary="task_completed", mde=0.02))
+    result = analyse(
+        snapshot(
+            variant(10_000, drop=("task_completed",)),
+            variant(10_000, drop=("task_completed",)),
+            primary="task_completed",
+            mde=0.02,
+        )
+    )
     assert result["decision"] == "NO_DECISION"
 
 
@@ -194,8 +205,11 @@ def test_one_harmful_arm_is_stopped_while_the_other_is_promoted():
     result = analyse(body)
     assert (result["decision"], result["winner"]) == ("PROMOTE", "B")
     assert result["stop_variants"] == ["C"] and result["actions"] == ["stop_variant", "promote"]
-    assert result["evidence"]["variants"]["C"] | {"reasons": None} == {"decision": "ROLLBACK", "action": "stop",
-                                                                         "reasons": None}
+    assert result["evidence"]["variants"]["C"] | {"reasons": None} == {
+        "decision": "ROLLBACK",
+        "action": "stop",
+        "reasons": None,
+    }
     assert result["evidence"]["variants"]["B"]["action"] == "promote"
     assert result["evidence"]["reasons"][0].startswith("C: stopped")
 
@@ -235,16 +249,22 @@ def test_small_samples_are_reported_but_not_acted_on():
 
 def test_guardrails_from_the_experiment_record_combine_with_the_defaults_by_the_stricter():
     # the experiments service sends guardrails as a list of {metric, max_degradation, relative}
-    guardrails = [{"metric": "latency_p99_ms", "max_degradation": 0.10, "relative": True},
-                  {"metric": "task_completed", "max_degradation": 0.02, "relative": False},
-                  {"metric": "error", "max": 0.008}, {"metric": "hallucination", "max_degradation": 0.005}]
-    body = snapshot(variant(40_000, p99=4000.0), variant(40_000, quality=0.86, p99=5000.0), guardrails=guardrails,
-                    planned_n=40_000)
+    guardrails = [
+        {"metric": "latency_p99_ms", "max_degradation": 0.10, "relative": True},
+        {"metric": "task_completed", "max_degradation": 0.02, "relative": False},
+        {"metric": "error", "max": 0.008},
+        {"metric": "hallucination", "max_degradation": 0.005},
+    ]
+    body = snapshot(
+        variant(40_000, p99=4000.0), variant(40_000, quality=0.86, p99=5000.0), guardrails=guardrails, planned_n=40_000
+    )
     result = analyse(body)
     checks = {g["metric"]: g["checks"] for g in result["evidence"]["guardrails"]["B"]}
     # the default ceiling and the experiment's relative margin are different bounds: both are judged
     assert [(c["bound"], c["limit"], c["source"]) for c in checks["latency_p99_ms"]] == [
-        ("max", 5000.0, "default"), ("max_degradation", 0.10, "experiment")]
+        ("max", 5000.0, "default"),
+        ("max_degradation", 0.10, "experiment"),
+    ]
     assert checks["latency_p99_ms"][1]["status"] == "fail"  # p99 +25% against +10%, shown at any number of reads
     assert checks["error"][0]["limit"] == 0.005 and checks["error"][0]["source"].startswith("default (stricter")
     # a rate margin without `relative` is in points, and the experiment's 0.5 point is stricter than the default 1
@@ -261,8 +281,9 @@ def test_rate_guardrail_uses_an_interval_that_holds_with_zero_events():
 
 
 def test_binary_primary_metric_uses_the_two_proportion_test():
-    body = snapshot(variant(10_000, task_completed=0.78), variant(10_000, task_completed=0.80),
-                    primary="task_completed", mde=0.02)
+    body = snapshot(
+        variant(10_000, task_completed=0.78), variant(10_000, task_completed=0.80), primary="task_completed", mde=0.02
+    )
     result = analyse(body)
     assert result["metrics"]["task_completed"]["B"]["test"] == "two_proportion_z"
     assert result["decision"] == "PROMOTE"
@@ -271,8 +292,9 @@ def test_binary_primary_metric_uses_the_two_proportion_test():
 
 def test_a_win_waiting_for_its_guardrails_is_promoted_once_they_are_proven_at_any_number_of_reads():
     # fixed: the win was shown at the plan (looks [1.0], efficacy_shown), the guardrails now have the data
-    later = snapshot(variant(20_000), variant(20_000, quality=0.86), planned_n=10_000, looks=[1.0],
-                     efficacy_shown={"B": 1.0})
+    later = snapshot(
+        variant(20_000), variant(20_000, quality=0.86), planned_n=10_000, looks=[1.0], efficacy_shown={"B": 1.0}
+    )
     result = analyse(later)
     assert result["evidence"]["efficacy"]["B"]["test"] == "shown at an earlier look"
     assert (result["decision"], result["final"]) == ("PROMOTE", True)

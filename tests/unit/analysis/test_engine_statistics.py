@@ -7,7 +7,6 @@ import pytest
 from scipy import stats
 from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
 
-
 from .builders import analyze, snapshot, variant
 
 
@@ -23,7 +22,9 @@ def test_welch_numbers_match_scipy_from_stats(result):
     q = out["metrics"]["quality_score"]["B"]
     c, t = control["quality_score"], treatment["quality_score"]
     sd = lambda s: math.sqrt((s["sum_sq"] - s["sum"] ** 2 / s["n"]) / (s["n"] - 1))  # noqa: E731
-    ref = stats.ttest_ind_from_stats(t["sum"] / t["n"], sd(t), t["n"], c["sum"] / c["n"], sd(c), c["n"], equal_var=False)
+    ref = stats.ttest_ind_from_stats(
+        t["sum"] / t["n"], sd(t), t["n"], c["sum"] / c["n"], sd(c), c["n"], equal_var=False
+    )
     assert q["statistic"] == pytest.approx(ref.statistic, rel=1e-9)
     assert q["p_value"] == pytest.approx(ref.pvalue, rel=1e-8)
     se = math.sqrt(sd(c) ** 2 / c["n"] + sd(t) ** 2 / t["n"])

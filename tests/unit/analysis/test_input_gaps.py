@@ -12,8 +12,8 @@ import pytest
 from scipy import stats
 
 from kanaria.analysis import analyze_snapshot
-from kanaria_tools.cli.main import main
 from kanaria.errors import ValidationError
+from kanaria_tools.cli.main import main
 
 from .builders import analyze, mean_stats, snapshot, variant
 
@@ -35,7 +35,12 @@ def _set(body: dict, path: str, value) -> dict:
 
 BAD = [
     # sum² overflows a float: the exact (Decimal) second moment shows the negative variance, no RuntimeWarning
-    ("overflow", "aggregates.A.quality_score", {"n": 10, "sum": 1e300, "sum_sq": 1e308}, "aggregates.A.quality_score.sum_sq"),
+    (
+        "overflow",
+        "aggregates.A.quality_score",
+        {"n": 10, "sum": 1e300, "sum_sq": 1e308},
+        "aggregates.A.quality_score.sum_sq",
+    ),
     ("bool count", "aggregates.B.error", {"n": 1000, "successes": True}, "aggregates.B.error.successes"),
     ("bool n", "aggregates.B.error", {"n": True, "successes": 0}, "aggregates.B.error.n"),
     ("float count", "aggregates.B.error", {"n": 1000, "successes": 3.0}, "aggregates.B.error.successes"),
@@ -43,8 +48,12 @@ BAD = [
     ("bool sum", "aggregates.B.cost_usd", {"n": 1000, "sum": True, "sum_sq": 1.0}, "aggregates.B.cost_usd.sum"),
     ("missing control", "aggregates.A", KeyError, "aggregates.A"),
     ("negative cost", "aggregates.B.cost_usd", {"n": 10, "sum": -0.05, "sum_sq": 0.001}, "aggregates.B.cost_usd.sum"),
-    ("negative quality", "aggregates.A.quality_score", {"n": 10, "sum": -1.0, "sum_sq": 1.0},
-     "aggregates.A.quality_score.sum"),
+    (
+        "negative quality",
+        "aggregates.A.quality_score",
+        {"n": 10, "sum": -1.0, "sum_sq": 1.0},
+        "aggregates.A.quality_score.sum",
+    ),
     ("histogram not adding up", "aggregates.B.latency_ms.histogram", {"300": 5}, "aggregates.B.latency_ms.histogram"),
 ]
 

@@ -2,9 +2,7 @@
 
 import pytest
 
-
 from .builders import analyze, snapshot, variant
-
 
 LIFT = {  # +10% on two intents: enough for the severity-weighted composite to stay positive
     "manga_qa": (variant(5_000, quality=0.80), variant(5_000, quality=0.88)),
@@ -25,9 +23,17 @@ def test_design_note_composite_example():
     intents = {
         "recommendation": (variant(2_000, quality=0.80), variant(2_000, quality=0.824)),
         "return_request": (variant(2_000, quality=0.80), variant(2_000, quality=0.744)),
-        "checkout_help": flat, "product_discovery": flat, "faq": flat,
+        "checkout_help": flat,
+        "product_discovery": flat,
+        "faq": flat,
     }
-    weights = {"recommendation": 0.25, "checkout_help": 0.20, "product_discovery": 0.15, "return_request": 0.10, "faq": 0.30}
+    weights = {
+        "recommendation": 0.25,
+        "checkout_help": 0.20,
+        "product_discovery": 0.15,
+        "return_request": 0.10,
+        "faq": 0.30,
+    }
     result = analyze(with_intents(intents, intent_weights=weights))
     verdict = result["evidence"]["intents"]["B"]
     assert verdict["composite_improvement"] == pytest.approx(0.0005, abs=1e-12)
@@ -62,8 +68,10 @@ def test_revenue_critical_regression_shown_beyond_five_percent_rolls_back():
 
 
 def test_regression_within_five_percent_does_not_block():
-    intents = {"product_search": (variant(60, quality=0.85, quality_sd=0.2), variant(60, quality=0.82, quality_sd=0.2)),
-               **LIFT}
+    intents = {
+        "product_search": (variant(60, quality=0.85, quality_sd=0.2), variant(60, quality=0.82, quality_sd=0.2)),
+        **LIFT,
+    }
     assert analyze(with_intents(intents))["decision"] == "PROMOTE"  # −3.5%
 
 
@@ -75,8 +83,10 @@ def test_a_composite_that_does_not_improve_blocks_a_promotion():
 
 
 def test_revenue_critical_intents_are_configurable():
-    intents = {"chitchat": (variant(60, quality=0.85, quality_sd=0.2), variant(60, quality=0.78, quality_sd=0.2)),
-               "manga_qa": LIFT["manga_qa"]}
+    intents = {
+        "chitchat": (variant(60, quality=0.85, quality_sd=0.2), variant(60, quality=0.78, quality_sd=0.2)),
+        "manga_qa": LIFT["manga_qa"],
+    }
     default = analyze(with_intents(intents))
     configured = analyze(with_intents(intents, revenue_critical_intents=["chitchat"]))
     assert default["decision"] == "PROMOTE"

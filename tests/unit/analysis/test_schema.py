@@ -39,7 +39,12 @@ def broken(path: str, value):
         ("experiment.guardrails", [{"metric": "error"}], "experiment.guardrails.0", "needs"),
         ("aggregates.B.error", {"n": 10, "successes": 11}, "aggregates.B.error.successes", "exceed"),
         ("aggregates.A.quality_score", {"n": -1, "sum": 0, "sum_sq": 0}, "aggregates.A.quality_score.n", ""),
-        ("aggregates.A.quality_score", {"n": 10, "sum": 10.0, "sum_sq": 1.0}, "aggregates.A.quality_score.sum_sq", "negative variance"),
+        (
+            "aggregates.A.quality_score",
+            {"n": 10, "sum": 10.0, "sum_sq": 1.0},
+            "aggregates.A.quality_score.sum_sq",
+            "negative variance",
+        ),
         ("aggregates.A.error", {"n": 10, "sum": 1.0, "sum_sq": 1.0}, "aggregates.A.error.successes", "required"),
         ("aggregates.A.quality_score", 5, "aggregates.A.quality_score", "dictionary"),
         ("aggregates.A.units", KeyError, "aggregates.A.units", "required"),
@@ -77,10 +82,15 @@ def test_not_an_object():
 def test_snapshot_from_the_scheduled_analysis_shape_is_accepted():
     # as built by kanaria.logic.analysis_run: observations count, quantiles (None without data), guardrail list,
     # nested config hashes, stopped variants and flagged counters
-    body = snapshot(variant(500), variant(500), planned_n=None, tier="revenue_critical",
-                    guardrails=[{"metric": "latency_p99_ms", "max_degradation": 0.1, "relative": True}],
-                    config_hashes={"A": {"chitchat": "ab12"}, "B": {"chitchat": "cd34"}},
-                    stopped_variants={})
+    body = snapshot(
+        variant(500),
+        variant(500),
+        planned_n=None,
+        tier="revenue_critical",
+        guardrails=[{"metric": "latency_p99_ms", "max_degradation": 0.1, "relative": True}],
+        config_hashes={"A": {"chitchat": "ab12"}, "B": {"chitchat": "cd34"}},
+        stopped_variants={},
+    )
     for agg in body["aggregates"].values():
         agg["observations"] = 500
         agg["latency_ms"].update(p50=None, p95=None, p99=None)

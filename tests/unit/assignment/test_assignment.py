@@ -42,8 +42,12 @@ def test_assignment_is_identical_in_a_separate_process():
         "print(json.dumps({u: assign(e,u,'recommendation',DEFAULT_PROFILES).variant for u in d['units']}))\n"
     )
     out = subprocess.run(
-        [sys.executable, "-c", script], input=json.dumps({"definition": definition(), "units": UNITS[:500]}),
-        capture_output=True, text=True, check=True, env={"PYTHONHASHSEED": "12345", "PATH": ""},
+        [sys.executable, "-c", script],
+        input=json.dumps({"definition": definition(), "units": UNITS[:500]}),
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONHASHSEED": "12345", "PATH": ""},
     )
     # Then every unit gets the same variant
     assert json.loads(out.stdout) == here
@@ -69,7 +73,9 @@ def test_treatment_ramp_5_25_50_100_is_monotone():
         experiment = parse_experiment(
             definition(variants=[{"id": "A", "weight": 1 - share}, {"id": "B", "weight": share}])
         )
-        treated = {u for u in UNITS[:20_000] if assign(experiment, u, "recommendation", DEFAULT_PROFILES).variant == "B"}
+        treated = {
+            u for u in UNITS[:20_000] if assign(experiment, u, "recommendation", DEFAULT_PROFILES).variant == "B"
+        }
         # Then every unit treated before is still treated, and the share is right
         assert previous <= treated
         assert abs(len(treated) / 20_000 - share) < 0.015
@@ -81,7 +87,9 @@ def test_traffic_ramp_is_monotone_and_stratified_per_intent():
     previous: set[str] = set()
     for rate in rates:
         experiment = parse_experiment(definition(traffic={"default": rate, "per_intent": {"product_search": 0.05}}))
-        admitted = {u for u in UNITS[:20_000] if assign(experiment, u, "recommendation", DEFAULT_PROFILES).in_experiment}
+        admitted = {
+            u for u in UNITS[:20_000] if assign(experiment, u, "recommendation", DEFAULT_PROFILES).in_experiment
+        }
         assert previous <= admitted
         assert abs(len(admitted) / 20_000 - rate) < 0.015
         previous = admitted
@@ -94,8 +102,10 @@ def test_experiments_in_different_namespaces_assign_independently():
     second = parse_experiment(definition(id="exp-two", namespace="ns-two"))
     pairs: dict[tuple[str, str], int] = {}
     for unit in UNITS[:40_000]:
-        key = (assign(first, unit, "recommendation", DEFAULT_PROFILES).variant,
-               assign(second, unit, "recommendation", DEFAULT_PROFILES).variant)
+        key = (
+            assign(first, unit, "recommendation", DEFAULT_PROFILES).variant,
+            assign(second, unit, "recommendation", DEFAULT_PROFILES).variant,
+        )
         pairs[key] = pairs.get(key, 0) + 1
     # Independence: each of the 4 combinations holds ~25% of units
     assert set(pairs) == {("A", "A"), ("A", "B"), ("B", "A"), ("B", "B")}
@@ -118,7 +128,9 @@ def test_untargeted_intent_and_outside_traffic_get_control_config_without_varian
     not_targeted = assign(experiment, "u1", "order_status", DEFAULT_PROFILES)
     assert not not_targeted.in_experiment and not_targeted.reason == INTENT_NOT_TARGETED
     assert not_targeted.config["inference"]["temperature"] == 0.15  # the order_status profile
-    outside = next(a for u in UNITS if (a := assign(experiment, u, "recommendation", DEFAULT_PROFILES)).reason == OUTSIDE_TRAFFIC)
+    outside = next(
+        a for u in UNITS if (a := assign(experiment, u, "recommendation", DEFAULT_PROFILES)).reason == OUTSIDE_TRAFFIC
+    )
     assert outside.variant is None and outside.config["inference"]["temperature"] == 0.8
 
 
@@ -128,8 +140,13 @@ def test_resolved_config_is_profile_plus_overrides_with_stable_hash():
     unit_a = next(u for u in UNITS if assign(experiment, u, "recommendation", DEFAULT_PROFILES).variant == "A")
     b = assign(experiment, unit_b, "recommendation", DEFAULT_PROFILES)
     a = assign(experiment, unit_a, "recommendation", DEFAULT_PROFILES)
-    assert b.config["inference"] == {"temperature": 0.6, "top_k": 250, "top_p": 0.95, "max_tokens": 1024,
-                                     "stop_sequences": ["\n\nUser:", "\n\nHuman:"]}
+    assert b.config["inference"] == {
+        "temperature": 0.6,
+        "top_k": 250,
+        "top_p": 0.95,
+        "max_tokens": 1024,
+        "stop_sequences": ["\n\nUser:", "\n\nHuman:"],
+    }
     assert a.config["inference"]["temperature"] == 0.8
     assert a.config_hash != b.config_hash
     canonical = json.dumps(b.config, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -147,4 +164,6 @@ def test_embedded_client_matches_domain_assign():
     client = EmbeddedClient([definition()])
     experiment = parse_experiment(definition())
     for unit in UNITS[:200]:
-        assert client.assign("exp-temp", unit, "recommendation") == assign(experiment, unit, "recommendation", DEFAULT_PROFILES)
+        assert client.assign("exp-temp", unit, "recommendation") == assign(
+            experiment, unit, "recommendation", DEFAULT_PROFILES
+        )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from kanaria_tools.cli.main import main
 from kanaria.client import EmbeddedClient
+from kanaria_tools.cli.main import main
 from tests.unit.assignment.conftest import definition
 
 
@@ -21,7 +21,11 @@ def test_single_unit_prints_the_documented_json(tmp_path, capsys):
     printed = json.loads(capsys.readouterr().out)
     expected = EmbeddedClient([definition()]).assign("exp-temp", "sess-7", "recommendation")
     assert set(printed) == {"experiment_id", "unit", "variant", "in_experiment", "config", "config_hash"}
-    assert (printed["variant"], printed["config_hash"], printed["config"]) == (expected.variant, expected.config_hash, expected.config)
+    assert (printed["variant"], printed["config_hash"], printed["config"]) == (
+        expected.variant,
+        expected.config_hash,
+        expected.config,
+    )
 
 
 def test_units_file_prints_one_line_per_unit(tmp_path, capsys):

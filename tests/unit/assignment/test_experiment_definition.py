@@ -14,14 +14,26 @@ from tests.unit.assignment.conftest import definition
     [
         ({"variants": [{"id": "A", "weight": 0.5}, {"id": "B", "weight": 0.4}]}, "variants", "sum to 1"),
         ({"control": "Z"}, "control", "not one of the variants"),
-        ({"variants": [{"id": "A", "weight": 0.5}, {"id": "B", "weight": 0.5, "overrides": {"temperature": 1.7}}]},
-         "variants.1.overrides.temperature", "less than or equal to 1"),
-        ({"variants": [{"id": "A", "weight": 0.5}, {"id": "B", "weight": 0.5, "overrides": {"top_k": -1}}]},
-         "variants.1.overrides.top_k", "greater than or equal to 0"),
-        ({"variants": [{"id": "A", "weight": 0.5}, {"id": "B", "weight": 0.5, "overrides": {"max_tokens": 0}}]},
-         "variants.1.overrides.max_tokens", "greater than or equal to 1"),
-        ({"variants": [{"id": "A", "weight": 0.5}, {"id": "B", "weight": 0.5, "overrides": {"colour": "red"}}]},
-         "variants.1.overrides.colour", "Extra inputs"),
+        (
+            {"variants": [{"id": "A", "weight": 0.5}, {"id": "B", "weight": 0.5, "overrides": {"temperature": 1.7}}]},
+            "variants.1.overrides.temperature",
+            "less than or equal to 1",
+        ),
+        (
+            {"variants": [{"id": "A", "weight": 0.5}, {"id": "B", "weight": 0.5, "overrides": {"top_k": -1}}]},
+            "variants.1.overrides.top_k",
+            "greater than or equal to 0",
+        ),
+        (
+            {"variants": [{"id": "A", "weight": 0.5}, {"id": "B", "weight": 0.5, "overrides": {"max_tokens": 0}}]},
+            "variants.1.overrides.max_tokens",
+            "greater than or equal to 1",
+        ),
+        (
+            {"variants": [{"id": "A", "weight": 0.5}, {"id": "B", "weight": 0.5, "overrides": {"colour": "red"}}]},
+            "variants.1.overrides.colour",
+            "Extra inputs",
+        ),
         ({"traffic": 1.5}, "traffic.default", "less than or equal to 1"),
         ({"traffic": {"default": 0.1, "per_intent": {"chitchat": 2}}}, "traffic.per_intent", "between 0 and 1"),
         ({"unit": "device"}, "unit", "session"),
@@ -71,8 +83,14 @@ def test_legal_transitions(current, action, expected):
 
 @pytest.mark.parametrize(
     ("current", "action"),
-    [(Status.DRAFT, "pause"), (Status.DRAFT, "complete"), (Status.COMPLETED, "start"), (Status.COMPLETED, "resume"),
-     (Status.RUNNING, "start"), (Status.PAUSED, "pause")],
+    [
+        (Status.DRAFT, "pause"),
+        (Status.DRAFT, "complete"),
+        (Status.COMPLETED, "start"),
+        (Status.COMPLETED, "resume"),
+        (Status.RUNNING, "start"),
+        (Status.PAUSED, "pause"),
+    ],
 )
 def test_illegal_transitions_are_refused(current, action):
     with pytest.raises(ConflictError) as caught:

@@ -9,7 +9,14 @@ import pytest
 from kanaria.dal.observations import DynamoAnalysisStore
 from kanaria.domain.observation import AGG_SHARDS, Statistics, latency_bucket
 from scripts.bench_analysis import (
-    INTENTS, VARIANTS, Counters, read_raw_observations, replay_resource, raw_items, response_pages, latency_buckets,
+    INTENTS,
+    VARIANTS,
+    Counters,
+    latency_buckets,
+    raw_items,
+    read_raw_observations,
+    replay_resource,
+    response_pages,
     simulate,
 )
 
@@ -17,7 +24,9 @@ DAYS = ["2026-11-01", "2026-11-02"]
 
 
 def test_vectorised_latency_buckets_equal_the_domain_function():
-    values = np.concatenate([[0.0, 0.5, 0.999, 1.0, 1.04, 1.0816, 3_600_000.0], np.random.default_rng(1).lognormal(6.9, 1.5, 2000)])
+    values = np.concatenate(
+        [[0.0, 0.5, 0.999, 1.0, 1.04, 1.0816, 3_600_000.0], np.random.default_rng(1).lognormal(6.9, 1.5, 2000)]
+    )
     assert latency_buckets(values).tolist() == [latency_bucket(float(v)) for v in values]
 
 
@@ -37,9 +46,23 @@ def test_counter_items_equal_the_domain_merge_of_the_raw_observations(sample):
     for item in items:
         from_counters[(item["variant"], item["intent"], item["day"])].add_item(item)
     for raw in raws:
-        values = {k: raw[k] for k in ("quality_score", "relevance_score", "latency_ms", "input_tokens", "output_tokens",
-                                      "cost_usd", "csat", "error", "hallucination", "safety_filtered", "task_completed")
-                  if k in raw}
+        values = {
+            k: raw[k]
+            for k in (
+                "quality_score",
+                "relevance_score",
+                "latency_ms",
+                "input_tokens",
+                "output_tokens",
+                "cost_usd",
+                "csat",
+                "error",
+                "hallucination",
+                "safety_filtered",
+                "task_completed",
+            )
+            if k in raw
+        }
         from_raw[(raw["variant_id"], raw["intent"], raw["day"])].add_values(values)
     assert from_counters.keys() == from_raw.keys()
     for key, expected in from_raw.items():

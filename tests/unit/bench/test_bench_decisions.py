@@ -6,8 +6,21 @@ import pytest
 from scipy import stats
 
 from scripts.bench_decisions import (
-    FINAL, NONE, PROMOTE, ROLLBACK, Outcome, Scenario, bucket_value, clopper_pearson_vs, histogram_p99, new_codes,
-    new_obf_schedule, rules, simulate, simulate_arm, verify,
+    FINAL,
+    NONE,
+    PROMOTE,
+    ROLLBACK,
+    Outcome,
+    Scenario,
+    bucket_value,
+    clopper_pearson_vs,
+    histogram_p99,
+    new_codes,
+    new_obf_schedule,
+    rules,
+    simulate,
+    simulate_arm,
+    verify,
 )
 
 
@@ -49,10 +62,14 @@ def test_obf_schedule_takes_the_planned_looks_as_the_engine_does():
     assert carried[400] == [0.25, 0.5, 0.75, 1.0] and 0 < nominal[99] < nominal[399] < 0.05
 
 
-@pytest.mark.parametrize("scenario", [
-    Scenario("win", 1500, effect=0.03, reads=2600, error_rate=0.0, hallucination_rate=0.0, safety_rate=0.0),
-    Scenario("harm", 300, effect=-0.05, reads=500, intents=True, treatment=(("hallucination_rate", 0.05),)),
-], ids=["win", "harm"])
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        Scenario("win", 1500, effect=0.03, reads=2600, error_rate=0.0, hallucination_rate=0.0, safety_rate=0.0),
+        Scenario("harm", 300, effect=-0.05, reads=500, intents=True, treatment=(("hallucination_rate", 0.05),)),
+    ],
+    ids=["win", "harm"],
+)
 def test_the_new_rule_replicas_decide_as_the_engine(scenario):
     new = {name: rule for name, rule in rules().items() if rule.engine == "new"}
     sim = simulate(scenario, 12, 3, new, chunk=12)

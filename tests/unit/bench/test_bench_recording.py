@@ -5,14 +5,29 @@ from decimal import Decimal
 import pytest
 
 from scripts.bench_recording import (
-    dynamo_item_size, dynamo_value_size, page_sizes, read_units, significant_digits, write_units,
+    dynamo_item_size,
+    dynamo_value_size,
+    page_sizes,
+    read_units,
+    significant_digits,
+    write_units,
 )
 
 
-@pytest.mark.parametrize("value, digits", [
-    (0, 1), (7, 1), (100, 1), (Decimal("0.500000"), 1), (Decimal("123.456"), 6), (Decimal("-0.00012"), 2),
-    (12345678901234567890, 19), (12345678901234567891, 20), (1.25, 3),
-])
+@pytest.mark.parametrize(
+    "value, digits",
+    [
+        (0, 1),
+        (7, 1),
+        (100, 1),
+        (Decimal("0.500000"), 1),
+        (Decimal("123.456"), 6),
+        (Decimal("-0.00012"), 2),
+        (12345678901234567890, 19),
+        (12345678901234567891, 20),
+        (1.25, 3),
+    ],
+)
 def test_significant_digits_trim_leading_and_trailing_zeros(value, digits):
     assert significant_digits(value) == digits
 

@@ -4,18 +4,41 @@ section splicing of `bench.py --only`; no rehearsal, no CDK."""
 from kanaria_tools.rehearsal.scenario import RolloutPhase, load_scenario
 from scripts.bench import splice
 from scripts.bench_rollout import (
-    FaultScenario, alarm_table, alarm_windows, duration, failure_line, fault_text, phase_ok, phase_row, reacting,
-    rollback_trigger, rollout_phase, stage_plan,
+    FaultScenario,
+    alarm_table,
+    alarm_windows,
+    duration,
+    failure_line,
+    fault_text,
+    phase_ok,
+    phase_row,
+    reacting,
+    rollback_trigger,
+    rollout_phase,
+    stage_plan,
 )
 
-ROLLOUT = RolloutPhase.model_validate({
-    "name": "error-spike", "baseline": "v1", "candidate": "v2",
-    "stages": [{"percent": 5, "minutes": 20}, {"percent": 25, "minutes": 20}], "gates": {"min_observations": 150},
-    "faults": [{"kind": "error_spike", "at_minute": 28, "rate": 0.06}], "expect": "rolled_back",
-})
+ROLLOUT = RolloutPhase.model_validate(
+    {
+        "name": "error-spike",
+        "baseline": "v1",
+        "candidate": "v2",
+        "stages": [{"percent": 5, "minutes": 20}, {"percent": 25, "minutes": 20}],
+        "gates": {"min_observations": 150},
+        "faults": [{"kind": "error_spike", "at_minute": 28, "rate": 0.06}],
+        "expect": "rolled_back",
+    }
+)
 PHASE = {
-    "name": "error-spike", "kind": "rollout", "expected": "rolled_back", "outcome": "rolled_back", "ok": True,
-    "started_at": 42.0, "ended_at": 2265.0, "fault_at": 1722.0, "rollback_completed_at": 2078.0,
+    "name": "error-spike",
+    "kind": "rollout",
+    "expected": "rolled_back",
+    "outcome": "rolled_back",
+    "ok": True,
+    "started_at": 42.0,
+    "ended_at": 2265.0,
+    "fault_at": 1722.0,
+    "rollback_completed_at": 2078.0,
     "fault_to_rollback_seconds": 356.4,
     "reactions": [
         {"at": 300.0, "kind": "alarm", "what": "kanaria-canary-error-rate INSUFFICIENT_DATA -> ALARM"},  # before
@@ -24,23 +47,34 @@ PHASE = {
         {"at": 2078.0, "kind": "rollback", "what": "rollback function restored primary 100 / canary 0"},
         {"at": 2090.0, "kind": "gate", "what": "gate PASS -> rollback: "},
         {"at": 2100.0, "kind": "alarm", "what": "kanaria-canary-error-rate OK -> ALARM"},
-        {"at": 2100.0, "kind": "composite",
-         "what": "kanaria-canary-critical OK -> ALARM -> lambda kanaria-rollback, sns kanaria-alerts"},
+        {
+            "at": 2100.0,
+            "kind": "composite",
+            "what": "kanaria-canary-critical OK -> ALARM -> lambda kanaria-rollback, sns kanaria-alerts",
+        },
         {"at": 2400.0, "kind": "alarm", "what": "kanaria-canary-error-rate ALARM -> OK"},
     ],
 }
-RESULT = {"scenario": "error-spike", "ok": True, "speed": 60.0, "deploy_seconds": 24.8, "phases": [PHASE], "alerts": [
-    {"at": 2102.0, "subject": "[Kanaria] ROLLBACK error-spike-error-spike-e63642 at canary-25 (gate_failed)"},
-    {"at": 2148.0, "subject": 'ALARM: "kanaria-canary-critical" in Asia Pacific (Tokyo)'},
-]}
+RESULT = {
+    "scenario": "error-spike",
+    "ok": True,
+    "speed": 60.0,
+    "deploy_seconds": 24.8,
+    "phases": [PHASE],
+    "alerts": [
+        {"at": 2102.0, "subject": "[Kanaria] ROLLBACK error-spike-error-spike-e63642 at canary-25 (gate_failed)"},
+        {"at": 2148.0, "subject": 'ALARM: "kanaria-canary-critical" in Asia Pacific (Tokyo)'},
+    ],
+}
 CASE = FaultScenario("5xx error spike", "error-spike", "error-spike")
 
 
 def test_durations_and_fault_and_plan_texts():
     assert [duration(s) for s in (0, 59.6, 356.4, 3600, 3725)] == ["0s", "1m 00s", "5m 56s", "1h 00m", "1h 02m"]
     assert fault_text(ROLLOUT) == "error_spike 6% on the canary from +28 min"
-    assert stage_plan(ROLLOUT) == ("5% 20 min → 25% 20 min → approval → 100%, gate checks every 1 min,"
-                                   " gates min_observations 150")
+    assert stage_plan(ROLLOUT) == (
+        "5% 20 min → 25% 20 min → approval → 100%, gate checks every 1 min, gates min_observations 150"
+    )
     assert fault_text(None) == "" and stage_plan(None) == "?"
 
 
@@ -68,15 +102,29 @@ def test_reactions_after_the_fault_in_order_with_what_came_after_the_rollback():
 def test_rows_show_the_outcome_and_do_not_hide_a_mismatch():
     row = phase_row(CASE, ROLLOUT, RESULT, 68.2)
     cells = [c.strip() for c in row.strip("|").split(" | ")]
-    assert cells[0] == ("5xx error spike<br>error_spike 6% on the canary from +28 min<br>at T+00:28:42, 1m 18s before a"
-                        " 5-min alarm boundary")
+    assert cells[0] == (
+        "5xx error spike<br>error_spike 6% on the canary from +28 min<br>at T+00:28:42, 1m 18s before a"
+        " 5-min alarm boundary"
+    )
     assert cells[1:4] == ["`error-spike`", "rolled_back", "rolled_back (as expected)"]
     assert cells[4].startswith("rollback trigger **gate_failed** at canary-25; gate FAIL")
     assert cells[5:] == ["**5m 56s**", "68 s (deploy 25 s)"]
     assert phase_ok(RESULT, "error-spike") and not phase_ok(RESULT, "other") and not phase_ok(None, "error-spike")
 
-    wrong = {**RESULT, "phases": [{**PHASE, "outcome": "completed", "ok": False, "rollback_completed_at": None,
-                                   "fault_to_rollback_seconds": None, "reactions": []}], "alerts": []}
+    wrong = {
+        **RESULT,
+        "phases": [
+            {
+                **PHASE,
+                "outcome": "completed",
+                "ok": False,
+                "rollback_completed_at": None,
+                "fault_to_rollback_seconds": None,
+                "reactions": [],
+            }
+        ],
+        "alerts": [],
+    }
     cells = phase_row(CASE, ROLLOUT, wrong, 90.0).strip("|").split(" | ")
     assert cells[3] == "**completed: NOT as expected**" and cells[5] == "no rollback"
 
@@ -85,22 +133,60 @@ def test_rows_show_the_outcome_and_do_not_hide_a_mismatch():
 
 
 def test_alarm_windows_from_a_synthesized_template():
-    template = {"Resources": {
-        "Err": {"Type": "AWS::CloudWatch::Alarm", "Properties": {
-            "AlarmName": "err", "AlarmDescription": "5xx > 2% | 5 min", "EvaluationPeriods": 1, "DatapointsToAlarm": 1,
-            "Threshold": 2, "ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "notBreaching",
-            "Metrics": [{"Id": "e", "Expression": "a / b"},
-                        {"Id": "a", "MetricStat": {"Period": 300}}, {"Id": "b", "MetricStat": {"Period": 300}}]}},
-        "Lat": {"Type": "AWS::CloudWatch::Alarm", "Properties": {
-            "AlarmName": "lat", "EvaluationPeriods": 3, "DatapointsToAlarm": 2, "Period": 300, "Threshold": 2}},
-        "Fn": {"Type": "AWS::Lambda::Function", "Properties": {"FunctionName": "kanaria-rollback"}},
-        "Crit": {"Type": "AWS::CloudWatch::CompositeAlarm", "Properties": {
-            "AlarmName": "critical",
-            "AlarmRule": {"Fn::Join": ["", ["(ALARM(\"", {"Fn::GetAtt": ["Err", "Arn"]}, "\") OR ALARM(\"",
-                                            {"Fn::GetAtt": ["Lat", "Arn"]}, "\"))"]]},
-            "AlarmActions": [{"Fn::GetAtt": ["Fn", "Arn"]},
-                             {"Fn::ImportValue": "KanariaData:ExportsOutputRefAlertsTopic3414BE910C2DFF03"}]}},
-    }}
+    template = {
+        "Resources": {
+            "Err": {
+                "Type": "AWS::CloudWatch::Alarm",
+                "Properties": {
+                    "AlarmName": "err",
+                    "AlarmDescription": "5xx > 2% | 5 min",
+                    "EvaluationPeriods": 1,
+                    "DatapointsToAlarm": 1,
+                    "Threshold": 2,
+                    "ComparisonOperator": "GreaterThanThreshold",
+                    "TreatMissingData": "notBreaching",
+                    "Metrics": [
+                        {"Id": "e", "Expression": "a / b"},
+                        {"Id": "a", "MetricStat": {"Period": 300}},
+                        {"Id": "b", "MetricStat": {"Period": 300}},
+                    ],
+                },
+            },
+            "Lat": {
+                "Type": "AWS::CloudWatch::Alarm",
+                "Properties": {
+                    "AlarmName": "lat",
+                    "EvaluationPeriods": 3,
+                    "DatapointsToAlarm": 2,
+                    "Period": 300,
+                    "Threshold": 2,
+                },
+            },
+            "Fn": {"Type": "AWS::Lambda::Function", "Properties": {"FunctionName": "kanaria-rollback"}},
+            "Crit": {
+                "Type": "AWS::CloudWatch::CompositeAlarm",
+                "Properties": {
+                    "AlarmName": "critical",
+                    "AlarmRule": {
+                        "Fn::Join": [
+                            "",
+                            [
+                                '(ALARM("',
+                                {"Fn::GetAtt": ["Err", "Arn"]},
+                                '") OR ALARM("',
+                                {"Fn::GetAtt": ["Lat", "Arn"]},
+                                '"))',
+                            ],
+                        ]
+                    },
+                    "AlarmActions": [
+                        {"Fn::GetAtt": ["Fn", "Arn"]},
+                        {"Fn::ImportValue": "KanariaData:ExportsOutputRefAlertsTopic3414BE910C2DFF03"},
+                    ],
+                },
+            },
+        }
+    }
     err, lat = alarm_windows(template)
     assert (err.name, err.period_s, err.datapoints, err.evaluation_periods) == ("err", 300, 1, 1)
     assert err.after_fault() == ("0s – 5m 00s", "5m 00s – 10m 00s")
@@ -108,13 +194,17 @@ def test_alarm_windows_from_a_synthesized_template():
     assert (lat.period_s, lat.datapoints, lat.missing) == (300, 2, "missing")
     assert lat.after_fault() == ("5m 00s – 10m 00s", "10m 00s – 15m 00s")
     table = alarm_table([err, lat])
-    assert table[2] == ("| `err` | 5xx > 2% \\| 5 min | 5m 00s | 1 of 1 | notBreaching | `critical` → lambda"
-                        " `kanaria-rollback`, AlertsTopic (imported) | 0s – 5m 00s | 5m 00s – 10m 00s |")
+    assert table[2] == (
+        "| `err` | 5xx > 2% \\| 5 min | 5m 00s | 1 of 1 | notBreaching | `critical` → lambda"
+        " `kanaria-rollback`, AlertsTopic (imported) | 0s – 5m 00s | 5m 00s – 10m 00s |"
+    )
 
 
 def test_failure_line_prefers_pip_errors():
-    output = ("Traceback\n  File x\n\x1b[31mERROR: Could not find a version that satisfies numpy\x1b[0m\n"
-              "ERROR: No matching distribution\nRuntimeError: Failed to bundle asset A\n")
+    output = (
+        "Traceback\n  File x\n\x1b[31mERROR: Could not find a version that satisfies numpy\x1b[0m\n"
+        "ERROR: No matching distribution\nRuntimeError: Failed to bundle asset A\n"
+    )
     assert failure_line(output) == "ERROR: Could not find a version that satisfies numpy"
     assert failure_line("a\nRuntimeError: boom\nlast") == "RuntimeError: boom"
     assert failure_line("") == "(no output)"
@@ -122,7 +212,11 @@ def test_failure_line_prefers_pip_errors():
 
 def test_splice_replaces_only_the_named_section():
     document = "# Benchmarks\n\nhead\n\n## Analysis\n\nold a\n\n## Rollout\n\nNot measured yet.\n"
-    assert splice(document, ["## Rollout\n\nnew r\n"]) == "# Benchmarks\n\nhead\n\n## Analysis\n\nold a\n\n## Rollout\n\nnew r\n"
+    assert (
+        splice(document, ["## Rollout\n\nnew r\n"])
+        == "# Benchmarks\n\nhead\n\n## Analysis\n\nold a\n\n## Rollout\n\nnew r\n"
+    )
     assert splice(document, ["## Analysis\n\nnew a\n"]) == (
-        "# Benchmarks\n\nhead\n\n## Analysis\n\nnew a\n\n## Rollout\n\nNot measured yet.\n")
+        "# Benchmarks\n\nhead\n\n## Analysis\n\nnew a\n\n## Rollout\n\nNot measured yet.\n"
+    )
     assert splice("# B\n", ["## New\n\nx\n"]) == "# B\n\n## New\n\nx\n"

@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 
 from scripts.bench_statistics import (
-    GbstatsSequential, Reads, first_decision, kanaria_fixed_rule, read_schedule, shift, simulate_a_a, stopping_row,
+    GbstatsSequential,
+    Reads,
+    first_decision,
+    kanaria_fixed_rule,
+    read_schedule,
+    shift,
+    simulate_a_a,
+    stopping_row,
 )
 
 

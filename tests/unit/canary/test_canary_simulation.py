@@ -38,7 +38,9 @@ def test_candidates_are_built_to_their_rates_and_faults_move_what_they_move_in_t
     assert sim.marginal_rates(ratio) == pytest.approx({m: 1.25 * r for m, r in sim.BASE.items()})
     only_errors = sim.marginal_rates(sim.with_rates({"errors": 0.011}))
     assert only_errors["errors"] == pytest.approx(0.011)
-    assert only_errors["slow_responses"] == pytest.approx(0.05) and only_errors["poor_quality"] == pytest.approx(0.1, rel=1e-3)
+    assert only_errors["slow_responses"] == pytest.approx(0.05) and only_errors["poor_quality"] == pytest.approx(
+        0.1, rel=1e-3
+    )
     # A throttled call is a fast poor fallback; a hallucination loses 0.3 quality: both raise poor quality.
     assert sim.marginal_rates(sim.Effects(throttle=0.12))["poor_quality"] > 0.19
     assert sim.marginal_rates(sim.Effects(hallucination=0.09))["poor_quality"] > 0.15
@@ -75,8 +77,9 @@ def test_the_oracle_threshold_gives_its_false_alarm_rate():
     # alarm 30 times on average, 99.9% binomial band [15, 47].
     threshold, _ = sim.oracle_threshold(sim.oracle_peaks(np.random.default_rng(6), fault, 4000), 0.20)
     rng = np.random.default_rng(7)
-    alarms = sum(bool(C.run_rollout(rng, sim.Candidate("A/A"), None, [C.Oracle(fault, threshold)]).decisions)
-                 for _ in range(150))
+    alarms = sum(
+        bool(C.run_rollout(rng, sim.Candidate("A/A"), None, [C.Oracle(fault, threshold)]).decisions) for _ in range(150)
+    )
     assert 15 <= alarms <= 47
 
 
@@ -101,7 +104,10 @@ FAULTS = {
     "throttling 12%": (sim.Candidate("throttling", fault={"throttle": 0.12}), 3, 6),
     "cold start": (sim.Candidate("cold", fault={"latency_factor": 5.0}, start=0, warm_requests=900), 1, 2),
     "recommendation 7% 5xx, quality 0.55": (
-        sim.Candidate("rec", fault={"error": 0.07, "quality": 0.55}, intents=("recommendation",)), 3, 8),
+        sim.Candidate("rec", fault={"error": 0.07, "quality": 0.55}, intents=("recommendation",)),
+        3,
+        8,
+    ),
 }
 
 
@@ -135,7 +141,8 @@ def test_the_judge_drives_the_schedule_and_the_other_deciders_read_the_same_minu
             seen[self.name].append(int(minute.judge_counts().sum()))
             return None
 
-    rollout = C.run_rollout(rng, sim.Candidate("A/A"), None, [C.KanariaJudge(), Recorder("a"), Recorder("b")],
-                            stop_when_decided=False)
+    rollout = C.run_rollout(
+        rng, sim.Candidate("A/A"), None, [C.KanariaJudge(), Recorder("a"), Recorder("b")], stop_when_decided=False
+    )
     assert rollout.completed and rollout.stage_minutes == [m for _, m in sim.STAGES]
     assert seen["a"] == seen["b"] and len(seen["a"]) == sim.minutes_total()

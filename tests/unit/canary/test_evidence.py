@@ -12,9 +12,15 @@ from statsmodels.stats.proportion import proportion_confint
 from kanaria.canary import evidence
 
 
-@pytest.mark.parametrize(("x_c", "n_c", "x_p", "n_p", "k", "r"), [
-    (3, 30, 2, 570, 1.5, 7.5), (0, 150, 4, 450, 1.5, 3.0), (12, 300, 1, 300, 2.0, 68.0), (5, 1, 5, 1, 1.0, 1.5),
-])
+@pytest.mark.parametrize(
+    ("x_c", "n_c", "x_p", "n_p", "k", "r"),
+    [
+        (3, 30, 2, 570, 1.5, 7.5),
+        (0, 150, 4, 450, 1.5, 3.0),
+        (12, 300, 1, 300, 2.0, 68.0),
+        (5, 1, 5, 1, 1.0, 1.5),
+    ],
+)
 def test_likelihood_ratio_is_the_conditional_binomial_ratio(x_c, n_c, x_p, n_p, k, r):
     # Given the minute's total events m, the canary's share is Binomial(m, theta(r)) for Poisson counts.
     m = x_c + x_p

@@ -24,10 +24,23 @@ from kanaria.canary.judge import (
 )
 
 T0 = datetime(2026, 12, 5, 10, 0, tzinfo=timezone.utc)
-MIX = {"recommendation": 0.24, "product_search": 0.2, "manga_qa": 0.18, "order_status": 0.16,
-       "shipping_info": 0.12, "chitchat": 0.1}
-BASE = {Metric.ERRORS: 0.001, Metric.THROTTLES: 0.002, Metric.HALLUCINATIONS: 0.01, Metric.SAFETY_STOPS: 0.003,
-        Metric.SLOW: 0.05, Metric.POOR_QUALITY: 0.10, Metric.DISSATISFIED: 0.15}
+MIX = {
+    "recommendation": 0.24,
+    "product_search": 0.2,
+    "manga_qa": 0.18,
+    "order_status": 0.16,
+    "shipping_info": 0.12,
+    "chitchat": 0.1,
+}
+BASE = {
+    Metric.ERRORS: 0.001,
+    Metric.THROTTLES: 0.002,
+    Metric.HALLUCINATIONS: 0.01,
+    Metric.SAFETY_STOPS: 0.003,
+    Metric.SLOW: 0.05,
+    Metric.POOR_QUALITY: 0.10,
+    Metric.DISSATISFIED: 0.15,
+}
 
 
 def minute_of(rng, t, percent, faults=None, missing_canary=False):
@@ -41,11 +54,13 @@ def minute_of(rng, t, percent, faults=None, missing_canary=False):
             n_p = requests - rng.binomial(requests, percent / 100)
             canary_rate = (faults or {}).get((metric, intent), (faults or {}).get((metric, None), rate))
             counts = np.array([rng.binomial(n_c, canary_rate), n_c, rng.binomial(n_p, rate), n_p], dtype=float)
-            streams[stream_key(metric, intent)] = Counts(canary_events=counts[0], canary_trials=counts[1],
-                                                         primary_events=counts[2], primary_trials=counts[3])
+            streams[stream_key(metric, intent)] = Counts(
+                canary_events=counts[0], canary_trials=counts[1], primary_events=counts[2], primary_trials=counts[3]
+            )
             total += counts
-        streams[stream_key(metric, OVERALL)] = Counts(canary_events=total[0], canary_trials=total[1],
-                                                      primary_events=total[2], primary_trials=total[3])
+        streams[stream_key(metric, OVERALL)] = Counts(
+            canary_events=total[0], canary_trials=total[1], primary_events=total[2], primary_trials=total[3]
+        )
     return MinuteCounts(minute=T0 + timedelta(minutes=t), streams=streams)
 
 
@@ -101,10 +116,12 @@ def test_an_intent_local_regression_rolls_back_naming_the_intent():
 def test_a_late_fault_is_not_diluted_by_healthy_minutes():
     # Given 40 healthy minutes at 25% and then 6% errors, detection takes about as long as from the start.
     settings = JudgeSettings()
-    early, _ = run(settings, np.random.default_rng(5), 60, percent=25, faults_from=0,
-                   faults={(Metric.ERRORS, None): 0.06})
-    late, _ = run(settings, np.random.default_rng(5), 60, percent=25, faults_from=40,
-                  faults={(Metric.ERRORS, None): 0.06})
+    early, _ = run(
+        settings, np.random.default_rng(5), 60, percent=25, faults_from=0, faults={(Metric.ERRORS, None): 0.06}
+    )
+    late, _ = run(
+        settings, np.random.default_rng(5), 60, percent=25, faults_from=40, faults={(Metric.ERRORS, None): 0.06}
+    )
     assert early is not None and late is not None
     assert late - 40 <= early + 2
 
@@ -112,8 +129,9 @@ def test_a_late_fault_is_not_diluted_by_healthy_minutes():
 def test_a_trivial_difference_is_not_harm():
     # Given the canary at 3x the primary's tiny error rate (0.3% vs 0.1%, within the 1-point tolerance),
     # then the ratio evidence alone does not roll back.
-    rolled_back, _ = run(JudgeSettings(), np.random.default_rng(6), 60, percent=50, faults_from=0,
-                         faults={(Metric.ERRORS, None): 0.003})
+    rolled_back, _ = run(
+        JudgeSettings(), np.random.default_rng(6), 60, percent=50, faults_from=0, faults={(Metric.ERRORS, None): 0.003}
+    )
     assert rolled_back is None
 
 
@@ -135,9 +153,11 @@ def test_stream_budgets_add_up_to_alpha_and_weigh_severity():
     settings = JudgeSettings(alpha=0.01)
     total = sum(settings.stream_alpha(*_parse(key)) for key in settings.stream_keys())
     assert total == pytest.approx(0.01)
-    assert (settings.stream_alpha(Metric.ERRORS, "recommendation")
-            > settings.stream_alpha(Metric.ERRORS, "chitchat")
-            > settings.stream_alpha(Metric.DISSATISFIED, "chitchat"))
+    assert (
+        settings.stream_alpha(Metric.ERRORS, "recommendation")
+        > settings.stream_alpha(Metric.ERRORS, "chitchat")
+        > settings.stream_alpha(Metric.DISSATISFIED, "chitchat")
+    )
 
 
 def _parse(key):
@@ -153,13 +173,16 @@ def test_user_rules_replace_defaults_metric_by_metric():
     assert Metric.SLOW in settings.metrics
 
 
-@pytest.mark.parametrize(("document", "field"), [
-    ({"alpha": 0}, "alpha"),
-    ({"metrics": {"errors": {"ratio": 0.5}}}, "ratio"),
-    ({"metrics": {"latency": {"ratio": 2}}}, "latency"),
-    ({"critical_intents": ["checkout"]}, "critical_intents"),
-    ({"intents": {"recommendation": 0}}, "intents"),
-])
+@pytest.mark.parametrize(
+    ("document", "field"),
+    [
+        ({"alpha": 0}, "alpha"),
+        ({"metrics": {"errors": {"ratio": 0.5}}}, "ratio"),
+        ({"metrics": {"latency": {"ratio": 2}}}, "latency"),
+        ({"critical_intents": ["checkout"]}, "critical_intents"),
+        ({"intents": {"recommendation": 0}}, "intents"),
+    ],
+)
 def test_bad_settings_name_the_field(document, field):
     with pytest.raises(ValidationError, match=field):
         JudgeSettings.model_validate(document)
@@ -168,8 +191,9 @@ def test_bad_settings_name_the_field(document, field):
 def test_threshold_reflects_the_stream_budget():
     settings = JudgeSettings(alpha=0.01)
     state = start(settings, T0, 110)
-    assert evidence.log_threshold(state.horizon_periods, settings.stream_alpha(Metric.ERRORS, OVERALL)) \
-        < evidence.log_threshold(state.horizon_periods, settings.stream_alpha(Metric.ERRORS, "chitchat"))
+    assert evidence.log_threshold(
+        state.horizon_periods, settings.stream_alpha(Metric.ERRORS, OVERALL)
+    ) < evidence.log_threshold(state.horizon_periods, settings.stream_alpha(Metric.ERRORS, "chitchat"))
 
 
 @pytest.mark.parametrize("period", [7, 45, 90])

@@ -42,17 +42,25 @@ def _config():
 def test_request_carries_the_resolved_inference_parameters():
     request = case_request(case(), _config().resolved("order_status"))
     assert request["modelId"] == MODEL
-    assert request["inferenceConfig"] == {"maxTokens": 256, "temperature": 0.15, "topP": 0.7,
-                                          "stopSequences": ["\n\nUser:", "\n\nHuman:"]}
+    assert request["inferenceConfig"] == {
+        "maxTokens": 256,
+        "temperature": 0.15,
+        "topP": 0.7,
+        "stopSequences": ["\n\nUser:", "\n\nHuman:"],
+    }
     assert request["additionalModelRequestFields"] == {"top_k": 40}
     assert "order_status_v3" in request["system"][0]["text"]
     assert request["messages"][-1] == {"role": "user", "content": [{"text": case().query}]}
 
 
 def test_history_becomes_alternating_messages():
-    with_history = case(history=[{"role": "assistant", "content": "いらっしゃいませ"},
-                                 {"role": "user", "content": "前の注文は届きました"},
-                                 {"role": "assistant", "content": "よかったです"}])
+    with_history = case(
+        history=[
+            {"role": "assistant", "content": "いらっしゃいませ"},
+            {"role": "user", "content": "前の注文は届きました"},
+            {"role": "assistant", "content": "よかったです"},
+        ]
+    )
     request = case_request(with_history, _config().resolved("order_status"))
     assert [m["role"] for m in request["messages"]] == ["user", "assistant", "user"]
     assert "いらっしゃいませ" in request["system"][0]["text"]
@@ -66,7 +74,9 @@ def test_throttling_is_retried_with_exponential_backoff_then_recorded():
     with Stubber(client) as stub:
         stub.add_client_error("converse", service_error_code="ThrottlingException", http_status_code=429)
         stub.add_client_error("converse", service_error_code="ThrottlingException", http_status_code=429)
-        stub.add_response("converse", _converse_response(), expected_params=case_request(case(), config.resolved("order_status")))
+        stub.add_response(
+            "converse", _converse_response(), expected_params=case_request(case(), config.resolved("order_status"))
+        )
         invoker = ModelInvoker(bedrock=client, retry=RetryPolicy(jitter=False), sleep=sleeps.append)
         result = evaluate_task(task, invoker)
         stub.assert_no_pending_responses()
@@ -87,15 +97,21 @@ def test_exhausted_retries_fail_the_case_without_stopping_the_run():
         invoker = ModelInvoker(bedrock=client, retry=RetryPolicy(max_attempts=3, jitter=False), sleep=lambda s: None)
         result = evaluate_task(Task(config, config.config_hash(), case()), invoker)
     assert not result.passed and result.composite == 0.0
-    assert result.error == "model_id: ThrottlingException from anthropic.claude-3-5-haiku-20241022-v1:0 on all 3 attempts"
+    assert (
+        result.error == "model_id: ThrottlingException from anthropic.claude-3-5-haiku-20241022-v1:0 on all 3 attempts"
+    )
     assert result.latency_ms is None and result.cost_usd is None
 
 
 def test_other_client_errors_stop_the_run():
     client = _client()
     with Stubber(client) as stub:
-        stub.add_client_error("converse", service_error_code="AccessDeniedException", http_status_code=403,
-                              service_message="not authorized to invoke")
+        stub.add_client_error(
+            "converse",
+            service_error_code="AccessDeniedException",
+            http_status_code=403,
+            service_message="not authorized to invoke",
+        )
         invoker = ModelInvoker(bedrock=client, sleep=lambda s: None)
         with pytest.raises(OperationalError) as err:
             invoker.converse(case_request(case(), _config().resolved("order_status")))

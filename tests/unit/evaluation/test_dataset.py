@@ -51,10 +51,13 @@ def test_a_missing_field_names_its_line_and_field():
     assert err.value.field == "mini:2.query" and err.value.reason == "required field is missing"
 
 
-@pytest.mark.parametrize("line, field, words", [
-    ("{not json", "mini:1", "not valid JSON"),
-    ('["a list"]', "mini:1", "JSON object"),
-])
+@pytest.mark.parametrize(
+    "line, field, words",
+    [
+        ("{not json", "mini:1", "not valid JSON"),
+        ('["a list"]', "mini:1", "JSON object"),
+    ],
+)
 def test_a_line_that_is_not_an_object(line, field, words):
     with pytest.raises(ValidationError) as err:
         parse_dataset(line + "\n", "mini")
@@ -93,6 +96,7 @@ def test_configuration_forms_and_hashes():
     flat = parse_configuration({"name": "flat", **single.parameters.model_dump()})
     assert flat.config_hash() == single.config_hash()
     from kanaria.domain.profiles import bedrock_config
+
     from_assign = parse_configuration({"name": "assigned", "config": bedrock_config(single.parameters)})
     assert from_assign.config_hash() == single.config_hash()
     with pytest.raises(ValidationError) as err:

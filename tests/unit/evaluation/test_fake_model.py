@@ -11,8 +11,10 @@ from tests.unit.evaluation.support import HAIKU, SONNET, sample_dataset
 
 
 def _configs():
-    return [parse_configuration({"name": "sonnet", "overrides": {"model_id": SONNET}}),
-            parse_configuration({"name": "haiku", "overrides": {"model_id": HAIKU}})]
+    return [
+        parse_configuration({"name": "sonnet", "overrides": {"model_id": SONNET}}),
+        parse_configuration({"name": "haiku", "overrides": {"model_id": HAIKU}}),
+    ]
 
 
 def test_responses_have_bedrock_shape_and_are_deterministic():
@@ -27,8 +29,9 @@ def test_responses_have_bedrock_shape_and_are_deterministic():
 
 def test_haiku_is_faster_and_cheaper_but_drops_recommendation_facts():
     dataset = sample_dataset()
-    records = evaluate_all(dataset, _configs(), ModelInvoker(offline=OfflineBedrockRuntime(dataset.cases)),
-                           RunSettings(concurrency=4))
+    records = evaluate_all(
+        dataset, _configs(), ModelInvoker(offline=OfflineBedrockRuntime(dataset.cases)), RunSettings(concurrency=4)
+    )
     by = {(r.config_name, r.intent): [] for r in records}
     for r in records:
         by[(r.config_name, r.intent)].append(r)
@@ -43,7 +46,8 @@ def test_haiku_is_faster_and_cheaper_but_drops_recommendation_facts():
     sonnet_latency = sorted(r.latency_ms for r in records if r.config_name == "sonnet")
     assert haiku_latency[len(haiku_latency) // 2] < sonnet_latency[len(sonnet_latency) // 2]
     assert sum(r.cost_usd for r in records if r.config_name == "haiku") < sum(
-        r.cost_usd for r in records if r.config_name == "sonnet")
+        r.cost_usd for r in records if r.config_name == "sonnet"
+    )
 
 
 def test_a_chunk_gives_the_same_records_as_the_whole_run():

@@ -16,9 +16,13 @@ HASH = "cand0123456789ab"
 def _records(model_id="anthropic.claude-3-5-haiku-20241022-v1:0"):
     """Candidate passes chitchat 5/5 and order_status 5/5, fails recommendation 3/5 (60% < 80%)."""
     rs = [record("cand", "chitchat", 1.0, True, config_hash=HASH, model_id=model_id) for _ in range(5)]
-    rs += [record("cand", "order_status", 1.0, True, config_hash=HASH, model_id=model_id, target=0.95) for _ in range(5)]
-    rs += [record("cand", "recommendation", q, q >= 0.8, config_hash=HASH, model_id=model_id, target=0.8)
-           for q in (0.9, 0.9, 0.85, 0.6, 0.5)]
+    rs += [
+        record("cand", "order_status", 1.0, True, config_hash=HASH, model_id=model_id, target=0.95) for _ in range(5)
+    ]
+    rs += [
+        record("cand", "recommendation", q, q >= 0.8, config_hash=HASH, model_id=model_id, target=0.8)
+        for q in (0.9, 0.9, 0.85, 0.6, 0.5)
+    ]
     return rs
 
 
@@ -52,31 +56,53 @@ def test_offline_adapter_evaluations_gate_real_rollouts_only_when_allowed():
 
 def test_gate_reads_a_report_and_its_stored_summary_alike_and_checks_age():
     dataset = parse_dataset(SAMPLE_DATASET.read_text(encoding="utf-8"), "manga_store_v1")
-    config = parse_configuration({"name": "cand", "parameters": {
-        "model_id": "anthropic.claude-3-5-haiku-20241022-v1:0", "temperature": 0.2, "top_k": 40, "top_p": 0.8,
-        "max_tokens": 256}})
-    records = [r.model_copy(update={"config_hash": config.config_hash(), "intent_hash": config.config_hash()})
-               for r in _records()]
-    report = build_report(run_id="r1", created_at="2025-06-01T00:00:00Z", dataset=dataset, configurations=[config],
-                          records=records)
+    config = parse_configuration(
+        {
+            "name": "cand",
+            "parameters": {
+                "model_id": "anthropic.claude-3-5-haiku-20241022-v1:0",
+                "temperature": 0.2,
+                "top_k": 40,
+                "top_p": 0.8,
+                "max_tokens": 256,
+            },
+        }
+    )
+    records = [
+        r.model_copy(update={"config_hash": config.config_hash(), "intent_hash": config.config_hash()})
+        for r in _records()
+    ]
+    report = build_report(
+        run_id="r1", created_at="2025-06-01T00:00:00Z", dataset=dataset, configurations=[config], records=records
+    )
     summary = summaries_by_hash(report, "s3://b/reports/r1/report.json")[config.config_hash()]
     for evidence in (report, summary):
         result = stage0(evidence, config.config_hash(), ["recommendation"])
         assert result.reasons == ("recommendation: pass rate 60% < required 80% (per-case quality target 0.80)",)
     ok = stage0(summary, config.config_hash(), ["chitchat"])
     assert ok.passed and ok.report_uri == "s3://b/reports/r1/report.json" and ok.run_id == "r1"
-    stale = stage0(summary, config.config_hash(), ["chitchat"], now=datetime(2025, 9, 1, tzinfo=timezone.utc),
-                   max_age=timedelta(days=30))
+    stale = stage0(
+        summary,
+        config.config_hash(),
+        ["chitchat"],
+        now=datetime(2025, 9, 1, tzinfo=timezone.utc),
+        max_age=timedelta(days=30),
+    )
     assert not stale.passed and "older than" in stale.reasons[0]
 
 
 def test_per_intent_hashes_of_an_overrides_configuration_are_gated_on_their_own_intents():
     dataset = parse_dataset(SAMPLE_DATASET.read_text(encoding="utf-8"), "manga_store_v1")
-    config = parse_configuration({"name": "cand", "overrides": {"model_id": "anthropic.claude-3-5-haiku-20241022-v1:0"}})
-    records = [r.model_copy(update={"config_hash": config.config_hash(), "intent_hash": config.intent_hash(r.intent)})
-               for r in _records()]
-    report = build_report(run_id="r2", created_at="2025-06-01T00:00:00Z", dataset=dataset, configurations=[config],
-                          records=records)
+    config = parse_configuration(
+        {"name": "cand", "overrides": {"model_id": "anthropic.claude-3-5-haiku-20241022-v1:0"}}
+    )
+    records = [
+        r.model_copy(update={"config_hash": config.config_hash(), "intent_hash": config.intent_hash(r.intent)})
+        for r in _records()
+    ]
+    report = build_report(
+        run_id="r2", created_at="2025-06-01T00:00:00Z", dataset=dataset, configurations=[config], records=records
+    )
     summaries = summaries_by_hash(report)
     chitchat_hash = config.intent_hash("chitchat")
     assert set(summaries[chitchat_hash].per_intent) == {"chitchat"}

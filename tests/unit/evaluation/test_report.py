@@ -61,7 +61,9 @@ def test_high_severity_needs_ninety_percent_and_no_hallucination():
 
 
 def test_too_few_cases_and_unpriced_models():
-    c = cell_metrics("A", "chitchat", [record("A", "chitchat", 1.0, True, cost=None)], GatePolicy().for_intent("chitchat"))
+    c = cell_metrics(
+        "A", "chitchat", [record("A", "chitchat", 1.0, True, cost=None)], GatePolicy().for_intent("chitchat")
+    )
     assert c.gate_reasons == ("1 case(s), fewer than the 5 required",)
     assert c.mean_cost_usd is None and c.cost_per_satisfactory_usd is None
 

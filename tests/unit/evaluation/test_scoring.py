@@ -60,7 +60,9 @@ def test_a_romanised_title_fails_where_the_query_used_kanji():
 def test_a_title_kept_with_a_translation_beside_it_is_fine_and_case_matters():
     score = score_response(case(), GOOD.replace("『進撃の巨人』", "『進撃の巨人』(Attack on Titan)"), ORDER_TARGET)
     assert score.part("titles").score == 1.0
-    one_piece = case(query="ONE PIECEの新刊は？", titles=[{"written": "ONE PIECE", "variants": ["One Piece", "ワンピース"]}])
+    one_piece = case(
+        query="ONE PIECEの新刊は？", titles=[{"written": "ONE PIECE", "variants": ["One Piece", "ワンピース"]}]
+    )
     assert score_response(one_piece, GOOD + "One Pieceの新刊です。", 0.5).part("titles").critical
 
 
@@ -79,8 +81,14 @@ def test_missing_required_fact_scores_the_share_found():
 
 
 def test_parts_that_do_not_apply_are_left_out_of_the_weights():
-    chitchat = case(intent="chitchat", query="こんにちは", required_facts=[], titles=[], reference_answer="こんにちは！",
-                    expected_format={"style": "prose", "max_chars": 10})
+    chitchat = case(
+        intent="chitchat",
+        query="こんにちは",
+        required_facts=[],
+        titles=[],
+        reference_answer="こんにちは！",
+        expected_format={"style": "prose", "max_chars": 10},
+    )
     score = score_response(chitchat, "こんにちは！今日はどんなマンガをお探しですか？", 0.78)
     assert score.part("required_facts").score is None and score.part("titles").score is None
     # grounding 1.0*0.30 + format 0.5*0.15 over weights 0.45 = 0.8333
@@ -97,8 +105,14 @@ def test_format_style_length_and_truncation():
 
 def test_entities_are_canonical():
     found = entities("503-1234567-7654321 / 2025年3月4日 / 3/4ではない / 12月1日 / ¥1,320 / 450円 / 4821-9930-1174")
-    assert found == {("order_id", "503-1234567-7654321"), ("date", "03-04"), ("date", "12-01"),
-                     ("price", "1320"), ("price", "450"), ("tracking_number", "482199301174")}
+    assert found == {
+        ("order_id", "503-1234567-7654321"),
+        ("date", "03-04"),
+        ("date", "12-01"),
+        ("price", "1320"),
+        ("price", "450"),
+        ("tracking_number", "482199301174"),
+    }
 
 
 def test_judge_part_is_pinned_by_hash_and_weighs_in():

@@ -11,10 +11,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from kanaria import names
-from kanaria_tools.lambda_api import http_event as api_http_event
 from kanaria.dal.experiment_store import DynamoExperimentRepository
 from kanaria.domain.records import ExperimentRecord
 from kanaria.logic.experiments import create_experiment, transition
+from kanaria_tools.lambda_api import http_event as api_http_event
 from tests.support import aws
 from tests.support.aws import FakeLambdaContext  # noqa: F401 - re-exported for the observation tests
 
@@ -141,8 +141,13 @@ def atomic_fast_moto(monkeypatch: Any) -> None:
     from moto.dynamodb.models.table import Table
 
     lock = threading.RLock()
-    monkeypatch.setattr(models, "copy", SimpleNamespace(
-        deepcopy=lambda value, *a: value if isinstance(value, Table) else copy_module.deepcopy(value, *a)))
+    monkeypatch.setattr(
+        models,
+        "copy",
+        SimpleNamespace(
+            deepcopy=lambda value, *a: value if isinstance(value, Table) else copy_module.deepcopy(value, *a)
+        ),
+    )
     transact = DynamoDBBackend.transact_write_items
 
     def transact_with_item_rollback(self, transact_items):
@@ -170,6 +175,7 @@ def atomic_fast_moto(monkeypatch: Any) -> None:
         def call_locked(self, *args, **kwargs):
             with lock:
                 return method(self, *args, **kwargs)
+
         return call_locked
 
     monkeypatch.setattr(DynamoDBBackend, "transact_write_items", locked(transact_with_item_rollback))

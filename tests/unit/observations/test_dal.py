@@ -20,8 +20,11 @@ def _write():
 
 def _cancelled(stubber: Stubber, *codes: str, item: dict | None = None) -> None:
     reasons = [{"Code": c, **({"Item": item} if item and c == "ConditionalCheckFailed" else {})} for c in codes]
-    stubber.add_client_error("transact_write_items", service_error_code="TransactionCanceledException",
-                             modeled_fields={"CancellationReasons": reasons})
+    stubber.add_client_error(
+        "transact_write_items",
+        service_error_code="TransactionCanceledException",
+        modeled_fields={"CancellationReasons": reasons},
+    )
 
 
 @pytest.fixture
@@ -66,8 +69,9 @@ def test_persistent_contention_is_an_operational_error(store):
 
 def test_duplicate_returns_the_stored_item_without_retry(store):
     store, stubber, sleeps = store
-    _cancelled(stubber, "ConditionalCheckFailed", "None",
-               item={"observation_id": {"S": "obs-000001"}, "digest": {"S": "abc"}})
+    _cancelled(
+        stubber, "ConditionalCheckFailed", "None", item={"observation_id": {"S": "obs-000001"}, "digest": {"S": "abc"}}
+    )
     assert store.record(_write()) == {"observation_id": "obs-000001", "digest": "abc"} and sleeps == []
 
 

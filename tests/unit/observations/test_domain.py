@@ -12,8 +12,18 @@ import pytest
 
 from kanaria.domain import pricing
 from kanaria.domain.observation import (
-    AGG_SHARDS, LATENCY_BUCKETS, Observation, Statistics, bucket_bounds, check_clock, histogram_quantile,
-    latency_bucket, prepare_write, recompute, resolve_cost, shard_of,
+    AGG_SHARDS,
+    LATENCY_BUCKETS,
+    Observation,
+    Statistics,
+    bucket_bounds,
+    check_clock,
+    histogram_quantile,
+    latency_bucket,
+    prepare_write,
+    recompute,
+    resolve_cost,
+    shard_of,
 )
 from kanaria.errors import ValidationError
 from kanaria.handlers.models import parse_body
@@ -37,7 +47,11 @@ def test_prices_are_per_1k_tokens_and_versioned():
 
 def test_cost_is_computed_reported_unpriced_or_absent():
     computed = resolve_cost(parsed(input_tokens=1000, output_tokens=200), "anthropic.claude-3-haiku-20240307-v1:0")
-    assert (computed.source, computed.usd, computed.price_table_version) == ("computed", Decimal("0.000500000"), pricing.PRICE_TABLE_VERSION)
+    assert (computed.source, computed.usd, computed.price_table_version) == (
+        "computed",
+        Decimal("0.000500000"),
+        pricing.PRICE_TABLE_VERSION,
+    )
     reported = resolve_cost(parsed(cost_usd=0.0123), "anthropic.claude-3-haiku-20240307-v1:0")
     assert (reported.source, reported.usd, reported.price_table_version) == ("reported", Decimal("0.012300000"), None)
     assert resolve_cost(parsed(), "unknown-model").source == "unpriced"
@@ -46,22 +60,25 @@ def test_cost_is_computed_reported_unpriced_or_absent():
     assert resolve_cost(parse_body(no_tokens, Observation), "anthropic.claude-3-haiku-20240307-v1:0").source == "absent"
 
 
-@pytest.mark.parametrize("field, value, reason", [
-    ("quality_score", 1.5, "less than or equal to 1"),
-    ("relevance_score", -0.1, "greater than or equal to 0"),
-    ("latency_ms", -1, "greater than or equal to 0"),
-    ("input_tokens", 1.5, "valid integer"),
-    ("output_tokens", -3, "greater than or equal to 0"),
-    ("csat", 5, "less than or equal to 4"),
-    ("csat", 0, "greater than or equal to 1"),
-    ("error", "yes", "valid boolean"),
-    ("cart_add", 1, "valid boolean"),
-    ("timestamp", "2026-01-01T00:00:00", "timezone"),
-    ("observation_id", "", "pattern"),
-    ("experiment_id", "Bad Id", "pattern"),
-    ("quality_score", "0.5", "valid number"),
-    ("surprise", 1, "Extra inputs"),
-])
+@pytest.mark.parametrize(
+    "field, value, reason",
+    [
+        ("quality_score", 1.5, "less than or equal to 1"),
+        ("relevance_score", -0.1, "greater than or equal to 0"),
+        ("latency_ms", -1, "greater than or equal to 0"),
+        ("input_tokens", 1.5, "valid integer"),
+        ("output_tokens", -3, "greater than or equal to 0"),
+        ("csat", 5, "less than or equal to 4"),
+        ("csat", 0, "greater than or equal to 1"),
+        ("error", "yes", "valid boolean"),
+        ("cart_add", 1, "valid boolean"),
+        ("timestamp", "2026-01-01T00:00:00", "timezone"),
+        ("observation_id", "", "pattern"),
+        ("experiment_id", "Bad Id", "pattern"),
+        ("quality_score", "0.5", "valid number"),
+        ("surprise", 1, "Extra inputs"),
+    ],
+)
 def test_bad_fields_are_named(field, value, reason):
     with pytest.raises(ValidationError) as caught:
         parse_body(observation(1, **{field: value}), Observation, "observations.7")
@@ -93,7 +110,10 @@ def test_write_counts_a_clean_observation_and_flags_the_rest():
     cost = resolve_cost(obs, "anthropic.claude-3-sonnet-20240229-v1:0")
     write = prepare_write(obs, cost, None, NOW)
     day = obs.timestamp.strftime("%Y-%m-%d")
-    assert write.counter_key == {"experiment_id": "exp-obs", "sk": f"AGG#A#chitchat#{day}#{shard_of(obs.observation_id):02d}"}
+    assert write.counter_key == {
+        "experiment_id": "exp-obs",
+        "sk": f"AGG#A#chitchat#{day}#{shard_of(obs.observation_id):02d}",
+    }
     assert write.raw["quality_score"] == Decimal("0.123457") and write.raw["latency_ms"] == Decimal("1234.568")
     assert write.raw["expires_at"] == int(NOW.timestamp()) + 90 * 24 * 3600
     assert write.raw["price_table_version"] == pricing.PRICE_TABLE_VERSION and "flag" not in write.raw
@@ -142,7 +162,9 @@ def test_histogram_quantiles_within_a_few_percent(sigma):
 def test_statistics_from_counters_equal_recomputation():
     rng = random.Random(3)
     observations = [parse_body(observation(i, rng), Observation) for i in range(300)]
-    raws = [prepare_write(o, resolve_cost(o, "anthropic.claude-3-haiku-20240307-v1:0"), None, NOW) for o in observations]
+    raws = [
+        prepare_write(o, resolve_cost(o, "anthropic.claude-3-haiku-20240307-v1:0"), None, NOW) for o in observations
+    ]
     by_items = Statistics()
     for write in raws:
         by_items.add_item(write.increments)

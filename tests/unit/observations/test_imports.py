@@ -9,7 +9,9 @@ import sys
 import pytest
 
 
-@pytest.mark.parametrize("module", ["kanaria.handlers.observations", "kanaria.handlers.analysis", "kanaria_tools.cli.report"])
+@pytest.mark.parametrize(
+    "module", ["kanaria.handlers.observations", "kanaria.handlers.analysis", "kanaria_tools.cli.report"]
+)
 def test_module_imports_no_numpy_or_scipy(module):
     script = f"import sys, json, {module}; print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'scipy'))))"
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)

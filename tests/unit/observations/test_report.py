@@ -9,14 +9,14 @@ import pytest
 from moto import mock_aws
 
 from kanaria.analysis import analyze_snapshot
-from kanaria_tools.cli.main import main
 from kanaria.dal.observations import DynamoAnalysisStore
 from kanaria.domain.experiment import Status, parse_experiment
 from kanaria.domain.observation import Observation, prepare_write, resolve_cost
 from kanaria.domain.profiles import DEFAULT_PROFILES
-from kanaria.logic.analysis_run import build_snapshot
 from kanaria.domain.records import ExperimentRecord
+from kanaria.logic.analysis_run import build_snapshot
 from kanaria.names import table_name
+from kanaria_tools.cli.main import main
 from tests.unit.observations.support import NOW, PREFIX, create_tables, definition, observation
 
 
@@ -35,8 +35,9 @@ def stored():
         items += [{"sk": f"EXPOSURE#{v}#chitchat#d#00", "variant": v, "intent": "chitchat", "units": 200} for v in "AB"]
         snapshot = build_snapshot(record, items, DEFAULT_PROFILES)
         result = analyze_snapshot(snapshot).to_json()
-        DynamoAnalysisStore(table_name(PREFIX, "aggregates")).put_result("exp-obs", NOW.isoformat(), result["decision"],
-                                                                         result, snapshot)
+        DynamoAnalysisStore(table_name(PREFIX, "aggregates")).put_result(
+            "exp-obs", NOW.isoformat(), result["decision"], result, snapshot
+        )
         yield result
 
 

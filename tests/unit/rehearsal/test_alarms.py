@@ -10,6 +10,7 @@ import pytest
 from kanaria_tools.rehearsal.alarms import (
     AlarmDefinitionError,
     AlarmEvaluator,
+    Datum,
     MetricId,
     MetricStore,
     evaluate_expression,
@@ -19,7 +20,6 @@ from kanaria_tools.rehearsal.alarms import (
     parse_expression,
     parse_rule,
     statistic,
-    Datum,
 )
 
 ACCOUNT, REGION = "123456789012", "ap-northeast-1"
@@ -65,8 +65,15 @@ class _Source:
         from datetime import datetime, timezone
 
         for value in values:
-            self.data.append(_Datum("NS", name, [_Dim(k, v) for k, v in (dims or {"target": "canary"}).items()],
-                                    datetime.fromtimestamp(at, tz=timezone.utc), value))
+            self.data.append(
+                _Datum(
+                    "NS",
+                    name,
+                    [_Dim(k, v) for k, v in (dims or {"target": "canary"}).items()],
+                    datetime.fromtimestamp(at, tz=timezone.utc),
+                    value,
+                )
+            )
 
     def __call__(self, start: int) -> tuple[list, int]:
         return self.data[start:], len(self.data)
@@ -74,9 +81,17 @@ class _Source:
 
 def _metric_alarm(**overrides: Any) -> dict[str, Any]:
     body = {
-        "AlarmName": "lat", "Namespace": "NS", "MetricName": "LatencyMs", "Dimensions": [{"Name": "target", "Value": "canary"}],
-        "Statistic": "Average", "Period": 60, "EvaluationPeriods": 3, "DatapointsToAlarm": 3, "Threshold": 100,
-        "ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "missing",
+        "AlarmName": "lat",
+        "Namespace": "NS",
+        "MetricName": "LatencyMs",
+        "Dimensions": [{"Name": "target", "Value": "canary"}],
+        "Statistic": "Average",
+        "Period": 60,
+        "EvaluationPeriods": 3,
+        "DatapointsToAlarm": 3,
+        "Threshold": 100,
+        "ComparisonOperator": "GreaterThanThreshold",
+        "TreatMissingData": "missing",
         "AlarmActions": ["arn:aws:lambda:ap-northeast-1:123456789012:function:rollback"],
         "OKActions": ["arn:aws:sns:ap-northeast-1:123456789012:alerts"],
     }
@@ -84,13 +99,16 @@ def _metric_alarm(**overrides: Any) -> dict[str, Any]:
     return body
 
 
-def _evaluator(*alarms: dict[str, Any], composite: dict[str, Any] | None = None) -> tuple[AlarmEvaluator, _Source, _Sink]:
+def _evaluator(
+    *alarms: dict[str, Any], composite: dict[str, Any] | None = None
+) -> tuple[AlarmEvaluator, _Source, _Sink]:
     source, sink = _Source(), _Sink()
     definitions = [parse_definition("S", a["AlarmName"], False, a) for a in alarms]
     if composite:
         definitions.append(parse_definition("S", composite["AlarmName"], True, composite))
-    evaluator = AlarmEvaluator(definitions, MetricStore(source), to_wall=lambda t: t, sink=sink, account=ACCOUNT,
-                               region=REGION)
+    evaluator = AlarmEvaluator(
+        definitions, MetricStore(source), to_wall=lambda t: t, sink=sink, account=ACCOUNT, region=REGION
+    )
     return evaluator, source, sink
 
 
@@ -127,19 +145,22 @@ class TestStatistics:
 
 
 class TestMetricMath:
-    @pytest.mark.parametrize("expression, values, expected", [
-        ("IF(requests >= 20, 100 * FILL(errors, 0) / requests, 0)", {"requests": 40, "errors": None}, 0.0),
-        ("IF(requests >= 20, 100 * FILL(errors, 0) / requests, 0)", {"requests": 40, "errors": 4}, 10.0),
-        ("IF(requests >= 20, 100 * FILL(errors, 0) / requests, 0)", {"requests": 10, "errors": 4}, 0.0),
-        ("IF(requests >= 20, 100 * FILL(errors, 0) / requests, 0)", {"requests": None, "errors": 4}, None),
-        ("IF(samples >= 20, canary / primary, 0)", {"samples": 30, "canary": 900, "primary": 300}, 3.0),
-        ("IF(samples >= 20, canary / primary, 0)", {"samples": 30, "canary": 900, "primary": None}, None),
-        ("100 * (primary - canary) / primary", {"primary": 0.8, "canary": 0.72}, pytest.approx(10.0)),
-        ("a / b", {"a": 1, "b": 0}, None),
-        ("ABS(a - b) > 2 AND NOT (a < 0)", {"a": 5, "b": 1}, 1.0),
-        ("-a ^ 2", {"a": 3}, -9.0),
-        ("IF(a > 1, a)", {"a": 0}, None),
-    ])
+    @pytest.mark.parametrize(
+        "expression, values, expected",
+        [
+            ("IF(requests >= 20, 100 * FILL(errors, 0) / requests, 0)", {"requests": 40, "errors": None}, 0.0),
+            ("IF(requests >= 20, 100 * FILL(errors, 0) / requests, 0)", {"requests": 40, "errors": 4}, 10.0),
+            ("IF(requests >= 20, 100 * FILL(errors, 0) / requests, 0)", {"requests": 10, "errors": 4}, 0.0),
+            ("IF(requests >= 20, 100 * FILL(errors, 0) / requests, 0)", {"requests": None, "errors": 4}, None),
+            ("IF(samples >= 20, canary / primary, 0)", {"samples": 30, "canary": 900, "primary": 300}, 3.0),
+            ("IF(samples >= 20, canary / primary, 0)", {"samples": 30, "canary": 900, "primary": None}, None),
+            ("100 * (primary - canary) / primary", {"primary": 0.8, "canary": 0.72}, pytest.approx(10.0)),
+            ("a / b", {"a": 1, "b": 0}, None),
+            ("ABS(a - b) > 2 AND NOT (a < 0)", {"a": 5, "b": 1}, 1.0),
+            ("-a ^ 2", {"a": 3}, -9.0),
+            ("IF(a > 1, a)", {"a": 0}, None),
+        ],
+    )
     def test_evaluates_like_cloudwatch(self, expression: str, values: dict, expected: Any) -> None:
         assert evaluate_expression(parse_expression(expression), values) == expected
 
@@ -185,27 +206,38 @@ class TestEvaluation:
         evaluator.run_until(120)
         assert evaluator.state("lat") == "ALARM"
 
-    @pytest.mark.parametrize("treatment, expected", [
-        ("missing", "INSUFFICIENT_DATA"), ("breaching", "ALARM"), ("notBreaching", "OK"), ("ignore", "INSUFFICIENT_DATA"),
-    ])
+    @pytest.mark.parametrize(
+        "treatment, expected",
+        [
+            ("missing", "INSUFFICIENT_DATA"),
+            ("breaching", "ALARM"),
+            ("notBreaching", "OK"),
+            ("ignore", "INSUFFICIENT_DATA"),
+        ],
+    )
     def test_no_data_at_all(self, treatment: str, expected: str) -> None:
         evaluator, _, _ = _evaluator(_metric_alarm(TreatMissingData=treatment))
         evaluator.run_until(600)
         assert evaluator.state("lat") == expected
 
     def test_ignore_keeps_the_current_state(self) -> None:
-        evaluator, source, _ = _evaluator(_metric_alarm(TreatMissingData="ignore", EvaluationPeriods=1, DatapointsToAlarm=1))
+        evaluator, source, _ = _evaluator(
+            _metric_alarm(TreatMissingData="ignore", EvaluationPeriods=1, DatapointsToAlarm=1)
+        )
         _fill(source, [500])
         evaluator.run_until(60)
         assert evaluator.state("lat") == "ALARM"
         evaluator.run_until(60 * 20)  # long silence
         assert evaluator.state("lat") == "ALARM"
 
-    @pytest.mark.parametrize("treatment, expected", [
-        ("breaching", "ALARM"),  # 1 real breaching + 2 filled breaching = 3 of 3
-        ("notBreaching", "OK"),  # 1 of 3
-        ("missing", "OK"),  # only the real point counts: 1 < 3
-    ])
+    @pytest.mark.parametrize(
+        "treatment, expected",
+        [
+            ("breaching", "ALARM"),  # 1 real breaching + 2 filled breaching = 3 of 3
+            ("notBreaching", "OK"),  # 1 of 3
+            ("missing", "OK"),  # only the real point counts: 1 < 3
+        ],
+    )
     def test_partial_data_is_filled_per_treatment(self, treatment: str, expected: str) -> None:
         evaluator, source, _ = _evaluator(_metric_alarm(TreatMissingData=treatment))
         _fill(source, [None, None, None, None, 500])
@@ -221,19 +253,53 @@ class TestEvaluation:
 
     def test_metric_math_alarm_with_p99_ratio(self) -> None:
         alarm = {
-            "AlarmName": "ratio", "EvaluationPeriods": 1, "DatapointsToAlarm": 1, "Threshold": 2,
-            "ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "notBreaching",
+            "AlarmName": "ratio",
+            "EvaluationPeriods": 1,
+            "DatapointsToAlarm": 1,
+            "Threshold": 2,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "TreatMissingData": "notBreaching",
             "Metrics": [
                 {"Id": "expr", "Expression": "IF(samples >= 20, canary / primary, 0)", "ReturnData": True},
-                {"Id": "canary", "MetricStat": {"Metric": {"Namespace": "NS", "MetricName": "LatencyMs",
-                                                           "Dimensions": [{"Name": "target", "Value": "canary"}]},
-                                                "Period": 300, "Stat": "p99"}, "ReturnData": False},
-                {"Id": "primary", "MetricStat": {"Metric": {"Namespace": "NS", "MetricName": "LatencyMs",
-                                                            "Dimensions": [{"Name": "target", "Value": "primary"}]},
-                                                 "Period": 300, "Stat": "p99"}, "ReturnData": False},
-                {"Id": "samples", "MetricStat": {"Metric": {"Namespace": "NS", "MetricName": "LatencyMs",
-                                                            "Dimensions": [{"Name": "target", "Value": "canary"}]},
-                                                 "Period": 300, "Stat": "SampleCount"}, "ReturnData": False},
+                {
+                    "Id": "canary",
+                    "MetricStat": {
+                        "Metric": {
+                            "Namespace": "NS",
+                            "MetricName": "LatencyMs",
+                            "Dimensions": [{"Name": "target", "Value": "canary"}],
+                        },
+                        "Period": 300,
+                        "Stat": "p99",
+                    },
+                    "ReturnData": False,
+                },
+                {
+                    "Id": "primary",
+                    "MetricStat": {
+                        "Metric": {
+                            "Namespace": "NS",
+                            "MetricName": "LatencyMs",
+                            "Dimensions": [{"Name": "target", "Value": "primary"}],
+                        },
+                        "Period": 300,
+                        "Stat": "p99",
+                    },
+                    "ReturnData": False,
+                },
+                {
+                    "Id": "samples",
+                    "MetricStat": {
+                        "Metric": {
+                            "Namespace": "NS",
+                            "MetricName": "LatencyMs",
+                            "Dimensions": [{"Name": "target", "Value": "canary"}],
+                        },
+                        "Period": 300,
+                        "Stat": "SampleCount",
+                    },
+                    "ReturnData": False,
+                },
             ],
         }
         evaluator, source, _ = _evaluator(alarm)
@@ -248,9 +314,14 @@ class TestEvaluation:
         assert evaluator.status["ratio"].datapoints[-1] == (300, pytest.approx(1000 / 300))
 
     def test_composite_fires_lambda_and_sns_once_per_transition(self) -> None:
-        composite = {"AlarmName": "critical", "AlarmRule": 'ALARM("arn:aws:cloudwatch:r:1:alarm:lat") OR ALARM(other)',
-                     "AlarmActions": ["arn:aws:lambda:ap-northeast-1:123456789012:function:rollback",
-                                      "arn:aws:sns:ap-northeast-1:123456789012:alerts"]}
+        composite = {
+            "AlarmName": "critical",
+            "AlarmRule": 'ALARM("arn:aws:cloudwatch:r:1:alarm:lat") OR ALARM(other)',
+            "AlarmActions": [
+                "arn:aws:lambda:ap-northeast-1:123456789012:function:rollback",
+                "arn:aws:sns:ap-northeast-1:123456789012:alerts",
+            ],
+        }
         alarm = _metric_alarm(EvaluationPeriods=1, DatapointsToAlarm=1, AlarmActions=[], OKActions=[])
         evaluator, source, sink = _evaluator(alarm, composite=composite)
         evaluator.run_until(60)
@@ -271,10 +342,14 @@ class TestEvaluation:
     def test_powertools_reads_the_alarm_event(self) -> None:
         from aws_lambda_powertools.utilities.data_classes import CloudWatchAlarmEvent
 
-        composite = {"AlarmName": "critical", "AlarmRule": "ALARM(lat)",
-                     "AlarmActions": ["arn:aws:lambda:ap-northeast-1:123456789012:function:rollback"]}
-        evaluator, source, sink = _evaluator(_metric_alarm(EvaluationPeriods=1, DatapointsToAlarm=1, AlarmActions=[],
-                                                           OKActions=[]), composite=composite)
+        composite = {
+            "AlarmName": "critical",
+            "AlarmRule": "ALARM(lat)",
+            "AlarmActions": ["arn:aws:lambda:ap-northeast-1:123456789012:function:rollback"],
+        }
+        evaluator, source, sink = _evaluator(
+            _metric_alarm(EvaluationPeriods=1, DatapointsToAlarm=1, AlarmActions=[], OKActions=[]), composite=composite
+        )
         _fill(source, [500])
         evaluator.run_until(60)
         event = CloudWatchAlarmEvent(sink.lambdas[0][1])
@@ -283,7 +358,9 @@ class TestEvaluation:
         assert event.alarm_data.configuration.alarm_rule == "ALARM(lat)"
 
     def test_disabled_actions_do_not_run(self) -> None:
-        evaluator, source, sink = _evaluator(_metric_alarm(EvaluationPeriods=1, DatapointsToAlarm=1, ActionsEnabled=False))
+        evaluator, source, sink = _evaluator(
+            _metric_alarm(EvaluationPeriods=1, DatapointsToAlarm=1, ActionsEnabled=False)
+        )
         _fill(source, [500])
         evaluator.run_until(60)
         assert evaluator.state("lat") == "ALARM" and not sink.lambdas
@@ -291,16 +368,26 @@ class TestEvaluation:
 
 class TestDefinitions:
     def test_template_alarms_with_intrinsics(self) -> None:
-        template = {"Resources": {
-            "Fn": {"Type": "AWS::Lambda::Function", "Properties": {}},
-            "Child": {"Type": "AWS::CloudWatch::Alarm", "Properties": _metric_alarm(
-                AlarmName={"Fn::Join": ["-", [{"Ref": "AWS::StackName"}, "lat"]]},
-                AlarmActions=[{"Fn::GetAtt": ["Fn", "Arn"]}])},
-            "Parent": {"Type": "AWS::CloudWatch::CompositeAlarm", "Properties": {
-                "AlarmName": "parent",
-                "AlarmRule": {"Fn::Join": ["", ['ALARM("', {"Fn::GetAtt": ["Child", "Arn"]}, '")']]},
-                "AlarmActions": [{"Fn::ImportValue": "Topic"}]}},
-        }}
+        template = {
+            "Resources": {
+                "Fn": {"Type": "AWS::Lambda::Function", "Properties": {}},
+                "Child": {
+                    "Type": "AWS::CloudWatch::Alarm",
+                    "Properties": _metric_alarm(
+                        AlarmName={"Fn::Join": ["-", [{"Ref": "AWS::StackName"}, "lat"]]},
+                        AlarmActions=[{"Fn::GetAtt": ["Fn", "Arn"]}],
+                    ),
+                },
+                "Parent": {
+                    "Type": "AWS::CloudWatch::CompositeAlarm",
+                    "Properties": {
+                        "AlarmName": "parent",
+                        "AlarmRule": {"Fn::Join": ["", ['ALARM("', {"Fn::GetAtt": ["Child", "Arn"]}, '")']]},
+                        "AlarmActions": [{"Fn::ImportValue": "Topic"}],
+                    },
+                },
+            }
+        }
 
         class Resolver:
             def ref(self, stack: str, logical_id: str) -> str:
@@ -320,7 +407,9 @@ class TestDefinitions:
 
     def test_anomaly_detection_is_refused(self) -> None:
         with pytest.raises(AlarmDefinitionError):
-            parse_definition("S", "x", False, _metric_alarm(ComparisonOperator="LessThanLowerOrGreaterThanUpperThreshold"))
+            parse_definition(
+                "S", "x", False, _metric_alarm(ComparisonOperator="LessThanLowerOrGreaterThanUpperThreshold")
+            )
 
     def test_metric_id_label(self) -> None:
         assert MetricId("NS", "M", frozenset({("b", "2"), ("a", "1")})).label() == "NS/M{a=1,b=2}"

@@ -18,9 +18,11 @@ from kanaria_tools.rehearsal.runner import Rehearsal
 from kanaria_tools.rehearsal.scenario import load_scenario
 
 ACCOUNT, REGION = "123456789012", "ap-northeast-1"
-NAG_ERROR = ("ERROR AwsSolutions-S1: The S3 Bucket has server access logs disabled.",
-             "[/KanariaData/Bucket/Resource] AwsSolutions-S1",
-             "Acknowledge it with: cdk acknowledge or a suppression")
+NAG_ERROR = (
+    "ERROR AwsSolutions-S1: The S3 Bucket has server access logs disabled.",
+    "[/KanariaData/Bucket/Resource] AwsSolutions-S1",
+    "Acknowledge it with: cdk acknowledge or a suppression",
+)
 
 
 def _app_with_cdk(app_dir: Path, script: str) -> Path:
@@ -29,14 +31,21 @@ def _app_with_cdk(app_dir: Path, script: str) -> Path:
     cli.parent.mkdir(parents=True)
     cli.write_text("#!/bin/sh\n" + script, encoding="utf-8")
     cli.chmod(cli.stat().st_mode | stat.S_IEXEC)
-    (app_dir / "cdk.json").write_text(json.dumps({"context": {"kanaria:account": ACCOUNT, "kanaria:region": REGION}}),
-                                      encoding="utf-8")
+    (app_dir / "cdk.json").write_text(
+        json.dumps({"context": {"kanaria:account": ACCOUNT, "kanaria:region": REGION}}), encoding="utf-8"
+    )
     return app_dir
 
 
 def _deploy(app_dir: Path) -> None:
-    deploy_app(account=ACCOUNT, region=REGION, env={"AWS_ENDPOINT_URL": "http://localhost:9", "AWS_REGION": REGION},
-               out_dir=app_dir / "out", log_path=app_dir / "deploy.log", app_dir=app_dir)
+    deploy_app(
+        account=ACCOUNT,
+        region=REGION,
+        env={"AWS_ENDPOINT_URL": "http://localhost:9", "AWS_REGION": REGION},
+        out_dir=app_dir / "out",
+        log_path=app_dir / "deploy.log",
+        app_dir=app_dir,
+    )
 
 
 def test_cdk_error_keeps_each_error_with_its_construct_path() -> None:
@@ -57,10 +66,13 @@ def test_a_failing_synth_is_a_deploy_error_carrying_the_cdk_message(tmp_path: Pa
 
 
 def test_a_failing_deploy_names_the_step_and_the_stack(tmp_path: Path) -> None:
-    app_dir = _app_with_cdk(tmp_path, 'if [ "$1" = deploy ]; then\n'
-                                      "  echo 'KanariaData: deploying... [1/6]'\n"
-                                      "  echo '❌  KanariaData failed: ValidationError: Template format error'\n"
-                                      "  exit 1\nfi\nexit 0\n")
+    app_dir = _app_with_cdk(
+        tmp_path,
+        'if [ "$1" = deploy ]; then\n'
+        "  echo 'KanariaData: deploying... [1/6]'\n"
+        "  echo '❌  KanariaData failed: ValidationError: Template format error'\n"
+        "  exit 1\nfi\nexit 0\n",
+    )
     with pytest.raises(DeployError, match=r"cdk deploy failed \(exit 1\):\n❌  KanariaData failed: ValidationError"):
         _deploy(app_dir)
 
@@ -91,8 +103,9 @@ def test_a_deploy_error_ends_the_rehearsal_cleanly(tmp_path: Path) -> None:
     # the emulator stopped (moto unpatched)
     app_dir = _app_with_cdk(tmp_path / "app", "".join(f"echo '{line}'\n" for line in NAG_ERROR) + "exit 1\n")
     out = io.StringIO()
-    rehearsal = Rehearsal(load_scenario("smoke"), progress=Progress(out, live=False), reports_dir=tmp_path / "reports",
-                          app_dir=app_dir)
+    rehearsal = Rehearsal(
+        load_scenario("smoke"), progress=Progress(out, live=False), reports_dir=tmp_path / "reports", app_dir=app_dir
+    )
     result = rehearsal.run()
     assert not result.ok and result.error.startswith("cdk: cdk synth failed (exit 1)")
     assert f"ERROR: cdk: cdk synth failed (exit 1):\n{NAG_ERROR[0]}" in out.getvalue()

@@ -9,7 +9,6 @@ from kanaria import names
 from kanaria_tools.rehearsal.invocation_log import InvocationLog
 from kanaria_tools.rehearsal.moto_adaptations import Invocation
 
-
 PREFIX = names.DEFAULT_PREFIX
 
 

@@ -29,8 +29,15 @@ def test_default_event_has_no_query_and_routes_on_method_and_path() -> None:
 
 
 def test_query_and_route_key() -> None:
-    event = http_event("GET", "/experiments/e-1/report", None, REHEARSAL_CALLER, {"experiment_id": "e-1"},
-                       query={"format": "json", "q": "a b&c"}, route_key="GET /experiments/{experiment_id}/report")
+    event = http_event(
+        "GET",
+        "/experiments/e-1/report",
+        None,
+        REHEARSAL_CALLER,
+        {"experiment_id": "e-1"},
+        query={"format": "json", "q": "a b&c"},
+        route_key="GET /experiments/{experiment_id}/report",
+    )
     assert event["routeKey"] == event["requestContext"]["routeKey"] == "GET /experiments/{experiment_id}/report"
     assert event["rawQueryString"] == "format=json&q=a+b%26c"
     assert event["queryStringParameters"] == {"format": "json", "q": "a b&c"}
@@ -39,9 +46,14 @@ def test_query_and_route_key() -> None:
 
 def test_function_caller_sends_the_rehearsal_identity_and_route() -> None:
     fake = FakeLambda()
-    answer = FunctionCaller(fake).http("fn", "POST", "/experiments/e-1/transitions", {"action": "start"},
-                                       route_key="POST /experiments/{experiment_id}/transitions",
-                                       path_parameters={"experiment_id": "e-1"})
+    answer = FunctionCaller(fake).http(
+        "fn",
+        "POST",
+        "/experiments/e-1/transitions",
+        {"action": "start"},
+        route_key="POST /experiments/{experiment_id}/transitions",
+        path_parameters={"experiment_id": "e-1"},
+    )
     assert answer == {}
     [event] = fake.events
     assert event["routeKey"] == "POST /experiments/{experiment_id}/transitions"

@@ -7,7 +7,6 @@ a moto upgrade, moto changed: re-measure, then drop or change the matching adapt
 from __future__ import annotations
 
 import contextlib
-
 import importlib
 import json
 import os
@@ -45,68 +44,132 @@ def unadapted() -> None:
 def _deploy(template: dict[str, Any], name: str = "S") -> dict[str, Any]:
     """What `cdk deploy` does: a CREATE change set, executed."""
     cfn = boto3.client("cloudformation", region_name=REGION)
-    cfn.create_change_set(StackName=name, ChangeSetName="cdk", ChangeSetType="CREATE", TemplateBody=json.dumps(template))
+    cfn.create_change_set(
+        StackName=name, ChangeSetName="cdk", ChangeSetType="CREATE", TemplateBody=json.dumps(template)
+    )
     cfn.execute_change_set(StackName=name, ChangeSetName="cdk")
     return cfn.describe_stacks(StackName=name)["Stacks"][0]
 
 
-GLOBAL_TABLE = {"Type": "AWS::DynamoDB::GlobalTable", "Properties": {
-    "TableName": "t", "BillingMode": "PAY_PER_REQUEST",
-    "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
-    "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
-    "TimeToLiveSpecification": {"AttributeName": "ttl", "Enabled": True},
-    "SSESpecification": {"SSEEnabled": True, "SSEType": "KMS"},
-    "Replicas": [{"Region": REGION, "Tags": [{"Key": "project", "Value": "kanaria"}]}],
-}}
-KMS_KEY = {"Type": "AWS::KMS::Key", "Properties": {"KeyPolicy": {"Version": "2012-10-17", "Statement": []},
-                                                  "Tags": [{"Key": "project", "Value": "kanaria"}]}}
-SSM_PARAMETER = {"Type": "AWS::SSM::Parameter", "Properties": {"Name": "/p", "Type": "String", "Value": "v",
-                                                              "Tags": {"project": "kanaria"}}}
-ALARM = {"Type": "AWS::CloudWatch::Alarm", "Properties": {
-    "AlarmName": "a", "Namespace": "N", "MetricName": "M", "Statistic": "Sum", "Period": 60, "EvaluationPeriods": 1,
-    "Threshold": 1, "ComparisonOperator": "GreaterThanThreshold"}}
+GLOBAL_TABLE = {
+    "Type": "AWS::DynamoDB::GlobalTable",
+    "Properties": {
+        "TableName": "t",
+        "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+        "TimeToLiveSpecification": {"AttributeName": "ttl", "Enabled": True},
+        "SSESpecification": {"SSEEnabled": True, "SSEType": "KMS"},
+        "Replicas": [{"Region": REGION, "Tags": [{"Key": "project", "Value": "kanaria"}]}],
+    },
+}
+KMS_KEY = {
+    "Type": "AWS::KMS::Key",
+    "Properties": {
+        "KeyPolicy": {"Version": "2012-10-17", "Statement": []},
+        "Tags": [{"Key": "project", "Value": "kanaria"}],
+    },
+}
+SSM_PARAMETER = {
+    "Type": "AWS::SSM::Parameter",
+    "Properties": {"Name": "/p", "Type": "String", "Value": "v", "Tags": {"project": "kanaria"}},
+}
+ALARM = {
+    "Type": "AWS::CloudWatch::Alarm",
+    "Properties": {
+        "AlarmName": "a",
+        "Namespace": "N",
+        "MetricName": "M",
+        "Statistic": "Sum",
+        "Period": 60,
+        "EvaluationPeriods": 1,
+        "Threshold": 1,
+        "ComparisonOperator": "GreaterThanThreshold",
+    },
+}
 COMPOSITE = {"Type": "AWS::CloudWatch::CompositeAlarm", "Properties": {"AlarmName": "c", "AlarmRule": "ALARM(a)"}}
-EXPORTING = {"Resources": {"Topic": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": "alerts"}}},
-             "Outputs": {"TopicArn": {"Value": {"Ref": "Topic"}, "Export": {"Name": "S:TopicArn"}}}}
-IMPORTING = {"Resources": {"Queue": {"Type": "AWS::SQS::Queue", "Properties": {
-    "QueueName": "q", "Tags": [{"Key": "topic", "Value": {"Fn::ImportValue": "S:TopicArn"}}]}}}}
-HTTP_API = {"Resources": {
-    "Api": {"Type": "AWS::ApiGatewayV2::Api", "Properties": {"Name": "api", "ProtocolType": "HTTP"}},
-    "Route": {"Type": "AWS::ApiGatewayV2::Route", "Properties": {"ApiId": {"Ref": "Api"}, "RouteKey": "GET /x"}},
-    "Stage": {"Type": "AWS::ApiGatewayV2::Stage", "Properties": {"ApiId": {"Ref": "Api"}, "StageName": "$default"}}},
-    "Outputs": {"ApiId": {"Value": {"Ref": "Api"}, "Export": {"Name": "S:ApiId"}}}}
+EXPORTING = {
+    "Resources": {"Topic": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": "alerts"}}},
+    "Outputs": {"TopicArn": {"Value": {"Ref": "Topic"}, "Export": {"Name": "S:TopicArn"}}},
+}
+IMPORTING = {
+    "Resources": {
+        "Queue": {
+            "Type": "AWS::SQS::Queue",
+            "Properties": {"QueueName": "q", "Tags": [{"Key": "topic", "Value": {"Fn::ImportValue": "S:TopicArn"}}]},
+        }
+    }
+}
+HTTP_API = {
+    "Resources": {
+        "Api": {"Type": "AWS::ApiGatewayV2::Api", "Properties": {"Name": "api", "ProtocolType": "HTTP"}},
+        "Route": {"Type": "AWS::ApiGatewayV2::Route", "Properties": {"ApiId": {"Ref": "Api"}, "RouteKey": "GET /x"}},
+        "Stage": {"Type": "AWS::ApiGatewayV2::Stage", "Properties": {"ApiId": {"Ref": "Api"}, "StageName": "$default"}},
+    },
+    "Outputs": {"ApiId": {"Value": {"Ref": "Api"}, "Export": {"Name": "S:ApiId"}}},
+}
 
 
 def _state_machine(definition: dict[str, Any], substitutions: dict[str, str] | None = None) -> dict[str, Any]:
-    properties: dict[str, Any] = {"StateMachineName": "sm", "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/r",
-                                  "DefinitionString": json.dumps(definition)}
+    properties: dict[str, Any] = {
+        "StateMachineName": "sm",
+        "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/r",
+        "DefinitionString": json.dumps(definition),
+    }
     if substitutions:
         properties["DefinitionSubstitutions"] = substitutions
     return {"Resources": {"Sm": {"Type": "AWS::StepFunctions::StateMachine", "Properties": properties}}}
 
 
 def _alb_template() -> dict[str, Any]:
-    return {"Resources": {
-        "Vpc": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.0.0.0/16"}},
-        "A": {"Type": "AWS::EC2::Subnet", "Properties": {"VpcId": {"Ref": "Vpc"}, "CidrBlock": "10.0.0.0/24",
-                                                         "AvailabilityZone": f"{REGION}a"}},
-        "B": {"Type": "AWS::EC2::Subnet", "Properties": {"VpcId": {"Ref": "Vpc"}, "CidrBlock": "10.0.1.0/24",
-                                                         "AvailabilityZone": f"{REGION}c"}},
-        "Lb": {"Type": "AWS::ElasticLoadBalancingV2::LoadBalancer", "Properties": {
-            "Subnets": [{"Ref": "A"}, {"Ref": "B"}]}},
-        "Primary": {"Type": "AWS::ElasticLoadBalancingV2::TargetGroup", "Properties": {
-            "Name": "primary", "Port": 80, "Protocol": "HTTP", "VpcId": {"Ref": "Vpc"}}},
-        "Canary": {"Type": "AWS::ElasticLoadBalancingV2::TargetGroup", "Properties": {
-            "Name": "canary", "Port": 80, "Protocol": "HTTP", "VpcId": {"Ref": "Vpc"}}},
-        "Listener": {"Type": "AWS::ElasticLoadBalancingV2::Listener", "Properties": {
-            "LoadBalancerArn": {"Ref": "Lb"}, "Port": 80, "Protocol": "HTTP",
-            "DefaultActions": [{"Type": "forward", "ForwardConfig": {"TargetGroups": [
-                {"TargetGroupArn": {"Ref": "Primary"}, "Weight": 100},
-                {"TargetGroupArn": {"Ref": "Canary"}, "Weight": 0}]}}]}},
-    }, "Outputs": {
-        "LbName": {"Value": {"Fn::GetAtt": ["Lb", "LoadBalancerFullName"]}},
-        "TgName": {"Value": {"Fn::GetAtt": ["Canary", "TargetGroupFullName"]}},
-    }}
+    return {
+        "Resources": {
+            "Vpc": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.0.0.0/16"}},
+            "A": {
+                "Type": "AWS::EC2::Subnet",
+                "Properties": {"VpcId": {"Ref": "Vpc"}, "CidrBlock": "10.0.0.0/24", "AvailabilityZone": f"{REGION}a"},
+            },
+            "B": {
+                "Type": "AWS::EC2::Subnet",
+                "Properties": {"VpcId": {"Ref": "Vpc"}, "CidrBlock": "10.0.1.0/24", "AvailabilityZone": f"{REGION}c"},
+            },
+            "Lb": {
+                "Type": "AWS::ElasticLoadBalancingV2::LoadBalancer",
+                "Properties": {"Subnets": [{"Ref": "A"}, {"Ref": "B"}]},
+            },
+            "Primary": {
+                "Type": "AWS::ElasticLoadBalancingV2::TargetGroup",
+                "Properties": {"Name": "primary", "Port": 80, "Protocol": "HTTP", "VpcId": {"Ref": "Vpc"}},
+            },
+            "Canary": {
+                "Type": "AWS::ElasticLoadBalancingV2::TargetGroup",
+                "Properties": {"Name": "canary", "Port": 80, "Protocol": "HTTP", "VpcId": {"Ref": "Vpc"}},
+            },
+            "Listener": {
+                "Type": "AWS::ElasticLoadBalancingV2::Listener",
+                "Properties": {
+                    "LoadBalancerArn": {"Ref": "Lb"},
+                    "Port": 80,
+                    "Protocol": "HTTP",
+                    "DefaultActions": [
+                        {
+                            "Type": "forward",
+                            "ForwardConfig": {
+                                "TargetGroups": [
+                                    {"TargetGroupArn": {"Ref": "Primary"}, "Weight": 100},
+                                    {"TargetGroupArn": {"Ref": "Canary"}, "Weight": 0},
+                                ]
+                            },
+                        }
+                    ],
+                },
+            },
+        },
+        "Outputs": {
+            "LbName": {"Value": {"Fn::GetAtt": ["Lb", "LoadBalancerFullName"]}},
+            "TgName": {"Value": {"Fn::GetAtt": ["Canary", "TargetGroupFullName"]}},
+        },
+    }
 
 
 def test_pinned_version() -> None:
@@ -144,14 +207,20 @@ def _racing_conditional_puts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     outcomes: list[str] = []
     with mock_aws():
         ddb = boto3.client("dynamodb", region_name=REGION)
-        ddb.create_table(TableName="t", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                         BillingMode="PAY_PER_REQUEST")
+        ddb.create_table(
+            TableName="t",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
 
         def put(owner: str) -> None:
             try:
-                ddb.put_item(TableName="t", Item={"pk": {"S": "lock"}, "owner": {"S": owner}},
-                             ConditionExpression="attribute_not_exists(pk)")
+                ddb.put_item(
+                    TableName="t",
+                    Item={"pk": {"S": "lock"}, "owner": {"S": owner}},
+                    ConditionExpression="attribute_not_exists(pk)",
+                )
                 outcomes.append("written")
             except ClientError as exc:
                 outcomes.append(exc.response["Error"]["Code"])
@@ -166,17 +235,32 @@ def _racing_conditional_puts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 def _async_config_stack() -> dict[str, Any]:
     """A function, a queue and the function's EventInvokeConfig (retries, on-failure destination) in one template."""
-    return {"Resources": {
-        "Role": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {}}},
-        "Fn": {"Type": "AWS::Lambda::Function", "Properties": {
-            "FunctionName": "fn", "Runtime": "python3.12", "Handler": "index.handler",
-            "Role": {"Fn::GetAtt": ["Role", "Arn"]}, "Code": {"ZipFile": "def handler(e, c): pass"}}},
-        "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "failures"}},
-        "Config": {"Type": "AWS::Lambda::EventInvokeConfig", "Properties": {
-            "FunctionName": {"Ref": "Fn"}, "Qualifier": "$LATEST", "MaximumRetryAttempts": 2,
-            "MaximumEventAgeInSeconds": 3600,
-            "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": ["Queue", "Arn"]}}}}},
-    }}
+    return {
+        "Resources": {
+            "Role": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {}}},
+            "Fn": {
+                "Type": "AWS::Lambda::Function",
+                "Properties": {
+                    "FunctionName": "fn",
+                    "Runtime": "python3.12",
+                    "Handler": "index.handler",
+                    "Role": {"Fn::GetAtt": ["Role", "Arn"]},
+                    "Code": {"ZipFile": "def handler(e, c): pass"},
+                },
+            },
+            "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "failures"}},
+            "Config": {
+                "Type": "AWS::Lambda::EventInvokeConfig",
+                "Properties": {
+                    "FunctionName": {"Ref": "Fn"},
+                    "Qualifier": "$LATEST",
+                    "MaximumRetryAttempts": 2,
+                    "MaximumEventAgeInSeconds": 3600,
+                    "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": ["Queue", "Arn"]}}},
+                },
+            },
+        }
+    }
 
 
 class TestMotoUnadapted:
@@ -241,8 +325,12 @@ class TestMotoUnadapted:
 
     def test_definition_substitutions_are_ignored(self, unadapted: None) -> None:
         with mock_aws():
-            _deploy(_state_machine({"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": "${X}", "End": True}}},
-                                   {"X": "substituted"}))
+            _deploy(
+                _state_machine(
+                    {"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": "${X}", "End": True}}},
+                    {"X": "substituted"},
+                )
+            )
             sfn = boto3.client("stepfunctions", region_name=REGION)
             arn = sfn.list_state_machines()["stateMachines"][0]["stateMachineArn"]
             assert "${X}" in sfn.describe_state_machine(stateMachineArn=arn)["definition"]
@@ -287,19 +375,35 @@ class TestAdapted:
 
         with mock_aws():
             ddb = boto3.client("dynamodb", region_name=REGION)
-            ddb.create_table(TableName="t", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                             BillingMode="PAY_PER_REQUEST")
+            ddb.create_table(
+                TableName="t",
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
             ddb.put_item(TableName="t", Item={"pk": {"S": "kept"}, "n": {"N": "1"}})
             table = dynamodb_backends[ACCOUNT][REGION].tables["t"]
             with pytest.raises(ClientError, match="TransactionCanceled"):
-                ddb.transact_write_items(TransactItems=[
-                    {"Update": {"TableName": "t", "Key": {"pk": {"S": "kept"}}, "UpdateExpression": "SET n = :n",
-                                "ExpressionAttributeValues": {":n": {"N": "2"}}}},
-                    {"Put": {"TableName": "t", "Item": {"pk": {"S": "new"}}}},
-                    {"Put": {"TableName": "t", "Item": {"pk": {"S": "other"}},
-                             "ConditionExpression": "attribute_exists(pk)"}},
-                ])
+                ddb.transact_write_items(
+                    TransactItems=[
+                        {
+                            "Update": {
+                                "TableName": "t",
+                                "Key": {"pk": {"S": "kept"}},
+                                "UpdateExpression": "SET n = :n",
+                                "ExpressionAttributeValues": {":n": {"N": "2"}},
+                            }
+                        },
+                        {"Put": {"TableName": "t", "Item": {"pk": {"S": "new"}}}},
+                        {
+                            "Put": {
+                                "TableName": "t",
+                                "Item": {"pk": {"S": "other"}},
+                                "ConditionExpression": "attribute_exists(pk)",
+                            }
+                        },
+                    ]
+                )
             assert dynamodb_backends[ACCOUNT][REGION].tables["t"] is table  # restored in place, not replaced
             items = {i["pk"]["S"]: i for i in ddb.scan(TableName="t")["Items"]}
             assert set(items) == {"kept"} and items["kept"]["n"] == {"N": "1"}
@@ -333,12 +437,20 @@ class TestAdapted:
             assert sqs.list_queue_tags(QueueUrl=url)["Tags"]["topic"].endswith(":alerts")
 
     def test_failing_resource_rolls_the_stack_back_with_its_reason(self, adapted: Any) -> None:
-        broken = {"Resources": {"Bad": {"Type": "AWS::SQS::Queue", "Properties": {
-            "QueueName": "q", "Tags": [{"Key": "x", "Value": {"Fn::ImportValue": "nope"}}]}}}}
+        broken = {
+            "Resources": {
+                "Bad": {
+                    "Type": "AWS::SQS::Queue",
+                    "Properties": {"QueueName": "q", "Tags": [{"Key": "x", "Value": {"Fn::ImportValue": "nope"}}]},
+                }
+            }
+        }
         with mock_aws():
             stack = _deploy(broken)
             assert stack["StackStatus"] == "ROLLBACK_COMPLETE"
-            events = boto3.client("cloudformation", region_name=REGION).describe_stack_events(StackName="S")["StackEvents"]
+            events = boto3.client("cloudformation", region_name=REGION).describe_stack_events(StackName="S")[
+                "StackEvents"
+            ]
             failed = [e for e in events if e["ResourceStatus"] == "CREATE_FAILED"]
             assert failed and failed[0]["LogicalResourceId"] == "Bad" and "nope" in failed[0]["ResourceStatusReason"]
 
@@ -351,8 +463,12 @@ class TestAdapted:
 
     def test_state_machine_substituted_and_executable(self, adapted: Any) -> None:
         with mock_aws(config=SFN_CONFIG):
-            _deploy(_state_machine({"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": "${X}", "End": True}}},
-                                   {"X": "substituted"}))
+            _deploy(
+                _state_machine(
+                    {"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": "${X}", "End": True}}},
+                    {"X": "substituted"},
+                )
+            )
             sfn = boto3.client("stepfunctions", region_name=REGION)
             arn = sfn.list_state_machines()["stateMachines"][0]["stateMachineArn"]
             first = sfn.start_execution(stateMachineArn=arn)["executionArn"]
@@ -382,8 +498,9 @@ class TestAdapted:
         with mock_aws(), _counting_dimension_comparisons() as count:
             _many_series()
             values = _query_many_series()
-        assert values == {f"q{i}": [float(10 * i + 1 + 10 * i + 2 + 10 * i + 3 + 10 * i + 4 + 10 * i + 5)]
-                          for i in range(8)}
+        assert values == {
+            f"q{i}": [float(10 * i + 1 + 10 * i + 2 + 10 * i + 3 + 10 * i + 4 + 10 * i + 5)] for i in range(8)
+        }
         assert count[0] < 8 * 40
 
     def test_percent_ranks(self, adapted: Any) -> None:
@@ -401,7 +518,8 @@ class TestAdapted:
             config = boto3.client("lambda", region_name=REGION).get_function_event_invoke_config(FunctionName="fn")
             assert config["MaximumRetryAttempts"] == 2 and config["MaximumEventAgeInSeconds"] == 3600
             assert config["DestinationConfig"]["OnFailure"]["Destination"] == (
-                f"arn:aws:sqs:{REGION}:{ACCOUNT}:failures")
+                f"arn:aws:sqs:{REGION}:{ACCOUNT}:failures"
+            )
 
     def test_before_invoke_hook_can_fail_a_function(self, adapted: Any) -> None:
         calls: list[Any] = []
@@ -412,8 +530,15 @@ class TestAdapted:
         adapted.hooks.on_invoke, adapted.hooks.before_invoke = calls.append, broken
         try:
             with mock_aws():
-                _function("kanaria.handlers.experiments.handler", {"EXPERIMENTS_TABLE": "e", "ASSIGNMENTS_TABLE": "a",
-                                                                    "AGGREGATES_TABLE": "g", "PROFILES_PARAMETER": "/p"})
+                _function(
+                    "kanaria.handlers.experiments.handler",
+                    {
+                        "EXPERIMENTS_TABLE": "e",
+                        "ASSIGNMENTS_TABLE": "a",
+                        "AGGREGATES_TABLE": "g",
+                        "PROFILES_PARAMETER": "/p",
+                    },
+                )
                 response = boto3.client("lambda", region_name=REGION).invoke(FunctionName="fn", Payload=b"{}")
                 assert response["FunctionError"]
                 assert json.loads(response["Payload"].read())["errorMessage"] == "injected fault in fn"
@@ -426,13 +551,26 @@ class TestAdapted:
         adapted.hooks.on_invoke = calls.append
         with mock_aws():
             boto3.client("dynamodb", region_name=REGION).create_table(
-                TableName="e", KeySchema=[{"AttributeName": "experiment_id", "KeyType": "HASH"},
-                                          {"AttributeName": "record", "KeyType": "RANGE"}],
-                AttributeDefinitions=[{"AttributeName": "experiment_id", "AttributeType": "S"},
-                                      {"AttributeName": "record", "AttributeType": "S"}],
-                BillingMode="PAY_PER_REQUEST")
-            _function("kanaria.handlers.experiments.handler", {"EXPERIMENTS_TABLE": "e", "ASSIGNMENTS_TABLE": "a",
-                                                                "AGGREGATES_TABLE": "g", "PROFILES_PARAMETER": "/p"})
+                TableName="e",
+                KeySchema=[
+                    {"AttributeName": "experiment_id", "KeyType": "HASH"},
+                    {"AttributeName": "record", "KeyType": "RANGE"},
+                ],
+                AttributeDefinitions=[
+                    {"AttributeName": "experiment_id", "AttributeType": "S"},
+                    {"AttributeName": "record", "AttributeType": "S"},
+                ],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            _function(
+                "kanaria.handlers.experiments.handler",
+                {
+                    "EXPERIMENTS_TABLE": "e",
+                    "ASSIGNMENTS_TABLE": "a",
+                    "AGGREGATES_TABLE": "g",
+                    "PROFILES_PARAMETER": "/p",
+                },
+            )
             from kanaria.handlers import env
             from kanaria_tools.lambda_api import http_event
             from kanaria_tools.rehearsal.invoke import REHEARSAL_CALLER
@@ -441,7 +579,9 @@ class TestAdapted:
             env.api_environment.cache_clear()
             importlib.reload(importlib.import_module("kanaria.handlers.experiments"))
             response = boto3.client("lambda", region_name=REGION).invoke(
-                FunctionName="fn", Payload=json.dumps(http_event("GET", "/experiments", None, REHEARSAL_CALLER)).encode())
+                FunctionName="fn",
+                Payload=json.dumps(http_event("GET", "/experiments", None, REHEARSAL_CALLER)).encode(),
+            )
             body = json.loads(json.loads(response["Payload"].read())["body"])
             assert body == {"experiments": []}
             assert calls and calls[0].function_name == "fn" and "START RequestId" in calls[0].logs
@@ -459,10 +599,21 @@ class TestAdapted:
         assert "AWS_LAMBDA_FUNCTION_NAME" not in os.environ and "EXPERIMENTS_TABLE" not in os.environ
 
     def test_emf_records_become_metrics(self) -> None:
-        record = {"_aws": {"Timestamp": 1_700_000_000_000, "CloudWatchMetrics": [{
-            "Namespace": "Kanaria", "Dimensions": [["target"], []],
-            "Metrics": [{"Name": "LatencyMs", "Unit": "Milliseconds"}, {"Name": "Errors"}]}]},
-            "target": "canary", "LatencyMs": [120.0, 80.0], "Errors": 1}
+        record = {
+            "_aws": {
+                "Timestamp": 1_700_000_000_000,
+                "CloudWatchMetrics": [
+                    {
+                        "Namespace": "Kanaria",
+                        "Dimensions": [["target"], []],
+                        "Metrics": [{"Name": "LatencyMs", "Unit": "Milliseconds"}, {"Name": "Errors"}],
+                    }
+                ],
+            },
+            "target": "canary",
+            "LatencyMs": [120.0, 80.0],
+            "Errors": 1,
+        }
         [(namespace, data)] = moto_adaptations.emf_metric_data(record)
         assert namespace == "Kanaria"
         assert [(d["MetricName"], d["Dimensions"], d["Values"]) for d in data] == [
@@ -497,8 +648,13 @@ def _function(handler: str, environment: dict[str, str] | None = None) -> None:
     iam = boto3.client("iam", region_name=REGION)
     role = iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     boto3.client("lambda", region_name=REGION).create_function(
-        FunctionName="fn", Runtime="python3.12", Role=role, Handler=handler, Code={"ZipFile": b"PK\x05\x06" + b"\0" * 18},
-        Environment={"Variables": environment or {}})
+        FunctionName="fn",
+        Runtime="python3.12",
+        Role=role,
+        Handler=handler,
+        Code={"ZipFile": b"PK\x05\x06" + b"\0" * 18},
+        Environment={"Variables": environment or {}},
+    )
 
 
 @contextlib.contextmanager
@@ -524,19 +680,39 @@ _SERIES_START = datetime(2026, 12, 5, 10, 0, tzinfo=timezone.utc)
 
 def _many_series() -> None:
     cloudwatch = boto3.client("cloudwatch", region_name=REGION)
-    data = [{"MetricName": "M", "Dimensions": [{"Name": "target", "Value": "canary"}, {"Name": "intent", "Value": f"i{i}"}],
-             "Timestamp": _SERIES_START + timedelta(seconds=5 * k), "Value": float(10 * i + k + 1)}
-            for i in range(8) for k in range(5)]
+    data = [
+        {
+            "MetricName": "M",
+            "Dimensions": [{"Name": "target", "Value": "canary"}, {"Name": "intent", "Value": f"i{i}"}],
+            "Timestamp": _SERIES_START + timedelta(seconds=5 * k),
+            "Value": float(10 * i + k + 1),
+        }
+        for i in range(8)
+        for k in range(5)
+    ]
     cloudwatch.put_metric_data(Namespace="N", MetricData=data)
 
 
 def _query_many_series() -> dict[str, list[float]]:
     cloudwatch = boto3.client("cloudwatch", region_name=REGION)
-    queries = [{"Id": f"q{i}", "MetricStat": {"Metric": {"Namespace": "N", "MetricName": "M", "Dimensions": [
-        {"Name": "target", "Value": "canary"}, {"Name": "intent", "Value": f"i{i}"}]}, "Period": 60, "Stat": "Sum"}}
-        for i in range(8)]
-    result = cloudwatch.get_metric_data(MetricDataQueries=queries, StartTime=_SERIES_START,
-                                        EndTime=_SERIES_START + timedelta(minutes=1))
+    queries = [
+        {
+            "Id": f"q{i}",
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": "N",
+                    "MetricName": "M",
+                    "Dimensions": [{"Name": "target", "Value": "canary"}, {"Name": "intent", "Value": f"i{i}"}],
+                },
+                "Period": 60,
+                "Stat": "Sum",
+            },
+        }
+        for i in range(8)
+    ]
+    result = cloudwatch.get_metric_data(
+        MetricDataQueries=queries, StartTime=_SERIES_START, EndTime=_SERIES_START + timedelta(minutes=1)
+    )
     return {r["Id"]: r["Values"] for r in result["MetricDataResults"]}
 
 
@@ -547,12 +723,16 @@ def _p99() -> Any:
 def _stat(stat: str) -> Any:
     cloudwatch = boto3.client("cloudwatch", region_name=REGION)
     now = datetime.now(timezone.utc).replace(microsecond=0)
-    cloudwatch.put_metric_data(Namespace="N", MetricData=[{"MetricName": "M", "Values": [float(v) for v in range(1, 101)],
-                                                           "Timestamp": now}])
+    cloudwatch.put_metric_data(
+        Namespace="N", MetricData=[{"MetricName": "M", "Values": [float(v) for v in range(1, 101)], "Timestamp": now}]
+    )
     result = cloudwatch.get_metric_data(
-        MetricDataQueries=[{"Id": "p", "MetricStat": {"Metric": {"Namespace": "N", "MetricName": "M"}, "Period": 60,
-                                                      "Stat": stat}}],
-        StartTime=now - timedelta(minutes=1), EndTime=now + timedelta(minutes=1))
+        MetricDataQueries=[
+            {"Id": "p", "MetricStat": {"Metric": {"Namespace": "N", "MetricName": "M"}, "Period": 60, "Stat": stat}}
+        ],
+        StartTime=now - timedelta(minutes=1),
+        EndTime=now + timedelta(minutes=1),
+    )
     return result["MetricDataResults"][0]["Values"]
 
 
@@ -565,5 +745,3 @@ def _wait(sfn: Any, arn: str) -> dict[str, Any]:
             return execution
         time.sleep(0.05)
     raise AssertionError("execution did not finish")
-
-

@@ -39,20 +39,53 @@ def test_live_table_is_redrawn_in_place() -> None:
 def rehearsal_result(tmp_path: Path) -> RehearsalResult:
     """A finished smoke run with an experiment and a rolled-back rollout (also drawn by test_timeline_chart)."""
     result = RehearsalResult(load_scenario("smoke"), run_dir=tmp_path / "smoke-run", speed=60)
-    rollout = PhaseResult("cold-start", "rollout", "rolled_back", "rolled_back", True, 600, 1800,
-                          reactions=[Reaction(700, "fault: latency_regression on the canary", "fault"),
-                                     Reaction(1200, "kanaria-canary-critical OK -> ALARM", "composite")],
-                          fault_at=700, rollback_completed_at=1300)
-    result.phases = [PhaseResult("exp", "experiment", "any", "CONTINUE", True, 0, 500,
-                                 detail={"rows": [["1 (30 min)", 10, 12, "0.8", "0.9", "CONTINUE", "ok"]]}),
-                     rollout]
-    result.samples = [MinuteSample(m, side, 30, 3000.0 if side == "canary" and m < 20 else 2000.0, 0.0, 0.85, 5)
-                      for m in range(10, 30) for side in ("primary", "canary")]
+    rollout = PhaseResult(
+        "cold-start",
+        "rollout",
+        "rolled_back",
+        "rolled_back",
+        True,
+        600,
+        1800,
+        reactions=[
+            Reaction(700, "fault: latency_regression on the canary", "fault"),
+            Reaction(1200, "kanaria-canary-critical OK -> ALARM", "composite"),
+        ],
+        fault_at=700,
+        rollback_completed_at=1300,
+    )
+    result.phases = [
+        PhaseResult(
+            "exp",
+            "experiment",
+            "any",
+            "CONTINUE",
+            True,
+            0,
+            500,
+            detail={"rows": [["1 (30 min)", 10, 12, "0.8", "0.9", "CONTINUE", "ok"]]},
+        ),
+        rollout,
+    ]
+    result.samples = [
+        MinuteSample(m, side, 30, 3000.0 if side == "canary" and m < 20 else 2000.0, 0.0, 0.85, 5)
+        for m in range(10, 30)
+        for side in ("primary", "canary")
+    ]
     result.weights = [(600, 0), (660, 5), (1300, 0)]
     result.alarm_thresholds = {"kanaria-canary-latency-p99": 2.0, "kanaria-canary-critical": 0.0}
-    result.alarm_transitions = [Transition(1200, "kanaria-canary-latency-p99", "OK", "ALARM", "r", False),
-                                Transition(1200, "kanaria-canary-critical", "OK", "ALARM", "r", True,
-                                           ("arn:aws:lambda:ap-northeast-1:123456789012:function:kanaria-rollback",))]
+    result.alarm_transitions = [
+        Transition(1200, "kanaria-canary-latency-p99", "OK", "ALARM", "r", False),
+        Transition(
+            1200,
+            "kanaria-canary-critical",
+            "OK",
+            "ALARM",
+            "r",
+            True,
+            ("arn:aws:lambda:ap-northeast-1:123456789012:function:kanaria-rollback",),
+        ),
+    ]
     result.alerts = [(1210, 'ALARM: "kanaria-canary-critical" in Asia Pacific (Tokyo)', "{}")]
     return result
 
@@ -73,10 +106,33 @@ def test_report_files(tmp_path: Path) -> None:
 def test_alert_summary_shows_what_why_and_metrics_of_a_rollback() -> None:
     from kanaria_tools.rehearsal.alert_text import alert_summary
 
-    body = "\n".join(["WHAT: rolled back", "  candidate: x", "", "WHY (alarm): p99", "", "METRICS (canary vs primary):",
-                      "  p99 ms: 10637 vs 2718", "", "GATES (last evaluation):", "  error_rate PASS"])
-    assert alert_summary(body) == ["WHAT: rolled back", "  candidate: x", "WHY (alarm): p99",
-                                    "METRICS (canary vs primary):", "  p99 ms: 10637 vs 2718"]
-    alarm = json.dumps({"AlarmName": "kanaria-canary-critical", "OldStateValue": "OK", "NewStateValue": "ALARM",
-                        "NewStateReason": "latency"})
+    body = "\n".join(
+        [
+            "WHAT: rolled back",
+            "  candidate: x",
+            "",
+            "WHY (alarm): p99",
+            "",
+            "METRICS (canary vs primary):",
+            "  p99 ms: 10637 vs 2718",
+            "",
+            "GATES (last evaluation):",
+            "  error_rate PASS",
+        ]
+    )
+    assert alert_summary(body) == [
+        "WHAT: rolled back",
+        "  candidate: x",
+        "WHY (alarm): p99",
+        "METRICS (canary vs primary):",
+        "  p99 ms: 10637 vs 2718",
+    ]
+    alarm = json.dumps(
+        {
+            "AlarmName": "kanaria-canary-critical",
+            "OldStateValue": "OK",
+            "NewStateValue": "ALARM",
+            "NewStateReason": "latency",
+        }
+    )
     assert alert_summary(alarm) == ["kanaria-canary-critical: OK -> ALARM", "latency"]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kanaria_tools.cli.main import main
 from kanaria.errors import ValidationError
+from kanaria_tools.cli.main import main
 from kanaria_tools.rehearsal.scenario import FAULT_KINDS, list_scenarios, load_scenario, parse_scenario
 
 
@@ -25,30 +25,51 @@ def test_shipped_scenarios_are_valid(path: Path) -> None:
 
 def test_the_design_note_cases_and_every_fault_kind_are_shipped() -> None:
     names = {p.stem for p in list_scenarios()}
-    assert {"default", "smoke", "sonnet-vs-haiku-recommendations", "sonnet-v1-to-v2", "canary-latency-regression",
-            "conflicting-intent-signals", "haiku-recommendations-stage0"} <= names
+    assert {
+        "default",
+        "smoke",
+        "sonnet-vs-haiku-recommendations",
+        "sonnet-v1-to-v2",
+        "canary-latency-regression",
+        "conflicting-intent-signals",
+        "haiku-recommendations-stage0",
+    } <= names
     kinds = {fault.kind for p in list_scenarios() for _, fault in load_scenario(str(p)).faults()}
     assert kinds == set(FAULT_KINDS)
 
 
-@pytest.mark.parametrize("mutate, field", [
-    (lambda d: d["traffic"].update(requests_per_minute=-5), "traffic.requests_per_minute"),
-    (lambda d: d["traffic"]["intent_mix"].update(chitchat=0.5), "traffic.intent_mix"),
-    (lambda d: d["rollouts"][1]["faults"][0].update(kind="meteor"), "rollouts.1.faults.0.kind"),
-    (lambda d: d["rollouts"][0].update(candidate="gpt"), "rollouts.0.candidate"),
-    (lambda d: d["rollouts"][0].update(colour="red"), "rollouts.0.colour"),
-    (lambda d: d["configurations"]["sonnet-v1"]["effects"]["latency"].update(p99_ms=10), "p99_ms"),
-    (lambda d: d["rollouts"][1]["faults"][0].pop("latency_factor"), "latency_factor"),
-    (lambda d: d["rollouts"][0].update(offline_evaluation={"dataset": "golden.csv"}), "rollouts.0.offline_evaluation.dataset"),
-    (lambda d: d["rollouts"][0].update(offline_evaluation={"dataset": "d.jsonl", "intents": ["weather"]}),
-     "rollouts.0.offline_evaluation.intents"),
-    (lambda d: d["rollouts"][0].update(offline_evaluation={"dataset": "d.jsonl", "intents": []}),
-     "rollouts.0.offline_evaluation.intents"),
-    (lambda d: d["rollouts"][0].update(offline_evaluation={"dataset": "d.jsonl", "passed": True}),
-     "rollouts.0.offline_evaluation.passed"),
-    (lambda d: d["rollouts"][0].update(offline_evaluation={"intents": ["recommendation"]}),
-     "rollouts.0.offline_evaluation.dataset"),
-])
+@pytest.mark.parametrize(
+    "mutate, field",
+    [
+        (lambda d: d["traffic"].update(requests_per_minute=-5), "traffic.requests_per_minute"),
+        (lambda d: d["traffic"]["intent_mix"].update(chitchat=0.5), "traffic.intent_mix"),
+        (lambda d: d["rollouts"][1]["faults"][0].update(kind="meteor"), "rollouts.1.faults.0.kind"),
+        (lambda d: d["rollouts"][0].update(candidate="gpt"), "rollouts.0.candidate"),
+        (lambda d: d["rollouts"][0].update(colour="red"), "rollouts.0.colour"),
+        (lambda d: d["configurations"]["sonnet-v1"]["effects"]["latency"].update(p99_ms=10), "p99_ms"),
+        (lambda d: d["rollouts"][1]["faults"][0].pop("latency_factor"), "latency_factor"),
+        (
+            lambda d: d["rollouts"][0].update(offline_evaluation={"dataset": "golden.csv"}),
+            "rollouts.0.offline_evaluation.dataset",
+        ),
+        (
+            lambda d: d["rollouts"][0].update(offline_evaluation={"dataset": "d.jsonl", "intents": ["weather"]}),
+            "rollouts.0.offline_evaluation.intents",
+        ),
+        (
+            lambda d: d["rollouts"][0].update(offline_evaluation={"dataset": "d.jsonl", "intents": []}),
+            "rollouts.0.offline_evaluation.intents",
+        ),
+        (
+            lambda d: d["rollouts"][0].update(offline_evaluation={"dataset": "d.jsonl", "passed": True}),
+            "rollouts.0.offline_evaluation.passed",
+        ),
+        (
+            lambda d: d["rollouts"][0].update(offline_evaluation={"intents": ["recommendation"]}),
+            "rollouts.0.offline_evaluation.dataset",
+        ),
+    ],
+)
 def test_bad_field_is_named(mutate, field: str) -> None:
     document = _default()
     mutate(document)
@@ -86,11 +107,15 @@ def test_cli_port_in_use(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> 
 
 def test_offline_evaluation_field() -> None:
     document = _default()
-    document["rollouts"][0]["offline_evaluation"] = {"dataset": "datasets/golden/manga_store_v1.jsonl",
-                                                     "intents": ["recommendation"]}
+    document["rollouts"][0]["offline_evaluation"] = {
+        "dataset": "datasets/golden/manga_store_v1.jsonl",
+        "intents": ["recommendation"],
+    }
     spec = parse_scenario(document).rollouts[0].offline_evaluation
     assert spec is not None and spec.intents == ("recommendation",)
     assert parse_scenario(_default()).rollouts[0].offline_evaluation is None
     stage0 = load_scenario("haiku-recommendations-stage0")
-    assert [(r.expect, r.offline_evaluation is not None) for r in stage0.rollouts] == [("refused", True),
-                                                                                      ("completed", True)]
+    assert [(r.expect, r.offline_evaluation is not None) for r in stage0.rollouts] == [
+        ("refused", True),
+        ("completed", True),
+    ]

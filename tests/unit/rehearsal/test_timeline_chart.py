@@ -22,8 +22,12 @@ SVG = "{http://www.w3.org/2000/svg}"
 def _crowded(tmp_path: Path):
     """Phases that start a minute apart and long alarm names: what made the old picture overlap."""
     result = rehearsal_result(tmp_path)
-    result.phases += [PhaseResult(f"rollout-with-a-long-name-{i}", "rollout", "completed", "completed", True,
-                                  1800 + 60 * i, 1860 + 60 * i) for i in range(3)]
+    result.phases += [
+        PhaseResult(
+            f"rollout-with-a-long-name-{i}", "rollout", "completed", "completed", True, 1800 + 60 * i, 1860 + 60 * i
+        )
+        for i in range(3)
+    ]
     result.alarm_thresholds.update({f"kanaria-canary-hallucination-rate-for-intent-{i}": 0.1 for i in range(3)})
     return result
 
@@ -35,9 +39,18 @@ def test_the_timeline_is_a_valid_svg_file_with_its_titles(tmp_path: Path) -> Non
     root = ET.parse(path).getroot()
     assert root.tag == f"{SVG}svg"
     texts = "".join("".join(t.itertext()) for t in root.iter(f"{SVG}text"))
-    for expected in (timeline_chart.title(result), *timeline_chart.PANEL_TITLES, "scenario minutes",
-                     "kanaria-canary-latency-p99", "kanaria-canary-critical", "rollout cold-start (OK: rolled_back)",
-                     "canary", "primary", "fault", "rolled back"):
+    for expected in (
+        timeline_chart.title(result),
+        *timeline_chart.PANEL_TITLES,
+        "scenario minutes",
+        "kanaria-canary-latency-p99",
+        "kanaria-canary-critical",
+        "rollout cold-start (OK: rolled_back)",
+        "canary",
+        "primary",
+        "fault",
+        "rolled back",
+    ):
         assert expected in texts, expected
     assert len(root.findall(f".//{SVG}path")) > 10  # lines, bars and bands were drawn
 
@@ -66,8 +79,11 @@ def test_no_label_overlaps_another_or_leaves_the_figure(tmp_path: Path) -> None:
     assert "kanaria-canary-hallucination-rate-for-intent-2" in labels and "rollout-with-a-long-name-2" in labels
     assert "p99 latency per minute (ms)" in labels and "scenario minutes" in labels
     page = figure.bbox
-    outside = [text for text, box in drawn
-               if box.x0 < page.x0 - 0.5 or box.y0 < page.y0 - 0.5 or box.x1 > page.x1 + 0.5 or box.y1 > page.y1 + 0.5]
+    outside = [
+        text
+        for text, box in drawn
+        if box.x0 < page.x0 - 0.5 or box.y0 < page.y0 - 0.5 or box.x1 > page.x1 + 0.5 or box.y1 > page.y1 + 0.5
+    ]
     assert outside == []
     overlapping = [(a[0], b[0]) for a, b in combinations(drawn, 2) if a[1].overlaps(b[1])]
     assert overlapping == []

@@ -68,8 +68,9 @@ def healthy(stat, minute):
 
 def test_reads_both_sides_per_intent_with_percent_ranks_at_the_primarys_cut_offs():
     client = FakeCloudWatch(healthy)
-    minutes = CloudWatchCanaryReader("Kanaria", client=client).read_minutes(START, START + timedelta(minutes=2),
-                                                                            SETTINGS)
+    minutes = CloudWatchCanaryReader("Kanaria", client=client).read_minutes(
+        START, START + timedelta(minutes=2), SETTINGS
+    )
     reference, counts = client.calls
     # the cut-offs come from the primary over the 15 minutes before the judged ones, one period
     assert reference["StartTime"] == START - timedelta(minutes=15) and reference["EndTime"] == START
@@ -96,7 +97,8 @@ def test_missing_event_datapoints_leave_the_stream_out_not_zero():
         return healthy(stat, minute)
 
     minutes = CloudWatchCanaryReader("Kanaria", client=FakeCloudWatch(no_canary_errors)).read_minutes(
-        START, START + timedelta(minutes=1), SETTINGS)
+        START, START + timedelta(minutes=1), SETTINGS
+    )
     assert stream_key(Metric.ERRORS, OVERALL) not in minutes[0].streams
     assert stream_key(Metric.THROTTLES, OVERALL) in minutes[0].streams
 
@@ -106,7 +108,8 @@ def test_no_primary_reference_yet_skips_the_distribution_streams():
         return None if stat["Stat"] in {"p95", "p10"} else healthy(stat, minute)
 
     minutes = CloudWatchCanaryReader("Kanaria", client=FakeCloudWatch(no_reference)).read_minutes(
-        START, START + timedelta(minutes=1), SETTINGS)
+        START, START + timedelta(minutes=1), SETTINGS
+    )
     assert stream_key(Metric.SLOW, OVERALL) not in minutes[0].streams
     assert stream_key(Metric.DISSATISFIED, OVERALL) in minutes[0].streams  # fixed cut-off (CSAT <= 2)
 
@@ -116,7 +119,8 @@ def test_a_side_without_traffic_contributes_no_trials():
         return None if _dims(stat)["target"] == "canary" else healthy(stat, minute)
 
     minutes = CloudWatchCanaryReader("Kanaria", client=FakeCloudWatch(no_canary)).read_minutes(
-        START, START + timedelta(minutes=1), SETTINGS)
+        START, START + timedelta(minutes=1), SETTINGS
+    )
     errors = minutes[0].streams[stream_key(Metric.ERRORS, OVERALL)]
     assert errors.canary_trials == 0 and errors.primary_trials == 570
 
@@ -127,5 +131,6 @@ def test_cloudwatch_errors_become_operational_errors():
             raise ClientError({"Error": {"Code": "Throttling", "Message": "slow down"}}, "GetMetricData")
 
     with pytest.raises(OperationalError, match="Throttling"):
-        CloudWatchCanaryReader("Kanaria", client=Failing(healthy)).read_minutes(START, START + timedelta(minutes=1),
-                                                                               SETTINGS)
+        CloudWatchCanaryReader("Kanaria", client=Failing(healthy)).read_minutes(
+            START, START + timedelta(minutes=1), SETTINGS
+        )

@@ -13,28 +13,48 @@ P = "arn:aws:elasticloadbalancing:ap-northeast-1:123456789012:targetgroup/primar
 C = "arn:aws:elasticloadbalancing:ap-northeast-1:123456789012:targetgroup/canary/2222"
 SNAPSHOT_TIME = datetime(2026, 1, 1, tzinfo=timezone.utc)
 SNAPSHOT = MetricSnapshot(
-    window_start="2026-01-01T00:00:00+00:00", window_end="2026-01-01T04:00:00+00:00",
+    window_start="2026-01-01T00:00:00+00:00",
+    window_end="2026-01-01T04:00:00+00:00",
     canary=SideMetrics(observations=1000, errors=40, latency_p99_ms=4200),
     primary=SideMetrics(observations=19000, errors=19, latency_p99_ms=2100),
 )
-GATE = GateResult(outcome=Outcome.FAIL, snapshot=SNAPSHOT, checks=(
-    GateCheck(gate="error_rate", outcome=Outcome.FAIL, reason="canary error rate 4.000% >= 0.500%"),
-    GateCheck(gate="latency_p99", outcome=Outcome.FAIL, reason="canary p99 4200 ms > 2310 ms"),
-))
+GATE = GateResult(
+    outcome=Outcome.FAIL,
+    snapshot=SNAPSHOT,
+    checks=(
+        GateCheck(gate="error_rate", outcome=Outcome.FAIL, reason="canary error rate 4.000% >= 0.500%"),
+        GateCheck(gate="latency_p99", outcome=Outcome.FAIL, reason="canary p99 4200 ms > 2310 ms"),
+    ),
+)
 
 
 def record(**over: object) -> RollbackRecord:
     base = dict(
-        rollout_id="sonnet-v2-20260101T000000Z-abc123", at="2026-01-01T04:00:05+00:00",
-        trigger=RollbackTrigger(kind="gate_failed", source="state_machine",
-                                summary="stage canary-5: a gate failed; error_rate: canary error rate 4.000% >= 0.500%"),
-        stage_name="canary-5", stage_index=0, percent_before=5, config_hash="cfg-0001",
-        model_id="anthropic.claude-3-5-sonnet-v2", canary_target_group=C, primary_target_group=P,
-        weights_before={P: 95, C: 5}, weights_after={P: 100}, stickiness_before=True,
-        metrics_snapshot=SNAPSHOT.model_dump(mode="json"), gate=GATE.model_dump(mode="json"),
-        experiment_id="exp-canary", variant="treatment", variant_stopped=True,
-        admission_after=Admission(allowed=False, reason="cooldown", cooldown_until="2026-01-02T04:00:05+00:00",
-                                  rollbacks_in_window=1),
+        rollout_id="sonnet-v2-20260101T000000Z-abc123",
+        at="2026-01-01T04:00:05+00:00",
+        trigger=RollbackTrigger(
+            kind="gate_failed",
+            source="state_machine",
+            summary="stage canary-5: a gate failed; error_rate: canary error rate 4.000% >= 0.500%",
+        ),
+        stage_name="canary-5",
+        stage_index=0,
+        percent_before=5,
+        config_hash="cfg-0001",
+        model_id="anthropic.claude-3-5-sonnet-v2",
+        canary_target_group=C,
+        primary_target_group=P,
+        weights_before={P: 95, C: 5},
+        weights_after={P: 100},
+        stickiness_before=True,
+        metrics_snapshot=SNAPSHOT.model_dump(mode="json"),
+        gate=GATE.model_dump(mode="json"),
+        experiment_id="exp-canary",
+        variant="treatment",
+        variant_stopped=True,
+        admission_after=Admission(
+            allowed=False, reason="cooldown", cooldown_until="2026-01-02T04:00:05+00:00", rollbacks_in_window=1
+        ),
     )
     return RollbackRecord(**{**base, **over})
 
@@ -57,8 +77,9 @@ def test_rollback_alert_says_what_why_metrics_what_was_done_and_what_next() -> N
 
 def test_alert_tells_a_human_to_finish_a_failed_variant_stop_and_a_rejection() -> None:
     rejected = Admission(allowed=False, reason="rejected", rejected=True, rollbacks_in_window=3)
-    _, body = rollback_alert(record(variant_stopped=False, variant_stop_error="unknown experiment",
-                                    admission_after=rejected))
+    _, body = rollback_alert(
+        record(variant_stopped=False, variant_stop_error="unknown experiment", admission_after=rejected)
+    )
     assert "stopping variant 'treatment' FAILED (unknown experiment)" in body
     assert "POST /experiments/exp-canary/variants/treatment/stop" in body
     assert "REJECTED for good (3 rollbacks in 7 days)" in body
@@ -80,15 +101,28 @@ def test_approval_message_has_the_ab_summary_and_how_to_answer() -> None:
     from tests.support.rollout_world import request  # a valid request document
 
     parsed = parse_rollout_request(request())
-    state = RolloutState(rollout_id="r-1", rollout=Rollout(
-        rollout_id="r-1", execution_arn="arn:exec", listener_arn="arn:listener", primary_target_group=P,
-        canary_target_group=C, candidate=parsed.candidate, plan=parsed.plan,
-        offline_evaluation=parsed.offline_evaluation, admission=admission([], False, SNAPSHOT_TIME),
-        created_at="2026-01-01T00:00:00+00:00"),
-        progress=Progress(stage_name="canary-50", percent=50, gate=GATE.model_copy(update={"outcome": Outcome.PASS}).model_dump(mode="json")))
+    state = RolloutState(
+        rollout_id="r-1",
+        rollout=Rollout(
+            rollout_id="r-1",
+            execution_arn="arn:exec",
+            listener_arn="arn:listener",
+            primary_target_group=P,
+            canary_target_group=C,
+            candidate=parsed.candidate,
+            plan=parsed.plan,
+            offline_evaluation=parsed.offline_evaluation,
+            admission=admission([], False, SNAPSHOT_TIME),
+            created_at="2026-01-01T00:00:00+00:00",
+        ),
+        progress=Progress(
+            stage_name="canary-50",
+            percent=50,
+            gate=GATE.model_copy(update={"outcome": Outcome.PASS}).model_dump(mode="json"),
+        ),
+    )
     subject, body = approval_message(state, "TOKEN-123")
     assert subject == "[Kanaria] APPROVAL needed: r-1 to 100%"
     assert "A/B SUMMARY" in body and "error rate" in body
     assert "kanaria rollout approve r-1" in body and "kanaria rollout reject r-1" in body
     assert "TOKEN-123" in body and "within 60s" in body
-

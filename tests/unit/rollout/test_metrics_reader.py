@@ -22,32 +22,73 @@ def test_one_period_covers_the_window() -> None:
     queries = metric_queries("Kanaria", 120)
     assert len(queries) == 2 * len(QUERIES)
     latency = next(q for q in queries if q["Id"] == "c_latency_p99_ms")["MetricStat"]
-    assert latency == {"Metric": {"Namespace": "Kanaria", "MetricName": "LatencyMs",
-                                  "Dimensions": [{"Name": "target", "Value": "canary"}]}, "Period": 120, "Stat": "p99"}
+    assert latency == {
+        "Metric": {
+            "Namespace": "Kanaria",
+            "MetricName": "LatencyMs",
+            "Dimensions": [{"Name": "target", "Value": "canary"}],
+        },
+        "Period": 120,
+        "Stat": "p99",
+    }
 
 
 def _result(query_id: str, values: list[float]) -> dict:
-    return {"Id": query_id, "Label": query_id, "StatusCode": "Complete", "Values": values,
-            "Timestamps": [START + timedelta(minutes=i) for i in range(len(values))]}
+    return {
+        "Id": query_id,
+        "Label": query_id,
+        "StatusCode": "Complete",
+        "Values": values,
+        "Timestamps": [START + timedelta(minutes=i) for i in range(len(values))],
+    }
 
 
 def test_reads_aggregates_and_alarm_states() -> None:
     client = boto3.client("cloudwatch", region_name="ap-northeast-1")
     reader = CloudWatchMetricsReader("Kanaria", "crit", "warn", client=client)
     with Stubber(client) as stub:
-        expected = {"MetricDataQueries": metric_queries("Kanaria", window_period(START, END)), "StartTime": START,
-                    "EndTime": END, "ScanBy": "TimestampAscending"}
-        stub.add_response("get_metric_data", {"MetricDataResults": [
-            _result("c_observations", [600.0]), _result("c_errors", [1.0]), _result("c_latency_p99_ms", [2100.0]),
-            _result("p_observations", [9000.0]), _result("p_latency_p99_ms", [2000.0]),
-            _result("c_hallucinations", []),
-        ], "NextToken": "page-2"}, expected)
-        stub.add_response("get_metric_data", {"MetricDataResults": [
-            _result("c_observations", [400.0]), _result("c_errors", [2.0]), _result("c_latency_p99_ms", [2300.0]),
-        ]}, {**expected, "NextToken": "page-2"})
-        stub.add_response("describe_alarms", {"CompositeAlarms": [
-            {"AlarmName": "crit", "StateValue": "OK"}, {"AlarmName": "warn", "StateValue": "ALARM"}]},
-            {"AlarmNames": ["crit", "warn"], "AlarmTypes": ANY})
+        expected = {
+            "MetricDataQueries": metric_queries("Kanaria", window_period(START, END)),
+            "StartTime": START,
+            "EndTime": END,
+            "ScanBy": "TimestampAscending",
+        }
+        stub.add_response(
+            "get_metric_data",
+            {
+                "MetricDataResults": [
+                    _result("c_observations", [600.0]),
+                    _result("c_errors", [1.0]),
+                    _result("c_latency_p99_ms", [2100.0]),
+                    _result("p_observations", [9000.0]),
+                    _result("p_latency_p99_ms", [2000.0]),
+                    _result("c_hallucinations", []),
+                ],
+                "NextToken": "page-2",
+            },
+            expected,
+        )
+        stub.add_response(
+            "get_metric_data",
+            {
+                "MetricDataResults": [
+                    _result("c_observations", [400.0]),
+                    _result("c_errors", [2.0]),
+                    _result("c_latency_p99_ms", [2300.0]),
+                ]
+            },
+            {**expected, "NextToken": "page-2"},
+        )
+        stub.add_response(
+            "describe_alarms",
+            {
+                "CompositeAlarms": [
+                    {"AlarmName": "crit", "StateValue": "OK"},
+                    {"AlarmName": "warn", "StateValue": "ALARM"},
+                ]
+            },
+            {"AlarmNames": ["crit", "warn"], "AlarmTypes": ANY},
+        )
         snapshot = reader.read(START, END)
         stub.assert_no_pending_responses()
     assert snapshot.canary.observations == 1000 and snapshot.canary.errors == 3
@@ -70,9 +111,14 @@ def test_critical_alarm_state() -> None:
     assert CloudWatchMetricsReader("Kanaria", client=client).critical_alarm_state() is None  # none configured
     reader = CloudWatchMetricsReader("Kanaria", "crit", "warn", client=client)
     with Stubber(client) as stub:
-        stub.add_response("describe_alarms", {"CompositeAlarms": [{"AlarmName": "crit", "StateValue": "ALARM"}]},
-                          {"AlarmNames": ["crit", "warn"], "AlarmTypes": ANY})
-        stub.add_response("describe_alarms", {"CompositeAlarms": []}, {"AlarmNames": ["crit", "warn"], "AlarmTypes": ANY})
+        stub.add_response(
+            "describe_alarms",
+            {"CompositeAlarms": [{"AlarmName": "crit", "StateValue": "ALARM"}]},
+            {"AlarmNames": ["crit", "warn"], "AlarmTypes": ANY},
+        )
+        stub.add_response(
+            "describe_alarms", {"CompositeAlarms": []}, {"AlarmNames": ["crit", "warn"], "AlarmTypes": ANY}
+        )
         stub.add_client_error("describe_alarms", "Throttling", "Rate exceeded")
         assert reader.critical_alarm_state() == ("crit", "ALARM")
         assert reader.critical_alarm_state() == ("crit", "NOT_FOUND")
@@ -91,12 +137,21 @@ def test_the_gate_reads_the_composites_children() -> None:
     reader = CloudWatchMetricsReader("Kanaria", "crit", "warn", client=client, child_alarms=children)
     with Stubber(client) as stub:
         stub.add_response("get_metric_data", {"MetricDataResults": []})
-        stub.add_response("describe_alarms", {
-            "CompositeAlarms": [{"AlarmName": "crit", "StateValue": "OK"}, {"AlarmName": "warn", "StateValue": "OK"}],
-            "MetricAlarms": [{"AlarmName": "kanaria-canary-error-rate", "StateValue": "ALARM"},
-                             {"AlarmName": "kanaria-canary-throttling", "StateValue": "OK"},
-                             {"AlarmName": "kanaria-canary-quality-drop", "StateValue": "ALARM"}]},
-            {"AlarmNames": ["crit", "warn", *children[:2], children[2]], "AlarmTypes": ANY})
+        stub.add_response(
+            "describe_alarms",
+            {
+                "CompositeAlarms": [
+                    {"AlarmName": "crit", "StateValue": "OK"},
+                    {"AlarmName": "warn", "StateValue": "OK"},
+                ],
+                "MetricAlarms": [
+                    {"AlarmName": "kanaria-canary-error-rate", "StateValue": "ALARM"},
+                    {"AlarmName": "kanaria-canary-throttling", "StateValue": "OK"},
+                    {"AlarmName": "kanaria-canary-quality-drop", "StateValue": "ALARM"},
+                ],
+            },
+            {"AlarmNames": ["crit", "warn", *children[:2], children[2]], "AlarmTypes": ANY},
+        )
         snapshot = reader.read(START, END)
     result = evaluate_gates(StageGates(), snapshot)
     assert result.outcome is Outcome.FAIL

@@ -19,8 +19,12 @@ from kanaria.domain.rollout import (
 from kanaria.errors import ValidationError
 
 BASE = {
-    "candidate": {"model_id": "anthropic.claude-3-5-sonnet-v2", "config_hash": "cfg-0001",
-                  "experiment_id": "exp-canary", "variant": "treatment"},
+    "candidate": {
+        "model_id": "anthropic.claude-3-5-sonnet-v2",
+        "config_hash": "cfg-0001",
+        "experiment_id": "exp-canary",
+        "variant": "treatment",
+    },
     "offline_evaluation": {"passed": True, "report_uri": "s3://evals/report.html"},
 }
 
@@ -45,7 +49,10 @@ def test_default_plan_is_the_documented_one() -> None:
     request = parse_rollout_request(BASE)
     stages = request.plan.stages
     assert [(s.name, s.percent, s.min_duration_seconds) for s in stages] == [
-        ("canary-5", 5, 4 * 3600), ("canary-25", 25, 24 * 3600), ("canary-50", 50, 48 * 3600)]
+        ("canary-5", 5, 4 * 3600),
+        ("canary-25", 25, 24 * 3600),
+        ("canary-50", 50, 48 * 3600),
+    ]
     assert stages[0].gates.max_error_rate == 0.005 and stages[0].gates.max_latency_p99_increase == 0.10
     assert stages[0].gates.max_csat_drop is None and not stages[0].gates.require_significance
     assert stages[1].gates.max_csat_drop == 0.01 and stages[1].gates.max_hallucination_rate_increase == 0.01
@@ -55,8 +62,9 @@ def test_default_plan_is_the_documented_one() -> None:
     assert history_events(DEFAULT_PLAN) < HISTORY_EVENT_LIMIT
 
 
-@pytest.mark.parametrize(("value", "seconds"), [(90, 90), ("90", 90), ("90s", 90), ("15m", 900), ("4h", 14400),
-                                                ("2d", 172800)])
+@pytest.mark.parametrize(
+    ("value", "seconds"), [(90, 90), ("90", 90), ("90s", 90), ("15m", 900), ("4h", 14400), ("2d", 172800)]
+)
 def test_durations_accept_seconds_and_units(value: object, seconds: int) -> None:
     assert parse_duration(value) == seconds
 
@@ -66,26 +74,46 @@ def _plan(**stage: object) -> dict:
     return {"stages": [{**base, **stage}]}
 
 
-@pytest.mark.parametrize(("document", "field", "reason"), [
-    ({"offline_evaluation": BASE["offline_evaluation"]}, "candidate", "required field is missing"),
-    (_with("plan", _plan(percent=150)), "plan.stages.0.percent", "less than or equal to 99"),
-    (_with("plan", _plan(min_duration_seconds="4 hours")), "plan.stages.0.min_duration_seconds", "not a duration"),
-    (_with("plan", _plan(check_interval_seconds=0)), "plan.stages.0.check_interval_seconds", "greater than or equal to 1"),
-    (_with("plan", {**_plan(gates={}), "judge": None}), "plan", "has nothing to check"),
-    (_with("plan", {**_plan(), "judge": {"alpha": 0.5}}), "plan.judge.alpha", "less than or equal to 0.2"),
-    (_with("plan", {**_plan(), "judge": {"metrics": {"errors": {"ratio": 0.9}}}}), "plan.judge.metrics.errors.ratio",
-     "greater than or equal to 1"),
-    (_with("plan", _plan(gates={"max_error_rate": 2})), "plan.stages.0.gates.max_error_rate", "less than or equal to 1"),
-    (_with("plan", {"stages": [_plan()["stages"][0], {**_plan()["stages"][0], "name": "b", "percent": 5}]}),
-     "plan", "percents must increase"),
-    (_with("plan", {**_plan(), "approval": {"timeout_seconds": 60, "heartbeat_seconds": 60}}),
-     "plan.approval", "heartbeat_seconds: must be smaller"),
-    (_with("plan", {**_plan(), "extra": 1}), "plan.extra", "Extra inputs are not permitted"),
-    (_with("candidate.config_hash", "x"), "candidate.config_hash", "String should match pattern"),
-    (_with("candidate.target_group", "my-tg"), "candidate.target_group", "target group ARN"),
-    (_with("candidate.variant", None), "candidate", "experiment_id and variant go together"),
-    (_with("warmup", {"url": "ftp://canary", "requests": 10}), "warmup.url", "String should match pattern"),
-])
+@pytest.mark.parametrize(
+    ("document", "field", "reason"),
+    [
+        ({"offline_evaluation": BASE["offline_evaluation"]}, "candidate", "required field is missing"),
+        (_with("plan", _plan(percent=150)), "plan.stages.0.percent", "less than or equal to 99"),
+        (_with("plan", _plan(min_duration_seconds="4 hours")), "plan.stages.0.min_duration_seconds", "not a duration"),
+        (
+            _with("plan", _plan(check_interval_seconds=0)),
+            "plan.stages.0.check_interval_seconds",
+            "greater than or equal to 1",
+        ),
+        (_with("plan", {**_plan(gates={}), "judge": None}), "plan", "has nothing to check"),
+        (_with("plan", {**_plan(), "judge": {"alpha": 0.5}}), "plan.judge.alpha", "less than or equal to 0.2"),
+        (
+            _with("plan", {**_plan(), "judge": {"metrics": {"errors": {"ratio": 0.9}}}}),
+            "plan.judge.metrics.errors.ratio",
+            "greater than or equal to 1",
+        ),
+        (
+            _with("plan", _plan(gates={"max_error_rate": 2})),
+            "plan.stages.0.gates.max_error_rate",
+            "less than or equal to 1",
+        ),
+        (
+            _with("plan", {"stages": [_plan()["stages"][0], {**_plan()["stages"][0], "name": "b", "percent": 5}]}),
+            "plan",
+            "percents must increase",
+        ),
+        (
+            _with("plan", {**_plan(), "approval": {"timeout_seconds": 60, "heartbeat_seconds": 60}}),
+            "plan.approval",
+            "heartbeat_seconds: must be smaller",
+        ),
+        (_with("plan", {**_plan(), "extra": 1}), "plan.extra", "Extra inputs are not permitted"),
+        (_with("candidate.config_hash", "x"), "candidate.config_hash", "String should match pattern"),
+        (_with("candidate.target_group", "my-tg"), "candidate.target_group", "target group ARN"),
+        (_with("candidate.variant", None), "candidate", "experiment_id and variant go together"),
+        (_with("warmup", {"url": "ftp://canary", "requests": 10}), "warmup.url", "String should match pattern"),
+    ],
+)
 def test_bad_input_names_the_field(document: dict, field: str, reason: str) -> None:
     error = _error(document)
     assert error.field == field, error.to_dict()
@@ -106,9 +134,16 @@ def test_a_plan_too_long_for_the_execution_history_is_refused() -> None:
 
 
 def test_offline_evaluation_gate_refuses_with_the_reason() -> None:
-    request = parse_rollout_request(_with("offline_evaluation", {
-        "passed": True, "report_uri": "s3://evals/r.html", "per_intent": {"faq": {"passed": False, "score": 0.6},
-                                                                          "chitchat": {"passed": True}}}))
+    request = parse_rollout_request(
+        _with(
+            "offline_evaluation",
+            {
+                "passed": True,
+                "report_uri": "s3://evals/r.html",
+                "per_intent": {"faq": {"passed": False, "score": 0.6}, "chitchat": {"passed": True}},
+            },
+        )
+    )
     with pytest.raises(ValidationError) as caught:
         check_offline_evaluation(request.candidate, request.offline_evaluation)
     assert caught.value.field == "offline_evaluation.passed"
@@ -116,16 +151,18 @@ def test_offline_evaluation_gate_refuses_with_the_reason() -> None:
 
 
 def test_offline_evaluation_of_another_configuration_does_not_count() -> None:
-    request = parse_rollout_request(_with("offline_evaluation", {"passed": True, "report_uri": "s3://r",
-                                                                 "config_hash": "cfg-9999"}))
+    request = parse_rollout_request(
+        _with("offline_evaluation", {"passed": True, "report_uri": "s3://r", "config_hash": "cfg-9999"})
+    )
     with pytest.raises(ValidationError) as caught:
         check_offline_evaluation(request.candidate, request.offline_evaluation)
     assert caught.value.field == "offline_evaluation.config_hash"
 
 
 def test_extra_report_fields_of_the_evaluation_are_kept() -> None:
-    request = parse_rollout_request(_with("offline_evaluation", {"passed": True, "report_uri": "s3://r",
-                                                                 "golden_dataset": "v7"}))
+    request = parse_rollout_request(
+        _with("offline_evaluation", {"passed": True, "report_uri": "s3://r", "golden_dataset": "v7"})
+    )
     check_offline_evaluation(request.candidate, request.offline_evaluation)
     assert request.offline_evaluation.model_dump()["golden_dataset"] == "v7"
 
@@ -134,7 +171,9 @@ def test_first_stage_multiplier_doubles_only_the_first_minimum() -> None:
     plan = with_first_stage_multiplier(DEFAULT_PLAN, 2)
     assert plan.stages[0].min_duration_seconds == 8 * 3600
     assert plan.stages[0].hold_bound_seconds == 4 * 3600  # the hold bound stays what it was
-    assert [s.min_duration_seconds for s in plan.stages[1:]] == [s.min_duration_seconds for s in DEFAULT_PLAN.stages[1:]]
+    assert [s.min_duration_seconds for s in plan.stages[1:]] == [
+        s.min_duration_seconds for s in DEFAULT_PLAN.stages[1:]
+    ]
     assert with_first_stage_multiplier(DEFAULT_PLAN, 1) is DEFAULT_PLAN
 
 
@@ -144,19 +183,33 @@ def test_plan_round_trips_through_json() -> None:
 
 def test_the_offline_evaluation_gate_output_is_accepted_as_is() -> None:
     """The shape kanaria.evaluation.gate.GateResult.as_offline_evaluation() produces."""
-    evidence = {"passed": True, "report_uri": "s3://evals/run-7/report.html", "config_hash": "cfg-0001",
-                "run_id": "run-7", "dataset_version": "golden-v3", "reasons": [],
-                "per_intent": {"faq": {"passed": True, "score": 0.88, "threshold": 0.8, "pass_rate": 0.93,
-                                       "min_pass_rate": 0.8, "n": 200}}}
+    evidence = {
+        "passed": True,
+        "report_uri": "s3://evals/run-7/report.html",
+        "config_hash": "cfg-0001",
+        "run_id": "run-7",
+        "dataset_version": "golden-v3",
+        "reasons": [],
+        "per_intent": {
+            "faq": {"passed": True, "score": 0.88, "threshold": 0.8, "pass_rate": 0.93, "min_pass_rate": 0.8, "n": 200}
+        },
+    }
     request = parse_rollout_request(_with("offline_evaluation", evidence))
     check_offline_evaluation(request.candidate, request.offline_evaluation)
     assert request.offline_evaluation.model_dump()["dataset_version"] == "golden-v3"
 
 
-@pytest.mark.parametrize(("rollout_id", "ok"), [
-    ("kanaria-rollout_9f2c01ab-1b4e8f6a-2c3d-4e5f-8a9b-0c1d2e3f4a5b", True),  # CodePipeline-style names
-    ("v2.1-canary", True), ("has space", False), ("a/b", False), ("x" * 81, False), ("", False),
-])
+@pytest.mark.parametrize(
+    ("rollout_id", "ok"),
+    [
+        ("kanaria-rollout_9f2c01ab-1b4e8f6a-2c3d-4e5f-8a9b-0c1d2e3f4a5b", True),  # CodePipeline-style names
+        ("v2.1-canary", True),
+        ("has space", False),
+        ("a/b", False),
+        ("x" * 81, False),
+        ("", False),
+    ],
+)
 def test_rollout_ids_follow_step_functions_execution_names(rollout_id: str, ok: bool) -> None:
     document = {**BASE, "rollout_id": rollout_id}
     if ok:

@@ -7,22 +7,31 @@ import pytest
 
 from kanaria.domain.rollout import Outcome, Stage, StageGates, next_step
 
-STAGE = Stage(name="canary-5", percent=5, min_duration_seconds=4 * 3600, check_interval_seconds=300,
-              max_hold_seconds=3600, gates=StageGates(max_error_rate=0.005))
+STAGE = Stage(
+    name="canary-5",
+    percent=5,
+    min_duration_seconds=4 * 3600,
+    check_interval_seconds=300,
+    max_hold_seconds=3600,
+    gates=StageGates(max_error_rate=0.005),
+)
 
 
-@pytest.mark.parametrize(("outcome", "elapsed", "last", "decision", "wait"), [
-    (Outcome.FAIL, 10, False, "rollback", 0),
-    (Outcome.FAIL, 5 * 3600, True, "rollback", 0),
-    (Outcome.PASS, 10, False, "wait", 300),
-    (Outcome.PASS, 4 * 3600 - 100, False, "wait", 100),  # looks again exactly at the minimum
-    (Outcome.INCONCLUSIVE, 100, False, "wait", 300),
-    (Outcome.PASS, 4 * 3600, False, "advance", 0),
-    (Outcome.PASS, 4 * 3600, True, "await_approval", 0),
-    (Outcome.INCONCLUSIVE, 4 * 3600, False, "hold", 300),
-    (Outcome.INCONCLUSIVE, 5 * 3600 - 60, True, "hold", 60),
-    (Outcome.INCONCLUSIVE, 5 * 3600, False, "rollback", 0),
-])
+@pytest.mark.parametrize(
+    ("outcome", "elapsed", "last", "decision", "wait"),
+    [
+        (Outcome.FAIL, 10, False, "rollback", 0),
+        (Outcome.FAIL, 5 * 3600, True, "rollback", 0),
+        (Outcome.PASS, 10, False, "wait", 300),
+        (Outcome.PASS, 4 * 3600 - 100, False, "wait", 100),  # looks again exactly at the minimum
+        (Outcome.INCONCLUSIVE, 100, False, "wait", 300),
+        (Outcome.PASS, 4 * 3600, False, "advance", 0),
+        (Outcome.PASS, 4 * 3600, True, "await_approval", 0),
+        (Outcome.INCONCLUSIVE, 4 * 3600, False, "hold", 300),
+        (Outcome.INCONCLUSIVE, 5 * 3600 - 60, True, "hold", 60),
+        (Outcome.INCONCLUSIVE, 5 * 3600, False, "rollback", 0),
+    ],
+)
 def test_next_step(outcome: Outcome, elapsed: float, last: bool, decision: str, wait: int) -> None:
     step = next_step(STAGE, outcome, elapsed, last)
     assert (step.decision, step.wait_seconds) == (decision, wait), step.reason

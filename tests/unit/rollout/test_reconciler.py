@@ -7,9 +7,9 @@ import json
 
 import pytest
 
+from kanaria.domain.rollout_state import RollbackTrigger
 from kanaria.logic import reconciler
 from kanaria.logic.rollouts import rollback
-from kanaria.domain.rollout_state import RollbackTrigger
 from tests.support.rollout_fakes import CANARY, DEPLOYMENT, EXECUTION, PRIMARY, MemoryFailures, services, started
 from tests.support.rollout_world import CRITICAL_ALARM
 
@@ -106,15 +106,26 @@ def test_a_failing_rollback_is_reported_and_the_failed_invocations_still_paged()
 
 def _destination_record(event: dict, error: str = "RuntimeError", count: int = 3) -> dict:
     """What Lambda sends to an on-failure destination after the retries."""
-    return {"version": "1.0", "timestamp": "2026-03-01T12:00:00.000Z",
-            "requestContext": {"requestId": "req-1", "functionArn": "arn:aws:lambda:...:function:kanaria-rollback",
-                               "condition": "RetriesExhausted", "approximateInvokeCount": count},
-            "requestPayload": event, "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
-            "responsePayload": {"errorType": error, "errorMessage": "injected: the rollback function is broken"}}
+    return {
+        "version": "1.0",
+        "timestamp": "2026-03-01T12:00:00.000Z",
+        "requestContext": {
+            "requestId": "req-1",
+            "functionArn": "arn:aws:lambda:...:function:kanaria-rollback",
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": count,
+        },
+        "requestPayload": event,
+        "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
+        "responsePayload": {"errorType": error, "errorMessage": "injected: the rollback function is broken"},
+    }
 
 
-ALARM_EVENT = {"source": "aws.cloudwatch", "alarmArn": f"arn:aws:cloudwatch:ap-northeast-1:123456789012:alarm:{CRITICAL_ALARM}",
-               "alarmData": {"alarmName": CRITICAL_ALARM, "state": {"value": "ALARM", "reason": "error rate"}}}
+ALARM_EVENT = {
+    "source": "aws.cloudwatch",
+    "alarmArn": f"arn:aws:cloudwatch:ap-northeast-1:123456789012:alarm:{CRITICAL_ALARM}",
+    "alarmData": {"alarmName": CRITICAL_ALARM, "state": {"value": "ALARM", "reason": "error rate"}},
+}
 
 
 def test_each_failed_invocation_is_paged_once_with_the_rollout_id_and_the_event() -> None:
@@ -125,11 +136,18 @@ def test_each_failed_invocation_is_paged_once_with_the_rollout_id_and_the_event(
     result = reconciler.reconcile(svc, DEPLOYMENT, failures, "kanaria-rollback")
     assert result["rolled_back"]["status"] == "rolled_back" and result["failed_invocations_paged"] == ["r-1"]
     assert failures.waiting == {} and failures.deleted == ["r0"]
-    (subject, body), = [(s, m) for s, m in svc.notifier.messages if "INVOCATION FAILED" in s]
+    ((subject, body),) = [(s, m) for s, m in svc.notifier.messages if "INVOCATION FAILED" in s]
     assert subject == "[Kanaria] ROLLBACK INVOCATION FAILED r-1"
-    for fragment in ("FAILED after 3 attempts (RetriesExhausted)", "error: RuntimeError: injected: the rollback",
-                     "the reconciler's rollback of r-1: rolled_back", "rolled back at", "by reconciler (alarm)",
-                     "/aws/lambda/kanaria-rollback", "FAILED EVENT:", json.dumps(ALARM_EVENT, sort_keys=True)[:60]):
+    for fragment in (
+        "FAILED after 3 attempts (RetriesExhausted)",
+        "error: RuntimeError: injected: the rollback",
+        "the reconciler's rollback of r-1: rolled_back",
+        "rolled back at",
+        "by reconciler (alarm)",
+        "/aws/lambda/kanaria-rollback",
+        "FAILED EVENT:",
+        json.dumps(ALARM_EVENT, sort_keys=True)[:60],
+    ):
         assert fragment in body, fragment
     # one rollback alert, one failure page
     assert len(svc.notifier.messages) == 2
@@ -139,12 +157,25 @@ def test_each_failed_invocation_is_paged_once_with_the_rollout_id_and_the_event(
 def test_the_rollout_of_a_failed_event_comes_from_the_cli_or_the_execution() -> None:
     svc = services()
     cli = {"source": "cli", "rollout_id": "r-9", "reason": "x"}
-    execution = {"source": "aws.states", "detail": {"executionArn": EXECUTION + "exec-7", "name": "exec-7",
-                                                    "input": json.dumps({"rollout_id": "r-7"}), "status": "ABORTED"}}
-    unnamed = {"source": "aws.states", "detail": {"executionArn": EXECUTION + "exec-8", "name": "exec-8",
-                                                  "input": "not json"}}
-    failures = MemoryFailures(_destination_record(cli), _destination_record(execution), _destination_record(unnamed),
-                              "a body that is not JSON")
+    execution = {
+        "source": "aws.states",
+        "detail": {
+            "executionArn": EXECUTION + "exec-7",
+            "name": "exec-7",
+            "input": json.dumps({"rollout_id": "r-7"}),
+            "status": "ABORTED",
+        },
+    }
+    unnamed = {
+        "source": "aws.states",
+        "detail": {"executionArn": EXECUTION + "exec-8", "name": "exec-8", "input": "not json"},
+    }
+    failures = MemoryFailures(
+        _destination_record(cli),
+        _destination_record(execution),
+        _destination_record(unnamed),
+        "a body that is not JSON",
+    )
     result = reconciler.reconcile(svc, DEPLOYMENT, failures)
     assert result["failed_invocations_paged"] == ["r-9", "r-7", "exec-8", None]
     subjects = [s for s, _ in svc.notifier.messages]
@@ -157,15 +188,17 @@ def test_not_rolled_back_yet_is_said_in_the_page() -> None:
     started(svc, stage=1)
     failures = MemoryFailures(_destination_record(ALARM_EVENT))
     reconciler.reconcile(svc, DEPLOYMENT, failures)  # alarm OK now, execution running: nothing stranded
-    (_, body), = svc.notifier.messages
+    ((_, body),) = svc.notifier.messages
     assert "NOT rolled back yet: the canary receives 25%" in body
 
 
 def test_ended_execution_rule_rolls_back_only_the_rollout_holding_the_listener() -> None:
     svc = services()
     started(svc, stage=1)
-    assert reconciler.rollback_ended_execution(svc, DEPLOYMENT, EXECUTION + "other", "ABORTED")["status"] == \
-        "no_active_rollout"
+    assert (
+        reconciler.rollback_ended_execution(svc, DEPLOYMENT, EXECUTION + "other", "ABORTED")["status"]
+        == "no_active_rollout"
+    )
     assert reconciler.rollback_ended_execution(svc, DEPLOYMENT, EXECUTION + "r-1", "SUCCEEDED")["status"] == "ignored"
     result = reconciler.rollback_ended_execution(svc, DEPLOYMENT, EXECUTION + "r-1", "ABORTED", "stopped in console")
     assert result["status"] == "rolled_back"
@@ -174,8 +207,10 @@ def test_ended_execution_rule_rolls_back_only_the_rollout_holding_the_listener()
     assert "ended ABORTED" in record.trigger.summary and "stopped in console" in record.trigger.summary
     assert svc.listener.forward().weights == {PRIMARY: 100}
     # the rollout no longer holds the listener: a second event changes nothing
-    assert reconciler.rollback_ended_execution(svc, DEPLOYMENT, EXECUTION + "r-1", "ABORTED")["status"] == \
-        "no_active_rollout"
+    assert (
+        reconciler.rollback_ended_execution(svc, DEPLOYMENT, EXECUTION + "r-1", "ABORTED")["status"]
+        == "no_active_rollout"
+    )
     assert len(svc.notifier.subjects("[Kanaria] ROLLBACK ")) == 1
 
 

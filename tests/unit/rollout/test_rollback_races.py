@@ -45,7 +45,9 @@ def test_a_listener_that_cannot_be_written_leaves_the_execution_running() -> Non
             return getattr(real, name)
 
         def set_default_actions(self, listener_arn: str, actions: list) -> None:
-            raise OperationalError("ELB modify_listener still failing with Throttling after 8 attempts", field="listener")
+            raise OperationalError(
+                "ELB modify_listener still failing with Throttling after 8 attempts", field="listener"
+            )
 
     svc.listener = Throttled()
     with pytest.raises(OperationalError):
@@ -110,7 +112,8 @@ def test_a_repeated_rollback_repairs_a_listener_that_reaches_the_canary_again() 
     again = rollback(svc, DEPLOYMENT, "r-1", ABORT)  # `kanaria rollout abort`
     assert again["status"] == "already_rolled_back"
     assert again["listener"]["repaired"] is True and again["listener"]["found"] == [
-        "default action: 25% to the canary (sticky)"]
+        "default action: 25% to the canary (sticky)"
+    ]
     assert svc.listener.forward().weights == {PRIMARY: 100}
     assert svc.notifier.subjects("[Kanaria] ROLLBACK REPAIRED") == ["[Kanaria] ROLLBACK REPAIRED r-1"]
     assert svc.store.rollback_record("r-1").trigger.kind == "alarm"  # the record stays the first one
@@ -138,8 +141,12 @@ def test_the_approved_promotion_rechecks_the_critical_alarm() -> None:
     with pytest.raises(PromotionBlockedError, match="is in ALARM"):
         set_weights(svc, state, full=True)
     assert svc.listener.forward().weights == {PRIMARY: 50, CANARY: 50}  # never 100% canary
-    trigger = rollouts.trigger_from_state({"failure": {"Error": "PromotionBlockedError", "Cause": "alarm"},
-                                          "progress": state.progress.model_dump(mode="json")})
+    trigger = rollouts.trigger_from_state(
+        {
+            "failure": {"Error": "PromotionBlockedError", "Cause": "alarm"},
+            "progress": state.progress.model_dump(mode="json"),
+        }
+    )
     assert trigger.kind == "gate_failed" and "promotion to 100% refused" in trigger.summary
     svc.metrics.critical_state = "OK"
     full = verify_weights(svc, set_weights(svc, state, full=True), full=True)

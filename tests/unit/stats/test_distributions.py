@@ -24,9 +24,13 @@ def test_student_t():
 
 def test_chi_squared():
     x = np.abs(X) * 3
-    np.testing.assert_allclose(d.chi2_sf(x, np.round(DF[:10]) + 1), stats.chi2.sf(x, np.round(DF[:10]) + 1), rtol=1e-12, atol=0)
+    np.testing.assert_allclose(
+        d.chi2_sf(x, np.round(DF[:10]) + 1), stats.chi2.sf(x, np.round(DF[:10]) + 1), rtol=1e-12, atol=0
+    )
 
 
-@pytest.mark.parametrize("a, b", [(1e-300, 1001.0), (3.0, 998.0), (12.0, 29.0), (40.5, 1.0), (1.0, 1.0), (5000.0, 95001.0)])
+@pytest.mark.parametrize(
+    "a, b", [(1e-300, 1001.0), (3.0, 998.0), (12.0, 29.0), (40.5, 1.0), (1.0, 1.0), (5000.0, 95001.0)]
+)
 def test_beta_quantile(a, b):
     np.testing.assert_allclose(d.beta_ppf(Q, a, b), stats.beta.ppf(Q, a, b), rtol=1e-10, atol=1e-300)

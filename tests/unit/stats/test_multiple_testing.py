@@ -10,7 +10,23 @@ from kanaria.stats import benjamini_hochberg, fdr_registry
 from kanaria.stats.multiple_testing import months_before
 
 # Benjamini & Hochberg (1995), section 4: 15 p-values; at q = 0.05 the procedure rejects the four smallest
-BH_1995 = [0.0001, 0.0004, 0.0019, 0.0095, 0.0201, 0.0278, 0.0298, 0.0344, 0.0459, 0.3240, 0.4262, 0.5719, 0.6528, 0.7590, 1.0]
+BH_1995 = [
+    0.0001,
+    0.0004,
+    0.0019,
+    0.0095,
+    0.0201,
+    0.0278,
+    0.0298,
+    0.0344,
+    0.0459,
+    0.3240,
+    0.4262,
+    0.5719,
+    0.6528,
+    0.7590,
+    1.0,
+]
 
 
 def test_bh_1995_worked_example_rejects_four():

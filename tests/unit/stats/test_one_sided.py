@@ -9,8 +9,10 @@ from scipy import integrate, stats
 from kanaria.stats.sequential import msprt_one_sided
 
 
-@pytest.mark.parametrize("effect, variance, tau2", [(0.3, 0.04, 0.01), (-0.1, 0.01, 0.04), (0.02, 1e-4, 4e-4),
-                                                     (0.0, 0.5, 0.2), (1.2, 0.09, 0.25)])
+@pytest.mark.parametrize(
+    "effect, variance, tau2",
+    [(0.3, 0.04, 0.01), (-0.1, 0.01, 0.04), (0.02, 1e-4, 4e-4), (0.0, 0.5, 0.2), (1.2, 0.09, 0.25)],
+)
 def test_e_value_is_the_half_normal_mixture_of_likelihood_ratios(effect, variance, tau2):
     # independent: numerical quadrature of ∫₀^∞ exp((θΔ − θ²/2)/V) · 2·N(θ; 0, τ²) dθ
     tau = math.sqrt(tau2)
@@ -30,8 +32,9 @@ def test_zero_variance_is_decided_by_the_sign_and_bad_input_is_invalid():
     assert got.valid.tolist() == [True, True, True, False, False] and np.isnan(got.p_value[3:]).all()
 
 
-def _ever_rejects(effect_per_unit: float, alpha: float, runs: int = 4000, looks: int = 200, per_look: int = 10,
-                  seed: int = 7) -> np.ndarray:
+def _ever_rejects(
+    effect_per_unit: float, alpha: float, runs: int = 4000, looks: int = 200, per_look: int = 10, seed: int = 7
+) -> np.ndarray:
     """Unit-variance observations in two arms read after every look; rejects of H0: θ ≤ 0 at any look."""
     rng = np.random.default_rng(seed)
     n = per_look * np.arange(1, looks + 1)

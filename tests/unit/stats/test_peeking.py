@@ -44,8 +44,10 @@ def ever_significant():
     msprt = msprt_normal(welch.effect, var_a / n + var_b / n, MDE**2 * np.ones_like(n), ALPHA)
     always_valid = msprt.p_value <= ALPHA
 
-    rates = {name: float(np.mean(hits.any(axis=1))) for name, hits in
-             (("fixed", fixed), ("obf", obf), ("always_valid", always_valid))}
+    rates = {
+        name: float(np.mean(hits.any(axis=1)))
+        for name, hits in (("fixed", fixed), ("obf", obf), ("always_valid", always_valid))
+    }
     print(f"\nA/A false-positive rate over {LOOKS} looks, {RUNS} runs: {rates}")
     return rates
 

@@ -15,8 +15,10 @@ def _cdf_by_enumeration(k: int, n: int, q: float) -> float:
     return math.fsum(math.comb(n, j) * q**j * (1 - q) ** (n - j) for j in range(0, k + 1)) if k >= 0 else 0.0
 
 
-@pytest.mark.parametrize("n, q, alpha", [(20, 0.5, 0.05), (30, 0.9, 0.05), (59, 0.95, 0.1), (120, 0.99, 0.05),
-                                         (300, 0.99, 0.01), (1000, 0.99, 0.05)])
+@pytest.mark.parametrize(
+    "n, q, alpha",
+    [(20, 0.5, 0.05), (30, 0.9, 0.05), (59, 0.95, 0.1), (120, 0.99, 0.05), (300, 0.99, 0.01), (1000, 0.99, 0.05)],
+)
 def test_fixed_n_ranks_are_the_tightest_equal_tailed_interval(n, q, alpha):
     lower, upper = (int(x) for x in quantile_rank_interval(n, q, alpha))
     miss_low = _cdf_by_enumeration(lower - 1, n, q)  # P(S < l) = P(Q < X_(l))
@@ -42,8 +44,9 @@ def test_fixed_n_ranks_cover_real_order_statistics():
     assert ((low <= true) & (true < high)).mean() == pytest.approx(exact, abs=0.01)
 
 
-@pytest.mark.parametrize("s, n, q, side", [(3, 40, 0.9, "low"), (38, 40, 0.9, "high"), (95, 100, 0.99, "low"),
-                                           (100, 100, 0.99, "high")])
+@pytest.mark.parametrize(
+    "s, n, q, side", [(3, 40, 0.9, "low"), (38, 40, 0.9, "high"), (95, 100, 0.99, "low"), (100, 100, 0.99, "high")]
+)
 def test_mixture_equals_the_integral_of_likelihood_ratios(s, n, q, side):
     c = 100.0
     prior = stats.beta(c * q, c * (1 - q))
@@ -55,7 +58,8 @@ def test_mixture_equals_the_integral_of_likelihood_ratios(s, n, q, side):
     value, _ = integrate.quad(ratio, *bounds, epsabs=0, epsrel=1e-10, limit=200, points=[q])
     mass = prior.cdf(q) if side == "low" else prior.sf(q)
     assert float(_log_mixture(np.array(float(s)), np.array(float(n)), q, side, c)) == pytest.approx(
-        math.log(value / mass), abs=1e-7)
+        math.log(value / mass), abs=1e-7
+    )
 
 
 def _ever_leaves(q: float, horizon: int, alpha_low: float, alpha_high: float) -> tuple[float, float]:

@@ -38,7 +38,9 @@ def test_proportions_match_hand_computation(p1, delta, alpha, power):
     assert sample_size_two_proportions(p1, delta, alpha, power) == by_hand_proportions(p1, delta, alpha, power)
 
 
-@pytest.mark.parametrize("sd, delta, alpha, power", [(1.0, 0.5, 0.05, 0.8), (0.15, 0.02, 0.05, 0.8), (900.0, 50.0, 0.01, 0.9)])
+@pytest.mark.parametrize(
+    "sd, delta, alpha, power", [(1.0, 0.5, 0.05, 0.8), (0.15, 0.02, 0.05, 0.8), (900.0, 50.0, 0.01, 0.9)]
+)
 def test_means_match_statsmodels_one_sided_at_half_alpha(sd, delta, alpha, power):
     # The formula ignores the far tail, which is exactly a one-sided test at alpha/2
     nobs = NormalIndPower().solve_power(effect_size=delta / sd, alpha=alpha / 2, power=power, alternative="larger")

@@ -40,8 +40,14 @@ def test_cumulative_crossing_probability_equals_alpha_spent_under_the_joint_norm
     corr = np.sqrt(np.minimum.outer(t, t) / np.maximum.outer(t, t))
     for k in range(1, len(looks) + 1):
         inside = stats.multivariate_normal.cdf(
-            bounds[:k], mean=np.zeros(k), cov=corr[:k, :k], lower_limit=-bounds[:k],
-            maxpts=2_000_000, abseps=1e-7, releps=1e-7, rng=np.random.default_rng(0),
+            bounds[:k],
+            mean=np.zeros(k),
+            cov=corr[:k, :k],
+            lower_limit=-bounds[:k],
+            maxpts=2_000_000,
+            abseps=1e-7,
+            releps=1e-7,
+            rng=np.random.default_rng(0),
         )
         assert 1 - inside == pytest.approx(obf_alpha_spent(t[k - 1], 0.05), abs=3e-6)
 

@@ -35,8 +35,12 @@ def test_welch_matches_scipy_from_stats_on_large_samples():
     treatment = rng.gamma(2.0, 760.0, size=18_000)
     result = welch_t_test(MeanSummary.from_values(control), MeanSummary.from_values(treatment))
     reference = stats.ttest_ind_from_stats(
-        treatment.mean(), treatment.std(ddof=1), treatment.size,
-        control.mean(), control.std(ddof=1), control.size,
+        treatment.mean(),
+        treatment.std(ddof=1),
+        treatment.size,
+        control.mean(),
+        control.std(ddof=1),
+        control.size,
         equal_var=False,
     )
     assert result.statistic == pytest.approx(reference.statistic, rel=1e-8)
@@ -57,8 +61,12 @@ def test_vectorised_statistics_equal_scalar_results():
     groups = [(rng.normal(0.8, 0.1, 50), rng.normal(0.82, 0.12, 70)) for _ in range(5)]
     sums = [(MeanSummary.from_values(c), MeanSummary.from_values(t)) for c, t in groups]
     vector = welch_statistics(
-        [c.n for c, _ in sums], [c.sum for c, _ in sums], [c.sum_sq for c, _ in sums],
-        [t.n for _, t in sums], [t.sum for _, t in sums], [t.sum_sq for _, t in sums],
+        [c.n for c, _ in sums],
+        [c.sum for c, _ in sums],
+        [c.sum_sq for c, _ in sums],
+        [t.n for _, t in sums],
+        [t.sum for _, t in sums],
+        [t.sum_sq for _, t in sums],
     )
     for i, (c, t) in enumerate(groups):
         assert vector.p_value[i] == pytest.approx(stats.ttest_ind(t, c, equal_var=False).pvalue, rel=1e-9)
@@ -83,7 +91,9 @@ def test_two_arms_without_spread_are_the_limit_of_the_test(treatment_mean, p_val
     result = welch_t_test(control, treatment)
     assert result.p_value == pytest.approx(p_value) and result.significant is (p_value == 0.0)
     if p_value == 0.0:  # a tiny spread gives (almost) the same answer
-        near = stats.ttest_ind([treatment_mean] * 9 + [treatment_mean + 1e-4], [0.8] * 9 + [0.8 + 1e-4], equal_var=False)
+        near = stats.ttest_ind(
+            [treatment_mean] * 9 + [treatment_mean + 1e-4], [0.8] * 9 + [0.8 + 1e-4], equal_var=False
+        )
         assert near.pvalue < 1e-20
 
 

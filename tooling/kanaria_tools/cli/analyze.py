@@ -182,6 +182,9 @@ def run_analyze(args: argparse.Namespace) -> int:
     if errors:
         first = errors[0]
         where = f"line {first['line']}: " if len(items) > 1 else ""
-        raise ValidationError(f"{where}{first['reason']}", field=first.get("field"),
-                              details=[{"line": e["line"], "field": e.get("field"), "reason": e["reason"]} for e in errors])
+        raise ValidationError(
+            f"{where}{first['reason']}",
+            field=first.get("field"),
+            details=[{"line": e["line"], "field": e.get("field"), "reason": e["reason"]} for e in errors],
+        )
     return 0

@@ -14,12 +14,14 @@ DEFAULT_REPORTS = Path("reports")
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `demo` and `rehearse`."""
-    demo = subparsers.add_parser("demo", help="local rehearsal of the default scenario (no AWS account needed)",
-                                 description=__doc__)
+    demo = subparsers.add_parser(
+        "demo", help="local rehearsal of the default scenario (no AWS account needed)", description=__doc__
+    )
     _common(demo)
     demo.set_defaults(func=run_demo)
-    rehearse = subparsers.add_parser("rehearse", help="run one rehearsal scenario (scenarios/*.json)",
-                                     description=__doc__)
+    rehearse = subparsers.add_parser(
+        "rehearse", help="run one rehearsal scenario (scenarios/*.json)", description=__doc__
+    )
     rehearse.add_argument("scenario", nargs="?", help="scenario name in scenarios/ or a path to a JSON file")
     rehearse.add_argument("--list", action="store_true", help="list the shipped scenarios and exit")
     rehearse.add_argument("--check", action="store_true", help="validate the scenario file and exit")
@@ -65,8 +67,10 @@ def run_rehearse(args: argparse.Namespace) -> int:
         raise ValidationError(f"must be between 1 and 65535, got {args.port}", field="port")
     scenario = load_scenario(args.scenario)
     if args.check:
-        print(f"{scenario.name}: valid ({len(scenario.rollouts)} rollouts, "
-              f"{'an' if scenario.experiment else 'no'} experiment, {len(scenario.faults())} faults)")
+        print(
+            f"{scenario.name}: valid ({len(scenario.rollouts)} rollouts, "
+            f"{'an' if scenario.experiment else 'no'} experiment, {len(scenario.faults())} faults)"
+        )
         return 0
     from kanaria_tools.rehearsal.progress import Progress
     from kanaria_tools.rehearsal.report_files import write_report
@@ -91,6 +95,8 @@ def run_rehearse(args: argparse.Namespace) -> int:
         progress.line(line)
     if result.error:
         progress.line(f"  FAIL {result.error}")
-    progress.line(f"  {'every outcome as expected' if result.ok else 'NOT every outcome as expected'} "
-                  f"(wall time {result.wall_seconds:.0f}s, deploy {result.deploy_seconds:.0f}s)")
+    progress.line(
+        f"  {'every outcome as expected' if result.ok else 'NOT every outcome as expected'} "
+        f"(wall time {result.wall_seconds:.0f}s, deploy {result.deploy_seconds:.0f}s)"
+    )
     return 0 if result.ok else 1

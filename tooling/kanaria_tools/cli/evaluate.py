@@ -17,23 +17,43 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "evaluate",
         help="compare model configurations on a golden dataset (quality, cost, latency) and write a report",
         description="Model ids starting with 'offline:' use the offline adapter (no AWS); others call Bedrock "
-                    "with your AWS credentials. Writes report.md, report.json, chart.svg and records.jsonl.",
+        "with your AWS credentials. Writes report.md, report.json, chart.svg and records.jsonl.",
     )
     parser.add_argument("--dataset", required=True, type=Path, metavar="FILE.jsonl", help="golden dataset (JSON lines)")
-    parser.add_argument("--config", required=True, action="append", type=Path, metavar="CONFIG.json",
-                        help="configuration file (repeat): {name, parameters|overrides}")
-    parser.add_argument("--intent", action="append", default=[], metavar="INTENT",
-                        help="only these intents (repeat; default: all in the dataset)")
-    parser.add_argument("--out", type=Path, metavar="DIR", help="report directory (default: reports/evaluations/<run id>)")
-    parser.add_argument("--judge", type=Path, metavar="JUDGE.json", help="judge model spec {model_id[, prompt, rubric]}")
+    parser.add_argument(
+        "--config",
+        required=True,
+        action="append",
+        type=Path,
+        metavar="CONFIG.json",
+        help="configuration file (repeat): {name, parameters|overrides}",
+    )
+    parser.add_argument(
+        "--intent",
+        action="append",
+        default=[],
+        metavar="INTENT",
+        help="only these intents (repeat; default: all in the dataset)",
+    )
+    parser.add_argument(
+        "--out", type=Path, metavar="DIR", help="report directory (default: reports/evaluations/<run id>)"
+    )
+    parser.add_argument(
+        "--judge", type=Path, metavar="JUDGE.json", help="judge model spec {model_id[, prompt, rubric]}"
+    )
     parser.add_argument("--latency-limit-ms", type=float, help="routing: p95 latency limit (default 3000)")
     parser.add_argument("--monthly-budget", type=float, metavar="USD", help="routing: monthly budget (default: none)")
     parser.add_argument("--requests-per-month", type=int, help="projection volume (default 30,000,000)")
     parser.add_argument("--intent-mix", type=Path, metavar="MIX.json", help='{"intent": share, ...} summing to 1')
     parser.add_argument("--concurrency", type=int, default=4, help="model calls in flight (1-16, default 4)")
     parser.add_argument("--run-id", help="run id (default: timestamp + random)")
-    parser.add_argument("--throttle-every", type=int, default=0, metavar="N",
-                        help="offline adapter: throttle every N-th call once (exercises the retries)")
+    parser.add_argument(
+        "--throttle-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="offline adapter: throttle every N-th call once (exercises the retries)",
+    )
     parser.add_argument("--bucket", help="also store the report in this evaluation bucket (needs --table)")
     parser.add_argument("--table", help="evaluations table to write each configuration's result to (needs --bucket)")
     parser.set_defaults(func=run)
@@ -59,8 +79,11 @@ def _settings(args: argparse.Namespace) -> Any:
         fields["judge"] = validate(JudgeSpec, _read_json(args.judge, "--judge"), prefix="--judge")
     if args.intent_mix is not None:
         fields["intent_mix"] = check_mix(_read_json(args.intent_mix, "--intent-mix"))
-    for flag, key in (("latency_limit_ms", "latency_limit_ms"), ("monthly_budget", "monthly_budget_usd"),
-                      ("requests_per_month", "requests_per_month")):
+    for flag, key in (
+        ("latency_limit_ms", "latency_limit_ms"),
+        ("monthly_budget", "monthly_budget_usd"),
+        ("requests_per_month", "requests_per_month"),
+    ):
         if getattr(args, flag) is not None:
             fields[key] = getattr(args, flag)
     return validate(RunSettings, fields, prefix="options")
@@ -99,7 +122,9 @@ def run(args: argparse.Namespace) -> int:
     (out_dir / "report.json").write_text(report.model_dump_json(indent=2), encoding="utf-8")
     (out_dir / "records.jsonl").write_text(records_jsonl(records), encoding="utf-8")
     out = sys.stdout
-    out.write(f"run {run_id} on {dataset.version} ({len(dataset.cases)} cases x {len(configurations)} configurations)\n\n")
+    out.write(
+        f"run {run_id} on {dataset.version} ({len(dataset.cases)} cases x {len(configurations)} configurations)\n\n"
+    )
     out.write(results_table(report.cells) + "\n\n" + routing_table(report) + "\n\n")
     for config in report.configurations:
         out.write(f"{config.name}: config_hash {config.config_hash}\n")

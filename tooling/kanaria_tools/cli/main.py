@@ -57,9 +57,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         response = getattr(exc, "response", None)  # botocore ClientError: {"Error": {"Code": ...}}
         code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
-        print(json.dumps({"error": {"code": code or type(exc).__name__, "message": str(exc),
-                                    "hint": "KANARIA_DEBUG=1 shows the traceback"}}, ensure_ascii=False),
-              file=sys.stderr)
+        print(
+            json.dumps(
+                {
+                    "error": {
+                        "code": code or type(exc).__name__,
+                        "message": str(exc),
+                        "hint": "KANARIA_DEBUG=1 shows the traceback",
+                    }
+                },
+                ensure_ascii=False,
+            ),
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -14,15 +14,24 @@ from kanaria.errors import NotFoundError, OperationalError, ValidationError
 from kanaria.names import DEFAULT_PREFIX, table_name
 
 VARIANT_COLUMNS = (
-    ("quality_score", "quality"), ("relevance_score", "relevance"), ("csat", "csat"), ("task_completed", "completed"),
-    ("error", "errors"), ("hallucination", "halluc."), ("escalated", "escalated"), ("cost_usd", "cost $"),
+    ("quality_score", "quality"),
+    ("relevance_score", "relevance"),
+    ("csat", "csat"),
+    ("task_completed", "completed"),
+    ("error", "errors"),
+    ("hallucination", "halluc."),
+    ("escalated", "escalated"),
+    ("cost_usd", "cost $"),
 )
 
 
 def register(subparsers: Any) -> None:
     """Add the `report` subcommand."""
-    parser = subparsers.add_parser("report", help="print the latest analysis of an experiment",
-                                   description="Reads RESULT#LATEST from the aggregates table of the deployment.")
+    parser = subparsers.add_parser(
+        "report",
+        help="print the latest analysis of an experiment",
+        description="Reads RESULT#LATEST from the aggregates table of the deployment.",
+    )
     parser.add_argument("experiment_id")
     parser.add_argument("--prefix", default=DEFAULT_PREFIX, help="deployment prefix (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print the stored result and snapshot as JSON")
@@ -42,8 +51,11 @@ def run(args: argparse.Namespace) -> int:
     except (ClientError, BotoCoreError) as exc:
         raise OperationalError(f"cannot read the aggregates table: {exc}", field="prefix") from None
     if latest is None:
-        raise NotFoundError(f"no analysis stored for {args.experiment_id!r} under prefix {args.prefix!r} yet "
-                            "(the scheduled analysis runs every few minutes)", field="experiment_id")
+        raise NotFoundError(
+            f"no analysis stored for {args.experiment_id!r} under prefix {args.prefix!r} yet "
+            "(the scheduled analysis runs every few minutes)",
+            field="experiment_id",
+        )
     body = latest.as_dict()
     if args.json:
         json.dump(body, sys.stdout, indent=2, sort_keys=True)
@@ -98,8 +110,10 @@ def render(latest: dict[str, Any]) -> str:
     srm = result.get("srm") or {}
     verdict = {True: "MISMATCH", False: "ok", None: "not tested"}[srm.get("mismatch")]
     out.append(f"Sample ratio: {verdict} (p = {_fmt(srm.get('p_value'), 3)}, threshold {_fmt(srm.get('threshold'))})\n")
-    out.append(f"Primary metric: {experiment.get('primary_metric', '-')}, method {experiment.get('method', '-')}, "
-               f"alpha {_fmt(experiment.get('alpha'))}\n\n")
+    out.append(
+        f"Primary metric: {experiment.get('primary_metric', '-')}, method {experiment.get('method', '-')}, "
+        f"alpha {_fmt(experiment.get('alpha'))}\n\n"
+    )
 
     aggregates = snapshot.get("aggregates", {})
     expected = srm.get("expected") or {}
@@ -107,28 +121,63 @@ def render(latest: dict[str, Any]) -> str:
     for variant, agg in aggregates.items():
         latency = agg.get("latency_ms") or {}
         pcts = "/".join(_fmt(latency.get(p), 4) for p in ("p50", "p95", "p99"))
-        rows.append([f"{variant}{' (control)' if variant == control else ''}", _fmt(agg.get("units")),
-                     _fmt(expected.get(variant), 6), _fmt(agg.get("observations")), pcts,
-                     *(_cell(agg.get(metric)) for metric, _ in VARIANT_COLUMNS)])
+        rows.append(
+            [
+                f"{variant}{' (control)' if variant == control else ''}",
+                _fmt(agg.get("units")),
+                _fmt(expected.get(variant), 6),
+                _fmt(agg.get("observations")),
+                pcts,
+                *(_cell(agg.get(metric)) for metric, _ in VARIANT_COLUMNS),
+            ]
+        )
     out.append("Variants\n")
-    out.append(_table(["variant", "units", "expected", "observations", "latency p50/p95/p99 ms",
-                       *(label for _, label in VARIANT_COLUMNS)], rows))
+    out.append(
+        _table(
+            [
+                "variant",
+                "units",
+                "expected",
+                "observations",
+                "latency p50/p95/p99 ms",
+                *(label for _, label in VARIANT_COLUMNS),
+            ],
+            rows,
+        )
+    )
 
-    tests = [[metric, variant, _fmt(t.get("control_value")), _fmt(t.get("treatment_value")), _fmt(t.get("effect")),
-              f"[{_fmt((t.get('ci') or [None, None])[0])}, {_fmt((t.get('ci') or [None, None])[1])}]",
-              _fmt(t.get("p_value"), 3), _fmt(t.get("significant")), t.get("test", "-")]
-             for metric, per_variant in sorted(result.get("metrics", {}).items())
-             for variant, t in sorted(per_variant.items()) if t.get("n_control") or t.get("n_treatment")]
+    tests = [
+        [
+            metric,
+            variant,
+            _fmt(t.get("control_value")),
+            _fmt(t.get("treatment_value")),
+            _fmt(t.get("effect")),
+            f"[{_fmt((t.get('ci') or [None, None])[0])}, {_fmt((t.get('ci') or [None, None])[1])}]",
+            _fmt(t.get("p_value"), 3),
+            _fmt(t.get("significant")),
+            t.get("test", "-"),
+        ]
+        for metric, per_variant in sorted(result.get("metrics", {}).items())
+        for variant, t in sorted(per_variant.items())
+        if t.get("n_control") or t.get("n_treatment")
+    ]
     out.append("\nTests (treatment vs control)\n")
     out.append(_table(["metric", "variant", "control", "treatment", "effect", "CI", "p", "significant", "test"], tests))
 
-    guardrails = [[variant, g["metric"], g["status"]]
-                  for variant, results in sorted(result.get("evidence", {}).get("guardrails", {}).items()) for g in results]
+    guardrails = [
+        [variant, g["metric"], g["status"]]
+        for variant, results in sorted(result.get("evidence", {}).get("guardrails", {}).items())
+        for g in results
+    ]
     if guardrails:
         out.append("\nGuardrails\n")
         out.append(_table(["variant", "metric", "status"], guardrails))
     flagged = snapshot.get("flagged") or {}
     if any(flagged.values()):
-        out.append("\nFlagged observations (not counted): "
-                   + ", ".join(f"{kind} {variant}={n}" for kind, per in flagged.items() for variant, n in per.items()) + "\n")
+        out.append(
+            "\nFlagged observations (not counted): "
+            + ", ".join(f"{kind} {variant}={n}" for kind, per in flagged.items() for variant, n in per.items())
+            + "\n"
+        )
     return "".join(out)

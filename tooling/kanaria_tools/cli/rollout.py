@@ -22,9 +22,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--prefix", default=DEFAULT_PREFIX, help="deployment prefix (default: %(default)s)")
     sub = parser.add_subparsers(dest="rollout_command", required=True, metavar="ACTION")
     start = sub.add_parser("start", help="validate a rollout request and start the canary rollout state machine")
-    start.add_argument("--request", type=Path, required=True, metavar="FILE",
-                       help="JSON: candidate, plan (optional), offline_evaluation (optional when `kanaria evaluate "
-                            "--bucket --table` stored one for the config hash), warmup (optional)")
+    start.add_argument(
+        "--request",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="JSON: candidate, plan (optional), offline_evaluation (optional when `kanaria evaluate "
+        "--bucket --table` stored one for the config hash), warmup (optional)",
+    )
     start.add_argument("--dry-run", action="store_true", help="validate and print the effective plan only")
     status = sub.add_parser("status", help="stage, weights, last gate, pending approval, rollback record")
     status.add_argument("rollout_id")

@@ -71,8 +71,9 @@ class AlarmActionSink:
 
         def run() -> None:
             try:
-                attempts, error = invoke_async(self._lambda, function_arn, event, self._policy(function_arn),
-                                               sleep=self._sleep, send=self._send)
+                attempts, error = invoke_async(
+                    self._lambda, function_arn, event, self._policy(function_arn), sleep=self._sleep, send=self._send
+                )
                 if error is not None:
                     self.gave_up.append((function_arn, attempts, error))
             except Exception as exc:  # noqa: BLE001 - recorded, shown in the report

@@ -16,9 +16,17 @@ def fault_text(fault: Any) -> str:
 
 def scheduled_event(account: str, region: str, function: str) -> dict[str, Any]:
     """What an EventBridge schedule rule delivers to its target."""
-    return {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
-            "account": account, "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "region": region, "resources": [f"arn:aws:events:{region}:{account}:rule/{function}"], "detail": {}}
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": account,
+        "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [f"arn:aws:events:{region}:{account}:rule/{function}"],
+        "detail": {},
+    }
 
 
 def fmt_quality(value: float | None) -> str:
@@ -38,8 +46,10 @@ def alert_summary(body: str) -> list[str]:
                 lines.append(line)
         return lines[:10]
     if isinstance(message, dict) and "AlarmName" in message:
-        return [f"{message['AlarmName']}: {message.get('OldStateValue')} -> {message.get('NewStateValue')}",
-                f"{str(message.get('NewStateReason', ''))[:160]}"]
+        return [
+            f"{message['AlarmName']}: {message.get('OldStateValue')} -> {message.get('NewStateValue')}",
+            f"{str(message.get('NewStateReason', ''))[:160]}",
+        ]
     if isinstance(message, dict):
         keys = [k for k in ("kind", "experiment_id", "decision", "rollout_id", "status", "summary") if k in message]
         return [", ".join(f"{k}={message[k]}" for k in keys)[:200]] if keys else [body[:200]]

@@ -64,4 +64,3 @@ def fmt_duration(seconds: float) -> str:
     if total >= 60:
         return f"{total // 60}m {total % 60:02d}s"
     return f"{total}s"
-

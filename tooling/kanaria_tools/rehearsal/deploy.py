@@ -24,7 +24,9 @@ _CDK_ENV = {
     "CI": "true",  # plain, line-by-line progress instead of a redrawn bar
 }
 # CDK output lines worth echoing while deploying (the rest goes to the deploy log).
-_INTERESTING = re.compile(r"(✅|❌|failed|Error|error|CREATE_FAILED|ROLLBACK|deploying\.\.\.|Deployment time|bootstrapp)", re.I)
+_INTERESTING = re.compile(
+    r"(✅|❌|failed|Error|error|CREATE_FAILED|ROLLBACK|deploying\.\.\.|Deployment time|bootstrapp)", re.I
+)
 
 
 class DeployError(OperationalError):
@@ -63,13 +65,22 @@ class Deployment:
         return {name: stack.template for name, stack in self.stacks.items()}
 
 
-def _run(args: list[str], cwd: Path, env: dict[str, str], log: Any, echo: Callable[[str], None] | None,
-         timeout: float) -> tuple[int, str]:
+def _run(
+    args: list[str], cwd: Path, env: dict[str, str], log: Any, echo: Callable[[str], None] | None, timeout: float
+) -> tuple[int, str]:
     log.write(f"$ {' '.join(args)}\n")
     log.flush()
     output: list[str] = []
-    process = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               encoding="utf-8", errors="replace")
+    process = subprocess.Popen(
+        args,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+    )
     deadline = time.monotonic() + timeout
     assert process.stdout is not None
     for line in process.stdout:
@@ -95,7 +106,7 @@ def _cdk_error(output: str) -> str:
     keep: list[str] = []
     for index, line in enumerate(lines):
         if line.startswith("ERROR"):
-            keep.extend(lines[index:index + 3])
+            keep.extend(lines[index : index + 3])
         elif re.search(r"(❌|Error|error|failed|FAILED|ROLLBACK|Exception|Traceback)", line) and line not in keep:
             keep.append(line)
     chosen = keep[-30:] if keep else lines[-25:]
@@ -103,8 +114,15 @@ def _cdk_error(output: str) -> str:
 
 
 def deploy_app(
-    *, account: str, region: str, env: dict[str, str], out_dir: Path, log_path: Path,
-    echo: Callable[[str], None] | None = None, context: dict[str, str] | None = None, timeout: float = 480.0,
+    *,
+    account: str,
+    region: str,
+    env: dict[str, str],
+    out_dir: Path,
+    log_path: Path,
+    echo: Callable[[str], None] | None = None,
+    context: dict[str, str] | None = None,
+    timeout: float = 480.0,
     app_dir: Path | None = None,
 ) -> Deployment:
     """`cdk bootstrap` then `cdk deploy --all --require-approval never -c kanaria:bundle=false` into the emulator."""
@@ -117,23 +135,58 @@ def deploy_app(
     full_env.update(_CDK_ENV)
     full_env.update(env)
     context_args: list[str] = []
-    for key, value in {"kanaria:bundle": "false", "kanaria:account": account, "kanaria:region": region,
-                       **(context or {})}.items():
+    for key, value in {
+        "kanaria:bundle": "false",
+        "kanaria:account": account,
+        "kanaria:region": region,
+        **(context or {}),
+    }.items():
         context_args += ["-c", f"{key}={value}"]
     out_dir.mkdir(parents=True, exist_ok=True)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w", encoding="utf-8") as log:
-        code, output = _run([str(cli), "synth", "--quiet", *context_args, "-o", str(out_dir)], app_dir, full_env, log, echo, timeout)
+        code, output = _run(
+            [str(cli), "synth", "--quiet", *context_args, "-o", str(out_dir)], app_dir, full_env, log, echo, timeout
+        )
         if code != 0:
-            raise DeployError(f"cdk synth failed (exit {code}):\n{_cdk_error(output)}\n(full log: {log_path})", field="cdk")
-        code, output = _run([str(cli), "bootstrap", f"aws://{account}/{region}", "--app", str(out_dir)],
-                            app_dir, full_env, log, echo, timeout)
+            raise DeployError(
+                f"cdk synth failed (exit {code}):\n{_cdk_error(output)}\n(full log: {log_path})", field="cdk"
+            )
+        code, output = _run(
+            [str(cli), "bootstrap", f"aws://{account}/{region}", "--app", str(out_dir)],
+            app_dir,
+            full_env,
+            log,
+            echo,
+            timeout,
+        )
         if code != 0:
-            raise DeployError(f"cdk bootstrap failed (exit {code}):\n{_cdk_error(output)}\n(full log: {log_path})", field="cdk")
-        code, output = _run([str(cli), "deploy", "--all", "--require-approval", "never", "--app", str(out_dir),
-                             "--progress", "events", *context_args], app_dir, full_env, log, echo, timeout)
+            raise DeployError(
+                f"cdk bootstrap failed (exit {code}):\n{_cdk_error(output)}\n(full log: {log_path})", field="cdk"
+            )
+        code, output = _run(
+            [
+                str(cli),
+                "deploy",
+                "--all",
+                "--require-approval",
+                "never",
+                "--app",
+                str(out_dir),
+                "--progress",
+                "events",
+                *context_args,
+            ],
+            app_dir,
+            full_env,
+            log,
+            echo,
+            timeout,
+        )
         if code != 0:
-            raise DeployError(f"cdk deploy failed (exit {code}):\n{_cdk_error(output)}\n(full log: {log_path})", field="cdk")
+            raise DeployError(
+                f"cdk deploy failed (exit {code}):\n{_cdk_error(output)}\n(full log: {log_path})", field="cdk"
+            )
     deployment = Deployment(out_dir=out_dir, log_path=log_path)
     deployment.stacks = _describe_stacks(out_dir, env)
     deployment.seconds = time.monotonic() - started
@@ -143,15 +196,23 @@ def deploy_app(
 def stack_names(out_dir: Path) -> list[str]:
     """Stacks of the synthesized cloud assembly, in the manifest's order."""
     manifest = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))
-    return [name for name, artifact in manifest.get("artifacts", {}).items()
-            if artifact.get("type") == "aws:cloudformation:stack"]
+    return [
+        name
+        for name, artifact in manifest.get("artifacts", {}).items()
+        if artifact.get("type") == "aws:cloudformation:stack"
+    ]
 
 
 def _describe_stacks(out_dir: Path, env: dict[str, str]) -> dict[str, DeployedStack]:
     import boto3
 
-    cfn = boto3.client("cloudformation", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=env["AWS_REGION"],
-                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    cfn = boto3.client(
+        "cloudformation",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name=env["AWS_REGION"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     stacks: dict[str, DeployedStack] = {}
     for name in stack_names(out_dir):
         description = cfn.describe_stacks(StackName=name)["Stacks"][0]

@@ -11,9 +11,17 @@ from kanaria.errors import OperationalError
 
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
 # Variables that would point the rehearsal at a real account; removed while the emulator runs.
-_REAL_AWS_VARIABLES = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE",
-                       "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-                       "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_SECURITY_TOKEN")
+_REAL_AWS_VARIABLES = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_SECURITY_TOKEN",
+)
 
 
 class EmulatorError(OperationalError):
@@ -91,12 +99,16 @@ class LocalAws:
             identity = self.client("sts").get_caller_identity()
         except Exception as exc:  # noqa: BLE001 - any failure means the emulator is unusable
             self.stop()
-            raise EmulatorError(f"the local AWS emulator on {self.endpoint} does not answer: {exc}", field="emulator") from None
+            raise EmulatorError(
+                f"the local AWS emulator on {self.endpoint} does not answer: {exc}", field="emulator"
+            ) from None
         if identity.get("Account") != self.account:
             self.stop()
             raise EmulatorError(
                 f"the emulator's account is {identity.get('Account')}, the app deploys to {self.account} "
-                "(set kanaria:account to moto's default 123456789012)", field="account")
+                "(set kanaria:account to moto's default 123456789012)",
+                field="account",
+            )
 
     def client(self, service: str, **kwargs: Any) -> Any:
         """A boto3 client talking to the emulator."""
@@ -104,9 +116,16 @@ class LocalAws:
         from botocore.config import Config
 
         config = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5, read_timeout=120)
-        return boto3.client(service, region_name=self.region, endpoint_url=self.endpoint, config=config,
-                            aws_access_key_id="testing", aws_secret_access_key="testing", aws_session_token="testing",
-                            **kwargs)
+        return boto3.client(
+            service,
+            region_name=self.region,
+            endpoint_url=self.endpoint,
+            config=config,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            aws_session_token="testing",
+            **kwargs,
+        )
 
     def stop(self) -> None:
         """Stop the server, undo the adaptations and restore this process's environment."""

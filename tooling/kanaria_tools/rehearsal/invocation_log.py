@@ -36,8 +36,9 @@ class InvocationLog:
     def summary(self) -> list[tuple[float, str, str | None, float]]:
         """(at, function, error, seconds) of every invocation, for the report."""
         with self._lock:
-            return [(at, name, getattr(inv, "error", None), getattr(inv, "seconds", 0.0))
-                    for at, name, inv in self._entries]
+            return [
+                (at, name, getattr(inv, "error", None), getattr(inv, "seconds", 0.0)) for at, name, inv in self._entries
+            ]
 
     def results(self, since: int, kind: str) -> list[tuple[float, dict[str, Any]]]:
         """(scenario seconds, result) of the `kind` function's invocations since index `since` that returned a JSON
@@ -49,15 +50,26 @@ class InvocationLog:
     def rollback_done(self, since: int) -> tuple[float, str] | None:
         """When the listener was first restored (scenario seconds) and by what: the rollback function returning
         rolled_back, or the reconciler reporting its rollback of a stranded canary."""
-        done = [(at, "rollback function") for at, result in self.results(since, names.FUNCTION_ROLLBACK)
-                if result.get("status") == "rolled_back"]
-        done += [(at, "reconciler") for at, result in self.results(since, names.FUNCTION_RECONCILER)
-                 if (result.get("rolled_back") or {}).get("status") == "rolled_back"]
+        done = [
+            (at, "rollback function")
+            for at, result in self.results(since, names.FUNCTION_ROLLBACK)
+            if result.get("status") == "rolled_back"
+        ]
+        done += [
+            (at, "reconciler")
+            for at, result in self.results(since, names.FUNCTION_RECONCILER)
+            if (result.get("rolled_back") or {}).get("status") == "rolled_back"
+        ]
         return min(done) if done else None
 
     def decided_at(self, since: int, rollout_id: str, decision: str) -> float | None:
         """When the rollout-steps function last returned this decision for the rollout (scenario seconds): the
         gate's own time, which the status poll sees up to a poll interval later."""
-        return next((at for at, result in reversed(self.results(since, names.FUNCTION_ROLLOUT_STEPS))
-                     if result.get("rollout_id") == rollout_id
-                     and (result.get("progress") or {}).get("decision") == decision), None)
+        return next(
+            (
+                at
+                for at, result in reversed(self.results(since, names.FUNCTION_ROLLOUT_STEPS))
+                if result.get("rollout_id") == rollout_id and (result.get("progress") or {}).get("decision") == decision
+            ),
+            None,
+        )

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from kanaria_tools.lambda_api import http_event
 from kanaria.errors import OperationalError
+from kanaria_tools.lambda_api import http_event
 
 REHEARSAL_CALLER = "arn:aws:iam::123456789012:user/kanaria-rehearsal"
 
@@ -42,11 +42,21 @@ class FunctionCaller:
             raise InvokeError(f"{function_name} failed: {message}", field="function")
         return payload
 
-    def http(self, function_name: str, method: str, path: str, body: Any = None, *, route_key: str | None = None,
-             path_parameters: dict[str, str] | None = None, expect: tuple[int, ...] = (200, 201)) -> Any:
+    def http(
+        self,
+        function_name: str,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        route_key: str | None = None,
+        path_parameters: dict[str, str] | None = None,
+        expect: tuple[int, ...] = (200, 201),
+    ) -> Any:
         """Call a function behind the HTTP API; the decoded JSON body, InvokeError on an unexpected status."""
-        result = self.invoke(function_name, http_event(method, path, body, REHEARSAL_CALLER, path_parameters,
-                                                       route_key=route_key))
+        result = self.invoke(
+            function_name, http_event(method, path, body, REHEARSAL_CALLER, path_parameters, route_key=route_key)
+        )
         status = int(result.get("statusCode", 200)) if isinstance(result, dict) else 200
         raw = result.get("body") if isinstance(result, dict) else result
         decoded = json.loads(raw) if isinstance(raw, str) and raw else raw
@@ -76,17 +86,27 @@ def destination_record(function_arn: str, event: Any, error: Any, attempts: int)
     return {
         "version": "1.0",
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "requestContext": {"requestId": f"rehearsal-{time.monotonic_ns()}", "functionArn": f"{function_arn}:$LATEST",
-                           "condition": "RetriesExhausted", "approximateInvokeCount": attempts},
+        "requestContext": {
+            "requestId": f"rehearsal-{time.monotonic_ns()}",
+            "functionArn": f"{function_arn}:$LATEST",
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": attempts,
+        },
         "requestPayload": event,
         "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
         "responsePayload": error,
     }
 
 
-def invoke_async(lambda_client: Any, function_name: str, event: Any, policy: AsyncPolicy, *,
-                 sleep: Callable[[float], None] = time.sleep,
-                 send: Callable[[str, dict[str, Any]], None] | None = None) -> tuple[int, Any]:
+def invoke_async(
+    lambda_client: Any,
+    function_name: str,
+    event: Any,
+    policy: AsyncPolicy,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    send: Callable[[str, dict[str, Any]], None] | None = None,
+) -> tuple[int, Any]:
     """Lambda's asynchronous invocation: up to 1 + retries attempts with its delays in between; after the last
     failure the destination record goes to `send(destination_arn, record)`. Returns (attempts, last error or
     None when an attempt succeeded)."""
@@ -96,8 +116,11 @@ def invoke_async(lambda_client: Any, function_name: str, event: Any, policy: Asy
         if attempt:
             sleep(policy.delays_seconds[min(attempt - 1, len(policy.delays_seconds) - 1)])
         attempts += 1
-        response = lambda_client.invoke(FunctionName=function_name, InvocationType="RequestResponse",
-                                        Payload=json.dumps(event, default=str).encode("utf-8"))
+        response = lambda_client.invoke(
+            FunctionName=function_name,
+            InvocationType="RequestResponse",
+            Payload=json.dumps(event, default=str).encode("utf-8"),
+        )
         payload = response["Payload"].read()
         if not response.get("FunctionError"):
             return attempts, None

@@ -42,8 +42,15 @@ class Progress:
         self.line()
         self.line(f"== {title}  [{elapsed:5.1f}s]")
 
-    def table(self, title: str, headers: Sequence[str], rows: Sequence[Sequence[object]], *, at: float | None = None,
-              key: object = None) -> None:
+    def table(
+        self,
+        title: str,
+        headers: Sequence[str],
+        rows: Sequence[Sequence[object]],
+        *,
+        at: float | None = None,
+        key: object = None,
+    ) -> None:
         """A table redrawn in place (TTY) or, not on a TTY, printed as plain lines when `key` (default: the whole
         content) changed."""
         if self.quiet:

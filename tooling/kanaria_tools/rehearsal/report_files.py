@@ -24,8 +24,9 @@ def write_report(result: Any) -> list[Path]:
     data = run_dir / "result.json"
     data.write_text(json.dumps(summary(result), indent=2, default=str), encoding="utf-8")
     page = run_dir / "report.html"
-    page.write_text(render_html(result, svg.read_text(encoding="utf-8"), markdown.read_text(encoding="utf-8")),
-                    encoding="utf-8")
+    page.write_text(
+        render_html(result, svg.read_text(encoding="utf-8"), markdown.read_text(encoding="utf-8")), encoding="utf-8"
+    )
     latest = run_dir.parent / "latest.md"
     latest.write_text(render_markdown(result, f"{run_dir.name}/{svg.name}"), encoding="utf-8")
     return [markdown, svg, data, page]
@@ -37,11 +38,11 @@ def render_html(result: Any, svg: str, markdown: str) -> str:
     colour = STATE_COLOURS["OK"] if result.ok else STATE_COLOURS["ALARM"]
     title = html.escape(f"Kanaria rehearsal: {result.scenario.name}")
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{title}</title>"
         "<style>body{font-family:sans-serif;margin:2em;max-width:1100px}pre{white-space:pre-wrap;"
         "background:#f6f6f6;padding:1em}</style></head><body>\n"
-        f"<h1>{title}</h1>\n<p style=\"color:{colour};font-weight:bold\">{html.escape(verdict)}</p>\n"
+        f'<h1>{title}</h1>\n<p style="color:{colour};font-weight:bold">{html.escape(verdict)}</p>\n'
         f"{svg}\n<pre>{html.escape(markdown)}</pre>\n</body></html>\n"
     )
 
@@ -55,16 +56,28 @@ def summary(result: Any) -> dict[str, Any]:
         "speed": result.speed,
         "wall_seconds": round(result.wall_seconds, 1),
         "deploy_seconds": round(result.deploy_seconds, 1),
-        "phases": [{
-            "name": p.name, "kind": p.kind, "expected": p.expected, "outcome": p.outcome, "ok": p.ok,
-            "started_at": p.started_at, "ended_at": p.ended_at, "fault_at": p.fault_at,
-            "rollback_completed_at": p.rollback_completed_at, "fault_to_rollback_seconds": p.fault_to_rollback,
-            "reactions": [{"at": r.at, "kind": r.kind, "what": r.what} for r in p.reactions],
-            "detail": _detail(p.detail),
-        } for p in result.phases],
+        "phases": [
+            {
+                "name": p.name,
+                "kind": p.kind,
+                "expected": p.expected,
+                "outcome": p.outcome,
+                "ok": p.ok,
+                "started_at": p.started_at,
+                "ended_at": p.ended_at,
+                "fault_at": p.fault_at,
+                "rollback_completed_at": p.rollback_completed_at,
+                "fault_to_rollback_seconds": p.fault_to_rollback,
+                "reactions": [{"at": r.at, "kind": r.kind, "what": r.what} for r in p.reactions],
+                "detail": _detail(p.detail),
+            }
+            for p in result.phases
+        ],
         "alerts": [{"at": at, "subject": subject} for at, subject, _ in result.alerts],
-        "alarm_transitions": [{"at": t.at, "alarm": t.alarm, "old": t.old, "new": t.new, "actions": list(t.actions)}
-                              for t in result.alarm_transitions],
+        "alarm_transitions": [
+            {"at": t.at, "alarm": t.alarm, "old": t.old, "new": t.new, "actions": list(t.actions)}
+            for t in result.alarm_transitions
+        ],
         "not_emulated": result.not_created,
         "invocations": _invocation_stats(result.invocations),
     }
@@ -72,8 +85,11 @@ def summary(result: Any) -> dict[str, Any]:
 
 def _detail(detail: dict[str, Any]) -> dict[str, Any]:
     """The machine-readable part of a rollout phase's detail: the rollout, how it ended, what restored 100/0."""
-    kept = {k: detail[k] for k in ("rollout_id", "status", "execution_status", "weights_after", "restored_by",
-                                   "rollback_alerts") if k in detail}
+    kept = {
+        k: detail[k]
+        for k in ("rollout_id", "status", "execution_status", "weights_after", "restored_by", "rollback_alerts")
+        if k in detail
+    }
     record = detail.get("rollback")
     if isinstance(record, dict):
         kept["rollback_trigger"] = record.get("trigger")
@@ -108,25 +124,46 @@ def render_markdown(result: Any, svg_name: str) -> str:
     ]
     if result.error:
         lines += ["", f"**Error:** {result.error}"]
-    lines += ["", f"![timeline]({svg_name})", "", "## Outcomes", "",
-              "| phase | kind | expected | outcome | fault -> rollback complete |", "| --- | --- | --- | --- | --- |"]
+    lines += [
+        "",
+        f"![timeline]({svg_name})",
+        "",
+        "## Outcomes",
+        "",
+        "| phase | kind | expected | outcome | fault -> rollback complete |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for p in result.phases:
-        lines.append(f"| {p.name} | {p.kind} | {p.expected or 'any'} | {'OK' if p.ok else 'FAIL'}: {p.outcome} | "
-                     f"{fmt_duration(p.fault_to_rollback) if p.fault_to_rollback is not None else '-'} |")
+        lines.append(
+            f"| {p.name} | {p.kind} | {p.expected or 'any'} | {'OK' if p.ok else 'FAIL'}: {p.outcome} | "
+            f"{fmt_duration(p.fault_to_rollback) if p.fault_to_rollback is not None else '-'} |"
+        )
     for p in result.phases:
-        lines += ["", f"## {p.kind.capitalize()} {p.name}", "",
-                  f"{fmt(p.started_at)} to {fmt(p.ended_at)} ({fmt_duration(p.ended_at - p.started_at)} of scenario time)."]
+        lines += [
+            "",
+            f"## {p.kind.capitalize()} {p.name}",
+            "",
+            f"{fmt(p.started_at)} to {fmt(p.ended_at)} ({fmt_duration(p.ended_at - p.started_at)} of scenario time).",
+        ]
         if p.kind == "experiment" and p.detail.get("rows"):
-            lines += ["", "| analysis (traffic) | units control | units treatment | quality control | quality treatment | decision | SRM |",
-                      "| --- | --- | --- | --- | --- | --- | --- |"]
+            lines += [
+                "",
+                "| analysis (traffic) | units control | units treatment | quality control | quality treatment | decision | SRM |",
+                "| --- | --- | --- | --- | --- | --- | --- |",
+            ]
             lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in p.detail["rows"]]
         if p.reactions:
             lines += ["", "What reacted, and when (scenario clock; + is after the first fault):", ""]
             for r in p.reactions:
-                delta = f" (+{fmt_duration(r.at - p.fault_at)})" if p.fault_at is not None and r.at >= p.fault_at else ""
+                delta = (
+                    f" (+{fmt_duration(r.at - p.fault_at)})" if p.fault_at is not None and r.at >= p.fault_at else ""
+                )
                 lines.append(f"- {fmt(r.at)}{delta} [{r.kind}] {r.what}")
         if p.fault_to_rollback is not None:
-            lines += ["", f"Time from fault to completed rollback: **{fmt_duration(p.fault_to_rollback)}** (scenario clock)."]
+            lines += [
+                "",
+                f"Time from fault to completed rollback: **{fmt_duration(p.fault_to_rollback)}** (scenario clock).",
+            ]
     if result.alerts:
         lines += ["", "## On-call alerts received (SNS -> SQS subscriber)", ""]
         for at, subject, _ in result.alerts:
@@ -138,9 +175,15 @@ def render_markdown(result: Any, svg_name: str) -> str:
             lines.append(f"- {fmt(t.at)} {t.alarm}: {t.old} -> {t.new}{actions}")
     skipped = {k: v for k, v in result.not_created.items() if v}
     if skipped:
-        lines += ["", "## Not emulated", "", "Resources of the templates the emulator does not create (the rehearsal "
-                  "invokes the functions directly with API-Gateway-shaped events; alarms are evaluated by the "
-                  "rehearsal):", ""]
+        lines += [
+            "",
+            "## Not emulated",
+            "",
+            "Resources of the templates the emulator does not create (the rehearsal "
+            "invokes the functions directly with API-Gateway-shaped events; alarms are evaluated by the "
+            "rehearsal):",
+            "",
+        ]
         lines += [f"- {stack}: {', '.join(types)}" for stack, types in skipped.items()]
     lines += ["", "## Emulator adaptations", ""]
     lines += [f"- **{a.name}**: {a.adaptation}" for a in ADAPTATIONS]

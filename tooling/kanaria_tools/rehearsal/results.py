@@ -15,7 +15,9 @@ class Reaction:
 
     at: float
     what: str
-    kind: str  # alarm | composite | gate | rollback | rollback failure | reconciler | weights | alert | decision | srm |
+    kind: (
+        str  # alarm | composite | gate | rollback | rollback failure | reconciler | weights | alert | decision | srm |
+    )
     # fault | stage | stage 0
 
 

@@ -11,7 +11,8 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError as PydanticValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ValidationError as PydanticValidationError
 
 from kanaria.domain.experiment import ID_PATTERN, METRICS
 from kanaria.errors import ValidationError, from_pydantic
@@ -19,8 +20,16 @@ from kanaria_tools.paths import repository_root
 
 DEFAULT_SCENARIO = "default"
 DECISIONS = ("PROMOTE", "REVIEW", "CONTINUE", "NO_DECISION", "ROLLBACK")
-FAULT_KINDS = ("error_spike", "latency_regression", "throttling", "hallucination_spike", "quality_drop",
-               "srm_assignment_bug", "missing_metrics", "rollback_function_failure")
+FAULT_KINDS = (
+    "error_spike",
+    "latency_regression",
+    "throttling",
+    "hallucination_spike",
+    "quality_drop",
+    "srm_assignment_bug",
+    "missing_metrics",
+    "rollback_function_failure",
+)
 # Faults of the system itself rather than of the traffic: not the incident a rollback's reaction time is timed from.
 SYSTEM_FAULT_KINDS = ("rollback_function_failure",)
 
@@ -124,28 +133,55 @@ class Traffic(_Strict):
 class Fault(_Strict):
     """Something going wrong at a scenario time (minutes since its phase started)."""
 
-    kind: Literal["error_spike", "latency_regression", "throttling", "hallucination_spike", "quality_drop",
-                  "srm_assignment_bug", "missing_metrics", "rollback_function_failure"]
+    kind: Literal[
+        "error_spike",
+        "latency_regression",
+        "throttling",
+        "hallucination_spike",
+        "quality_drop",
+        "srm_assignment_bug",
+        "missing_metrics",
+        "rollback_function_failure",
+    ]
     at_minute: float = Field(ge=0, le=100_000)
     duration_minutes: float | None = Field(default=None, gt=0, description="until the end of the phase when unset")
     target: Literal["canary", "primary", "treatment", "control"] = "canary"
-    rate: float | None = Field(default=None, ge=0, le=1, description="error / throttle / hallucination rate, or the "
-                               "share of treatment units the SRM bug loses")
+    rate: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="error / throttle / hallucination rate, or the share of treatment units the SRM bug loses",
+    )
     latency_factor: float | None = Field(default=None, gt=0, le=100)
-    warm_after_requests: int | None = Field(default=None, ge=1, description="cold start: the latency factor fades "
-                                            "out linearly over this many requests of the target")
+    warm_after_requests: int | None = Field(
+        default=None,
+        ge=1,
+        description="cold start: the latency factor fades out linearly over this many requests of the target",
+    )
     quality_score: float | None = Field(default=None, ge=0, le=1, description="quality_drop: the mean quality score")
-    intents: tuple[str, ...] | None = Field(default=None, min_length=1,
-                                            description="only requests of these intents are affected (default: all)")
-    failures: int | None = Field(default=None, ge=1, le=1000, description="rollback_function_failure: the deployed "
-                                 "rollback function raises on this many invocations while the fault is active")
+    intents: tuple[str, ...] | None = Field(
+        default=None, min_length=1, description="only requests of these intents are affected (default: all)"
+    )
+    failures: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="rollback_function_failure: the deployed "
+        "rollback function raises on this many invocations while the fault is active",
+    )
     description: str = ""
 
     @model_validator(mode="after")
     def _parameters(self) -> "Fault":
-        needs = {"error_spike": "rate", "throttling": "rate", "hallucination_spike": "rate",
-                 "srm_assignment_bug": "rate", "latency_regression": "latency_factor", "quality_drop": "quality_score",
-                 "rollback_function_failure": "failures"}
+        needs = {
+            "error_spike": "rate",
+            "throttling": "rate",
+            "hallucination_spike": "rate",
+            "srm_assignment_bug": "rate",
+            "latency_regression": "latency_factor",
+            "quality_drop": "quality_score",
+            "rollback_function_failure": "failures",
+        }
         needed = needs.get(self.kind)
         if needed and getattr(self, needed) is None:
             raise ValueError(f"{needed}: required for a {self.kind} fault")
@@ -178,8 +214,9 @@ class ExperimentPhase(_Strict):
     minutes: float = Field(gt=0, le=100_000, description="scenario minutes of traffic at most")
     analysis_every_minutes: float = Field(default=60, gt=0)
     max_observations: int = Field(default=4000, ge=50, le=200_000, description="cap on observations sent")
-    expect_decision: tuple[str, ...] = Field(default=(), description="decisions the analysis may reach (any of "
-                                             "them is as expected; empty: any decision)")
+    expect_decision: tuple[str, ...] = Field(
+        default=(), description="decisions the analysis may reach (any of them is as expected; empty: any decision)"
+    )
     faults: tuple[Fault, ...] = ()
 
     @field_validator("primary_metric")
@@ -208,18 +245,25 @@ class StageSpec(_Strict):
 
     percent: int = Field(ge=1, le=99)
     minutes: float = Field(gt=0, le=100_000)
-    gates: dict[str, Any] = Field(default_factory=dict, description="StageGates fields of this stage only (on top "
-                                  "of the rollout's gates)")
+    gates: dict[str, Any] = Field(
+        default_factory=dict, description="StageGates fields of this stage only (on top of the rollout's gates)"
+    )
 
 
 class OfflineEvaluationSpec(_Strict):
     """Stage 0 for real: before the rollout the rehearsal runs the offline evaluation (offline adapter) of the
     candidate on a golden dataset and stores it in the deployed evaluation bucket and table."""
 
-    dataset: str = Field(min_length=1, max_length=300, description="golden dataset (JSON lines), relative to the "
-                         "repository root or absolute")
-    intents: tuple[str, ...] | None = Field(default=None, min_length=1, description="intents the candidate serves "
-                                            "(evaluated and checked by stage 0); default: every profiled intent")
+    dataset: str = Field(
+        min_length=1,
+        max_length=300,
+        description="golden dataset (JSON lines), relative to the repository root or absolute",
+    )
+    intents: tuple[str, ...] | None = Field(
+        default=None,
+        min_length=1,
+        description="intents the candidate serves (evaluated and checked by stage 0); default: every profiled intent",
+    )
 
     @field_validator("dataset")
     @classmethod
@@ -250,15 +294,23 @@ class RolloutPhase(_Strict):
     stages: tuple[StageSpec, ...] = Field(min_length=1, max_length=10)
     check_minutes: float = Field(default=1, gt=0, description="how often the judge and gates look")
     approval: Literal["auto", "reject"] = "auto"
-    warmup_requests: int | None = Field(default=None, ge=1, le=5000, description="synthetic requests the state "
-                                       "machine's warm-up step sends to the canary before live traffic")
-    link_experiment: bool = Field(default=False, description="the candidate is the experiment's variant of the same "
-                                  "name (gates with require_significance read the experiment's analysis)")
+    warmup_requests: int | None = Field(
+        default=None,
+        ge=1,
+        le=5000,
+        description="synthetic requests the state machine's warm-up step sends to the canary before live traffic",
+    )
+    link_experiment: bool = Field(
+        default=False,
+        description="the candidate is the experiment's variant of the same "
+        "name (gates with require_significance read the experiment's analysis)",
+    )
     gates: dict[str, Any] = Field(default_factory=dict, description="StageGates fields applied to every stage")
     judge: dict[str, Any] = Field(default_factory=dict, description="JudgeSettings fields of the rollout's judge")
     faults: tuple[Fault, ...] = ()
-    offline_evaluation: OfflineEvaluationSpec | None = Field(default=None, description="run and store the "
-                                                             "candidate's offline evaluation; stage 0 reads it")
+    offline_evaluation: OfflineEvaluationSpec | None = Field(
+        default=None, description="run and store the candidate's offline evaluation; stage 0 reads it"
+    )
     expect: Literal["completed", "rolled_back", "refused"]
     max_minutes: float = Field(default=600, gt=0, description="the rehearsal gives up after this")
 
@@ -296,28 +348,36 @@ class Scenario(_Strict):
         if self.experiment is not None:
             for role in ("control", "treatment"):
                 if getattr(self.experiment, role) not in known:
-                    raise ValueError(f"experiment.{role}: unknown configuration {getattr(self.experiment, role)!r}; "
-                                     f"defined: {sorted(known)}")
+                    raise ValueError(
+                        f"experiment.{role}: unknown configuration {getattr(self.experiment, role)!r}; "
+                        f"defined: {sorted(known)}"
+                    )
             for intent in self.experiment.intents:
                 if intent != "*" and intent not in self.traffic.intent_mix:
                     raise ValueError(f"experiment.intents: {intent!r} is not in traffic.intent_mix")
         for index, rollout in enumerate(self.rollouts):
-            if rollout.link_experiment and (self.experiment is None or rollout.candidate not in
-                                            (self.experiment.control, self.experiment.treatment)):
+            if rollout.link_experiment and (
+                self.experiment is None or rollout.candidate not in (self.experiment.control, self.experiment.treatment)
+            ):
                 raise ValueError(f"rollouts.{index}.link_experiment: the candidate must be a variant of the experiment")
             for f_index, fault in enumerate(rollout.faults):
                 unknown = [i for i in fault.intents or () if i not in self.traffic.intent_mix]
                 if unknown:
-                    raise ValueError(f"rollouts.{index}.faults.{f_index}.intents: {unknown} are not in "
-                                     "traffic.intent_mix")
+                    raise ValueError(
+                        f"rollouts.{index}.faults.{f_index}.intents: {unknown} are not in traffic.intent_mix"
+                    )
             for role in ("baseline", "candidate"):
                 if getattr(rollout, role) not in known:
-                    raise ValueError(f"rollouts.{index}.{role}: unknown configuration {getattr(rollout, role)!r}; "
-                                     f"defined: {sorted(known)}")
+                    raise ValueError(
+                        f"rollouts.{index}.{role}: unknown configuration {getattr(rollout, role)!r}; "
+                        f"defined: {sorted(known)}"
+                    )
         for config_name, config in self.configurations.items():
             for intent in config.per_intent:
                 if intent not in self.traffic.intent_mix:
-                    raise ValueError(f"configurations.{config_name}.per_intent: {intent!r} is not in traffic.intent_mix")
+                    raise ValueError(
+                        f"configurations.{config_name}.per_intent: {intent!r} is not in traffic.intent_mix"
+                    )
         if self.experiment is None and not self.rollouts:
             raise ValueError("experiment: a scenario needs an experiment or at least one rollout")
         return self

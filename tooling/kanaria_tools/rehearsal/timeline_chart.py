@@ -27,8 +27,10 @@ PANEL_TITLES = ("canary weight (%)", "p99 latency per minute (ms)", "mean qualit
 
 def title(result: Any) -> str:
     """The figure's title."""
-    return (f"Rehearsal {result.scenario.name}: canary weight, canary vs primary, alarm states "
-            f"(scenario minutes; clock {result.speed:g}x)")
+    return (
+        f"Rehearsal {result.scenario.name}: canary weight, canary vs primary, alarm states "
+        f"(scenario minutes; clock {result.speed:g}x)"
+    )
 
 
 def _window(result: Any) -> tuple[float, float]:
@@ -49,7 +51,8 @@ def timeline_figure(result: Any) -> Figure:
     alarms = list(result.alarm_thresholds)
     figure = Figure(figsize=(12, 7.5 + 0.25 * len(alarms)), layout="constrained")
     weight_ax, latency_ax, quality_ax, alarm_ax = figure.subplots(
-        4, 1, sharex=True, gridspec_kw={"height_ratios": [2, 2.6, 2, max(1.0, 0.45 * len(alarms))]})
+        4, 1, sharex=True, gridspec_kw={"height_ratios": [2, 2.6, 2, max(1.0, 0.45 * len(alarms))]}
+    )
     figure.suptitle(title(result), fontsize=12, fontweight="bold")
     to_min = 1 / 60
 
@@ -63,8 +66,11 @@ def timeline_figure(result: Any) -> Figure:
 
     for ax, attribute in ((latency_ax, "p99_ms"), (quality_ax, "quality")):
         for side in ("primary", "canary"):
-            points = [(m.minute + 0.5, getattr(m, attribute)) for m in samples
-                      if m.side == side and getattr(m, attribute) is not None]
+            points = [
+                (m.minute + 0.5, getattr(m, attribute))
+                for m in samples
+                if m.side == side and getattr(m, attribute) is not None
+            ]
             if points:
                 ax.plot(*zip(*points, strict=True), color=SIDE_COLOURS[side], linewidth=1.2)
 
@@ -75,8 +81,11 @@ def timeline_figure(result: Any) -> Figure:
         for at, new in [*changes, (end, None)]:
             left, right = max(start, since), max(start, at)
             if right > left:
-                alarm_ax.broken_barh([(left * to_min, (right - left) * to_min)], (lane - 0.4, 0.8),
-                                     facecolors=STATE_COLOURS.get(state, "#999999"))
+                alarm_ax.broken_barh(
+                    [(left * to_min, (right - left) * to_min)],
+                    (lane - 0.4, 0.8),
+                    facecolors=STATE_COLOURS.get(state, "#999999"),
+                )
             if new is not None:
                 state, since = new, at
     alarm_ax.set_yticks(range(len(alarms)), alarms, fontsize=9)
@@ -88,12 +97,14 @@ def timeline_figure(result: Any) -> Figure:
         ax.set_title(panel_title, loc="left", fontsize=10)
         ax.grid(axis="y", color="#e5e5e5")
         ax.set_xlim(start * to_min, end * to_min)
-    legend = [Line2D([], [], color=SIDE_COLOURS["canary"], label="canary"),
-              Line2D([], [], color=SIDE_COLOURS["primary"], label="primary"),
-              *(Patch(color=colour, label=f"alarm {state}") for state, colour in STATE_COLOURS.items()),
-              Line2D([], [], color=FAULT_COLOUR, linestyle="--", label="fault"),
-              Line2D([], [], color=ROLLBACK_COLOUR, linestyle="--", label="rolled back"),
-              *phase_handles]
+    legend = [
+        Line2D([], [], color=SIDE_COLOURS["canary"], label="canary"),
+        Line2D([], [], color=SIDE_COLOURS["primary"], label="primary"),
+        *(Patch(color=colour, label=f"alarm {state}") for state, colour in STATE_COLOURS.items()),
+        Line2D([], [], color=FAULT_COLOUR, linestyle="--", label="fault"),
+        Line2D([], [], color=ROLLBACK_COLOUR, linestyle="--", label="rolled back"),
+        *phase_handles,
+    ]
     figure.legend(handles=legend, loc="outside lower center", ncols=min(4, len(legend)), fontsize=9, frameon=False)
     return figure
 
@@ -110,8 +121,9 @@ def _phases(result: Any, start: float, axes: tuple[Any, ...]) -> list[Patch]:
                 ax.axvline(phase.fault_at / 60, color=FAULT_COLOUR, linestyle="--", linewidth=1)
             if phase.rollback_completed_at is not None:
                 ax.axvline(phase.rollback_completed_at / 60, color=ROLLBACK_COLOUR, linestyle="--", linewidth=1)
-        handles.append(Patch(color=fill, label=f"{phase.kind} {phase.name} ({'OK' if phase.ok else 'FAIL'}: "
-                                                  f"{phase.outcome})"))
+        handles.append(
+            Patch(color=fill, label=f"{phase.kind} {phase.name} ({'OK' if phase.ok else 'FAIL'}: {phase.outcome})")
+        )
     return handles
 
 
@@ -121,4 +133,4 @@ def render_svg(result: Any) -> str:
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "kanaria-timeline"}):
         timeline_figure(result).savefig(buffer, format="svg")
     text = buffer.getvalue()
-    return text[text.index("<svg"):]  # drop the XML prolog and DOCTYPE: the SVG is also inlined in report.html
+    return text[text.index("<svg") :]  # drop the XML prolog and DOCTYPE: the SVG is also inlined in report.html

@@ -63,8 +63,9 @@ class FaultState:
     srm_skip_rate: float = 0.0
 
 
-def fault_state(faults: tuple[Fault, ...] | list[Fault], side: str, minute: float, served: int,
-                intent: str | None = None) -> FaultState:
+def fault_state(
+    faults: tuple[Fault, ...] | list[Fault], side: str, minute: float, served: int, intent: str | None = None
+) -> FaultState:
     """Combined effect of the faults on `side` at phase minute `minute` after `served` requests of that side
     (on a request of `intent`: intent-local faults affect only theirs)."""
     state = FaultState()
@@ -109,8 +110,9 @@ class ResponseModel:
         latency = rng.lognormvariate(math.log(effects.latency.median_ms), effects.latency.sigma) * faults.latency_factor
         if throttled:
             latency = min(latency, 250.0 + rng.random() * 100)
-        hallucination_rate = (faults.hallucination_rate if faults.hallucination_rate is not None
-                              else effects.hallucination_rate)
+        hallucination_rate = (
+            faults.hallucination_rate if faults.hallucination_rate is not None else effects.hallucination_rate
+        )
         hallucination = not (error or throttled) and rng.random() < hallucination_rate
         if error:
             quality = None
@@ -125,8 +127,13 @@ class ResponseModel:
         if not (error or throttled) and rng.random() < effects.csat_response_rate:
             csat = int(min(4, max(1, round(rng.gauss(effects.csat, 0.8)))))
         return Response(
-            intent=intent, latency_ms=round(latency, 1), error=error, throttled=throttled, hallucination=hallucination,
-            quality=None if quality is None else round(quality, 4), csat=csat,
+            intent=intent,
+            latency_ms=round(latency, 1),
+            error=error,
+            throttled=throttled,
+            hallucination=hallucination,
+            quality=None if quality is None else round(quality, 4),
+            csat=csat,
             cost_usd=round(max(0.0, rng.gauss(effects.cost_usd, effects.cost_usd * 0.2)), 6),
             task_completed=not (error or throttled) and rng.random() < effects.task_completion_rate,
             cart_add=not (error or throttled) and rng.random() < effects.cart_add_rate,
@@ -216,9 +223,20 @@ class MinuteSample:
 class ChatbotFleet:
     """The chatbot service behind the deployed listener (see the module docstring)."""
 
-    def __init__(self, scenario: Scenario, rng: random.Random, *, elbv2: Any, cloudwatch: Any, listener_arn: str,
-                 load_balancer_full_name: str, primary: TargetGroup, canary: TargetGroup,
-                 wall_datetime: Callable[[float], datetime], stickiness_seconds: float = 3600):
+    def __init__(
+        self,
+        scenario: Scenario,
+        rng: random.Random,
+        *,
+        elbv2: Any,
+        cloudwatch: Any,
+        listener_arn: str,
+        load_balancer_full_name: str,
+        primary: TargetGroup,
+        canary: TargetGroup,
+        wall_datetime: Callable[[float], datetime],
+        stickiness_seconds: float = 3600,
+    ):
         self.scenario = scenario
         self._rng = rng
         self._model = ResponseModel(rng)
@@ -264,7 +282,8 @@ class ChatbotFleet:
             if action.get("Type") != "forward":
                 continue
             groups = (action.get("ForwardConfig") or {}).get("TargetGroups") or (
-                [{"TargetGroupArn": action["TargetGroupArn"], "Weight": 1}] if action.get("TargetGroupArn") else [])
+                [{"TargetGroupArn": action["TargetGroupArn"], "Weight": 1}] if action.get("TargetGroupArn") else []
+            )
             for group in groups:
                 target = self._by_arn.get(group["TargetGroupArn"])
                 if target is not None:
@@ -320,9 +339,17 @@ class ChatbotFleet:
             stats = SideStats()
             for r in responses:
                 stats.add(r)
-            self.samples.append(MinuteSample(start / 60, side, stats.requests, stats.p99(),
-                                             stats.errors / stats.requests if stats.requests else None, stats.quality(),
-                                             percent))
+            self.samples.append(
+                MinuteSample(
+                    start / 60,
+                    side,
+                    stats.requests,
+                    stats.p99(),
+                    stats.errors / stats.requests if stats.requests else None,
+                    stats.quality(),
+                    percent,
+                )
+            )
             if not responses:
                 continue
             phase_minute = (start - self.phase_start) / 60
@@ -333,16 +360,39 @@ class ChatbotFleet:
             self._put(names.METRIC_NAMESPACE, self._kanaria_data(side, responses, stamp))
 
     def _alb_data(self, side: str, responses: list[Response], stamp: datetime) -> list[dict[str, Any]]:
-        dims = [{"Name": "TargetGroup", "Value": self.groups[side].full_name}, {"Name": "LoadBalancer", "Value": self._lb}]
+        dims = [
+            {"Name": "TargetGroup", "Value": self.groups[side].full_name},
+            {"Name": "LoadBalancer", "Value": self._lb},
+        ]
         errors = sum(1 for r in responses if r.error)
         seconds = [r.latency_ms / 1000 for r in responses]
         return [
-            {"MetricName": "RequestCount", "Dimensions": dims, "Timestamp": stamp, "Value": len(responses), "Unit": "Count"},
-            {"MetricName": "HTTPCode_Target_5XX_Count", "Dimensions": dims, "Timestamp": stamp, "Value": errors,
-             "Unit": "Count"},
-            {"MetricName": "TargetResponseTime", "Dimensions": dims, "Timestamp": stamp, "Unit": "Seconds",
-             "StatisticValues": {"SampleCount": len(seconds), "Sum": sum(seconds), "Minimum": min(seconds),
-                                 "Maximum": max(seconds)}},
+            {
+                "MetricName": "RequestCount",
+                "Dimensions": dims,
+                "Timestamp": stamp,
+                "Value": len(responses),
+                "Unit": "Count",
+            },
+            {
+                "MetricName": "HTTPCode_Target_5XX_Count",
+                "Dimensions": dims,
+                "Timestamp": stamp,
+                "Value": errors,
+                "Unit": "Count",
+            },
+            {
+                "MetricName": "TargetResponseTime",
+                "Dimensions": dims,
+                "Timestamp": stamp,
+                "Unit": "Seconds",
+                "StatisticValues": {
+                    "SampleCount": len(seconds),
+                    "Sum": sum(seconds),
+                    "Minimum": min(seconds),
+                    "Maximum": max(seconds),
+                },
+            },
         ]
 
     def _kanaria_data(self, side: str, responses: list[Response], stamp: datetime) -> list[dict[str, Any]]:
@@ -372,9 +422,20 @@ class ChatbotFleet:
         ]
         costs = [r.cost_usd for r in responses]
         if costs:  # a statistic set: alarms and gates read its Sum, SampleCount and Average
-            data.append({"MetricName": names.METRIC_COST, "Dimensions": dims, "Timestamp": stamp, "Unit": "None",
-                         "StatisticValues": {"SampleCount": float(len(costs)), "Sum": float(sum(costs)),
-                                             "Minimum": float(min(costs)), "Maximum": float(max(costs))}})
+            data.append(
+                {
+                    "MetricName": names.METRIC_COST,
+                    "Dimensions": dims,
+                    "Timestamp": stamp,
+                    "Unit": "None",
+                    "StatisticValues": {
+                        "SampleCount": float(len(costs)),
+                        "Sum": float(sum(costs)),
+                        "Minimum": float(min(costs)),
+                        "Maximum": float(max(costs)),
+                    },
+                }
+            )
         # Raw values (as EMF sends them) where a percentile or a percentile rank is read: latency p99 and the
         # judge's cut-offs, quality and CSAT ranks.
         for name, values, unit in (
@@ -387,14 +448,22 @@ class ChatbotFleet:
                 counted[float(v)] += 1
             items = sorted(counted.items())
             for i in range(0, len(items), MAX_VALUES_PER_DATUM):
-                chunk = items[i:i + MAX_VALUES_PER_DATUM]
-                data.append({"MetricName": name, "Dimensions": dims, "Timestamp": stamp, "Unit": unit,
-                             "Values": [v for v, _ in chunk], "Counts": [float(c) for _, c in chunk]})
+                chunk = items[i : i + MAX_VALUES_PER_DATUM]
+                data.append(
+                    {
+                        "MetricName": name,
+                        "Dimensions": dims,
+                        "Timestamp": stamp,
+                        "Unit": unit,
+                        "Values": [v for v, _ in chunk],
+                        "Counts": [float(c) for _, c in chunk],
+                    }
+                )
         return data
 
     def _put(self, namespace: str, data: list[dict[str, Any]]) -> None:
         for i in range(0, len(data), MAX_DATA_PER_CALL):
-            self._cloudwatch.put_metric_data(Namespace=namespace, MetricData=data[i:i + MAX_DATA_PER_CALL])
+            self._cloudwatch.put_metric_data(Namespace=namespace, MetricData=data[i : i + MAX_DATA_PER_CALL])
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -417,8 +486,16 @@ class ExperimentTraffic:
     """Sessions of the experiment's intents: assigned by the deployed assignment function, observed by the
     deployed observation function (batches of up to 100)."""
 
-    def __init__(self, scenario: Scenario, rng: random.Random, caller: Any, *, assign_function: str,
-                 observe_function: str | None, definition: dict[str, Any]):
+    def __init__(
+        self,
+        scenario: Scenario,
+        rng: random.Random,
+        caller: Any,
+        *,
+        assign_function: str,
+        observe_function: str | None,
+        definition: dict[str, Any],
+    ):
         from kanaria.domain.experiment import parse_experiment
 
         self.scenario = scenario
@@ -456,7 +533,7 @@ class ExperimentTraffic:
                     continue
             pending.append((unit, intent))
         for i in range(0, len(pending), 100):
-            chunk = pending[i:i + 100]
+            chunk = pending[i : i + 100]
             body = {"requests": [{"experiment_id": self._experiment.id, "unit": u, "intent": it} for u, it in chunk]}
             result = self._caller.http(self._assign, "POST", "/assign/batch", body, route_key="POST /assign/batch")
             for (unit, intent), item in zip(chunk, result["results"]):
@@ -479,17 +556,23 @@ class ExperimentTraffic:
         if self._observe is None:
             return
         for i in range(0, len(observations), 100):
-            chunk = observations[i:i + 100]
-            result = self._caller.http(self._observe, "POST", "/observations/batch", {"observations": chunk},
-                                       route_key="POST /observations/batch")
+            chunk = observations[i : i + 100]
+            result = self._caller.http(
+                self._observe,
+                "POST",
+                "/observations/batch",
+                {"observations": chunk},
+                route_key="POST /observations/batch",
+            )
             for item, sent in zip(result.get("items", result.get("results", [])), chunk):
                 if item.get("ok", True):
                     self.progress.observed[sent["variant_id"]] += 1
                 else:
                     self.progress.rejected += 1
 
-    def _observation(self, unit: str, intent: str, variant: str, config: Configuration, r: Response,
-                     stamp: datetime) -> dict[str, Any]:
+    def _observation(
+        self, unit: str, intent: str, variant: str, config: Configuration, r: Response, stamp: datetime
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "observation_id": f"obs-{unit}",
             "experiment_id": self._experiment.id,

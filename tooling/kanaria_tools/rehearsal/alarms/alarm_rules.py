@@ -8,8 +8,9 @@ from typing import Any
 
 from kanaria_tools.rehearsal.alarms.errors import AlarmDefinitionError
 
-
-_RULE_TOKEN = re.compile(r'\s*(?:(ALARM|OK|INSUFFICIENT_DATA)\s*\(\s*("(?:[^"\\]|\\.)*"|[^()\s]+)\s*\)|(TRUE|FALSE|AND|OR|NOT)\b|([()]))')
+_RULE_TOKEN = re.compile(
+    r'\s*(?:(ALARM|OK|INSUFFICIENT_DATA)\s*\(\s*("(?:[^"\\]|\\.)*"|[^()\s]+)\s*\)|(TRUE|FALSE|AND|OR|NOT)\b|([()]))'
+)
 
 
 def _rule_tokens(rule: str) -> list[tuple[str, str]]:

@@ -12,7 +12,6 @@ from kanaria_tools.rehearsal.alarms.alarm_rules import parse_rule
 from kanaria_tools.rehearsal.alarms.errors import AlarmDefinitionError
 from kanaria_tools.rehearsal.alarms.metric_math import parse_expression
 
-
 EXTRA_PERIODS = 2  # evaluation range = EvaluationPeriods + EXTRA_PERIODS periods
 STATES = ("OK", "ALARM", "INSUFFICIENT_DATA")
 COMPARISONS: dict[str, Callable[[float, float], bool]] = {
@@ -22,13 +21,17 @@ COMPARISONS: dict[str, Callable[[float, float], bool]] = {
     "LessThanOrEqualToThreshold": lambda v, t: v <= t,
 }
 COMPARISON_WORDS = {
-    "GreaterThanThreshold": "greater than", "GreaterThanOrEqualToThreshold": "greater than or equal to",
-    "LessThanThreshold": "less than", "LessThanOrEqualToThreshold": "less than or equal to",
+    "GreaterThanThreshold": "greater than",
+    "GreaterThanOrEqualToThreshold": "greater than or equal to",
+    "LessThanThreshold": "less than",
+    "LessThanOrEqualToThreshold": "less than or equal to",
 }
-REGION_NAMES = {"ap-northeast-1": "Asia Pacific (Tokyo)", "us-east-1": "US East (N. Virginia)",
-                "us-west-2": "US West (Oregon)", "eu-west-1": "EU (Ireland)"}
-
-
+REGION_NAMES = {
+    "ap-northeast-1": "Asia Pacific (Tokyo)",
+    "us-east-1": "US East (N. Virginia)",
+    "us-west-2": "US West (Oregon)",
+    "eu-west-1": "EU (Ireland)",
+}
 
 
 @dataclass(frozen=True)
@@ -122,20 +125,26 @@ class TemplateContext:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, arg), = value.items()
+            ((key, arg),) = value.items()
             if key == "Ref":
                 return self._ref(arg)
             if key == "Fn::GetAtt":
-                logical, attribute = (arg.split(".", 1) if isinstance(arg, str) else arg)
+                logical, attribute = arg.split(".", 1) if isinstance(arg, str) else arg
                 return self._get_att(logical, self.resolve(attribute))
             if key == "Fn::Join":
                 separator, parts = arg
                 return str(separator).join(str(self.resolve(p)) for p in self.resolve(parts))
             if key == "Fn::Sub":
                 text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
-                return re.sub(r"\$\{([^}]+)\}", lambda m: str(
-                    variables[m.group(1)] if m.group(1) in variables else
-                    (self._get_att(*m.group(1).split(".", 1)) if "." in m.group(1) else self._ref(m.group(1)))), text)
+                return re.sub(
+                    r"\$\{([^}]+)\}",
+                    lambda m: str(
+                        variables[m.group(1)]
+                        if m.group(1) in variables
+                        else (self._get_att(*m.group(1).split(".", 1)) if "." in m.group(1) else self._ref(m.group(1)))
+                    ),
+                    text,
+                )
             if key == "Fn::Select":
                 index, items = arg
                 return self.resolve(items)[int(self.resolve(index))]
@@ -147,8 +156,14 @@ class TemplateContext:
         return {k: self.resolve(v) for k, v in value.items()}
 
     def _ref(self, name: str) -> Any:
-        pseudo = {"AWS::Region": self.region, "AWS::AccountId": self.account, "AWS::Partition": "aws",
-                  "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": self.stack, "AWS::NoValue": None}
+        pseudo = {
+            "AWS::Region": self.region,
+            "AWS::AccountId": self.account,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::StackName": self.stack,
+            "AWS::NoValue": None,
+        }
         if name in pseudo:
             return pseudo[name]
         resource = self.template.get("Resources", {}).get(name)
@@ -166,8 +181,9 @@ class TemplateContext:
         return self.resolver.get_att(self.stack, logical, attribute)
 
 
-def load_definitions(templates: dict[str, dict[str, Any]], resolver: Resolver, account: str,
-                     region: str) -> list[AlarmDefinition]:
+def load_definitions(
+    templates: dict[str, dict[str, Any]], resolver: Resolver, account: str, region: str
+) -> list[AlarmDefinition]:
     """Every CloudWatch alarm of the synthesized templates."""
     definitions = []
     for stack, template in templates.items():
@@ -178,7 +194,9 @@ def load_definitions(templates: dict[str, dict[str, Any]], resolver: Resolver, a
                 continue
             properties = context.resolve(resource.get("Properties") or {})
             properties["AlarmName"] = context.alarm_name(logical_id)
-            definitions.append(parse_definition(stack, logical_id, kind == "AWS::CloudWatch::CompositeAlarm", properties))
+            definitions.append(
+                parse_definition(stack, logical_id, kind == "AWS::CloudWatch::CompositeAlarm", properties)
+            )
     return definitions
 
 
@@ -186,10 +204,16 @@ def parse_definition(stack: str, logical_id: str, composite: bool, p: dict[str, 
     """An AlarmDefinition from resolved CloudFormation properties (PutMetricAlarm field names)."""
     name = p["AlarmName"]
     common = dict(
-        name=name, stack=stack, logical_id=logical_id, composite=composite, description=p.get("AlarmDescription", ""),
-        alarm_actions=tuple(p.get("AlarmActions") or ()), ok_actions=tuple(p.get("OKActions") or ()),
+        name=name,
+        stack=stack,
+        logical_id=logical_id,
+        composite=composite,
+        description=p.get("AlarmDescription", ""),
+        alarm_actions=tuple(p.get("AlarmActions") or ()),
+        ok_actions=tuple(p.get("OKActions") or ()),
         insufficient_data_actions=tuple(p.get("InsufficientDataActions") or ()),
-        actions_enabled=bool(p.get("ActionsEnabled", True)), properties=p,
+        actions_enabled=bool(p.get("ActionsEnabled", True)),
+        properties=p,
     )
     if composite:
         rule = p.get("AlarmRule")
@@ -199,10 +223,15 @@ def parse_definition(stack: str, logical_id: str, composite: bool, p: dict[str, 
         return AlarmDefinition(rule=rule, **common)
     comparison = p.get("ComparisonOperator", "")
     if comparison not in COMPARISONS:
-        raise AlarmDefinitionError(f"alarm {name!r}: comparison {comparison!r} is not evaluated by the rehearsal "
-                                   "(anomaly detection bands are not supported)", field=name)
+        raise AlarmDefinitionError(
+            f"alarm {name!r}: comparison {comparison!r} is not evaluated by the rehearsal "
+            "(anomaly detection bands are not supported)",
+            field=name,
+        )
     if p.get("ThresholdMetricId"):
-        raise AlarmDefinitionError(f"alarm {name!r}: ThresholdMetricId (anomaly detection) is not supported", field=name)
+        raise AlarmDefinitionError(
+            f"alarm {name!r}: ThresholdMetricId (anomaly detection) is not supported", field=name
+        )
     queries: list[MetricQuery] = []
     if p.get("Metrics"):
         for q in p["Metrics"]:
@@ -210,16 +239,25 @@ def parse_definition(stack: str, logical_id: str, composite: bool, p: dict[str, 
             metric = None
             if stat:
                 m = stat["Metric"]
-                metric = MetricId(m["Namespace"], m["MetricName"],
-                                  frozenset((d["Name"], str(d["Value"])) for d in m.get("Dimensions") or ()))
+                metric = MetricId(
+                    m["Namespace"],
+                    m["MetricName"],
+                    frozenset((d["Name"], str(d["Value"])) for d in m.get("Dimensions") or ()),
+                )
                 _check_stat(name, stat["Stat"])
             if q.get("Expression"):
                 parse_expression(q["Expression"])
-            queries.append(MetricQuery(
-                id=q["Id"], metric=metric, stat=stat["Stat"] if stat else None, expression=q.get("Expression"),
-                return_data=bool(q.get("ReturnData", True)), period=int(stat["Period"]) if stat else q.get("Period"),
-                unit=stat.get("Unit") if stat else None,
-            ))
+            queries.append(
+                MetricQuery(
+                    id=q["Id"],
+                    metric=metric,
+                    stat=stat["Stat"] if stat else None,
+                    expression=q.get("Expression"),
+                    return_data=bool(q.get("ReturnData", True)),
+                    period=int(stat["Period"]) if stat else q.get("Period"),
+                    unit=stat.get("Unit") if stat else None,
+                )
+            )
         periods = {q.period for q in queries if q.period}
         period = int(min(periods)) if periods else 60
     else:
@@ -227,17 +265,25 @@ def parse_definition(stack: str, logical_id: str, composite: bool, p: dict[str, 
         if not stat:
             raise AlarmDefinitionError(f"alarm {name!r} has neither Statistic nor ExtendedStatistic", field=name)
         _check_stat(name, stat)
-        metric = MetricId(p["Namespace"], p["MetricName"],
-                          frozenset((d["Name"], str(d["Value"])) for d in p.get("Dimensions") or ()))
+        metric = MetricId(
+            p["Namespace"], p["MetricName"], frozenset((d["Name"], str(d["Value"])) for d in p.get("Dimensions") or ())
+        )
         period = int(p["Period"])
-        queries.append(MetricQuery(id="m1", metric=metric, stat=stat, expression=None, return_data=True, period=period,
-                                   unit=p.get("Unit")))
+        queries.append(
+            MetricQuery(
+                id="m1", metric=metric, stat=stat, expression=None, return_data=True, period=period, unit=p.get("Unit")
+            )
+        )
     evaluation_periods = int(p.get("EvaluationPeriods", 1))
     return AlarmDefinition(
-        queries=tuple(queries), period=period, threshold=float(p.get("Threshold", 0)), comparison=comparison,
+        queries=tuple(queries),
+        period=period,
+        threshold=float(p.get("Threshold", 0)),
+        comparison=comparison,
         evaluation_periods=evaluation_periods,
         datapoints_to_alarm=int(p.get("DatapointsToAlarm") or evaluation_periods),
-        treat_missing_data=p.get("TreatMissingData") or "missing", **common,
+        treat_missing_data=p.get("TreatMissingData") or "missing",
+        **common,
     )
 
 
@@ -246,5 +292,8 @@ _STAT = re.compile(r"^(SampleCount|Sum|Average|Minimum|Maximum|p\d{1,2}(\.\d+)?)
 
 def _check_stat(alarm: str, stat: str) -> None:
     if not _STAT.match(stat):
-        raise AlarmDefinitionError(f"alarm {alarm!r}: statistic {stat!r} is not evaluated by the rehearsal "
-                                   "(SampleCount, Sum, Average, Minimum, Maximum, pNN are)", field=alarm)
+        raise AlarmDefinitionError(
+            f"alarm {alarm!r}: statistic {stat!r} is not evaluated by the rehearsal "
+            "(SampleCount, Sum, Average, Minimum, Maximum, pNN are)",
+            field=alarm,
+        )

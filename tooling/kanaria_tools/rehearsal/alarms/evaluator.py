@@ -10,7 +10,13 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Protocol
 
 from kanaria_tools.rehearsal.alarms.alarm_rules import evaluate_rule, parse_rule, rule_children
-from kanaria_tools.rehearsal.alarms.definitions import COMPARISON_WORDS, COMPARISONS, EXTRA_PERIODS, REGION_NAMES, AlarmDefinition
+from kanaria_tools.rehearsal.alarms.definitions import (
+    COMPARISON_WORDS,
+    COMPARISONS,
+    EXTRA_PERIODS,
+    REGION_NAMES,
+    AlarmDefinition,
+)
 from kanaria_tools.rehearsal.alarms.metric_data import MetricStore, statistic
 from kanaria_tools.rehearsal.alarms.metric_math import evaluate_expression, parse_expression
 
@@ -58,9 +64,18 @@ class EmulatorHooks:
 class AlarmEvaluator:
     """Evaluates every alarm on the rehearsal clock and runs their actions."""
 
-    def __init__(self, definitions: Iterable[AlarmDefinition], store: MetricStore, *, to_wall: Callable[[float], float],
-                 sink: ActionSink, account: str, region: str, hooks: EmulatorHooks | None = None,
-                 wall_datetime: Callable[[float], datetime] | None = None):
+    def __init__(
+        self,
+        definitions: Iterable[AlarmDefinition],
+        store: MetricStore,
+        *,
+        to_wall: Callable[[float], float],
+        sink: ActionSink,
+        account: str,
+        region: str,
+        hooks: EmulatorHooks | None = None,
+        wall_datetime: Callable[[float], datetime] | None = None,
+    ):
         self.status: dict[str, AlarmStatus] = {d.name: AlarmStatus(d) for d in definitions}
         self.transitions: list[Transition] = []
         self.actions_run: list[tuple[float, str, str, str]] = []  # (time, alarm, state, target)
@@ -73,8 +88,9 @@ class AlarmEvaluator:
         self._hooks = hooks or EmulatorHooks()
         self._last_tick: float | None = None
         self._rules = {d.name: parse_rule(d.rule) for d in self.definitions if d.composite and d.rule}
-        self._expressions = {(d.name, q.id): parse_expression(q.expression)
-                             for d in self.definitions for q in d.queries if q.expression}
+        self._expressions = {
+            (d.name, q.id): parse_expression(q.expression) for d in self.definitions for q in d.queries if q.expression
+        }
         for definition in self.definitions:
             self._hooks.register(definition)
 
@@ -144,8 +160,12 @@ class AlarmEvaluator:
             evaluated = chosen
         elif not real:
             treatment = d.treat_missing_data
-            new_state = {"missing": "INSUFFICIENT_DATA", "ignore": status.state, "breaching": "ALARM",
-                         "notBreaching": "OK"}[treatment]
+            new_state = {
+                "missing": "INSUFFICIENT_DATA",
+                "ignore": status.state,
+                "breaching": "ALARM",
+                "notBreaching": "OK",
+            }[treatment]
             breaching, evaluated = (n if treatment == "breaching" else 0), []
         else:
             filled = n - len(real)
@@ -157,22 +177,34 @@ class AlarmEvaluator:
         if new_state == status.state:
             return
         reason = self._metric_reason(d, evaluated, breaching, new_state, now)
-        self._transition(status, new_state, reason, now, {
-            "version": "1.0", "queryDate": self._iso(now), "statistic": d.returned.stat,
-            "period": d.period, "threshold": d.threshold,
-            "recentDatapoints": [round(v, 6) for _, v in evaluated],
-            "evaluatedDatapoints": [{"timestamp": self._iso(s), "value": v} for s, v in evaluated],
-        })
+        self._transition(
+            status,
+            new_state,
+            reason,
+            now,
+            {
+                "version": "1.0",
+                "queryDate": self._iso(now),
+                "statistic": d.returned.stat,
+                "period": d.period,
+                "threshold": d.threshold,
+                "recentDatapoints": [round(v, 6) for _, v in evaluated],
+                "evaluatedDatapoints": [{"timestamp": self._iso(s), "value": v} for s, v in evaluated],
+            },
+        )
 
-    def _metric_reason(self, d: AlarmDefinition, evaluated: list[tuple[float, float]], breaching: int, state: str,
-                       now: float) -> str:
+    def _metric_reason(
+        self, d: AlarmDefinition, evaluated: list[tuple[float, float]], breaching: int, state: str, now: float
+    ) -> str:
         if state == "INSUFFICIENT_DATA":
             return "Insufficient Data: no datapoints were received for the evaluation range."
         points = ", ".join(f"{v:.4g} ({self._iso(s)})" for s, v in reversed(evaluated))
-        return (f"Threshold Crossed: {breaching} out of the last {max(len(evaluated), d.evaluation_periods)} datapoints "
-                f"[{points}] {'were' if state == 'ALARM' else 'were not all'} {COMPARISON_WORDS[d.comparison]} the "
-                f"threshold ({d.threshold:g}) (minimum {d.datapoints_to_alarm} datapoint"
-                f"{'s' if d.datapoints_to_alarm != 1 else ''} for OK -> ALARM transition).")
+        return (
+            f"Threshold Crossed: {breaching} out of the last {max(len(evaluated), d.evaluation_periods)} datapoints "
+            f"[{points}] {'were' if state == 'ALARM' else 'were not all'} {COMPARISON_WORDS[d.comparison]} the "
+            f"threshold ({d.threshold:g}) (minimum {d.datapoints_to_alarm} datapoint"
+            f"{'s' if d.datapoints_to_alarm != 1 else ''} for OK -> ALARM transition)."
+        )
 
     def _evaluate_composite(self, status: AlarmStatus, now: float) -> bool:
         rule = self._rules[status.definition.name]
@@ -182,42 +214,84 @@ class AlarmEvaluator:
         if new_state == status.state:
             return False
         triggering = sorted(n for n in rule_children(rule) if states.get(n) == "ALARM")
-        reason = (f"arn:aws:cloudwatch:{self._region}:{self._account}:alarm:{triggering[0]} transitioned to ALARM"
-                  if holds and triggering else "Alarm rule is no longer true" if not holds else "Alarm rule is true")
-        self._transition(status, new_state, reason, now, {"triggeringAlarms": [
-            {"arn": f"arn:aws:cloudwatch:{self._region}:{self._account}:alarm:{n}",
-             "state": {"value": states[n], "timestamp": self._iso(self.status[n].changed_at) if n in self.status else None}}
-            for n in triggering]})
+        reason = (
+            f"arn:aws:cloudwatch:{self._region}:{self._account}:alarm:{triggering[0]} transitioned to ALARM"
+            if holds and triggering
+            else "Alarm rule is no longer true"
+            if not holds
+            else "Alarm rule is true"
+        )
+        self._transition(
+            status,
+            new_state,
+            reason,
+            now,
+            {
+                "triggeringAlarms": [
+                    {
+                        "arn": f"arn:aws:cloudwatch:{self._region}:{self._account}:alarm:{n}",
+                        "state": {
+                            "value": states[n],
+                            "timestamp": self._iso(self.status[n].changed_at) if n in self.status else None,
+                        },
+                    }
+                    for n in triggering
+                ]
+            },
+        )
         return True
 
-    def _transition(self, status: AlarmStatus, new_state: str, reason: str, now: float,
-                    reason_data: dict[str, Any]) -> None:
+    def _transition(
+        self, status: AlarmStatus, new_state: str, reason: str, now: float, reason_data: dict[str, Any]
+    ) -> None:
         d = status.definition
         old = status.state
         old_reason, old_changed = status.reason, status.changed_at
         status.state, status.reason, status.changed_at = new_state, reason, now
         self._hooks.record_state(d, new_state, reason, reason_data, now)
-        targets = {"ALARM": d.alarm_actions, "OK": d.ok_actions, "INSUFFICIENT_DATA": d.insufficient_data_actions}[new_state]
+        targets = {"ALARM": d.alarm_actions, "OK": d.ok_actions, "INSUFFICIENT_DATA": d.insufficient_data_actions}[
+            new_state
+        ]
         run: list[str] = []
         if targets and d.actions_enabled and self._hooks.actions_enabled(d.name):
             for target in targets:
                 run.append(self._act(d, target, old, old_reason, old_changed, new_state, reason, reason_data, now))
         self.transitions.append(Transition(now, d.name, old, new_state, reason, d.composite, tuple(run)))
 
-    def _act(self, d: AlarmDefinition, target: str, old: str, old_reason: str, old_changed: float, new: str,
-             reason: str, reason_data: dict[str, Any], now: float) -> str:
+    def _act(
+        self,
+        d: AlarmDefinition,
+        target: str,
+        old: str,
+        old_reason: str,
+        old_changed: float,
+        new: str,
+        reason: str,
+        reason_data: dict[str, Any],
+        now: float,
+    ) -> str:
         arn = f"arn:aws:cloudwatch:{self._region}:{self._account}:alarm:{d.name}"
         if ":lambda:" in target:
             event = {
-                "source": "aws.cloudwatch", "alarmArn": arn, "accountId": self._account, "time": self._iso(now),
+                "source": "aws.cloudwatch",
+                "alarmArn": arn,
+                "accountId": self._account,
+                "time": self._iso(now),
                 "region": self._region,
                 "alarmData": {
                     "alarmName": d.name,
-                    "state": {"value": new, "reason": reason, "reasonData": json.dumps(reason_data, default=str),
-                              "timestamp": self._iso(now)},
+                    "state": {
+                        "value": new,
+                        "reason": reason,
+                        "reasonData": json.dumps(reason_data, default=str),
+                        "timestamp": self._iso(now),
+                    },
                     "previousState": {"value": old, "reason": old_reason, "timestamp": self._iso(old_changed)},
-                    "configuration": ({"alarmRule": d.rule, "description": d.description} if d.composite else
-                                      {"description": d.description, "metrics": self._configuration_metrics(d)}),
+                    "configuration": (
+                        {"alarmRule": d.rule, "description": d.description}
+                        if d.composite
+                        else {"description": d.description, "metrics": self._configuration_metrics(d)}
+                    ),
                 },
             }
             self._sink.invoke_lambda(target, event)
@@ -225,21 +299,32 @@ class AlarmEvaluator:
             return target
         if ":sns:" in target:
             message: dict[str, Any] = {
-                "AlarmName": d.name, "AlarmDescription": d.description, "AWSAccountId": self._account,
-                "NewStateValue": new, "NewStateReason": reason, "StateChangeTime": self._iso(now),
-                "Region": REGION_NAMES.get(self._region, self._region), "AlarmArn": arn, "OldStateValue": old,
-                "OKActions": list(d.ok_actions), "AlarmActions": list(d.alarm_actions),
+                "AlarmName": d.name,
+                "AlarmDescription": d.description,
+                "AWSAccountId": self._account,
+                "NewStateValue": new,
+                "NewStateReason": reason,
+                "StateChangeTime": self._iso(now),
+                "Region": REGION_NAMES.get(self._region, self._region),
+                "AlarmArn": arn,
+                "OldStateValue": old,
+                "OKActions": list(d.ok_actions),
+                "AlarmActions": list(d.alarm_actions),
                 "InsufficientDataActions": list(d.insufficient_data_actions),
             }
             if d.composite:
                 message["AlarmRule"] = d.rule
                 message["TriggeringChildren"] = reason_data.get("triggeringAlarms", [])
             else:
-                message["Trigger"] = {"Period": d.period, "EvaluationPeriods": d.evaluation_periods,
-                                      "DatapointsToAlarm": d.datapoints_to_alarm,
-                                      "ComparisonOperator": d.comparison, "Threshold": d.threshold,
-                                      "TreatMissingData": d.treat_missing_data,
-                                      "Metrics": self._configuration_metrics(d)}
+                message["Trigger"] = {
+                    "Period": d.period,
+                    "EvaluationPeriods": d.evaluation_periods,
+                    "DatapointsToAlarm": d.datapoints_to_alarm,
+                    "ComparisonOperator": d.comparison,
+                    "Threshold": d.threshold,
+                    "TreatMissingData": d.treat_missing_data,
+                    "Metrics": self._configuration_metrics(d),
+                }
             subject = f'{new}: "{d.name}" in {REGION_NAMES.get(self._region, self._region)}'[:100]
             self._sink.publish_sns(target, subject, json.dumps(message, default=str))
             self.actions_run.append((now, d.name, new, target))
@@ -253,9 +338,15 @@ class AlarmEvaluator:
         for q in d.queries:
             item: dict[str, Any] = {"id": q.id, "returnData": q.return_data}
             if q.metric:
-                item["metricStat"] = {"metric": {"namespace": q.metric.namespace, "name": q.metric.name,
-                                                 "dimensions": dict(q.metric.dimensions)},
-                                      "period": q.period, "stat": q.stat}
+                item["metricStat"] = {
+                    "metric": {
+                        "namespace": q.metric.namespace,
+                        "name": q.metric.name,
+                        "dimensions": dict(q.metric.dimensions),
+                    },
+                    "period": q.period,
+                    "stat": q.stat,
+                }
             if q.expression:
                 item["expression"] = q.expression
             metrics.append(item)

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from kanaria_tools.rehearsal.moto_adaptations import percentile
 from kanaria_tools.rehearsal.alarms.definitions import MetricId
 from kanaria_tools.rehearsal.alarms.errors import AlarmDefinitionError
+from kanaria_tools.rehearsal.moto_adaptations import percentile
+
 
 @dataclass(frozen=True)
 class Datum:
@@ -52,8 +53,14 @@ class MetricStore:
         if hasattr(item, "value"):
             datum = Datum(at, value=float(item.value), unit=item.unit)
         else:
-            datum = Datum(at, sum=float(item.sum), count=float(item.sample_count), minimum=float(item.min),
-                          maximum=float(item.max), unit=item.unit)
+            datum = Datum(
+                at,
+                sum=float(item.sum),
+                count=float(item.sample_count),
+                minimum=float(item.min),
+                maximum=float(item.max),
+                unit=item.unit,
+            )
         times, data = self._series.setdefault(key, ([], []))
         index = bisect.bisect_right(times, at)
         times.insert(index, at)
@@ -62,7 +69,7 @@ class MetricStore:
     def window(self, metric: MetricId, start: float, end: float, unit: str | None = None) -> list[Datum]:
         """Data with start <= at < end (wall epoch seconds)."""
         times, data = self._series.get(metric, ([], []))
-        chosen = data[bisect.bisect_left(times, start):bisect.bisect_left(times, end)]
+        chosen = data[bisect.bisect_left(times, start) : bisect.bisect_left(times, end)]
         return [d for d in chosen if unit is None or d.unit == unit] if unit else chosen
 
     def metrics(self) -> list[MetricId]:

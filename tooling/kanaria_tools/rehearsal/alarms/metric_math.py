@@ -9,7 +9,6 @@ from typing import Any
 
 from kanaria_tools.rehearsal.alarms.errors import AlarmDefinitionError
 
-
 _TOKEN = re.compile(r"\s*(?:(\d+\.\d*|\.\d+|\d+)|([A-Za-z_][A-Za-z0-9_]*)|(>=|<=|==|!=|&&|\|\||[-+*/^(),<>!]))")
 
 
@@ -120,15 +119,19 @@ class _Parser:
             if self.peek() and self.peek()[1] == "(":
                 function = value.upper()
                 if function not in self.FUNCTIONS:
-                    raise AlarmDefinitionError(f"metric math function {value} is not evaluated by the rehearsal "
-                                               f"(supported: {', '.join(sorted(self.FUNCTIONS))})", field="Expression")
+                    raise AlarmDefinitionError(
+                        f"metric math function {value} is not evaluated by the rehearsal "
+                        f"(supported: {', '.join(sorted(self.FUNCTIONS))})",
+                        field="Expression",
+                    )
                 self.take("(")
                 args = [self.logical_or()]
                 while self.peek() and self.peek()[1] == ",":
                     self.take()
                     if function == "FILL" and self.peek() and self.peek()[1].upper() in {"REPEAT", "LINEAR"}:
-                        raise AlarmDefinitionError("FILL with REPEAT/LINEAR is not evaluated by the rehearsal",
-                                                   field="Expression")
+                        raise AlarmDefinitionError(
+                            "FILL with REPEAT/LINEAR is not evaluated by the rehearsal", field="Expression"
+                        )
                     args.append(self.logical_or())
                 self.take(")")
                 return ("call", function, args)
@@ -165,8 +168,16 @@ def evaluate_expression(node: Any, values: dict[str, float | None]) -> float | N
         left, right = evaluate_expression(node[2], values), evaluate_expression(node[3], values)
         if left is None or right is None:
             return None
-        return float({">": left > right, "<": left < right, ">=": left >= right, "<=": left <= right,
-                      "==": left == right, "!=": left != right}[node[1]])
+        return float(
+            {
+                ">": left > right,
+                "<": left < right,
+                ">=": left >= right,
+                "<=": left <= right,
+                "==": left == right,
+                "!=": left != right,
+            }[node[1]]
+        )
     if kind == "bin":
         left, right = evaluate_expression(node[2], values), evaluate_expression(node[3], values)
         if left is None or right is None:
@@ -180,7 +191,7 @@ def evaluate_expression(node: Any, values: dict[str, float | None]) -> float | N
             return left * right
         if op == "/":
             return None if right == 0 else left / right  # CloudWatch drops the datapoint on division by zero
-        return left ** right
+        return left**right
     if kind == "call":
         function, args = node[1], node[2]
         if function == "IF":

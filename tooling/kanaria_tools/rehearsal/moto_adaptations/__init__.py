@@ -12,7 +12,13 @@ without leaking into other tests in the same worker.
 
 from __future__ import annotations
 
-from kanaria_tools.rehearsal.moto_adaptations.catalogue import ADAPTATIONS, MOTO_VERSION, Adaptation, AdaptationError, check_moto_version
+from kanaria_tools.rehearsal.moto_adaptations.catalogue import (
+    ADAPTATIONS,
+    MOTO_VERSION,
+    Adaptation,
+    AdaptationError,
+    check_moto_version,
+)
 from kanaria_tools.rehearsal.moto_adaptations.cloudformation import _adapt_cloudformation, cfn_attribute
 from kanaria_tools.rehearsal.moto_adaptations.cloudwatch import (
     _adapt_cloudwatch,
@@ -23,7 +29,11 @@ from kanaria_tools.rehearsal.moto_adaptations.cloudwatch import (
     record_alarm_state,
     register_alarm,
 )
-from kanaria_tools.rehearsal.moto_adaptations.dynamodb import _adapt_dynamodb, _serialize_dynamodb_writes, atomic_dynamodb_writes
+from kanaria_tools.rehearsal.moto_adaptations.dynamodb import (
+    _adapt_dynamodb,
+    _serialize_dynamodb_writes,
+    atomic_dynamodb_writes,
+)
 from kanaria_tools.rehearsal.moto_adaptations.lambda_functions import (
     FakeLambdaContext,
     _adapt_lambda,
@@ -35,6 +45,7 @@ from kanaria_tools.rehearsal.moto_adaptations.lambda_functions import (
 from kanaria_tools.rehearsal.moto_adaptations.patching import Hooks, Invocation, Patcher
 from kanaria_tools.rehearsal.moto_adaptations.server import port_is_free, start_server
 from kanaria_tools.rehearsal.moto_adaptations.step_functions import _adapt_step_functions
+
 
 class Applied:
     """Handle returned by apply(): `revert()` restores moto exactly."""
@@ -81,8 +92,28 @@ def active() -> Applied | None:
 
 
 __all__ = [
-    "ADAPTATIONS", "Adaptation", "AdaptationError", "Applied", "FakeLambdaContext", "Hooks", "Invocation",
-    "MOTO_VERSION", "active", "alarm_actions_enabled", "apply", "atomic_dynamodb_writes", "cfn_attribute",
-    "check_moto_version", "emf_metric_data", "encode_log_result", "metric_datums", "percent_rank", "percentile",
-    "port_is_free", "prepare_environment", "record_alarm_state", "register_alarm", "start_server",
+    "ADAPTATIONS",
+    "Adaptation",
+    "AdaptationError",
+    "Applied",
+    "FakeLambdaContext",
+    "Hooks",
+    "Invocation",
+    "MOTO_VERSION",
+    "active",
+    "alarm_actions_enabled",
+    "apply",
+    "atomic_dynamodb_writes",
+    "cfn_attribute",
+    "check_moto_version",
+    "emf_metric_data",
+    "encode_log_result",
+    "metric_datums",
+    "percent_rank",
+    "percentile",
+    "port_is_free",
+    "prepare_environment",
+    "record_alarm_state",
+    "register_alarm",
+    "start_server",
 ]

@@ -3,10 +3,7 @@
 
 from __future__ import annotations
 
-from __future__ import annotations
-
 from dataclasses import dataclass
-
 
 MOTO_VERSION = "5.2.5"
 

@@ -3,8 +3,6 @@ CloudFormation, the weighted ELBv2 listeners it creates, and Fn::GetAtt of deplo
 
 from __future__ import annotations
 
-from __future__ import annotations
-
 import copy
 import json
 import re
@@ -21,7 +19,9 @@ def _normalized_properties(resource_type: str, properties: dict[str, Any]) -> No
     if tags is None:
         return
     if resource_type == "AWS::KMS::Key" and isinstance(tags, list):
-        properties["Tags"] = [{"TagKey": t.get("Key", t.get("TagKey")), "TagValue": t.get("Value", t.get("TagValue"))} for t in tags]
+        properties["Tags"] = [
+            {"TagKey": t.get("Key", t.get("TagKey")), "TagValue": t.get("Value", t.get("TagValue"))} for t in tags
+        ]
     elif resource_type == "AWS::SSM::Parameter" and isinstance(tags, dict):
         properties["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
 
@@ -47,7 +47,8 @@ def _state_machine_definition(properties: dict[str, Any]) -> None:
     text = properties.get("DefinitionString")
     if substitutions and isinstance(text, str):
         properties["DefinitionString"] = re.sub(
-            r"\$\{([^}]+)\}", lambda m: str(substitutions.get(m.group(1), m.group(0))), text)
+            r"\$\{([^}]+)\}", lambda m: str(substitutions.get(m.group(1), m.group(0))), text
+        )
 
 
 def _global_table_model() -> type:
@@ -70,23 +71,35 @@ def _global_table_model() -> type:
             return attr in {"Arn", "StreamArn", "TableId"}
 
         @classmethod
-        def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict[str, Any],
-                                            account_id: str, region_name: str, **kwargs: Any) -> Any:
+        def create_from_cloudformation_json(
+            cls,
+            resource_name: str,
+            cloudformation_json: dict[str, Any],
+            account_id: str,
+            region_name: str,
+            **kwargs: Any,
+        ) -> Any:
             properties = dict(cloudformation_json["Properties"])
             replica = next((r for r in properties.get("Replicas", []) if r.get("Region") == region_name), {})
-            table_json = {"Properties": {
-                "KeySchema": properties["KeySchema"],
-                "AttributeDefinitions": properties.get("AttributeDefinitions", []),
-                "GlobalSecondaryIndexes": properties.get("GlobalSecondaryIndexes", []),
-                "LocalSecondaryIndexes": properties.get("LocalSecondaryIndexes", []),
-                "StreamSpecification": properties.get("StreamSpecification"),
-                "BillingMode": properties.get("BillingMode", "PAY_PER_REQUEST"),
-                "Tags": replica.get("Tags"),
-                "DeletionProtectionEnabled": replica.get("DeletionProtectionEnabled", False),
-                "SSESpecification": {"SSEEnabled": True, "SSEType": "KMS",
-                                     "KMSMasterKeyId": (replica.get("SSESpecification") or {}).get("KMSMasterKeyId")}
-                if (properties.get("SSESpecification") or {}).get("SSEEnabled") else None,
-            }}
+            table_json = {
+                "Properties": {
+                    "KeySchema": properties["KeySchema"],
+                    "AttributeDefinitions": properties.get("AttributeDefinitions", []),
+                    "GlobalSecondaryIndexes": properties.get("GlobalSecondaryIndexes", []),
+                    "LocalSecondaryIndexes": properties.get("LocalSecondaryIndexes", []),
+                    "StreamSpecification": properties.get("StreamSpecification"),
+                    "BillingMode": properties.get("BillingMode", "PAY_PER_REQUEST"),
+                    "Tags": replica.get("Tags"),
+                    "DeletionProtectionEnabled": replica.get("DeletionProtectionEnabled", False),
+                    "SSESpecification": {
+                        "SSEEnabled": True,
+                        "SSEType": "KMS",
+                        "KMSMasterKeyId": (replica.get("SSESpecification") or {}).get("KMSMasterKeyId"),
+                    }
+                    if (properties.get("SSESpecification") or {}).get("SSEEnabled")
+                    else None,
+                }
+            }
             table = Table.create_from_cloudformation_json(resource_name, table_json, account_id, region_name, **kwargs)
             ttl = properties.get("TimeToLiveSpecification")
             if ttl and ttl.get("Enabled"):
@@ -96,13 +109,20 @@ def _global_table_model() -> type:
             return table
 
         @classmethod
-        def update_from_cloudformation_json(cls, original_resource: Any, new_resource_name: str,
-                                            cloudformation_json: dict[str, Any], account_id: str, region_name: str) -> Any:
+        def update_from_cloudformation_json(
+            cls,
+            original_resource: Any,
+            new_resource_name: str,
+            cloudformation_json: dict[str, Any],
+            account_id: str,
+            region_name: str,
+        ) -> Any:
             return original_resource  # key schema changes need a replacement in AWS too; nothing else matters here
 
         @classmethod
-        def delete_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict[str, Any],
-                                            account_id: str, region_name: str) -> None:
+        def delete_from_cloudformation_json(
+            cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str
+        ) -> None:
             dynamodb_backends[account_id][region_name].delete_table(name=resource_name)
 
     return GlobalTable
@@ -114,20 +134,36 @@ def _event_invoke_config_model() -> type:
 
     class EventInvokeConfig(_Model):
         @classmethod
-        def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict[str, Any],
-                                            account_id: str, region_name: str, **kwargs: Any) -> Any:
+        def create_from_cloudformation_json(
+            cls,
+            resource_name: str,
+            cloudformation_json: dict[str, Any],
+            account_id: str,
+            region_name: str,
+            **kwargs: Any,
+        ) -> Any:
             p = cloudformation_json["Properties"]
-            config = {key: p[key] for key in ("MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig")
-                      if key in p}
+            config = {
+                key: p[key]
+                for key in ("MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig")
+                if key in p
+            }
             backend = lambda_backends[account_id][region_name]
             name = str(p["FunctionName"]).split(":function:", 1)[-1].split(":", 1)[0]
             backend.put_function_event_invoke_config(name, config)
-            return _Resource(f"{name}:{p.get('Qualifier', '$LATEST')}", {},
-                             lambda: backend.delete_function_event_invoke_config(name))
+            return _Resource(
+                f"{name}:{p.get('Qualifier', '$LATEST')}", {}, lambda: backend.delete_function_event_invoke_config(name)
+            )
 
         @classmethod
-        def update_from_cloudformation_json(cls, original_resource: Any, new_resource_name: str,
-                                            cloudformation_json: dict[str, Any], account_id: str, region_name: str) -> Any:
+        def update_from_cloudformation_json(
+            cls,
+            original_resource: Any,
+            new_resource_name: str,
+            cloudformation_json: dict[str, Any],
+            account_id: str,
+            region_name: str,
+        ) -> Any:
             return original_resource
 
     return EventInvokeConfig
@@ -138,8 +174,11 @@ def _adapt_cloudformation(patcher: Patcher) -> None:
     from moto.cloudformation import parsing
 
     # cfn-resource-tags, cfn-dynamodb-global-table, cfn-alb-forward-config
-    extra_models: dict[str, type] = {"AWS::DynamoDB::GlobalTable": _global_table_model(), **_http_api_models(),
-                                     "AWS::Lambda::EventInvokeConfig": _event_invoke_config_model()}
+    extra_models: dict[str, type] = {
+        "AWS::DynamoDB::GlobalTable": _global_table_model(),
+        **_http_api_models(),
+        "AWS::Lambda::EventInvokeConfig": _event_invoke_config_model(),
+    }
     _adapt_elbv2(patcher)
     original_class_from_type = parsing.resource_class_from_type
 
@@ -179,14 +218,18 @@ def _adapt_cloudformation(patcher: Patcher) -> None:
             failed = _failed_resource(exc, template_resources)
             reason = f"{type(exc).__name__}: {exc}"
             stack = self.stack
-            stack._add_stack_event("CREATE_FAILED" if self.change_set_type == "CREATE" else "UPDATE_FAILED",
-                                   resource_status_reason=f"{failed}: {reason}")
+            stack._add_stack_event(
+                "CREATE_FAILED" if self.change_set_type == "CREATE" else "UPDATE_FAILED",
+                resource_status_reason=f"{failed}: {reason}",
+            )
             event = stack.events[-1]
             logical, rtype = failed.split(" ", 1) if " " in failed else (failed, "")
             event.logical_resource_id = logical
             event.resource_type = rtype.strip("()") or "AWS::CloudFormation::Stack"
             final = "ROLLBACK_COMPLETE" if self.change_set_type == "CREATE" else "UPDATE_ROLLBACK_COMPLETE"
-            stack._add_stack_event(final, resource_status_reason=f"The following resource(s) failed: [{logical}]. {reason}")
+            stack._add_stack_event(
+                final, resource_status_reason=f"The following resource(s) failed: [{logical}]. {reason}"
+            )
             self.failure = (final, f"{failed}: {reason}")
             raise _ChangeSetFailed(final, f"{failed}: {reason}") from exc
 
@@ -261,54 +304,100 @@ def _http_api_models() -> dict[str, type]:
 
     class Api(_Model):
         @classmethod
-        def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict[str, Any],
-                                            account_id: str, region_name: str, **kwargs: Any) -> Any:
+        def create_from_cloudformation_json(
+            cls,
+            resource_name: str,
+            cloudformation_json: dict[str, Any],
+            account_id: str,
+            region_name: str,
+            **kwargs: Any,
+        ) -> Any:
             p = cloudformation_json["Properties"]
             api = backend(account_id, region_name).create_api(
                 api_key_selection_expression=p.get("ApiKeySelectionExpression"),
-                cors_configuration=p.get("CorsConfiguration"), description=p.get("Description"),
+                cors_configuration=p.get("CorsConfiguration"),
+                description=p.get("Description"),
                 disable_schema_validation=p.get("DisableSchemaValidation"),
-                disable_execute_api_endpoint=p.get("DisableExecuteApiEndpoint"), name=p.get("Name", resource_name),
+                disable_execute_api_endpoint=p.get("DisableExecuteApiEndpoint"),
+                name=p.get("Name", resource_name),
                 protocol_type=p.get("ProtocolType", "HTTP"),
-                route_selection_expression=p.get("RouteSelectionExpression"), tags=p.get("Tags") or {},
+                route_selection_expression=p.get("RouteSelectionExpression"),
+                tags=p.get("Tags") or {},
                 version=p.get("Version"),
             )
-            return _Resource(api.api_id, {"ApiId": api.api_id, "ApiEndpoint": api.api_endpoint},
-                             lambda: backend(account_id, region_name).delete_api(api.api_id))
+            return _Resource(
+                api.api_id,
+                {"ApiId": api.api_id, "ApiEndpoint": api.api_endpoint},
+                lambda: backend(account_id, region_name).delete_api(api.api_id),
+            )
 
         @classmethod
-        def update_from_cloudformation_json(cls, original_resource: Any, new_resource_name: str,
-                                            cloudformation_json: dict[str, Any], account_id: str, region_name: str) -> Any:
+        def update_from_cloudformation_json(
+            cls,
+            original_resource: Any,
+            new_resource_name: str,
+            cloudformation_json: dict[str, Any],
+            account_id: str,
+            region_name: str,
+        ) -> Any:
             return original_resource
 
     class Stage(_Model):
         @classmethod
-        def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict[str, Any],
-                                            account_id: str, region_name: str, **kwargs: Any) -> Any:
+        def create_from_cloudformation_json(
+            cls,
+            resource_name: str,
+            cloudformation_json: dict[str, Any],
+            account_id: str,
+            region_name: str,
+            **kwargs: Any,
+        ) -> Any:
             p = cloudformation_json["Properties"]
-            config = {"stageName": p.get("StageName", "$default"), "autoDeploy": p.get("AutoDeploy"),
-                      "accessLogSettings": p.get("AccessLogSettings"), "description": p.get("Description"),
-                      "defaultRouteSettings": p.get("DefaultRouteSettings"), "stageVariables": p.get("StageVariables")}
-            stage = backend(account_id, region_name).create_stage(p["ApiId"], {k: v for k, v in config.items() if v is not None})
+            config = {
+                "stageName": p.get("StageName", "$default"),
+                "autoDeploy": p.get("AutoDeploy"),
+                "accessLogSettings": p.get("AccessLogSettings"),
+                "description": p.get("Description"),
+                "defaultRouteSettings": p.get("DefaultRouteSettings"),
+                "stageVariables": p.get("StageVariables"),
+            }
+            stage = backend(account_id, region_name).create_stage(
+                p["ApiId"], {k: v for k, v in config.items() if v is not None}
+            )
             return _Resource(stage.name, {})
 
         update_from_cloudformation_json = Api.update_from_cloudformation_json
 
     class Integration(_Model):
         @classmethod
-        def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict[str, Any],
-                                            account_id: str, region_name: str, **kwargs: Any) -> Any:
+        def create_from_cloudformation_json(
+            cls,
+            resource_name: str,
+            cloudformation_json: dict[str, Any],
+            account_id: str,
+            region_name: str,
+            **kwargs: Any,
+        ) -> Any:
             p = cloudformation_json["Properties"]
             integration = backend(account_id, region_name).create_integration(
-                api_id=p["ApiId"], connection_id=p.get("ConnectionId"), connection_type=p.get("ConnectionType"),
-                content_handling_strategy=p.get("ContentHandlingStrategy"), credentials_arn=p.get("CredentialsArn"),
-                description=p.get("Description"), integration_method=p.get("IntegrationMethod"),
-                integration_subtype=p.get("IntegrationSubtype"), integration_type=p.get("IntegrationType"),
-                integration_uri=p.get("IntegrationUri"), passthrough_behavior=p.get("PassthroughBehavior"),
-                payload_format_version=p.get("PayloadFormatVersion"), request_parameters=p.get("RequestParameters"),
-                request_templates=p.get("RequestTemplates"), response_parameters=p.get("ResponseParameters"),
+                api_id=p["ApiId"],
+                connection_id=p.get("ConnectionId"),
+                connection_type=p.get("ConnectionType"),
+                content_handling_strategy=p.get("ContentHandlingStrategy"),
+                credentials_arn=p.get("CredentialsArn"),
+                description=p.get("Description"),
+                integration_method=p.get("IntegrationMethod"),
+                integration_subtype=p.get("IntegrationSubtype"),
+                integration_type=p.get("IntegrationType"),
+                integration_uri=p.get("IntegrationUri"),
+                passthrough_behavior=p.get("PassthroughBehavior"),
+                payload_format_version=p.get("PayloadFormatVersion"),
+                request_parameters=p.get("RequestParameters"),
+                request_templates=p.get("RequestTemplates"),
+                response_parameters=p.get("ResponseParameters"),
                 template_selection_expression=p.get("TemplateSelectionExpression"),
-                timeout_in_millis=p.get("TimeoutInMillis"), tls_config=p.get("TlsConfig"),
+                timeout_in_millis=p.get("TimeoutInMillis"),
+                tls_config=p.get("TlsConfig"),
             )
             return _Resource(integration.id, {})
 
@@ -316,24 +405,39 @@ def _http_api_models() -> dict[str, type]:
 
     class Route(_Model):
         @classmethod
-        def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict[str, Any],
-                                            account_id: str, region_name: str, **kwargs: Any) -> Any:
+        def create_from_cloudformation_json(
+            cls,
+            resource_name: str,
+            cloudformation_json: dict[str, Any],
+            account_id: str,
+            region_name: str,
+            **kwargs: Any,
+        ) -> Any:
             p = cloudformation_json["Properties"]
             route = backend(account_id, region_name).create_route(
-                api_id=p["ApiId"], api_key_required=p.get("ApiKeyRequired", False),
+                api_id=p["ApiId"],
+                api_key_required=p.get("ApiKeyRequired", False),
                 authorization_scopes=p.get("AuthorizationScopes") or [],
-                authorization_type=p.get("AuthorizationType"), authorizer_id=p.get("AuthorizerId"),
-                model_selection_expression=p.get("ModelSelectionExpression"), operation_name=p.get("OperationName"),
-                request_models=p.get("RequestModels"), request_parameters=p.get("RequestParameters"),
-                route_key=p["RouteKey"], route_response_selection_expression=p.get("RouteResponseSelectionExpression"),
+                authorization_type=p.get("AuthorizationType"),
+                authorizer_id=p.get("AuthorizerId"),
+                model_selection_expression=p.get("ModelSelectionExpression"),
+                operation_name=p.get("OperationName"),
+                request_models=p.get("RequestModels"),
+                request_parameters=p.get("RequestParameters"),
+                route_key=p["RouteKey"],
+                route_response_selection_expression=p.get("RouteResponseSelectionExpression"),
                 target=p.get("Target"),
             )
             return _Resource(route.route_id, {})
 
         update_from_cloudformation_json = Api.update_from_cloudformation_json
 
-    return {"AWS::ApiGatewayV2::Api": Api, "AWS::ApiGatewayV2::Stage": Stage,
-            "AWS::ApiGatewayV2::Integration": Integration, "AWS::ApiGatewayV2::Route": Route}
+    return {
+        "AWS::ApiGatewayV2::Api": Api,
+        "AWS::ApiGatewayV2::Stage": Stage,
+        "AWS::ApiGatewayV2::Integration": Integration,
+        "AWS::ApiGatewayV2::Route": Route,
+    }
 
 
 class _ChangeSetFailed(Exception):
@@ -369,14 +473,19 @@ def _adapt_elbv2(patcher: Patcher) -> None:
     def convert_and_validate_properties(self: Any, properties: dict[str, Any]) -> list[dict[str, Any]]:
         # moto rebuilds every forward action as {Type, TargetGroupArn}; a weighted one has ForwardConfig instead
         # (same shape in CloudFormation as in the API, which moto's actions understand).
-        weighted = {i: a for i, a in enumerate(properties.get("DefaultActions", []))
-                    if a.get("Type") == "forward" and "TargetGroupArn" not in a and a.get("ForwardConfig")}
+        weighted = {
+            i: a
+            for i, a in enumerate(properties.get("DefaultActions", []))
+            if a.get("Type") == "forward" and "TargetGroupArn" not in a and a.get("ForwardConfig")
+        }
         if not weighted:
             return original(self, properties)
         plain = [a for i, a in enumerate(properties["DefaultActions"]) if i not in weighted]
         converted = iter(original(self, {**properties, "DefaultActions": plain}))
-        return [copy.deepcopy(weighted[i]) if i in weighted else next(converted)
-                for i in range(len(properties["DefaultActions"]))]
+        return [
+            copy.deepcopy(weighted[i]) if i in weighted else next(converted)
+            for i in range(len(properties["DefaultActions"]))
+        ]
 
     patcher.setattr(elbv2_models.ELBv2Backend, "convert_and_validate_properties", convert_and_validate_properties)
 
@@ -408,10 +517,13 @@ def _adapt_elbv2(patcher: Patcher) -> None:
         return values[attribute_name]
 
     patcher.setattr(elbv2_models.FakeTargetGroup, "get_cfn_attribute", target_group_attribute)
-    patcher.setattr(elbv2_models.FakeTargetGroup, "has_cfn_attr", classmethod(
-        lambda cls, attr: attr in {"TargetGroupFullName", "TargetGroupName", "TargetGroupArn", "LoadBalancerArns"}))
-
-
+    patcher.setattr(
+        elbv2_models.FakeTargetGroup,
+        "has_cfn_attr",
+        classmethod(
+            lambda cls, attr: attr in {"TargetGroupFullName", "TargetGroupName", "TargetGroupArn", "LoadBalancerArns"}
+        ),
+    )
 
 
 def cfn_attribute(account_id: str, region: str, stack_name: str, logical_id: str, attribute: str) -> Any:

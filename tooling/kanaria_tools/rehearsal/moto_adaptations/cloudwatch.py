@@ -3,8 +3,6 @@ the alarm registry the rehearsal's evaluator (kanaria_tools.rehearsal.alarms) wr
 
 from __future__ import annotations
 
-from __future__ import annotations
-
 import json
 import re
 from dataclasses import dataclass
@@ -13,6 +11,7 @@ from typing import Any, Callable
 
 from kanaria.percentiles import percentile as nearest_rank
 from kanaria_tools.rehearsal.moto_adaptations.patching import Patcher
+
 
 def percentile(values: list[float], p: float) -> float | None:
     """Nearest-rank percentile (p in 0..100) of raw values as a float; None without values.
@@ -48,8 +47,13 @@ def _indexed_metric_data(original: Callable[..., Any]) -> Callable[..., Any]:
 
     from moto.cloudwatch.models import Statistics
 
-    def get_metric_data(self: Any, queries: list[dict[str, Any]], start_time: datetime, end_time: datetime,
-                        scan_by: str = "TimestampAscending") -> list[dict[str, Any]]:
+    def get_metric_data(
+        self: Any,
+        queries: list[dict[str, Any]],
+        start_time: datetime,
+        end_time: datetime,
+        scan_by: str = "TimestampAscending",
+    ) -> list[dict[str, Any]]:
         if not queries or any("MetricStat" not in q for q in queries):
             return original(self, queries, start_time, end_time, scan_by)
         original(self, [], start_time, end_time, scan_by)  # moto's parameter validation
@@ -66,7 +70,9 @@ def _indexed_metric_data(original: Callable[..., Any]) -> Callable[..., Any]:
             metric = stat_spec["Metric"]
             namespace, name = metric["Namespace"], metric["MetricName"]
             dims = [_Dim(d["Name"], d["Value"]) for d in metric.get("Dimensions", [])]
-            data = groups.get((namespace, name, _dimension_key(dims)), []) if dims else by_name.get((namespace, name), [])
+            data = (
+                groups.get((namespace, name, _dimension_key(dims)), []) if dims else by_name.get((namespace, name), [])
+            )
             if stat_spec.get("Unit"):
                 data = [d for d in data if d.unit == stat_spec["Unit"]]
             delta = timedelta(seconds=int(stat_spec["Period"]))
@@ -84,8 +90,15 @@ def _indexed_metric_data(original: Callable[..., Any]) -> Callable[..., Any]:
                 values.reverse()
                 stamps.reverse()
             if query.get("ReturnData", True):
-                results.append({"id": query["Id"], "label": query.get("Label") or f"{name} {stat_spec['Stat']}",
-                                "values": values, "timestamps": stamps, "status_code": "Complete"})
+                results.append(
+                    {
+                        "id": query["Id"],
+                        "label": query.get("Label") or f"{name} {stat_spec['Stat']}",
+                        "values": values,
+                        "timestamps": stamps,
+                        "status_code": "Complete",
+                    }
+                )
         return results
 
     return get_metric_data
@@ -102,8 +115,11 @@ def _adapt_cloudwatch(patcher: Patcher) -> None:
     from moto.cloudwatch import responses
 
     # cloudwatch-metric-index
-    patcher.setattr(cw_models.CloudWatchBackend, "get_metric_data",
-                    _indexed_metric_data(cw_models.CloudWatchBackend.get_metric_data))
+    patcher.setattr(
+        cw_models.CloudWatchBackend,
+        "get_metric_data",
+        _indexed_metric_data(cw_models.CloudWatchBackend.get_metric_data),
+    )
 
     # cloudwatch-percentiles
     original_statistic = cw_models.Statistics.get_statistics_for_type
@@ -124,12 +140,21 @@ def _adapt_cloudwatch(patcher: Patcher) -> None:
         from moto.core.responses import EmptyResult
 
         self.cloudwatch_backend.put_metric_alarm(
-            name=self._get_param("AlarmName"), namespace=None, metric_name=None, comparison_operator=None,
-            evaluation_periods=None, period=None, threshold=None, statistic=None,
-            description=self._get_param("AlarmDescription"), dimensions=[],
-            alarm_actions=self._get_param("AlarmActions", []), ok_actions=self._get_param("OKActions", []),
+            name=self._get_param("AlarmName"),
+            namespace=None,
+            metric_name=None,
+            comparison_operator=None,
+            evaluation_periods=None,
+            period=None,
+            threshold=None,
+            statistic=None,
+            description=self._get_param("AlarmDescription"),
+            dimensions=[],
+            alarm_actions=self._get_param("AlarmActions", []),
+            ok_actions=self._get_param("OKActions", []),
             insufficient_data_actions=self._get_param("InsufficientDataActions", []),
-            actions_enabled=self._get_bool_param("ActionsEnabled"), rule=self._get_param("AlarmRule"),
+            actions_enabled=self._get_bool_param("ActionsEnabled"),
+            rule=self._get_param("AlarmRule"),
             tags=self._get_param("Tags", []),
         )
         return EmptyResult()
@@ -139,7 +164,7 @@ def _adapt_cloudwatch(patcher: Patcher) -> None:
 
 def register_alarm(account_id: str, region: str, alarm: dict[str, Any]) -> None:
     """Make an alarm that CloudFormation skipped visible to DescribeAlarms (CloudFormation property names)."""
-    from moto.cloudwatch.models import MetricDataQuery, Metric, MetricStat, cloudwatch_backends
+    from moto.cloudwatch.models import Metric, MetricDataQuery, MetricStat, cloudwatch_backends
 
     backend = cloudwatch_backends[account_id][region]
     queries = []
@@ -149,31 +174,55 @@ def register_alarm(account_id: str, region: str, alarm: dict[str, Any]) -> None:
         if stat:
             metric = stat["Metric"]
             metric_stat = MetricStat(
-                metric=Metric(metric_name=metric.get("MetricName"), namespace=metric.get("Namespace"),
-                              dimensions=metric.get("Dimensions", [])),
-                period=stat.get("Period"), stat=stat.get("Stat"), unit=stat.get("Unit"),
+                metric=Metric(
+                    metric_name=metric.get("MetricName"),
+                    namespace=metric.get("Namespace"),
+                    dimensions=metric.get("Dimensions", []),
+                ),
+                period=stat.get("Period"),
+                stat=stat.get("Stat"),
+                unit=stat.get("Unit"),
             )
-        queries.append(MetricDataQuery(query_id=query.get("Id"), label=query.get("Label"), period=query.get("Period"),
-                                       return_data=query.get("ReturnData"), expression=query.get("Expression"),
-                                       metric_stat=metric_stat))
+        queries.append(
+            MetricDataQuery(
+                query_id=query.get("Id"),
+                label=query.get("Label"),
+                period=query.get("Period"),
+                return_data=query.get("ReturnData"),
+                expression=query.get("Expression"),
+                metric_stat=metric_stat,
+            )
+        )
     backend.put_metric_alarm(
-        name=alarm["AlarmName"], namespace=alarm.get("Namespace"), metric_name=alarm.get("MetricName"),
-        metric_data_queries=queries or None, comparison_operator=alarm.get("ComparisonOperator"),
-        evaluation_periods=alarm.get("EvaluationPeriods"), datapoints_to_alarm=alarm.get("DatapointsToAlarm"),
-        period=alarm.get("Period"), threshold=alarm.get("Threshold"), statistic=alarm.get("Statistic"),
-        extended_statistic=alarm.get("ExtendedStatistic"), description=alarm.get("AlarmDescription"),
-        dimensions=alarm.get("Dimensions", []), alarm_actions=alarm.get("AlarmActions", []),
-        ok_actions=alarm.get("OKActions", []), insufficient_data_actions=alarm.get("InsufficientDataActions", []),
-        unit=alarm.get("Unit"), actions_enabled=alarm.get("ActionsEnabled", True),
-        treat_missing_data=alarm.get("TreatMissingData"), rule=alarm.get("AlarmRule"),
+        name=alarm["AlarmName"],
+        namespace=alarm.get("Namespace"),
+        metric_name=alarm.get("MetricName"),
+        metric_data_queries=queries or None,
+        comparison_operator=alarm.get("ComparisonOperator"),
+        evaluation_periods=alarm.get("EvaluationPeriods"),
+        datapoints_to_alarm=alarm.get("DatapointsToAlarm"),
+        period=alarm.get("Period"),
+        threshold=alarm.get("Threshold"),
+        statistic=alarm.get("Statistic"),
+        extended_statistic=alarm.get("ExtendedStatistic"),
+        description=alarm.get("AlarmDescription"),
+        dimensions=alarm.get("Dimensions", []),
+        alarm_actions=alarm.get("AlarmActions", []),
+        ok_actions=alarm.get("OKActions", []),
+        insufficient_data_actions=alarm.get("InsufficientDataActions", []),
+        unit=alarm.get("Unit"),
+        actions_enabled=alarm.get("ActionsEnabled", True),
+        treat_missing_data=alarm.get("TreatMissingData"),
+        rule=alarm.get("AlarmRule"),
     )
     stored = backend.alarms[alarm["AlarmName"]]
     stored.state_value = "INSUFFICIENT_DATA"
     stored.state_reason = "Unchecked: Initial alarm creation"
 
 
-def record_alarm_state(account_id: str, region: str, name: str, state: str, reason: str, reason_data: dict[str, Any],
-                       when: datetime) -> dict[str, Any] | None:
+def record_alarm_state(
+    account_id: str, region: str, name: str, state: str, reason: str, reason_data: dict[str, Any], when: datetime
+) -> dict[str, Any] | None:
     """Write an evaluated state into moto's alarm (history included); returns the alarm's description."""
     from moto.cloudwatch.models import cloudwatch_backends
 

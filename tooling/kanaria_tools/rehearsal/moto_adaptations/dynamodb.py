@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from __future__ import annotations
-
 import contextlib
 import copy
 import threading
@@ -21,8 +19,12 @@ def _adapt_dynamodb(patcher: Patcher) -> None:  # noqa: C901 - mirrors moto's ow
     from moto.dynamodb import models as ddb_models
     from moto.dynamodb.comparisons import get_filter_expression
     from moto.dynamodb.exceptions import (
-        ConditionalCheckFailed, MockValidationException, MultipleTransactionsException, TooManyTransactionsException,
-        TransactionCanceledException, TransactWriteSingleOpException,
+        ConditionalCheckFailed,
+        MockValidationException,
+        MultipleTransactionsException,
+        TooManyTransactionsException,
+        TransactionCanceledException,
+        TransactWriteSingleOpException,
     )
 
     def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:  # noqa: C901 - moto's transact_write_items, line for line, plus the atomicity lock
@@ -68,7 +70,9 @@ def _adapt_dynamodb(patcher: Patcher) -> None:  # noqa: C901 - mirrors moto's ow
                 target_items.add(unique)
                 current = self.get_item(table_name, key)
                 if op_type != "ConditionCheck":
-                    backups.append((table_name, key, copy.deepcopy(current.to_json()["Attributes"]) if current else None))
+                    backups.append(
+                        (table_name, key, copy.deepcopy(current.to_json()["Attributes"]) if current else None)
+                    )
                 if condition_expression is not None:
                     condition = get_filter_expression(condition_expression, names, values)
                     if not condition.expr(current):
@@ -76,15 +80,30 @@ def _adapt_dynamodb(patcher: Patcher) -> None:  # noqa: C901 - mirrors moto's ow
                             original_item = current.to_json()["Attributes"]
                         raise ConditionalCheckFailed(item=original_item)
                 if op_type == "Put":
-                    self.put_item(table_name, op["Item"], condition_expression=condition_expression,
-                                  expression_attribute_names=names, expression_attribute_values=values)
+                    self.put_item(
+                        table_name,
+                        op["Item"],
+                        condition_expression=condition_expression,
+                        expression_attribute_names=names,
+                        expression_attribute_values=values,
+                    )
                 elif op_type == "Delete":
-                    self.delete_item(table_name, key, condition_expression=condition_expression,
-                                     expression_attribute_names=names, expression_attribute_values=values)
+                    self.delete_item(
+                        table_name,
+                        key,
+                        condition_expression=condition_expression,
+                        expression_attribute_names=names,
+                        expression_attribute_values=values,
+                    )
                 elif op_type == "Update":
-                    self.update_item(table_name, key, update_expression=op["UpdateExpression"],
-                                     condition_expression=condition_expression, expression_attribute_names=names,
-                                     expression_attribute_values=values)
+                    self.update_item(
+                        table_name,
+                        key,
+                        update_expression=op["UpdateExpression"],
+                        condition_expression=condition_expression,
+                        expression_attribute_names=names,
+                        expression_attribute_values=values,
+                    )
                 errors.append((None, None, None))
             except (MultipleTransactionsException, MockValidationException):
                 restore()

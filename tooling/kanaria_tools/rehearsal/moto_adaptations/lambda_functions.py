@@ -3,8 +3,6 @@ around the call, Lambda context, stdout as its log stream, EMF records as CloudW
 
 from __future__ import annotations
 
-from __future__ import annotations
-
 import base64
 import contextlib
 import importlib
@@ -184,19 +182,23 @@ def _invoke_in_process(fn: Any, event: Any, stdout: _ThreadRoutedStdout, hooks: 
                     payload = json.dumps(result, default=str)
                 except Exception as exc:  # noqa: BLE001 - the function's error, returned like Lambda does
                     record.error = f"{type(exc).__name__}: {exc}"
-                    payload = json.dumps({
-                        "errorMessage": str(exc),
-                        "errorType": type(exc).__name__,
-                        "requestId": request_id,
-                        "stackTrace": traceback.format_exception(exc)[-6:],
-                    })
+                    payload = json.dumps(
+                        {
+                            "errorMessage": str(exc),
+                            "errorType": type(exc).__name__,
+                            "requestId": request_id,
+                            "stackTrace": traceback.format_exception(exc)[-6:],
+                        }
+                    )
                     traceback.print_exc(file=buffer)
                 seconds = time.monotonic() - started
                 if seconds > float(fn.timeout):
                     # The emulator is slower than AWS (every SDK call is an HTTP round trip into moto), so an
                     # over-long run is reported, not failed.
-                    record.warning = (f"ran {seconds:.1f}s, over its {float(fn.timeout):.0f}s timeout (in the "
-                                      "emulator; AWS would have stopped it)")
+                    record.warning = (
+                        f"ran {seconds:.1f}s, over its {float(fn.timeout):.0f}s timeout (in the "
+                        "emulator; AWS would have stopped it)"
+                    )
                     print(f"WARNING {record.warning}")
                 print(f"END RequestId: {request_id}")
                 print(f"REPORT RequestId: {request_id}\tDuration: {seconds * 1000:.2f} ms")
@@ -236,7 +238,9 @@ def _extract_emf(logs: str, account_id: str, region: str, hooks: Hooks) -> None:
             backend.put_metric_data(namespace, data)
 
 
-def emf_metric_data(record: dict[str, Any], timestamp: datetime | None = None) -> list[tuple[str, list[dict[str, Any]]]]:
+def emf_metric_data(
+    record: dict[str, Any], timestamp: datetime | None = None
+) -> list[tuple[str, list[dict[str, Any]]]]:
     """PutMetricData batches equivalent to one EMF record (public for tests)."""
     meta = record.get("_aws") or {}
     when = timestamp or datetime.fromtimestamp(int(meta.get("Timestamp", time.time() * 1000)) / 1000, tz=timezone.utc)
@@ -251,16 +255,18 @@ def emf_metric_data(record: dict[str, Any], timestamp: datetime | None = None) -
                 if name not in record:
                     continue
                 values = record[name] if isinstance(record[name], list) else [record[name]]
-                datum: dict[str, Any] = {"MetricName": name, "Dimensions": dimensions, "Timestamp": when,
-                                         "Values": [float(v) for v in values]}
+                datum: dict[str, Any] = {
+                    "MetricName": name,
+                    "Dimensions": dimensions,
+                    "Timestamp": when,
+                    "Values": [float(v) for v in values],
+                }
                 if metric.get("Unit"):
                     datum["Unit"] = metric["Unit"]
                 data.append(datum)
         if namespace and data:
             batches.append((namespace, data))
     return batches
-
-
 
 
 def encode_log_result(logs: str) -> str:

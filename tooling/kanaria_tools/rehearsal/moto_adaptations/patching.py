@@ -3,8 +3,6 @@ rehearsal plugs into the adapted emulator."""
 
 from __future__ import annotations
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable

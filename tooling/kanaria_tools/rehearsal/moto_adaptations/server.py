@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from __future__ import annotations
-
 import socket
 import threading
 from typing import Any
@@ -35,7 +33,8 @@ def start_server(port: int, host: str = "127.0.0.1", timeout: float = 15.0) -> A
                 error = self.startup_error
                 # werkzeug prints "Address already in use" and exits (SystemExit) instead of raising OSError.
                 if (isinstance(error, OSError) and error.errno in {98, 48, 10048}) or (
-                        isinstance(error, SystemExit) and not port_is_free(port, host)):
+                    isinstance(error, SystemExit) and not port_is_free(port, host)
+                ):
                     raise AdaptationError(f"port {port} in use") from None
                 raise AdaptationError(f"the local AWS emulator failed to start on {host}:{port}: {error}") from error
 

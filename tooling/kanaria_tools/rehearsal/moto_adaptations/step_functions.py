@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from __future__ import annotations
-
 import uuid
 from typing import Any
 
@@ -19,14 +17,16 @@ def _adapt_step_functions(patcher: Patcher) -> None:
     # sfn-execute-state-machines
     patcher.setitem(default_user_config["stepfunctions"], "execute_state_machine", True)
     # sfn-aws-sdk-elbv2
-    patcher.setitem(state_task_service.StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES,
-                    "elasticloadbalancingv2", "elbv2")
+    patcher.setitem(
+        state_task_service.StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES, "elasticloadbalancingv2", "elbv2"
+    )
 
     # sfn-unnamed-executions
     original_start = parser_models.StepFunctionsParserBackend.start_execution
 
-    def start_execution(self: Any, state_machine_arn: str, name: Any = None, execution_input: Any = None,
-                        trace_header: Any = None) -> Any:
+    def start_execution(
+        self: Any, state_machine_arn: str, name: Any = None, execution_input: Any = None, trace_header: Any = None
+    ) -> Any:
         return original_start(self, state_machine_arn, name or str(uuid.uuid4()), execution_input, trace_header)
 
     patcher.setattr(parser_models.StepFunctionsParserBackend, "start_execution", start_execution)
