@@ -75,27 +75,8 @@ class KanariaFunction(Construct):
         reserved_concurrent_executions: int | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            log_group_name=f"/aws/lambda/{function_name(prefix, kind)}",
-            retention=logs.RetentionDays.ONE_MONTH,
-            encryption_key=key,
-            removal_policy=RemovalPolicy.DESTROY,
-        )
-        # Own role instead of AWSLambdaBasicExecutionRole: logs only to this function's log group.
-        self.role = iam.Role(
-            self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"Kanaria {kind} function",
-        )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[self.log_group.log_group_arn, f"{self.log_group.log_group_arn}:log-stream:*"],
-            )
-        )
+        self.log_group = self._build_log_group(prefix, kind, key)
+        self.role = self._build_role(kind)
         self.function = lambda_.Function(
             self,
             "Function",
@@ -120,9 +101,39 @@ class KanariaFunction(Construct):
                 **environment,
             },
         )
+        self._acknowledge(kind, reserved=reserved_concurrent_executions is not None)
+
+    def _build_log_group(self, prefix: str, kind: str, key: kms.IKey) -> logs.LogGroup:
+        return logs.LogGroup(
+            self,
+            "Logs",
+            log_group_name=f"/aws/lambda/{function_name(prefix, kind)}",
+            retention=logs.RetentionDays.ONE_MONTH,
+            encryption_key=key,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+
+    def _build_role(self, kind: str) -> iam.Role:
+        # Own role instead of AWSLambdaBasicExecutionRole: logs only to this function's log group.
+        role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Kanaria {kind} function",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[self.log_group.log_group_arn, f"{self.log_group.log_group_arn}:log-stream:*"],
+            )
+        )
+        return role
+
+    def _acknowledge(self, kind: str, *, reserved: bool) -> None:
+        """cdk-nag acknowledgements of the role, checkov skips of the function (each with its reason)."""
         log_group_id = Stack.of(self).get_logical_id(self.log_group.node.default_child)  # type: ignore[arg-type]
         acknowledge_all(self.role, (XRAY_RESOURCE, *KMS_GRANT_ACTIONS, log_streams(log_group_id)))
         skips = [LAMBDA_NO_VPC, ("CKV_AWS_116", WITHOUT_DLQ[kind])]
-        if reserved_concurrent_executions is None:
+        if not reserved:
             skips.append(("CKV_AWS_115", UNRESERVED[kind]))
         checkov_skip_all(self.function, tuple(skips))

@@ -81,39 +81,9 @@ class RolloutFunctions(Construct):
             f"arn:<AWS::Partition>:states:{stack.region}:{stack.account}:execution:{state_machine_name}:*"
         )
         self.alarm_arns = [_arn(stack, "cloudwatch", "alarm", name) for name in alarm_names.values()]
-        metric_alarm_names = [alarm_names[kind] for kind in (*names.CRITICAL_ALARM_KINDS, *names.WARNING_ALARM_KINDS)]
-        self.environment = {
-            names.ENV_LISTENER_ARN: listener.listener_arn,
-            names.ENV_PRIMARY_TARGET_GROUP_ARN: listener.primary_target_group_arn,
-            names.ENV_CANARY_TARGET_GROUP_ARN: listener.canary_target_group_arn,
-            names.ENV_ROLLOUTS_TABLE: data.tables["rollouts"].table_name,
-            names.ENV_EXPERIMENTS_TABLE: data.tables["experiments"].table_name,
-            names.ENV_AGGREGATES_TABLE: data.tables["aggregates"].table_name,
-            names.ENV_ALERTS_TOPIC_ARN: data.alerts_topic.topic_arn,
-            names.ENV_STATE_MACHINE_ARN: self.state_machine_arn,
-            names.ENV_METRIC_NAMESPACE: names.METRIC_NAMESPACE,
-            names.ENV_CRITICAL_ALARM_NAME: alarm_names[names.ALARM_CANARY_CRITICAL],
-            names.ENV_WARNING_ALARM_NAME: alarm_names[names.ALARM_CANARY_WARNING],
-            names.ENV_CANARY_ALARM_NAMES: ",".join(metric_alarm_names),
-            names.ENV_EVALUATIONS_TABLE: data.tables["evaluations"].table_name,
-            names.ENV_ALLOW_OFFLINE_EVALUATION: "true" if allow_offline_evaluation else "false",
-        }
+        self.environment = _environment(data, listener, alarm_names, self.state_machine_arn, allow_offline_evaluation)
         self._reserve = reserve_concurrency
-        # Rules of THIS listener (arn:...:listener-rule/app/<lb>/<lb-id>/<listener-id>/<rule-id>), for an existing
-        # listener given by context. The demo ALB's listener has no rules besides its default action.
-        self.listener_rules_arn: str | None = None
-        if not Token.is_unresolved(listener.listener_arn):
-            listener_path = listener.listener_arn.split(":listener/", 1)[1]
-            self.listener_rules_arn = stack.format_arn(
-                service="elasticloadbalancing",
-                resource="listener-rule",
-                resource_name=f"{listener_path}/*",
-                arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-            )
-            self._listener_rules_finding = (
-                f"arn:<AWS::Partition>:elasticloadbalancing:{stack.region}:{stack.account}:listener-rule/"
-                f"{listener_path}/*"
-            )
+        self.listener_rules_arn, self._listener_rules_finding = _listener_rules(stack, listener)
         self.rollout_steps = self._build_function(
             prefix,
             data,
@@ -219,6 +189,52 @@ class RolloutFunctions(Construct):
                 resources=[self.executions_arn],
             ),
         ]
+
+
+def _environment(
+    data: DataStack,
+    listener: CanaryListener,
+    alarm_names: dict[str, str],
+    state_machine_arn: str,
+    allow_offline_evaluation: bool,
+) -> dict[str, str]:
+    """The environment every rollout function shares."""
+    metric_alarm_names = [alarm_names[kind] for kind in (*names.CRITICAL_ALARM_KINDS, *names.WARNING_ALARM_KINDS)]
+    return {
+        names.ENV_LISTENER_ARN: listener.listener_arn,
+        names.ENV_PRIMARY_TARGET_GROUP_ARN: listener.primary_target_group_arn,
+        names.ENV_CANARY_TARGET_GROUP_ARN: listener.canary_target_group_arn,
+        names.ENV_ROLLOUTS_TABLE: data.tables["rollouts"].table_name,
+        names.ENV_EXPERIMENTS_TABLE: data.tables["experiments"].table_name,
+        names.ENV_AGGREGATES_TABLE: data.tables["aggregates"].table_name,
+        names.ENV_ALERTS_TOPIC_ARN: data.alerts_topic.topic_arn,
+        names.ENV_STATE_MACHINE_ARN: state_machine_arn,
+        names.ENV_METRIC_NAMESPACE: names.METRIC_NAMESPACE,
+        names.ENV_CRITICAL_ALARM_NAME: alarm_names[names.ALARM_CANARY_CRITICAL],
+        names.ENV_WARNING_ALARM_NAME: alarm_names[names.ALARM_CANARY_WARNING],
+        names.ENV_CANARY_ALARM_NAMES: ",".join(metric_alarm_names),
+        names.ENV_EVALUATIONS_TABLE: data.tables["evaluations"].table_name,
+        names.ENV_ALLOW_OFFLINE_EVALUATION: "true" if allow_offline_evaluation else "false",
+    }
+
+
+def _listener_rules(stack: Stack, listener: CanaryListener) -> tuple[str | None, str | None]:
+    """The ARN of THIS listener's rules (arn:...:listener-rule/app/<lb>/<lb-id>/<listener-id>/<rule-id>) and how
+    cdk-nag renders it, for an existing listener given by context; (None, None) for the demo ALB's listener, which
+    has no rules besides its default action."""
+    if Token.is_unresolved(listener.listener_arn):
+        return None, None
+    listener_path = listener.listener_arn.split(":listener/", 1)[1]
+    arn = stack.format_arn(
+        service="elasticloadbalancing",
+        resource="listener-rule",
+        resource_name=f"{listener_path}/*",
+        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+    )
+    finding = (
+        f"arn:<AWS::Partition>:elasticloadbalancing:{stack.region}:{stack.account}:listener-rule/{listener_path}/*"
+    )
+    return arn, finding
 
 
 def _arn(stack: Stack, service: str, resource: str, name: str) -> str:

@@ -118,7 +118,6 @@ class RolloutPipeline(Construct):
         return bucket
 
     def _build_pipeline(self, prefix: str, state_machine: sfn.IStateMachine) -> codepipeline.Pipeline:
-        source_output = codepipeline.Artifact("RolloutRequest")
         pipeline = codepipeline.Pipeline(
             self,
             "Pipeline",
@@ -127,34 +126,43 @@ class RolloutPipeline(Construct):
             execution_mode=codepipeline.ExecutionMode.QUEUED,  # one rollout at a time, in request order
             artifact_bucket=self.artifact_bucket,
             restart_execution_on_update=False,
-            stages=[
-                codepipeline.StageProps(
-                    stage_name="Request",
-                    actions=[
-                        actions.S3SourceAction(
-                            action_name=SOURCE_ACTION,
-                            bucket=self.request_bucket,
-                            bucket_key=names.ROLLOUT_REQUEST_OBJECT_KEY,
-                            output=source_output,
-                            trigger=actions.S3Trigger.NONE,  # started by the EventBridge rule below
-                        ),
-                    ],
-                ),
-                codepipeline.StageProps(
-                    stage_name="Rollout",
-                    actions=[
-                        actions.StepFunctionInvokeAction(
-                            action_name=INVOKE_ACTION,
-                            state_machine=state_machine,
-                            state_machine_input=actions.StateMachineInput.file_path(
-                                source_output.at_path(names.ROLLOUT_REQUEST_FILE)
-                            ),
-                            execution_name_prefix=EXECUTION_NAME_PREFIX,
-                        ),
-                    ],
-                ),
-            ],
+            stages=self._stages(state_machine),
         )
+        self._acknowledge_pipeline(pipeline, state_machine)
+        return pipeline
+
+    def _stages(self, state_machine: sfn.IStateMachine) -> list[codepipeline.StageProps]:
+        """Request (the S3 object, started by the EventBridge rule), then Rollout (the state machine on it)."""
+        source_output = codepipeline.Artifact("RolloutRequest")
+        return [
+            codepipeline.StageProps(
+                stage_name="Request",
+                actions=[
+                    actions.S3SourceAction(
+                        action_name=SOURCE_ACTION,
+                        bucket=self.request_bucket,
+                        bucket_key=names.ROLLOUT_REQUEST_OBJECT_KEY,
+                        output=source_output,
+                        trigger=actions.S3Trigger.NONE,  # started by the EventBridge rule below
+                    ),
+                ],
+            ),
+            codepipeline.StageProps(
+                stage_name="Rollout",
+                actions=[
+                    actions.StepFunctionInvokeAction(
+                        action_name=INVOKE_ACTION,
+                        state_machine=state_machine,
+                        state_machine_input=actions.StateMachineInput.file_path(
+                            source_output.at_path(names.ROLLOUT_REQUEST_FILE)
+                        ),
+                        execution_name_prefix=EXECUTION_NAME_PREFIX,
+                    ),
+                ],
+            ),
+        ]
+
+    def _acknowledge_pipeline(self, pipeline: codepipeline.Pipeline, state_machine: sfn.IStateMachine) -> None:
         stack = Stack.of(self)
         artifact_bucket_id = stack.get_logical_id(self.artifact_bucket.node.default_child)  # type: ignore[arg-type]
         acknowledge_all(
@@ -179,7 +187,6 @@ class RolloutPipeline(Construct):
                 ),
             ),
         )
-        return pipeline
 
     def _build_trigger(self) -> events.Rule:
         return events.Rule(

@@ -175,6 +175,47 @@ class EvaluationStack(Stack):
 
     def _build_state_machine(self, settings: Settings, runner: lambda_.IFunction, key: kms.IKey) -> sfn.StateMachine:
         name = names.evaluation_state_machine_name(settings.prefix)
+        definition = self._build_steps(runner)
+        log_group = logs.LogGroup(
+            self,
+            "StateMachineLogs",
+            log_group_name=f"/aws/vendedlogs/states/{name}",
+            retention=logs.RetentionDays.ONE_MONTH,
+            encryption_key=key,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        role = iam.Role(
+            self,
+            "StateMachineRole",
+            assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
+            description=f"{name}: invoke the evaluation runner only",
+        )
+        machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_name=name,
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            role=role,
+            timeout=EXECUTION_TIMEOUT,
+            tracing_enabled=True,
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+        )
+        runner_id = self.get_logical_id(runner.node.default_child)  # type: ignore[arg-type]
+        acknowledge_all(
+            role,
+            (
+                ("AwsSolutions-IAM5[Resource::*]", _STAR_REASON),
+                (
+                    f"AwsSolutions-IAM5[Resource::<{runner_id}.Arn>:*]",
+                    "Versions and aliases of the one evaluation runner function (CDK's LambdaInvoke grant)",
+                ),
+            ),
+        )
+        return machine
+
+    def _build_steps(self, runner: lambda_.IFunction) -> sfn.Chain:
+        """Plan, the Map of chunk evaluations, report."""
         plan = tasks.LambdaInvoke(
             self,
             "Plan",
@@ -183,6 +224,26 @@ class EvaluationStack(Stack):
             payload=sfn.TaskInput.from_object({"action": "plan", "request": sfn.JsonPath.entire_payload}),
             comment="validate the request and the dataset, pin the dataset version, split into chunks",
         )
+        chunks = self._build_chunk_map(runner)
+        report = tasks.LambdaInvoke(
+            self,
+            "Report",
+            lambda_function=runner,
+            payload_response_only=True,
+            payload=sfn.TaskInput.from_object(
+                {
+                    "action": "report",
+                    "run_id": sfn.JsonPath.string_at("$.run_id"),
+                    "created_at": sfn.JsonPath.string_at("$.created_at"),
+                    "request": sfn.JsonPath.object_at("$.request"),
+                }
+            ),
+            comment="aggregate records, write the report, move LATEST per config hash",
+        )
+        return plan.next(chunks).next(report)
+
+    def _build_chunk_map(self, runner: lambda_.IFunction) -> sfn.Map:
+        """The Map state evaluating every chunk, at most MAP_MAX_CONCURRENCY at a time."""
         evaluate = tasks.LambdaInvoke(  # no payload: the Map item ({action, run_id, request, chunk}) as is
             self,
             "EvaluateChunk",
@@ -207,58 +268,7 @@ class EvaluationStack(Stack):
             result_path="$.chunk_results",
         )
         chunks.item_processor(evaluate)
-        report = tasks.LambdaInvoke(
-            self,
-            "Report",
-            lambda_function=runner,
-            payload_response_only=True,
-            payload=sfn.TaskInput.from_object(
-                {
-                    "action": "report",
-                    "run_id": sfn.JsonPath.string_at("$.run_id"),
-                    "created_at": sfn.JsonPath.string_at("$.created_at"),
-                    "request": sfn.JsonPath.object_at("$.request"),
-                }
-            ),
-            comment="aggregate records, write the report, move LATEST per config hash",
-        )
-        log_group = logs.LogGroup(
-            self,
-            "StateMachineLogs",
-            log_group_name=f"/aws/vendedlogs/states/{name}",
-            retention=logs.RetentionDays.ONE_MONTH,
-            encryption_key=key,
-            removal_policy=RemovalPolicy.DESTROY,
-        )
-        role = iam.Role(
-            self,
-            "StateMachineRole",
-            assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
-            description=f"{name}: invoke the evaluation runner only",
-        )
-        machine = sfn.StateMachine(
-            self,
-            "StateMachine",
-            state_machine_name=name,
-            state_machine_type=sfn.StateMachineType.STANDARD,
-            definition_body=sfn.DefinitionBody.from_chainable(plan.next(chunks).next(report)),
-            role=role,
-            timeout=EXECUTION_TIMEOUT,
-            tracing_enabled=True,
-            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
-        )
-        runner_id = self.get_logical_id(runner.node.default_child)  # type: ignore[arg-type]
-        acknowledge_all(
-            role,
-            (
-                ("AwsSolutions-IAM5[Resource::*]", _STAR_REASON),
-                (
-                    f"AwsSolutions-IAM5[Resource::<{runner_id}.Arn>:*]",
-                    "Versions and aliases of the one evaluation runner function (CDK's LambdaInvoke grant)",
-                ),
-            ),
-        )
-        return machine
+        return chunks
 
 
 def add_evaluation_stacks(

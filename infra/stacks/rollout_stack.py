@@ -58,15 +58,6 @@ class RolloutStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         prefix = settings.prefix
         state_machine_name = names.rollout_state_machine_name(prefix)
-        alarm_names = {
-            kind: names.alarm_name(prefix, kind)
-            for kind in (
-                *names.CRITICAL_ALARM_KINDS,
-                *names.WARNING_ALARM_KINDS,
-                names.ALARM_CANARY_CRITICAL,
-                names.ALARM_CANARY_WARNING,
-            )
-        }
         self.rollback_failures = build_failures_queue(self, "RollbackFailures", prefix=prefix, key=data.key)
         self.functions = RolloutFunctions(
             self,
@@ -76,7 +67,7 @@ class RolloutStack(Stack):
             runtime_layer=experiments.runtime_layer,
             listener=listener,
             state_machine_name=state_machine_name,
-            alarm_names=alarm_names,
+            alarm_names=_alarm_names(prefix),
             allow_offline_evaluation=settings.allow_offline_evaluation,
             reserve_concurrency=settings.reserved_concurrency,
             rollback_failures_queue_url=self.rollback_failures.queue_url,
@@ -99,7 +90,14 @@ class RolloutStack(Stack):
             rollback_function=self.functions.rollback,
             alerts_topic=data.alerts_topic,
         )
-        self.safety_net = RollbackSafetyNet(
+        self.safety_net = self._build_safety_net(prefix, data)
+        self.pipeline = RolloutPipeline(self, "Pipeline", prefix=prefix, key=data.key, state_machine=self.state_machine)
+        self.dashboard = RolloutDashboard(self, "Dashboard", prefix=prefix, alarms=self.alarms)
+        cdk.CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
+        cdk.CfnOutput(self, "RolloutRequestBucket", value=self.pipeline.request_bucket.bucket_name)
+
+    def _build_safety_net(self, prefix: str, data: DataStack) -> RollbackSafetyNet:
+        return RollbackSafetyNet(
             self,
             "RollbackSafetyNet",
             prefix=prefix,
@@ -109,10 +107,19 @@ class RolloutStack(Stack):
             state_machine_arn=self.functions.state_machine_arn,
             alerts_topic=data.alerts_topic,
         )
-        self.pipeline = RolloutPipeline(self, "Pipeline", prefix=prefix, key=data.key, state_machine=self.state_machine)
-        self.dashboard = RolloutDashboard(self, "Dashboard", prefix=prefix, alarms=self.alarms)
-        cdk.CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
-        cdk.CfnOutput(self, "RolloutRequestBucket", value=self.pipeline.request_bucket.bucket_name)
+
+
+def _alarm_names(prefix: str) -> dict[str, str]:
+    """The name of every canary alarm the rollout functions read, by kind."""
+    return {
+        kind: names.alarm_name(prefix, kind)
+        for kind in (
+            *names.CRITICAL_ALARM_KINDS,
+            *names.WARNING_ALARM_KINDS,
+            names.ALARM_CANARY_CRITICAL,
+            names.ALARM_CANARY_WARNING,
+        )
+    }
 
 
 def add_rollout_stacks(

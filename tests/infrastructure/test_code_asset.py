@@ -1,4 +1,5 @@
-"""The Lambda code asset every function shares holds the runtime package only: no tooling, nothing importing moto.
+"""The Lambda code asset every function shares holds the runtime package only: no tooling, nothing importing moto,
+no test double (the offline model adapter).
 
 Read from the synthesized cloud assembly (the session's synth in conftest): each function's S3Key names an asset
 whose source folder, copied into cdk.out, is exactly what Lambda would receive.
@@ -57,6 +58,18 @@ def test_the_asset_holds_no_tooling_and_no_moto_import(code_assets):
     assert moto_importers == []
     # the checks above would pass on an asset of the wrong folder: the runtime's own layers are there
     assert {"handlers", "logic", "domain", "dal"} <= {p.name for p in (folder / "kanaria").iterdir()}
+
+
+def test_the_asset_holds_no_offline_model_adapter(code_assets):
+    (folder,) = set(code_assets.values())
+    assert not (folder / "kanaria" / "evaluation" / "fake_model.py").exists()
+    assert (folder / "kanaria" / "evaluation" / "bedrock.py").is_file()  # the evaluation package itself is there
+    defining = [
+        str(p.relative_to(folder))
+        for p in folder.rglob("*.py")
+        if "class OfflineBedrockRuntime" in p.read_text(encoding="utf-8")
+    ]
+    assert defining == []
 
 
 def test_the_moto_import_check_finds_one():

@@ -1,5 +1,6 @@
 """Offline evaluation against moto: the runner Lambda's plan/evaluate/report steps (what the state machine's Map
-drives), the evaluations table's EVAL/LATEST items, `latest_for`, and the stage-0 gate reading them."""
+drives), the evaluations table's EVAL/LATEST items, `latest_for`, and the stage-0 gate reading them. The runner's
+model calls go to the tooling's offline adapter instead of Bedrock."""
 
 from __future__ import annotations
 
@@ -23,15 +24,17 @@ from kanaria.dal.evaluations import (
 )
 from kanaria.errors import NotFoundError, ValidationError
 from kanaria.evaluation.gate import stage0
+from kanaria_tools.offline_model import offline_invoker
 from tests.support.aws import PREFIX, FakeLambdaContext, create_tables
-from tests.unit.evaluation.support import EXAMPLES, SAMPLE_DATASET
+from tests.unit.evaluation.support import EXAMPLES, SAMPLE_DATASET, sample_dataset
 
 BUCKET = "test-evaluations"
 
 
 @pytest.fixture
 def aws(monkeypatch):
-    """Tables and a versioned bucket in moto, the runner handler freshly imported with its environment."""
+    """Tables and a versioned bucket in moto, the runner handler freshly imported with its environment and the
+    offline adapter (answering the sample dataset) as its model invoker."""
     with mock_aws():
         tables = create_tables()
         s3 = boto3.client("s3")
@@ -40,6 +43,8 @@ def aws(monkeypatch):
         monkeypatch.setenv(names.ENV_EVALUATIONS_TABLE, names.table_name(PREFIX, "evaluations"))
         monkeypatch.setenv(names.ENV_EVALUATION_BUCKET, BUCKET)
         module = importlib.reload(importlib.import_module("kanaria.handlers.evaluation"))
+        invoker = offline_invoker(sample_dataset())
+        monkeypatch.setattr(module, "model_invoker", lambda: invoker)
         yield tables["evaluations"], EvaluationBucket(BUCKET, s3), module
 
 

@@ -1,8 +1,8 @@
 """Model calls through the bedrock-runtime Converse API with exponential backoff on throttling.
 
-`ModelInvoker` picks the runtime by model id: "offline:<model id>" goes to the offline adapter
-(kanaria.evaluation.fake_model), anything else to a boto3 bedrock-runtime client. Everything else (request, retries,
-usage, latency) is the same code path.
+`ModelInvoker` picks the runtime by model id: "offline:<model id>" goes to the offline adapter it was given (the local
+tooling's kanaria_tools.offline_model; the deployed runner has none), anything else to a boto3 bedrock-runtime
+client. Everything else (request, retries, usage, latency) is the same code path.
 """
 
 from __future__ import annotations
@@ -123,7 +123,9 @@ class ModelInvoker:
         if is_offline(model_id):
             if self._offline is None:
                 raise OperationalError(
-                    f"{model_id!r} needs the offline adapter, which this run was not given", field="model_id"
+                    f"{model_id!r} needs the offline adapter, which only the local tooling has (kanaria evaluate, "
+                    "the rehearsal)",
+                    field="model_id",
                 )
             return self._offline
         with self._lock:

@@ -20,7 +20,7 @@ from kanaria.domain.profiles import (
 from kanaria.errors import ValidationError, validate
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
-OFFLINE_PREFIX = "offline:"  # model ids answered by the offline model adapter (kanaria.evaluation.fake_model)
+OFFLINE_PREFIX = "offline:"  # model ids answered by the offline adapter (kanaria_tools.offline_model)
 _PARAMETER_FIELDS = frozenset(ModelParameters.model_fields)
 
 

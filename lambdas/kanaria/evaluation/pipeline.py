@@ -13,8 +13,7 @@ from kanaria.errors import ValidationError, validate
 from kanaria.evaluation.bedrock import ModelInvoker
 from kanaria.evaluation.configs import EvalConfiguration, check_unique, parse_configuration
 from kanaria.evaluation.dataset import Dataset
-from kanaria.evaluation.fake_model import OfflineBedrockRuntime
-from kanaria.evaluation.judge import JudgeSpec
+from kanaria.evaluation.grader import GraderSpec
 from kanaria.evaluation.report import (
     DEFAULT_INTENT_MIX,
     DEFAULT_LATENCY_LIMIT_MS,
@@ -33,7 +32,7 @@ class RunSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     intents: tuple[str, ...] = ()
-    judge: JudgeSpec | None = None
+    judge: GraderSpec | None = None  # the LLM grader (the stored and JSON name is "judge")
     intent_mix: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_INTENT_MIX))
     latency_limit_ms: float = Field(default=DEFAULT_LATENCY_LIMIT_MS, gt=0)
     monthly_budget_usd: float | None = Field(default=None, ge=0)
@@ -79,12 +78,6 @@ def new_run_id(now: datetime) -> str:
 def iso(now: datetime) -> str:
     """UTC ISO timestamp (seconds) as stored."""
     return now.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def default_invoker(dataset: Dataset, **kwargs: Any) -> ModelInvoker:
-    """Bedrock for real model ids, the offline adapter (answering from this dataset) for "offline:" ones."""
-    throttle_every = kwargs.pop("throttle_every", 0)
-    return ModelInvoker(offline=OfflineBedrockRuntime(dataset.cases, throttle_every=throttle_every), **kwargs)
 
 
 def plan_chunks(dataset: Dataset, chunk_size: int) -> list[dict[str, int]]:
@@ -146,7 +139,7 @@ def assemble_report(
         dataset=dataset,
         configurations=configurations,
         records=ordered,
-        judge=settings.judge,
+        grader=settings.judge,
         intent_mix=settings.intent_mix,
         latency_limit_ms=settings.latency_limit_ms,
         monthly_budget_usd=settings.monthly_budget_usd,

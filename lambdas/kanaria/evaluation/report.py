@@ -17,7 +17,7 @@ from typing import Iterable, Mapping, Sequence
 from kanaria.domain.profiles import DEFAULT_PROFILES, IntentProfile
 from kanaria.evaluation.configs import EvalConfiguration, is_offline
 from kanaria.evaluation.dataset import Dataset
-from kanaria.evaluation.judge import JudgeSpec
+from kanaria.evaluation.grader import GraderSpec
 from kanaria.evaluation.records import CaseRecord
 from kanaria.evaluation.report_models import (
     DEFAULT_INTENT_MIX,
@@ -30,9 +30,9 @@ from kanaria.evaluation.report_models import (
     EvaluationReport,
     EvaluationSummary,
     GatePolicy,
+    GraderInfo,
     IntentGate,
     IntentResult,
-    JudgeInfo,
     Projection,
     RouteChoice,
     Routing,
@@ -53,7 +53,7 @@ __all__ = [
     "GatePolicy",
     "IntentGate",
     "IntentResult",
-    "JudgeInfo",
+    "GraderInfo",
     "Projection",
     "RouteChoice",
     "Routing",
@@ -205,7 +205,7 @@ def build_report(
     dataset: Dataset,
     configurations: Sequence[EvalConfiguration],
     records: Sequence[CaseRecord],
-    judge: JudgeSpec | None = None,
+    grader: GraderSpec | None = None,
     policy: GatePolicy = GatePolicy(),
     intent_mix: Mapping[str, float] = DEFAULT_INTENT_MIX,
     latency_limit_ms: float = DEFAULT_LATENCY_LIMIT_MS,
@@ -235,7 +235,7 @@ def build_report(
             cases=len(dataset.cases),
             intents=intents,
         ),
-        judge=JudgeInfo(model_id=judge.model_id, judge_hash=judge.judge_hash) if judge else None,
+        judge=GraderInfo(model_id=grader.model_id, judge_hash=grader.judge_hash) if grader else None,
         policy=policy,
         configurations=config_summaries(configurations, intents, profiles),
         cells=tuple(cells),

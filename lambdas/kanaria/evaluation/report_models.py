@@ -159,8 +159,8 @@ class DatasetInfo(BaseModel):
     intents: list[str]
 
 
-class JudgeInfo(BaseModel):
-    """Which judge scored (the hash pins model, prompt, rubric and settings)."""
+class GraderInfo(BaseModel):
+    """Which LLM grader scored (the hash pins model, prompt, rubric and settings)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -178,7 +178,7 @@ class EvaluationReport(BaseModel):
     dataset: DatasetInfo
     scorer_version: str = SCORER_VERSION
     weights: dict[str, float] = Field(default_factory=lambda: dict(WEIGHTS))
-    judge: JudgeInfo | None = None
+    judge: GraderInfo | None = None
     price_table_version: str = pricing.PRICE_TABLE_VERSION
     policy: GatePolicy = Field(default_factory=GatePolicy)
     configurations: tuple[ConfigSummary, ...]

@@ -13,7 +13,7 @@ from kanaria.domain.profiles import DEFAULT_PROFILES, IntentProfile, profile_for
 from kanaria.evaluation.bedrock import ModelInvoker, ThrottledError, priced_model_id
 from kanaria.evaluation.configs import EvalConfiguration
 from kanaria.evaluation.dataset import Dataset, GoldenCase
-from kanaria.evaluation.judge import JudgeSpec, judge_part, judge_request, parse_verdict
+from kanaria.evaluation.grader import GraderSpec, grade_part, grading_request, parse_grade
 from kanaria.evaluation.prompting import case_request
 from kanaria.evaluation.records import CaseRecord
 from kanaria.evaluation.scoring import ScorePart, score_response
@@ -56,10 +56,10 @@ def _cost(model_id: str, input_tokens: int, output_tokens: int) -> Decimal | Non
 def evaluate_task(
     task: Task,
     invoker: ModelInvoker,
-    judge: JudgeSpec | None = None,
+    grader: GraderSpec | None = None,
     profiles: Mapping[str, IntentProfile] = DEFAULT_PROFILES,
 ) -> CaseRecord:
-    """Call the configuration's model on the case, score the response (and ask the judge), price the call."""
+    """Call the configuration's model on the case, score the response (and ask the grader), price the call."""
     case = task.case
     parameters = task.configuration.resolved(case.intent, profiles)
     target = profile_for(case.intent, profiles).quality_target
@@ -71,20 +71,20 @@ def evaluate_task(
         case_id=case.case_id,
         intent=case.intent,
         quality_target=target,
-        judge_hash=judge.judge_hash if judge else None,
+        judge_hash=grader.judge_hash if grader else None,
     )
     part: ScorePart | None = None
     try:
         response = invoker.converse(case_request(case, parameters))
-        if judge is not None:
-            verdict = invoker.converse(judge_request(judge, case, response.text))
-            part = judge_part(judge, parse_verdict(verdict.text))
+        if grader is not None:
+            graded = invoker.converse(grading_request(grader, case, response.text))
+            part = grade_part(grader, parse_grade(graded.text))
     except ThrottledError as exc:
         # Recorded, not raised: the case fails and the report counts it; any other error stops the run.
         return CaseRecord(
             **base, composite=0.0, passed=False, error=str(exc), attempts=exc.attempts, throttles=exc.attempts
         )
-    score = score_response(case, response.text, target, stop_reason=response.stop_reason, judge_part=part)
+    score = score_response(case, response.text, target, stop_reason=response.stop_reason, grader_part=part)
     return CaseRecord(
         **base,
         composite=score.composite,
@@ -105,7 +105,7 @@ def evaluate_task(
 def evaluate_tasks(
     tasks: list[Task],
     invoker: ModelInvoker,
-    judge: JudgeSpec | None = None,
+    grader: GraderSpec | None = None,
     *,
     concurrency: int = 4,
     profiles: Mapping[str, IntentProfile] = DEFAULT_PROFILES,
@@ -113,6 +113,6 @@ def evaluate_tasks(
     """Evaluate tasks with at most `concurrency` calls in flight; records in task order."""
     workers = max(1, min(concurrency, MAX_CONCURRENCY, len(tasks) or 1))
     if workers == 1:
-        return [evaluate_task(t, invoker, judge, profiles) for t in tasks]
+        return [evaluate_task(t, invoker, grader, profiles) for t in tasks]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kanaria-eval") as pool:
-        return list(pool.map(lambda t: evaluate_task(t, invoker, judge, profiles), tasks))
+        return list(pool.map(lambda t: evaluate_task(t, invoker, grader, profiles), tasks))

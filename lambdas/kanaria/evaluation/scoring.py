@@ -7,7 +7,7 @@ Parts (weight; applies when):
     format          0.15  always                            list style and length (0.5 each); 0 when truncated
     titles          0.15  the query names a title           per title: 1 written as in the query, 0.5 absent,
                                                             0 replaced by a romanised/translated form (critical)
-    judge           0.20  a judge model is configured       the judge's 1-5 rubric score mapped to 0-1
+    judge           0.20  an LLM grader is configured       the grader's 1-5 rubric score mapped to 0-1
 composite = sum(weight * score) / sum(weight) over the parts that apply. A case passes when the composite meets
 the intent's quality target and no critical violation occurred.
 """
@@ -206,7 +206,7 @@ def score_response(
     quality_target: float,
     *,
     stop_reason: str = "",
-    judge_part: ScorePart | None = None,
+    grader_part: ScorePart | None = None,
 ) -> CaseScore:
     """Every part, the composite, and pass = composite >= target and nothing critical."""
     parts = [
@@ -215,8 +215,8 @@ def score_response(
         score_format(case.expected_format, response, stop_reason),
         score_titles(case, response),
     ]
-    if judge_part is not None:
-        parts.append(judge_part)
+    if grader_part is not None:
+        parts.append(grader_part)
     value = composite(parts)
     critical = tuple(f"{p.name}: {p.detail}" for p in parts if p.critical)
     passed = value + PASS_EPSILON >= quality_target and not critical

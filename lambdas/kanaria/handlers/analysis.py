@@ -11,7 +11,6 @@ from functools import cache
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
@@ -22,12 +21,12 @@ from kanaria.dal.observations import DynamoAnalysisStore, json_default
 from kanaria.domain.experiment import Status
 from kanaria.errors import KanariaError, OperationalError
 from kanaria.handlers.env import AnalysisEnvironment, load_environment, load_profiles
+from kanaria.handlers.observability import observability
 from kanaria.logic.analysis_run import AnalysisOutcome, Analyze, analyse_experiment
 from kanaria.names import DIM_EXPERIMENT, METRIC_ANALYSIS_RUNS, METRIC_DECISION_CHANGES, METRIC_SRM_MISMATCH
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics(service="")  # dimension set exactly {experiment_id}, as the alarms and dashboards expect
+# metrics: dimension set exactly {experiment_id}, as the alarms and dashboards expect
+logger, tracer, metrics = observability(service_dimension=False)
 
 
 @cache

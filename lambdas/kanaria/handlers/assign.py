@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from functools import cache
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -18,13 +17,12 @@ from kanaria.errors import KanariaError
 from kanaria.handlers.env import api_environment, load_profiles
 from kanaria.handlers.http import json_body, new_resolver
 from kanaria.handlers.models import AssignBatchRequest, AssignRequest, parse_body
+from kanaria.handlers.observability import observability
 from kanaria.logic.assignments import assign_unit
 from kanaria.logic.experiments import get_experiment
 from kanaria.names import DIM_EXPERIMENT, DIM_VARIANT, METRIC_ASSIGNMENTS
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
+logger, tracer, metrics = observability()
 app = new_resolver()
 
 

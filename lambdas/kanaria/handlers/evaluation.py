@@ -5,7 +5,8 @@
     {"action": "report",   "run_id", "created_at", "request"}          -> {run_id, report_uri, configurations}
 
 The Map state runs "evaluate" per chunk with bounded concurrency; records go to S3 (never through the state
-payload). Model ids starting with "offline:" are answered by the offline adapter, all others by Bedrock.
+payload). Model calls go to Bedrock: "offline:" model ids need the offline adapter, which only the local tooling has
+(`kanaria evaluate`, the rehearsal), so the evaluate step refuses them.
 """
 
 from __future__ import annotations
@@ -14,17 +15,16 @@ from datetime import datetime, timezone
 from functools import cache
 from typing import Any, Literal
 
-from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
 from kanaria.dal.evaluations import EvaluationBucket, s3_uri, store_report
 from kanaria.errors import ValidationError, validate
+from kanaria.evaluation.bedrock import ModelInvoker
 from kanaria.evaluation.dataset import Dataset, dataset_name, parse_dataset
 from kanaria.evaluation.pipeline import (
     RunRequest,
     assemble_report,
-    default_invoker,
     evaluate_chunk,
     iso,
     new_run_id,
@@ -33,9 +33,9 @@ from kanaria.evaluation.pipeline import (
 )
 from kanaria.evaluation.render import render_markdown, render_svg
 from kanaria.handlers.env import EvaluationEnvironment, load_environment
+from kanaria.handlers.observability import observability
 
-logger = Logger()
-tracer = Tracer()
+logger, tracer, _ = observability()
 
 
 class Chunk(BaseModel):
@@ -71,6 +71,12 @@ def _bucket() -> EvaluationBucket:
     return EvaluationBucket(environment().evaluation_bucket)
 
 
+@cache
+def model_invoker() -> ModelInvoker:
+    """Bedrock (its client created on first use, once per execution environment)."""
+    return ModelInvoker()
+
+
 def _dataset(request: RunRequest) -> Dataset:
     text, version_id = _bucket().read_text(request.dataset_key, request.dataset_version_id)
     uri = s3_uri(_bucket().bucket, request.dataset_key, version_id)
@@ -99,7 +105,7 @@ def evaluate(run_id: str, request: RunRequest, chunk: Chunk) -> dict[str, Any]:
     """Evaluate one chunk and write its records to S3."""
     dataset = _dataset(request)
     records = evaluate_chunk(
-        dataset, request.parsed_configurations(), chunk.start, chunk.end, default_invoker(dataset), request.settings
+        dataset, request.parsed_configurations(), chunk.start, chunk.end, model_invoker(), request.settings
     )
     key = _bucket().put_chunk_records(run_id, chunk.index, records)
     return {

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from functools import cache
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -13,11 +12,10 @@ from kanaria.dal.experiment_store import DynamoExperimentRepository
 from kanaria.handlers.env import api_environment
 from kanaria.handlers.http import caller, json_body, new_resolver
 from kanaria.handlers.models import StopVariantRequest, TransitionRequest, parse_body
+from kanaria.handlers.observability import observability
 from kanaria.logic import experiments as registry
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
+logger, tracer, metrics = observability()
 app = new_resolver()
 
 

@@ -11,7 +11,6 @@ from datetime import datetime, timezone
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -27,6 +26,7 @@ from kanaria.errors import KanariaError
 from kanaria.handlers.env import ObservationsEnvironment, load_environment, load_profiles
 from kanaria.handlers.http import json_body, new_resolver
 from kanaria.handlers.models import parse_body
+from kanaria.handlers.observability import observability
 from kanaria.logic.experiments import get_experiment
 from kanaria.logic.observations import RecordResult, record_observation
 from kanaria.names import (
@@ -48,10 +48,8 @@ from kanaria.names import (
 
 EXPERIMENT_CACHE_SECONDS = 30  # definitions are immutable; stopped variants are seen within this delay
 
-logger = Logger()
-tracer = Tracer()
 # No "service" dimension: dashboards match exactly {experiment_id, variant} and canary alarms exactly {target}.
-metrics = Metrics(service="")
+logger, tracer, metrics = observability(service_dimension=False)
 
 # (metric name, observation field, unit) emitted per variant and, during a canary rollout, per target.
 _OUTCOME_METRICS = (

@@ -6,19 +6,17 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kanaria import names
 from kanaria.errors import OperationalError
+from kanaria.handlers.observability import observability
 from kanaria.handlers.rollout_env import deployment, failed_invocations, rollout_services
 from kanaria.logic import reconciler
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
+logger, tracer, metrics = observability()
 
 
 def _rollback_function_name() -> str:

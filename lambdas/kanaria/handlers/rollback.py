@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import CloudWatchAlarmEvent, EventBridgeEvent
 from aws_lambda_powertools.utilities.parser import parse
@@ -16,13 +15,12 @@ from pydantic import ValidationError as PydanticValidationError
 
 from kanaria.domain.rollout_state import Progress, RollbackTrigger
 from kanaria.errors import ValidationError, from_pydantic
+from kanaria.handlers.observability import observability
 from kanaria.handlers.rollout_env import deployment, rollout_services
 from kanaria.logic import reconciler, rollouts
 from kanaria.names import DIM_TARGET, METRIC_CANARY_WEIGHT, TARGET_CANARY
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics(service="")
+logger, tracer, metrics = observability(service_dimension=False)
 
 
 class StateMachineRollback(BaseModel):

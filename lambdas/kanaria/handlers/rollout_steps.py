@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -13,13 +12,13 @@ from pydantic import ValidationError as PydanticValidationError
 
 from kanaria.domain.rollout_state import RolloutState
 from kanaria.errors import ValidationError, from_pydantic
+from kanaria.handlers.observability import observability
 from kanaria.handlers.rollout_env import deployment, rollout_services
 from kanaria.logic import rollouts
 from kanaria.names import DIM_TARGET, METRIC_CANARY_WEIGHT, TARGET_CANARY
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics(service="")  # dimension set exactly {target}, as the rollout dashboard reads CanaryWeight
+# metrics: dimension set exactly {target}, as the rollout dashboard reads CanaryWeight
+logger, tracer, metrics = observability(service_dimension=False)
 
 
 class PrepareEvent(BaseModel):

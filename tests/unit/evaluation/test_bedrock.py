@@ -133,3 +133,10 @@ def test_offline_model_ids_never_reach_bedrock():
     with pytest.raises(OperationalError) as err:
         invoker.runtime_for("offline:anthropic.claude-3-5-haiku-20241022-v1:0")
     assert "offline adapter" in str(err.value)
+
+
+def test_the_deployed_runner_has_no_offline_adapter():
+    from kanaria.handlers.evaluation import model_invoker
+
+    with pytest.raises(OperationalError, match="offline adapter"):
+        model_invoker().runtime_for("offline:anthropic.claude-3-5-haiku-20241022-v1:0")

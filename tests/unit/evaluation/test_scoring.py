@@ -1,11 +1,11 @@
-"""Scorer parts on crafted responses: facts, grounding (forbidden and invented facts), format, titles, judge."""
+"""Scorer parts on crafted responses: facts, grounding (forbidden and invented facts), format, titles, LLM grader."""
 
 from __future__ import annotations
 
 import pytest
 
 from kanaria.domain.profiles import DEFAULT_PROFILES
-from kanaria.evaluation.judge import JudgeSpec, judge_part, parse_verdict
+from kanaria.evaluation.grader import GraderSpec, grade_part, parse_grade
 from kanaria.evaluation.scoring import entities, score_format, score_response
 from tests.unit.evaluation.support import case
 
@@ -115,19 +115,19 @@ def test_entities_are_canonical():
     }
 
 
-def test_judge_part_is_pinned_by_hash_and_weighs_in():
-    spec = JudgeSpec(model_id="anthropic.claude-3-5-sonnet-20241022-v2:0")
+def test_grader_part_is_pinned_by_hash_and_weighs_in():
+    spec = GraderSpec(model_id="anthropic.claude-3-5-sonnet-20241022-v2:0")
     changed = spec.model_copy(update={"rubric": spec.rubric + "\n0: 採点不能"})
     assert spec.judge_hash != changed.judge_hash and len(spec.judge_hash) == 16
-    verdict = parse_verdict('前置き {"score": 3, "reason": "一部欠落"} 後書き')
-    assert verdict.score == 0.5
-    part = judge_part(spec, verdict)
+    grade = parse_grade('前置き {"score": 3, "reason": "一部欠落"} 後書き')
+    assert grade.score == 0.5
+    part = grade_part(spec, grade)
     assert spec.judge_hash in part.detail
-    score = score_response(case(), GOOD, ORDER_TARGET, judge_part=part)
+    score = score_response(case(), GOOD, ORDER_TARGET, grader_part=part)
     # (0.40 + 0.30 + 0.15 + 0.15 + 0.20*0.5) / 1.20
     assert score.composite == pytest.approx(1.1 / 1.2, abs=1e-6)
 
 
 @pytest.mark.parametrize("text", ["no json", '{"score": 7}', '{"score": "4"}', "{bad json}"])
-def test_unparseable_judge_output_does_not_apply(text):
-    assert parse_verdict(text).score is None
+def test_unparseable_grader_output_does_not_apply(text):
+    assert parse_grade(text).score is None

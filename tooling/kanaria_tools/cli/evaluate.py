@@ -70,13 +70,13 @@ def _read_json(path: Path, flag: str) -> Any:
 
 def _settings(args: argparse.Namespace) -> Any:
     from kanaria.errors import validate
-    from kanaria.evaluation.judge import JudgeSpec
+    from kanaria.evaluation.grader import GraderSpec
     from kanaria.evaluation.pipeline import RunSettings
     from kanaria.evaluation.report import check_mix
 
     fields: dict[str, Any] = {"intents": tuple(args.intent), "concurrency": args.concurrency}
     if args.judge is not None:
-        fields["judge"] = validate(JudgeSpec, _read_json(args.judge, "--judge"), prefix="--judge")
+        fields["judge"] = validate(GraderSpec, _read_json(args.judge, "--judge"), prefix="--judge")
     if args.intent_mix is not None:
         fields["intent_mix"] = check_mix(_read_json(args.intent_mix, "--intent-mix"))
     for flag, key in (
@@ -96,8 +96,9 @@ def run(args: argparse.Namespace) -> int:
     from kanaria.dal.evaluations import records_jsonl
     from kanaria.evaluation.configs import check_unique, parse_configuration
     from kanaria.evaluation.dataset import dataset_name, parse_dataset
-    from kanaria.evaluation.pipeline import assemble_report, default_invoker, evaluate_all, iso, new_run_id
+    from kanaria.evaluation.pipeline import assemble_report, evaluate_all, iso, new_run_id
     from kanaria.evaluation.render import CHART_FILE, render_markdown, render_svg, results_table, routing_table
+    from kanaria_tools.offline_model import offline_invoker
 
     if (args.bucket is None) != (args.table is None):
         raise ValidationError("give both --bucket and --table to store the report, or neither", field="--bucket")
@@ -111,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     check_unique(configurations)
     now = datetime.now(timezone.utc)
     run_id = args.run_id or new_run_id(now)
-    invoker = default_invoker(dataset, throttle_every=args.throttle_every)
+    invoker = offline_invoker(dataset, throttle_every=args.throttle_every)
     records = evaluate_all(dataset, configurations, invoker, settings)
     report = assemble_report(run_id, iso(now), dataset, configurations, records, settings)
     out_dir = args.out or Path("reports") / "evaluations" / run_id

@@ -609,12 +609,12 @@ class Rehearsal:
         from kanaria.evaluation.pipeline import (
             RunSettings,
             assemble_report,
-            default_invoker,
             evaluate_all,
             iso,
             new_run_id,
         )
         from kanaria.evaluation.render import CHART_FILE, render_markdown, render_svg
+        from kanaria_tools.offline_model import offline_invoker
 
         spec = phase.offline_evaluation
         assert spec is not None
@@ -634,7 +634,7 @@ class Rehearsal:
         configuration = self._evaluation_config(phase)
         now = datetime.now(timezone.utc)
         run_id = new_run_id(now)
-        records = evaluate_all(dataset, [configuration], default_invoker(dataset), settings)
+        records = evaluate_all(dataset, [configuration], offline_invoker(dataset), settings)
         report = assemble_report(run_id, iso(now), dataset, [configuration], records, settings)
         table = self._steps_environment(self.aws)[names.ENV_EVALUATIONS_TABLE]
         bucket = names.evaluation_bucket_name(self.prefix, self.account, self.region)

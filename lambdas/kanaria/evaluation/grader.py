@@ -1,4 +1,8 @@
-"""Optional judge model: model id, prompt and rubric pinned by one hash, so a change of judge shows in reports."""
+"""The LLM grader of the offline evaluation (LLM-as-a-judge, optional): model id, prompt and rubric pinned by one hash,
+so a change of grader shows in reports.
+
+The stored names keep the LLM-as-a-judge vocabulary: the score part "judge", `judge_hash` in records, reports and
+summaries, and the `judge` run setting (`--judge` on the CLI)."""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from kanaria.evaluation.dataset import GoldenCase
 from kanaria.evaluation.prompting import converse_request
 from kanaria.evaluation.scoring import WEIGHTS, ScorePart
 
-JUDGE_MARKER = "[kanaria-judge]"  # first token of every judge system prompt (the offline adapter keys on it)
+GRADER_MARKER = "[kanaria-judge]"  # first token of every grader system prompt (the offline adapter keys on it)
 DEFAULT_RUBRIC = (
     "5: 参照回答の要点をすべて正しく含み、質問に直接答え、自然な日本語。\n"
     "4: 要点はほぼ含むが、軽微な欠落や冗長さがある。\n"
@@ -29,8 +33,8 @@ DEFAULT_PROMPT = (
 _JSON_OBJECT = re.compile(r"\{.*\}", re.S)
 
 
-class JudgeSpec(BaseModel):
-    """The judge: model, inference settings, prompt template and rubric (all part of `judge_hash`)."""
+class GraderSpec(BaseModel):
+    """The grader: model, inference settings, prompt template and rubric (all part of `judge_hash`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -42,12 +46,12 @@ class JudgeSpec(BaseModel):
 
     @property
     def judge_hash(self) -> str:
-        """Stable hash of everything that decides the judge's verdicts."""
+        """Stable hash of everything that decides the grader's grades (stored as `judge_hash`)."""
         return config_hash(self.model_dump(mode="json"))
 
 
-class Verdict(BaseModel):
-    """The judge's parsed answer: score 0-1 (from 1-5) or the reason it could not be parsed."""
+class Grade(BaseModel):
+    """The grader's parsed answer: score 0-1 (from 1-5) or the reason it could not be parsed."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -55,8 +59,8 @@ class Verdict(BaseModel):
     reason: str
 
 
-def judge_request(spec: JudgeSpec, case: GoldenCase, response: str) -> dict[str, Any]:
-    """The Converse request asking the judge to grade `response` against the case's reference."""
+def grading_request(spec: GraderSpec, case: GoldenCase, response: str) -> dict[str, Any]:
+    """The Converse request asking the grader to grade `response` against the case's reference."""
     user = spec.prompt.format(
         query=case.query,
         context=json.dumps(case.page_context, ensure_ascii=False, sort_keys=True),
@@ -72,26 +76,26 @@ def judge_request(spec: JudgeSpec, case: GoldenCase, response: str) -> dict[str,
         max_tokens=spec.max_tokens,
         stop_sequences=(),
     )
-    system = f"{JUDGE_MARKER} あなたはマンガストアのチャットボット回答を採点する評価者です。 judge {spec.judge_hash}"
+    system = f"{GRADER_MARKER} あなたはマンガストアのチャットボット回答を採点する評価者です。 judge {spec.judge_hash}"
     return converse_request(parameters, system, [{"role": "user", "content": [{"text": user}]}])
 
 
-def parse_verdict(text: str) -> Verdict:
-    """First JSON object with an integer score 1-5 in the judge's text; a Verdict without score otherwise."""
+def parse_grade(text: str) -> Grade:
+    """First JSON object with an integer score 1-5 in the grader's text; a Grade without score otherwise."""
     match = _JSON_OBJECT.search(text)
     if match is None:
-        return Verdict(score=None, reason=f"no JSON object in judge output: {text[:80]!r}")
+        return Grade(score=None, reason=f"no JSON object in judge output: {text[:80]!r}")
     try:
         document = json.loads(match.group(0))
     except json.JSONDecodeError as exc:
-        return Verdict(score=None, reason=f"judge output is not JSON ({exc.msg})")
+        return Grade(score=None, reason=f"judge output is not JSON ({exc.msg})")
     raw = document.get("score") if isinstance(document, dict) else None
     if not isinstance(raw, int) or isinstance(raw, bool) or not 1 <= raw <= 5:
-        return Verdict(score=None, reason=f"judge score must be an integer 1-5, got {raw!r}")
-    return Verdict(score=(raw - 1) / 4, reason=str(document.get("reason", ""))[:300])
+        return Grade(score=None, reason=f"judge score must be an integer 1-5, got {raw!r}")
+    return Grade(score=(raw - 1) / 4, reason=str(document.get("reason", ""))[:300])
 
 
-def judge_part(spec: JudgeSpec, verdict: Verdict) -> ScorePart:
-    """The judge's verdict as a score part (not applicable when unparseable; the reason says so)."""
-    detail = f"{spec.model_id} [{spec.judge_hash}]: {verdict.reason}"
-    return ScorePart(name="judge", weight=WEIGHTS["judge"], score=verdict.score, detail=detail)
+def grade_part(spec: GraderSpec, grade: Grade) -> ScorePart:
+    """The grade as the "judge" score part (not applicable when unparseable; the reason says so)."""
+    detail = f"{spec.model_id} [{spec.judge_hash}]: {grade.reason}"
+    return ScorePart(name="judge", weight=WEIGHTS["judge"], score=grade.score, detail=detail)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from kanaria.evaluation.bedrock import ModelInvoker
 from kanaria.evaluation.configs import parse_configuration
-from kanaria.evaluation.fake_model import OfflineBedrockRuntime, approx_tokens
 from kanaria.evaluation.pipeline import RunSettings, evaluate_all, evaluate_chunk
 from kanaria.evaluation.prompting import case_request
+from kanaria_tools.offline_model import OfflineBedrockRuntime, approx_tokens
 from tests.unit.evaluation.support import HAIKU, SONNET, sample_dataset
 
 

@@ -1,4 +1,6 @@
-"""The fake model (offline adapter): a deterministic stand-in for bedrock-runtime Converse, for the local rehearsal and tests.
+"""The offline adapter (a fake model): a deterministic stand-in for bedrock-runtime Converse, for `kanaria evaluate`,
+the local rehearsal and the tests. Tooling only: the deployed evaluation runner calls Bedrock and refuses "offline:"
+model ids.
 
 Model ids "offline:<bedrock model id>" pick a simulated model family from the id (haiku, sonnet, opus). It
 answers from the golden case's reference answer and degrades it the way that family tends to: omitting required
@@ -20,9 +22,10 @@ from typing import Any, Iterable
 
 from botocore.exceptions import ClientError
 
+from kanaria.evaluation.bedrock import ModelInvoker
 from kanaria.evaluation.configs import OFFLINE_PREFIX
-from kanaria.evaluation.dataset import GoldenCase
-from kanaria.evaluation.judge import JUDGE_MARKER
+from kanaria.evaluation.dataset import Dataset, GoldenCase
+from kanaria.evaluation.grader import GRADER_MARKER
 from kanaria.evaluation.scoring import normalize
 
 _SENTENCE = re.compile(r"[^。！？\n]*[。！？]?")
@@ -261,8 +264,8 @@ class OfflineBedrockRuntime:
         inference = request.get("inferenceConfig", {})
         extra = request.get("additionalModelRequestFields", {})
         self._maybe_throttle(f"{model_id}|{hashlib.sha256(last.encode()).hexdigest()}")
-        if system.startswith(JUDGE_MARKER):
-            text, rng = _judge(last), _rng(model_id, "judge", last)
+        if system.startswith(GRADER_MARKER):
+            text, rng = _grade(last), _rng(model_id, "judge", last)
         else:
             case = self._case(system, last)
             text = simulate_answer(case, model_id, inference, extra)
@@ -309,9 +312,14 @@ def _bigrams(text: str) -> set[str]:
     return {folded[i : i + 2] for i in range(len(folded) - 1)}
 
 
-def _judge(prompt: str) -> str:
-    """Offline judge: 1-5 from the character-bigram overlap (Dice) of the response with the reference."""
+def _grade(prompt: str) -> str:
+    """Offline grader: 1-5 from the character-bigram overlap (Dice) of the response with the reference."""
     reference, response = _bigrams(_between(prompt, "reference")), _bigrams(_between(prompt, "response"))
     dice = 2 * len(reference & response) / (len(reference) + len(response)) if reference and response else 0.0
     score = 1 + round(4 * dice)
     return json.dumps({"score": score, "reason": f"reference overlap {dice:.2f} (offline judge)"}, ensure_ascii=False)
+
+
+def offline_invoker(dataset: Dataset, *, throttle_every: int = 0, **kwargs: Any) -> ModelInvoker:
+    """An invoker answering "offline:" model ids from `dataset` (and real ones from Bedrock, as deployed)."""
+    return ModelInvoker(offline=OfflineBedrockRuntime(dataset.cases, throttle_every=throttle_every), **kwargs)
