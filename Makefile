@@ -39,10 +39,10 @@ install: $(VENV)/.installed $(CHECKOV_VENV)/.installed node_modules/.installed #
 test: install lint ## the gates, then the whole suite: unit, infrastructure (synth + cdk-nag + cfn-lint + checkov), integration (moto)
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) tests
 
-lint: install ## ruff (rules in pyproject.toml), mypy on the runtime and infra, import contracts (lint-imports)
+lint: install ## ruff (rules in pyproject.toml), mypy on the runtime, infra and tooling, import contracts (lint-imports)
 	$(VENV)/bin/ruff check lambdas tooling infra tests scripts app.py
 	$(VENV)/bin/ruff format --check --quiet lambdas tooling infra tests scripts app.py
-	$(VENV)/bin/mypy lambdas/kanaria infra
+	$(VENV)/bin/mypy lambdas/kanaria infra tooling/kanaria_tools
 	$(VENV)/bin/lint-imports
 
 test-unit: install

@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 from kanaria_tools.rehearsal.alarms import Transition
+from kanaria_tools.rehearsal.fleet import MinuteSample
 from kanaria_tools.rehearsal.progress import Progress
 from kanaria_tools.rehearsal.report_files import write_report
 from kanaria_tools.rehearsal.results import PhaseResult, Reaction, RehearsalResult
 from kanaria_tools.rehearsal.scenario import load_scenario
-from kanaria_tools.rehearsal.traffic import MinuteSample
 
 
 def test_plain_table_is_printed_only_when_its_key_changes() -> None:

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Iterable
 
 from kanaria.errors import ValidationError
 
@@ -45,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     experiment = _read_experiment(args.experiment)
     resolver = ConfigResolver(experiment)
     out = sys.stdout
+    units: Iterable[str]
     if args.unit is not None:
         units = [args.unit]
     elif str(args.units) == "-":

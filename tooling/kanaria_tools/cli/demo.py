@@ -8,11 +8,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kanaria_tools.rehearsal.scenario import Scenario
 
 DEFAULT_REPORTS = Path("reports")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `demo` and `rehearse`."""
     demo = subparsers.add_parser(
         "demo", help="local rehearsal of the default scenario (no AWS account needed)", description=__doc__
@@ -47,20 +51,12 @@ def run_demo(args: argparse.Namespace) -> int:
 def run_rehearse(args: argparse.Namespace) -> int:
     """Validate, rehearse, report; the exit status says whether every outcome was as expected."""
     from kanaria.errors import ValidationError
-    from kanaria_tools.rehearsal.scenario import list_scenarios, load_scenario
+    from kanaria_tools.rehearsal.scenario import load_scenario
 
     if args.list_adaptations:
-        from kanaria_tools.rehearsal.moto_adaptations import ADAPTATIONS, MOTO_VERSION
-
-        print(f"moto {MOTO_VERSION} adaptations:")
-        for a in ADAPTATIONS:
-            print(f"- {a.name}\n    moto: {a.moto_behaviour}\n    rehearsal: {a.adaptation}")
-        return 0
+        return _list_adaptations()
     if args.list:
-        for path in list_scenarios():
-            scenario = load_scenario(str(path))
-            print(f"{path.stem:28} {scenario.description}")
-        return 0
+        return _list_scenarios()
     if not args.scenario:
         raise ValidationError("give a scenario name or path (kanaria rehearse --list shows them)", field="scenario")
     if args.port is not None and not 0 < args.port < 65536:
@@ -72,6 +68,30 @@ def run_rehearse(args: argparse.Namespace) -> int:
             f"{'an' if scenario.experiment else 'no'} experiment, {len(scenario.faults())} faults)"
         )
         return 0
+    return _rehearse(scenario, args)
+
+
+def _list_adaptations() -> int:
+    from kanaria_tools.rehearsal.moto_adaptations import ADAPTATIONS, MOTO_VERSION
+
+    print(f"moto {MOTO_VERSION} adaptations:")
+    for a in ADAPTATIONS:
+        print(f"- {a.name}\n    moto: {a.moto_behaviour}\n    rehearsal: {a.adaptation}")
+    return 0
+
+
+def _list_scenarios() -> int:
+    from kanaria_tools.rehearsal.scenario import list_scenarios, load_scenario
+
+    for path in list_scenarios():
+        scenario = load_scenario(str(path))
+        print(f"{path.stem:28} {scenario.description}")
+    return 0
+
+
+def _rehearse(scenario: Scenario, args: argparse.Namespace) -> int:
+    """The rehearsal, its report and the outcome lines."""
+    from kanaria_tools.rehearsal.clock import fmt_duration
     from kanaria_tools.rehearsal.progress import Progress
     from kanaria_tools.rehearsal.report_files import write_report
     from kanaria_tools.rehearsal.runner import Rehearsal
@@ -89,8 +109,6 @@ def run_rehearse(args: argparse.Namespace) -> int:
         mark = "OK  " if phase.ok else "FAIL"
         line = f"  {mark} {phase.kind} {phase.name}: {phase.outcome} (expected {phase.expected or 'any'})"
         if phase.fault_to_rollback is not None:
-            from kanaria_tools.rehearsal.clock import fmt_duration
-
             line += f"; fault -> rollback complete in {fmt_duration(phase.fault_to_rollback)}"
         progress.line(line)
     if result.error:

@@ -113,6 +113,27 @@ def _cdk_error(output: str) -> str:
     return "\n".join(chosen)
 
 
+@dataclass
+class _Cdk:
+    """The pinned CDK CLI run in the app directory, its output logged (interesting lines echoed)."""
+
+    cli: Path
+    app_dir: Path
+    env: dict[str, str]
+    log: Any
+    log_path: Path
+    echo: Callable[[str], None] | None
+    timeout: float
+
+    def run(self, command: str, *args: str) -> None:
+        """`cdk <command> <args>`; DeployError with the CLI's own error when it fails."""
+        code, output = _run([str(self.cli), command, *args], self.app_dir, self.env, self.log, self.echo, self.timeout)
+        if code != 0:
+            raise DeployError(
+                f"cdk {command} failed (exit {code}):\n{_cdk_error(output)}\n(full log: {self.log_path})", field="cdk"
+            )
+
+
 def deploy_app(
     *,
     account: str,
@@ -144,49 +165,12 @@ def deploy_app(
         context_args += ["-c", f"{key}={value}"]
     out_dir.mkdir(parents=True, exist_ok=True)
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    app = str(out_dir)
     with open(log_path, "w", encoding="utf-8") as log:
-        code, output = _run(
-            [str(cli), "synth", "--quiet", *context_args, "-o", str(out_dir)], app_dir, full_env, log, echo, timeout
-        )
-        if code != 0:
-            raise DeployError(
-                f"cdk synth failed (exit {code}):\n{_cdk_error(output)}\n(full log: {log_path})", field="cdk"
-            )
-        code, output = _run(
-            [str(cli), "bootstrap", f"aws://{account}/{region}", "--app", str(out_dir)],
-            app_dir,
-            full_env,
-            log,
-            echo,
-            timeout,
-        )
-        if code != 0:
-            raise DeployError(
-                f"cdk bootstrap failed (exit {code}):\n{_cdk_error(output)}\n(full log: {log_path})", field="cdk"
-            )
-        code, output = _run(
-            [
-                str(cli),
-                "deploy",
-                "--all",
-                "--require-approval",
-                "never",
-                "--app",
-                str(out_dir),
-                "--progress",
-                "events",
-                *context_args,
-            ],
-            app_dir,
-            full_env,
-            log,
-            echo,
-            timeout,
-        )
-        if code != 0:
-            raise DeployError(
-                f"cdk deploy failed (exit {code}):\n{_cdk_error(output)}\n(full log: {log_path})", field="cdk"
-            )
+        cdk = _Cdk(cli, app_dir, full_env, log, log_path, echo, timeout)
+        cdk.run("synth", "--quiet", *context_args, "-o", app)
+        cdk.run("bootstrap", f"aws://{account}/{region}", "--app", app)
+        cdk.run("deploy", "--all", "--require-approval", "never", "--app", app, "--progress", "events", *context_args)
     deployment = Deployment(out_dir=out_dir, log_path=log_path)
     deployment.stacks = _describe_stacks(out_dir, env)
     deployment.seconds = time.monotonic() - started

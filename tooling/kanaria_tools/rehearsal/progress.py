@@ -18,7 +18,7 @@ class Progress:
         self.live = self.out.isatty() if live is None else live
         self.quiet = quiet
         self._live_lines = 0
-        self._last_table: tuple[str, ...] | None = None
+        self._last_table: tuple[object, ...] | None = None
         self._started = time.monotonic()
 
     def _clear_live(self) -> None:
@@ -68,10 +68,10 @@ class Progress:
             self.out.flush()
             self._live_lines = len(lines)
             return
-        key = tuple(lines[1:]) if key is None else (key,)
-        if key == self._last_table:
+        shown: tuple[object, ...] = tuple(lines[1:]) if key is None else (key,)
+        if shown == self._last_table:
             return
-        self._last_table = key
+        self._last_table = shown
         self.out.write("\n".join(lines) + "\n")
         self.out.flush()
 

@@ -10,12 +10,15 @@ from typing import Any
 
 from kanaria_tools.rehearsal.clock import fmt, fmt_duration
 from kanaria_tools.rehearsal.moto_adaptations import ADAPTATIONS, MOTO_VERSION
+from kanaria_tools.rehearsal.results import PhaseResult, RehearsalResult
 from kanaria_tools.rehearsal.timeline_chart import STATE_COLOURS, render_svg
 
 
-def write_report(result: Any) -> list[Path]:
+def write_report(result: RehearsalResult) -> list[Path]:
     """report.md, timeline.svg, result.json and report.html in the run directory; returns their paths."""
-    run_dir: Path = result.run_dir
+    run_dir = result.run_dir
+    if run_dir is None:
+        raise ValueError("the rehearsal has no run directory")
     run_dir.mkdir(parents=True, exist_ok=True)
     svg = run_dir / "timeline.svg"
     svg.write_text(render_svg(result), encoding="utf-8")
@@ -32,7 +35,7 @@ def write_report(result: Any) -> list[Path]:
     return [markdown, svg, data, page]
 
 
-def render_html(result: Any, svg: str, markdown: str) -> str:
+def render_html(result: RehearsalResult, svg: str, markdown: str) -> str:
     """One self-contained page: the outcome, the picture inline and the Markdown summary as text."""
     verdict = "every outcome as expected" if result.ok else "NOT every outcome as expected"
     colour = STATE_COLOURS["OK"] if result.ok else STATE_COLOURS["ALARM"]
@@ -47,7 +50,7 @@ def render_html(result: Any, svg: str, markdown: str) -> str:
     )
 
 
-def summary(result: Any) -> dict[str, Any]:
+def summary(result: RehearsalResult) -> dict[str, Any]:
     """Machine-readable outcome (what tests and CI read)."""
     return {
         "scenario": result.scenario.name,
@@ -85,7 +88,7 @@ def summary(result: Any) -> dict[str, Any]:
 
 def _detail(detail: dict[str, Any]) -> dict[str, Any]:
     """The machine-readable part of a rollout phase's detail: the rollout, how it ended, what restored 100/0."""
-    kept = {
+    kept: dict[str, Any] = {
         k: detail[k]
         for k in ("rollout_id", "status", "execution_status", "weights_after", "restored_by", "rollback_alerts")
         if k in detail
@@ -108,7 +111,18 @@ def _invocation_stats(invocations: list[Any]) -> dict[str, dict[str, float]]:
     return {k: {m: round(v, 3) for m, v in e.items()} for k, e in stats.items()}
 
 
-def render_markdown(result: Any, svg_name: str) -> str:
+def render_markdown(result: RehearsalResult, svg_name: str) -> str:
+    """The rehearsal's report.md: the outcomes, each phase's reactions, alerts, alarm changes, the emulator."""
+    lines = _summary(result, svg_name)
+    for p in result.phases:
+        lines += _phase_section(p)
+    lines += _observed(result)
+    lines += ["", "## Emulator adaptations", ""]
+    lines += [f"- **{a.name}**: {a.adaptation}" for a in ADAPTATIONS]
+    return "\n".join(lines) + "\n"
+
+
+def _summary(result: RehearsalResult, svg_name: str) -> list[str]:
     s = result.scenario
     lines = [
         f"# Rehearsal: {s.name}",
@@ -138,32 +152,39 @@ def render_markdown(result: Any, svg_name: str) -> str:
             f"| {p.name} | {p.kind} | {p.expected or 'any'} | {'OK' if p.ok else 'FAIL'}: {p.outcome} | "
             f"{fmt_duration(p.fault_to_rollback) if p.fault_to_rollback is not None else '-'} |"
         )
-    for p in result.phases:
+    return lines
+
+
+def _phase_section(p: PhaseResult) -> list[str]:
+    lines = [
+        "",
+        f"## {p.kind.capitalize()} {p.name}",
+        "",
+        f"{fmt(p.started_at)} to {fmt(p.ended_at)} ({fmt_duration(p.ended_at - p.started_at)} of scenario time).",
+    ]
+    if p.kind == "experiment" and p.detail.get("rows"):
         lines += [
             "",
-            f"## {p.kind.capitalize()} {p.name}",
-            "",
-            f"{fmt(p.started_at)} to {fmt(p.ended_at)} ({fmt_duration(p.ended_at - p.started_at)} of scenario time).",
+            "| analysis (traffic) | units control | units treatment | quality control | quality treatment | decision | SRM |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
         ]
-        if p.kind == "experiment" and p.detail.get("rows"):
-            lines += [
-                "",
-                "| analysis (traffic) | units control | units treatment | quality control | quality treatment | decision | SRM |",
-                "| --- | --- | --- | --- | --- | --- | --- |",
-            ]
-            lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in p.detail["rows"]]
-        if p.reactions:
-            lines += ["", "What reacted, and when (scenario clock; + is after the first fault):", ""]
-            for r in p.reactions:
-                delta = (
-                    f" (+{fmt_duration(r.at - p.fault_at)})" if p.fault_at is not None and r.at >= p.fault_at else ""
-                )
-                lines.append(f"- {fmt(r.at)}{delta} [{r.kind}] {r.what}")
-        if p.fault_to_rollback is not None:
-            lines += [
-                "",
-                f"Time from fault to completed rollback: **{fmt_duration(p.fault_to_rollback)}** (scenario clock).",
-            ]
+        lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in p.detail["rows"]]
+    if p.reactions:
+        lines += ["", "What reacted, and when (scenario clock; + is after the first fault):", ""]
+        for r in p.reactions:
+            delta = f" (+{fmt_duration(r.at - p.fault_at)})" if p.fault_at is not None and r.at >= p.fault_at else ""
+            lines.append(f"- {fmt(r.at)}{delta} [{r.kind}] {r.what}")
+    if p.fault_to_rollback is not None:
+        lines += [
+            "",
+            f"Time from fault to completed rollback: **{fmt_duration(p.fault_to_rollback)}** (scenario clock).",
+        ]
+    return lines
+
+
+def _observed(result: RehearsalResult) -> list[str]:
+    """The alerts received, the alarm state changes and what the emulator did not create."""
+    lines: list[str] = []
     if result.alerts:
         lines += ["", "## On-call alerts received (SNS -> SQS subscriber)", ""]
         for at, subject, _ in result.alerts:
@@ -185,6 +206,4 @@ def render_markdown(result: Any, svg_name: str) -> str:
             "",
         ]
         lines += [f"- {stack}: {', '.join(types)}" for stack, types in skipped.items()]
-    lines += ["", "## Emulator adaptations", ""]
-    lines += [f"- **{a.name}**: {a.adaptation}" for a in ADAPTATIONS]
-    return "\n".join(lines) + "\n"
+    return lines

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kanaria_tools.rehearsal.alarms import Transition
+from kanaria_tools.rehearsal.fleet import MinuteSample
 from kanaria_tools.rehearsal.scenario import Scenario
 
 
@@ -15,10 +17,9 @@ class Reaction:
 
     at: float
     what: str
-    kind: (
-        str  # alarm | composite | gate | rollback | rollback failure | reconciler | weights | alert | decision | srm |
-    )
-    # fault | stage | stage 0
+    # alarm | composite | gate | rollback | rollback failure | reconciler | weights | alert | decision | srm | fault |
+    # stage | stage 0
+    kind: str
 
 
 @dataclass
@@ -50,10 +51,10 @@ class RehearsalResult:
 
     scenario: Scenario
     phases: list[PhaseResult] = field(default_factory=list)
-    alarm_transitions: list[Any] = field(default_factory=list)
+    alarm_transitions: list[Transition] = field(default_factory=list)
     alarm_series: dict[str, list[tuple[float, float | None]]] = field(default_factory=dict)
     alarm_thresholds: dict[str, float] = field(default_factory=dict)
-    samples: list[Any] = field(default_factory=list)
+    samples: list[MinuteSample] = field(default_factory=list)
     weights: list[tuple[float, int]] = field(default_factory=list)
     alerts: list[tuple[float, str, str]] = field(default_factory=list)
     invocations: list[tuple[float, str, str | None, float]] = field(default_factory=list)

@@ -343,35 +343,10 @@ class Scenario(_Strict):
     rollouts: tuple[RolloutPhase, ...] = ()
 
     @model_validator(mode="after")
-    def _references(self) -> "Scenario":  # noqa: C901 - one check per scenario section, each raising with its field
-        known = set(self.configurations)
-        if self.experiment is not None:
-            for role in ("control", "treatment"):
-                if getattr(self.experiment, role) not in known:
-                    raise ValueError(
-                        f"experiment.{role}: unknown configuration {getattr(self.experiment, role)!r}; "
-                        f"defined: {sorted(known)}"
-                    )
-            for intent in self.experiment.intents:
-                if intent != "*" and intent not in self.traffic.intent_mix:
-                    raise ValueError(f"experiment.intents: {intent!r} is not in traffic.intent_mix")
+    def _references(self) -> "Scenario":
+        self._check_experiment()
         for index, rollout in enumerate(self.rollouts):
-            if rollout.link_experiment and (
-                self.experiment is None or rollout.candidate not in (self.experiment.control, self.experiment.treatment)
-            ):
-                raise ValueError(f"rollouts.{index}.link_experiment: the candidate must be a variant of the experiment")
-            for f_index, fault in enumerate(rollout.faults):
-                unknown = [i for i in fault.intents or () if i not in self.traffic.intent_mix]
-                if unknown:
-                    raise ValueError(
-                        f"rollouts.{index}.faults.{f_index}.intents: {unknown} are not in traffic.intent_mix"
-                    )
-            for role in ("baseline", "candidate"):
-                if getattr(rollout, role) not in known:
-                    raise ValueError(
-                        f"rollouts.{index}.{role}: unknown configuration {getattr(rollout, role)!r}; "
-                        f"defined: {sorted(known)}"
-                    )
+            self._check_rollout(index, rollout)
         for config_name, config in self.configurations.items():
             for intent in config.per_intent:
                 if intent not in self.traffic.intent_mix:
@@ -381,6 +356,35 @@ class Scenario(_Strict):
         if self.experiment is None and not self.rollouts:
             raise ValueError("experiment: a scenario needs an experiment or at least one rollout")
         return self
+
+    def _check_known(self, where: str, name: str) -> None:
+        known = set(self.configurations)
+        if name not in known:
+            raise ValueError(f"{where}: unknown configuration {name!r}; defined: {sorted(known)}")
+
+    def _check_experiment(self) -> None:
+        """The experiment's variants are configurations, its intents traffic intents."""
+        if self.experiment is None:
+            return
+        self._check_known("experiment.control", self.experiment.control)
+        self._check_known("experiment.treatment", self.experiment.treatment)
+        for intent in self.experiment.intents:
+            if intent != "*" and intent not in self.traffic.intent_mix:
+                raise ValueError(f"experiment.intents: {intent!r} is not in traffic.intent_mix")
+
+    def _check_rollout(self, index: int, rollout: RolloutPhase) -> None:
+        """A linked rollout's candidate is a variant of the experiment; its faults' intents are traffic intents;
+        its baseline and candidate are configurations."""
+        if rollout.link_experiment and (
+            self.experiment is None or rollout.candidate not in (self.experiment.control, self.experiment.treatment)
+        ):
+            raise ValueError(f"rollouts.{index}.link_experiment: the candidate must be a variant of the experiment")
+        for f_index, fault in enumerate(rollout.faults):
+            unknown = [i for i in fault.intents or () if i not in self.traffic.intent_mix]
+            if unknown:
+                raise ValueError(f"rollouts.{index}.faults.{f_index}.intents: {unknown} are not in traffic.intent_mix")
+        self._check_known(f"rollouts.{index}.baseline", rollout.baseline)
+        self._check_known(f"rollouts.{index}.candidate", rollout.candidate)
 
     def faults(self) -> list[tuple[str, Fault]]:
         """Every fault with the phase it belongs to."""

@@ -18,6 +18,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from kanaria_tools.rehearsal.fleet import MinuteSample
+from kanaria_tools.rehearsal.results import RehearsalResult
+
 STATE_COLOURS = {"OK": "#3a9d5d", "ALARM": "#d64545", "INSUFFICIENT_DATA": "#b9b9b9"}
 SIDE_COLOURS = {"primary": "#3b6fb6", "canary": "#e08a1e"}
 PHASE_FILLS = ("#dfe9fb", "#efe6fb", "#fbf1dc", "#dcf3ea", "#f8e0e8", "#e6e6e6")
@@ -25,7 +28,7 @@ FAULT_COLOUR, ROLLBACK_COLOUR = STATE_COLOURS["ALARM"], STATE_COLOURS["OK"]
 PANEL_TITLES = ("canary weight (%)", "p99 latency per minute (ms)", "mean quality per minute", "alarm state")
 
 
-def title(result: Any) -> str:
+def title(result: RehearsalResult) -> str:
     """The figure's title."""
     return (
         f"Rehearsal {result.scenario.name}: canary weight, canary vs primary, alarm states "
@@ -33,7 +36,7 @@ def title(result: Any) -> str:
     )
 
 
-def _window(result: Any) -> tuple[float, float]:
+def _window(result: RehearsalResult) -> tuple[float, float]:
     """Scenario seconds shown: from shortly before the first rollout (the experiment is a table) to the end."""
     ends = [p.ended_at for p in result.phases] + [m.minute * 60 + 60 for m in result.samples] + [60]
     rollouts = [p for p in result.phases if p.kind == "rollout"]
@@ -44,7 +47,7 @@ def _window(result: Any) -> tuple[float, float]:
     return float(start), float(max(ends))
 
 
-def timeline_figure(result: Any) -> Figure:
+def timeline_figure(result: RehearsalResult) -> Figure:
     """The timeline as a matplotlib Figure (not yet drawn)."""
     start, end = _window(result)
     samples = [m for m in result.samples if m.minute * 60 >= start]
@@ -56,41 +59,10 @@ def timeline_figure(result: Any) -> Figure:
     figure.suptitle(title(result), fontsize=12, fontweight="bold")
     to_min = 1 / 60
 
-    # canary weight as a step line held to the end
-    if result.weights:
-        times = [at * to_min for at, _ in result.weights] + [end * to_min]
-        values = [percent for _, percent in result.weights] + [result.weights[-1][1]]
-        weight_ax.step(times, values, where="post", color=SIDE_COLOURS["canary"], linewidth=2.2)
-    weight_ax.set_ylim(-5, 105)
-    weight_ax.set_yticks([0, 25, 50, 75, 100])
-
+    _weight_panel(weight_ax, result, end)
     for ax, attribute in ((latency_ax, "p99_ms"), (quality_ax, "quality")):
-        for side in ("primary", "canary"):
-            points = [
-                (m.minute + 0.5, getattr(m, attribute))
-                for m in samples
-                if m.side == side and getattr(m, attribute) is not None
-            ]
-            if points:
-                ax.plot(*zip(*points, strict=True), color=SIDE_COLOURS[side], linewidth=1.2)
-
-    # alarm states: one lane per alarm, a bar per state interval
-    for lane, name in enumerate(alarms):
-        changes = sorted((t.at, t.new) for t in result.alarm_transitions if t.alarm == name)
-        state, since = "INSUFFICIENT_DATA", start
-        for at, new in [*changes, (end, None)]:
-            left, right = max(start, since), max(start, at)
-            if right > left:
-                alarm_ax.broken_barh(
-                    [(left * to_min, (right - left) * to_min)],
-                    (lane - 0.4, 0.8),
-                    facecolors=STATE_COLOURS.get(state, "#999999"),
-                )
-            if new is not None:
-                state, since = new, at
-    alarm_ax.set_yticks(range(len(alarms)), alarms, fontsize=9)
-    alarm_ax.set_ylim(len(alarms) - 0.5, -0.5)
-    alarm_ax.set_xlabel("scenario minutes")
+        _side_panel(ax, samples, attribute)
+    _alarm_panel(alarm_ax, result, alarms, start, end)
 
     phase_handles = _phases(result, start, (weight_ax, latency_ax, quality_ax, alarm_ax))
     for ax, panel_title in zip((weight_ax, latency_ax, quality_ax, alarm_ax), PANEL_TITLES, strict=True):
@@ -109,7 +81,51 @@ def timeline_figure(result: Any) -> Figure:
     return figure
 
 
-def _phases(result: Any, start: float, axes: tuple[Any, ...]) -> list[Patch]:
+def _weight_panel(ax: Any, result: RehearsalResult, end: float) -> None:
+    """The canary weight as a step line held to the end."""
+    if result.weights:
+        to_min = 1 / 60
+        times = [at * to_min for at, _ in result.weights] + [end * to_min]
+        values = [percent for _, percent in result.weights] + [result.weights[-1][1]]
+        ax.step(times, values, where="post", color=SIDE_COLOURS["canary"], linewidth=2.2)
+    ax.set_ylim(-5, 105)
+    ax.set_yticks([0, 25, 50, 75, 100])
+
+
+def _side_panel(ax: Any, samples: list[MinuteSample], attribute: str) -> None:
+    """One per-minute figure of the samples (p99_ms, quality), canary vs primary."""
+    for side in ("primary", "canary"):
+        points = [
+            (m.minute + 0.5, getattr(m, attribute))
+            for m in samples
+            if m.side == side and getattr(m, attribute) is not None
+        ]
+        if points:
+            ax.plot(*zip(*points, strict=True), color=SIDE_COLOURS[side], linewidth=1.2)
+
+
+def _alarm_panel(ax: Any, result: RehearsalResult, alarms: list[str], start: float, end: float) -> None:
+    """The alarm states: one lane per alarm, a bar per state interval."""
+    to_min = 1 / 60
+    for lane, name in enumerate(alarms):
+        changes = sorted((t.at, t.new) for t in result.alarm_transitions if t.alarm == name)
+        state, since = "INSUFFICIENT_DATA", start
+        for at, new in [*changes, (end, None)]:
+            left, right = max(start, since), max(start, at)
+            if right > left:
+                ax.broken_barh(
+                    [(left * to_min, (right - left) * to_min)],
+                    (lane - 0.4, 0.8),
+                    facecolors=STATE_COLOURS.get(state, "#999999"),
+                )
+            if new is not None:
+                state, since = new, at
+    ax.set_yticks(range(len(alarms)), alarms, fontsize=9)
+    ax.set_ylim(len(alarms) - 0.5, -0.5)
+    ax.set_xlabel("scenario minutes")
+
+
+def _phases(result: RehearsalResult, start: float, axes: tuple[Any, ...]) -> list[Patch]:
     """Shade each phase over every panel and mark its fault and completed rollback; legend entries for them."""
     handles: list[Patch] = []
     shown = [p for p in result.phases if p.ended_at > start]
@@ -127,7 +143,7 @@ def _phases(result: Any, start: float, axes: tuple[Any, ...]) -> list[Patch]:
     return handles
 
 
-def render_svg(result: Any) -> str:
+def render_svg(result: RehearsalResult) -> str:
     """The timeline as a standalone SVG document (text kept as text, stable element ids)."""
     buffer = io.StringIO()
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "kanaria-timeline"}):

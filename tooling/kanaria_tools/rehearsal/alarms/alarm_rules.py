@@ -34,59 +34,68 @@ def _rule_tokens(rule: str) -> list[tuple[str, str]]:
     return tokens
 
 
-def parse_rule(rule: str) -> Any:  # noqa: C901 - a recursive-descent parser of AlarmRule: one branch per token kind
-    """AST of an AlarmRule."""
-    tokens = _rule_tokens(rule)
-    position = 0
+class _RuleParser:
+    """Recursive descent over AlarmRule: OR > AND > NOT > a state, TRUE/FALSE or a parenthesised rule."""
 
-    def peek() -> tuple[str, str] | None:
-        return tokens[position] if position < len(tokens) else None
+    def __init__(self, rule: str):
+        self.rule = rule
+        self.tokens = _rule_tokens(rule)
+        self.position = 0
 
-    def take() -> tuple[str, str]:
-        nonlocal position
-        if position >= len(tokens):
-            raise AlarmDefinitionError(f"alarm rule {rule!r} ends early", field="AlarmRule")
-        position += 1
-        return tokens[position - 1]
+    def peek(self) -> tuple[str, str] | None:
+        return self.tokens[self.position] if self.position < len(self.tokens) else None
 
-    def disjunction() -> Any:
-        node = conjunction()
-        while peek() == ("word", "OR"):
-            take()
-            node = ("or", node, conjunction())
+    def take(self) -> tuple[str, str]:
+        if self.position >= len(self.tokens):
+            raise AlarmDefinitionError(f"alarm rule {self.rule!r} ends early", field="AlarmRule")
+        self.position += 1
+        return self.tokens[self.position - 1]
+
+    def parse(self) -> Any:
+        node = self.disjunction()
+        extra = self.peek()
+        if extra is not None:
+            raise AlarmDefinitionError(f"alarm rule {self.rule!r}: unexpected {extra[1]!r}", field="AlarmRule")
         return node
 
-    def conjunction() -> Any:
-        node = negation()
-        while peek() == ("word", "AND"):
-            take()
-            node = ("and", node, negation())
+    def disjunction(self) -> Any:
+        node = self.conjunction()
+        while self.peek() == ("word", "OR"):
+            self.take()
+            node = ("or", node, self.conjunction())
         return node
 
-    def negation() -> Any:
-        if peek() == ("word", "NOT"):
-            take()
-            return ("not", negation())
-        return primary()
+    def conjunction(self) -> Any:
+        node = self.negation()
+        while self.peek() == ("word", "AND"):
+            self.take()
+            node = ("and", node, self.negation())
+        return node
 
-    def primary() -> Any:
-        kind, value = take()
+    def negation(self) -> Any:
+        if self.peek() == ("word", "NOT"):
+            self.take()
+            return ("not", self.negation())
+        return self.primary()
+
+    def primary(self) -> Any:
+        kind, value = self.take()
         if kind == "state":
             state, name = value.split("|", 1)
             return ("state", state, name)
         if kind == "word" and value in {"TRUE", "FALSE"}:
             return ("const", value == "TRUE")
         if (kind, value) == ("paren", "("):
-            node = disjunction()
-            if take() != ("paren", ")"):
-                raise AlarmDefinitionError(f"alarm rule {rule!r}: missing ')'", field="AlarmRule")
+            node = self.disjunction()
+            if self.take() != ("paren", ")"):
+                raise AlarmDefinitionError(f"alarm rule {self.rule!r}: missing ')'", field="AlarmRule")
             return node
-        raise AlarmDefinitionError(f"alarm rule {rule!r}: unexpected {value!r}", field="AlarmRule")
+        raise AlarmDefinitionError(f"alarm rule {self.rule!r}: unexpected {value!r}", field="AlarmRule")
 
-    node = disjunction()
-    if peek() is not None:
-        raise AlarmDefinitionError(f"alarm rule {rule!r}: unexpected {peek()[1]!r}", field="AlarmRule")
-    return node
+
+def parse_rule(rule: str) -> Any:
+    """AST of an AlarmRule."""
+    return _RuleParser(rule).parse()
 
 
 def rule_children(node: Any) -> set[str]:

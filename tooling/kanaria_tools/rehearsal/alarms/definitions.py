@@ -203,7 +203,7 @@ def load_definitions(
 def parse_definition(stack: str, logical_id: str, composite: bool, p: dict[str, Any]) -> AlarmDefinition:
     """An AlarmDefinition from resolved CloudFormation properties (PutMetricAlarm field names)."""
     name = p["AlarmName"]
-    common = dict(
+    common: dict[str, Any] = dict(
         name=name,
         stack=stack,
         logical_id=logical_id,
@@ -221,59 +221,8 @@ def parse_definition(stack: str, logical_id: str, composite: bool, p: dict[str, 
             raise AlarmDefinitionError(f"composite alarm {name!r} has no AlarmRule", field=name)
         parse_rule(rule)  # fail early on an unsupported rule
         return AlarmDefinition(rule=rule, **common)
-    comparison = p.get("ComparisonOperator", "")
-    if comparison not in COMPARISONS:
-        raise AlarmDefinitionError(
-            f"alarm {name!r}: comparison {comparison!r} is not evaluated by the rehearsal "
-            "(anomaly detection bands are not supported)",
-            field=name,
-        )
-    if p.get("ThresholdMetricId"):
-        raise AlarmDefinitionError(
-            f"alarm {name!r}: ThresholdMetricId (anomaly detection) is not supported", field=name
-        )
-    queries: list[MetricQuery] = []
-    if p.get("Metrics"):
-        for q in p["Metrics"]:
-            stat = q.get("MetricStat")
-            metric = None
-            if stat:
-                m = stat["Metric"]
-                metric = MetricId(
-                    m["Namespace"],
-                    m["MetricName"],
-                    frozenset((d["Name"], str(d["Value"])) for d in m.get("Dimensions") or ()),
-                )
-                _check_stat(name, stat["Stat"])
-            if q.get("Expression"):
-                parse_expression(q["Expression"])
-            queries.append(
-                MetricQuery(
-                    id=q["Id"],
-                    metric=metric,
-                    stat=stat["Stat"] if stat else None,
-                    expression=q.get("Expression"),
-                    return_data=bool(q.get("ReturnData", True)),
-                    period=int(stat["Period"]) if stat else q.get("Period"),
-                    unit=stat.get("Unit") if stat else None,
-                )
-            )
-        periods = {q.period for q in queries if q.period}
-        period = int(min(periods)) if periods else 60
-    else:
-        stat = p.get("ExtendedStatistic") or p.get("Statistic")
-        if not stat:
-            raise AlarmDefinitionError(f"alarm {name!r} has neither Statistic nor ExtendedStatistic", field=name)
-        _check_stat(name, stat)
-        metric = MetricId(
-            p["Namespace"], p["MetricName"], frozenset((d["Name"], str(d["Value"])) for d in p.get("Dimensions") or ())
-        )
-        period = int(p["Period"])
-        queries.append(
-            MetricQuery(
-                id="m1", metric=metric, stat=stat, expression=None, return_data=True, period=period, unit=p.get("Unit")
-            )
-        )
+    comparison = _comparison(name, p)
+    queries, period = _math_queries(name, p["Metrics"]) if p.get("Metrics") else _single_query(name, p)
     evaluation_periods = int(p.get("EvaluationPeriods", 1))
     return AlarmDefinition(
         queries=tuple(queries),
@@ -285,6 +234,67 @@ def parse_definition(stack: str, logical_id: str, composite: bool, p: dict[str, 
         treat_missing_data=p.get("TreatMissingData") or "missing",
         **common,
     )
+
+
+def _comparison(name: str, p: dict[str, Any]) -> str:
+    comparison: str = p.get("ComparisonOperator", "")
+    if comparison not in COMPARISONS:
+        raise AlarmDefinitionError(
+            f"alarm {name!r}: comparison {comparison!r} is not evaluated by the rehearsal "
+            "(anomaly detection bands are not supported)",
+            field=name,
+        )
+    if p.get("ThresholdMetricId"):
+        raise AlarmDefinitionError(
+            f"alarm {name!r}: ThresholdMetricId (anomaly detection) is not supported", field=name
+        )
+    return comparison
+
+
+def _metric_id(namespace: str, metric_name: str, dimensions: Any) -> MetricId:
+    return MetricId(namespace, metric_name, frozenset((d["Name"], str(d["Value"])) for d in dimensions or ()))
+
+
+def _math_query(name: str, q: dict[str, Any]) -> MetricQuery:
+    """One entry of Metrics: a metric with its statistic, or an expression over the others."""
+    stat = q.get("MetricStat")
+    metric = None
+    if stat:
+        m = stat["Metric"]
+        metric = _metric_id(m["Namespace"], m["MetricName"], m.get("Dimensions"))
+        _check_stat(name, stat["Stat"])
+    if q.get("Expression"):
+        parse_expression(q["Expression"])
+    return MetricQuery(
+        id=q["Id"],
+        metric=metric,
+        stat=stat["Stat"] if stat else None,
+        expression=q.get("Expression"),
+        return_data=bool(q.get("ReturnData", True)),
+        period=int(stat["Period"]) if stat else q.get("Period"),
+        unit=stat.get("Unit") if stat else None,
+    )
+
+
+def _math_queries(name: str, metrics: list[dict[str, Any]]) -> tuple[list[MetricQuery], int]:
+    """The queries of a metric math alarm and its period (the shortest of theirs, 60 without one)."""
+    queries = [_math_query(name, q) for q in metrics]
+    periods = {q.period for q in queries if q.period}
+    return queries, int(min(periods)) if periods else 60
+
+
+def _single_query(name: str, p: dict[str, Any]) -> tuple[list[MetricQuery], int]:
+    """The one query of a single-metric alarm, and its period."""
+    stat = p.get("ExtendedStatistic") or p.get("Statistic")
+    if not stat:
+        raise AlarmDefinitionError(f"alarm {name!r} has neither Statistic nor ExtendedStatistic", field=name)
+    _check_stat(name, stat)
+    metric = _metric_id(p["Namespace"], p["MetricName"], p.get("Dimensions"))
+    period = int(p["Period"])
+    query = MetricQuery(
+        id="m1", metric=metric, stat=stat, expression=None, return_data=True, period=period, unit=p.get("Unit")
+    )
+    return [query], period
 
 
 _STAT = re.compile(r"^(SampleCount|Sum|Average|Minimum|Maximum|p\d{1,2}(\.\d+)?)$")

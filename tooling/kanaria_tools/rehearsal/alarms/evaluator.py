@@ -7,7 +7,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Callable, Iterable, Protocol, Sequence
 
 from kanaria_tools.rehearsal.alarms.alarm_rules import evaluate_rule, parse_rule, rule_children
 from kanaria_tools.rehearsal.alarms.definitions import (
@@ -59,6 +59,19 @@ class EmulatorHooks:
     register: Callable[[AlarmDefinition], None] = lambda definition: None
     record_state: Callable[[AlarmDefinition, str, str, dict[str, Any], float], None] = lambda *a: None
     actions_enabled: Callable[[str], bool] = lambda name: True
+
+
+@dataclass(frozen=True)
+class _Change:
+    """One alarm's state change, what its actions are told (scenario seconds)."""
+
+    old: str
+    old_reason: str
+    old_changed: float
+    new: str
+    reason: str
+    reason_data: dict[str, Any]
+    now: float
 
 
 class AlarmEvaluator:
@@ -194,7 +207,7 @@ class AlarmEvaluator:
         )
 
     def _metric_reason(
-        self, d: AlarmDefinition, evaluated: list[tuple[float, float]], breaching: int, state: str, now: float
+        self, d: AlarmDefinition, evaluated: Sequence[tuple[float, float]], breaching: int, state: str, now: float
     ) -> str:
         if state == "INSUFFICIENT_DATA":
             return "Insufficient Data: no datapoints were received for the evaluation range."
@@ -245,8 +258,7 @@ class AlarmEvaluator:
         self, status: AlarmStatus, new_state: str, reason: str, now: float, reason_data: dict[str, Any]
     ) -> None:
         d = status.definition
-        old = status.state
-        old_reason, old_changed = status.reason, status.changed_at
+        change = _Change(status.state, status.reason, status.changed_at, new_state, reason, reason_data, now)
         status.state, status.reason, status.changed_at = new_state, reason, now
         self._hooks.record_state(d, new_state, reason, reason_data, now)
         targets = {"ALARM": d.alarm_actions, "OK": d.ok_actions, "INSUFFICIENT_DATA": d.insufficient_data_actions}[
@@ -255,82 +267,86 @@ class AlarmEvaluator:
         run: list[str] = []
         if targets and d.actions_enabled and self._hooks.actions_enabled(d.name):
             for target in targets:
-                run.append(self._act(d, target, old, old_reason, old_changed, new_state, reason, reason_data, now))
-        self.transitions.append(Transition(now, d.name, old, new_state, reason, d.composite, tuple(run)))
+                run.append(self._act(d, target, change))
+        self.transitions.append(Transition(now, d.name, change.old, new_state, reason, d.composite, tuple(run)))
 
-    def _act(
-        self,
-        d: AlarmDefinition,
-        target: str,
-        old: str,
-        old_reason: str,
-        old_changed: float,
-        new: str,
-        reason: str,
-        reason_data: dict[str, Any],
-        now: float,
-    ) -> str:
-        arn = f"arn:aws:cloudwatch:{self._region}:{self._account}:alarm:{d.name}"
+    def _act(self, d: AlarmDefinition, target: str, change: _Change) -> str:
+        """Run one action of a transition (a Lambda function or an SNS topic); what ran."""
         if ":lambda:" in target:
-            event = {
-                "source": "aws.cloudwatch",
-                "alarmArn": arn,
-                "accountId": self._account,
-                "time": self._iso(now),
-                "region": self._region,
-                "alarmData": {
-                    "alarmName": d.name,
-                    "state": {
-                        "value": new,
-                        "reason": reason,
-                        "reasonData": json.dumps(reason_data, default=str),
-                        "timestamp": self._iso(now),
-                    },
-                    "previousState": {"value": old, "reason": old_reason, "timestamp": self._iso(old_changed)},
-                    "configuration": (
-                        {"alarmRule": d.rule, "description": d.description}
-                        if d.composite
-                        else {"description": d.description, "metrics": self._configuration_metrics(d)}
-                    ),
+            self._sink.invoke_lambda(target, self._lambda_event(d, change))
+            ran = target
+        elif ":sns:" in target:
+            region = REGION_NAMES.get(self._region, self._region)
+            subject = f'{change.new}: "{d.name}" in {region}'[:100]
+            self._sink.publish_sns(target, subject, json.dumps(self._sns_message(d, change), default=str))
+            ran = target
+        else:
+            ran = f"(not emulated) {target}"
+        self.actions_run.append((change.now, d.name, change.new, ran))
+        return ran
+
+    def _arn(self, d: AlarmDefinition) -> str:
+        return f"arn:aws:cloudwatch:{self._region}:{self._account}:alarm:{d.name}"
+
+    def _lambda_event(self, d: AlarmDefinition, change: _Change) -> dict[str, Any]:
+        """The CloudWatch alarm event a Lambda action receives."""
+        return {
+            "source": "aws.cloudwatch",
+            "alarmArn": self._arn(d),
+            "accountId": self._account,
+            "time": self._iso(change.now),
+            "region": self._region,
+            "alarmData": {
+                "alarmName": d.name,
+                "state": {
+                    "value": change.new,
+                    "reason": change.reason,
+                    "reasonData": json.dumps(change.reason_data, default=str),
+                    "timestamp": self._iso(change.now),
                 },
+                "previousState": {
+                    "value": change.old,
+                    "reason": change.old_reason,
+                    "timestamp": self._iso(change.old_changed),
+                },
+                "configuration": (
+                    {"alarmRule": d.rule, "description": d.description}
+                    if d.composite
+                    else {"description": d.description, "metrics": self._configuration_metrics(d)}
+                ),
+            },
+        }
+
+    def _sns_message(self, d: AlarmDefinition, change: _Change) -> dict[str, Any]:
+        """The alarm notification JSON an SNS action publishes."""
+        message: dict[str, Any] = {
+            "AlarmName": d.name,
+            "AlarmDescription": d.description,
+            "AWSAccountId": self._account,
+            "NewStateValue": change.new,
+            "NewStateReason": change.reason,
+            "StateChangeTime": self._iso(change.now),
+            "Region": REGION_NAMES.get(self._region, self._region),
+            "AlarmArn": self._arn(d),
+            "OldStateValue": change.old,
+            "OKActions": list(d.ok_actions),
+            "AlarmActions": list(d.alarm_actions),
+            "InsufficientDataActions": list(d.insufficient_data_actions),
+        }
+        if d.composite:
+            message["AlarmRule"] = d.rule
+            message["TriggeringChildren"] = change.reason_data.get("triggeringAlarms", [])
+        else:
+            message["Trigger"] = {
+                "Period": d.period,
+                "EvaluationPeriods": d.evaluation_periods,
+                "DatapointsToAlarm": d.datapoints_to_alarm,
+                "ComparisonOperator": d.comparison,
+                "Threshold": d.threshold,
+                "TreatMissingData": d.treat_missing_data,
+                "Metrics": self._configuration_metrics(d),
             }
-            self._sink.invoke_lambda(target, event)
-            self.actions_run.append((now, d.name, new, target))
-            return target
-        if ":sns:" in target:
-            message: dict[str, Any] = {
-                "AlarmName": d.name,
-                "AlarmDescription": d.description,
-                "AWSAccountId": self._account,
-                "NewStateValue": new,
-                "NewStateReason": reason,
-                "StateChangeTime": self._iso(now),
-                "Region": REGION_NAMES.get(self._region, self._region),
-                "AlarmArn": arn,
-                "OldStateValue": old,
-                "OKActions": list(d.ok_actions),
-                "AlarmActions": list(d.alarm_actions),
-                "InsufficientDataActions": list(d.insufficient_data_actions),
-            }
-            if d.composite:
-                message["AlarmRule"] = d.rule
-                message["TriggeringChildren"] = reason_data.get("triggeringAlarms", [])
-            else:
-                message["Trigger"] = {
-                    "Period": d.period,
-                    "EvaluationPeriods": d.evaluation_periods,
-                    "DatapointsToAlarm": d.datapoints_to_alarm,
-                    "ComparisonOperator": d.comparison,
-                    "Threshold": d.threshold,
-                    "TreatMissingData": d.treat_missing_data,
-                    "Metrics": self._configuration_metrics(d),
-                }
-            subject = f'{new}: "{d.name}" in {REGION_NAMES.get(self._region, self._region)}'[:100]
-            self._sink.publish_sns(target, subject, json.dumps(message, default=str))
-            self.actions_run.append((now, d.name, new, target))
-            return target
-        self.actions_run.append((now, d.name, new, f"(not emulated) {target}"))
-        return f"(not emulated) {target}"
+        return message
 
     @staticmethod
     def _configuration_metrics(d: AlarmDefinition) -> list[dict[str, Any]]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Callable
+from datetime import datetime, timedelta
+from typing import Any, Callable, Iterable
 
 from kanaria.percentiles import percentile as nearest_rank
 from kanaria_tools.rehearsal.moto_adaptations.patching import Patcher
@@ -40,12 +41,68 @@ def _dimension_key(dimensions: Any) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((d.name, d.value) for d in dimensions))
 
 
+_Groups = dict[tuple[Any, ...], list[Any]]
+
+
+def _group_datums(datums: Iterable[Any], start: datetime, end: datetime) -> tuple[_Groups, _Groups]:
+    """The datums of [start, end) by (namespace, name, dimensions) and by (namespace, name)."""
+    groups: _Groups = defaultdict(list)
+    by_name: _Groups = defaultdict(list)
+    for datum in datums:
+        if start <= datum.timestamp < end:
+            groups[(datum.namespace, datum.name, _dimension_key(datum.dimensions))].append(datum)
+            by_name[(datum.namespace, datum.name)].append(datum)
+    return groups, by_name
+
+
+def _period_values(
+    data: list[Any], stat: str, start: datetime, end: datetime, period: int
+) -> tuple[list[Any], list[Any]]:
+    """moto's statistic of each period of [start, end] that has data, and the periods' timestamps."""
+    from moto.cloudwatch.models import Statistics
+
+    delta = timedelta(seconds=period)
+    values, stamps = [], []
+    period_start = start
+    while period_start <= end:
+        in_period = [d for d in data if period_start <= d.timestamp < period_start + delta]
+        if in_period:
+            stats = Statistics([stat], period_start)
+            stats.metric_data = in_period
+            values.append(stats.get_statistics_for_type(stat))
+            stamps.append(stats.timestamp)
+        period_start += delta
+    return values, stamps
+
+
+def _query_result(
+    query: dict[str, Any], groups: _Groups, by_name: _Groups, start: datetime, end: datetime, scan_by: str
+) -> dict[str, Any] | None:
+    """One MetricStat query's series as GetMetricData answers it; None when it returns no data."""
+    stat_spec = query["MetricStat"]
+    metric = stat_spec["Metric"]
+    namespace, name = metric["Namespace"], metric["MetricName"]
+    dims = [_Dim(d["Name"], d["Value"]) for d in metric.get("Dimensions", [])]
+    data = groups.get((namespace, name, _dimension_key(dims)), []) if dims else by_name.get((namespace, name), [])
+    if stat_spec.get("Unit"):
+        data = [d for d in data if d.unit == stat_spec["Unit"]]
+    values, stamps = _period_values(data, stat_spec["Stat"], start, end, int(stat_spec["Period"]))
+    if scan_by == "TimestampDescending":
+        values.reverse()
+        stamps.reverse()
+    if not query.get("ReturnData", True):
+        return None
+    return {
+        "id": query["Id"],
+        "label": query.get("Label") or f"{name} {stat_spec['Stat']}",
+        "values": values,
+        "timestamps": stamps,
+        "status_code": "Complete",
+    }
+
+
 def _indexed_metric_data(original: Callable[..., Any]) -> Callable[..., Any]:
     """cloudwatch-metric-index: GetMetricData with the window's datapoints grouped once per call."""
-    from collections import defaultdict
-    from datetime import timedelta
-
-    from moto.cloudwatch.models import Statistics
 
     def get_metric_data(
         self: Any,
@@ -58,48 +115,9 @@ def _indexed_metric_data(original: Callable[..., Any]) -> Callable[..., Any]:
             return original(self, queries, start_time, end_time, scan_by)
         original(self, [], start_time, end_time, scan_by)  # moto's parameter validation
         start, end = start_time.replace(microsecond=0), end_time.replace(microsecond=0)
-        groups: dict[tuple[Any, ...], list[Any]] = defaultdict(list)
-        by_name: dict[tuple[str, str], list[Any]] = defaultdict(list)
-        for datum in self.get_all_metrics():
-            if start <= datum.timestamp < end:
-                groups[(datum.namespace, datum.name, _dimension_key(datum.dimensions))].append(datum)
-                by_name[(datum.namespace, datum.name)].append(datum)
-        results = []
-        for query in queries:
-            stat_spec = query["MetricStat"]
-            metric = stat_spec["Metric"]
-            namespace, name = metric["Namespace"], metric["MetricName"]
-            dims = [_Dim(d["Name"], d["Value"]) for d in metric.get("Dimensions", [])]
-            data = (
-                groups.get((namespace, name, _dimension_key(dims)), []) if dims else by_name.get((namespace, name), [])
-            )
-            if stat_spec.get("Unit"):
-                data = [d for d in data if d.unit == stat_spec["Unit"]]
-            delta = timedelta(seconds=int(stat_spec["Period"]))
-            values, stamps = [], []
-            period_start = start
-            while period_start <= end:
-                in_period = [d for d in data if period_start <= d.timestamp < period_start + delta]
-                if in_period:
-                    stats = Statistics([stat_spec["Stat"]], period_start)
-                    stats.metric_data = in_period
-                    values.append(stats.get_statistics_for_type(stat_spec["Stat"]))
-                    stamps.append(stats.timestamp)
-                period_start += delta
-            if scan_by == "TimestampDescending":
-                values.reverse()
-                stamps.reverse()
-            if query.get("ReturnData", True):
-                results.append(
-                    {
-                        "id": query["Id"],
-                        "label": query.get("Label") or f"{name} {stat_spec['Stat']}",
-                        "values": values,
-                        "timestamps": stamps,
-                        "status_code": "Complete",
-                    }
-                )
-        return results
+        groups, by_name = _group_datums(self.get_all_metrics(), start, end)
+        results = [_query_result(query, groups, by_name, start, end, scan_by) for query in queries]
+        return [result for result in results if result is not None]
 
     return get_metric_data
 
@@ -162,11 +180,10 @@ def _adapt_cloudwatch(patcher: Patcher) -> None:
     patcher.setattr(responses.CloudWatchResponse, "put_composite_alarm", put_composite_alarm)
 
 
-def register_alarm(account_id: str, region: str, alarm: dict[str, Any]) -> None:
-    """Make an alarm that CloudFormation skipped visible to DescribeAlarms (CloudFormation property names)."""
-    from moto.cloudwatch.models import Metric, MetricDataQuery, MetricStat, cloudwatch_backends
+def _metric_data_queries(alarm: dict[str, Any]) -> list[Any]:
+    """moto's MetricDataQuery objects of an alarm's Metrics (CloudFormation property names)."""
+    from moto.cloudwatch.models import Metric, MetricDataQuery, MetricStat
 
-    backend = cloudwatch_backends[account_id][region]
     queries = []
     for query in alarm.get("Metrics") or []:
         stat = query.get("MetricStat")
@@ -193,11 +210,20 @@ def register_alarm(account_id: str, region: str, alarm: dict[str, Any]) -> None:
                 metric_stat=metric_stat,
             )
         )
-    backend.put_metric_alarm(
+    return queries
+
+
+def register_alarm(account_id: str, region: str, alarm: dict[str, Any]) -> None:
+    """Make an alarm that CloudFormation skipped visible to DescribeAlarms (CloudFormation property names)."""
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    backend = cloudwatch_backends[account_id][region]
+    # An absent property is None, as PutMetricAlarm's handler passes it (moto's hints say str/int).
+    arguments: dict[str, Any] = dict(
         name=alarm["AlarmName"],
         namespace=alarm.get("Namespace"),
         metric_name=alarm.get("MetricName"),
-        metric_data_queries=queries or None,
+        metric_data_queries=_metric_data_queries(alarm) or None,
         comparison_operator=alarm.get("ComparisonOperator"),
         evaluation_periods=alarm.get("EvaluationPeriods"),
         datapoints_to_alarm=alarm.get("DatapointsToAlarm"),
@@ -215,6 +241,7 @@ def register_alarm(account_id: str, region: str, alarm: dict[str, Any]) -> None:
         treat_missing_data=alarm.get("TreatMissingData"),
         rule=alarm.get("AlarmRule"),
     )
+    backend.put_metric_alarm(**arguments)
     stored = backend.alarms[alarm["AlarmName"]]
     stored.state_value = "INSUFFICIENT_DATA"
     stored.state_reason = "Unchecked: Initial alarm creation"

@@ -146,8 +146,6 @@ def _adapt_lambda(patcher: Patcher, hooks: Hooks) -> None:
 def _invoke_in_process(fn: Any, event: Any, stdout: _ThreadRoutedStdout, hooks: Hooks) -> tuple[str, bool, str]:
     if isinstance(event, (str, bytes)):
         event = json.loads(event or "{}")
-    request_id = str(uuid.uuid4())
-    module_name, _, attribute = str(fn.handler).rpartition(".")
     environment = _lambda_environment(fn)
     if not _INVOKE_LOCK.acquire(timeout=hooks.invoke_lock_timeout):
         raise AdaptationError(
@@ -171,37 +169,7 @@ def _invoke_in_process(fn: Any, event: Any, stdout: _ThreadRoutedStdout, hooks: 
             sys.stdout = stdout
         try:
             with stdout.capture() as buffer:
-                try:
-                    module = importlib.import_module(module_name)
-                    handler = getattr(module, attribute)
-                    context = FakeLambdaContext(fn, request_id, started + float(fn.timeout))
-                    print(f"START RequestId: {request_id} Version: $LATEST")
-                    if hooks.before_invoke is not None:
-                        hooks.before_invoke(fn.function_name, event)
-                    result = handler(event, context)
-                    payload = json.dumps(result, default=str)
-                except Exception as exc:  # noqa: BLE001 - the function's error, returned like Lambda does
-                    record.error = f"{type(exc).__name__}: {exc}"
-                    payload = json.dumps(
-                        {
-                            "errorMessage": str(exc),
-                            "errorType": type(exc).__name__,
-                            "requestId": request_id,
-                            "stackTrace": traceback.format_exception(exc)[-6:],
-                        }
-                    )
-                    traceback.print_exc(file=buffer)
-                seconds = time.monotonic() - started
-                if seconds > float(fn.timeout):
-                    # The emulator is slower than AWS (every SDK call is an HTTP round trip into moto), so an
-                    # over-long run is reported, not failed.
-                    record.warning = (
-                        f"ran {seconds:.1f}s, over its {float(fn.timeout):.0f}s timeout (in the "
-                        "emulator; AWS would have stopped it)"
-                    )
-                    print(f"WARNING {record.warning}")
-                print(f"END RequestId: {request_id}")
-                print(f"REPORT RequestId: {request_id}\tDuration: {seconds * 1000:.2f} ms")
+                payload = _run_handler(fn, event, started, hooks, record, buffer)
         finally:
             sys.stdout = real_stdout
     finally:
@@ -217,6 +185,42 @@ def _invoke_in_process(fn: Any, event: Any, stdout: _ThreadRoutedStdout, hooks: 
     if hooks.on_invoke is not None:
         hooks.on_invoke(record)
     return payload, record.error is not None, logs
+
+
+def _run_handler(fn: Any, event: Any, started: float, hooks: Hooks, record: Invocation, buffer: io.StringIO) -> str:
+    """The function's handler called with a Lambda context, its log lines printed as Lambda prints them; the
+    result payload, or the error payload Lambda returns when the handler raised."""
+    request_id = str(uuid.uuid4())
+    module_name, _, attribute = str(fn.handler).rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+        handler = getattr(module, attribute)
+        context = FakeLambdaContext(fn, request_id, started + float(fn.timeout))
+        print(f"START RequestId: {request_id} Version: $LATEST")
+        if hooks.before_invoke is not None:
+            hooks.before_invoke(fn.function_name, event)
+        result = handler(event, context)
+        payload = json.dumps(result, default=str)
+    except Exception as exc:  # noqa: BLE001 - the function's error, returned like Lambda does
+        record.error = f"{type(exc).__name__}: {exc}"
+        payload = json.dumps(
+            {
+                "errorMessage": str(exc),
+                "errorType": type(exc).__name__,
+                "requestId": request_id,
+                "stackTrace": traceback.format_exception(exc)[-6:],
+            }
+        )
+        traceback.print_exc(file=buffer)
+    seconds = time.monotonic() - started
+    if seconds > float(fn.timeout):
+        # The emulator is slower than AWS (every SDK call is an HTTP round trip into moto), so an over-long run is
+        # reported, not failed.
+        record.warning = f"ran {seconds:.1f}s, over its {float(fn.timeout):.0f}s timeout (in the emulator; AWS would have stopped it)"
+        print(f"WARNING {record.warning}")
+    print(f"END RequestId: {request_id}")
+    print(f"REPORT RequestId: {request_id}\tDuration: {seconds * 1000:.2f} ms")
+    return payload
 
 
 def _extract_emf(logs: str, account_id: str, region: str, hooks: Hooks) -> None:

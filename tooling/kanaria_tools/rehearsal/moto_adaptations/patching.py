@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any, Callable, MutableMapping
 
 
 class Patcher:
@@ -27,7 +27,7 @@ class Patcher:
 
         self._undo.append(undo)
 
-    def setitem(self, target: dict, key: Any, value: Any) -> None:
+    def setitem(self, target: MutableMapping[Any, Any], key: Any, value: Any) -> None:
         had, old = key in target, target.get(key)
         target[key] = value
         self._undo.append(lambda: target.__setitem__(key, old) if had else target.pop(key, None))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, MutableMapping, cast
 
 from kanaria_tools.rehearsal.moto_adaptations.patching import Patcher
 
@@ -15,7 +15,9 @@ def _adapt_step_functions(patcher: Patcher) -> None:
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service
 
     # sfn-execute-state-machines
-    patcher.setitem(default_user_config["stepfunctions"], "execute_state_machine", True)
+    # moto types its config as a TypedDict; patched as the mutable mapping it is
+    config = cast(MutableMapping[str, Any], default_user_config["stepfunctions"])
+    patcher.setitem(config, "execute_state_machine", True)
     # sfn-aws-sdk-elbv2
     patcher.setitem(
         state_task_service.StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES, "elasticloadbalancingv2", "elbv2"
