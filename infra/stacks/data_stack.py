@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Stack
+from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
@@ -21,6 +21,12 @@ class DataStack(Stack):
         self.key = self._build_key(settings)
         self.tables = KanariaTables(self, "Tables", prefix=settings.prefix, key=self.key).by_kind
         self.alerts_topic = self._build_alerts_topic(settings)
+        CfnOutput(
+            self,
+            "AlertsTopicArn",
+            value=self.alerts_topic.topic_arn,
+            description="On-call: canary alarms, rollbacks, SRM pauses (subscribe with kanaria:alarmEmail or SNS)",
+        )
 
     def _build_key(self, settings: Settings) -> kms.Key:
         key = kms.Key(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Stack
+from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
@@ -40,6 +40,9 @@ class ExperimentsStack(Stack):
         }
         self.experiments_function = self._build_experiments_function(settings, data, environment)
         self.assign_function = self._build_assign_function(settings, data, environment)
+        # What a chatbot needs to connect (KanariaClient.connect(ApiUrl, Region)); `make deploy` prints them.
+        CfnOutput(self, "ApiUrl", value=self.http_api.stage.url, description="Kanaria HTTP API (SigV4, execute-api)")
+        CfnOutput(self, "Region", value=self.region, description="Region to sign Kanaria API requests for")
 
     def _build_profiles(self, settings: Settings) -> ssm.StringParameter:
         return ssm.StringParameter(
