@@ -15,7 +15,7 @@ PYTEST_WORKERS ?= 2
 # CDK context for synth/deploy, e.g. make deploy CONTEXT="-c kanaria:alarmEmail=oncall@example.com"
 CONTEXT ?=
 
-.PHONY: install test test-unit fuzz synth deploy demo bench lint clean
+.PHONY: install test test-unit fuzz simulate synth deploy demo bench lint clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-tooling.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,9 @@ test-unit: install
 fuzz: install ## the large property-based run of the HTTP APIs (KANARIA_FUZZ_EXAMPLES inputs per API, default 1000)
 	mkdir -p reports
 	KANARIA_FUZZ_REPORT=reports/fuzz.json $(VENV)/bin/pytest -m fuzz -s tests/integration/test_fuzz_apis.py
+
+simulate: install ## the large rollout simulation: >= 100,000 schedules (KANARIA_SIMULATE_SCHEDULES), invariants after every step
+	$(VENV)/bin/pytest -m simulate -n $(PYTEST_WORKERS) -p no:randomly tests/simulation/test_simulate.py
 
 # The offline gates every synthesized assembly passes (cdk-nag runs inside the synth)
 define SYNTH_GATES

@@ -21,3 +21,20 @@ for _name, _value in {
     os.environ[_name] = _value
 os.environ.pop("AWS_PROFILE", None)
 os.environ.pop("AWS_ENDPOINT_URL", None)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    """The rollout simulation's schedule counts (tests record them as the user property "schedules")."""
+    counts = [
+        (report.nodeid, int(value))
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "call"
+        for key, value in getattr(report, "user_properties", [])
+        if key == "schedules"
+    ]
+    if counts:
+        terminalreporter.write_sep("-", "rollout simulation")
+        for nodeid, count in sorted(counts):
+            terminalreporter.write_line(f"{count:>8} schedules  {nodeid}")
+        terminalreporter.write_line(f"{sum(c for _, c in counts):>8} schedules explored in total")
