@@ -24,13 +24,10 @@ from kanaria.domain.observation import Observation
 from kanaria.domain.profiles import DEFAULT_PROFILES, bedrock_config, profile_for, resolve
 from tests.support.chatbot_api import BlockingTransport, FlakyTransport, HandlerTransport, LoopbackApi, unused_port
 from tests.unit.observations.support import (
-    atomic_fast_moto,
-    create_tables,
     definition,
-    environment,
     fresh_handler,
-    put_profiles,
     running_experiment,
+    seeded_moto,
 )
 
 EXPERIMENT = "exp-obs"
@@ -51,11 +48,7 @@ class ScenarioClock:
 def kanaria(monkeypatch):
     """Tables, profiles, a running two-variant experiment and the three handlers behind an in-process transport."""
     with mock_aws():
-        atomic_fast_moto(monkeypatch)
-        for key, value in environment().items():
-            monkeypatch.setenv(key, value)
-        tables = create_tables()
-        put_profiles()
+        tables = seeded_moto(monkeypatch)
         running_experiment()
         boto3.setup_default_session()
         transport = HandlerTransport(

@@ -19,14 +19,11 @@ from tests.unit.observations.support import (
     NOW,
     PREFIX,
     FakeLambdaContext,
-    atomic_fast_moto,
     call,
-    create_tables,
-    environment,
     fresh_handler,
     observation,
-    put_profiles,
     running_experiment,
+    seeded_moto,
 )
 
 SCHEDULED_EVENT = {
@@ -46,16 +43,12 @@ SCHEDULED_EVENT = {
 def world(monkeypatch):
     """Tables, profiles, alert topic (drained through an SQS subscription), the two handlers, a DynamoDB call log."""
     with mock_aws():
-        atomic_fast_moto(monkeypatch)
         sns, sqs = boto3.client("sns"), boto3.client("sqs")
         topic = sns.create_topic(Name=f"{PREFIX}-alerts")["TopicArn"]
         queue = sqs.create_queue(QueueName="alerts")["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
-        for key, value in environment(topic_arn=topic).items():
-            monkeypatch.setenv(key, value)
-        tables = create_tables()
-        put_profiles()
+        tables = seeded_moto(monkeypatch, topic_arn=topic)
         calls: list[str] = []
         boto3.setup_default_session()
         boto3.DEFAULT_SESSION.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))

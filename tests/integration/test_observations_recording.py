@@ -24,14 +24,11 @@ from kanaria.logic.observations import record_observation
 from tests.unit.observations.support import (
     NOW,
     PREFIX,
-    atomic_fast_moto,
     call,
-    create_tables,
-    environment,
     fresh_handler,
     observation,
-    put_profiles,
     running_experiment,
+    seeded_moto,
 )
 
 WRITE_OPERATIONS = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
@@ -41,11 +38,7 @@ WRITE_OPERATIONS = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "Tr
 def api(monkeypatch):
     """Tables, profiles, a running experiment and a freshly imported handler; counts DynamoDB calls."""
     with mock_aws():
-        atomic_fast_moto(monkeypatch)
-        for key, value in environment().items():
-            monkeypatch.setenv(key, value)
-        tables = create_tables()
-        put_profiles()
+        tables = seeded_moto(monkeypatch)
         record = running_experiment()
         calls: list[str] = []
         boto3.setup_default_session()  # handler clients are created from it, with this hook

@@ -141,43 +141,43 @@ def _failed(operation: str, old: dict[str, Any] | None, kw: dict[str, Any]) -> C
     return client_error("ConditionalCheckFailedException", "The conditional request failed", operation, **extra)
 
 
-def _put(table: Table, item: dict[str, Any], kw: dict[str, Any]) -> dict[str, Any]:
-    key = table.key(item)
+def _guarded(table: Table, key_attrs: dict[str, Any], kw: dict[str, Any], operation: str) -> tuple[Any, Any]:
+    """The item's key and current value, once the request's condition holds on it (else DynamoDB's error)."""
+    key = table.key(key_attrs)
     old = table.items.get(key)
     if not _check(
         kw.get("ConditionExpression"), old, kw.get("ExpressionAttributeNames"), kw.get("ExpressionAttributeValues")
     ):
-        raise _failed("PutItem", old, kw)
-    table.items[key] = copy.deepcopy(item)
+        raise _failed(operation, old, kw)
+    return key, old
+
+
+def _all_old(old: dict[str, Any] | None, kw: dict[str, Any]) -> dict[str, Any]:
     return {"Attributes": copy.deepcopy(old)} if old and kw.get("ReturnValues") == "ALL_OLD" else {}
 
 
+def _put(table: Table, item: dict[str, Any], kw: dict[str, Any]) -> dict[str, Any]:
+    key, old = _guarded(table, item, kw, "PutItem")
+    table.items[key] = copy.deepcopy(item)
+    return _all_old(old, kw)
+
+
 def _update(table: Table, key_attrs: dict[str, Any], kw: dict[str, Any]) -> dict[str, Any]:
-    key = table.key(key_attrs)
-    old = table.items.get(key)
+    key, old = _guarded(table, key_attrs, kw, "UpdateItem")
     names, values = kw.get("ExpressionAttributeNames"), to_stored(kw.get("ExpressionAttributeValues") or {})
-    if not _check(kw.get("ConditionExpression"), old, names, values):
-        raise _failed("UpdateItem", old, kw)
     base = copy.deepcopy(old) if old is not None else to_stored(dict(key_attrs))
     new = apply_update(kw["UpdateExpression"], base, names, values)
     table.items[key] = new
     returned = kw.get("ReturnValues", "NONE")
     if returned == "ALL_NEW":
         return {"Attributes": copy.deepcopy(new)}
-    if returned == "ALL_OLD" and old is not None:
-        return {"Attributes": copy.deepcopy(old)}
-    return {}
+    return _all_old(old, kw)
 
 
 def _delete(table: Table, key_attrs: dict[str, Any], kw: dict[str, Any]) -> dict[str, Any]:
-    key = table.key(key_attrs)
-    old = table.items.get(key)
-    if not _check(
-        kw.get("ConditionExpression"), old, kw.get("ExpressionAttributeNames"), kw.get("ExpressionAttributeValues")
-    ):
-        raise _failed("DeleteItem", old, kw)
+    key, old = _guarded(table, key_attrs, kw, "DeleteItem")
     table.items.pop(key, None)
-    return {"Attributes": copy.deepcopy(old)} if old and kw.get("ReturnValues") == "ALL_OLD" else {}
+    return _all_old(old, kw)
 
 
 @dataclass

@@ -124,6 +124,16 @@ def call(handler: Any, path: str, body: Any, raw_body: str | None = None) -> tup
     return response["statusCode"], json.loads(response["body"])
 
 
+def seeded_moto(monkeypatch: Any, topic_arn: str = "") -> dict[str, Any]:
+    """Inside mock_aws: moto made atomic, the functions' environment, the tables and the profiles; the tables."""
+    atomic_fast_moto(monkeypatch)
+    for key, value in environment(topic_arn=topic_arn).items():
+        monkeypatch.setenv(key, value)
+    tables = create_tables()
+    put_profiles()
+    return tables
+
+
 def atomic_fast_moto(monkeypatch: Any) -> None:
     """Make moto's DynamoDB behave like DynamoDB under concurrency, and fast enough for hundreds of transactions.
 
