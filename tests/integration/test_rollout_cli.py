@@ -38,7 +38,7 @@ def test_start_status_approve_end_to_end(world: World, tmp_path: Path, capsys: p
 
     def approve_when_waiting() -> None:
         meta = world.meta(rollout_id)
-        if meta and meta.get("approval_token") and not approved:
+        if meta and meta.approval_token and not approved:
             code, status, _ = run(capsys, "status", rollout_id)
             assert code == 0 and status["status"] == "awaiting_approval" and status["awaiting_approval"]
             assert status["gate"]["outcome"] == "PASS" and status["percent"] == 5
@@ -106,7 +106,7 @@ def test_abort_invokes_the_rollback_function(world: World, tmp_path: Path, capsy
 
     def abort_once_running() -> None:
         meta = world.meta(rollout_id)
-        if not aborted and meta and meta["progress"].get("stage_started_at"):
+        if not aborted and meta and meta.progress.stage_started_at:
             aborted.append(run(capsys, "abort", rollout_id, "--reason", "saw bad answers in the transcripts"))
 
     world.wait(started["execution_arn"], while_running=abort_once_running)

@@ -45,7 +45,7 @@ def test_a_healthy_candidate_passes_every_stage_on_the_judge(world: World) -> No
 
     def answer() -> None:
         meta = world.meta("judged-ok")
-        if not asked and meta and meta.get("approval_token"):
+        if not asked and meta and meta.approval_token:
             asked.append(approve(PREFIX, "judged-ok", None, "judge passed"))
 
     done = world.wait(execution, timeout=60, while_running=answer)
@@ -56,7 +56,7 @@ def test_a_healthy_candidate_passes_every_stage_on_the_judge(world: World) -> No
         "await_approval",
     ]
     assert minutes.minutes_read >= 18  # three stages of six judged minutes at least
-    gate = world.meta("judged-ok")["progress"]["gate"]
+    gate = world.meta("judged-ok").progress.gate
     assert gate["outcome"] == "PASS"
     assert any(c["gate"] == "judge:errors@*" and c["outcome"] == "PASS" for c in gate["checks"])
 

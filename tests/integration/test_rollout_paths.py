@@ -18,7 +18,7 @@ def _once_asked(w: World, rollout_id: str, answer: Callable[[], object]) -> Call
 
     def poll() -> None:
         meta = w.meta(rollout_id)
-        if not answered and meta and meta.get("approval_token"):
+        if not answered and meta and meta.approval_token:
             answered.append(answer())
 
     return poll
@@ -38,8 +38,8 @@ def test_promotes_through_every_stage_after_approval(world: World) -> None:
     forward = world.forward()
     assert forward.weights == {world.canary_tg: 100}
     meta = world.meta("promote-1")
-    assert meta["status"] == "completed"
-    assert meta["progress"]["approval"]["approved"] is True
+    assert meta.status == "completed"
+    assert meta.progress.approval["approved"] is True
     assert world.services().store.active(world.listener_arn) is None
     subjects = [a["Subject"] for a in world.alerts()]
     assert subjects == ["[Kanaria] APPROVAL needed: promote-1 to 100%"]
@@ -68,7 +68,7 @@ def _rolled_back(w: World, execution: str, rollout_id: str, trigger: str) -> dic
     assert record is not None and record.trigger.kind == trigger, record
     rollbacks = [a for a in w.alerts() if "ROLLBACK" in a["Subject"]]
     assert len(rollbacks) == 1, rollbacks
-    assert w.meta(rollout_id)["status"] == "rolled_back"
+    assert w.meta(rollout_id).status == "rolled_back"
     assert w.services().store.active(w.listener_arn) is None
     return json.loads(json.dumps(record.model_dump(mode="json")))
 

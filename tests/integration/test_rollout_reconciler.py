@@ -108,7 +108,7 @@ def test_failed_alarm_rollback_is_restored_by_the_reconciler(
     assert '"alarmName": "kanaria-canary-critical"' in page  # the failed event itself
     assert _waiting(url) == 0
     meta = world.meta("r-1")
-    assert meta["status"] == "rolled_back" and world.services().store.active(world.listener_arn) is None
+    assert meta.status == "rolled_back" and world.services().store.active(world.listener_arn) is None
 
     # the next minute, and the rollback function once fixed: nothing more happens
     assert reconciler_handler.handler(scheduled_event(), RECONCILER_CONTEXT)["rolled_back"] is None
@@ -192,7 +192,7 @@ def test_an_approval_arriving_while_the_critical_alarm_is_in_alarm_rolls_back(wo
 
     def alarm_then_approve() -> None:
         meta = world.meta("late-alarm")
-        if not answered and meta and meta.get("approval_token"):
+        if not answered and meta and meta.approval_token:
             world.services().metrics.critical_state = "ALARM"  # the canary went bad while waiting for a human
             answered.append(approve(PREFIX, "late-alarm", None, "looks good"))
 

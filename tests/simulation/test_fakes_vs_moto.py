@@ -79,7 +79,7 @@ def scenario(store: DynamoRolloutStore) -> list[Any]:
         lambda: store.mark_rejected("h", "again", T),  # first marker wins
         lambda: store.candidate_history("h"),
         lambda: store.rollback_lock("r-1"),
-        lambda: store.get("r-1")["status"],
+        lambda: store.get("r-1").status,
     ]
     return [_outcome(step) for step in steps]
 

@@ -4,12 +4,22 @@ state, executions, a notifier and a failed-invocations queue."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 from kanaria.domain.rollout import CandidateEvent, Forward, forward_of, target_forward, with_forward
 from kanaria.domain.rollout_state import Progress, RollbackRecord, RolloutState
-from kanaria.logic.rollouts import ROLLED_BACK, Deployment, RolledBackError, RolloutServices, prepare
+from kanaria.domain.rollout_status import (
+    ActiveRollout,
+    LastRollback,
+    LockAttempt,
+    LockState,
+    RollbackLock,
+    RolledBackError,
+    RolloutStatus,
+    StoredRollout,
+)
+from kanaria.logic.rollouts import Deployment, RolloutServices, prepare
 from tests.support.rollout_world import ScriptedMetrics, request
 
 LISTENER = "arn:aws:elasticloadbalancing:ap-northeast-1:123456789012:listener/app/demo/1/2"
@@ -25,18 +35,18 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self.meta: dict[str, dict[str, Any]] = {}
-        self.active_by_listener: dict[str, dict[str, Any]] = {}
-        self.locks: dict[str, dict[str, Any]] = {}
+        self.active_by_listener: dict[str, ActiveRollout] = {}
+        self.locks: dict[str, RollbackLock] = {}
         self.records: dict[str, RollbackRecord] = {}
         self.history: dict[str, list[CandidateEvent]] = {}
         self.rejected: set[str] = set()
-        self.last: dict[str, dict[str, Any]] = {}
+        self.last: dict[str, LastRollback] = {}
 
-    def get(self, rollout_id: str) -> dict[str, Any] | None:
+    def get(self, rollout_id: str) -> StoredRollout | None:
         item = self.meta.get(rollout_id)
-        return None if item is None else {**item, "rollout": dict(item["rollout"]), "progress": dict(item["progress"])}
+        return None if item is None else StoredRollout.model_validate(item)
 
-    def put_new(self, state: RolloutState, status: str, now: datetime) -> None:
+    def put_new(self, state: RolloutState, status: RolloutStatus, now: datetime) -> None:
         dumped = state.model_dump(mode="json")
         self.meta[state.rollout_id] = {
             "rollout_id": state.rollout_id,
@@ -47,50 +57,56 @@ class MemoryStore:
         }
 
     def update(
-        self, rollout_id: str, status: str, progress: Progress, now: datetime, approval_token: str | None = None
+        self,
+        rollout_id: str,
+        status: RolloutStatus,
+        progress: Progress,
+        now: datetime,
+        approval_token: str | None = None,
     ) -> None:
         item = self.meta.get(rollout_id)
-        if item is None or (item["status"] == ROLLED_BACK and status != ROLLED_BACK):
+        rolled_back = RolloutStatus.ROLLED_BACK
+        if item is None or (item["status"] == rolled_back and status is not rolled_back):
             raise RolledBackError(f"rollout {rollout_id!r} was rolled back or does not exist", field="rollout_id")
         item.update(status=status, progress=progress.model_dump(mode="json"))
 
     def acquire_active(self, listener_arn: str, rollout_id: str, execution_arn: str, now: datetime) -> None:
-        self.active_by_listener[listener_arn] = {"active_rollout_id": rollout_id, "execution_arn": execution_arn}
+        self.active_by_listener[listener_arn] = ActiveRollout(rollout_id=rollout_id, execution_arn=execution_arn)
 
-    def active(self, listener_arn: str) -> dict[str, Any] | None:
+    def active(self, listener_arn: str) -> ActiveRollout | None:
         return self.active_by_listener.get(listener_arn)
 
     def release_active(self, listener_arn: str, rollout_id: str) -> None:
-        if (self.active_by_listener.get(listener_arn) or {}).get("active_rollout_id") == rollout_id:
+        holder = self.active_by_listener.get(listener_arn)
+        if holder is not None and holder.rollout_id == rollout_id:
             del self.active_by_listener[listener_arn]
 
     def note_last_rollback(self, listener_arn: str, rollout_id: str, now: datetime) -> None:
-        self.last[listener_arn] = {"rollout_id": rollout_id, "at": now.isoformat(timespec="seconds")}
+        self.last[listener_arn] = LastRollback(rollout_id=rollout_id, at=now.isoformat(timespec="seconds"))
 
-    def last_rollback(self, listener_arn: str) -> dict[str, Any] | None:
+    def last_rollback(self, listener_arn: str) -> LastRollback | None:
         return self.last.get(listener_arn)
 
-    def acquire_rollback_lock(self, rollout_id: str, owner: str, now: datetime, lease_seconds: int) -> str:
+    def acquire_rollback_lock(self, rollout_id: str, owner: str, now: datetime, lease_seconds: int) -> LockAttempt:
         lock = self.locks.get(rollout_id)
-        if lock is None or (lock["state"] == "in_progress" and lock["lease_until"] < now):
-            self.locks[rollout_id] = {
-                "state": "in_progress",
-                "owner": owner,
-                "lease_until": now + timedelta(seconds=lease_seconds),
-            }
-            return "acquired"
-        return "done" if lock["state"] == "done" else "in_progress"
+        epoch = int(now.timestamp())
+        if lock is None or (lock.state is LockState.IN_PROGRESS and lock.lease_until < epoch):
+            self.locks[rollout_id] = RollbackLock(
+                state=LockState.IN_PROGRESS, owner=owner, lease_until=epoch + lease_seconds
+            )
+            return LockAttempt.ACQUIRED
+        return LockAttempt.DONE if lock.state is LockState.DONE else LockAttempt.IN_PROGRESS
 
     def finish_rollback_lock(self, rollout_id: str, owner: str, now: datetime) -> None:
-        assert self.locks[rollout_id]["owner"] == owner
-        self.locks[rollout_id]["state"] = "done"
+        assert self.locks[rollout_id].owner == owner
+        self.locks[rollout_id] = self.locks[rollout_id].model_copy(update={"state": LockState.DONE})
 
     def release_rollback_lock(self, rollout_id: str, owner: str) -> None:
         lock = self.locks.get(rollout_id)
-        if lock and lock["owner"] == owner and lock["state"] == "in_progress":
+        if lock and lock.owner == owner and lock.state is LockState.IN_PROGRESS:
             del self.locks[rollout_id]
 
-    def rollback_lock(self, rollout_id: str) -> dict[str, Any] | None:
+    def rollback_lock(self, rollout_id: str) -> RollbackLock | None:
         return self.locks.get(rollout_id)
 
     def put_rollback_record(self, record: RollbackRecord) -> bool:

@@ -17,6 +17,7 @@ from moto import mock_aws
 
 from kanaria import names
 from kanaria.domain.rollout import Forward, MetricSnapshot, SideMetrics, forward_of
+from kanaria.domain.rollout_status import StoredRollout
 from kanaria_tools.rehearsal.moto_adaptations import atomic_dynamodb_writes
 from tests.support.moto_lambda import MOCK_CONFIG, early_callback_outcomes, function_arn, in_process_lambdas
 
@@ -396,7 +397,7 @@ class World:
                 out.append(json.loads(details["output"])["progress"]["decision"])
         return out
 
-    def meta(self, rollout_id: str) -> dict[str, Any] | None:
+    def meta(self, rollout_id: str) -> StoredRollout | None:
         return self.services().store.get(rollout_id)
 
 

@@ -10,10 +10,13 @@ import json
 import re
 import secrets
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kanaria.errors import ConflictError, NotFoundError, OperationalError, ValidationError
 from kanaria.names import function_name, rollout_state_machine_name, table_name
+
+if TYPE_CHECKING:
+    from kanaria.domain.rollout_status import StoredRollout
 
 REJECTED_ERROR = "Kanaria.Rejected"  # what the state machine's approval Catch sees on `reject`
 
@@ -82,7 +85,7 @@ def _check_admission(prefix: str, config_hash: str) -> None:
         raise ConflictError(verdict.reason, field="candidate.config_hash")
 
 
-def _meta(prefix: str, rollout_id: str) -> dict[str, Any]:
+def _meta(prefix: str, rollout_id: str) -> StoredRollout:
     from kanaria.dal.rollouts import DynamoRolloutStore
 
     meta = DynamoRolloutStore(table_name(prefix, "rollouts")).get(rollout_id)
@@ -99,32 +102,33 @@ def status(prefix: str, rollout_id: str) -> dict[str, Any]:
     from kanaria.dal.rollouts import DynamoRolloutStore
 
     meta = _meta(prefix, rollout_id)
-    progress, rollout = meta["progress"], meta["rollout"]
+    # the CLI prints JSON: the stored state as it is dumped
+    progress, rollout = meta.progress.model_dump(mode="json"), meta.rollout.model_dump(mode="json")
     gate = progress.get("gate") or {}
     result: dict[str, Any] = {
         "rollout_id": rollout_id,
-        "status": meta["status"],
+        "status": meta.status.value,
         "stage": progress.get("stage_name"),
         "percent": progress.get("percent"),
         "decision": progress.get("decision"),
         "reason": progress.get("reason"),
         "weights": progress.get("weights"),
         "gate": {"outcome": gate.get("outcome"), "checks": gate.get("checks", [])} if gate else None,
-        "awaiting_approval": bool(meta.get("approval_token")),
+        "awaiting_approval": bool(meta.approval_token),
         "candidate": rollout.get("candidate"),
         "plan": [
             {"name": s["name"], "percent": s["percent"], "min_duration_seconds": s["min_duration_seconds"]}
             for s in rollout["plan"]["stages"]
         ],
         "admission": rollout.get("admission"),
-        "updated_at": meta.get("updated_at"),
-        "execution_arn": meta.get("execution_arn"),
+        "updated_at": meta.updated_at,
+        "execution_arn": meta.execution_arn,
     }
     record = DynamoRolloutStore(table_name(prefix, "rollouts")).rollback_record(rollout_id)
     if record is not None:
         result["rollback"] = record.model_dump(mode="json")
     try:
-        execution = boto3.client("stepfunctions").describe_execution(executionArn=meta["execution_arn"])
+        execution = boto3.client("stepfunctions").describe_execution(executionArn=meta.execution_arn)
         result["execution_status"] = execution["status"]
     except ClientError as exc:
         result["execution_status"] = f"unknown ({exc.response['Error']['Code']})"
@@ -137,11 +141,11 @@ def _token(prefix: str, rollout_id: str | None, token: str | None) -> tuple[str,
     if not rollout_id:
         raise ValidationError("give the rollout id or --token", field="rollout_id")
     meta = _meta(prefix, rollout_id)
-    if not meta.get("approval_token"):
+    if not meta.approval_token:
         raise ValidationError(
-            f"rollout {rollout_id!r} is not waiting for an approval (status {meta['status']})", field="rollout_id"
+            f"rollout {rollout_id!r} is not waiting for an approval (status {meta.status.value})", field="rollout_id"
         )
-    return meta["approval_token"], rollout_id
+    return meta.approval_token, rollout_id
 
 
 def approve(prefix: str, rollout_id: str | None, token: str | None, comment: str = "") -> dict[str, Any]:

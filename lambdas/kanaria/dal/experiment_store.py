@@ -14,9 +14,15 @@ from botocore.exceptions import ClientError
 from kanaria.dal.pages import query_items, scan_items
 from kanaria.domain.experiment import Experiment, Status
 from kanaria.domain.records import AuditEntry, ExperimentRecord, StickyRecord
-from kanaria.errors import ConflictError
+from kanaria.errors import ConflictError, OperationalError
 
 META = "META"
+
+
+def _unavailable(exc: ClientError, table: str) -> OperationalError:
+    """A failed DynamoDB call on the experiments table as Kanaria's operational error (code and message kept)."""
+    error = exc.response.get("Error", {})
+    return OperationalError(f"{error.get('Code', 'ClientError')}: {error.get('Message', '')}", field=table)
 
 
 def _plain(value: Any) -> Any:
@@ -85,7 +91,7 @@ class DynamoExperimentRepository:
                     f"experiment {audit.experiment_id!r} was changed or created concurrently; reload and retry",
                     field="version",
                 ) from None
-            raise
+            raise _unavailable(exc, self._name) from exc
 
     def create(self, record: ExperimentRecord, audit: AuditEntry) -> None:
         """Insert a new experiment; ConflictError if the id exists (conditional write)."""
@@ -106,10 +112,11 @@ class DynamoExperimentRepository:
 
     def get(self, experiment_id: str) -> ExperimentRecord | None:
         """One experiment (strongly consistent), or None."""
-        item = self._table.get_item(Key={"experiment_id": experiment_id, "record": META}, ConsistentRead=True).get(
-            "Item"
-        )
-        return self._record(item) if item else None
+        try:
+            item = self._table.get_item(Key={"experiment_id": experiment_id, "record": META}, ConsistentRead=True)
+        except ClientError as exc:
+            raise _unavailable(exc, self._name) from exc
+        return self._record(item["Item"]) if "Item" in item else None
 
     def list(self) -> list[ExperimentRecord]:
         """Every experiment (META items)."""

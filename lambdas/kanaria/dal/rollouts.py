@@ -22,14 +22,22 @@ import boto3
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from kanaria.dal.experiment_store import _plain
 from kanaria.dal.observations import read_latest_result
 from kanaria.dal.pages import query_items
 from kanaria.domain.analysis_result import StoredResult
 from kanaria.domain.rollout import CandidateEvent
-from kanaria.domain.rollout_state import Progress, RollbackRecord, RolloutState
+from kanaria.domain.rollout_state import Progress, RollbackRecord, Rollout, RolloutState
+from kanaria.domain.rollout_status import (
+    ActiveRollout,
+    LastRollback,
+    LockAttempt,
+    LockState,
+    RollbackLock,
+    RolledBackError,
+    RolloutStatus,
+    StoredRollout,
+)
 from kanaria.errors import ConflictError
-from kanaria.logic.rollouts import AWAITING_APPROVAL, ROLLED_BACK, RolledBackError
 
 META = "META"
 LOCK = "ROLLBACK#LOCK"
@@ -55,23 +63,30 @@ class DynamoRolloutStore:
 
     # --- META ------------------------------------------------------------------------------------------------
 
-    def get(self, rollout_id: str) -> dict[str, Any] | None:
-        """The rollout's META item decoded (rollout and progress as dicts), or None."""
+    def get(self, rollout_id: str) -> StoredRollout | None:
+        """The rollout's META item, or None."""
         item = self._table.get_item(Key={"rollout_id": rollout_id, "record": META}, ConsistentRead=True).get("Item")
         if item is None:
             return None
-        decoded = _plain(item)
-        decoded["rollout"] = json.loads(decoded["rollout"])
-        decoded["progress"] = json.loads(decoded["progress"])
-        return decoded
+        return StoredRollout(
+            rollout_id=item["rollout_id"],
+            status=RolloutStatus(item["status"]),
+            execution_arn=item["execution_arn"],
+            rollout=Rollout.model_validate_json(item["rollout"]),
+            progress=Progress.model_validate_json(item["progress"]),
+            approval_token=item.get("approval_token"),
+            approval_requested_at=item.get("approval_requested_at"),
+            created_at=item.get("created_at"),
+            updated_at=item.get("updated_at"),
+        )
 
-    def put_new(self, state: RolloutState, status: str, now: datetime) -> None:
+    def put_new(self, state: RolloutState, status: RolloutStatus, now: datetime) -> None:
         """Insert META; ConflictError if the rollout id is taken."""
         dumped = state.model_dump(mode="json")
         item = {
             "rollout_id": state.rollout_id,
             "record": META,
-            "status": status,
+            "status": status.value,
             "execution_arn": state.rollout.execution_arn,
             "config_hash": state.rollout.candidate.config_hash,
             "model_id": state.rollout.candidate.model_id,
@@ -88,12 +103,17 @@ class DynamoRolloutStore:
             raise
 
     def update(
-        self, rollout_id: str, status: str, progress: Progress, now: datetime, approval_token: str | None = None
+        self,
+        rollout_id: str,
+        status: RolloutStatus,
+        progress: Progress,
+        now: datetime,
+        approval_token: str | None = None,
     ) -> None:
         """New status and progress. Nothing but the rollback itself may overwrite a rolled-back rollout."""
         names = {"#s": "status"}
         values: dict[str, Any] = {
-            ":s": status,
+            ":s": status.value,
             ":p": _json(progress.model_dump(mode="json")),
             ":u": now.isoformat(timespec="seconds"),
         }
@@ -101,12 +121,12 @@ class DynamoRolloutStore:
         if approval_token is not None:
             expression += ", approval_token = :t, approval_requested_at = :u"
             values[":t"] = approval_token
-        elif status != AWAITING_APPROVAL:
+        elif status is not RolloutStatus.AWAITING_APPROVAL:
             expression += " REMOVE approval_token"
         condition = "attribute_exists(rollout_id)"
-        if status != ROLLED_BACK:
+        if status is not RolloutStatus.ROLLED_BACK:
             condition += " AND #s <> :rb"
-            values[":rb"] = ROLLED_BACK
+            values[":rb"] = RolloutStatus.ROLLED_BACK.value
         try:
             self._table.update_item(
                 Key={"rollout_id": rollout_id, "record": META},
@@ -144,16 +164,22 @@ class DynamoRolloutStore:
         except ClientError as exc:
             if not _conditional_failed(exc):
                 raise
-            holder = self.active(listener_arn) or {}
+            holder = self.active(listener_arn)
             raise ConflictError(
-                f"rollout {holder.get('active_rollout_id')!r} is active on this listener since {holder.get('since')}; "
+                f"rollout {holder.rollout_id if holder else None!r} is active on this listener since "
+                f"{holder.since if holder else None}; "
                 "one rollout at a time (wait for it, or `kanaria rollout abort` it)",
                 field="rollout_id",
             ) from None
 
-    def active(self, listener_arn: str) -> dict[str, Any] | None:
-        """{"active_rollout_id", "execution_arn", "since"} or None."""
-        return self._table.get_item(Key=self._active_key(listener_arn), ConsistentRead=True).get("Item")
+    def active(self, listener_arn: str) -> ActiveRollout | None:
+        """The rollout holding the listener, or None."""
+        item = self._table.get_item(Key=self._active_key(listener_arn), ConsistentRead=True).get("Item")
+        if item is None:
+            return None
+        return ActiveRollout(
+            rollout_id=item["active_rollout_id"], execution_arn=item["execution_arn"], since=item.get("since")
+        )
 
     def release_active(self, listener_arn: str, rollout_id: str) -> None:
         """Free the listener if this rollout holds it."""
@@ -178,38 +204,38 @@ class DynamoRolloutStore:
             }
         )
 
-    def last_rollback(self, listener_arn: str) -> dict[str, Any] | None:
-        """{"rollout_id", "at"} or None."""
+    def last_rollback(self, listener_arn: str) -> LastRollback | None:
+        """The listener's latest rolled-back rollout, or None."""
         item = self._table.get_item(
             Key={"rollout_id": f"ACTIVE#{listener_arn}", "record": LAST_ROLLBACK}, ConsistentRead=True
         ).get("Item")
-        return {"rollout_id": item["last_rollout_id"], "at": item["at"]} if item else None
+        return LastRollback(rollout_id=item["last_rollout_id"], at=item["at"]) if item else None
 
     # --- rollback lock and record ----------------------------------------------------------------------------
 
-    def acquire_rollback_lock(self, rollout_id: str, owner: str, now: datetime, lease_seconds: int) -> str:
-        """ "acquired" for the first trigger (or after an expired lease), else "done" or "in_progress"."""
+    def acquire_rollback_lock(self, rollout_id: str, owner: str, now: datetime, lease_seconds: int) -> LockAttempt:
+        """ACQUIRED for the first trigger (or after an expired lease), else DONE or IN_PROGRESS."""
         epoch = int(now.timestamp())
         try:
             self._table.put_item(
                 Item={
                     "rollout_id": rollout_id,
                     "record": LOCK,
-                    "state": "in_progress",
+                    "state": LockState.IN_PROGRESS.value,
                     "owner": owner,
                     "lease_until": epoch + lease_seconds,
                     "at": now.isoformat(timespec="seconds"),
                 },
                 ConditionExpression="attribute_not_exists(rollout_id) OR (#st = :busy AND lease_until < :now)",
                 ExpressionAttributeNames={"#st": "state"},
-                ExpressionAttributeValues={":busy": "in_progress", ":now": epoch},
+                ExpressionAttributeValues={":busy": LockState.IN_PROGRESS.value, ":now": epoch},
             )
-            return "acquired"
+            return LockAttempt.ACQUIRED
         except ClientError as exc:
             if not _conditional_failed(exc):
                 raise
-        lock = self.rollback_lock(rollout_id) or {}
-        return "done" if lock.get("state") == "done" else "in_progress"
+        lock = self.rollback_lock(rollout_id)
+        return LockAttempt.DONE if lock is not None and lock.state is LockState.DONE else LockAttempt.IN_PROGRESS
 
     def finish_rollback_lock(self, rollout_id: str, owner: str, now: datetime) -> None:
         """Mark the rollback done (only by its owner)."""
@@ -218,7 +244,11 @@ class DynamoRolloutStore:
             UpdateExpression="SET #st = :done, finished_at = :at",
             ConditionExpression="#o = :me",
             ExpressionAttributeNames={"#st": "state", "#o": "owner"},
-            ExpressionAttributeValues={":done": "done", ":at": now.isoformat(timespec="seconds"), ":me": owner},
+            ExpressionAttributeValues={
+                ":done": LockState.DONE.value,
+                ":at": now.isoformat(timespec="seconds"),
+                ":me": owner,
+            },
         )
 
     def release_rollback_lock(self, rollout_id: str, owner: str) -> None:
@@ -228,16 +258,24 @@ class DynamoRolloutStore:
                 Key={"rollout_id": rollout_id, "record": LOCK},
                 ConditionExpression="#o = :me AND #st = :busy",
                 ExpressionAttributeNames={"#o": "owner", "#st": "state"},
-                ExpressionAttributeValues={":me": owner, ":busy": "in_progress"},
+                ExpressionAttributeValues={":me": owner, ":busy": LockState.IN_PROGRESS.value},
             )
         except ClientError as exc:
             if not _conditional_failed(exc):
                 raise
 
-    def rollback_lock(self, rollout_id: str) -> dict[str, Any] | None:
-        """The lock item, or None when nobody ever started a rollback of this rollout."""
+    def rollback_lock(self, rollout_id: str) -> RollbackLock | None:
+        """The lock, or None when nobody ever started a rollback of this rollout (or the last one gave up)."""
         item = self._table.get_item(Key={"rollout_id": rollout_id, "record": LOCK}, ConsistentRead=True).get("Item")
-        return _plain(item) if item else None
+        if item is None:
+            return None
+        return RollbackLock(
+            state=LockState(item["state"]),
+            owner=item["owner"],
+            lease_until=int(item["lease_until"]),
+            at=item.get("at"),
+            finished_at=item.get("finished_at"),
+        )
 
     def put_rollback_record(self, record: RollbackRecord) -> bool:
         """Write the immutable record; False if one exists."""

@@ -73,7 +73,7 @@ def _from_alarm(event: dict[str, Any]) -> dict[str, Any]:
             "time": alarm.timestamp,
         },
     )
-    return rollouts.rollback(rollout_services(), env_deployment, active["active_rollout_id"], trigger)
+    return rollouts.rollback(rollout_services(), env_deployment, active.rollout_id, trigger)
 
 
 def _from_execution_status(event: dict[str, Any]) -> dict[str, Any]:

@@ -16,15 +16,10 @@ from dataclasses import dataclass
 from typing import Any, Literal, Mapping, Protocol
 
 from kanaria.domain.rollout import forward_of
-from kanaria.domain.rollout_state import RollbackTrigger, Rollout, failed_invocation_page
+from kanaria.domain.rollout_state import RollbackTrigger, failed_invocation_page
+from kanaria.domain.rollout_status import RollbackInProgressError, RolloutStatus
 from kanaria.errors import KanariaError
-from kanaria.logic.rollouts import (
-    COMPLETED,
-    Deployment,
-    RollbackInProgressError,
-    RolloutServices,
-    rollback,
-)
+from kanaria.logic.rollouts import Deployment, RolloutServices, rollback
 
 # Execution statuses after which nothing drives the rollout any more (SUCCEEDED only after Complete).
 ENDED_STATUSES = frozenset({"ABORTED", "FAILED", "TIMED_OUT"})
@@ -57,11 +52,11 @@ def find_stranded(services: RolloutServices, deployment: Deployment) -> Stranded
     active = services.store.active(deployment.listener_arn)
     if active is None:
         return None
-    rollout_id = str(active["active_rollout_id"])
+    rollout_id = active.rollout_id
     meta = services.store.get(rollout_id)
-    if meta is None or meta["status"] == COMPLETED:
+    if meta is None or meta.status is RolloutStatus.COMPLETED:
         return None
-    rollout = Rollout.model_validate(meta["rollout"])
+    rollout = meta.rollout
     forward = forward_of(services.listener.default_actions(rollout.listener_arn))
     weight = forward.weight(rollout.canary_target_group) if forward else 0
     if weight == 0:
@@ -84,12 +79,12 @@ def find_stranded(services: RolloutServices, deployment: Deployment) -> Stranded
             rollout_id,
             "execution_ended",
             f"reconciler: execution {rollout.execution_arn} {what} "
-            f"while the canary still receives {percent}% (status {meta['status']}, no completed promotion)",
+            f"while the canary still receives {percent}% (status {meta.status.value}, no completed promotion)",
             percent,
             {
                 "execution_arn": rollout.execution_arn,
                 "execution_status": status,
-                "rollout_status": meta["status"],
+                "rollout_status": meta.status.value,
                 "canary_percent": percent,
             },
         )
@@ -118,9 +113,9 @@ def _rollout_of_failure(
         return str(outcome["rollout_id"])
     active = services.store.active(deployment.listener_arn)
     if active:
-        return str(active["active_rollout_id"])
+        return active.rollout_id
     last = services.store.last_rollback(deployment.listener_arn)  # rolled back meanwhile (e.g. by the reconciler)
-    return str(last["rollout_id"]) if last else None
+    return last.rollout_id if last else None
 
 
 def _situation(services: RolloutServices, rollout_id: str | None, outcome: Mapping[str, Any] | None) -> list[str]:
@@ -134,14 +129,14 @@ def _situation(services: RolloutServices, rollout_id: str | None, outcome: Mappi
     if meta is None:
         return [*lines, f"rollout {rollout_id} is unknown to the rollouts table"]
     record = services.store.rollback_record(rollout_id)
-    lines.append(f"rollout {rollout_id} status: {meta['status']}")
+    lines.append(f"rollout {rollout_id} status: {meta.status.value}")
     if record is not None:
         lines.append(
             f"rolled back at {record.at} by {record.trigger.source} ({record.trigger.kind}); weights now "
             f"{record.weights_after}"
         )
     else:
-        rollout = Rollout.model_validate(meta["rollout"])
+        rollout = meta.rollout
         forward = forward_of(services.listener.default_actions(rollout.listener_arn))
         share = forward.share(rollout.canary_target_group) if forward else 0
         lines.append(f"NOT rolled back yet: the canary receives {share}% (the reconciler retries every minute)")
@@ -183,8 +178,20 @@ def reconcile(
                 "error": f"{type(exc).__name__}: {exc}",
             }
             errors.append(f"rollback of {stranded.rollout_id} failed: {exc}")
+    paged = [] if failures is None else _page_failures(services, deployment, failures, outcome, function_name)
+    return {"rolled_back": outcome, "failed_invocations_paged": paged, "errors": errors}
+
+
+def _page_failures(
+    services: RolloutServices,
+    deployment: Deployment,
+    failures: FailedInvocations,
+    outcome: Mapping[str, Any] | None,
+    function_name: str,
+) -> list[str | None]:
+    """Page once per failed rollback invocation waiting in the queue; a record is deleted only after its page."""
     paged = []
-    for receipt, record in failures.receive() if failures is not None else []:
+    for receipt, record in failures.receive():
         failure = record if isinstance(record, Mapping) else {"requestPayload": record}
         rollout_id = _rollout_of_failure(services, deployment, failure.get("requestPayload"), outcome)
         subject, message = failed_invocation_page(
@@ -193,7 +200,7 @@ def reconcile(
         services.notifier.publish(subject, message)
         failures.delete(receipt)
         paged.append(rollout_id)
-    return {"rolled_back": outcome, "failed_invocations_paged": paged, "errors": errors}
+    return paged
 
 
 def rollback_ended_execution(
@@ -204,7 +211,7 @@ def rollback_ended_execution(
     if status not in ENDED_STATUSES:
         return {"status": "ignored", "execution_status": status}
     active = services.store.active(deployment.listener_arn)
-    if active is None or active.get("execution_arn") != execution_arn:
+    if active is None or active.execution_arn != execution_arn:
         return {"status": "no_active_rollout", "execution_arn": execution_arn}
     trigger = RollbackTrigger(
         kind="execution_ended",
@@ -214,4 +221,4 @@ def rollback_ended_execution(
         f"listener{': ' + cause[:500] if cause else ''}",
         details={"execution_arn": execution_arn, "execution_status": status, "cause": cause[:2000]},
     )
-    return rollback(services, deployment, str(active["active_rollout_id"]), trigger)
+    return rollback(services, deployment, active.rollout_id, trigger)

@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable, Mapping, Protocol
 
-from botocore.exceptions import ClientError
-
 from kanaria.canary.judge import (
     Judgement,
     JudgeSettings,
@@ -59,44 +57,23 @@ from kanaria.domain.rollout_state import (
     approval_message,
     rollback_alert,
 )
+from kanaria.domain.rollout_status import (
+    ActiveRollout,
+    LastRollback,
+    LockAttempt,
+    PromotionBlockedError,
+    RollbackInProgressError,
+    RollbackLock,
+    RolledBackError,
+    RolloutStatus,
+    StoredRollout,
+    WeightsMismatchError,
+)
 from kanaria.errors import ConflictError, KanariaError, NotFoundError, OperationalError, ValidationError
 from kanaria.logic.experiments import ExperimentRepository, get_experiment, stop_variant
 
 ROLLBACK_LEASE_SECONDS = 120  # a rollback Lambda (timeout 60 s) that died mid-way is taken over after this
 ROLLBACK_REASON = "canary_rollback"
-
-# META statuses (rollouts table).
-RUNNING, AWAITING_APPROVAL, PROMOTING, COMPLETED, ROLLED_BACK = (
-    "running",
-    "awaiting_approval",
-    "promoting",
-    "completed",
-    "rolled_back",
-)
-
-
-class WeightsMismatchError(OperationalError):
-    """The listener does not report the weights that were just written."""
-
-    code = "weights_mismatch"
-
-
-class RolledBackError(ConflictError):
-    """The rollout was rolled back (by an alarm or an operator) while its execution was still running."""
-
-    code = "rolled_back"
-
-
-class RollbackInProgressError(ConflictError):
-    """Another trigger holds the rollback lock right now; retry shortly (it takes over after the lease)."""
-
-    code = "rollback_in_progress"
-
-
-class PromotionBlockedError(ConflictError):
-    """The critical alarm is in ALARM when the approved promotion to 100% would start: roll back instead."""
-
-    code = "promotion_blocked"
 
 
 class ListenerGateway(Protocol):
@@ -162,29 +139,34 @@ class RolloutStore(Protocol):
     """Rollouts table: META per rollout, the active pointer per listener, the rollback lock and record, and the
     anti-flapping history per candidate config hash."""
 
-    def get(self, rollout_id: str) -> dict[str, Any] | None: ...
-    def put_new(self, state: RolloutState, status: str, now: datetime) -> None: ...
+    def get(self, rollout_id: str) -> StoredRollout | None: ...
+    def put_new(self, state: RolloutState, status: RolloutStatus, now: datetime) -> None: ...
     def update(
-        self, rollout_id: str, status: str, progress: Progress, now: datetime, approval_token: str | None = None
+        self,
+        rollout_id: str,
+        status: RolloutStatus,
+        progress: Progress,
+        now: datetime,
+        approval_token: str | None = None,
     ) -> None: ...
     def acquire_active(self, listener_arn: str, rollout_id: str, execution_arn: str, now: datetime) -> None: ...
-    def active(self, listener_arn: str) -> dict[str, Any] | None: ...
+    def active(self, listener_arn: str) -> ActiveRollout | None: ...
     def release_active(self, listener_arn: str, rollout_id: str) -> None: ...
     def note_last_rollback(self, listener_arn: str, rollout_id: str, now: datetime) -> None:
         """Remember the listener's latest rolled-back rollout (a failed alarm event names no rollout)."""
         ...
 
-    def last_rollback(self, listener_arn: str) -> dict[str, Any] | None:
-        """{"rollout_id", "at"} of the listener's latest rollback, or None."""
+    def last_rollback(self, listener_arn: str) -> LastRollback | None:
+        """The listener's latest rollback, or None."""
         ...
 
-    def acquire_rollback_lock(self, rollout_id: str, owner: str, now: datetime, lease_seconds: int) -> str:
-        """ "acquired", "done" (a rollback finished) or "in_progress" (another trigger holds the lease)."""
+    def acquire_rollback_lock(self, rollout_id: str, owner: str, now: datetime, lease_seconds: int) -> LockAttempt:
+        """ACQUIRED, DONE (a rollback finished) or IN_PROGRESS (another trigger holds the lease)."""
         ...
 
     def finish_rollback_lock(self, rollout_id: str, owner: str, now: datetime) -> None: ...
     def release_rollback_lock(self, rollout_id: str, owner: str) -> None: ...
-    def rollback_lock(self, rollout_id: str) -> dict[str, Any] | None: ...
+    def rollback_lock(self, rollout_id: str) -> RollbackLock | None: ...
     def put_rollback_record(self, record: RollbackRecord) -> bool:
         """Conditional put; False when a record exists already (kept as is: records are immutable)."""
         ...
@@ -271,14 +253,12 @@ def prepare(
     now = services.clock()
     existing = services.store.get(rollout_id)
     if existing is not None:
-        if existing.get("execution_arn") != execution_arn:
+        if existing.execution_arn != execution_arn:
             raise ConflictError(
-                f"rollout {rollout_id!r} exists (execution {existing.get('execution_arn')}); use a new rollout_id",
+                f"rollout {rollout_id!r} exists (execution {existing.execution_arn}); use a new rollout_id",
                 field="rollout_id",
             )
-        return RolloutState.model_validate(
-            {"rollout_id": rollout_id, "rollout": existing["rollout"], "progress": existing["progress"]}
-        )  # a retried prepare
+        return existing.state()  # a retried prepare
     candidate = request.candidate
     canary = deployment.canary_target_group if candidate.target_group == "default" else candidate.target_group
     if canary == deployment.primary_target_group:
@@ -327,7 +307,7 @@ def prepare(
     services.store.acquire_active(deployment.listener_arn, rollout_id, execution_arn, now)
     recorded = False
     try:
-        services.store.put_new(state, RUNNING, now)
+        services.store.put_new(state, RolloutStatus.RUNNING, now)
         recorded = True
     finally:
         if not recorded:
@@ -400,7 +380,7 @@ def _ensure_not_rolled_back(services: RolloutServices, rollout_id: str) -> None:
     lock = services.store.rollback_lock(rollout_id)
     if lock is not None:
         raise RolledBackError(
-            f"rollout {rollout_id!r} was rolled back ({lock.get('state')}); stopping here", field="rollout_id"
+            f"rollout {rollout_id!r} was rolled back ({lock.state.value}); stopping here", field="rollout_id"
         )
 
 
@@ -441,7 +421,8 @@ def set_weights(services: RolloutServices, state: RolloutState, full: bool = Fal
             "reason": f"weights set for {name}",
         }
     )
-    services.store.update(state.rollout_id, PROMOTING if full else RUNNING, progress, services.clock())
+    status = RolloutStatus.PROMOTING if full else RolloutStatus.RUNNING
+    services.store.update(state.rollout_id, status, progress, services.clock())
     return state.model_copy(update={"progress": progress})
 
 
@@ -456,7 +437,7 @@ def _undo_if_rolled_back(services: RolloutServices, state: RolloutState) -> None
         rollout.listener_arn, with_forward(actions, primary_only(rollout.primary_target_group))
     )
     raise RolledBackError(
-        f"rollout {state.rollout_id!r} was rolled back ({lock.get('state')}) while its weights were "
+        f"rollout {state.rollout_id!r} was rolled back ({lock.state.value}) while its weights were "
         "being written; the listener is primary-only again",
         field="rollout_id",
     )
@@ -495,7 +476,7 @@ def verify_weights(services: RolloutServices, state: RolloutState, full: bool = 
             "judge": None if full else _judge_for_stage(rollout, state.progress, now),
         }
     )
-    services.store.update(state.rollout_id, PROMOTING if full else RUNNING, progress, now)
+    services.store.update(state.rollout_id, RolloutStatus.PROMOTING if full else RolloutStatus.RUNNING, progress, now)
     return state.model_copy(update={"progress": progress})
 
 
@@ -562,7 +543,7 @@ def evaluate_gate(services: RolloutServices, state: RolloutState) -> RolloutStat
     if step.decision == "advance":
         update["stage_index"] = progress.stage_index + 1
     new_progress = progress.model_copy(update=update)
-    services.store.update(state.rollout_id, RUNNING, new_progress, services.clock())
+    services.store.update(state.rollout_id, RolloutStatus.RUNNING, new_progress, services.clock())
     return state.model_copy(update={"progress": new_progress})
 
 
@@ -571,7 +552,7 @@ def request_approval(services: RolloutServices, state: RolloutState, task_token:
     _ensure_not_rolled_back(services, state.rollout_id)
     subject, message = approval_message(state, task_token)
     services.store.update(
-        state.rollout_id, AWAITING_APPROVAL, state.progress, services.clock(), approval_token=task_token
+        state.rollout_id, RolloutStatus.AWAITING_APPROVAL, state.progress, services.clock(), approval_token=task_token
     )
     services.notifier.publish(subject, message)
     return {"approval_requested": True, "rollout_id": state.rollout_id}
@@ -582,7 +563,7 @@ def complete(services: RolloutServices, state: RolloutState) -> RolloutState:
     _ensure_not_rolled_back(services, state.rollout_id)
     now = services.clock()
     progress = state.progress.model_copy(update={"decision": "completed", "reason": "canary serves 100%"})
-    services.store.update(state.rollout_id, COMPLETED, progress, now)
+    services.store.update(state.rollout_id, RolloutStatus.COMPLETED, progress, now)
     services.store.add_candidate_event(
         state.rollout.candidate.config_hash, CandidateEvent(kind="completed", at=now, rollout_id=state.rollout_id)
     )
@@ -649,17 +630,17 @@ def rollback(
     meta = services.store.get(rollout_id)
     if meta is None:
         raise NotFoundError(f"unknown rollout {rollout_id!r}", field="rollout_id")
-    if meta["status"] == COMPLETED:
+    if meta.status is RolloutStatus.COMPLETED:
         raise ConflictError(
             f"rollout {rollout_id!r} completed (canary at 100%); a rollback would now move all "
             "traffic off the promoted configuration: start a new rollout instead",
             field="rollout_id",
         )
-    rollout = Rollout.model_validate(meta["rollout"])
-    progress = progress or Progress.model_validate(meta["progress"])
+    rollout = meta.rollout
+    progress = progress or meta.progress
     owner = services.new_owner()
     lock = services.store.acquire_rollback_lock(rollout_id, owner, services.clock(), ROLLBACK_LEASE_SECONDS)
-    if lock == "done":
+    if lock is LockAttempt.DONE:
         record = services.store.rollback_record(rollout_id)
         return {
             "status": "already_rolled_back",
@@ -667,7 +648,7 @@ def rollback(
             "listener": _verify_rolled_back(services, rollout, trigger),
             "record": record.model_dump(mode="json") if record else None,
         }
-    if lock == "in_progress":
+    if lock is LockAttempt.IN_PROGRESS:
         raise RollbackInProgressError(f"another trigger is rolling back {rollout_id!r} right now", field="rollout_id")
     finished = False
     try:
@@ -751,7 +732,7 @@ def _roll_back(
             "reason": f"rolled back: {trigger.summary}"[:1000],
         }
     )
-    store.update(rollout.rollout_id, ROLLED_BACK, rolled, now)
+    store.update(rollout.rollout_id, RolloutStatus.ROLLED_BACK, rolled, now)
     store.release_active(rollout.listener_arn, rollout.rollout_id)
     store.note_last_rollback(rollout.listener_arn, rollout.rollout_id, now)
     services.notifier.publish(*rollback_alert(record))
@@ -781,10 +762,10 @@ def _verify_rolled_back(services: RolloutServices, rollout: Rollout, trigger: Ro
     and paged once per repair. A listener that another rollout holds now is not touched."""
     listener = services.listener
     active = services.store.active(rollout.listener_arn)
-    if active is not None and active.get("active_rollout_id") != rollout.rollout_id:
+    if active is not None and active.rollout_id != rollout.rollout_id:
         return {
             "verified": False,
-            "reason": f"the listener is held by rollout {active.get('active_rollout_id')!r} now; not touched",
+            "reason": f"the listener is held by rollout {active.rollout_id!r} now; not touched",
         }
     before, paths = _canary_paths(listener, rollout)
     if not paths:
@@ -852,10 +833,8 @@ def _stop_variant(services: RolloutServices, rollout: Rollout, trigger: Rollback
             trigger.actor,
             services.clock(),
         )
-    except KanariaError as exc:
+    except KanariaError as exc:  # e.g. AccessDenied on the experiments table: recorded, alerted, finished by hand
         return False, str(exc)
-    except ClientError as exc:  # e.g. AccessDenied on the experiments table: recorded, alerted, finished by hand
-        return False, f"{exc.response['Error']['Code']}: {exc.response['Error'].get('Message', '')}"
     return True, None
 
 

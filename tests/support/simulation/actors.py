@@ -174,7 +174,7 @@ def approver(world: World, think: float = 20.0, tries: int = 5) -> Callable[[], 
         for _ in range(tries):
             try:
                 meta = world.services.store.get(world.rollout_id)
-                token = meta and meta.get("approval_token")
+                token = meta and meta.approval_token
                 if not token:
                     return  # no longer waiting ("not waiting for an approval")
                 output = {"approved": True, "approver": "bob", "comment": "lgtm", "at": world.clock().isoformat()}

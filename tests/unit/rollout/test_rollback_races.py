@@ -80,7 +80,7 @@ def test_a_stage_write_landing_after_a_rollback_undoes_itself() -> None:
         set_weights(svc, _next_stage(state))
     assert raced[1]["status"] == "rolled_back" and stage_writer is not real
     assert real.forward().weights == {PRIMARY: 100} and not real.forward().stickiness_enabled
-    assert svc.store.get("r-1")["status"] == "rolled_back"
+    assert svc.store.get("r-1").status == "rolled_back"
     assert len(svc.notifier.subjects("[Kanaria] ROLLBACK ")) == 1
 
 
