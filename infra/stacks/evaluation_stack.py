@@ -2,7 +2,9 @@
 chunks with bounded concurrency, report). Results land in the data stack's evaluations table.
 
 The runner may call bedrock:InvokeModel (what Converse needs) on the foundation models the price table knows, in
-the stack's region only; `-c kanaria:evaluationModels=id1,id2` replaces that list.
+the stack's region only; `-c kanaria:evaluationModels=id1,id2` replaces that list. It may call
+sagemaker:InvokeEndpoint only on the endpoints `-c kanaria:evaluationEndpoints=name1,name2` names (in the stack's
+account and region; none by default), for configurations whose model id is "sagemaker:<endpoint name>".
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from infra.stacks.data_stack import DataStack
 from infra.stacks.experiments_stack import ExperimentsStack
 from kanaria import names
 from kanaria.domain.pricing import PRICES
+from kanaria.evaluation.configs import ENDPOINT_NAME_PATTERN
 
 MAP_MAX_CONCURRENCY = 4  # chunks in flight; each runner has at most RunSettings.concurrency calls in flight
 RUNNER_TIMEOUT = Duration.minutes(15)
@@ -45,6 +48,19 @@ def evaluation_model_ids(scope: Construct) -> list[str]:
     if value:
         return [m.strip() for m in str(value).split(",") if m.strip()]
     return sorted(PRICES)
+
+
+def evaluation_endpoint_names(scope: Construct) -> list[str]:
+    """SageMaker endpoints the runner may invoke: context kanaria:evaluationEndpoints (none by default)."""
+    value = scope.node.try_get_context("kanaria:evaluationEndpoints")
+    endpoints = [e.strip() for e in str(value or "").split(",") if e.strip()]
+    bad = [e for e in endpoints if not ENDPOINT_NAME_PATTERN.match(e)]
+    if bad:
+        raise ValueError(
+            f"kanaria:evaluationEndpoints: {', '.join(bad)} not SageMaker endpoint names "
+            "(1-63 letters, digits and hyphens, no leading or trailing hyphen)"
+        )
+    return endpoints
 
 
 class EvaluationStack(Stack):
@@ -161,6 +177,19 @@ class EvaluationStack(Stack):
                 ],
             )
         )
+        endpoints = evaluation_endpoint_names(self)
+        if endpoints:
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="InvokeEvaluationEndpoints",
+                    actions=["sagemaker:InvokeEndpoint"],
+                    # SageMaker ARNs carry the endpoint name in lower case
+                    resources=[
+                        f"arn:{self.partition}:sagemaker:{self.region}:{self.account}:endpoint/{e.lower()}"
+                        for e in endpoints
+                    ],
+                )
+            )
         bucket_id = self.get_logical_id(self.bucket.node.default_child)  # type: ignore[arg-type]
         acknowledge_all(
             role,

@@ -106,3 +106,40 @@ def test_evaluation_template_passes_cfn_lint(assembly_dir):
     )
     errors = [line for line in result.stdout.splitlines() if line.startswith("E")]
     assert errors == [], result.stdout
+
+
+def test_runner_invokes_no_sagemaker_endpoint_unless_named(templates):
+    assert not [s for s in _statements(templates[STACK]) if any(a.startswith("sagemaker:") for a in _actions(s))]
+
+
+def test_runner_invokes_only_the_named_sagemaker_endpoints(tmp_path):
+    import aws_cdk as cdk
+
+    from infra.app_builder import build_app
+
+    app = cdk.App(
+        context={"kanaria:bundle": False, "kanaria:evaluationEndpoints": "kanaria-manga-ft, Model-D-2"},
+        outdir=str(tmp_path),
+    )
+    build_app(app)
+    template = app.synth().get_stack_by_name(STACK).template
+    sagemaker = [s for s in _statements(template) if any(a.startswith("sagemaker:") for a in _actions(s))]
+    assert len(sagemaker) == 1 and _actions(sagemaker[0]) == ["sagemaker:InvokeEndpoint"]
+    # the partition is a reference: joined as the empty string
+    arns = ["".join(p if isinstance(p, str) else "" for p in r["Fn::Join"][1]) for r in sagemaker[0]["Resource"]]
+    assert arns == [
+        "arn::sagemaker:ap-northeast-1:123456789012:endpoint/kanaria-manga-ft",
+        "arn::sagemaker:ap-northeast-1:123456789012:endpoint/model-d-2",
+    ]
+    assert not any("*" in arn for arn in arns)
+
+
+def test_a_bad_endpoint_name_in_context_fails_the_synth(tmp_path):
+    import aws_cdk as cdk
+    import pytest
+
+    from infra.app_builder import build_app
+
+    app = cdk.App(context={"kanaria:bundle": False, "kanaria:evaluationEndpoints": "ok,bad_name"}, outdir=str(tmp_path))
+    with pytest.raises(ValueError, match="kanaria:evaluationEndpoints: bad_name"):
+        build_app(app)

@@ -82,3 +82,33 @@ def call(
 def item_count(table: Any) -> int:
     """Number of items in a table (scan)."""
     return table.scan(Select="COUNT")["Count"]
+
+
+def queue_endpoint_answers(answers: list[dict[str, Any]], region: str = "ap-northeast-1") -> None:
+    """Queue SageMaker InvokeEndpoint answers (JSON bodies) in the active moto mock, in call order: what moto's
+    /moto-api/static/sagemaker/endpoint-results route does (a repeated identical request gets its first answer)."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.moto_api._internal.models import moto_api_backend
+
+    for answer in answers:
+        moto_api_backend.set_sagemaker_result(
+            body=json.dumps(answer, ensure_ascii=False),
+            content_type="application/json",
+            prod_variant="AllTraffic",
+            custom_attrs="",
+            account_id=DEFAULT_ACCOUNT_ID,
+            region=region,
+        )
+
+
+def chat_answer(text: str, prompt_tokens: int = 900, completion_tokens: int = 120, finish: str = "stop") -> dict:
+    """An OpenAI-compatible chat completion, as TGI / LMI / vLLM endpoints answer the Messages API."""
+    return {
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }

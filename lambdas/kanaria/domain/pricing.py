@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from enum import Enum
 
 PRICE_TABLE_VERSION = "bedrock-us-east-1-2025-01"
 COST_DECIMALS = 9  # nano-dollars: the cheapest input token listed here costs 250 of them
@@ -61,3 +62,63 @@ def call_cost(price: ModelPrice, input_tokens: int, output_tokens: int) -> Decim
     raw = (Decimal(input_tokens) * price.input_per_1k + Decimal(output_tokens) * price.output_per_1k) / _THOUSAND
     cost = raw.quantize(_COST_QUANTUM)
     return cost if cost else Decimal(0)  # 0, not 0E-12
+
+
+# SageMaker endpoints (model ids "sagemaker:<endpoint name>") are priced by endpoint name: each entry declares how
+# the endpoint is billed. Per token: a serverless or inference-component endpoint charged back per token. Per
+# instance-hour (real-time endpoints on instances): a call costs the instance time it occupied, its latency over the
+# number of requests one instance serves at once; idle capacity (the instances' hours no call used) is not in it.
+ENDPOINT_PRICE_TABLE_VERSION = "sagemaker-us-east-1-2025-01"
+_SECONDS_PER_HOUR = Decimal(3600)
+
+
+class EndpointBilling(str, Enum):
+    """How a SageMaker endpoint is billed."""
+
+    PER_TOKEN = "per_token"
+    PER_INSTANCE_HOUR = "per_instance_hour"
+
+
+@dataclass(frozen=True)
+class EndpointPrice:
+    """One endpoint's declared price: `per_token` (USD per 1K input/output tokens) or `per_instance_hour` (USD per
+    instance-hour of `instance_type`, shared by the `concurrent_requests` calls one instance serves at once)."""
+
+    billing: EndpointBilling
+    token_price: ModelPrice | None = None
+    instance_type: str = ""
+    usd_per_instance_hour: Decimal = Decimal(0)
+    concurrent_requests: int = 1
+
+    def __post_init__(self) -> None:
+        if self.billing is EndpointBilling.PER_TOKEN and self.token_price is None:
+            raise ValueError("token_price: required for per_token billing")
+        if self.billing is EndpointBilling.PER_INSTANCE_HOUR and self.usd_per_instance_hour <= 0:
+            raise ValueError("usd_per_instance_hour: must be positive for per_instance_hour billing")
+        if self.concurrent_requests < 1:
+            raise ValueError("concurrent_requests: must be at least 1")
+
+
+ENDPOINT_PRICES: dict[str, EndpointPrice] = {
+    # "Model D", the fine-tuned model of the evaluation design: one ml.g5.2xlarge real-time instance
+    # (us-east-1 on-demand list price), serving one request at a time.
+    "kanaria-manga-ft": EndpointPrice(
+        EndpointBilling.PER_INSTANCE_HOUR, instance_type="ml.g5.2xlarge", usd_per_instance_hour=Decimal("1.515")
+    ),
+}
+
+
+def endpoint_price_for(endpoint: str) -> EndpointPrice | None:
+    """The endpoint's declared price, or None when the table has none for it."""
+    return ENDPOINT_PRICES.get(endpoint)
+
+
+def endpoint_call_cost(price: EndpointPrice, input_tokens: int, output_tokens: int, latency_ms: float) -> Decimal:
+    """USD cost of one endpoint call by its billing, rounded half-even to COST_DECIMALS places."""
+    if price.billing is EndpointBilling.PER_TOKEN:
+        assert price.token_price is not None  # checked at construction
+        return call_cost(price.token_price, input_tokens, output_tokens)
+    seconds = Decimal(str(latency_ms)) / _THOUSAND
+    raw = price.usd_per_instance_hour * seconds / _SECONDS_PER_HOUR / price.concurrent_requests
+    cost = raw.quantize(_COST_QUANTUM)
+    return cost if cost else Decimal(0)

@@ -1,8 +1,9 @@
 """Model calls through the bedrock-runtime Converse API with exponential backoff on throttling.
 
 `ModelInvoker` picks the runtime by model id: "offline:<model id>" goes to the offline adapter it was given (the local
-tooling's kanaria_tools.offline_model; the deployed runner has none), anything else to a boto3 bedrock-runtime
-client. Everything else (request, retries, usage, latency) is the same code path.
+tooling's kanaria_tools.offline_model; the deployed runner has none), "sagemaker:<endpoint name>" to the SageMaker
+endpoint adapter (kanaria.evaluation.sagemaker, botocore's own retries), anything else to a boto3 bedrock-runtime
+client. Offline and Bedrock calls share one code path (request, retries, usage, latency).
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ from typing import Any, Callable, Protocol
 from botocore.exceptions import ClientError
 
 from kanaria.errors import OperationalError
-from kanaria.evaluation.configs import OFFLINE_PREFIX, is_offline
+from kanaria.evaluation.calls import ModelResponse, ThrottledError
+from kanaria.evaluation.configs import OFFLINE_PREFIX, is_offline, is_sagemaker
+from kanaria.evaluation.sagemaker import EndpointRuntime, SageMakerAdapter, new_sagemaker_client
+
+__all__ = ["ModelInvoker", "ModelResponse", "RetryPolicy", "ThrottledError", "priced_model_id"]
 
 # Bedrock runtime errors worth retrying with backoff (429/503 family).
 RETRYABLE_CODES = frozenset(
@@ -50,29 +55,6 @@ class RetryPolicy:
         return rng.uniform(0, ceiling) if self.jitter else ceiling
 
 
-@dataclass(frozen=True)
-class ModelResponse:
-    """The text, usage and timing of one successful call (after `attempts` tries, `throttles` of them throttled)."""
-
-    text: str
-    input_tokens: int
-    output_tokens: int
-    latency_ms: float
-    stop_reason: str
-    attempts: int
-    throttles: int
-
-
-class ThrottledError(OperationalError):
-    """Still throttled after every attempt of the retry policy."""
-
-    code = "throttled"
-
-    def __init__(self, reason: str, attempts: int):
-        super().__init__(reason, field="model_id")
-        self.attempts = attempts
-
-
 def priced_model_id(model_id: str) -> str:
     """The model id the price table knows: an offline adapter model is priced as the model it imitates."""
     return model_id.removeprefix(OFFLINE_PREFIX)
@@ -104,6 +86,8 @@ class ModelInvoker:
         bedrock: ConverseRuntime | None = None,
         bedrock_factory: Callable[[], ConverseRuntime] = new_bedrock_client,
         offline: ConverseRuntime | None = None,
+        sagemaker: EndpointRuntime | None = None,
+        sagemaker_factory: Callable[[int], EndpointRuntime] = new_sagemaker_client,
         retry: RetryPolicy = RetryPolicy(),
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.perf_counter,
@@ -112,6 +96,8 @@ class ModelInvoker:
         self._bedrock_client = bedrock
         self._bedrock_factory = bedrock_factory
         self._offline = offline
+        self._sagemaker = SageMakerAdapter(sagemaker, clock) if sagemaker is not None else None
+        self._sagemaker_factory = sagemaker_factory
         self._retry = retry
         self._sleep = sleep
         self._clock = clock
@@ -133,9 +119,18 @@ class ModelInvoker:
                 self._bedrock_client = self._bedrock_factory()
             return self._bedrock_client
 
+    def endpoint_adapter(self) -> SageMakerAdapter:
+        """The SageMaker adapter (its client created once, retrying as many attempts as the policy)."""
+        with self._lock:
+            if self._sagemaker is None:
+                self._sagemaker = SageMakerAdapter(self._sagemaker_factory(self._retry.max_attempts), self._clock)
+            return self._sagemaker
+
     def converse(self, request: dict[str, Any]) -> ModelResponse:
         """One Converse call; throttling retried per the policy (ThrottledError when exhausted), other client
-        errors raised as OperationalError naming the model."""
+        errors raised as OperationalError naming the model. "sagemaker:" model ids go to the endpoint adapter."""
+        if is_sagemaker(request["modelId"]):
+            return self.endpoint_adapter().converse(request)
         runtime = self.runtime_for(request["modelId"])
         throttles = 0
         for attempt in range(1, self._retry.max_attempts + 1):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -21,12 +22,43 @@ from kanaria.errors import ValidationError, validate
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 OFFLINE_PREFIX = "offline:"  # model ids answered by the offline adapter (kanaria_tools.offline_model)
+SAGEMAKER_PREFIX = "sagemaker:"  # model ids answered by a SageMaker real-time endpoint: "sagemaker:<endpoint name>"
+# CreateEndpoint's EndpointName rule: alphanumerics and hyphens, no leading or trailing hyphen, at most 63.
+ENDPOINT_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 _PARAMETER_FIELDS = frozenset(ModelParameters.model_fields)
 
 
 def is_offline(model_id: str) -> bool:
     """True for model ids the offline adapter answers (no boto3 here: the rollout gate asks this too)."""
     return model_id.startswith(OFFLINE_PREFIX)
+
+
+def is_sagemaker(model_id: str) -> bool:
+    """True for "sagemaker:<endpoint name>" model ids."""
+    return model_id.startswith(SAGEMAKER_PREFIX)
+
+
+def endpoint_name(model_id: str, field: str = "model_id") -> str:
+    """The endpoint name of a "sagemaker:" model id; ValidationError naming `field` when it is not a valid name."""
+    name = model_id.removeprefix(SAGEMAKER_PREFIX)
+    if not ENDPOINT_NAME_PATTERN.match(name):
+        raise ValidationError(
+            f"{model_id!r}: a SageMaker model id is 'sagemaker:<endpoint name>', the name 1-63 letters, digits "
+            "and hyphens, not starting or ending with a hyphen",
+            field=field,
+        )
+    return name
+
+
+def _model_id_problem(model_id: str | None, field: str) -> str | None:
+    """'<field>: <reason>' for a malformed model id (the pydantic model-level error form), else None."""
+    if model_id is None or not is_sagemaker(model_id):
+        return None
+    try:
+        endpoint_name(model_id, field)
+    except ValidationError as exc:
+        return f"{field}: {exc.reason}"
+    return None
 
 
 class EvalConfiguration(BaseModel):
@@ -44,6 +76,11 @@ class EvalConfiguration(BaseModel):
     def _one_form(self) -> "EvalConfiguration":
         if (self.parameters is None) == (self.overrides is None):
             raise ValueError("parameters: give exactly one of parameters (resolved) or overrides (per intent profile)")
+        problem = _model_id_problem(self.parameters.model_id, "parameters.model_id") if self.parameters else None
+        if self.overrides is not None:
+            problem = _model_id_problem(self.overrides.model_id, "overrides.model_id")
+        if problem:
+            raise ValueError(problem)
         return self
 
     def resolved(self, intent: str, profiles: Mapping[str, IntentProfile] = DEFAULT_PROFILES) -> ModelParameters:

@@ -10,9 +10,11 @@ import json
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kanaria.domain.profiles import ModelParameters, config_hash
+from kanaria.errors import ValidationError
+from kanaria.evaluation.configs import endpoint_name, is_sagemaker
 from kanaria.evaluation.dataset import GoldenCase
 from kanaria.evaluation.prompting import converse_request
 from kanaria.evaluation.scoring import WEIGHTS, ScorePart
@@ -43,6 +45,16 @@ class GraderSpec(BaseModel):
     rubric: str = Field(default=DEFAULT_RUBRIC, min_length=1, max_length=8000)
     temperature: float = Field(default=0.0, ge=0.0, le=1.0)
     max_tokens: int = Field(default=300, ge=16, le=4096)
+
+    @field_validator("model_id")
+    @classmethod
+    def _valid_endpoint(cls, value: str) -> str:
+        if is_sagemaker(value):
+            try:
+                endpoint_name(value)
+            except ValidationError as exc:
+                raise ValueError(exc.reason) from None
+        return value
 
     @property
     def judge_hash(self) -> str:

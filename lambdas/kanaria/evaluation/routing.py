@@ -41,7 +41,10 @@ def _ineligibility(cell: CellMetrics, latency_limit_ms: float) -> list[str]:
     elif cell.latency_p95_ms > latency_limit_ms:
         reasons.append(f"{cell.config}: p95 {cell.latency_p95_ms:.0f} ms > limit {latency_limit_ms:.0f} ms")
     if cell.mean_cost_usd is None:
-        reasons.append(f"{cell.config}: no price for its model in {pricing.PRICE_TABLE_VERSION}")
+        reasons.append(
+            f"{cell.config}: no price for its model in {pricing.PRICE_TABLE_VERSION} "
+            f"or its endpoint in {pricing.ENDPOINT_PRICE_TABLE_VERSION}"
+        )
     return reasons
 
 

@@ -11,7 +11,7 @@ from typing import Mapping
 from kanaria.domain import pricing
 from kanaria.domain.profiles import DEFAULT_PROFILES, IntentProfile, profile_for
 from kanaria.evaluation.bedrock import ModelInvoker, ThrottledError, priced_model_id
-from kanaria.evaluation.configs import EvalConfiguration
+from kanaria.evaluation.configs import EvalConfiguration, endpoint_name, is_sagemaker
 from kanaria.evaluation.dataset import Dataset, GoldenCase
 from kanaria.evaluation.grader import GraderSpec, grade_part, grading_request, parse_grade
 from kanaria.evaluation.prompting import case_request
@@ -48,8 +48,15 @@ def chunk_bounds(count: int, chunk_size: int) -> list[tuple[int, int]]:
     return [(start, min(start + chunk_size, count)) for start in range(0, count, chunk_size)]
 
 
-def _cost(model_id: str, input_tokens: int, output_tokens: int) -> Decimal | None:
-    price = pricing.price_for(priced_model_id(model_id))
+def _cost(model_id: str, input_tokens: int, output_tokens: int, latency_ms: float) -> Decimal | None:
+    """The call's price: the Bedrock token table, or the endpoint's declared billing for "sagemaker:" ids."""
+    priced = priced_model_id(model_id)
+    if is_sagemaker(priced):
+        endpoint = pricing.endpoint_price_for(endpoint_name(priced))
+        return (
+            None if endpoint is None else pricing.endpoint_call_cost(endpoint, input_tokens, output_tokens, latency_ms)
+        )
+    price = pricing.price_for(priced)
     return None if price is None else pricing.call_cost(price, input_tokens, output_tokens)
 
 
@@ -96,7 +103,7 @@ def evaluate_task(
         input_tokens=response.input_tokens,
         output_tokens=response.output_tokens,
         latency_ms=round(response.latency_ms, 3),
-        cost_usd=_cost(parameters.model_id, response.input_tokens, response.output_tokens),
+        cost_usd=_cost(parameters.model_id, response.input_tokens, response.output_tokens, response.latency_ms),
         attempts=response.attempts,
         throttles=response.throttles,
     )

@@ -5,8 +5,9 @@
     {"action": "report",   "run_id", "created_at", "request"}          -> {run_id, report_uri, configurations}
 
 The Map state runs "evaluate" per chunk with bounded concurrency; records go to S3 (never through the state
-payload). Model calls go to Bedrock: "offline:" model ids need the offline adapter, which only the local tooling has
-(`kanaria evaluate`, the rehearsal), so the evaluate step refuses them.
+payload). Model calls go to Bedrock, or to a SageMaker endpoint for "sagemaker:<endpoint name>" model ids: "offline:"
+model ids need the offline adapter, which only the local tooling has (`kanaria evaluate`, the rehearsal), so the
+evaluate step refuses them.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def _bucket() -> EvaluationBucket:
 
 @cache
 def model_invoker() -> ModelInvoker:
-    """Bedrock (its client created on first use, once per execution environment)."""
+    """Bedrock and SageMaker (each client created on first use, once per execution environment)."""
     return ModelInvoker()
 
 

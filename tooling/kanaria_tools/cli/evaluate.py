@@ -16,8 +16,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "evaluate",
         help="compare model configurations on a golden dataset (quality, cost, latency) and write a report",
-        description="Model ids starting with 'offline:' use the offline adapter (no AWS); others call Bedrock "
-        "with your AWS credentials. Writes report.md, report.json, chart.svg and records.jsonl.",
+        description="Model ids starting with 'offline:' use the offline adapter (no AWS); 'sagemaker:<endpoint>' "
+        "calls that SageMaker endpoint and others call Bedrock, with your AWS credentials. Writes report.md, "
+        "report.json, chart.svg and records.jsonl.",
     )
     parser.add_argument("--dataset", required=True, type=Path, metavar="FILE.jsonl", help="golden dataset (JSON lines)")
     parser.add_argument(
