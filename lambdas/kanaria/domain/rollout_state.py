@@ -7,6 +7,7 @@ from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kanaria.canary.judge import JudgeState
 from kanaria.domain.rollout import (
     FIRST_STAGE_MULTIPLIER,
     FLAP_LIMIT,
@@ -34,13 +35,13 @@ def _fmt(value: float | None, kind: str) -> str:
     return f"{value:.3f}"
 
 
-def snapshot_lines(snapshot: Mapping[str, Any] | None) -> list[str]:
-    """Canary vs primary, one metric per line (from a MetricSnapshot dumped to JSON)."""
+def snapshot_lines(snapshot: MetricSnapshot | Mapping[str, Any] | None) -> list[str]:
+    """Canary vs primary, one metric per line (a MetricSnapshot, or a record's: one dumped to JSON or an error)."""
     if not snapshot:
         return ["  (no metrics snapshot)"]
-    if "error" in snapshot:
+    if isinstance(snapshot, Mapping) and "error" in snapshot:
         return [f"  {snapshot['error']}"]
-    s = MetricSnapshot.model_validate(snapshot)
+    s = snapshot if isinstance(snapshot, MetricSnapshot) else MetricSnapshot.model_validate(snapshot)
     c, p = s.canary, s.primary
     rows = [
         ("observations", c.observations, p.observations, "n"),
@@ -65,12 +66,11 @@ def snapshot_lines(snapshot: Mapping[str, Any] | None) -> list[str]:
     return lines
 
 
-def gate_lines(gate: Mapping[str, Any] | None) -> list[str]:
-    """One line per gate check (from a GateResult dumped to JSON)."""
-    if not gate:
+def gate_lines(gate: GateResult | None) -> list[str]:
+    """One line per gate check."""
+    if gate is None:
         return ["  (no gate evaluated yet)"]
-    result = GateResult.model_validate(gate)
-    return [f"  [{c.outcome.value}] {c.gate}: {c.reason}" for c in result.checks] or ["  (no gates)"]
+    return [f"  [{c.outcome.value}] {c.gate}: {c.reason}" for c in gate.checks] or ["  (no gates)"]
 
 
 # --- the state the state machine carries -------------------------------------------------------------------
@@ -112,8 +112,8 @@ class Progress(BaseModel):
     wait_seconds: int = Field(default=0, ge=0)
     checks: int = Field(default=0, ge=0, description="gate evaluations in the current stage")
     weights: dict[str, int] = Field(default_factory=dict, description="target group ARN -> weight, as verified")
-    gate: dict[str, Any] | None = None  # GateResult of the last evaluation
-    judge: dict[str, Any] | None = None  # kanaria.canary.judge.JudgeState (evidence carried look to look)
+    gate: GateResult | None = None  # the last evaluation
+    judge: JudgeState | None = None  # the canary judge's evidence, carried look to look
     approval: Any = None  # SendTaskSuccess output (whatever JSON the approver sent)
 
 
@@ -179,8 +179,8 @@ class RollbackRecord(BaseModel):
     weights_before: dict[str, int]
     weights_after: dict[str, int]
     stickiness_before: bool
-    metrics_snapshot: dict[str, Any] | None = None
-    gate: dict[str, Any] | None = None
+    metrics_snapshot: dict[str, Any] | None = None  # a MetricSnapshot as JSON, or {"error": ...} when unreadable
+    gate: GateResult | None = None
     experiment_id: str | None = None
     variant: str | None = None
     variant_stopped: bool = False
@@ -265,8 +265,8 @@ def approval_message(state: RolloutState, task_token: str) -> tuple[str, str]:
     """Subject and body asking a human to approve 100%: the A/B summary and how to answer."""
     rollout, progress = state.rollout, state.progress
     subject = f"[Kanaria] APPROVAL needed: {rollout.rollout_id} to 100%".encode("ascii", "replace").decode()[:100]
-    gate = progress.gate or {}
-    significance = gate.get("significance") or {}
+    gate = progress.gate
+    significance = gate.significance if gate is not None else None
     body = [
         f"Canary rollout {rollout.rollout_id} passed every stage and waits for a human decision before 100%.",
         f"  candidate: model {rollout.candidate.model_id}, config {rollout.candidate.config_hash}",
@@ -274,13 +274,13 @@ def approval_message(state: RolloutState, task_token: str) -> tuple[str, str]:
         f"  offline evaluation: {rollout.offline_evaluation.report_uri}",
         "",
         "A/B SUMMARY (canary vs primary, last stage):",
-        *snapshot_lines(gate.get("snapshot")),
+        *snapshot_lines(gate.snapshot if gate is not None else None),
         "",
         "GATES:",
-        *gate_lines(gate or None),
+        *gate_lines(gate),
     ]
-    if significance:
-        body += ["", f"SIGNIFICANCE: {significance.get('outcome')}: {significance.get('reason')}"]
+    if significance is not None:
+        body += ["", f"SIGNIFICANCE: {significance.outcome.value}: {significance.reason}"]
     body += [
         "",
         f"ANSWER within {rollout.plan.approval.timeout_seconds}s (then the rollout rolls back):",

@@ -101,9 +101,8 @@ def _rollback(event: dict[str, Any]) -> dict[str, Any]:
         if "rollout_id" not in state:
             raise ValidationError("the state has no rollout_id (did prepare run?)", field="event.state.rollout_id")
         progress = Progress.model_validate(state["progress"]) if state.get("progress") else None
-        return rollouts.rollback(
-            rollout_services(), deployment(), state["rollout_id"], rollouts.trigger_from_state(state), progress
-        )
+        trigger = rollouts.trigger_from_state(state.get("failure"), progress)
+        return rollouts.rollback(rollout_services(), deployment(), state["rollout_id"], trigger, progress)
     if source == "cli":
         request = _parse(event, ManualRollback)
         trigger = RollbackTrigger(

@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
-from kanaria.domain.rollout_state import RolloutState
+from kanaria.domain.rollout_state import Progress, Rollout, RolloutState
 from kanaria.errors import ValidationError, from_pydantic
 from kanaria.handlers.observability import observability
 from kanaria.handlers.rollout_env import deployment, rollout_services
@@ -39,8 +39,8 @@ class StepEvent(BaseModel):
 
     action: Literal["set_weights", "verify_weights", "evaluate_gate", "request_approval", "complete"]
     rollout_id: str
-    rollout: dict[str, Any]
-    progress: dict[str, Any]
+    rollout: Rollout
+    progress: Progress
     full: bool = False  # set_weights / verify_weights of the 100% step after the approval
     task_token: str | None = Field(default=None, min_length=1)
 
@@ -66,10 +66,8 @@ def _step(event: dict[str, Any]) -> dict[str, Any]:
         logger.info("rollout prepared", rollout_id=state.rollout_id, reason=state.progress.reason)
         _emit_weight(0)
         return state.to_state()
-    step = _parse(event, StepEvent)
-    state = RolloutState.model_validate(
-        {"rollout_id": step.rollout_id, "rollout": step.rollout, "progress": step.progress}
-    )
+    step: StepEvent = _parse(event, StepEvent)
+    state = RolloutState(rollout_id=step.rollout_id, rollout=step.rollout, progress=step.progress)
     logger.append_keys(rollout_id=state.rollout_id, stage=state.progress.stage_name)
     if step.action == "request_approval":
         if step.task_token is None:

@@ -28,6 +28,7 @@ from kanaria.domain.rollout import (
     Candidate,
     CandidateEvent,
     Forward,
+    GateResult,
     MetricSnapshot,
     OfflineEvaluation,
     Outcome,
@@ -480,34 +481,33 @@ def verify_weights(services: RolloutServices, state: RolloutState, full: bool = 
     return state.model_copy(update={"progress": progress})
 
 
-def _judge_for_stage(rollout: Rollout, progress: Progress, now: datetime) -> dict[str, Any] | None:
+def _judge_for_stage(rollout: Rollout, progress: Progress, now: datetime) -> JudgeState | None:
     """A fresh judge at the first stage; later stages keep its evidence and restart the stage totals."""
     settings = rollout.plan.judge
     if settings is None:
         return None
     if progress.judge is None:
-        fresh = judge_start(settings, now, judge_horizon_periods(rollout.plan))
-        return fresh.model_dump(mode="json")
-    return judge_new_stage(JudgeState.model_validate(progress.judge)).model_dump(mode="json")
+        return judge_start(settings, now, judge_horizon_periods(rollout.plan))
+    return judge_new_stage(progress.judge)
 
 
 def _run_judge(
     services: RolloutServices, rollout: Rollout, progress: Progress, stage: Stage, now: datetime
-) -> tuple[Judgement | None, dict[str, Any] | None]:
+) -> tuple[Judgement | None, JudgeState | None]:
     """Read the settled minutes since the last look into the judge; its verdict and new state."""
     settings = rollout.plan.judge
     if settings is None or progress.judge is None:
         return None, progress.judge
     if services.canary is None:
         raise OperationalError("the plan has a judge but no canary metrics reader is configured", field="plan.judge")
-    state = JudgeState.model_validate(progress.judge)
+    state = progress.judge
     window = minutes_to_read(settings, state, now)
     if window is not None:
         minutes = arrived(settings, services.canary.read_minutes(window[0], window[1], settings), now)
         if minutes:
             until = minutes[-1].minute + timedelta(seconds=settings.period_seconds)
             state = judge_observe(settings, state, minutes, until)
-    return judge(settings, state, stage.gates.min_observations), state.model_dump(mode="json")
+    return judge(settings, state, stage.gates.min_observations), state
 
 
 def evaluate_gate(services: RolloutServices, state: RolloutState) -> RolloutState:
@@ -536,7 +536,7 @@ def evaluate_gate(services: RolloutServices, state: RolloutState) -> RolloutStat
         "decision": step.decision,
         "wait_seconds": step.wait_seconds,
         "checks": progress.checks + 1,
-        "gate": gate.model_dump(mode="json"),
+        "gate": gate,
         "reason": "; ".join([step.reason, *reasons]),
         "judge": judge_state,
     }
@@ -574,10 +574,8 @@ def complete(services: RolloutServices, state: RolloutState) -> RolloutState:
 # --- rollback ------------------------------------------------------------------------------------------------
 
 
-def trigger_from_state(state: Mapping[str, Any]) -> RollbackTrigger:
+def trigger_from_state(failure: Mapping[str, Any] | None, progress: Progress | None) -> RollbackTrigger:
     """Why the state machine routes to the rollback: a caught failure ($.failure) or the gate's decision."""
-    failure = state.get("failure")
-    progress = state.get("progress") or {}
     if failure:
         error, cause = str(failure.get("Error", "")), str(failure.get("Cause", ""))
         details = {"error": error, "cause": cause[:2000]}
@@ -595,7 +593,11 @@ def trigger_from_state(state: Mapping[str, Any]) -> RollbackTrigger:
                 details=details,
                 summary=f"promotion to 100% refused after the approval: {cause[:500]}",
             )
-        if error in {"States.Timeout", "States.HeartbeatTimeout"} and progress.get("decision") == "await_approval":
+        if (
+            error in {"States.Timeout", "States.HeartbeatTimeout"}
+            and progress
+            and progress.decision == "await_approval"
+        ):
             return RollbackTrigger(
                 kind="approval_timeout",
                 source="state_machine",
@@ -608,13 +610,13 @@ def trigger_from_state(state: Mapping[str, Any]) -> RollbackTrigger:
             details=details,
             summary=f"a rollout step failed: {error}: {cause[:500]}",
         )
-    gate = progress.get("gate") or {}
-    kind = "gate_failed" if gate.get("outcome") == Outcome.FAIL.value else "hold_exceeded"
+    gate = progress.gate if progress else None
+    kind = "gate_failed" if gate is not None and gate.outcome is Outcome.FAIL else "hold_exceeded"
     return RollbackTrigger(
         kind=kind,
         source="state_machine",
-        summary=progress.get("reason") or kind,
-        details={"decision": progress.get("decision")},
+        summary=(progress.reason if progress else "") or kind,
+        details={"decision": progress.decision if progress else None},
     )
 
 
@@ -840,12 +842,12 @@ def _stop_variant(services: RolloutServices, rollout: Rollout, trigger: Rollback
 
 def _evidence(
     services: RolloutServices, rollout: Rollout, progress: Progress, trigger: RollbackTrigger
-) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+) -> tuple[dict[str, Any] | None, GateResult | None]:
     """The metrics snapshot for the record: the deciding gate's for gate triggers, else a fresh read of the
     stage's window (a metrics outage must not block the rollback: the error goes into the record instead)."""
     gate = progress.gate
-    if trigger.kind in {"gate_failed", "hold_exceeded"} and gate and gate.get("snapshot"):
-        return gate["snapshot"], gate
+    if trigger.kind in {"gate_failed", "hold_exceeded"} and gate is not None and gate.snapshot is not None:
+        return gate.snapshot.model_dump(mode="json"), gate
     start = datetime.fromisoformat(progress.stage_started_at or rollout.created_at)
     try:
         return services.metrics.read(start, services.clock()).model_dump(mode="json"), gate

@@ -141,12 +141,7 @@ def test_the_approved_promotion_rechecks_the_critical_alarm() -> None:
     with pytest.raises(PromotionBlockedError, match="is in ALARM"):
         set_weights(svc, state, full=True)
     assert svc.listener.forward().weights == {PRIMARY: 50, CANARY: 50}  # never 100% canary
-    trigger = rollouts.trigger_from_state(
-        {
-            "failure": {"Error": "PromotionBlockedError", "Cause": "alarm"},
-            "progress": state.progress.model_dump(mode="json"),
-        }
-    )
+    trigger = rollouts.trigger_from_state({"Error": "PromotionBlockedError", "Cause": "alarm"}, state.progress)
     assert trigger.kind == "gate_failed" and "promotion to 100% refused" in trigger.summary
     svc.metrics.critical_state = "OK"
     full = verify_weights(svc, set_weights(svc, state, full=True), full=True)
