@@ -19,7 +19,8 @@ from kanaria.domain.rollout_status import (
     RolloutStatus,
     StoredRollout,
 )
-from kanaria.logic.rollouts import Deployment, RolloutServices, prepare
+from kanaria.logic.rollout_prepare import prepare
+from kanaria.logic.rollout_services import Deployment, RolloutServices
 from tests.support.rollout_world import ScriptedMetrics, request
 
 LISTENER = "arn:aws:elasticloadbalancing:ap-northeast-1:123456789012:listener/app/demo/1/2"
@@ -227,7 +228,7 @@ def started(
     svc: RolloutServices, rollout_id: str = "r-1", stage: int = 0, config_hash: str = "cfg-0001"
 ) -> RolloutState:
     """A prepared rollout with the listener at `stage`'s weights (set and verified through the real steps)."""
-    from kanaria.logic.rollouts import set_weights, verify_weights
+    from kanaria.logic.rollout_steps import set_weights, verify_weights
 
     state = prepare(svc, DEPLOYMENT, request(config_hash=config_hash), EXECUTION + rollout_id, rollout_id)
     for index in range(stage + 1):

@@ -8,19 +8,9 @@ from typing import Any, Literal, Mapping
 from pydantic import BaseModel, ConfigDict, Field
 
 from kanaria.canary.judge import JudgeState
-from kanaria.domain.rollout import (
-    FIRST_STAGE_MULTIPLIER,
-    FLAP_LIMIT,
-    FLAP_WINDOW,
-    ROLLOUT_ID_PATTERN,
-    Admission,
-    Candidate,
-    GateResult,
-    MetricSnapshot,
-    OfflineEvaluation,
-    RolloutPlan,
-    Warmup,
-)
+from kanaria.domain.rollout import FIRST_STAGE_MULTIPLIER, FLAP_LIMIT, FLAP_WINDOW, Admission
+from kanaria.domain.rollout_gates import GateResult, MetricSnapshot
+from kanaria.domain.rollout_plan import ROLLOUT_ID_PATTERN, Candidate, OfflineEvaluation, RolloutPlan, Warmup
 
 # --- texts a human acts on ---------------------------------------------------------------------------------
 
@@ -196,27 +186,7 @@ def rollback_alert(record: RollbackRecord) -> tuple[str, str]:
     trigger, after = record.trigger, record.admission_after
     subject = f"[Kanaria] ROLLBACK {record.rollout_id} at {record.stage_name or 'start'} ({trigger.kind})"
     subject = subject.encode("ascii", "replace").decode()[:100]
-    done = [
-        f"- Listener: canary target group removed from the forward action (stickiness off); "
-        f"weights {_weights_text(record.weights_before, record)} -> {_weights_text(record.weights_after, record)}, "
-        "verified by reading the listener back.",
-    ]
-    if record.rules_fixed:
-        done.append(f"- Listener rules that still forwarded to the canary were fixed: {', '.join(record.rules_fixed)}")
-    if record.execution_stopped:
-        done.append(f"- Stopped the rollout execution {record.execution_arn}.")
-    if record.experiment_id:
-        if record.variant_stopped:
-            done.append(
-                f"- Experiment {record.experiment_id}: variant {record.variant!r} stopped (reason "
-                "canary_rollback); its sticky units move to control and are excluded from the analysis."
-            )
-        else:
-            done.append(
-                f"- Experiment {record.experiment_id}: stopping variant {record.variant!r} FAILED "
-                f"({record.variant_stop_error}). Stop it by hand: POST /experiments/{record.experiment_id}"
-                f'/variants/{record.variant}/stop {{"reason": "canary_rollback"}}.'
-            )
+    done = _done_lines(record)
     if after.rejected:
         next_steps = [
             f"- Candidate {record.config_hash} is now REJECTED for good ({after.rollbacks_in_window} "
@@ -254,6 +224,32 @@ def rollback_alert(record: RollbackRecord) -> tuple[str, str]:
         *next_steps,
     ]
     return subject, "\n".join(body)
+
+
+def _done_lines(record: RollbackRecord) -> list[str]:
+    """What the rollback did, one line per action, for its alert."""
+    done = [
+        f"- Listener: canary target group removed from the forward action (stickiness off); "
+        f"weights {_weights_text(record.weights_before, record)} -> {_weights_text(record.weights_after, record)}, "
+        "verified by reading the listener back.",
+    ]
+    if record.rules_fixed:
+        done.append(f"- Listener rules that still forwarded to the canary were fixed: {', '.join(record.rules_fixed)}")
+    if record.execution_stopped:
+        done.append(f"- Stopped the rollout execution {record.execution_arn}.")
+    if record.experiment_id:
+        if record.variant_stopped:
+            done.append(
+                f"- Experiment {record.experiment_id}: variant {record.variant!r} stopped (reason "
+                "canary_rollback); its sticky units move to control and are excluded from the analysis."
+            )
+        else:
+            done.append(
+                f"- Experiment {record.experiment_id}: stopping variant {record.variant!r} FAILED "
+                f"({record.variant_stop_error}). Stop it by hand: POST /experiments/{record.experiment_id}"
+                f'/variants/{record.variant}/stop {{"reason": "canary_rollback"}}.'
+            )
+    return done
 
 
 def _weights_text(weights: Mapping[str, int], record: RollbackRecord) -> str:

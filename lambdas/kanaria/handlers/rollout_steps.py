@@ -14,7 +14,8 @@ from kanaria.domain.rollout_state import Progress, Rollout, RolloutState
 from kanaria.errors import ValidationError, from_pydantic
 from kanaria.handlers.observability import observability
 from kanaria.handlers.rollout_env import deployment, rollout_services
-from kanaria.logic import rollouts
+from kanaria.logic.rollout_prepare import prepare
+from kanaria.logic.rollout_steps import complete, evaluate_gate, request_approval, set_weights, verify_weights
 from kanaria.names import DIM_TARGET, METRIC_CANARY_WEIGHT, TARGET_CANARY
 
 # metrics: dimension set exactly {target}, as the rollout dashboard reads CanaryWeight
@@ -61,8 +62,8 @@ def _emit_weight(percent: int) -> None:
 def _step(event: dict[str, Any]) -> dict[str, Any]:
     services = rollout_services()
     if event.get("action") == "prepare":
-        prepare = _parse(event, PrepareEvent)
-        state = rollouts.prepare(services, deployment(), prepare.request, prepare.execution_arn, prepare.execution_name)
+        started = _parse(event, PrepareEvent)
+        state = prepare(services, deployment(), started.request, started.execution_arn, started.execution_name)
         logger.info("rollout prepared", rollout_id=state.rollout_id, reason=state.progress.reason)
         _emit_weight(0)
         return state.to_state()
@@ -72,15 +73,15 @@ def _step(event: dict[str, Any]) -> dict[str, Any]:
     if step.action == "request_approval":
         if step.task_token is None:
             raise ValidationError("request_approval needs the task token", field="event.task_token")
-        return rollouts.request_approval(services, state, step.task_token)
+        return request_approval(services, state, step.task_token)
     if step.action == "set_weights":
-        state = rollouts.set_weights(services, state, step.full)
+        state = set_weights(services, state, step.full)
     elif step.action == "verify_weights":
-        state = rollouts.verify_weights(services, state, step.full)
+        state = verify_weights(services, state, step.full)
     elif step.action == "evaluate_gate":
-        state = rollouts.evaluate_gate(services, state)
+        state = evaluate_gate(services, state)
     else:
-        state = rollouts.complete(services, state)
+        state = complete(services, state)
     logger.info("rollout step", action=step.action, decision=state.progress.decision, reason=state.progress.reason)
     _emit_weight(state.progress.percent)
     return state.to_state()

@@ -19,7 +19,8 @@ from kanaria.domain.rollout import forward_of
 from kanaria.domain.rollout_state import RollbackTrigger, failed_invocation_page
 from kanaria.domain.rollout_status import RollbackInProgressError, RolloutStatus
 from kanaria.errors import KanariaError
-from kanaria.logic.rollouts import Deployment, RolloutServices, rollback
+from kanaria.logic.rollback import rollback
+from kanaria.logic.rollout_services import Deployment, RolloutServices
 
 # Execution statuses after which nothing drives the rollout any more (SUCCEEDED only after Complete).
 ENDED_STATUSES = frozenset({"ABORTED", "FAILED", "TIMED_OUT"})

@@ -9,7 +9,7 @@ import pytest
 
 from kanaria.domain.rollout_state import RollbackTrigger
 from kanaria.logic import reconciler
-from kanaria.logic.rollouts import rollback
+from kanaria.logic.rollback import rollback
 from tests.support.rollout_fakes import CANARY, DEPLOYMENT, EXECUTION, PRIMARY, MemoryFailures, services, started
 from tests.support.rollout_world import CRITICAL_ALARM
 

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from kanaria.domain.rollout_state import RollbackTrigger, RolloutState
+from kanaria.domain.rollout_status import PromotionBlockedError, RolledBackError
 from kanaria.errors import OperationalError
-from kanaria.logic import rollouts
-from kanaria.logic.rollouts import PromotionBlockedError, RolledBackError, rollback, set_weights, verify_weights
+from kanaria.logic.rollback import rollback, trigger_from_state
+from kanaria.logic.rollout_steps import set_weights, verify_weights
 from tests.support.rollout_fakes import CANARY, DEPLOYMENT, EXECUTION, PRIMARY, services, started
 
 ABORT = RollbackTrigger(kind="manual_abort", source="cli", actor="alice", summary="aborted by alice")
@@ -141,7 +142,7 @@ def test_the_approved_promotion_rechecks_the_critical_alarm() -> None:
     with pytest.raises(PromotionBlockedError, match="is in ALARM"):
         set_weights(svc, state, full=True)
     assert svc.listener.forward().weights == {PRIMARY: 50, CANARY: 50}  # never 100% canary
-    trigger = rollouts.trigger_from_state({"Error": "PromotionBlockedError", "Cause": "alarm"}, state.progress)
+    trigger = trigger_from_state({"Error": "PromotionBlockedError", "Cause": "alarm"}, state.progress)
     assert trigger.kind == "gate_failed" and "promotion to 100% refused" in trigger.summary
     svc.metrics.critical_state = "OK"
     full = verify_weights(svc, set_weights(svc, state, full=True), full=True)
@@ -152,7 +153,7 @@ def test_a_request_cannot_name_any_target_group_as_its_canary() -> None:
     from dataclasses import replace
 
     from kanaria.errors import ValidationError
-    from kanaria.logic.rollouts import prepare
+    from kanaria.logic.rollout_prepare import prepare
     from tests.support.rollout_world import request
 
     svc = services()
