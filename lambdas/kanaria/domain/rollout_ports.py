@@ -12,7 +12,7 @@ from kanaria.domain.analysis_result import StoredResult
 from kanaria.domain.rollout import CandidateEvent
 from kanaria.domain.rollout_gates import MetricSnapshot
 from kanaria.domain.rollout_plan import Warmup
-from kanaria.domain.rollout_state import Progress, RollbackRecord, RolloutState
+from kanaria.domain.rollout_state import Progress, RollbackRecord, RollbackTrigger, RolloutState
 from kanaria.domain.rollout_status import (
     ActiveRollout,
     LastRollback,
@@ -96,6 +96,10 @@ class RolloutStore(Protocol):
         now: datetime,
         approval_token: str | None = None,
     ) -> None: ...
+    def begin_rollback(self, rollout_id: str, trigger: RollbackTrigger, now: datetime) -> StoredRollout | None:
+        """Status rolling_back with the first trigger kept, unless completed or rolled back; the rollout now."""
+        ...
+
     def acquire_active(self, listener_arn: str, rollout_id: str, execution_arn: str, now: datetime) -> None: ...
     def active(self, listener_arn: str) -> ActiveRollout | None: ...
     def release_active(self, listener_arn: str, rollout_id: str) -> None: ...

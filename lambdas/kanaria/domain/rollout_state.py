@@ -132,10 +132,12 @@ TriggerKind = Literal[
     "alarm",
     "manual_abort",
     "execution_ended",
+    "rollback_unfinished",
 ]
 # state_machine: its failure path; alarm: the critical composite's Lambda action; cli: `kanaria rollout abort`;
 # execution_status: the EventBridge rule on the execution ending ABORTED/FAILED/TIMED_OUT; reconciler: the
-# periodic sweep that finds a canary left with traffic (its alarm in ALARM, or its execution over).
+# periodic sweep that finds a canary left with traffic (its alarm in ALARM), an execution over without a completed
+# promotion, or a rollback that began and did not finish (rollback_unfinished).
 TriggerSource = Literal["state_machine", "alarm", "cli", "execution_status", "reconciler"]
 
 

@@ -27,6 +27,7 @@ from kanaria.domain.rollout_status import (
     PromotionBlockedError,
     RollbackInProgressError,
     RolloutStatus,
+    StoredRollout,
     WeightsMismatchError,
 )
 from kanaria.errors import ConflictError, KanariaError, NotFoundError, OperationalError
@@ -91,33 +92,23 @@ def rollback(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """All traffic to primary with the canary out of the forward action, verified; stop the execution (when
-    triggered outside it), stop the experiment variant, record, alert once. Idempotent across triggers."""
-    meta = services.store.get(rollout_id)
-    if meta is None:
-        raise NotFoundError(f"unknown rollout {rollout_id!r}", field="rollout_id")
-    if meta.status is RolloutStatus.COMPLETED:
-        raise ConflictError(
-            f"rollout {rollout_id!r} completed (canary at 100%); a rollback would now move all "
-            "traffic off the promoted configuration: start a new rollout instead",
-            field="rollout_id",
-        )
+    triggered outside it), stop the experiment variant, record, alert once. Idempotent across triggers: the
+    rollback begins for good (status rolling_back, the first trigger kept) before the listener is touched, and
+    whichever trigger holds the lock finishes it; a failed attempt leaves it begun for the next one."""
+    meta = _begin(services, rollout_id, trigger)
     rollout = meta.rollout
     progress = progress or meta.progress
     owner = services.new_owner()
     lock = services.store.acquire_rollback_lock(rollout_id, owner, services.clock(), ROLLBACK_LEASE_SECONDS)
     if lock is LockAttempt.DONE:
-        record = services.store.rollback_record(rollout_id)
-        return {
-            "status": "already_rolled_back",
-            "rollout_id": rollout_id,
-            "listener": _verify_rolled_back(services, rollout, trigger),
-            "record": record.model_dump(mode="json") if record else None,
-        }
+        return _already_rolled_back(services, rollout, trigger)
     if lock is LockAttempt.IN_PROGRESS:
         raise RollbackInProgressError(f"another trigger is rolling back {rollout_id!r} right now", field="rollout_id")
     finished = False
     try:
-        record = _roll_back(services, deployment, rollout, progress, trigger)
+        # the record names the trigger that began the rollback; only a trigger outside the execution stops it
+        first = meta.rollback_trigger or trigger
+        record = _roll_back(services, deployment, rollout, progress, first, trigger.source != "state_machine")
         services.store.finish_rollback_lock(rollout_id, owner, services.clock())
         finished = True
     finally:
@@ -126,13 +117,48 @@ def rollback(
     return {"status": "rolled_back", "rollout_id": rollout_id, "record": record.model_dump(mode="json")}
 
 
+def _begin(services: RolloutServices, rollout_id: str, trigger: RollbackTrigger) -> StoredRollout:
+    """The rollout, its rollback begun: refused (ConflictError) when it completed, before or racing this call."""
+    meta = services.store.get(rollout_id)
+    if meta is None:
+        raise NotFoundError(f"unknown rollout {rollout_id!r}", field="rollout_id")
+    if meta.status not in {RolloutStatus.COMPLETED, RolloutStatus.ROLLED_BACK}:
+        meta = services.store.begin_rollback(rollout_id, trigger, services.clock()) or meta
+    if meta.status is RolloutStatus.COMPLETED:
+        raise ConflictError(
+            f"rollout {rollout_id!r} completed (canary at 100%); a rollback would now move all "
+            "traffic off the promoted configuration: start a new rollout instead",
+            field="rollout_id",
+        )
+    return meta
+
+
+def _already_rolled_back(services: RolloutServices, rollout: Rollout, trigger: RollbackTrigger) -> dict[str, Any]:
+    """A finished rollback asked again: the listener verified (repaired if need be), the slot freed if still held."""
+    record = services.store.rollback_record(rollout.rollout_id)
+    listener = _verify_rolled_back(services, rollout, trigger)
+    if listener.get("verified"):
+        services.store.release_active(rollout.listener_arn, rollout.rollout_id)
+    return {
+        "status": "already_rolled_back",
+        "rollout_id": rollout.rollout_id,
+        "listener": listener,
+        "record": record.model_dump(mode="json") if record else None,
+    }
+
+
 def _roll_back(
-    services: RolloutServices, deployment: Deployment, rollout: Rollout, progress: Progress, trigger: RollbackTrigger
+    services: RolloutServices,
+    deployment: Deployment,
+    rollout: Rollout,
+    progress: Progress,
+    trigger: RollbackTrigger,
+    stop_execution: bool,
 ) -> RollbackRecord:
     store = services.store
     before, after, rules_fixed = _primary_only(services.listener, rollout)
     execution_stopped = False
-    if trigger.source != "state_machine":
+    if stop_execution:
         execution_stopped = services.executions.stop(rollout.execution_arn, "Kanaria.RolledBack", trigger.summary[:256])
     stopped, stop_error = _stop_variant(services, rollout, trigger)
     snapshot, gate = _evidence(services, rollout, progress, trigger)

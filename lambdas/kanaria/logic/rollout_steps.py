@@ -1,8 +1,9 @@
 """The stage steps of a canary rollout, one per state-machine task: write the stage's weights, read them back,
 evaluate the stage's gates (with the canary judge), ask a human for the promotion to 100%, complete.
 
-Every step refuses once a rollback has taken the rollout's lock, and a weight write re-reads the lock after it
-lands: a rollback that started meanwhile wins and the listener goes back to primary-only."""
+Every step refuses once a rollback has begun (the rollout's status rolling_back, kept for good), and changes the
+rollout only by a write conditional on no rollback having begun. A weight write re-reads the status after it lands:
+a rollback that began meanwhile wins and the listener goes back to primary-only."""
 
 from __future__ import annotations
 
@@ -23,17 +24,21 @@ from kanaria.domain.rollout import (
 from kanaria.domain.rollout_gates import Outcome, evaluate_gates, significance_from_result
 from kanaria.domain.rollout_plan import Stage, judge_horizon_periods
 from kanaria.domain.rollout_state import Progress, Rollout, RolloutState, approval_message
-from kanaria.domain.rollout_status import PromotionBlockedError, RolledBackError, RolloutStatus, WeightsMismatchError
+from kanaria.domain.rollout_status import (
+    ROLLBACK_BEGUN,
+    PromotionBlockedError,
+    RolledBackError,
+    RolloutStatus,
+    WeightsMismatchError,
+)
 from kanaria.errors import OperationalError
 from kanaria.logic.rollout_services import RolloutServices, iso_seconds
 
 
 def _ensure_not_rolled_back(services: RolloutServices, rollout_id: str) -> None:
-    lock = services.store.rollback_lock(rollout_id)
-    if lock is not None:
-        raise RolledBackError(
-            f"rollout {rollout_id!r} was rolled back ({lock.state.value}); stopping here", field="rollout_id"
-        )
+    meta = services.store.get(rollout_id)
+    if meta is not None and meta.status in ROLLBACK_BEGUN:
+        raise RolledBackError(f"rollout {rollout_id!r} is {meta.status.value}; stopping here", field="rollout_id")
 
 
 def _target(state: RolloutState, full: bool) -> tuple[int, Forward]:
@@ -48,9 +53,10 @@ def _target(state: RolloutState, full: bool) -> tuple[int, Forward]:
 def set_weights(services: RolloutServices, state: RolloutState, full: bool = False) -> RolloutState:
     """Write the stage's weights (100% canary when `full`) into the listener's forward action.
 
-    A rollback may complete while this write is in flight (ELB backoff): the lock is read again after the write,
-    and if a rollback started meanwhile the listener is put back to primary-only before RolledBackError. Before
-    the 100% write the critical alarm is read fresh (the approval can come hours after the last gate)."""
+    A rollback may begin while this write is in flight (ELB backoff): the status is read again after the write
+    (and the progress written only if no rollback began); a rollback that began meanwhile puts the listener back
+    to primary-only before RolledBackError. Before the 100% write the critical alarm is read fresh (the approval
+    can come hours after the last gate)."""
     _ensure_not_rolled_back(services, state.rollout_id)
     rollout = state.rollout
     if full:
@@ -74,24 +80,32 @@ def set_weights(services: RolloutServices, state: RolloutState, full: bool = Fal
         }
     )
     status = RolloutStatus.PROMOTING if full else RolloutStatus.RUNNING
-    services.store.update(state.rollout_id, status, progress, services.clock())
+    try:
+        services.store.update(state.rollout_id, status, progress, services.clock())
+    except RolledBackError:
+        _primary_only_again(services, rollout)
+        raise
     return state.model_copy(update={"progress": progress})
 
 
 def _undo_if_rolled_back(services: RolloutServices, state: RolloutState) -> None:
-    """After a stage write: a rollback that took the lock meanwhile wins; primary-only again, then stop here."""
-    lock = services.store.rollback_lock(state.rollout_id)
-    if lock is None:
+    """After a stage write: a rollback that began meanwhile wins; primary-only again, then stop here."""
+    meta = services.store.get(state.rollout_id)
+    if meta is None or meta.status not in ROLLBACK_BEGUN:
         return
-    rollout = state.rollout
+    _primary_only_again(services, state.rollout)
+    raise RolledBackError(
+        f"rollout {state.rollout_id!r} is {meta.status.value}: a rollback began while its weights were "
+        "being written; the listener is primary-only again",
+        field="rollout_id",
+    )
+
+
+def _primary_only_again(services: RolloutServices, rollout: Rollout) -> None:
+    """Undo a stage write that lost to a rollback."""
     actions = services.listener.default_actions(rollout.listener_arn)
     services.listener.set_default_actions(
         rollout.listener_arn, with_forward(actions, primary_only(rollout.primary_target_group))
-    )
-    raise RolledBackError(
-        f"rollout {state.rollout_id!r} was rolled back ({lock.state.value}) while its weights were "
-        "being written; the listener is primary-only again",
-        field="rollout_id",
     )
 
 
@@ -210,7 +224,9 @@ def request_approval(services: RolloutServices, state: RolloutState, task_token:
 
 
 def complete(services: RolloutServices, state: RolloutState) -> RolloutState:
-    """100% verified: record success, free the listener for the next rollout."""
+    """100% verified: record success, free the listener for the next rollout. The write to completed is
+    conditional on no rollback having begun, and a rollback begins only on a rollout not completed: of a
+    completion and a rollback racing, exactly one wins."""
     _ensure_not_rolled_back(services, state.rollout_id)
     now = services.clock()
     progress = state.progress.model_copy(update={"decision": "completed", "reason": "canary serves 100%"})

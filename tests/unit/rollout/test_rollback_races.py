@@ -55,6 +55,11 @@ def test_a_listener_that_cannot_be_written_leaves_the_execution_running() -> Non
         rollback(svc, DEPLOYMENT, "r-1", ALARM)
     assert svc.executions.stopped == [] and svc.executions.status(EXECUTION + "r-1") == "RUNNING"
     assert svc.store.rollback_lock("r-1") is None and svc.notifier.messages == []
+    # the rollback began for good: the lock is free for the next attempt, but no step goes on
+    meta = svc.store.get("r-1")
+    assert meta.status == "rolling_back" and meta.rollback_trigger == ALARM
+    with pytest.raises(RolledBackError, match="rolling_back"):
+        set_weights(svc, _next_stage(meta.state()))
 
 
 def test_a_stage_write_landing_after_a_rollback_undoes_itself() -> None:
@@ -86,7 +91,8 @@ def test_a_stage_write_landing_after_a_rollback_undoes_itself() -> None:
 
 
 def test_a_rollback_in_progress_also_wins_over_a_stage_write() -> None:
-    """The alarm's rollback took the lock while the stage write was in flight (it will write primary-only)."""
+    """The alarm's rollback began and took the lock while the stage write was in flight (it will write
+    primary-only)."""
     svc = services()
     state = started(svc, stage=0)
     real = svc.listener
@@ -96,11 +102,12 @@ def test_a_rollback_in_progress_also_wins_over_a_stage_write() -> None:
             return getattr(real, name)
 
         def set_default_actions(self, listener_arn: str, actions: list) -> None:
+            svc.store.begin_rollback("r-1", ALARM, svc.clock())
             svc.store.acquire_rollback_lock("r-1", "the-alarm-trigger", svc.clock(), 120)
             real.set_default_actions(listener_arn, actions)
 
     svc.listener = LockTakenDuringWrite()
-    with pytest.raises(RolledBackError, match="in_progress"):
+    with pytest.raises(RolledBackError, match="rolling_back"):
         set_weights(svc, _next_stage(state))
     assert real.forward().weights == {PRIMARY: 100}
 
