@@ -11,9 +11,9 @@ import pytest
 
 from kanaria.domain.rollout_state import RollbackTrigger, RolloutState
 from kanaria.domain.rollout_status import PromotionBlockedError, RolledBackError
-from kanaria.errors import OperationalError
+from kanaria.errors import ConflictError, OperationalError
 from kanaria.logic.rollback import rollback, trigger_from_state
-from kanaria.logic.rollout_steps import set_weights, verify_weights
+from kanaria.logic.rollout_steps import complete, set_weights, verify_weights
 from tests.support.rollout_fakes import CANARY, DEPLOYMENT, EXECUTION, PRIMARY, services, started
 
 ABORT = RollbackTrigger(kind="manual_abort", source="cli", actor="alice", summary="aborted by alice")
@@ -173,3 +173,48 @@ def test_a_request_cannot_name_any_target_group_as_its_canary() -> None:
     allowed = replace(DEPLOYMENT, other_canary_target_groups=(stranger,))
     state = prepare(svc, allowed, document, EXECUTION + "r-y", "r-y")
     assert state.rollout.canary_target_group == stranger
+
+
+def _at_full(svc: Any) -> RolloutState:
+    """A rollout approved and verified at 100%, waiting for Complete."""
+    state = started(svc, stage=2)
+    return verify_weights(svc, set_weights(svc, state, full=True), full=True)
+
+
+def test_an_abort_that_began_first_makes_complete_refuse() -> None:
+    # Given the abort's rollback began (its listener write still to come) while Complete was about to run
+    svc = services()
+    full = _at_full(svc)
+    svc.store.begin_rollback("r-1", ABORT, svc.clock())
+    # When Complete runs, then it refuses (the execution routes to its own Rollback) and nothing says completed
+    with pytest.raises(RolledBackError, match="rolling_back"):
+        complete(svc, full)
+    assert svc.store.get("r-1").status == "rolling_back"
+    assert svc.store.history.get("cfg-0001", []) == []
+    # and the rollback then finishes with the abort as its trigger
+    assert (
+        rollback(svc, DEPLOYMENT, "r-1", trigger_from_state({"Error": "RolledBackError"}, full.progress))["record"][
+            "trigger"
+        ]["kind"]
+        == "manual_abort"
+    )
+    assert svc.listener.forward().weights == {PRIMARY: 100}
+
+
+def test_a_complete_landing_between_the_aborts_read_and_its_begin_wins() -> None:
+    # Given the abort read the rollout (promoting), then Complete wrote completed before the abort's begin
+    svc = services()
+    full = _at_full(svc)
+    begin = svc.store.begin_rollback
+
+    def completed_meanwhile(*args: Any) -> Any:
+        complete(svc, full)
+        return begin(*args)
+
+    svc.store.begin_rollback = completed_meanwhile  # type: ignore[method-assign]
+    # When the abort goes on, then it refuses: the rollout stays completed at 100%, no rollback was recorded
+    with pytest.raises(ConflictError, match="completed"):
+        rollback(svc, DEPLOYMENT, "r-1", ABORT)
+    assert svc.store.get("r-1").status == "completed" and svc.store.rollback_record("r-1") is None
+    assert svc.listener.forward().weights == {CANARY: 100}
+    assert [e.kind for e in svc.store.history["cfg-0001"]] == ["completed"]
