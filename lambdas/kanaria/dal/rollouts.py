@@ -1,4 +1,4 @@
-"""DynamoDB access for canary rollouts (rollouts table) and the latest analysis result (aggregates table).
+"""DynamoDB access for canary rollouts (rollouts table).
 
 Rollouts table layout (rollout_id + record):
     <rollout_id>            META            status, execution_arn, config_hash, rollout/progress (JSON text),
@@ -24,9 +24,7 @@ import boto3
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from kanaria.dal.observations import read_latest_result
 from kanaria.dal.pages import query_items
-from kanaria.domain.analysis_result import StoredResult
 from kanaria.domain.rollout import CandidateEvent
 from kanaria.domain.rollout_state import Progress, RollbackRecord, RollbackTrigger, Rollout, RolloutState
 from kanaria.domain.rollout_status import (
@@ -393,15 +391,3 @@ class DynamoRolloutStore:
         except ClientError as exc:
             if not _conditional_failed(exc):
                 raise
-
-
-class DynamoAnalysisResults:
-    """The scheduled analysis's latest result per experiment (aggregates item sk RESULT#LATEST), read by the one
-    reader `kanaria.dal.observations.read_latest_result`."""
-
-    def __init__(self, table_name: str, dynamodb_resource: Any | None = None):
-        self._table = (dynamodb_resource or boto3.resource("dynamodb")).Table(table_name)
-
-    def latest(self, experiment_id: str) -> StoredResult | None:
-        """The decoded result ({decision, computed_at, result} by key too) or None before the first analysis."""
-        return read_latest_result(self._table, experiment_id)

@@ -28,7 +28,8 @@ def rollout_services():  # -> RolloutServices (imports kept lazy: boto3 clients 
     from kanaria.dal.experiment_store import DynamoExperimentRepository
     from kanaria.dal.messaging import SfnExecutions, SnsNotifier
     from kanaria.dal.metrics import CloudWatchMetricsReader
-    from kanaria.dal.rollouts import DynamoAnalysisResults, DynamoRolloutStore
+    from kanaria.dal.observations import DynamoAnalysisResults
+    from kanaria.dal.rollouts import DynamoRolloutStore
     from kanaria.dal.warmup import HttpWarmupSender
     from kanaria.logic.rollout_services import RolloutServices
 
