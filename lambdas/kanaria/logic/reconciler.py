@@ -91,6 +91,24 @@ def find_stranded(services: RolloutServices, deployment: Deployment) -> Stranded
     return _ended(services, meta, percent)
 
 
+def free_unrecorded_slot(services: RolloutServices, deployment: Deployment) -> str | None:
+    """Free the listener's slot held by a rollout that was never recorded (its prepare failed after taking the slot
+    and could not give it back) once its execution is over and no canary target group of this deployment has
+    weight: nothing moved, nothing to roll back. The rollout id freed, or None."""
+    active = services.store.active(deployment.listener_arn)
+    if active is None or services.store.get(active.rollout_id) is not None:
+        return None
+    status = services.executions.status(active.execution_arn)
+    if status is not None and status not in ENDED_STATUSES:
+        return None
+    forward = forward_of(services.listener.default_actions(deployment.listener_arn))
+    canaries = (deployment.canary_target_group, *deployment.other_canary_target_groups)
+    if forward is None or any(forward.weight(group) > 0 for group in canaries):
+        return None
+    services.store.release_active(deployment.listener_arn, active.rollout_id)
+    return active.rollout_id
+
+
 def _ended(services: RolloutServices, meta: StoredRollout, percent: int) -> Stranded | None:
     """The rollout when its execution is over (or unknown to Step Functions) without a completed promotion."""
     status = services.executions.status(meta.execution_arn)
@@ -176,6 +194,8 @@ def reconcile(
     errors: list[str] = []
     try:
         stranded = find_stranded(services, deployment)
+        if stranded is None and (freed := free_unrecorded_slot(services, deployment)) is not None:
+            outcome = {"rollout_id": freed, "found": "unrecorded_slot", "status": "slot_freed"}
     except KanariaError as exc:
         stranded, errors = None, [f"looking for a stranded canary failed: {exc}"]
     if stranded is not None:

@@ -272,3 +272,17 @@ def test_a_rollout_whose_execution_is_gone_frees_the_listener_without_canary_tra
     assert reconciler.reconcile(svc, DEPLOYMENT)["rolled_back"]["status"] == "rolled_back"
     assert svc.listener.forward().weights == {PRIMARY: 100}
     assert svc.store.active(DEPLOYMENT.listener_arn) is None and svc.store.get("r-1").status == "rolled_back"
+
+
+def test_a_slot_taken_by_a_prepare_that_never_recorded_its_rollout_is_freed_once_its_execution_ended() -> None:
+    # Given prepare took the listener's slot, then failed to record the rollout and to give the slot back
+    svc = services()
+    svc.store.acquire_active(DEPLOYMENT.listener_arn, "r-0", EXECUTION + "r-0", svc.clock())
+    # When the execution is still running, then the slot is left alone
+    assert reconciler.reconcile(svc, DEPLOYMENT)["rolled_back"] is None
+    assert svc.store.active(DEPLOYMENT.listener_arn) is not None
+    # When it has ended (no canary weight anywhere), then the sweep frees the slot
+    svc.executions.statuses[EXECUTION + "r-0"] = "FAILED"
+    result = reconciler.reconcile(svc, DEPLOYMENT)
+    assert result["rolled_back"] == {"rollout_id": "r-0", "found": "unrecorded_slot", "status": "slot_freed"}
+    assert svc.store.active(DEPLOYMENT.listener_arn) is None and svc.listener.forward().weights[CANARY] == 0
