@@ -593,7 +593,7 @@ def run(args: argparse.Namespace) -> str:
         " started; the cold start is there from minute 0, before the 5% stage gets any traffic) to the rollback"
         " function having restored the listener to primary 100 / canary 0. It is bounded below by whichever"
         " detector is faster for that fault, plus the rollback itself:",
-        "- *stage gates* (`kanaria.logic.rollouts`, run by the state machine) read the metrics **since the stage"
+        "- *stage gates* (`kanaria.logic.rollout_steps`, run by the state machine) read the metrics **since the stage"
         " started**, at every check interval: a fault late in a stage is diluted by the stage's healthy minutes, so"
         " the gate needs more than one check; FAIL rolls back at once (`gate_failed`); INCONCLUSIVE (e.g. no"
         " datapoints: missing data is not zero) holds until the hold bound, in the rehearsal the stage's own"

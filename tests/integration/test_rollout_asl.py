@@ -149,7 +149,8 @@ def _resolve(document: Any, path: str) -> Any:
 
 def test_every_path_the_asl_reads_exists_in_the_state_prepare_produces(asl: dict[str, Any]) -> None:
     """States.Runtime (a missing path) cannot be caught in AWS: it would fail the execution without rollback."""
-    from kanaria.domain.rollout import admission, parse_rollout_request
+    from kanaria.domain.rollout import admission
+    from kanaria.domain.rollout_plan import parse_rollout_request
     from kanaria.domain.rollout_state import Progress, Rollout, RolloutState
     from tests.support.rollout_world import request
 

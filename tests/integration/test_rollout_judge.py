@@ -57,8 +57,8 @@ def test_a_healthy_candidate_passes_every_stage_on_the_judge(world: World) -> No
     ]
     assert minutes.minutes_read >= 18  # three stages of six judged minutes at least
     gate = world.meta("judged-ok").progress.gate
-    assert gate["outcome"] == "PASS"
-    assert any(c["gate"] == "judge:errors@*" and c["outcome"] == "PASS" for c in gate["checks"])
+    assert gate is not None and gate.outcome == "PASS"
+    assert any(c.gate == "judge:errors@*" and c.outcome == "PASS" for c in gate.checks)
 
 
 def test_an_intent_local_regression_rolls_back_inside_the_first_stage(world: World) -> None:

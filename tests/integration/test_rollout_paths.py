@@ -6,7 +6,7 @@ import json
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
-from kanaria.domain.rollout import MetricSnapshot
+from kanaria.domain.rollout_gates import MetricSnapshot
 from kanaria.errors import OperationalError
 from kanaria_tools.cli.rollout import approve, reject
 from tests.support.rollout_world import MISSING, PREFIX, ScriptedMetrics, World, request, side, snapshot, world  # noqa: F401

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from kanaria.domain.rollout import Warmup
+from kanaria.domain.rollout_plan import Warmup
 from kanaria.errors import ConflictError, NotFoundError, OperationalError, ValidationError
 from kanaria.handlers.rollout_env import deployment
-from kanaria.logic import rollouts
+from kanaria.logic import rollout_prepare
 from tests.support.rollout_world import World, request, world  # noqa: F401
 
 EXECUTION = "arn:aws:states:ap-northeast-1:123456789012:execution:kanaria-canary-rollout:"
@@ -34,7 +34,7 @@ class FakeWarmup:
 
 
 def prepare(w: World, document: dict[str, Any], name: str = "p-1") -> Any:
-    return rollouts.prepare(w.services(), deployment(), document, EXECUTION + name, name)
+    return rollout_prepare.prepare(w.services(), deployment(), document, EXECUTION + name, name)
 
 
 WARMUP = {"url": "http://canary.internal:8080/chat", "requests": 500, "concurrency": 16}
@@ -88,7 +88,7 @@ def test_a_retried_prepare_returns_the_recorded_state_and_a_reused_id_is_refused
     first = prepare(world, request())
     assert prepare(world, request()) == first  # Lambda retry of the same execution
     with pytest.raises(ConflictError, match="use a new rollout_id"):
-        rollouts.prepare(world.services(), deployment(), request(), EXECUTION + "other", "p-1")
+        rollout_prepare.prepare(world.services(), deployment(), request(), EXECUTION + "other", "p-1")
 
 
 def _stored(passed_recommendation: bool, offline: bool = False):

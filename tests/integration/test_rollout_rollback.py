@@ -11,11 +11,12 @@ import pytest
 from botocore.exceptions import ClientError
 
 from kanaria.dal.elb import ElbListenerGateway, elbv2_client
+from kanaria.domain.rollout_status import RollbackInProgressError
 from kanaria.errors import ConflictError, OperationalError
 from kanaria.handlers import rollback
 from kanaria.handlers.rollout_env import deployment
-from kanaria.logic import rollouts
-from kanaria.logic.rollouts import RollbackInProgressError
+from kanaria.logic.rollout_prepare import prepare
+from kanaria.logic.rollout_steps import complete, set_weights, verify_weights
 from tests.integration.test_rollout_paths import alarm_event
 from tests.support.moto_lambda import FakeContext
 from tests.support.rollout_world import World, request, world  # noqa: F401
@@ -29,7 +30,7 @@ def seed(
 ) -> dict[str, Any]:
     """A rollout prepared and shifted to `stage` through the real steps (no state machine needed)."""
     services = w.services()
-    state = rollouts.prepare(
+    state = prepare(
         services,
         deployment(),
         request(config_hash=config_hash, experiment=experiment),
@@ -38,7 +39,7 @@ def seed(
     )
     for index in range(stage + 1):
         state = state.model_copy(update={"progress": state.progress.model_copy(update={"stage_index": index})})
-        state = rollouts.verify_weights(services, rollouts.set_weights(services, state))
+        state = verify_weights(services, set_weights(services, state))
     return state.to_state()
 
 
@@ -304,10 +305,8 @@ def test_a_completed_rollout_is_not_rolled_back(world: World) -> None:
     from kanaria.domain.rollout_state import RolloutState
 
     services = world.services()
-    full = rollouts.verify_weights(
-        services, rollouts.set_weights(services, RolloutState.model_validate(state), True), True
-    )
-    rollouts.complete(services, full)
+    full = verify_weights(services, set_weights(services, RolloutState.model_validate(state), True), True)
+    complete(services, full)
     with pytest.raises(ConflictError, match="completed"):
         abort()
     assert world.forward().weights == {world.canary_tg: 100}
@@ -341,10 +340,10 @@ def test_doubling_applies_to_the_first_stage_minimum(world: World) -> None:
     document["plan"]["stages"][0]["min_duration_seconds"] = 60
     start = datetime.now(timezone.utc)
     services.clock = lambda: start
-    rollouts.prepare(services, deployment(), document, EXECUTION + "d-0", "d-0")
+    prepare(services, deployment(), document, EXECUTION + "d-0", "d-0")
     abort("d-0")
     services.clock = lambda: start + timedelta(hours=24, seconds=1)
-    state = rollouts.prepare(services, deployment(), document, EXECUTION + "d-1", "d-1")
+    state = prepare(services, deployment(), document, EXECUTION + "d-1", "d-1")
     assert [s.min_duration_seconds for s in state.rollout.plan.stages] == [120, 0, 0]
 
 
@@ -353,9 +352,9 @@ def test_prepare_refuses_a_busy_listener_and_a_second_rollout(world: World) -> N
     with pytest.raises(ConflictError, match="already sends 10% to the canary"):
         seed(world, rollout_id="busy")
     world.set_forward({world.primary_tg: 100, world.canary_tg: 0})
-    rollouts.prepare(world.services(), deployment(), request(), EXECUTION + "one", "one")
+    prepare(world.services(), deployment(), request(), EXECUTION + "one", "one")
     with pytest.raises(ConflictError, match="'one' is active on this listener"):
-        rollouts.prepare(world.services(), deployment(), request(config_hash="cfg-0002"), EXECUTION + "two", "two")
+        prepare(world.services(), deployment(), request(config_hash="cfg-0002"), EXECUTION + "two", "two")
 
 
 def test_no_write_access_to_experiments_is_recorded_not_raised(world: World) -> None:

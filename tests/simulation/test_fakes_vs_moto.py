@@ -20,7 +20,8 @@ T = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 
 
 def _state(rollout_id: str) -> Any:
-    from kanaria.domain.rollout import admission, parse_rollout_request
+    from kanaria.domain.rollout import admission
+    from kanaria.domain.rollout_plan import parse_rollout_request
     from kanaria.domain.rollout_state import Progress, Rollout, RolloutState
 
     request = parse_rollout_request(document())

@@ -51,7 +51,6 @@ def rolled_back_for_good(outcome: Run) -> None:
     assert len(pages) == 1, pages
 
 
-@NOT_FIXED
 def test_an_alarmed_canary_is_not_promoted_after_its_rollback_failed_to_stop_the_execution() -> None:
     """The alarm's rollback writes primary-only, then every StopExecution/DescribeExecution is throttled through
     Lambda's retries; the alarm clears and a human approves: the canary must not go to 100%."""
@@ -61,7 +60,6 @@ def test_an_alarmed_canary_is_not_promoted_after_its_rollback_failed_to_stop_the
     assert max(outcome.world.canary_weights_written) == 50  # never promoted
 
 
-@NOT_FIXED
 def test_a_failed_manual_abort_does_not_reopen_the_canary() -> None:
     """`kanaria rollout abort` mid-stage fails the same way (throttled Step Functions) and nobody retries: the
     next gate must not advance to 25%."""
@@ -72,7 +70,6 @@ def test_a_failed_manual_abort_does_not_reopen_the_canary() -> None:
     assert max(outcome.world.canary_weights_written) == 5  # never above the stage it was aborted at
 
 
-@NOT_FIXED
 def test_an_abort_racing_complete_lets_exactly_one_win() -> None:
     """The abort reads the rollout (promoting) and takes its rollback right after Complete checked it: the two
     must not both succeed (pipeline told success, traffic on primary, history with COMPLETED and ROLLBACK)."""
@@ -101,7 +98,6 @@ def test_an_abort_racing_complete_lets_exactly_one_win() -> None:
     assert not {f"COMPLETED#{ROLLOUT}", f"ROLLBACK#{ROLLOUT}"} <= candidate
 
 
-@NOT_FIXED
 def test_a_rollout_whose_execution_is_gone_frees_the_listener() -> None:
     """The execution is stopped from the console before any traffic moved and its status event is lost: the
     reconciler must free the listener's slot (after verifying the weights) instead of holding it forever."""

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from kanaria.domain.rollout import CandidateEvent, Forward, forward_of, target_forward, with_forward
-from kanaria.domain.rollout_state import Progress, RollbackRecord, RolloutState
+from kanaria.domain.rollout_state import Progress, RollbackRecord, RollbackTrigger, RolloutState
 from kanaria.domain.rollout_status import (
     ActiveRollout,
     LastRollback,
@@ -18,8 +18,10 @@ from kanaria.domain.rollout_status import (
     RolledBackError,
     RolloutStatus,
     StoredRollout,
+    refused_before,
 )
-from kanaria.logic.rollouts import Deployment, RolloutServices, prepare
+from kanaria.logic.rollout_prepare import prepare
+from kanaria.logic.rollout_services import Deployment, RolloutServices
 from tests.support.rollout_world import ScriptedMetrics, request
 
 LISTENER = "arn:aws:elasticloadbalancing:ap-northeast-1:123456789012:listener/app/demo/1/2"
@@ -65,10 +67,24 @@ class MemoryStore:
         approval_token: str | None = None,
     ) -> None:
         item = self.meta.get(rollout_id)
-        rolled_back = RolloutStatus.ROLLED_BACK
-        if item is None or (item["status"] == rolled_back and status is not rolled_back):
-            raise RolledBackError(f"rollout {rollout_id!r} was rolled back or does not exist", field="rollout_id")
+        if item is None or item["status"] in refused_before(status):
+            raise RolledBackError(
+                f"rollout {rollout_id!r} is rolling back, rolled back or completed", field="rollout_id"
+            )
         item.update(status=status, progress=progress.model_dump(mode="json"))
+        if approval_token is not None:
+            item["approval_token"] = approval_token
+        elif status is not RolloutStatus.AWAITING_APPROVAL:
+            item.pop("approval_token", None)
+
+    def begin_rollback(self, rollout_id: str, trigger: RollbackTrigger, now: datetime) -> StoredRollout | None:
+        item = self.meta.get(rollout_id)
+        if item is not None and item["status"] not in refused_before(RolloutStatus.ROLLING_BACK):
+            item["status"] = RolloutStatus.ROLLING_BACK
+            item.setdefault("rollback_trigger", trigger)
+            item.setdefault("rollback_begun_at", now.isoformat(timespec="seconds"))
+            item.pop("approval_token", None)
+        return self.get(rollout_id)
 
     def acquire_active(self, listener_arn: str, rollout_id: str, execution_arn: str, now: datetime) -> None:
         self.active_by_listener[listener_arn] = ActiveRollout(rollout_id=rollout_id, execution_arn=execution_arn)
@@ -227,7 +243,7 @@ def started(
     svc: RolloutServices, rollout_id: str = "r-1", stage: int = 0, config_hash: str = "cfg-0001"
 ) -> RolloutState:
     """A prepared rollout with the listener at `stage`'s weights (set and verified through the real steps)."""
-    from kanaria.logic.rollouts import set_weights, verify_weights
+    from kanaria.logic.rollout_steps import set_weights, verify_weights
 
     state = prepare(svc, DEPLOYMENT, request(config_hash=config_hash), EXECUTION + rollout_id, rollout_id)
     for index in range(stage + 1):

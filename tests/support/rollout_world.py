@@ -16,7 +16,8 @@ import pytest
 from moto import mock_aws
 
 from kanaria import names
-from kanaria.domain.rollout import Forward, MetricSnapshot, SideMetrics, forward_of
+from kanaria.domain.rollout import Forward, forward_of
+from kanaria.domain.rollout_gates import MetricSnapshot, SideMetrics
 from kanaria.domain.rollout_status import StoredRollout
 from kanaria_tools.rehearsal.moto_adaptations import atomic_dynamodb_writes
 from tests.support.moto_lambda import MOCK_CONFIG, early_callback_outcomes, function_arn, in_process_lambdas

@@ -49,7 +49,7 @@ def start(prefix: str, document: dict[str, Any], dry_run: bool = False) -> dict[
     """Validate locally (same rules as the state machine's prepare step), then start a uniquely named execution."""
     import boto3
 
-    from kanaria.domain.rollout import check_offline_evaluation, parse_rollout_request
+    from kanaria.domain.rollout_plan import check_offline_evaluation, parse_rollout_request
 
     request = parse_rollout_request(document)
     if request.offline_evaluation is not None:

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import boto3
 from botocore.exceptions import ClientError
 
-from kanaria.domain.rollout import MetricSnapshot, SideMetrics
+from kanaria.domain.rollout_gates import MetricSnapshot, SideMetrics
 from kanaria.errors import OperationalError
 from kanaria.names import (
     CRITICAL_ALARM_KINDS,

@@ -184,3 +184,15 @@ def json_default(value: Any) -> Any:
     if hasattr(value, "item") and callable(value.item):
         return value.item()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+class DynamoAnalysisResults:
+    """AnalysisResults for the rollout's significance gate: the scheduled analysis's latest result per experiment
+    (aggregates item sk RESULT#LATEST), read by `read_latest_result`."""
+
+    def __init__(self, table_name: str, dynamodb_resource: Any | None = None):
+        self._table = (dynamodb_resource or boto3.resource("dynamodb")).Table(table_name)
+
+    def latest(self, experiment_id: str) -> StoredResult | None:
+        """The decoded result ({decision, computed_at, result} by key too) or None before the first analysis."""
+        return read_latest_result(self._table, experiment_id)

@@ -1,8 +1,10 @@
-"""DynamoDB access for canary rollouts (rollouts table) and the latest analysis result (aggregates table).
+"""DynamoDB access for canary rollouts (rollouts table).
 
 Rollouts table layout (rollout_id + record):
     <rollout_id>            META            status, execution_arn, config_hash, rollout/progress (JSON text),
-                                            approval_token while awaiting approval
+                                            approval_token while awaiting approval; once a rollback began:
+                                            status rolling_back, rollback_trigger (JSON text, the first one)
+                                            and rollback_begun_at, never removed
     <rollout_id>            ROLLBACK#LOCK   state in_progress|done, owner, lease_until (epoch s): one rollback
     <rollout_id>            ROLLBACK        the immutable rollback record (JSON text), conditional put
     ACTIVE#<listener_arn>   ACTIVE          the rollout currently owning the listener (one at a time)
@@ -22,11 +24,9 @@ import boto3
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from kanaria.dal.observations import read_latest_result
 from kanaria.dal.pages import query_items
-from kanaria.domain.analysis_result import StoredResult
 from kanaria.domain.rollout import CandidateEvent
-from kanaria.domain.rollout_state import Progress, RollbackRecord, Rollout, RolloutState
+from kanaria.domain.rollout_state import Progress, RollbackRecord, RollbackTrigger, Rollout, RolloutState
 from kanaria.domain.rollout_status import (
     ActiveRollout,
     LastRollback,
@@ -36,6 +36,7 @@ from kanaria.domain.rollout_status import (
     RolledBackError,
     RolloutStatus,
     StoredRollout,
+    refused_before,
 )
 from kanaria.errors import ConflictError
 
@@ -49,6 +50,15 @@ REJECTED = "REJECTED"
 
 def _conditional_failed(exc: ClientError) -> bool:
     return exc.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+
+def _allowed_from(status: RolloutStatus, values: dict[str, Any]) -> str:
+    """The condition of a write moving a rollout to `status` (its refused statuses added to `values`)."""
+    condition = "attribute_exists(rollout_id)"
+    for index, before in enumerate(refused_before(status)):
+        condition += f" AND #s <> :refused{index}"
+        values[f":refused{index}"] = before.value
+    return condition
 
 
 def _json(value: Any) -> str:
@@ -78,6 +88,10 @@ class DynamoRolloutStore:
             approval_requested_at=item.get("approval_requested_at"),
             created_at=item.get("created_at"),
             updated_at=item.get("updated_at"),
+            rollback_trigger=(
+                RollbackTrigger.model_validate_json(item["rollback_trigger"]) if item.get("rollback_trigger") else None
+            ),
+            rollback_begun_at=item.get("rollback_begun_at"),
         )
 
     def put_new(self, state: RolloutState, status: RolloutStatus, now: datetime) -> None:
@@ -110,7 +124,8 @@ class DynamoRolloutStore:
         now: datetime,
         approval_token: str | None = None,
     ) -> None:
-        """New status and progress. Nothing but the rollback itself may overwrite a rolled-back rollout."""
+        """New status and progress, conditional on the rollout's state: once a rollback began only the rollback
+        writes it (to rolled_back), and a completed rollout takes only a retried completion."""
         names = {"#s": "status"}
         values: dict[str, Any] = {
             ":s": status.value,
@@ -123,10 +138,7 @@ class DynamoRolloutStore:
             values[":t"] = approval_token
         elif status is not RolloutStatus.AWAITING_APPROVAL:
             expression += " REMOVE approval_token"
-        condition = "attribute_exists(rollout_id)"
-        if status is not RolloutStatus.ROLLED_BACK:
-            condition += " AND #s <> :rb"
-            values[":rb"] = RolloutStatus.ROLLED_BACK.value
+        condition = _allowed_from(status, values)
         try:
             self._table.update_item(
                 Key={"rollout_id": rollout_id, "record": META},
@@ -138,9 +150,34 @@ class DynamoRolloutStore:
         except ClientError as exc:
             if _conditional_failed(exc):
                 raise RolledBackError(
-                    f"rollout {rollout_id!r} was rolled back or does not exist", field="rollout_id"
+                    f"rollout {rollout_id!r} is rolling back, was rolled back or completed, or does not exist",
+                    field="rollout_id",
                 ) from None
             raise
+
+    def begin_rollback(self, rollout_id: str, trigger: RollbackTrigger, now: datetime) -> StoredRollout | None:
+        """Mark the rollout rolling back (the first trigger kept) unless it completed or was rolled back: one
+        conditional write, the only transition a completion can race. The rollout as it now is."""
+        values: dict[str, Any] = {
+            ":rolling": RolloutStatus.ROLLING_BACK.value,
+            ":t": trigger.model_dump_json(),
+            ":u": now.isoformat(timespec="seconds"),
+        }
+        try:
+            self._table.update_item(
+                Key={"rollout_id": rollout_id, "record": META},
+                UpdateExpression=(
+                    "SET #s = :rolling, rollback_trigger = if_not_exists(rollback_trigger, :t), "
+                    "rollback_begun_at = if_not_exists(rollback_begun_at, :u), updated_at = :u REMOVE approval_token"
+                ),
+                ConditionExpression=_allowed_from(RolloutStatus.ROLLING_BACK, values),
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if not _conditional_failed(exc):
+                raise
+        return self.get(rollout_id)
 
     # --- the listener's active rollout -----------------------------------------------------------------------
 
@@ -354,15 +391,3 @@ class DynamoRolloutStore:
         except ClientError as exc:
             if not _conditional_failed(exc):
                 raise
-
-
-class DynamoAnalysisResults:
-    """The scheduled analysis's latest result per experiment (aggregates item sk RESULT#LATEST), read by the one
-    reader `kanaria.dal.observations.read_latest_result`."""
-
-    def __init__(self, table_name: str, dynamodb_resource: Any | None = None):
-        self._table = (dynamodb_resource or boto3.resource("dynamodb")).Table(table_name)
-
-    def latest(self, experiment_id: str) -> StoredResult | None:
-        """The decoded result ({decision, computed_at, result} by key too) or None before the first analysis."""
-        return read_latest_result(self._table, experiment_id)

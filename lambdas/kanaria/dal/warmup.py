@@ -9,7 +9,7 @@ import urllib.request
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Any
 
-from kanaria.domain.rollout import Warmup
+from kanaria.domain.rollout_plan import Warmup
 
 
 class HttpWarmupSender:

@@ -1,6 +1,6 @@
-"""Canary rollouts, pure: stage progression, listener weights and anti-flapping; the request and plan
-(rollout_plan.py) and the gates (rollout_gates.py) are re-exported here. No AWS here; logic/rollouts.py wires it
-to the world (state and texts: rollout_state.py)."""
+"""Canary rollouts, pure: stage progression, listener weights and anti-flapping. The request and plan live in
+rollout_plan.py, the gates in rollout_gates.py, the state and its texts in rollout_state.py; kanaria.logic
+(rollout_prepare, rollout_steps, rollback) wires them to the world."""
 
 from __future__ import annotations
 
@@ -15,88 +15,9 @@ from pydantic import (
     Field,
 )
 
-from kanaria.domain.rollout_gates import (
-    GateCheck,
-    GateResult,
-    MetricSnapshot,
-    Outcome,
-    SideMetrics,
-    Significance,
-    evaluate_gates,
-    judge_checks,
-    significance_from_result,
-)
-from kanaria.domain.rollout_plan import (
-    CONFIG_HASH_PATTERN,
-    DAY,
-    DEFAULT_PLAN,
-    DEFAULT_TARGET_GROUP,
-    EVENTS_OUTSIDE_CHECKS,
-    EVENTS_PER_CHECK,
-    HISTORY_EVENT_LIMIT,
-    HOUR,
-    ROLLOUT_ID_PATTERN,
-    TARGET_GROUP_ARN,
-    ApprovalSettings,
-    Candidate,
-    IntentEvaluation,
-    OfflineEvaluation,
-    PositiveSeconds,
-    RolloutPlan,
-    RolloutRequest,
-    Seconds,
-    Stage,
-    StageGates,
-    Warmup,
-    check_offline_evaluation,
-    default_plan,
-    history_events,
-    judge_horizon_periods,
-    parse_duration,
-    parse_rollout_request,
-    with_first_stage_multiplier,
-)
+from kanaria.domain.rollout_gates import Outcome
+from kanaria.domain.rollout_plan import Stage
 from kanaria.errors import ValidationError
-
-__all__ = [
-    "Outcome",
-    "SideMetrics",
-    "MetricSnapshot",
-    "Significance",
-    "GateCheck",
-    "GateResult",
-    "judge_checks",
-    "evaluate_gates",
-    "significance_from_result",
-    "parse_duration",
-    "Seconds",
-    "PositiveSeconds",
-    "HOUR",
-    "DAY",
-    "DEFAULT_TARGET_GROUP",
-    "TARGET_GROUP_ARN",
-    "ROLLOUT_ID_PATTERN",
-    "CONFIG_HASH_PATTERN",
-    "HISTORY_EVENT_LIMIT",
-    "EVENTS_PER_CHECK",
-    "EVENTS_OUTSIDE_CHECKS",
-    "StageGates",
-    "Stage",
-    "ApprovalSettings",
-    "RolloutPlan",
-    "history_events",
-    "judge_horizon_periods",
-    "Candidate",
-    "IntentEvaluation",
-    "OfflineEvaluation",
-    "Warmup",
-    "RolloutRequest",
-    "DEFAULT_PLAN",
-    "default_plan",
-    "parse_rollout_request",
-    "check_offline_evaluation",
-    "with_first_stage_multiplier",
-]
 
 # --- progression -------------------------------------------------------------------------------------------
 

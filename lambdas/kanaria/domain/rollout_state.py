@@ -7,19 +7,10 @@ from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kanaria.domain.rollout import (
-    FIRST_STAGE_MULTIPLIER,
-    FLAP_LIMIT,
-    FLAP_WINDOW,
-    ROLLOUT_ID_PATTERN,
-    Admission,
-    Candidate,
-    GateResult,
-    MetricSnapshot,
-    OfflineEvaluation,
-    RolloutPlan,
-    Warmup,
-)
+from kanaria.canary.judge import JudgeState
+from kanaria.domain.rollout import FIRST_STAGE_MULTIPLIER, FLAP_LIMIT, FLAP_WINDOW, Admission
+from kanaria.domain.rollout_gates import GateResult, MetricSnapshot
+from kanaria.domain.rollout_plan import ROLLOUT_ID_PATTERN, Candidate, OfflineEvaluation, RolloutPlan, Warmup
 
 # --- texts a human acts on ---------------------------------------------------------------------------------
 
@@ -34,13 +25,13 @@ def _fmt(value: float | None, kind: str) -> str:
     return f"{value:.3f}"
 
 
-def snapshot_lines(snapshot: Mapping[str, Any] | None) -> list[str]:
-    """Canary vs primary, one metric per line (from a MetricSnapshot dumped to JSON)."""
+def snapshot_lines(snapshot: MetricSnapshot | Mapping[str, Any] | None) -> list[str]:
+    """Canary vs primary, one metric per line (a MetricSnapshot, or a record's: one dumped to JSON or an error)."""
     if not snapshot:
         return ["  (no metrics snapshot)"]
-    if "error" in snapshot:
+    if isinstance(snapshot, Mapping) and "error" in snapshot:
         return [f"  {snapshot['error']}"]
-    s = MetricSnapshot.model_validate(snapshot)
+    s = snapshot if isinstance(snapshot, MetricSnapshot) else MetricSnapshot.model_validate(snapshot)
     c, p = s.canary, s.primary
     rows = [
         ("observations", c.observations, p.observations, "n"),
@@ -65,12 +56,11 @@ def snapshot_lines(snapshot: Mapping[str, Any] | None) -> list[str]:
     return lines
 
 
-def gate_lines(gate: Mapping[str, Any] | None) -> list[str]:
-    """One line per gate check (from a GateResult dumped to JSON)."""
-    if not gate:
+def gate_lines(gate: GateResult | None) -> list[str]:
+    """One line per gate check."""
+    if gate is None:
         return ["  (no gate evaluated yet)"]
-    result = GateResult.model_validate(gate)
-    return [f"  [{c.outcome.value}] {c.gate}: {c.reason}" for c in result.checks] or ["  (no gates)"]
+    return [f"  [{c.outcome.value}] {c.gate}: {c.reason}" for c in gate.checks] or ["  (no gates)"]
 
 
 # --- the state the state machine carries -------------------------------------------------------------------
@@ -112,8 +102,8 @@ class Progress(BaseModel):
     wait_seconds: int = Field(default=0, ge=0)
     checks: int = Field(default=0, ge=0, description="gate evaluations in the current stage")
     weights: dict[str, int] = Field(default_factory=dict, description="target group ARN -> weight, as verified")
-    gate: dict[str, Any] | None = None  # GateResult of the last evaluation
-    judge: dict[str, Any] | None = None  # kanaria.canary.judge.JudgeState (evidence carried look to look)
+    gate: GateResult | None = None  # the last evaluation
+    judge: JudgeState | None = None  # the canary judge's evidence, carried look to look
     approval: Any = None  # SendTaskSuccess output (whatever JSON the approver sent)
 
 
@@ -142,10 +132,12 @@ TriggerKind = Literal[
     "alarm",
     "manual_abort",
     "execution_ended",
+    "rollback_unfinished",
 ]
 # state_machine: its failure path; alarm: the critical composite's Lambda action; cli: `kanaria rollout abort`;
 # execution_status: the EventBridge rule on the execution ending ABORTED/FAILED/TIMED_OUT; reconciler: the
-# periodic sweep that finds a canary left with traffic (its alarm in ALARM, or its execution over).
+# periodic sweep that finds a canary left with traffic (its alarm in ALARM), an execution over without a completed
+# promotion, or a rollback that began and did not finish (rollback_unfinished).
 TriggerSource = Literal["state_machine", "alarm", "cli", "execution_status", "reconciler"]
 
 
@@ -179,8 +171,8 @@ class RollbackRecord(BaseModel):
     weights_before: dict[str, int]
     weights_after: dict[str, int]
     stickiness_before: bool
-    metrics_snapshot: dict[str, Any] | None = None
-    gate: dict[str, Any] | None = None
+    metrics_snapshot: dict[str, Any] | None = None  # a MetricSnapshot as JSON, or {"error": ...} when unreadable
+    gate: GateResult | None = None
     experiment_id: str | None = None
     variant: str | None = None
     variant_stopped: bool = False
@@ -196,27 +188,7 @@ def rollback_alert(record: RollbackRecord) -> tuple[str, str]:
     trigger, after = record.trigger, record.admission_after
     subject = f"[Kanaria] ROLLBACK {record.rollout_id} at {record.stage_name or 'start'} ({trigger.kind})"
     subject = subject.encode("ascii", "replace").decode()[:100]
-    done = [
-        f"- Listener: canary target group removed from the forward action (stickiness off); "
-        f"weights {_weights_text(record.weights_before, record)} -> {_weights_text(record.weights_after, record)}, "
-        "verified by reading the listener back.",
-    ]
-    if record.rules_fixed:
-        done.append(f"- Listener rules that still forwarded to the canary were fixed: {', '.join(record.rules_fixed)}")
-    if record.execution_stopped:
-        done.append(f"- Stopped the rollout execution {record.execution_arn}.")
-    if record.experiment_id:
-        if record.variant_stopped:
-            done.append(
-                f"- Experiment {record.experiment_id}: variant {record.variant!r} stopped (reason "
-                "canary_rollback); its sticky units move to control and are excluded from the analysis."
-            )
-        else:
-            done.append(
-                f"- Experiment {record.experiment_id}: stopping variant {record.variant!r} FAILED "
-                f"({record.variant_stop_error}). Stop it by hand: POST /experiments/{record.experiment_id}"
-                f'/variants/{record.variant}/stop {{"reason": "canary_rollback"}}.'
-            )
+    done = _done_lines(record)
     if after.rejected:
         next_steps = [
             f"- Candidate {record.config_hash} is now REJECTED for good ({after.rollbacks_in_window} "
@@ -256,6 +228,32 @@ def rollback_alert(record: RollbackRecord) -> tuple[str, str]:
     return subject, "\n".join(body)
 
 
+def _done_lines(record: RollbackRecord) -> list[str]:
+    """What the rollback did, one line per action, for its alert."""
+    done = [
+        f"- Listener: canary target group removed from the forward action (stickiness off); "
+        f"weights {_weights_text(record.weights_before, record)} -> {_weights_text(record.weights_after, record)}, "
+        "verified by reading the listener back.",
+    ]
+    if record.rules_fixed:
+        done.append(f"- Listener rules that still forwarded to the canary were fixed: {', '.join(record.rules_fixed)}")
+    if record.execution_stopped:
+        done.append(f"- Stopped the rollout execution {record.execution_arn}.")
+    if record.experiment_id:
+        if record.variant_stopped:
+            done.append(
+                f"- Experiment {record.experiment_id}: variant {record.variant!r} stopped (reason "
+                "canary_rollback); its sticky units move to control and are excluded from the analysis."
+            )
+        else:
+            done.append(
+                f"- Experiment {record.experiment_id}: stopping variant {record.variant!r} FAILED "
+                f"({record.variant_stop_error}). Stop it by hand: POST /experiments/{record.experiment_id}"
+                f'/variants/{record.variant}/stop {{"reason": "canary_rollback"}}.'
+            )
+    return done
+
+
 def _weights_text(weights: Mapping[str, int], record: RollbackRecord) -> str:
     label = {record.primary_target_group: "primary", record.canary_target_group: "canary"}
     return "{" + ", ".join(f"{label.get(arn, arn)}: {w}" for arn, w in weights.items()) + "}" if weights else "{}"
@@ -265,8 +263,8 @@ def approval_message(state: RolloutState, task_token: str) -> tuple[str, str]:
     """Subject and body asking a human to approve 100%: the A/B summary and how to answer."""
     rollout, progress = state.rollout, state.progress
     subject = f"[Kanaria] APPROVAL needed: {rollout.rollout_id} to 100%".encode("ascii", "replace").decode()[:100]
-    gate = progress.gate or {}
-    significance = gate.get("significance") or {}
+    gate = progress.gate
+    significance = gate.significance if gate is not None else None
     body = [
         f"Canary rollout {rollout.rollout_id} passed every stage and waits for a human decision before 100%.",
         f"  candidate: model {rollout.candidate.model_id}, config {rollout.candidate.config_hash}",
@@ -274,13 +272,13 @@ def approval_message(state: RolloutState, task_token: str) -> tuple[str, str]:
         f"  offline evaluation: {rollout.offline_evaluation.report_uri}",
         "",
         "A/B SUMMARY (canary vs primary, last stage):",
-        *snapshot_lines(gate.get("snapshot")),
+        *snapshot_lines(gate.snapshot if gate is not None else None),
         "",
         "GATES:",
-        *gate_lines(gate or None),
+        *gate_lines(gate),
     ]
-    if significance:
-        body += ["", f"SIGNIFICANCE: {significance.get('outcome')}: {significance.get('reason')}"]
+    if significance is not None:
+        body += ["", f"SIGNIFICANCE: {significance.outcome.value}: {significance.reason}"]
     body += [
         "",
         f"ANSWER within {rollout.plan.approval.timeout_seconds}s (then the rollout rolls back):",

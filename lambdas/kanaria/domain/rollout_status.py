@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
-from kanaria.domain.rollout_state import Progress, Rollout, RolloutState
+from kanaria.domain.rollout_state import Progress, RollbackTrigger, Rollout, RolloutState
 from kanaria.errors import ConflictError, OperationalError
 
 
@@ -18,7 +18,25 @@ class RolloutStatus(StrEnum):
     AWAITING_APPROVAL = "awaiting_approval"
     PROMOTING = "promoting"
     COMPLETED = "completed"
+    ROLLING_BACK = "rolling_back"  # a rollback began: nothing but the rollback writes this rollout any more
     ROLLED_BACK = "rolled_back"
+
+
+# Once a rollback began, no step may change the rollout (or raise the canary's weight) again.
+ROLLBACK_BEGUN = frozenset({RolloutStatus.ROLLING_BACK, RolloutStatus.ROLLED_BACK})
+
+
+def refused_before(status: RolloutStatus) -> tuple[RolloutStatus, ...]:
+    """The statuses from which a write may not move a rollout to `status`: once a rollback began only the rollback
+    writes it (to rolled_back), a completed rollout takes only a retried completion, and a rollback begins only
+    on a rollout that did not complete (the one transition a completion races)."""
+    if status is RolloutStatus.ROLLED_BACK:
+        return (RolloutStatus.COMPLETED,)
+    if status is RolloutStatus.COMPLETED:
+        return (RolloutStatus.ROLLING_BACK, RolloutStatus.ROLLED_BACK)
+    if status is RolloutStatus.ROLLING_BACK:
+        return (RolloutStatus.COMPLETED, RolloutStatus.ROLLED_BACK)
+    return (RolloutStatus.ROLLING_BACK, RolloutStatus.ROLLED_BACK, RolloutStatus.COMPLETED)
 
 
 class LockState(StrEnum):
@@ -50,6 +68,8 @@ class StoredRollout(BaseModel):
     approval_requested_at: str | None = None
     created_at: str | None = None
     updated_at: str | None = None
+    rollback_trigger: RollbackTrigger | None = None  # the first trigger whose rollback began (kept for good)
+    rollback_begun_at: str | None = None
 
     def state(self) -> RolloutState:
         """The state the state machine carries (what a retried prepare returns)."""

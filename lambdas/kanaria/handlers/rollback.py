@@ -17,7 +17,8 @@ from kanaria.domain.rollout_state import Progress, RollbackTrigger
 from kanaria.errors import ValidationError, from_pydantic
 from kanaria.handlers.observability import observability
 from kanaria.handlers.rollout_env import deployment, rollout_services
-from kanaria.logic import reconciler, rollouts
+from kanaria.logic import reconciler
+from kanaria.logic.rollback import rollback, trigger_from_state
 from kanaria.names import DIM_TARGET, METRIC_CANARY_WEIGHT, TARGET_CANARY
 
 logger, tracer, metrics = observability(service_dimension=False)
@@ -73,7 +74,7 @@ def _from_alarm(event: dict[str, Any]) -> dict[str, Any]:
             "time": alarm.timestamp,
         },
     )
-    return rollouts.rollback(rollout_services(), env_deployment, active.rollout_id, trigger)
+    return rollback(rollout_services(), env_deployment, active.rollout_id, trigger)
 
 
 def _from_execution_status(event: dict[str, Any]) -> dict[str, Any]:
@@ -101,9 +102,8 @@ def _rollback(event: dict[str, Any]) -> dict[str, Any]:
         if "rollout_id" not in state:
             raise ValidationError("the state has no rollout_id (did prepare run?)", field="event.state.rollout_id")
         progress = Progress.model_validate(state["progress"]) if state.get("progress") else None
-        return rollouts.rollback(
-            rollout_services(), deployment(), state["rollout_id"], rollouts.trigger_from_state(state), progress
-        )
+        trigger = trigger_from_state(state.get("failure"), progress)
+        return rollback(rollout_services(), deployment(), state["rollout_id"], trigger, progress)
     if source == "cli":
         request = _parse(event, ManualRollback)
         trigger = RollbackTrigger(
@@ -112,7 +112,7 @@ def _rollback(event: dict[str, Any]) -> dict[str, Any]:
             actor=request.actor,
             summary=f"aborted by {request.actor}: {request.reason}",
         )
-        return rollouts.rollback(rollout_services(), deployment(), request.rollout_id, trigger)
+        return rollback(rollout_services(), deployment(), request.rollout_id, trigger)
     raise ValidationError(
         f"unknown trigger source {source!r}; expected aws.cloudwatch, aws.states, state_machine or cli",
         field="event.source",

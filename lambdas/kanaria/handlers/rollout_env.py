@@ -28,9 +28,10 @@ def rollout_services():  # -> RolloutServices (imports kept lazy: boto3 clients 
     from kanaria.dal.experiment_store import DynamoExperimentRepository
     from kanaria.dal.messaging import SfnExecutions, SnsNotifier
     from kanaria.dal.metrics import CloudWatchMetricsReader
-    from kanaria.dal.rollouts import DynamoAnalysisResults, DynamoRolloutStore
+    from kanaria.dal.observations import DynamoAnalysisResults
+    from kanaria.dal.rollouts import DynamoRolloutStore
     from kanaria.dal.warmup import HttpWarmupSender
-    from kanaria.logic.rollouts import RolloutServices
+    from kanaria.logic.rollout_services import RolloutServices
 
     env = rollout_environment()
     return RolloutServices(
@@ -57,7 +58,7 @@ def rollout_services():  # -> RolloutServices (imports kept lazy: boto3 clients 
 @cache
 def deployment():  # -> Deployment
     """The listener and target groups this deployment shifts traffic between."""
-    from kanaria.logic.rollouts import Deployment
+    from kanaria.logic.rollout_services import Deployment
 
     env = rollout_environment()
     others = tuple(arn.strip() for arn in env.other_canary_target_groups.split(",") if arn.strip())

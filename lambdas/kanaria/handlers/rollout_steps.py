@@ -10,11 +10,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
-from kanaria.domain.rollout_state import RolloutState
+from kanaria.domain.rollout_state import Progress, Rollout, RolloutState
 from kanaria.errors import ValidationError, from_pydantic
 from kanaria.handlers.observability import observability
 from kanaria.handlers.rollout_env import deployment, rollout_services
-from kanaria.logic import rollouts
+from kanaria.logic.rollout_prepare import prepare
+from kanaria.logic.rollout_steps import complete, evaluate_gate, request_approval, set_weights, verify_weights
 from kanaria.names import DIM_TARGET, METRIC_CANARY_WEIGHT, TARGET_CANARY
 
 # metrics: dimension set exactly {target}, as the rollout dashboard reads CanaryWeight
@@ -39,8 +40,8 @@ class StepEvent(BaseModel):
 
     action: Literal["set_weights", "verify_weights", "evaluate_gate", "request_approval", "complete"]
     rollout_id: str
-    rollout: dict[str, Any]
-    progress: dict[str, Any]
+    rollout: Rollout
+    progress: Progress
     full: bool = False  # set_weights / verify_weights of the 100% step after the approval
     task_token: str | None = Field(default=None, min_length=1)
 
@@ -61,28 +62,26 @@ def _emit_weight(percent: int) -> None:
 def _step(event: dict[str, Any]) -> dict[str, Any]:
     services = rollout_services()
     if event.get("action") == "prepare":
-        prepare = _parse(event, PrepareEvent)
-        state = rollouts.prepare(services, deployment(), prepare.request, prepare.execution_arn, prepare.execution_name)
+        started = _parse(event, PrepareEvent)
+        state = prepare(services, deployment(), started.request, started.execution_arn, started.execution_name)
         logger.info("rollout prepared", rollout_id=state.rollout_id, reason=state.progress.reason)
         _emit_weight(0)
         return state.to_state()
-    step = _parse(event, StepEvent)
-    state = RolloutState.model_validate(
-        {"rollout_id": step.rollout_id, "rollout": step.rollout, "progress": step.progress}
-    )
+    step: StepEvent = _parse(event, StepEvent)
+    state = RolloutState(rollout_id=step.rollout_id, rollout=step.rollout, progress=step.progress)
     logger.append_keys(rollout_id=state.rollout_id, stage=state.progress.stage_name)
     if step.action == "request_approval":
         if step.task_token is None:
             raise ValidationError("request_approval needs the task token", field="event.task_token")
-        return rollouts.request_approval(services, state, step.task_token)
+        return request_approval(services, state, step.task_token)
     if step.action == "set_weights":
-        state = rollouts.set_weights(services, state, step.full)
+        state = set_weights(services, state, step.full)
     elif step.action == "verify_weights":
-        state = rollouts.verify_weights(services, state, step.full)
+        state = verify_weights(services, state, step.full)
     elif step.action == "evaluate_gate":
-        state = rollouts.evaluate_gate(services, state)
+        state = evaluate_gate(services, state)
     else:
-        state = rollouts.complete(services, state)
+        state = complete(services, state)
     logger.info("rollout step", action=step.action, decision=state.progress.decision, reason=state.progress.reason)
     _emit_weight(state.progress.percent)
     return state.to_state()

@@ -2,11 +2,13 @@
 same rollback logic (lock and record make it idempotent: one record, one alert), and pages on-call with every
 rollback invocation Lambda gave up on (the rollback function's on-failure destination).
 
-A canary is stranded when the listener still sends it traffic and either
-* the critical composite alarm is in ALARM (its Lambda action fires once, on the transition: if that invocation
-  failed through Lambda's retries, nothing fires again), or
+A rollout holding the listener is stranded when
+* its rollback began and did not finish (every attempt failed, and Lambda gave up on its retries),
+* the listener still sends its canary traffic while the critical composite alarm is in ALARM (its Lambda action
+  fires once, on the transition: if that invocation failed through Lambda's retries, nothing fires again), or
 * its execution is over (ABORTED, FAILED, TIMED_OUT, or unknown to Step Functions) without a completed promotion
-  (a console StopExecution, States.Runtime, a rollback task that failed).
+  (a console StopExecution, States.Runtime, a rollback task that failed, a lost status event), with or without
+  canary traffic: the rollback verifies the listener and frees the slot.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from typing import Any, Literal, Mapping, Protocol
 
 from kanaria.domain.rollout import forward_of
 from kanaria.domain.rollout_state import RollbackTrigger, failed_invocation_page
-from kanaria.domain.rollout_status import RollbackInProgressError, RolloutStatus
+from kanaria.domain.rollout_status import ROLLBACK_BEGUN, RollbackInProgressError, RolloutStatus, StoredRollout
 from kanaria.errors import KanariaError
-from kanaria.logic.rollouts import Deployment, RolloutServices, rollback
+from kanaria.logic.rollback import rollback
+from kanaria.logic.rollout_services import Deployment, RolloutServices
 
 # Execution statuses after which nothing drives the rollout any more (SUCCEEDED only after Complete).
 ENDED_STATUSES = frozenset({"ABORTED", "FAILED", "TIMED_OUT"})
@@ -40,55 +43,91 @@ class Stranded:
     """A rollout whose canary still gets traffic although nothing will take it away."""
 
     rollout_id: str
-    kind: Literal["alarm", "execution_ended"]
+    kind: Literal["alarm", "execution_ended", "rollback_unfinished"]
     summary: str
     percent: int
     details: dict[str, Any]
 
 
 def find_stranded(services: RolloutServices, deployment: Deployment) -> Stranded | None:
-    """The listener's active rollout when its canary has traffic and the critical alarm is in ALARM or its
-    execution has ended without a completed promotion; None otherwise (also when no rollout is active)."""
+    """The listener's active rollout when nothing will finish it: a rollback that began and did not finish, its
+    canary with traffic while the critical alarm is in ALARM, or its execution over without a completed promotion
+    (with or without traffic: the rollback verifies the weights and frees the slot). None otherwise (also when no
+    rollout is active)."""
     active = services.store.active(deployment.listener_arn)
     if active is None:
         return None
-    rollout_id = active.rollout_id
-    meta = services.store.get(rollout_id)
+    meta = services.store.get(active.rollout_id)
     if meta is None or meta.status is RolloutStatus.COMPLETED:
         return None
     rollout = meta.rollout
     forward = forward_of(services.listener.default_actions(rollout.listener_arn))
-    weight = forward.weight(rollout.canary_target_group) if forward else 0
-    if weight == 0:
-        return None
     percent = forward.share(rollout.canary_target_group) if forward else 0
-    critical = services.metrics.critical_alarm_state()
-    if critical is not None and critical[1] == "ALARM":
+    if meta.status in ROLLBACK_BEGUN:
         return Stranded(
-            rollout_id,
+            meta.rollout_id,
+            "rollback_unfinished",
+            f"reconciler: the rollback of {meta.rollout_id} began at {meta.rollback_begun_at} "
+            f"({meta.rollback_trigger.kind if meta.rollback_trigger else 'unknown trigger'}) and did not finish "
+            f"(status {meta.status.value}, canary {percent}%)",
+            percent,
+            {"rollout_status": meta.status.value, "canary_percent": percent},
+        )
+    critical = services.metrics.critical_alarm_state()
+    if (
+        critical is not None
+        and critical[1] == "ALARM"
+        and forward is not None
+        and forward.weight(rollout.canary_target_group)
+    ):
+        return Stranded(
+            meta.rollout_id,
             "alarm",
             f"reconciler: {critical[0]} is in ALARM while the canary still receives "
             f"{percent}% (the alarm's rollback did not happen)",
             percent,
             {"alarm": critical[0], "state": critical[1], "canary_percent": percent},
         )
-    status = services.executions.status(rollout.execution_arn)
-    if status is None or status in ENDED_STATUSES:
-        what = "does not exist" if status is None else f"ended {status}"
-        return Stranded(
-            rollout_id,
-            "execution_ended",
-            f"reconciler: execution {rollout.execution_arn} {what} "
-            f"while the canary still receives {percent}% (status {meta.status.value}, no completed promotion)",
-            percent,
-            {
-                "execution_arn": rollout.execution_arn,
-                "execution_status": status,
-                "rollout_status": meta.status.value,
-                "canary_percent": percent,
-            },
-        )
-    return None
+    return _ended(services, meta, percent)
+
+
+def free_unrecorded_slot(services: RolloutServices, deployment: Deployment) -> str | None:
+    """Free the listener's slot held by a rollout that was never recorded (its prepare failed after taking the slot
+    and could not give it back) once its execution is over and no canary target group of this deployment has
+    weight: nothing moved, nothing to roll back. The rollout id freed, or None."""
+    active = services.store.active(deployment.listener_arn)
+    if active is None or services.store.get(active.rollout_id) is not None:
+        return None
+    status = services.executions.status(active.execution_arn)
+    if status is not None and status not in ENDED_STATUSES:
+        return None
+    forward = forward_of(services.listener.default_actions(deployment.listener_arn))
+    canaries = (deployment.canary_target_group, *deployment.other_canary_target_groups)
+    if forward is None or any(forward.weight(group) > 0 for group in canaries):
+        return None
+    services.store.release_active(deployment.listener_arn, active.rollout_id)
+    return active.rollout_id
+
+
+def _ended(services: RolloutServices, meta: StoredRollout, percent: int) -> Stranded | None:
+    """The rollout when its execution is over (or unknown to Step Functions) without a completed promotion."""
+    status = services.executions.status(meta.execution_arn)
+    if status is not None and status not in ENDED_STATUSES:
+        return None
+    what = "does not exist" if status is None else f"ended {status}"
+    return Stranded(
+        meta.rollout_id,
+        "execution_ended",
+        f"reconciler: execution {meta.execution_arn} {what} "
+        f"while the canary still receives {percent}% (status {meta.status.value}, no completed promotion)",
+        percent,
+        {
+            "execution_arn": meta.execution_arn,
+            "execution_status": status,
+            "rollout_status": meta.status.value,
+            "canary_percent": percent,
+        },
+    )
 
 
 def _rollout_of_failure(
@@ -155,6 +194,8 @@ def reconcile(
     errors: list[str] = []
     try:
         stranded = find_stranded(services, deployment)
+        if stranded is None and (freed := free_unrecorded_slot(services, deployment)) is not None:
+            outcome = {"rollout_id": freed, "found": "unrecorded_slot", "status": "slot_freed"}
     except KanariaError as exc:
         stranded, errors = None, [f"looking for a stranded canary failed: {exc}"]
     if stranded is not None:

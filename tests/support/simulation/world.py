@@ -123,7 +123,7 @@ class World:
         from kanaria.dal.messaging import SfnExecutions, SnsNotifier
         from kanaria.dal.metrics import CloudWatchMetricsReader
         from kanaria.dal.rollouts import DynamoRolloutStore
-        from kanaria.logic.rollouts import RolloutServices
+        from kanaria.logic.rollout_services import RolloutServices
 
         return RolloutServices(
             store=DynamoRolloutStore(ROLLOUTS_TABLE, dynamodb_resource=fake_aws.FakeDynamoResource(self)),
@@ -139,7 +139,7 @@ class World:
         )
 
     def _deployment(self) -> Any:
-        from kanaria.logic.rollouts import Deployment
+        from kanaria.logic.rollout_services import Deployment
 
         return Deployment(LISTENER, PRIMARY, CANARY)
 

@@ -113,14 +113,14 @@ def test_per_intent_hashes_of_an_overrides_configuration_are_gated_on_their_own_
 def test_refusal_raises_a_validation_error_and_evidence_fits_the_rollout_request():
     import pytest
 
-    from kanaria.domain import rollout
+    from kanaria.domain import rollout_plan
     from kanaria.errors import ValidationError
 
     refused = stage0(_records(), HASH, ["chitchat", "recommendation"])
     with pytest.raises(ValidationError) as err:
         refused.raise_if_refused()
     assert err.value.field == "offline_evaluation" and "recommendation: pass rate 60%" in err.value.reason
-    evidence = rollout.OfflineEvaluation.model_validate(refused.as_offline_evaluation())
+    evidence = rollout_plan.OfflineEvaluation.model_validate(refused.as_offline_evaluation())
     assert evidence.passed is False and evidence.per_intent["recommendation"].passed is False
     assert evidence.per_intent["chitchat"].threshold == 0.78
     stage0(_records(), HASH, ["chitchat"]).raise_if_refused()  # passing: no error

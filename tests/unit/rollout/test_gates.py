@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kanaria.domain.rollout import (
-    MetricSnapshot,
-    Outcome,
-    SideMetrics,
-    Significance,
-    StageGates,
-    evaluate_gates,
-)
+from kanaria.domain.rollout_gates import MetricSnapshot, Outcome, SideMetrics, Significance, evaluate_gates
+from kanaria.domain.rollout_plan import StageGates
 
 CRIT, WARN = "kanaria-canary-critical", "kanaria-canary-warning"
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
-from kanaria.domain.rollout import Admission, GateCheck, GateResult, MetricSnapshot, Outcome, SideMetrics
+from kanaria.domain.rollout import Admission
+from kanaria.domain.rollout_gates import GateCheck, GateResult, MetricSnapshot, Outcome, SideMetrics
 from kanaria.domain.rollout_state import RollbackRecord, RollbackTrigger, approval_message, rollback_alert
 
 P = "arn:aws:elasticloadbalancing:ap-northeast-1:123456789012:targetgroup/primary/1111"
@@ -96,7 +97,8 @@ def test_alert_without_metrics_says_so() -> None:
 
 
 def test_approval_message_has_the_ab_summary_and_how_to_answer() -> None:
-    from kanaria.domain.rollout import admission, parse_rollout_request
+    from kanaria.domain.rollout import admission
+    from kanaria.domain.rollout_plan import parse_rollout_request
     from kanaria.domain.rollout_state import Progress, Rollout, RolloutState
     from tests.support.rollout_world import request  # a valid request document
 

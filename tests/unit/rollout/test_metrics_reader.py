@@ -130,7 +130,8 @@ def test_critical_alarm_state() -> None:
 def test_the_gate_reads_the_composites_children() -> None:
     # Given the critical composite still OK but its error-rate child already in ALARM (composites follow their
     # children), the gate fails; a warning child in ALARM holds.
-    from kanaria.domain.rollout import Outcome, StageGates, evaluate_gates
+    from kanaria.domain.rollout_gates import Outcome, evaluate_gates
+    from kanaria.domain.rollout_plan import StageGates
 
     client = boto3.client("cloudwatch", region_name="ap-northeast-1")
     children = ["kanaria-canary-error-rate", "kanaria-canary-throttling", "kanaria-canary-quality-drop"]

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from kanaria.domain.rollout import (
+from kanaria.domain.rollout_plan import (
     DEFAULT_PLAN,
     HISTORY_EVENT_LIMIT,
     RolloutPlan,

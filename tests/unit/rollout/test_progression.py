@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from kanaria.domain.rollout import Outcome, Stage, StageGates, next_step
+from kanaria.domain.rollout import next_step
+from kanaria.domain.rollout_gates import Outcome
+from kanaria.domain.rollout_plan import Stage, StageGates
 
 STAGE = Stage(
     name="canary-5",

@@ -4,12 +4,14 @@ the same (idempotent) rollback, and that each failed rollback invocation is page
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
 from kanaria.domain.rollout_state import RollbackTrigger
+from kanaria.errors import OperationalError
 from kanaria.logic import reconciler
-from kanaria.logic.rollouts import rollback
+from kanaria.logic.rollback import rollback
 from tests.support.rollout_fakes import CANARY, DEPLOYMENT, EXECUTION, PRIMARY, MemoryFailures, services, started
 from tests.support.rollout_world import CRITICAL_ALARM
 
@@ -223,3 +225,64 @@ def test_reconciler_and_alarm_trigger_share_one_record() -> None:
     assert again["status"] == "already_rolled_back"
     assert again["record"]["trigger"]["source"] == "reconciler"
     assert len(svc.notifier.subjects("[Kanaria] ROLLBACK ")) == 1
+
+
+ALARM = RollbackTrigger(kind="alarm", source="alarm", summary=f"{CRITICAL_ALARM} is in ALARM")
+
+
+def test_a_rollback_whose_every_attempt_failed_is_finished_by_the_next_sweep() -> None:
+    # Given the alarm's rollback moved the listener, then StopExecution failed through every retry
+    svc = services()
+    started(svc, stage=1)
+    executions = svc.executions
+
+    class Throttled:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(executions, name)
+
+        def stop(self, *args: Any) -> bool:
+            raise OperationalError("StopExecution: ThrottlingException", field="execution")
+
+    svc.executions = Throttled()
+    with pytest.raises(OperationalError):
+        rollback(svc, DEPLOYMENT, "r-1", ALARM)
+    svc.executions = executions
+    # Then the rollback stays begun (the lock is free for the next attempt) and no page claims it done
+    assert svc.store.get("r-1").status == "rolling_back" and svc.store.rollback_lock("r-1") is None
+    assert svc.notifier.messages == []
+    # When the reconciler sweeps, then it finishes it, recording the alarm that began it
+    found = reconciler.find_stranded(svc, DEPLOYMENT)
+    assert found is not None and found.kind == "rollback_unfinished"
+    assert reconciler.reconcile(svc, DEPLOYMENT)["rolled_back"]["status"] == "rolled_back"
+    record = svc.store.rollback_record("r-1")
+    assert record.trigger.kind == "alarm" and record.trigger.source == "alarm" and record.execution_stopped
+    assert svc.store.get("r-1").status == "rolled_back" and svc.store.active(DEPLOYMENT.listener_arn) is None
+    assert svc.notifier.subjects("[Kanaria] ROLLBACK ") == ["[Kanaria] ROLLBACK r-1 at canary-25 (alarm)"]
+
+
+def test_a_rollout_whose_execution_is_gone_frees_the_listener_without_canary_traffic() -> None:
+    # Given a rollout holding the listener with no canary traffic whose execution no longer exists
+    svc = services()
+    started(svc, stage=0)
+    svc.listener.set_canary(0)
+    svc.executions.statuses[EXECUTION + "r-1"] = None
+    # When the reconciler sweeps, then it rolls it back: the listener verified, the slot free for the next rollout
+    found = reconciler.find_stranded(svc, DEPLOYMENT)
+    assert found is not None and found.kind == "execution_ended" and found.percent == 0
+    assert reconciler.reconcile(svc, DEPLOYMENT)["rolled_back"]["status"] == "rolled_back"
+    assert svc.listener.forward().weights == {PRIMARY: 100}
+    assert svc.store.active(DEPLOYMENT.listener_arn) is None and svc.store.get("r-1").status == "rolled_back"
+
+
+def test_a_slot_taken_by_a_prepare_that_never_recorded_its_rollout_is_freed_once_its_execution_ended() -> None:
+    # Given prepare took the listener's slot, then failed to record the rollout and to give the slot back
+    svc = services()
+    svc.store.acquire_active(DEPLOYMENT.listener_arn, "r-0", EXECUTION + "r-0", svc.clock())
+    # When the execution is still running, then the slot is left alone
+    assert reconciler.reconcile(svc, DEPLOYMENT)["rolled_back"] is None
+    assert svc.store.active(DEPLOYMENT.listener_arn) is not None
+    # When it has ended (no canary weight anywhere), then the sweep frees the slot
+    svc.executions.statuses[EXECUTION + "r-0"] = "FAILED"
+    result = reconciler.reconcile(svc, DEPLOYMENT)
+    assert result["rolled_back"] == {"rollout_id": "r-0", "found": "unrecorded_slot", "status": "slot_freed"}
+    assert svc.store.active(DEPLOYMENT.listener_arn) is None and svc.listener.forward().weights[CANARY] == 0

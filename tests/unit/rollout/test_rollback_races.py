@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from kanaria.domain.rollout_state import RollbackTrigger, RolloutState
-from kanaria.errors import OperationalError
-from kanaria.logic import rollouts
-from kanaria.logic.rollouts import PromotionBlockedError, RolledBackError, rollback, set_weights, verify_weights
+from kanaria.domain.rollout_status import PromotionBlockedError, RolledBackError
+from kanaria.errors import ConflictError, OperationalError
+from kanaria.logic.rollback import rollback, trigger_from_state
+from kanaria.logic.rollout_steps import complete, set_weights, verify_weights
 from tests.support.rollout_fakes import CANARY, DEPLOYMENT, EXECUTION, PRIMARY, services, started
 
 ABORT = RollbackTrigger(kind="manual_abort", source="cli", actor="alice", summary="aborted by alice")
@@ -54,6 +55,11 @@ def test_a_listener_that_cannot_be_written_leaves_the_execution_running() -> Non
         rollback(svc, DEPLOYMENT, "r-1", ALARM)
     assert svc.executions.stopped == [] and svc.executions.status(EXECUTION + "r-1") == "RUNNING"
     assert svc.store.rollback_lock("r-1") is None and svc.notifier.messages == []
+    # the rollback began for good: the lock is free for the next attempt, but no step goes on
+    meta = svc.store.get("r-1")
+    assert meta.status == "rolling_back" and meta.rollback_trigger == ALARM
+    with pytest.raises(RolledBackError, match="rolling_back"):
+        set_weights(svc, _next_stage(meta.state()))
 
 
 def test_a_stage_write_landing_after_a_rollback_undoes_itself() -> None:
@@ -85,7 +91,8 @@ def test_a_stage_write_landing_after_a_rollback_undoes_itself() -> None:
 
 
 def test_a_rollback_in_progress_also_wins_over_a_stage_write() -> None:
-    """The alarm's rollback took the lock while the stage write was in flight (it will write primary-only)."""
+    """The alarm's rollback began and took the lock while the stage write was in flight (it will write
+    primary-only)."""
     svc = services()
     state = started(svc, stage=0)
     real = svc.listener
@@ -95,11 +102,12 @@ def test_a_rollback_in_progress_also_wins_over_a_stage_write() -> None:
             return getattr(real, name)
 
         def set_default_actions(self, listener_arn: str, actions: list) -> None:
+            svc.store.begin_rollback("r-1", ALARM, svc.clock())
             svc.store.acquire_rollback_lock("r-1", "the-alarm-trigger", svc.clock(), 120)
             real.set_default_actions(listener_arn, actions)
 
     svc.listener = LockTakenDuringWrite()
-    with pytest.raises(RolledBackError, match="in_progress"):
+    with pytest.raises(RolledBackError, match="rolling_back"):
         set_weights(svc, _next_stage(state))
     assert real.forward().weights == {PRIMARY: 100}
 
@@ -141,12 +149,7 @@ def test_the_approved_promotion_rechecks_the_critical_alarm() -> None:
     with pytest.raises(PromotionBlockedError, match="is in ALARM"):
         set_weights(svc, state, full=True)
     assert svc.listener.forward().weights == {PRIMARY: 50, CANARY: 50}  # never 100% canary
-    trigger = rollouts.trigger_from_state(
-        {
-            "failure": {"Error": "PromotionBlockedError", "Cause": "alarm"},
-            "progress": state.progress.model_dump(mode="json"),
-        }
-    )
+    trigger = trigger_from_state({"Error": "PromotionBlockedError", "Cause": "alarm"}, state.progress)
     assert trigger.kind == "gate_failed" and "promotion to 100% refused" in trigger.summary
     svc.metrics.critical_state = "OK"
     full = verify_weights(svc, set_weights(svc, state, full=True), full=True)
@@ -157,7 +160,7 @@ def test_a_request_cannot_name_any_target_group_as_its_canary() -> None:
     from dataclasses import replace
 
     from kanaria.errors import ValidationError
-    from kanaria.logic.rollouts import prepare
+    from kanaria.logic.rollout_prepare import prepare
     from tests.support.rollout_world import request
 
     svc = services()
@@ -170,3 +173,48 @@ def test_a_request_cannot_name_any_target_group_as_its_canary() -> None:
     allowed = replace(DEPLOYMENT, other_canary_target_groups=(stranger,))
     state = prepare(svc, allowed, document, EXECUTION + "r-y", "r-y")
     assert state.rollout.canary_target_group == stranger
+
+
+def _at_full(svc: Any) -> RolloutState:
+    """A rollout approved and verified at 100%, waiting for Complete."""
+    state = started(svc, stage=2)
+    return verify_weights(svc, set_weights(svc, state, full=True), full=True)
+
+
+def test_an_abort_that_began_first_makes_complete_refuse() -> None:
+    # Given the abort's rollback began (its listener write still to come) while Complete was about to run
+    svc = services()
+    full = _at_full(svc)
+    svc.store.begin_rollback("r-1", ABORT, svc.clock())
+    # When Complete runs, then it refuses (the execution routes to its own Rollback) and nothing says completed
+    with pytest.raises(RolledBackError, match="rolling_back"):
+        complete(svc, full)
+    assert svc.store.get("r-1").status == "rolling_back"
+    assert svc.store.history.get("cfg-0001", []) == []
+    # and the rollback then finishes with the abort as its trigger
+    assert (
+        rollback(svc, DEPLOYMENT, "r-1", trigger_from_state({"Error": "RolledBackError"}, full.progress))["record"][
+            "trigger"
+        ]["kind"]
+        == "manual_abort"
+    )
+    assert svc.listener.forward().weights == {PRIMARY: 100}
+
+
+def test_a_complete_landing_between_the_aborts_read_and_its_begin_wins() -> None:
+    # Given the abort read the rollout (promoting), then Complete wrote completed before the abort's begin
+    svc = services()
+    full = _at_full(svc)
+    begin = svc.store.begin_rollback
+
+    def completed_meanwhile(*args: Any) -> Any:
+        complete(svc, full)
+        return begin(*args)
+
+    svc.store.begin_rollback = completed_meanwhile  # type: ignore[method-assign]
+    # When the abort goes on, then it refuses: the rollout stays completed at 100%, no rollback was recorded
+    with pytest.raises(ConflictError, match="completed"):
+        rollback(svc, DEPLOYMENT, "r-1", ABORT)
+    assert svc.store.get("r-1").status == "completed" and svc.store.rollback_record("r-1") is None
+    assert svc.listener.forward().weights == {CANARY: 100}
+    assert [e.kind for e in svc.store.history["cfg-0001"]] == ["completed"]

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from kanaria.domain.analysis_result import AnalysisResult, Decision, decode_result_item, verdict_for_variant
-from kanaria.domain.rollout import Outcome, significance_from_result
+from kanaria.domain.rollout_gates import Outcome, significance_from_result
 
 
 def stored(
@@ -84,7 +84,7 @@ def test_the_typed_result_imports_without_numpy():
     import sys
 
     probe = (
-        "import sys, kanaria.domain.analysis_result, kanaria.domain.rollout; "
+        "import sys, kanaria.domain.analysis_result, kanaria.domain.rollout, kanaria.domain.rollout_gates; "
         "print('numpy' in sys.modules, 'scipy' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout

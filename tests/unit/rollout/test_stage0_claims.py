@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kanaria.errors import ValidationError
-from kanaria.logic.rollouts import prepare
+from kanaria.logic.rollout_prepare import prepare
 from tests.support.rollout_fakes import DEPLOYMENT, EXECUTION, request, services
 
 

@@ -10,7 +10,7 @@ from typing import Iterator
 import pytest
 
 from kanaria.dal.warmup import HttpWarmupSender
-from kanaria.domain.rollout import Warmup
+from kanaria.domain.rollout_plan import Warmup
 
 
 class Handler(BaseHTTPRequestHandler):
