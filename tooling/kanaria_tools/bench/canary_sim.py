@@ -400,3 +400,9 @@ def oracle_threshold(peaks: np.ndarray, alpha: float) -> tuple[float, float]:
     achieved probability (returned second) can be below alpha."""
     threshold = float(np.quantile(peaks, 1 - alpha))
     return threshold, float(np.mean(peaks > threshold))
+
+
+def overall_counts(side: Side, metric: str) -> tuple[int, int]:
+    """(events, trials) of one metric on one side of a minute, all intents together."""
+    events, trials = side.counts[M[metric]].sum(axis=0).tolist()
+    return events, trials
