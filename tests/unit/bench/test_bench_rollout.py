@@ -1,7 +1,6 @@
 """Pure helpers of the Rollout section (reading result.json, scenario files and the synthesized alarms) and the
 section splicing of `python -m kanaria_tools.bench --only`; no rehearsal, no CDK."""
 
-from kanaria_tools.rehearsal.scenario import RolloutPhase, load_scenario
 from kanaria_tools.bench.cli import splice
 from kanaria_tools.bench.rollout import (
     FaultScenario,
@@ -15,6 +14,7 @@ from kanaria_tools.bench.rollout import (
 )
 from kanaria_tools.bench.rollout_alarms import alarm_table, alarm_windows, duration
 from kanaria_tools.bench.rollout_runs import failure_line
+from kanaria_tools.rehearsal.scenario import RolloutPhase, load_scenario
 
 ROLLOUT = RolloutPhase.model_validate(
     {

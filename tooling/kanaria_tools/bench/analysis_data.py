@@ -158,8 +158,8 @@ class Counters:
         out = []
         for c in np.flatnonzero(self.obs):
             shard, rest = c % 16, c // 16
-            day, rest = rest % self.days, rest // self.days
-            intent, variant = INTENTS[rest % len(INTENTS)], VARIANTS[rest // len(INTENTS)]
+            day, rest = int(rest % self.days), rest // self.days
+            intent, variant = INTENTS[int(rest % len(INTENTS))], VARIANTS[int(rest // len(INTENTS))]
             item: dict[str, Any] = {
                 "experiment_id": experiment_id,
                 "sk": counter_sk(KIND_COUNTED, variant, intent, day_labels[day], int(shard)),

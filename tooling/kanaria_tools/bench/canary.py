@@ -70,9 +70,9 @@ def _run_all(jobs: list[tuple[str, sim.Candidate, int, float | None]], seed: int
     totals = {label: runs for label, _, runs, _ in jobs}
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=WORKERS, mp_context=context) as pool:
-        for label, runs in zip(owners, pool.map(_chunk, tasks)):
-            results[label].extend(runs)
-            done[label] += len(runs)
+        for label, chunk in zip(owners, pool.map(_chunk, tasks)):
+            results[label].extend(chunk)
+            done[label] += len(chunk)
             if done[label] == totals[label] or done[label] % 500 == 0:
                 progress(f"  {label}: {done[label]}/{totals[label]} rollouts")
     return results

@@ -195,7 +195,7 @@ def faulty_streams_only(candidate: sim.Candidate) -> KanariaJudge:
     settings = J.JudgeSettings(
         settle_seconds=0,
         metrics={m: None for m in sim.METRICS if m not in metrics},
-        intents={i: 1.0 for i in candidate.intents} if local else {"_none": 1.0},
+        intents={i: 1.0 for i in candidate.intents or ()} if local else {"_none": 1.0},
         critical_intents=(),
         overall_share=0.001 if local else 0.999,
     )

@@ -119,7 +119,7 @@ class CallLog:
         patch.setattr(botocore.session.Session, "create_client", create_client)
 
     def _record(self, event_name: str = "", params: Any = None, **_: Any) -> None:
-        _, service, operation = event_name.split(".", 2)
+        _event, service, operation = event_name.split(".", 2)
         self.calls.append((service, operation, params or {}))
 
     def clear(self) -> None:

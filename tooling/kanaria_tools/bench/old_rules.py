@@ -10,7 +10,7 @@ Nothing else uses them; delete a rule here together with the rows it reproduces.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from scipy import special
@@ -36,17 +36,22 @@ from kanaria_tools.bench.decision_sim import (
 )
 
 
+def _stored_fractions(fractions: Sequence[float]) -> tuple[float, ...]:
+    """The look history as the engine stores it: each information fraction rounded to 12 places."""
+    return tuple(round(float(f), 12) for f in fractions)
+
+
 def _current_obf_nominal(scenario: Scenario, alpha: float) -> np.ndarray:
     """The nominal alpha of each read's O'Brien–Fleming look as the scheduled analysis of c97cfe9 computes it:
     obf_look(n / planned, looks stored by the previous read, alpha, 20), the history starting empty. A read whose
     look schedule equals the previous read's (a re-read of the capped final look) has the same boundary."""
-    from kanaria.stats.sequential import _check_fractions, information_schedule, obf_look
+    from kanaria.stats.sequential import information_schedule, obf_look
 
     nominal = np.empty(scenario.reads)
     looks: tuple[float, ...] = ()
     last: tuple[tuple[float, ...], float] | None = None
     for k in range(scenario.reads):
-        fractions = _check_fractions(information_schedule((k + 1) / scenario.planned_n, list(looks), 20))
+        fractions = _stored_fractions(information_schedule((k + 1) / scenario.planned_n, list(looks), 20))
         if last is not None and last[0] == fractions:
             nominal[k] = last[1]
         else:
@@ -160,14 +165,14 @@ def current_codes(control: Arm, treatment: Arm, scenario: Scenario, method: str)
 def current_looks_at(scenario: Scenario, reads: set[int], alpha: float = ALPHA) -> dict[int, list[float]]:
     """The look history the c97cfe9 scheduled analysis carries into each of `reads` (what the previous read stored:
     the fractions of its obf_look, i.e. its information schedule)."""
-    from kanaria.stats.sequential import _check_fractions, information_schedule
+    from kanaria.stats.sequential import information_schedule
 
     out: dict[int, list[float]] = {}
     looks: list[float] = []
     for k in range(max(reads) + 1):
         if k in reads:
             out[k] = list(looks)
-        looks = list(_check_fractions(information_schedule((k + 1) / scenario.planned_n, looks, 20)))
+        looks = list(_stored_fractions(information_schedule((k + 1) / scenario.planned_n, looks, 20)))
     return out
 
 

@@ -175,7 +175,7 @@ def fault_text(rollout: RolloutPhase | None) -> str:
     """'error_spike 6% on the canary from +28 min' for the rollout's faults."""
     parts = []
     for fault in rollout.faults if rollout else ():
-        what = fault.kind
+        what: str = fault.kind
         if fault.rate is not None:
             what += f" {fault.rate * 100:g}%"
         if fault.latency_factor is not None:

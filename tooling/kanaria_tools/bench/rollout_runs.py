@@ -97,17 +97,18 @@ def _run(command: Sequence[str], log: Path, timeout: float) -> tuple[int | None,
 def run_scenario(name: str, reports_root: Path, speed: float | None = None) -> ScenarioRun:
     """`kanaria rehearse NAME --plain --reports DIR`; reads DIR/*/result.json. Retried once when the emulator's
     free port was taken by the other rehearsal in the meantime."""
-    run = ScenarioRun(name, reports=reports_root / name)
+    reports = reports_root / name
+    run = ScenarioRun(name, reports=reports)
     for attempt in (1, 2):
         run.attempts = attempt
-        shutil.rmtree(run.reports, ignore_errors=True)
-        run.reports.mkdir(parents=True)
-        log = run.reports / "rehearse.log"
-        command = [str(kanaria_executable()), "rehearse", name, "--plain", "--reports", str(run.reports)]
+        shutil.rmtree(reports, ignore_errors=True)
+        reports.mkdir(parents=True)
+        log = reports / "rehearse.log"
+        command = [str(kanaria_executable()), "rehearse", name, "--plain", "--reports", str(reports)]
         if speed:
             command += ["--speed", f"{speed:g}"]
         run.returncode, run.wall_s = _run(command, log, SCENARIO_TIMEOUT_S)
-        results = sorted(run.reports.glob("*/result.json"))
+        results = sorted(reports.glob("*/result.json"))
         output = log.read_text(encoding="utf-8", errors="replace")
         if results:
             run.result = json.loads(results[-1].read_text(encoding="utf-8"))

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -124,6 +124,7 @@ def verify(
             for r, k in verification_points(first, reads, rng, per_rule // 2, per_rule // 2)
             if first.index[r] < 0 or k <= first.index[r]
         ]
+        carried: Mapping[int, list[float]] | Sequence[list[float]] | None
         if rule.engine == "new":
             carried = new_obf_schedule(scenario)[2] if rule.method == "obf" else None
         else:
