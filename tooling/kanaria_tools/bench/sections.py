@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from kanaria_tools.bench import analysis, assignment, canary, recording, rollout, statistics
+from kanaria_tools.bench import analysis, assignment, canary, client_overhead, recording, rollout, statistics
 from kanaria_tools.bench.common import Options
 
 
@@ -24,6 +24,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("statistics", statistics.run),
     Section("canary", canary.run),
     Section("rollout", rollout.run),
+    Section("client", client_overhead.run),
 )
 
 
