@@ -24,7 +24,7 @@ import tracemalloc
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Iterator
+from typing import Callable, Iterator, TypedDict
 
 from kanaria.client import ClientSettings, KanariaClient, SigV4Transport
 from kanaria.domain.assignment import Assignment
@@ -106,15 +106,19 @@ def signer(url: str) -> Callable[[int], object]:
     return sign
 
 
-def observation_metrics(i: int) -> dict[str, object]:
+class Metrics(TypedDict):
     """The metrics a chatbot reports for one answer."""
-    return {
-        "latency_ms": 800.0 + i % 400,
-        "input_tokens": 1200,
-        "output_tokens": 230,
-        "quality_score": 0.83,
-        "error": False,
-    }
+
+    latency_ms: float
+    input_tokens: int
+    output_tokens: int
+    quality_score: float
+    error: bool
+
+
+def observation_metrics(i: int) -> Metrics:
+    """The metrics of the i-th answer."""
+    return Metrics(latency_ms=800.0 + i % 400, input_tokens=1200, output_tokens=230, quality_score=0.83, error=False)
 
 
 @dataclass(frozen=True)
