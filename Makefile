@@ -40,8 +40,8 @@ test: install lint ## the gates, then the whole suite: unit, infrastructure (syn
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) tests
 
 lint: install ## ruff (rules in pyproject.toml), mypy on the runtime, infra and tooling, import contracts (lint-imports)
-	$(VENV)/bin/ruff check lambdas tooling infra tests scripts app.py
-	$(VENV)/bin/ruff format --check --quiet lambdas tooling infra tests scripts app.py
+	$(VENV)/bin/ruff check lambdas tooling infra tests app.py
+	$(VENV)/bin/ruff format --check --quiet lambdas tooling infra tests app.py
 	$(VENV)/bin/mypy lambdas/kanaria infra tooling/kanaria_tools
 	$(VENV)/bin/lint-imports
 
@@ -79,7 +79,7 @@ demo: install ## local rehearsal: moto on loopback, real CDK deploy, rollouts (s
 
 bench: install ## benchmarks into docs/benchmarks.md (installs the bench-only comparisons: growthbook, gbstats)
 	$(PIP) install --quiet --quiet -r requirements-bench.txt
-	$(PY) scripts/bench.py
+	$(PY) -m kanaria_tools.bench
 
 clean:
 	rm -rf cdk.out build reports .pytest_cache

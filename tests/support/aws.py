@@ -18,7 +18,7 @@ CALLER = "arn:aws:iam::123456789012:user/operator"
 
 def create_tables(prefix: str = PREFIX) -> dict[str, Any]:
     """Create every Kanaria table (same key schema as the CDK construct) in the active moto mock."""
-    # imported here: it loads the CDK (jsii, node), which scripts/bench_recording.py wants inside its fake environment
+    # imported here: it loads the CDK (jsii, node), which the bench (kanaria_tools.bench.moto_env) wants inside its fake environment
     from infra.constructs.tables import TABLE_SPECS
 
     client = boto3.client("dynamodb")

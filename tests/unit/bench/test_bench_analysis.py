@@ -8,7 +8,7 @@ import pytest
 
 from kanaria.dal.observations import DynamoAnalysisStore
 from kanaria.domain.observation import AGG_SHARDS, Statistics, latency_bucket
-from scripts.bench_analysis import (
+from kanaria_tools.bench.analysis_data import (
     INTENTS,
     VARIANTS,
     Counters,

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from scripts.bench_decisions import (
+from kanaria_tools.bench.decision_rules import new_codes, new_obf_schedule, rules
+from kanaria_tools.bench.decision_sim import (
     FINAL,
     NONE,
     PROMOTE,
@@ -15,13 +16,10 @@ from scripts.bench_decisions import (
     bucket_value,
     clopper_pearson_vs,
     histogram_p99,
-    new_codes,
-    new_obf_schedule,
-    rules,
-    simulate,
+    lumped_histogram,
     simulate_arm,
-    verify,
 )
+from kanaria_tools.bench.statistics import simulate, verify
 
 
 def test_first_decision_per_run_and_final_no_decision():
@@ -44,10 +42,9 @@ def test_clopper_pearson_thresholds_equal_the_beta_quantiles():
 def test_order_statistics_of_the_lumped_histogram_match_the_domain():
     from kanaria.analysis.guardrails import order_statistic_edges
     from kanaria.domain.observation import histogram_quantile
-    from scripts.bench_decisions import _histogram
 
     arm = simulate_arm(np.random.default_rng(1), 2, Scenario("x", 100, reads=600))
-    histogram = {int(k): v for k, v in _histogram(arm.tail_le[0, 599]).items()}
+    histogram = {int(k): v for k, v in lumped_histogram(arm.tail_le[0, 599]).items()}
     for rank in (1, 300, 590, 600, 601):
         low, high = order_statistic_edges(histogram, rank)
         got_low = bucket_value(arm.tail_le[0:1, 599:600], np.array([rank]), "low")[0, 0]

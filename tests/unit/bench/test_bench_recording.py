@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from scripts.bench_recording import (
+from kanaria_tools.bench.dynamo_sizing import (
     dynamo_item_size,
     dynamo_value_size,
     page_sizes,

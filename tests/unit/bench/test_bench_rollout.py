@@ -1,14 +1,9 @@
 """Pure helpers of the Rollout section (reading result.json, scenario files and the synthesized alarms) and the
-section splicing of `bench.py --only`; no rehearsal, no CDK."""
+section splicing of `python -m kanaria_tools.bench --only`; no rehearsal, no CDK."""
 
-from kanaria_tools.rehearsal.scenario import RolloutPhase, load_scenario
-from scripts.bench import splice
-from scripts.bench_rollout import (
+from kanaria_tools.bench.cli import splice
+from kanaria_tools.bench.rollout import (
     FaultScenario,
-    alarm_table,
-    alarm_windows,
-    duration,
-    failure_line,
     fault_text,
     phase_ok,
     phase_row,
@@ -17,6 +12,9 @@ from scripts.bench_rollout import (
     rollout_phase,
     stage_plan,
 )
+from kanaria_tools.bench.rollout_alarms import alarm_table, alarm_windows, duration
+from kanaria_tools.bench.rollout_runs import failure_line
+from kanaria_tools.rehearsal.scenario import RolloutPhase, load_scenario
 
 ROLLOUT = RolloutPhase.model_validate(
     {
@@ -79,7 +77,7 @@ def test_durations_and_fault_and_plan_texts():
 
 
 def test_every_benched_fault_scenario_has_its_rollout_phase_and_fault():
-    from scripts.bench_rollout import FAULT_SCENARIOS
+    from kanaria_tools.bench.rollout import FAULT_SCENARIOS
 
     for case in FAULT_SCENARIOS:
         rollout = rollout_phase(load_scenario(case.scenario), case.phase)

@@ -1,4 +1,4 @@
-"""Helpers of the observation tests (and of scripts/bench_recording.py): tables in moto (TABLE_SPECS key schema),
+"""Helpers of the observation tests (and of the bench, kanaria_tools.bench.moto_env): tables in moto (TABLE_SPECS key schema),
 the functions' environment, handler loading, experiments, HTTP events."""
 
 from __future__ import annotations

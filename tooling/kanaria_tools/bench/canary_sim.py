@@ -363,7 +363,7 @@ def cold_start_slow_rate(candidate: Candidate, served: np.ndarray, n: np.ndarray
     position = served[..., None] + np.maximum(n, 1)[..., None] * steps
     fade = np.maximum(0.0, 1.0 - position / (candidate.warm_requests or 1))
     factor = base + (peak - base) * fade
-    slow = (1 - candidate.effects.throttle) * _slow_given_factor(factor)
+    slow = np.asarray((1 - candidate.effects.throttle) * _slow_given_factor(factor))
     return np.clip(slow.mean(axis=-1), BASE["slow_responses"] * 1.0001, None)
 
 
@@ -400,3 +400,9 @@ def oracle_threshold(peaks: np.ndarray, alpha: float) -> tuple[float, float]:
     achieved probability (returned second) can be below alpha."""
     threshold = float(np.quantile(peaks, 1 - alpha))
     return threshold, float(np.mean(peaks > threshold))
+
+
+def overall_counts(side: Side, metric: str) -> tuple[int, int]:
+    """(events, trials) of one metric on one side of a minute, all intents together."""
+    events, trials = side.counts[M[metric]].sum(axis=0).tolist()
+    return events, trials

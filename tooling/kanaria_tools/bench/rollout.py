@@ -1,7 +1,7 @@
-"""`make bench` section: how fast a faulty canary is rolled back, per fault type, and what `cdk synth` costs.
+"""Bench section Rollout: how fast a faulty canary is rolled back, per fault type, and what `cdk synth` costs.
 
 1. The shipped fault scenarios are run by the real local rehearsal, each as its own process
-   (`.venv/bin/kanaria rehearse NAME --plain --reports DIR`: its in-process moto server, its own free port, a real
+   (`kanaria rehearse NAME --plain --reports DIR`: its in-process moto server, its own free port, a real
    CDK deploy), two at a time by default. Each run's `result.json` gives, per rollout phase, the outcome against the
    expectation, the scenario-clock times of the fault and of the completed rollback, and what reacted (gates,
    alarms, the rollback function) and when. The section reads those; it measures nothing the rehearsal does not
@@ -16,46 +16,33 @@
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import re
-import shutil
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from kanaria_tools.rehearsal.clock import fmt, fmt_duration
+from kanaria_tools.bench.common import Options
+from kanaria_tools.bench.rollout_alarms import AlarmWindow, alarm_table, alarm_windows, duration, md_cell
+from kanaria_tools.bench.rollout_runs import (
+    ROLLOUT_STACK,
+    ScenarioRun,
+    SynthResult,
+    reports_folder,
+    run_scenarios,
+    time_synth,
+)
+from kanaria_tools.rehearsal.clock import fmt
 from kanaria_tools.rehearsal.scenario import RolloutPhase, Scenario, load_scenario
 
-ROOT = Path(__file__).resolve().parents[1]
-KANARIA = ROOT / ".venv" / "bin" / "kanaria"
-CDK = ROOT / "node_modules" / ".bin" / "cdk"
-REPORTS = ROOT / "reports" / "bench-rollout"  # gitignored; each scenario's report.md / timeline.svg stays there
-ROLLOUT_STACK = "KanariaRollout"
-SCENARIO_TIMEOUT_S = 480  # wall seconds per rehearsal process (the longest takes ~2 min)
-SYNTH_TIMEOUT_S = 600
-CDK_ENV = {
-    "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
-    "CDK_DISABLE_VERSION_CHECK": "true",
-    "CDK_CLI_TELEMETRY": "false",
-}
 # The gate thresholds the rehearsal adds to every stage unless a scenario overrides them (docs/rehearsal.md,
 # "Scenario files"); copied here for the text only.
 REHEARSAL_GATE_DEFAULTS = "max_error_rate 0.02, max_latency_p99_increase 1.0 (+100%), min_observations 30"
+
+
 ROLLBACK_ALERT = re.compile(r"\[Kanaria\] ROLLBACK (?P<rollout>\S+) at (?P<stage>\S+) \((?P<trigger>[^)]+)\)")
-
-
-def progress(message: str) -> None:
-    """Progress on stderr (same format as scripts/bench.py)."""
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
@@ -80,12 +67,9 @@ FAULT_SCENARIOS = (
         "5xx error spike with the rollback function failing", "rollback-function-failure", "rollback-function-failure"
     ),
 )
+
+
 QUICK_SCENARIOS = ("throttling", "hallucination-spike")
-
-
-# ---------------------------------------------------------------- pure helpers (unit-tested)
-
-duration = fmt_duration  # scenario seconds as '5m 56s', the rehearsal report's format
 
 
 def offset(at: float, fault_at: float | None) -> str:
@@ -182,11 +166,6 @@ def phase_ok(result: Mapping[str, Any] | None, name: str) -> bool:
     return any(p.get("name") == name and p.get("ok") for p in (result or {}).get("phases", []))
 
 
-def md_cell(text: str) -> str:
-    """Text safe inside a markdown table cell."""
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def rollout_phase(scenario: Scenario, name: str) -> RolloutPhase | None:
     """The scenario's rollout phase of that name."""
     return next((r for r in scenario.rollouts if r.name == name), None)
@@ -196,7 +175,7 @@ def fault_text(rollout: RolloutPhase | None) -> str:
     """'error_spike 6% on the canary from +28 min' for the rollout's faults."""
     parts = []
     for fault in rollout.faults if rollout else ():
-        what = fault.kind
+        what: str = fault.kind
         if fault.rate is not None:
             what += f" {fault.rate * 100:g}%"
         if fault.latency_factor is not None:
@@ -226,125 +205,6 @@ def stage_plan(rollout: RolloutPhase | None) -> str:
     return text
 
 
-@dataclass(frozen=True)
-class AlarmWindow:
-    """One alarm of the synthesized template, as far as detection time goes."""
-
-    name: str
-    description: str
-    period_s: int | None
-    datapoints: int
-    evaluation_periods: int
-    threshold: float | None
-    comparison: str
-    missing: str
-    composites: tuple[str, ...] = ()
-    actions: tuple[str, ...] = ()
-
-    def after_fault(self) -> tuple[str, str]:
-        """When the alarm can go to ALARM after a fault starts, d into a period (0 <= d < period; complete periods
-        aligned to multiples of the period): (M - 1) x period + (period - d) when the fault's partial first
-        period already breaches, one period later when only full periods do: '0m – 5m' / '5m – 10m' for 1 of 1."""
-        if self.period_s is None:
-            return "?", "?"
-        first = (self.datapoints - 1) * self.period_s
-        return (
-            f"{duration(first)} – {duration(first + self.period_s)}",
-            f"{duration(first + self.period_s)} – {duration(first + 2 * self.period_s)}",
-        )
-
-
-def _period(props: Mapping[str, Any]) -> int | None:
-    """The alarm's period: its own, or the (single) period of its metric-math inputs."""
-    if props.get("Period"):
-        return int(props["Period"])
-    periods = {int(m["MetricStat"]["Period"]) for m in props.get("Metrics", []) if "MetricStat" in m}
-    return periods.pop() if len(periods) == 1 else None
-
-
-def _action(value: Any, resources: Mapping[str, Any]) -> str:
-    """A readable alarm action: the function's name, or the imported topic's export."""
-    if isinstance(value, str):
-        return value.rsplit(":", 1)[-1]
-    if isinstance(value, dict) and "Fn::GetAtt" in value:
-        logical = value["Fn::GetAtt"][0]
-        resource = resources.get(logical, {})
-        name = resource.get("Properties", {}).get("FunctionName") or resource.get("Properties", {}).get("TopicName")
-        kind = resource.get("Type", "").split("::")[1].lower() if resource.get("Type") else ""
-        return f"{kind} `{name}`" if isinstance(name, str) else logical
-    if isinstance(value, dict) and "Fn::ImportValue" in value:
-        match = re.search(r"ExportsOutput(?:Ref|FnGetAtt)([A-Za-z]+?)[0-9A-F]{8}", str(value["Fn::ImportValue"]))
-        return f"{match[1]} (imported)" if match else str(value["Fn::ImportValue"])
-    return json.dumps(value)
-
-
-def _getatt_ids(value: Any) -> list[str]:
-    """Logical ids referenced by Fn::GetAtt anywhere in an intrinsic expression, in order."""
-    if isinstance(value, dict):
-        if "Fn::GetAtt" in value and isinstance(value["Fn::GetAtt"], list):
-            return [str(value["Fn::GetAtt"][0])]
-        return [i for v in value.values() for i in _getatt_ids(v)]
-    if isinstance(value, list):
-        return [i for v in value for i in _getatt_ids(v)]
-    return []
-
-
-def alarm_windows(template: Mapping[str, Any]) -> list[AlarmWindow]:
-    """Metric alarms of a synthesized template with the composite alarms they feed and those composites' actions."""
-    resources = template.get("Resources", {})
-    composites: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
-    for resource in resources.values():
-        if resource.get("Type") != "AWS::CloudWatch::CompositeAlarm":
-            continue
-        props = resource.get("Properties", {})
-        members = _getatt_ids(props.get("AlarmRule"))
-        actions = tuple(_action(a, resources) for a in props.get("AlarmActions", []))
-        for logical in members:
-            composites.setdefault(logical, []).append((str(props.get("AlarmName", "?")), actions))
-    out = []
-    for logical, resource in resources.items():
-        if resource.get("Type") != "AWS::CloudWatch::Alarm":
-            continue
-        props = resource.get("Properties", {})
-        evaluation = int(props.get("EvaluationPeriods", 1))
-        feeds = composites.get(logical, [])
-        out.append(
-            AlarmWindow(
-                name=str(props.get("AlarmName", logical)),
-                description=str(props.get("AlarmDescription", "")),
-                period_s=_period(props),
-                datapoints=int(props.get("DatapointsToAlarm", evaluation)),
-                evaluation_periods=evaluation,
-                threshold=float(props["Threshold"]) if props.get("Threshold") is not None else None,
-                comparison=str(props.get("ComparisonOperator", "")),
-                missing=str(props.get("TreatMissingData", "missing")),
-                composites=tuple(name for name, _ in feeds),
-                actions=tuple(dict.fromkeys(a for _, actions in feeds for a in actions)),
-            )
-        )
-    return out
-
-
-def alarm_table(windows: Sequence[AlarmWindow]) -> list[str]:
-    """Markdown table of the alarm windows."""
-    rows = [
-        "| alarm | what (AlarmDescription) | period | datapoints to alarm | missing data | feeds → actions |"
-        " ALARM after the fault, partial first period breaching | … only full periods breaching |",
-        "| --- | --- | ---: | ---: | --- | --- | --- | --- |",
-    ]
-    for w in windows:
-        period = duration(w.period_s) if w.period_s else "?"
-        feeds = ", ".join(f"`{c}`" for c in w.composites) or "-"
-        if w.actions:
-            feeds += " → " + ", ".join(w.actions)
-        partial, full = w.after_fault()
-        rows.append(
-            f"| `{w.name}` | {md_cell(w.description)} | {period} | {w.datapoints} of {w.evaluation_periods} |"
-            f" {w.missing} | {feeds} | {partial} | {full} |"
-        )
-    return rows
-
-
 def median_text(times: Sequence[float]) -> str:
     """'12.1 s (median of 3: 12.1, 12.1, 13.1)'."""
     if not times:
@@ -353,183 +213,47 @@ def median_text(times: Sequence[float]) -> str:
     return f"{statistics.median(times):.1f} s" + (f" (median of {len(times)}: {each} s)" if len(times) > 1 else "")
 
 
-def failure_line(output: str) -> str:
-    """The most telling line of a failed CDK or pip run: pip's ERROR, else the last RuntimeError/Error line."""
-    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in output.splitlines() if line.strip()]
-    for pattern in (r"^ERROR: ", r"RuntimeError: ", r"Error: ", r"error"):
-        hits = [line for line in lines if re.search(pattern, line)]
-        if hits:
-            return hits[0] if pattern == r"^ERROR: " else hits[-1]
-    return lines[-1] if lines else "(no output)"
-
-
-# ---------------------------------------------------------------- running things
-
-
-@dataclass
-class ScenarioRun:
-    """One `kanaria rehearse` process."""
-
-    scenario: str
-    returncode: int | None = None
-    wall_s: float | None = None
-    result: dict[str, Any] | None = None
-    failure: str | None = None
-    reports: Path | None = None
-    attempts: int = 0
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    for key, value in CDK_ENV.items():
-        env.setdefault(key, value)
-    return env
-
-
-def _run(command: Sequence[str], log: Path, timeout: float) -> tuple[int | None, float]:
-    """Run a command in its own process group, output to log; kill the group on timeout. (returncode, wall)."""
-    started = time.perf_counter()
-    with log.open("w", encoding="utf-8") as out:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            code: int | None = process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-            code = None
-    return code, time.perf_counter() - started
-
-
-def run_scenario(name: str, reports_root: Path, speed: float | None = None) -> ScenarioRun:
-    """`kanaria rehearse NAME --plain --reports DIR`; reads DIR/*/result.json. Retried once when the emulator's
-    free port was taken by the other rehearsal in the meantime."""
-    run = ScenarioRun(name, reports=reports_root / name)
-    for attempt in (1, 2):
-        run.attempts = attempt
-        shutil.rmtree(run.reports, ignore_errors=True)
-        run.reports.mkdir(parents=True)
-        log = run.reports / "rehearse.log"
-        command = [str(KANARIA), "rehearse", name, "--plain", "--reports", str(run.reports)]
-        if speed:
-            command += ["--speed", f"{speed:g}"]
-        run.returncode, run.wall_s = _run(command, log, SCENARIO_TIMEOUT_S)
-        results = sorted(run.reports.glob("*/result.json"))
-        output = log.read_text(encoding="utf-8", errors="replace")
-        if results:
-            run.result = json.loads(results[-1].read_text(encoding="utf-8"))
-            run.failure = None
-            return run
-        run.failure = (
-            f"no result after {SCENARIO_TIMEOUT_S} s (killed)"
-            if run.returncode is None
-            else f"exit {run.returncode}: {failure_line(output)}"
-        )
-        if "in use" not in output:
-            break
-    return run
-
-
-def run_scenarios(names: Sequence[str], jobs: int, reports_root: Path, speed: float | None) -> dict[str, ScenarioRun]:
-    """Run the scenarios `jobs` at a time, in the given order, with start/finish progress."""
-
-    def one(name: str) -> ScenarioRun:
-        progress(f"rollout: rehearse {name} (start)")
-        try:
-            run = run_scenario(name, reports_root, speed)
-        except Exception as exc:  # noqa: BLE001 - reported in the table; the other scenarios and sections go on
-            run = ScenarioRun(name, failure=f"{type(exc).__name__}: {exc}")
-        phases = ", ".join(
-            f"{p['name']} {p['outcome']}{'' if p['ok'] else ' NOT as expected'}"
-            for p in (run.result or {}).get("phases", [])
-        )
-        progress(f"rollout: rehearse {name} done in {run.wall_s or 0:.0f} s: {phases or run.failure}")
-        return run
-
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        return dict(zip(names, pool.map(one, names)))
-
-
-@dataclass
-class SynthResult:
-    """Wall times of `cdk synth` runs (or why they failed)."""
-
-    times: list[float] = field(default_factory=list)
-    failure: str | None = None
-    cached_s: float | None = None
-    layer_mb: dict[str, float] = field(default_factory=dict)
-    template: dict[str, Any] | None = None
-
-
-def _synth(output: Path, bundle: bool, log: Path) -> tuple[int | None, float]:
-    command = [str(CDK), "synth", "--quiet", "--output", str(output)]
-    if not bundle:
-        command += ["-c", "kanaria:bundle=false"]
-    return _run(command, log, SYNTH_TIMEOUT_S)
-
-
-def time_synth(runs: int, bundle: bool, work: Path) -> SynthResult:
-    """`cdk synth --quiet` into a fresh output directory, `runs` times; with bundling, once more into the
-    same directory (bundled assets already there: CDK skips pip)."""
-    result = SynthResult()
-    label = "with bundling" if bundle else "kanaria:bundle=false"
-    output = work / ("bundled" if bundle else "unbundled")
-    for index in range(runs):
-        shutil.rmtree(output, ignore_errors=True)
-        log = work / f"synth-{'bundled' if bundle else 'unbundled'}-{index}.log"
-        progress(f"rollout: cdk synth ({label}) {index + 1}/{runs}")
-        code, wall = _synth(output, bundle, log)
-        if code != 0:
-            result.failure = (
-                f"killed after {SYNTH_TIMEOUT_S} s"
-                if code is None
-                else f"exit {code} after {wall:.1f} s: {failure_line(log.read_text(encoding='utf-8', errors='replace'))}"
-            )
-            return result
-        result.times.append(wall)
-    template = output / f"{ROLLOUT_STACK}.template.json"
-    if template.exists():
-        result.template = json.loads(template.read_text(encoding="utf-8"))
-    if bundle:
-        for asset in output.glob("asset.*"):
-            size = sum(f.stat().st_size for f in asset.rglob("*") if f.is_file())
-            if (asset / "python").is_dir():
-                result.layer_mb[asset.name[:18]] = size / 1e6
-        progress(f"rollout: cdk synth ({label}) again into the same directory (bundled assets present)")
-        code, wall = _synth(output, bundle, work / "synth-bundled-cached.log")
-        if code == 0:
-            result.cached_s = wall
-    return result
-
-
 # ---------------------------------------------------------------- the section
 
 
-def run(args: argparse.Namespace) -> str:
-    """The Rollout section of docs/benchmarks.md."""
-    quick = bool(getattr(args, "bench_quick", False))
-    jobs = int(getattr(args, "rollout_jobs", 2) or 1)
-    speed = getattr(args, "rollout_speed", None)
+@dataclass
+class RolloutRun:
+    """What the Rollout section ran: the synths, the rehearsals, their wall times."""
+
+    jobs: int
+    speed: float | None
+    cases: list[FaultScenario]
+    rollouts: dict[FaultScenario, RolloutPhase | None]
+    plain: SynthResult
+    bundled: SynthResult | None
+    synth_s: float
+    runs: dict[str, ScenarioRun]
+    scenarios_s: float
+    started: float
+
+
+def measure(options: Options) -> RolloutRun:
+    """Synthesize (timed) and run the fault scenarios' rehearsals."""
+    quick, jobs, speed = options.quick, max(1, options.rollout_jobs), options.rollout_speed
     started = time.perf_counter()
     cases = [c for c in FAULT_SCENARIOS if not quick or c.scenario in QUICK_SCENARIOS]
     rollouts = {c: rollout_phase(load_scenario(c.scenario), c.phase) for c in FAULT_SCENARIOS}
-
     with tempfile.TemporaryDirectory(prefix="kanaria-bench-synth-") as tmp:
         work = Path(tmp)
         plain = time_synth(1 if quick else 3, bundle=False, work=work)
         bundled = None if quick else time_synth(1, bundle=True, work=work)
     synth_s = time.perf_counter() - started
-
-    REPORTS.mkdir(parents=True, exist_ok=True)
+    reports = reports_folder()
+    reports.mkdir(parents=True, exist_ok=True)
     scenarios_started = time.perf_counter()
-    runs = run_scenarios([c.scenario for c in cases], jobs, REPORTS, speed)
+    runs = run_scenarios([c.scenario for c in cases], jobs, reports, speed)
     scenarios_s = time.perf_counter() - scenarios_started
+    return RolloutRun(jobs, speed, cases, rollouts, plain, bundled, synth_s, runs, scenarios_s, started)
 
+
+def _rows(m: RolloutRun) -> tuple[list[str], list[str], set[Any]]:
+    """The table's rows, the other phases of the same runs, the speeds the runs reported."""
+    rollouts, runs = m.rollouts, m.runs
     rows = []
     extra_phases = []
     speeds = set()
@@ -552,43 +276,11 @@ def run(args: argparse.Namespace) -> str:
                         f"`{case.scenario}` {phase.get('kind')} `{phase.get('name')}`:"
                         f" {phase.get('outcome')} (expected {phase.get('expected') or 'any'}, {verdict})"
                     )
-    failures = [c for c in cases if not phase_ok(runs[c.scenario].result, c.phase)]
-    speed_text = ", ".join(f"{s:g}×" for s in sorted(s for s in speeds if s)) or "?"
-    plans = [
-        f"- `{c.scenario}`{'' if c.phase == c.scenario else f' `{c.phase}`'}: {stage_plan(rollouts[c])}"
-        for c in FAULT_SCENARIOS
-    ]
-    windows = alarm_windows(plain.template) if plain.template else []
+    return rows, extra_phases, speeds
 
-    lines = [
-        "## Rollout",
-        "",
-        f"Time from fault to completed rollback, per fault type: the shipped fault scenarios run by the real local"
-        f" rehearsal (`kanaria rehearse NAME --plain --reports DIR`, one process each: moto in process on its own free"
-        f" port, a real CDK deploy, the deployed state machine, gates and rollback function, the alarms evaluated by"
-        f" the rehearsal), {jobs} at a time, at the scenarios' own clock ({speed_text} scenario time per wall"
-        f" second{'; `--speed ' + format(speed, 'g') + '` forced' if speed else ''}; each scenario once)."
-        f" Everything in the table but the process wall time is read from each run's `result.json` (reports kept in"
-        f" `reports/bench-rollout/<scenario>/`); scenario part wall time {scenarios_s:.0f} s.",
-        "",
-        "| fault | scenario | expected | outcome | what reacted (rollback trigger; delay after the fault) |"
-        " fault → rollback complete (scenario clock) | wall (process) |",
-        "| --- | --- | --- | --- | --- | ---: | ---: |",
-        *rows,
-        "",
-    ]
-    if failures:
-        lines += [
-            f"**{len(failures)} scenario(s) did not end as expected:** "
-            + ", ".join(f"`{c.scenario}`" for c in failures)
-            + " (see their report.md).",
-            "",
-        ]
-    if extra_phases:
-        lines += ["Other phases of the same runs: " + "; ".join(extra_phases) + ".", ""]
-    lines += [
-        "How to read these numbers:",
-        "",
+
+def _how_to_read(plans: list[str], windows: list[AlarmWindow]) -> list[str]:
+    return [
         "- *fault → rollback complete* runs from the fault's start (the scenario's `at_minute` after the rollout"
         " started; the cold start is there from minute 0, before the 5% stage gets any traffic) to the rollback"
         " function having restored the listener to primary 100 / canary 0. It is bounded below by whichever"
@@ -621,6 +313,12 @@ def run(args: argparse.Namespace) -> str:
         " update) is that latency, not AWS's. A gate's time is when the deployed rollout-steps function returned"
         " its decision (the rehearsal's status poll sees it up to 30 scenario s later).",
         "",
+    ]
+
+
+def _synth_lines(m: RolloutRun) -> list[str]:
+    plain, bundled = m.plain, m.bundled
+    lines = [
         "**`cdk synth` wall time** (`node_modules/.bin/cdk synth --quiet` into a fresh temporary `--output`"
         " directory; every run is a new CDK CLI process starting the Python app and its jsii Node runtime, so each"
         " figure includes that start-up, and the app's cdk-nag checks):",
@@ -656,5 +354,54 @@ def run(args: argparse.Namespace) -> str:
         lines.append(
             "- Bundled layer assets: " + ", ".join(f"{k}… {v:.0f} MB" for k, v in bundled.layer_mb.items()) + "."
         )
-    lines += [f"- Synth section wall time {synth_s:.0f} s; section total {time.perf_counter() - started:.0f} s.", ""]
+    lines += [
+        f"- Synth section wall time {m.synth_s:.0f} s; section total {time.perf_counter() - m.started:.0f} s.",
+        "",
+    ]
+    return lines
+
+
+def render(m: RolloutRun) -> str:
+    """The section's markdown."""
+    jobs, speed, scenarios_s = m.jobs, m.speed, m.scenarios_s
+    rows, extra_phases, speeds = _rows(m)
+    failures = [c for c in m.cases if not phase_ok(m.runs[c.scenario].result, c.phase)]
+    speed_text = ", ".join(f"{s:g}×" for s in sorted(s for s in speeds if s)) or "?"
+    plans = [
+        f"- `{c.scenario}`{'' if c.phase == c.scenario else f' `{c.phase}`'}: {stage_plan(m.rollouts[c])}"
+        for c in FAULT_SCENARIOS
+    ]
+    windows = alarm_windows(m.plain.template) if m.plain.template else []
+    lines = [
+        "## Rollout",
+        "",
+        f"Time from fault to completed rollback, per fault type: the shipped fault scenarios run by the real local"
+        f" rehearsal (`kanaria rehearse NAME --plain --reports DIR`, one process each: moto in process on its own free"
+        f" port, a real CDK deploy, the deployed state machine, gates and rollback function, the alarms evaluated by"
+        f" the rehearsal), {jobs} at a time, at the scenarios' own clock ({speed_text} scenario time per wall"
+        f" second{'; `--speed ' + format(speed, 'g') + '` forced' if speed else ''}; each scenario once)."
+        f" Everything in the table but the process wall time is read from each run's `result.json` (reports kept in"
+        f" `reports/bench-rollout/<scenario>/`); scenario part wall time {scenarios_s:.0f} s.",
+        "",
+        "| fault | scenario | expected | outcome | what reacted (rollback trigger; delay after the fault) |"
+        " fault → rollback complete (scenario clock) | wall (process) |",
+        "| --- | --- | --- | --- | --- | ---: | ---: |",
+        *rows,
+        "",
+    ]
+    if failures:
+        lines += [
+            f"**{len(failures)} scenario(s) did not end as expected:** "
+            + ", ".join(f"`{c.scenario}`" for c in failures)
+            + " (see their report.md).",
+            "",
+        ]
+    if extra_phases:
+        lines += ["Other phases of the same runs: " + "; ".join(extra_phases) + ".", ""]
+    lines += ["How to read these numbers:", "", *_how_to_read(plans, windows), *_synth_lines(m)]
     return "\n".join(lines)
+
+
+def run(options: Options) -> str:
+    """The Rollout section of docs/benchmarks.md."""
+    return render(measure(options))

@@ -1,175 +1,31 @@
-"""`make bench`, "Canary judge (simulation)" section: the live judge beside today's rules, a Kayenta-style judge,
-an Argo/Flagger-style analysis and the oracle CUSUM, all reading the same simulated rollouts.
-
-The model is scripts/canary_sim.py, the deciders scripts/canary_contenders.py. Healthy candidates give each
-decider's false-rollback rate per rollout, faulty ones its detection delay, the canary requests exposed to the
-fault before the decision, and its detection probability within the rollout. Runs are spread over 2 worker
-processes, each chunk with its own seed derived from SEED, so the figures do not depend on the scheduling.
-
-    .venv/bin/python scripts/bench.py --only canary      # this section into docs/benchmarks.md
-    .venv/bin/python scripts/bench_canary.py --quick     # print a smoke-size section
-"""
+"""The markdown of the Canary judge section: false rollbacks, detections, the gap to the oracle, the goals."""
 
 from __future__ import annotations
 
-import multiprocessing
-import resource
 import statistics
-import sys
-import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from scipy import stats
 
-ROOT = Path(__file__).resolve().parents[1]
-for path in (ROOT, ROOT / "lambdas"):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
-
-from kanaria.canary import judge as J  # noqa: E402
-from scripts import canary_contenders as C  # noqa: E402
-from scripts import canary_sim as sim  # noqa: E402
-
-SEED = 20261205
-ALPHA = 0.01
-WORKERS = 2
-CHUNK = 50
-LATEST_FAULT_START = 45  # faults start uniformly in minutes [0, 45): at least 10 minutes before the last stage ends
-SIZES = {
-    "full": {"aa": 2000, "other_healthy": 400, "fault": 200, "oracle": 20_000},
-    "quick": {"aa": 100, "other_healthy": 50, "fault": 30, "oracle": 5_000},
-}
-
-_RULES = J.DEFAULT_METRICS
-
-
-def _at_tolerance_ratio() -> dict[str, float]:
-    return {m: _RULES[J.Metric(m)].ratio * rate for m, rate in sim.BASE.items()}
-
-
-HEALTHY = (
-    ("identical arms (A/A)", sim.Candidate("A/A")),
-    (
-        "at the ratio tolerance: every metric at ratio x the primary's rate",
-        sim.Candidate("ratio", effects=sim.with_rates(_at_tolerance_ratio())),
-    ),
-    (
-        "harmless but different: every metric x1.2, 5xx +0.3 points (0.4%)",
-        sim.Candidate(
-            "different",
-            effects=sim.with_rates({**{m: 1.2 * r for m, r in sim.BASE.items()}, "errors": sim.BASE["errors"] + 0.003}),
-        ),
-    ),
-    (
-        "half the points tolerance: 5xx +0.5 point (0.6%)",
-        sim.Candidate(
-            "half points", effects=sim.with_rates({"errors": sim.BASE["errors"] + _RULES[J.Metric.ERRORS].points / 2})
-        ),
-    ),
-    (
-        "at the points tolerance: 5xx +1 point (1.1%)",
-        sim.Candidate(
-            "points", effects=sim.with_rates({"errors": sim.BASE["errors"] + _RULES[J.Metric.ERRORS].points})
-        ),
-    ),
+from kanaria_tools.bench import canary_contenders as C
+from kanaria_tools.bench import canary_sim as sim
+from kanaria_tools.bench.canary_cases import (
+    ALPHA,
+    DECIDERS,
+    DIAGNOSTIC,
+    FAULTS,
+    HEALTHY,
+    JUDGE,
+    JUDGE_RULES,
+    LATEST_FAULT_START,
+    ORACLE,
+    REHEARSAL_GOALS,
+    SEED,
+    WORKERS,
+    Run,
 )
-FAULTS = (
-    sim.Candidate("5xx error spike 6%", fault={"error": 0.06}),
-    sim.Candidate("throttling 12%", fault={"throttle": 0.12}),
-    sim.Candidate("hallucination spike 9%", fault={"hallucination": 0.09}),
-    sim.Candidate(
-        "cold start: latency 5x fading over 900 canary requests (from minute 0)",
-        fault={"latency_factor": 5.0},
-        start=0,
-        warm_requests=900,
-    ),
-    sim.Candidate("latency 3x, persistent", fault={"latency_factor": 3.0}),
-    sim.Candidate(
-        "recommendation only: 7% 5xx, quality 0.55", fault={"error": 0.07, "quality": 0.55}, intents=("recommendation",)
-    ),
-    sim.Candidate(
-        "order_status only: 2% 5xx, quality 0.78", fault={"error": 0.02, "quality": 0.78}, intents=("order_status",)
-    ),
-)
-# #11's rehearsal goals (fault -> rollback complete, scenario clock): fault -> (stage index where the shipped
-# scenario's fault starts, goal in minutes)
-REHEARSAL_GOALS = {
-    FAULTS[0].name: (1, 2),
-    FAULTS[1].name: (0, 2),
-    FAULTS[2].name: (0, 5),
-    FAULTS[3].name: (0, 3),
-    FAULTS[5].name: (0, 5),
-}
-DECIDERS = [d.name for d in C.contenders()]
-JUDGE = C.KanariaJudge.name
-ORACLE = C.Oracle.name
-DIAGNOSTIC = C.faulty_streams_only(FAULTS[0]).name
-
-
-def progress(message: str) -> None:
-    print(f"[bench canary {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-# --- runs (in worker processes) -------------------------------------------------------------------------------
-
-
-@dataclass
-class Run:
-    """One rollout as the report needs it: per decider (minute, kind, detail, exposed canary requests)."""
-
-    fault_start: int | None
-    decisions: dict[str, tuple[int, str, str, int]]
-    stage_minutes: list[int]
-    completed: bool
-
-
-def _chunk(args: tuple[sim.Candidate, int, np.random.SeedSequence, float | None]) -> list[Run]:
-    candidate, runs, seed, threshold = args
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(runs):
-        start = None
-        if candidate.faulty:
-            start = candidate.start if candidate.start is not None else int(rng.integers(0, LATEST_FAULT_START))
-        deciders = C.contenders()
-        if threshold is not None:
-            deciders += [C.Oracle(candidate, threshold), C.faulty_streams_only(candidate)]
-        rollout = C.run_rollout(rng, candidate, start, deciders, stop_when_decided=candidate.faulty)
-        exposed = np.cumsum(rollout.affected)
-        decisions = {
-            name: (minute, kind, detail, int(exposed[minute]))
-            for name, (minute, kind, detail) in rollout.decisions.items()
-        }
-        out.append(Run(start, decisions, rollout.stage_minutes, rollout.completed))
-    return out
-
-
-def _run_all(jobs: list[tuple[str, sim.Candidate, int, float | None]], seed: int) -> dict[str, list[Run]]:
-    """Every job's runs, in chunks over the worker processes; progress as chunks finish."""
-    sequences = iter(np.random.SeedSequence(seed).spawn(10_000))
-    tasks, owners = [], []
-    for label, candidate, runs, threshold in jobs:
-        for first in range(0, runs, CHUNK):
-            tasks.append((candidate, min(CHUNK, runs - first), next(sequences), threshold))
-            owners.append(label)
-    results: dict[str, list[Run]] = {label: [] for label, *_ in jobs}
-    done: dict[str, int] = dict.fromkeys(results, 0)
-    totals = {label: runs for label, _, runs, _ in jobs}
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=WORKERS, mp_context=context) as pool:
-        for label, runs in zip(owners, pool.map(_chunk, tasks)):
-            results[label].extend(runs)
-            done[label] += len(runs)
-            if done[label] == totals[label] or done[label] % 500 == 0:
-                progress(f"  {label}: {done[label]}/{totals[label]} rollouts")
-    return results
-
-
-# --- figures ----------------------------------------------------------------------------------------------------
 
 
 def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -252,62 +108,14 @@ def _mean(values: list[int]) -> str:
     return "–" if not values else f"{statistics.fmean(values):.1f}"
 
 
-# --- the section ----------------------------------------------------------------------------------------------
-
-
-def run(args: object) -> str:
-    """The section's markdown (bench.py calls this)."""
-    size = SIZES["quick" if getattr(args, "bench_quick", False) else "full"]
-    results, calibrated, seconds, cpu = measure(size)
-    return markdown(results, calibrated, seconds, cpu, size)
-
-
-def measure(size: dict[str, int]) -> tuple[dict[str, list[Run]], dict[str, tuple[float, float]], float, float]:
-    """Every run of the section: results per candidate label, oracle (threshold, false-alarm rate) per fault,
-    wall seconds, CPU seconds of the worker processes."""
-    started = time.perf_counter()
-    rng = np.random.default_rng(SEED)
-    progress(
-        "oracle thresholds: CUSUM false-alarm probability 1% over a healthy rollout "
-        f"({size['oracle']:,} simulated healthy rollouts per fault)"
-    )
-    calibrated = {f.name: sim.oracle_threshold(sim.oracle_peaks(rng, f, size["oracle"]), ALPHA) for f in FAULTS}
-    jobs: list[tuple[str, sim.Candidate, int, float | None]] = []
-    for index, (label, candidate) in enumerate(HEALTHY):
-        jobs.append((label, candidate, size["aa"] if index == 0 else size["other_healthy"], None))
-    for fault in FAULTS:
-        jobs.append((fault.name, fault, size["fault"], calibrated[fault.name][0]))
-    total = sum(j[2] for j in jobs)
-    progress(
-        f"{total:,} simulated rollouts ({len(HEALTHY)} healthy kinds, {len(FAULTS)} faults) on {WORKERS}"
-        " worker processes; every decider reads the same minutes"
-    )
-    before = _worker_cpu()
-    results = _run_all(jobs, SEED)
-    seconds = time.perf_counter() - started
-    cpu = _worker_cpu() - before
-    progress(f"canary simulation took {seconds:.0f} s wall, {cpu:.0f} s CPU in the workers")
-    return results, calibrated, seconds, cpu
-
-
-def _worker_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def markdown(
-    results: dict[str, list[Run]],
-    calibrated: dict[str, tuple[float, float]],
-    seconds: float,
-    cpu: float,
-    size: dict[str, int],
-) -> str:
-    rules = ", ".join(f"{m.value} {r.ratio:g}x / +{r.points:.0%}" for m, r in _RULES.items())
-    lines = [
+def _intro(results: dict[str, list[Run]], seconds: float, cpu: float, size: dict[str, int]) -> list[str]:
+    """The method: traffic, outcomes, delay, the judge's settings, the deciders."""
+    rules = ", ".join(f"{m.value} {r.ratio:g}x / +{r.points:.0%}" for m, r in JUDGE_RULES.items())
+    return [
         "## Canary judge (simulation)",
         "",
-        f"Generated by `scripts/bench_canary.py` (model `scripts/canary_sim.py`, deciders"
-        f" `scripts/canary_contenders.py`), seed {SEED}: {sum(map(len, results.values())):,} simulated rollouts on"
+        f"Generated by `kanaria_tools.bench.canary` (model `canary_sim`, deciders"
+        f" `canary_contenders`, the rules before the judge `old_rules`), seed {SEED}: {sum(map(len, results.values())):,} simulated rollouts on"
         f" {WORKERS} worker processes, section wall time {seconds:.0f} s ({cpu:.0f} s CPU in the workers; the VM is"
         " shared). Pure simulation: no emulator, no AWS.",
         "",
@@ -340,6 +148,12 @@ def markdown(
         f"- **Judge settings**: the defaults (alpha {ALPHA:.0%} per rollout, half to the overall streams; {rules};"
         f" min_observations {C.MIN_OBSERVATIONS}), horizon {C.HORIZON} periods, settle time 0 (no ingestion here).",
         "",
+    ]
+
+
+def _deciders(size: dict[str, int]) -> list[str]:
+    """What each decider is."""
+    return [
         "### Deciders",
         "",
         "- **Kanaria judge**: the real `kanaria.canary.judge` (start, new_stage, observe, judge) read every minute.",
@@ -374,6 +188,11 @@ def markdown(
         " Today's rules likewise (a held warning). Goal: at most 1% for the judge.",
         "",
     ]
+
+
+def _healthy(results: dict[str, list[Run]]) -> list[str]:
+    """The false-rollback table of the healthy candidates, the judge's schedule and what decided."""
+    lines: list[str] = []
     names = DECIDERS
     header = [f"{JUDGE}: harm", f"{JUDGE}: hold bound", *names[1:]]
     lines += ["| candidate | " + " | ".join(header) + " |", "| --- |" + " ---: |" * len(header)]
@@ -406,6 +225,15 @@ def markdown(
                     + (", ..." if len(counts) > 4 else "")
                 )
         lines.append(f"- {label}: " + ("; ".join(parts) or "none") + ".")
+    return lines
+
+
+def _faulty(
+    results: dict[str, list[Run]], calibrated: dict[str, tuple[float, float]], size: dict[str, int]
+) -> tuple[list[str], list[tuple[sim.Candidate, Detection, Detection]]]:
+    """The detection table of the faults, and (fault, judge, oracle) per fault for the goals."""
+    names = DECIDERS
+    lines: list[str] = []
     lines += [
         "",
         "### Faulty candidates: detection",
@@ -446,6 +274,20 @@ def markdown(
         " it is a bound there all the more.",
         "",
     ]
+    return lines, summary
+
+
+def markdown(
+    results: dict[str, list[Run]],
+    calibrated: dict[str, tuple[float, float]],
+    seconds: float,
+    cpu: float,
+    size: dict[str, int],
+) -> str:
+    """The section's markdown."""
+    lines = _intro(results, seconds, cpu, size) + _deciders(size) + _healthy(results)
+    faulty, summary = _faulty(results, calibrated, size)
+    lines += faulty
     lines += _diagnostics(results)
     lines += _goals(results, summary)
     return "\n".join(lines) + "\n"
@@ -526,13 +368,3 @@ def _goals(results: dict[str, list[Run]], summary: list[tuple[sim.Candidate, Det
             f" {_med(o)} / {_p90(o)} |"
         )
     return [*lines, ""]
-
-
-if __name__ == "__main__":
-    import argparse
-
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="smoke sizes")
-    namespace = parser.parse_args()
-    namespace.bench_quick = namespace.quick
-    print(run(namespace))

@@ -1,10 +1,10 @@
 """The canary deciders compared by `make bench` (Canary judge section), each reading a simulated rollout minute
-by minute (scripts/canary_sim.py) and saying when it would roll back.
+by minute (`canary_sim`) and saying when it would roll back.
 
 * KanariaJudge: the real kanaria.canary.judge (start / new_stage / observe / judge every minute); it also
   drives the rollout's schedule (PASS at a stage's minimum advances, CONTINUE holds up to the minimum again,
   then the rollout is rolled back), as the state machine does.
-* TodaysRules: the rules before the judge (lambdas/kanaria/domain/rollout.py evaluate_gates + next_step and the
+* TodaysRules (in `old_rules`): the rules before the judge (lambdas/kanaria/domain/rollout.py evaluate_gates + next_step and the
   alarms of infra/constructs/canary_alarms.py before the one-minute alarms): stage gates on everything since the
   stage started, checked every 5 or 15 minutes (max_error_rate 0.02, p99 at most +100%, hallucinations at most
   +1 point over the primary, min_observations 30 per side; a warning alarm holds), the critical 5-minute alarms
@@ -38,7 +38,8 @@ import numpy as np
 from scipy import stats
 
 from kanaria.canary import judge as J
-from scripts import canary_sim as sim
+from kanaria_tools.bench import canary_sim as sim
+from kanaria_tools.bench.old_rules import TodaysRules
 
 T0 = datetime(2026, 12, 5, tzinfo=timezone.utc)
 SETTINGS = J.JudgeSettings(settle_seconds=0)  # the simulation has no ingestion delay
@@ -104,112 +105,6 @@ class KanariaJudge:
         return None
 
 
-def _overall(side: sim.Side, metric: str) -> tuple[int, int]:
-    events, trials = side.counts[sim.M[metric]].sum(axis=0).tolist()
-    return events, trials
-
-
-class TodaysRules:
-    """The stage gates every `check_minutes` and the 5-minute / 15-minute alarms (the rules before the judge)."""
-
-    def __init__(self, check_minutes: int = 5):
-        self.check = check_minutes
-        self.name = f"today's rules (gates every {check_minutes} min + 5-min alarms)"
-        self.stage = -1
-        self.window: list[sim.Minute] = []  # the rollout's minutes (alarm windows)
-        self.stage_minutes: list[sim.Minute] = []
-        self.next_check = 0
-        self.elapsed = self.minimum = 0  # its own stage clock (it may hold where the shared schedule advanced)
-        self.holding = False
-        self.p99_breaches: list[bool] = []
-        self.quality_breaches: list[bool] = []
-        self.warning = False
-        self.detail = ""
-
-    def observe(self, minute: sim.Minute, elapsed: int, minimum: int) -> str | None:
-        if minute.stage != self.stage:
-            self.stage = minute.stage
-            if not self.holding:  # a holding rollout would still be in its stage: it keeps its own clock
-                self.stage_minutes, self.elapsed, self.minimum = [], 0, minimum
-                self.next_check = min(self.check, minimum)
-        self.elapsed += 1
-        self.window.append(minute)
-        self.stage_minutes.append(minute)
-        if (minute.index + 1) % 5 == 0:
-            rates, latency = self._critical_alarm(self.window[-5:]), self._latency_alarm(self.window[-5:])
-            if rates or latency:
-                self.detail = rates or "p99 alarm"
-                return "harm"
-        if (minute.index + 1) % 15 == 0:
-            self.warning = self._warning_alarm(self.window[-15:])
-        if self.elapsed < self.next_check:
-            return None
-        outcome = self._gates()
-        if outcome.startswith("fail"):
-            self.detail = outcome.removeprefix("fail: ")
-            return "harm"
-        elapsed, minimum, bound = self.elapsed, self.minimum, 2 * self.minimum
-        self.holding = outcome != "pass" and elapsed >= minimum
-        if elapsed < minimum:
-            self.next_check = elapsed + min(self.check, minimum - elapsed)
-        elif outcome == "pass":
-            self.next_check = elapsed + self.check  # passed: the stage would advance; later checks only fail
-        elif elapsed >= bound:
-            self.detail = "inconclusive (a warning alarm) up to the hold bound"
-            return "hold"
-        else:
-            self.next_check = elapsed + min(self.check, bound - elapsed)
-        return None
-
-    @staticmethod
-    def _critical_alarm(window: list[sim.Minute]) -> str:
-        for metric, limit in (("errors", 0.02), ("throttles", 0.05)):
-            events = sum(_overall(m.canary, metric)[0] for m in window)
-            requests = sum(m.canary.requests for m in window)
-            if requests >= 20 and events >= 5 and events / requests > limit:
-                return f"{metric} alarm"
-        return ""
-
-    def _latency_alarm(self, window: list[sim.Minute]) -> bool:
-        canary = np.concatenate([m.canary.latencies for m in window])
-        primary = np.concatenate([m.primary.latencies for m in window])
-        ratio = (sim.p99(canary) or 0) / (sim.p99(primary) or 1) if len(canary) >= 20 and len(primary) else 0.0
-        self.p99_breaches.append(ratio > 2.0)
-        return sum(self.p99_breaches[-3:]) >= 2
-
-    def _warning_alarm(self, window: list[sim.Minute]) -> bool:
-        events = sum(_overall(m.canary, "hallucinations")[0] for m in window)
-        requests = sum(m.canary.requests for m in window)
-        hallucinations = requests >= 20 and events >= 5 and events / requests > 0.03
-        scored_c = sum(_overall(m.canary, "poor_quality")[1] for m in window)
-        scored_p = sum(_overall(m.primary, "poor_quality")[1] for m in window)
-        drop = 0.0
-        if scored_c >= 20 and scored_p > 0:
-            canary = sum(m.canary.quality_sum for m in window) / scored_c
-            primary = sum(m.primary.quality_sum for m in window) / scored_p
-            drop = 100 * (primary - canary) / primary
-        self.quality_breaches.append(drop > 5.0)
-        return hallucinations or (len(self.quality_breaches) >= 2 and all(self.quality_breaches[-2:]))
-
-    def _gates(self) -> str:
-        stage = self.stage_minutes
-        n_c = sum(m.canary.requests for m in stage)
-        n_p = sum(m.primary.requests for m in stage)
-        if n_c < 30 or n_p < 30:
-            return "inconclusive"
-        if sum(_overall(m.canary, "errors")[0] for m in stage) / n_c >= 0.02:
-            return "fail: error_rate gate"
-        canary = sim.p99(np.concatenate([m.canary.latencies for m in stage])) or 0.0
-        primary = sim.p99(np.concatenate([m.primary.latencies for m in stage])) or 0.0
-        if canary > 2.0 * primary:
-            return "fail: latency_p99 gate"
-        h_c = sum(_overall(m.canary, "hallucinations")[0] for m in stage) / n_c
-        h_p = sum(_overall(m.primary, "hallucinations")[0] for m in stage) / n_p
-        if h_c - h_p > 0.01:
-            return "fail: hallucination_rate gate"
-        return "inconclusive" if self.warning else "pass"
-
-
 class KayentaStyle:
     """Mann-Whitney per metric on fixed 10-minute windows of per-minute rates; a failing window rolls back."""
 
@@ -227,7 +122,7 @@ class KayentaStyle:
         window, self.window = self.window, []
         failed = []
         for metric in sim.METRICS:
-            rows = [(_overall(m.canary, metric), _overall(m.primary, metric)) for m in window]
+            rows = [(sim.overall_counts(m.canary, metric), sim.overall_counts(m.primary, metric)) for m in window]
             canary = [x / n for (x, n), _ in rows if n > 0]
             primary = [x / n for _, (x, n) in rows if n > 0]
             if len(canary) < 3 or len(primary) < 3 or len(set(canary) | set(primary)) == 1:
@@ -254,7 +149,7 @@ class FlaggerStyle:
         n = minute.canary.requests
         if n == 0:
             return None
-        failed = [metric for metric, limit in self.LIMITS if _overall(minute.canary, metric)[0] / n > limit]
+        failed = [metric for metric, limit in self.LIMITS if sim.overall_counts(minute.canary, metric)[0] / n > limit]
         canary, primary = sim.p99(minute.canary.latencies), sim.p99(minute.primary.latencies)
         if canary is not None and primary is not None and canary > 2.0 * primary:
             failed.append("p99")
@@ -300,7 +195,7 @@ def faulty_streams_only(candidate: sim.Candidate) -> KanariaJudge:
     settings = J.JudgeSettings(
         settle_seconds=0,
         metrics={m: None for m in sim.METRICS if m not in metrics},
-        intents={i: 1.0 for i in candidate.intents} if local else {"_none": 1.0},
+        intents={i: 1.0 for i in candidate.intents or ()} if local else {"_none": 1.0},
         critical_intents=(),
         overall_share=0.001 if local else 0.999,
     )

@@ -1,4 +1,4 @@
-"""The canary simulation (scripts/canary_sim.py) and the real judge's rates on it (scripts/canary_contenders.py):
+"""The canary simulation (kanaria_tools.bench.canary_sim) and the real judge's rates on it (kanaria_tools.bench.canary_contenders):
 the model matches its definitions, the oracle's threshold gives its false-alarm rate, A/A false rollbacks stay
 within alpha, faults are caught after they start and never before. Fixed seeds; sizes that fail a wrong
 implementation; the whole module runs in about half a minute."""
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from scripts import canary_contenders as C
-from scripts import canary_sim as sim
+from kanaria_tools.bench import canary_contenders as C
+from kanaria_tools.bench import canary_sim as sim
 
 
 def _rates(effects: sim.Effects, minutes: int, seed: int) -> dict[str, float]:
