@@ -77,8 +77,9 @@ class _Problems:
     details: list[dict[str, str]] = field(default_factory=list)
 
     def add(self, where: str, exc: ValidationError) -> None:
-        if len(self.details) < MAX_REPORTED_ERRORS:
-            self.details.append({"field": exc.field or where, "reason": exc.reason})
+        found = exc.details or [{"field": exc.field or where, "reason": exc.reason}]
+        room = MAX_REPORTED_ERRORS - len(self.details)
+        self.details.extend({"field": str(d["field"]), "reason": str(d["reason"])} for d in found[: max(room, 0)])
 
     def raise_if_any(self) -> None:
         if self.details:
