@@ -41,7 +41,7 @@ class Source:
 
     @property
     def kind(self) -> str:
-        """ "csv" or "jsonl", by the file name."""
+        """The format by the file name: csv or jsonl."""
         return "csv" if self.name.lower().endswith(".csv") else "jsonl"
 
     @property

@@ -21,7 +21,7 @@ _JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff66-\uff9f]"
 
 
 def detect_language(text: str) -> str:
-    """"ja" when the text has Japanese script, else "en" (the two languages of the store's customers)."""
+    """Japanese ("ja") when the text has Japanese script, else English ("en"): the store's two customer languages."""
     return "ja" if _JAPANESE.search(text) else "en"
 
 
