@@ -75,3 +75,25 @@ def test_evaluate_without_a_dataset_or_a_configuration_names_the_flag(capsys):
     assert _error(capsys)["field"] == "--dataset"
     assert main(["evaluate", "--dataset", str(SAMPLE_DATASET)]) == 2
     assert _error(capsys)["field"] == "--config"
+
+
+def test_import_uploads_the_dataset_and_manifest_to_the_evaluation_bucket(tmp_path, capsys):
+    import boto3
+    from moto import mock_aws
+
+    from kanaria.dal.evaluations import EvaluationBucket, parse_s3_uri
+
+    with mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="evals", CreateBucketConfiguration={"LocationConstraint": "ap-northeast-1"})
+        s3.put_bucket_versioning(Bucket="evals", VersioningConfiguration={"Status": "Enabled"})
+        out = tmp_path / "store_v3.jsonl"
+        argv = ["evaluate", "dataset", "import", str(SAMPLE_DATASET), str(ENGLISH), "--out", str(out)]
+        assert main([*argv, "--bucket", "evals"]) == 0
+        uploaded = [line.split()[-1] for line in capsys.readouterr().out.splitlines() if "s3://" in line]
+        bucket = EvaluationBucket("evals", s3)
+        text, version = bucket.read_text("datasets/store_v3.jsonl")
+        assert text == out.read_text() and uploaded[0].endswith(f"?versionId={version}")
+        manifest, _ = bucket.read_text("datasets/store_v3.manifest.json")
+        assert json.loads(manifest)["sha256"] == json.loads((tmp_path / "store_v3.manifest.json").read_text())["sha256"]
+        assert parse_s3_uri(uploaded[1])[1] == "datasets/store_v3.manifest.json"

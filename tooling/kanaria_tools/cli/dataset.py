@@ -35,6 +35,9 @@ def register(evaluate_subparsers: argparse._SubParsersAction) -> None:
         help="size every intent is checked against in the manifest (default 200, the evaluation design's size)",
     )
     parser.add_argument("--force", action="store_true", help="replace an existing dataset file")
+    parser.add_argument(
+        "--bucket", help="also upload both to this evaluation bucket (datasets/<name>.jsonl, a new object version)"
+    )
     parser.set_defaults(func=run_import)
 
 
@@ -79,8 +82,16 @@ def run_import(args: argparse.Namespace) -> int:
     built = build(_sources(args.sources), dataset_name(args.out.name), options)
     manifest_path = args.manifest or args.out.with_name(args.out.name.removesuffix(".jsonl") + ".manifest.json")
     _write(args.out, built.text)
-    _write(manifest_path, built.manifest.model_dump_json(indent=2) + "\n")
+    manifest_json = built.manifest.model_dump_json(indent=2) + "\n"
+    _write(manifest_path, manifest_json)
     _print_summary(built.manifest, args.out, manifest_path)
+    if args.bucket:
+        from kanaria.dal.evaluations import EvaluationBucket
+
+        bucket = EvaluationBucket(args.bucket)
+        dataset_uri = bucket.put_dataset(built.manifest.name, built.text)
+        manifest_uri = bucket.put_dataset_manifest(built.manifest.name, manifest_json)
+        sys.stdout.write(f"uploaded: {dataset_uri}\n          {manifest_uri}\n")
     return 0
 
 
