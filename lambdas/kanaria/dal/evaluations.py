@@ -123,6 +123,14 @@ class EvaluationBucket:
         )
         return s3_uri(self.bucket, key, response.get("VersionId"))
 
+    def put_dataset_manifest(self, name: str, manifest_json: str) -> str:
+        """Upload a built dataset's manifest beside it as datasets/<name>.manifest.json; returns its versioned URI."""
+        key = f"{DATASETS_PREFIX}{name}.manifest.json"
+        response = self._s3.put_object(
+            Bucket=self.bucket, Key=key, Body=manifest_json.encode("utf-8"), ContentType="application/json"
+        )
+        return s3_uri(self.bucket, key, response.get("VersionId"))
+
     def read_text(self, key: str, version_id: str | None = None) -> tuple[str, str | None]:
         """(text, version id) of an object; NotFoundError when it (or that version) does not exist."""
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key}

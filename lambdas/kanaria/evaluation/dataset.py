@@ -14,7 +14,15 @@ from kanaria.errors import ValidationError, validate
 CASE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 INTENT_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 DATASET_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
+LANGUAGE_PATTERN = r"^[a-z]{2}$"  # ISO 639-1
 MAX_CASES = 5000
+# Hiragana, katakana (full and half width) and CJK ideographs: a query with any of them is Japanese.
+_JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff66-\uff9f]")
+
+
+def detect_language(text: str) -> str:
+    """Japanese ("ja") when the text has Japanese script, else English ("en"): the store's two customer languages."""
+    return "ja" if _JAPANESE.search(text) else "en"
 
 
 class Turn(BaseModel):
@@ -72,6 +80,9 @@ class GoldenCase(BaseModel):
     titles: tuple[Title, ...] = Field(default=(), max_length=10, description="titles to keep as written")
     expected_format: ExpectedFormat = Field(default_factory=ExpectedFormat)
     tags: tuple[str, ...] = Field(default=(), max_length=10)
+    language: str | None = Field(
+        default=None, pattern=LANGUAGE_PATTERN, description="ISO 639-1 code; absent: detected from the query"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> "GoldenCase":
@@ -84,6 +95,11 @@ class GoldenCase(BaseModel):
             if fact in self.required_facts:
                 raise ValueError(f"forbidden_facts.{i}: {fact!r} is also a required fact")
         return self
+
+    @property
+    def lang(self) -> str:
+        """The case's language: as declared, else detected from the query."""
+        return self.language or detect_language(self.query)
 
     def grounding_text(self) -> str:
         """Everything the answer may take facts from: query, page context, history and the reference answer."""

@@ -18,6 +18,7 @@ SYSTEM_TEMPLATE = (
     "ページ情報(JSON):\n{context}"
 )
 _STYLE = {"prose": "文章", "bullets": "箇条書き", "numbered": "番号付きリスト"}
+_LANGUAGE_NAMES = {"en": "英語 (English)"}
 
 
 def format_instruction(expected: ExpectedFormat) -> str:
@@ -34,6 +35,8 @@ def system_prompt(case: GoldenCase, parameters: ModelParameters) -> str:
         format=format_instruction(case.expected_format),
         context=json.dumps(case.page_context, ensure_ascii=False, sort_keys=True),
     )
+    if case.lang != "ja":  # the template is Japanese: say which language the customer wrote in
+        text += f"\n回答言語: {_LANGUAGE_NAMES.get(case.lang, case.lang)}（お客様の言語で答えること）"
     leading = []
     for turn in case.history:
         if turn.role != "assistant":

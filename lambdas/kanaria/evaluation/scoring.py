@@ -29,9 +29,18 @@ PASS_EPSILON = 1e-9
 _SPACE = re.compile(r"\s+")
 _DATE_FULL = re.compile(r"(?<!\d)(\d{4})\s*[年/.\-]\s*(\d{1,2})\s*[月/.\-]\s*(\d{1,2})\s*日?")
 _DATE_MONTH_DAY = re.compile(r"(?<!\d)(\d{1,2})\s*月\s*(\d{1,2})\s*日")
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_MONTH_NAME = (
+    r"(January|February|March|April|May|June|July|August|September|October|November|December"
+    r"|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept?|Oct|Nov|Dec)\.?"
+)
+# English dates: "March 16", "Mar. 16th", "16 March"; capitalised month names only ("you may 3" is not a date)
+_DATE_EN = re.compile(
+    rf"\b{_MONTH_NAME}\s+(\d{{1,2}})(?:st|nd|rd|th)?\b|\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH_NAME}(?!\w)"
+)
 _ORDER_ID = re.compile(r"(?<!\d)\d{3}-\d{7}-\d{7}(?!\d)")
 _TRACKING = re.compile(r"(?<![\d-])\d{4}-?\d{4}-?\d{4}(?![\d-])")
-_PRICE = re.compile(r"¥\s*(\d{1,3}(?:,\d{3})+|\d+)|(\d{1,3}(?:,\d{3})+|\d+)\s*円")
+_PRICE = re.compile(r"¥\s*(\d{1,3}(?:,\d{3})+|\d+)|(\d{1,3}(?:,\d{3})+|\d+)\s*(?:円|yen\b)", re.IGNORECASE)
 _BULLET = re.compile(r"^\s*[-*・•●◆]\s*\S")
 _NUMBERED = re.compile(r"^\s*(?:\d{1,2}\s*[.)．、]|[①-⑳])\s*\S")
 
@@ -90,11 +99,23 @@ def entities(text: str) -> set[tuple[str, str]]:
         month, day = int(match.group(1)), int(match.group(2))
         if 1 <= month <= 12 and 1 <= day <= 31:
             found.add(("date", f"{month:02d}-{day:02d}"))
+    found |= _english_dates(rest)
+    rest = _DATE_EN.sub(" ", rest)
     for match in _TRACKING.finditer(rest):
         found.add(("tracking_number", match.group(0).replace("-", "")))
     rest = _TRACKING.sub(" ", rest)
     for match in _PRICE.finditer(rest):
         found.add(("price", (match.group(1) or match.group(2)).replace(",", "")))
+    return found
+
+
+def _english_dates(text: str) -> set[tuple[str, str]]:
+    """("date", "MM-DD") of every English month-day date in the text."""
+    found: set[tuple[str, str]] = set()
+    for match in _DATE_EN.finditer(text):
+        name, day = (match.group(1), match.group(2)) if match.group(1) else (match.group(4), match.group(3))
+        if 1 <= int(day) <= 31:
+            found.add(("date", f"{_MONTHS.index(name[:3].lower()) + 1:02d}-{int(day):02d}"))
     return found
 
 

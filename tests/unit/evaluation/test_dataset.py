@@ -105,3 +105,31 @@ def test_configuration_forms_and_hashes():
     with pytest.raises(ValidationError) as err:
         parse_configuration({"name": "x", "overrides": {"temperature": 3}}, "t.json")
     assert err.value.field == "t.json.overrides.temperature"
+
+
+@pytest.mark.parametrize(
+    "query, language",
+    [
+        ("When will it arrive?", "en"),
+        ("ONE PIECEの新刊", "ja"),
+        ("ｱﾘｶﾞﾄｳ", "ja"),
+        ("進撃", "ja"),
+        ("SPY x FAMILY?", "en"),
+    ],
+)
+def test_a_case_language_is_declared_or_detected_from_the_query(query, language):
+    from tests.unit.evaluation.support import case
+
+    assert case(query=query).lang == language
+    assert case(query=query, language="fr").lang == "fr"
+    with pytest.raises(ValueError):
+        case(query=query, language="english")
+
+
+def test_the_prompt_names_a_non_japanese_customers_language():
+    from kanaria.evaluation.prompting import system_prompt
+    from tests.unit.evaluation.support import case
+
+    parameters = parse_configuration(json.loads((EXAMPLES / "haiku.json").read_text())).resolved("order_status")
+    assert "回答言語: 英語 (English)" in system_prompt(case(query="When will it arrive?"), parameters)
+    assert "回答言語" not in system_prompt(case(), parameters)  # Japanese prompts are unchanged

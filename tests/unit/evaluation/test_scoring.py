@@ -131,3 +131,28 @@ def test_grader_part_is_pinned_by_hash_and_weighs_in():
 @pytest.mark.parametrize("text", ["no json", '{"score": 7}', '{"score": "4"}', "{bad json}"])
 def test_unparseable_grader_output_does_not_apply(text):
     assert parse_grade(text).score is None
+
+
+def test_english_dates_and_yen_prices_are_checkable_facts():
+    text = "It shipped on March 14, arrives Mar. 16th or the 2nd of April; ¥528 each, 3,980 yen in all. You may 3x it."
+    assert entities(text) == {
+        ("date", "03-14"),
+        ("date", "03-16"),
+        ("date", "04-02"),
+        ("price", "528"),
+        ("price", "3980"),
+    }
+    assert entities("Marvel 5, may 3, May I help?") == set()  # not month names: no dates
+
+
+def test_an_invented_english_delivery_date_fails_grounding():
+    english = case(
+        query="When will my Attack on Titan vol. 34 arrive?",
+        reference_answer="It shipped on March 14 and is due on March 16. Tracking number 4821-9930-1174.",
+        required_facts=["March 16"],
+        titles=[],
+    )
+    good = score_response(english, "It is due on March 16 (tracking 4821-9930-1174).", ORDER_TARGET)
+    invented = score_response(english, "It is due on March 16, at the latest March 18.", ORDER_TARGET)
+    assert good.part("grounding").score == 1.0
+    assert invented.part("grounding").critical and "invented date 03-18" in invented.part("grounding").detail

@@ -20,14 +20,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "calls that SageMaker endpoint and others call Bedrock, with your AWS credentials. Writes report.md, "
         "report.json, chart.svg and records.jsonl.",
     )
-    parser.add_argument("--dataset", required=True, type=Path, metavar="FILE.jsonl", help="golden dataset (JSON lines)")
+    parser.add_argument("--dataset", type=Path, metavar="FILE.jsonl", help="golden dataset (JSON lines); required")
     parser.add_argument(
         "--config",
-        required=True,
         action="append",
+        default=[],
         type=Path,
         metavar="CONFIG.json",
-        help="configuration file (repeat): {name, parameters|overrides}",
+        help="configuration file (repeat; at least one): {name, parameters|overrides}",
     )
     parser.add_argument(
         "--intent",
@@ -58,6 +58,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--bucket", help="also store the report in this evaluation bucket (needs --table)")
     parser.add_argument("--table", help="evaluations table to write each configuration's result to (needs --bucket)")
     parser.set_defaults(func=run)
+    from kanaria_tools.cli import dataset
+
+    dataset.register(parser.add_subparsers(dest="evaluate_command", metavar="{dataset}"))
 
 
 def _read_json(path: Path, flag: str) -> Any:
@@ -101,6 +104,10 @@ def run(args: argparse.Namespace) -> int:
     from kanaria.evaluation.render import CHART_FILE, render_markdown, render_svg, results_table, routing_table
     from kanaria_tools.offline_model import offline_invoker
 
+    if args.dataset is None:
+        raise ValidationError("required: the golden dataset to evaluate", field="--dataset")
+    if not args.config:
+        raise ValidationError("required: at least one configuration file", field="--config")
     if (args.bucket is None) != (args.table is None):
         raise ValidationError("give both --bucket and --table to store the report, or neither", field="--bucket")
     try:
