@@ -44,9 +44,7 @@ FILES: dict[str, Any] = {
     "weights": definition(variants=[{"id": "A", "weight": 0.7}, {"id": "B", "weight": 0.5}]),
     "array": [definition()],
     "request": _rollout_request(),
-    "request_string_percent": _rollout_request(
-        plan={"stages": [{**request()["plan"]["stages"][0], "percent": "5"}]}
-    ),
+    "request_string_percent": _rollout_request(plan={"stages": [{**request()["plan"]["stages"][0], "percent": "5"}]}),
     "nope_config": {"name": "nope", "overrides": {"model_id": "offline:nope"}},
     "haiku_config": {"name": "haiku", "overrides": {"model_id": "offline:anthropic.claude-3-5-haiku"}},
 }

@@ -7,9 +7,10 @@ import argparse
 import json
 import re
 import sys
+import time
 from typing import Any
 
-from kanaria.errors import ValidationError
+from kanaria.errors import NotFoundError, ValidationError
 from kanaria.names import DEFAULT_PREFIX
 from kanaria_tools.cli.options import add_aws_options, add_output_option, number, print_error, read_json
 from kanaria_tools.rollout_control import abort, approve, list_rollouts, reject, start, status
@@ -17,6 +18,7 @@ from kanaria_tools.rollout_control import abort, approve, list_rollouts, reject,
 __all__ = ["abort", "approve", "list_rollouts", "register", "reject", "run", "start", "status"]
 
 STATUSES = ("running", "awaiting_approval", "promoting", "completed", "rolled_back")
+PREPARE_GRACE_SECONDS = 60.0  # a rollout just started has no record until the state machine's prepare step ran
 CLEAR = "\x1b[H\x1b[2J"  # cursor home, clear screen: the watch redraws in place on a terminal
 
 
@@ -119,12 +121,30 @@ def _watch(args: argparse.Namespace) -> int:
             out.write(json.dumps(current, ensure_ascii=False, default=str, separators=(",", ":")) + "\n")
         out.flush()
 
-    end = watch(lambda: status(args.prefix, args.rollout_id), show, args.interval, args.timeout)
+    started = _clock()
+
+    def fetch() -> dict[str, Any]:
+        try:
+            return status(args.prefix, args.rollout_id)
+        except NotFoundError:
+            if _clock() - started > PREPARE_GRACE_SECONDS:
+                raise
+            return {"rollout_id": args.rollout_id, "status": "pending", "reason": "not prepared yet"}
+
+    end = watch(fetch, show, args.interval, args.timeout, sleep=_pause, clock=_clock)
     if end.exit_code:
         print_error({"code": end.code, "message": end.reason, "field": "rollout_id", "reason": end.reason})
     elif args.output == "text":
         out.write(end.reason + "\n")
     return end.exit_code
+
+
+def _pause(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def _clock() -> float:
+    return time.monotonic()
 
 
 def _read_request(source: str) -> dict[str, Any]:
