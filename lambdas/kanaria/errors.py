@@ -87,3 +87,28 @@ def validate(model: type[Model], document: Any, prefix: str = "") -> Model:
         return model.model_validate(document)
     except PydanticValidationError as exc:
         raise from_pydantic(exc, prefix) from None
+
+
+def validate_strict(model: type[Model], document: Any, prefix: str = "") -> Model:
+    """`validate` without coercion: the document is read as JSON in pydantic's strict mode, so "0.25" is not a
+    number and 1 is not a boolean (JSON arrays still fill tuples, JSON strings enums)."""
+    import json
+
+    from pydantic import ValidationError as PydanticValidationError
+
+    try:
+        text = json.dumps(document, allow_nan=False, default=_json_number)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"not a JSON document: {exc}", field=prefix or None) from None
+    try:
+        return model.model_validate_json(text, strict=True)
+    except PydanticValidationError as exc:
+        raise from_pydantic(exc, prefix) from None
+
+
+def _json_number(value: Any) -> Any:
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):  # a number read from DynamoDB or parsed with parse_float=Decimal
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f"{type(value).__name__} is not a JSON value")

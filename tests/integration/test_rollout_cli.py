@@ -61,10 +61,12 @@ def test_each_start_gets_a_unique_execution_name(
     executions = world.sfn.list_executions(stateMachineArn=world.state_machine_arn)["executions"]
     assert {e["name"] for e in executions} == {s["rollout_id"] for s in started}
     ended = [world.wait(s["execution_arn"], while_running=lambda: None) for s in started[1:]]
-    # one listener, one rollout at a time: the later starts are refused before any traffic moves
+    # one listener, one rollout at a time: the later starts are refused before any traffic moves (by then the
+    # first may be past its first stage on a loaded machine)
     assert {(e["status"], e["error"]) for e in ended} == {("FAILED", "Kanaria.StartRefused")}
     assert all(
-        "is active on this listener" in e["cause"] or "already sends 5% to the canary" in e["cause"] for e in ended
+        "is active on this listener" in e["cause"] or re.search(r"already sends \d+% to the canary", e["cause"])
+        for e in ended
     )
 
 

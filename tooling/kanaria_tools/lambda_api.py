@@ -69,9 +69,9 @@ class LambdaApiClient:
     """Invoke `<prefix>-<kind>` with HTTP events and turn error responses back into Kanaria errors."""
 
     def __init__(self, kind: str, prefix: str = DEFAULT_PREFIX, session: Any | None = None):
-        import boto3
+        from kanaria_tools.aws import session as command_session
 
-        self._session = session or boto3.session.Session()
+        self._session = session or command_session()
         self._lambda = self._session.client("lambda")
         self._function = function_name(prefix, kind)
         self._caller: str | None = None

@@ -22,6 +22,7 @@ from typing import Any, Iterable
 
 from botocore.exceptions import ClientError
 
+from kanaria.errors import ValidationError
 from kanaria.evaluation.bedrock import ModelInvoker
 from kanaria.evaluation.configs import OFFLINE_PREFIX
 from kanaria.evaluation.dataset import Dataset, GoldenCase
@@ -310,6 +311,26 @@ def _between(text: str, tag: str) -> str:
 def _bigrams(text: str) -> set[str]:
     folded = normalize(text)
     return {folded[i : i + 2] for i in range(len(folded) - 1)}
+
+
+def check_offline_models(configurations: Iterable[Any], dataset: Dataset, judge: Any | None = None) -> None:
+    """Refuse, as bad input naming the field, an "offline:" model id the adapter has no family for (before any
+    case runs: otherwise every call of that configuration fails as Bedrock would)."""
+    intents = sorted({case.intent for case in dataset.cases})
+    for configuration in configurations:
+        form = "parameters" if configuration.parameters is not None else "overrides"
+        for model_id in configuration.model_ids(intents):
+            _check_family(model_id, f"{configuration.name}.{form}.model_id")
+    if judge is not None:
+        _check_family(judge.model_id, "--judge.model_id")
+
+
+def _check_family(model_id: str, field: str) -> None:
+    if model_id.startswith(OFFLINE_PREFIX):
+        try:
+            family_of(model_id)
+        except ClientError as exc:
+            raise ValidationError(exc.response["Error"]["Message"], field=field) from None
 
 
 def _grade(prompt: str) -> str:

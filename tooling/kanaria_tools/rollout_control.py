@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from kanaria.errors import ConflictError, NotFoundError, OperationalError, ValidationError
 from kanaria.names import function_name, rollout_state_machine_name, table_name
+from kanaria_tools import aws
 
 if TYPE_CHECKING:
     from kanaria.domain.rollout_status import StoredRollout
@@ -29,9 +30,7 @@ def new_rollout_id(model_id: str, now: datetime | None = None) -> str:
 
 
 def _caller() -> str:
-    import boto3
-
-    return boto3.client("sts").get_caller_identity()["Arn"]
+    return aws.client("sts").get_caller_identity()["Arn"]
 
 
 def _state_machine_arn(sfn: Any, prefix: str) -> str:
@@ -47,8 +46,6 @@ def _state_machine_arn(sfn: Any, prefix: str) -> str:
 
 def start(prefix: str, document: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
     """Validate locally (same rules as the state machine's prepare step), then start a uniquely named execution."""
-    import boto3
-
     from kanaria.domain.rollout_plan import check_offline_evaluation, parse_rollout_request
 
     request = parse_rollout_request(document)
@@ -63,7 +60,7 @@ def start(prefix: str, document: dict[str, Any], dry_run: bool = False) -> dict[
     document = {**document, "rollout_id": rollout_id}
     if not document.get("requested_by"):
         document["requested_by"] = _caller()
-    sfn = boto3.client("stepfunctions")
+    sfn = aws.client("stepfunctions")
     execution = sfn.start_execution(
         stateMachineArn=_state_machine_arn(sfn, prefix), name=rollout_id, input=json.dumps(document)
     )
@@ -96,7 +93,6 @@ def _meta(prefix: str, rollout_id: str) -> StoredRollout:
 
 def status(prefix: str, rollout_id: str) -> dict[str, Any]:
     """What the rollout is doing: status, stage, weights, last gate, approval, rollback record, execution."""
-    import boto3
     from botocore.exceptions import ClientError
 
     from kanaria.dal.rollouts import DynamoRolloutStore
@@ -128,11 +124,19 @@ def status(prefix: str, rollout_id: str) -> dict[str, Any]:
     if record is not None:
         result["rollback"] = record.model_dump(mode="json")
     try:
-        execution = boto3.client("stepfunctions").describe_execution(executionArn=meta.execution_arn)
+        execution = aws.client("stepfunctions").describe_execution(executionArn=meta.execution_arn)
         result["execution_status"] = execution["status"]
     except ClientError as exc:
         result["execution_status"] = f"unknown ({exc.response['Error']['Code']})"
     return result
+
+
+def list_rollouts(prefix: str, status_filter: str | None = None) -> list[dict[str, Any]]:
+    """Every rollout of the deployment, newest first: id, status, stage, percent, model, config hash, times."""
+    from kanaria.dal.rollouts import DynamoRolloutStore
+
+    rows = DynamoRolloutStore(table_name(prefix, "rollouts")).list_rollouts()
+    return [r for r in rows if status_filter is None or r.get("status") == status_filter]
 
 
 def _token(prefix: str, rollout_id: str | None, token: str | None) -> tuple[str, str | None]:
@@ -150,8 +154,6 @@ def _token(prefix: str, rollout_id: str | None, token: str | None) -> tuple[str,
 
 def approve(prefix: str, rollout_id: str | None, token: str | None, comment: str = "") -> dict[str, Any]:
     """SendTaskSuccess with who approved and why: the state machine promotes to 100%."""
-    import boto3
-
     task_token, rollout_id = _token(prefix, rollout_id, token)
     approver = _caller()
     output = {
@@ -160,30 +162,27 @@ def approve(prefix: str, rollout_id: str | None, token: str | None, comment: str
         "comment": comment,
         "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    _send(lambda sfn: sfn.send_task_success(taskToken=task_token, output=json.dumps(output)), boto3)
+    _send(lambda sfn: sfn.send_task_success(taskToken=task_token, output=json.dumps(output)))
     return {"rollout_id": rollout_id, "approved": True, "approver": approver}
 
 
 def reject(prefix: str, rollout_id: str | None, token: str | None, reason: str) -> dict[str, Any]:
     """SendTaskFailure (error Kanaria.Rejected): the state machine rolls back."""
-    import boto3
-
     task_token, rollout_id = _token(prefix, rollout_id, token)
     rejecter = _caller()
     _send(
         lambda sfn: sfn.send_task_failure(
             taskToken=task_token, error=REJECTED_ERROR, cause=f"rejected by {rejecter}: {reason}"[:32768]
-        ),
-        boto3,
+        )
     )
     return {"rollout_id": rollout_id, "rejected": True, "by": rejecter, "reason": reason}
 
 
-def _send(call: Any, boto3: Any) -> None:
+def _send(call: Any) -> None:
     from botocore.exceptions import ClientError
 
     try:
-        call(boto3.client("stepfunctions"))
+        call(aws.client("stepfunctions"))
     except ClientError as exc:
         code = exc.response["Error"]["Code"]
         if code in {"TaskDoesNotExist", "InvalidToken", "TaskTimedOut"}:
@@ -196,9 +195,7 @@ def _send(call: Any, boto3: Any) -> None:
 
 def abort(prefix: str, rollout_id: str, reason: str) -> dict[str, Any]:
     """Invoke the rollback function synchronously (same path as the alarm), print what it did."""
-    import boto3
-
-    response = boto3.client("lambda").invoke(
+    response = aws.client("lambda").invoke(
         FunctionName=function_name(prefix, "rollback"),
         Payload=json.dumps({"source": "cli", "rollout_id": rollout_id, "reason": reason, "actor": _caller()}).encode(),
     )

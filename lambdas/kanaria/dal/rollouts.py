@@ -391,3 +391,21 @@ class DynamoRolloutStore:
         except ClientError as exc:
             if not _conditional_failed(exc):
                 raise
+
+    def list_rollouts(self) -> list[dict[str, Any]]:
+        """Every rollout's META item (newest first), without its rollout/progress documents except the stage."""
+        from kanaria.dal.pages import scan_items
+
+        items = scan_items(
+            self._table,
+            FilterExpression="#r = :meta",
+            ProjectionExpression="rollout_id, #s, model_id, config_hash, created_at, updated_at, progress",
+            ExpressionAttributeNames={"#r": "record", "#s": "status"},
+            ExpressionAttributeValues={":meta": META},
+        )
+        rows = []
+        for item in map(_plain, items):
+            progress = json.loads(item.pop("progress", None) or "{}")
+            rows.append({**item, "stage": progress.get("stage_name"), "percent": progress.get("percent")})
+        return sorted(rows, key=lambda r: (r.get("created_at") or "", r["rollout_id"]), reverse=True)
+

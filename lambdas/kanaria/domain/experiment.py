@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kanaria.domain.profiles import ParameterOverrides
-from kanaria.errors import ConflictError, ValidationError, validate
+from kanaria.errors import ConflictError, ValidationError, validate_strict
 from kanaria.names import BUCKETS
 
 # Metric catalog: kind of sufficient statistic and which direction is better.
@@ -222,10 +222,11 @@ class Experiment(BaseModel):
 
 
 def parse_experiment(document: Any) -> Experiment:
-    """Validate a JSON experiment definition; ValidationError naming the first bad field."""
+    """Validate a JSON experiment definition strictly (no "0.25" for a number); ValidationError naming the first
+    bad field."""
     if not isinstance(document, dict):
         raise ValidationError("experiment definition must be a JSON object", field="experiment")
-    return validate(Experiment, document)
+    return validate_strict(Experiment, document)
 
 
 def segments_overlap(a: Experiment, b: Experiment) -> bool:

@@ -22,7 +22,7 @@ from pydantic import (
 
 from kanaria.canary.judge import JudgeSettings, horizon_periods
 from kanaria.domain.experiment import ID_PATTERN
-from kanaria.errors import ValidationError, from_pydantic
+from kanaria.errors import ValidationError, from_pydantic, validate_strict
 
 # --- durations ---------------------------------------------------------------------------------------------
 
@@ -335,13 +335,10 @@ def default_plan() -> RolloutPlan:
 
 
 def parse_rollout_request(document: Any) -> RolloutRequest:
-    """Validate a rollout request; ValidationError naming the first bad field."""
+    """Validate a rollout request strictly (no "5" for a number); ValidationError naming the first bad field."""
     if not isinstance(document, dict):
         raise ValidationError("rollout request must be a JSON object", field="request")
-    try:
-        return RolloutRequest.model_validate(document)
-    except PydanticValidationError as exc:
-        raise from_pydantic(exc) from None
+    return validate_strict(RolloutRequest, document)
 
 
 def check_offline_evaluation(candidate: Candidate, evaluation: OfflineEvaluation | None) -> OfflineEvaluation:

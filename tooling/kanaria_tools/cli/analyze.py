@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any, Iterator
 
 from kanaria.errors import ValidationError
+from kanaria_tools.cli.options import bound_problem, read_text
 
 PROPORTION_FORMULA = "n = ceil((z_{1-a/2} + z_{1-b})^2 * (p1(1-p1) + p2(1-p2)) / mde^2), p2 = p1 + mde"
 MEAN_FORMULA = "n = ceil(2 * sd^2 * (z_{1-a/2} + z_{1-b})^2 / mde^2)"
@@ -57,8 +58,9 @@ def _number(value: str | None, field: str, *, low: float | None = None, high: fl
         raise ValidationError(f"must be a number, got {value!r}", field=field) from None
     if not math.isfinite(number):
         raise ValidationError("must be finite", field=field)
-    if (low is not None and number <= low) or (high is not None and number >= high):
-        raise ValidationError(f"must be in ({low}, {high}), got {number}", field=field)
+    problem = bound_problem(number, gt=low, lt=high)
+    if problem:
+        raise ValidationError(f"{problem}, got {value}", field=field)
     return number
 
 
@@ -94,15 +96,7 @@ def run_sample_size(args: argparse.Namespace) -> int:
 def _read_input(path: str | None) -> str:
     if path is None:
         raise ValidationError("is required (a file, or '-' for stdin)", field="--input")
-    if path == "-":
-        return sys.stdin.read()
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        raise ValidationError(f"no such file: {path}", field="--input") from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
-        raise ValidationError(f"cannot read {path}: {exc}", field="--input") from None
+    return read_text(path, "--input")
 
 
 def _loads(text: str) -> Any:

@@ -10,10 +10,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kanaria_tools.cli.options import STDIN, number, read_json
+
 if TYPE_CHECKING:
     from kanaria_tools.rehearsal.scenario import Scenario
 
 DEFAULT_REPORTS = Path("reports")
+MAX_SPEED = 3600.0  # the scenario clock's own upper bound
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,7 +29,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     rehearse = subparsers.add_parser(
         "rehearse", help="run one rehearsal scenario (scenarios/*.json)", description=__doc__
     )
-    rehearse.add_argument("scenario", nargs="?", help="scenario name in scenarios/ or a path to a JSON file")
+    rehearse.add_argument(
+        "scenario", nargs="?", help="scenario name in scenarios/, a path to a JSON file, or '-' for stdin"
+    )
     rehearse.add_argument("--list", action="store_true", help="list the shipped scenarios and exit")
     rehearse.add_argument("--check", action="store_true", help="validate the scenario file and exit")
     _common(rehearse)
@@ -34,9 +39,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--port", type=int, default=None, help="emulator port on 127.0.0.1 (default: a free one)")
+    parser.add_argument(
+        "--port",
+        type=number(ge=1, le=65535, integer=True),
+        default=None,
+        help="emulator port on 127.0.0.1 (default: a free one)",
+    )
     parser.add_argument("--reports", type=Path, default=DEFAULT_REPORTS, help="report directory (default: reports/)")
-    parser.add_argument("--speed", type=float, default=None, help="scenario seconds per wall second (overrides)")
+    parser.add_argument(
+        "--speed",
+        type=number(gt=0, le=MAX_SPEED),
+        default=None,
+        help="scenario seconds per wall second, > 0 (overrides the scenario's clock; checked by --check too)",
+    )
     parser.add_argument("--plain", action="store_true", help="plain progress lines even on a terminal")
     parser.add_argument("--list-adaptations", action="store_true", help="print the emulator adaptations and exit")
 
@@ -59,9 +74,12 @@ def run_rehearse(args: argparse.Namespace) -> int:
         return _list_scenarios()
     if not args.scenario:
         raise ValidationError("give a scenario name or path (kanaria rehearse --list shows them)", field="scenario")
-    if args.port is not None and not 0 < args.port < 65536:
-        raise ValidationError(f"must be between 1 and 65535, got {args.port}", field="port")
-    scenario = load_scenario(args.scenario)
+    if args.scenario == STDIN:
+        from kanaria_tools.rehearsal.scenario import parse_scenario
+
+        scenario = parse_scenario(read_json(STDIN, "scenario"), "stdin")
+    else:
+        scenario = load_scenario(args.scenario)
     if args.check:
         print(
             f"{scenario.name}: valid ({len(scenario.rollouts)} rollouts, "

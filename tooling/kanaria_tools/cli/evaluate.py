@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from kanaria.errors import ValidationError
+from kanaria_tools.cli.options import STDIN, add_aws_options, number, one_stdin, read_json, read_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -50,26 +50,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--run-id", help="run id (default: timestamp + random)")
     parser.add_argument(
         "--throttle-every",
-        type=int,
+        type=number(ge=0, integer=True),
         default=0,
         metavar="N",
         help="offline adapter: throttle every N-th call once (exercises the retries)",
     )
     parser.add_argument("--bucket", help="also store the report in this evaluation bucket (needs --table)")
     parser.add_argument("--table", help="evaluations table to write each configuration's result to (needs --bucket)")
+    add_aws_options(parser)
     parser.set_defaults(func=run)
     from kanaria_tools.cli import dataset
 
     dataset.register(parser.add_subparsers(dest="evaluate_command", metavar="{dataset}"))
-
-
-def _read_json(path: Path, flag: str) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValidationError(f"file not found: {path}", field=flag) from None
-    except json.JSONDecodeError as exc:
-        raise ValidationError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})", field=flag) from None
 
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -80,9 +72,9 @@ def _settings(args: argparse.Namespace) -> Any:
 
     fields: dict[str, Any] = {"intents": tuple(args.intent), "concurrency": args.concurrency}
     if args.judge is not None:
-        fields["judge"] = validate(GraderSpec, _read_json(args.judge, "--judge"), prefix="--judge")
+        fields["judge"] = validate(GraderSpec, read_json(args.judge, "--judge"), prefix="--judge")
     if args.intent_mix is not None:
-        fields["intent_mix"] = check_mix(_read_json(args.intent_mix, "--intent-mix"))
+        fields["intent_mix"] = check_mix(read_json(args.intent_mix, "--intent-mix"))
     for flag, key in (
         ("latency_limit_ms", "latency_limit_ms"),
         ("monthly_budget", "monthly_budget_usd"),
@@ -93,16 +85,11 @@ def _settings(args: argparse.Namespace) -> Any:
     return validate(RunSettings, fields, prefix="options")
 
 
-def run(args: argparse.Namespace) -> int:
-    """Evaluate, print the results table and the routing, write the report files."""
-    from datetime import datetime, timezone
-
-    from kanaria.dal.evaluations import records_jsonl
+def _inputs(args: argparse.Namespace) -> tuple[Any, Any, list[Any]]:
+    """Settings, dataset and configurations, all checked (offline model ids included) before any model call."""
     from kanaria.evaluation.configs import check_unique, parse_configuration
     from kanaria.evaluation.dataset import dataset_name, parse_dataset
-    from kanaria.evaluation.pipeline import assemble_report, evaluate_all, iso, new_run_id
-    from kanaria.evaluation.render import CHART_FILE, render_markdown, render_svg, results_table, routing_table
-    from kanaria_tools.offline_model import offline_invoker
+    from kanaria_tools.offline_model import check_offline_models
 
     if args.dataset is None:
         raise ValidationError("required: the golden dataset to evaluate", field="--dataset")
@@ -110,14 +97,30 @@ def run(args: argparse.Namespace) -> int:
         raise ValidationError("required: at least one configuration file", field="--config")
     if (args.bucket is None) != (args.table is None):
         raise ValidationError("give both --bucket and --table to store the report, or neither", field="--bucket")
-    try:
-        text = args.dataset.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ValidationError(f"file not found: {args.dataset}", field="--dataset") from None
+    one_stdin([args.dataset, *args.config, args.judge or "", args.intent_mix or ""], "--dataset")
+    text = read_text(args.dataset, "--dataset")
     settings = _settings(args)
-    dataset = parse_dataset(text, dataset_name(args.dataset.name)).only(settings.intents)
-    configurations = [parse_configuration(_read_json(path, "--config"), where=path.name) for path in args.config]
+    name = "stdin" if str(args.dataset) == STDIN else args.dataset.name
+    dataset = parse_dataset(text, dataset_name(name)).only(settings.intents)
+    configurations = [
+        parse_configuration(read_json(path, "--config"), where="stdin" if str(path) == STDIN else path.name)
+        for path in args.config
+    ]
     check_unique(configurations)
+    check_offline_models(configurations, dataset, settings.judge)
+    return settings, dataset, configurations
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate, print the results table and the routing, write the report files."""
+    from datetime import datetime, timezone
+
+    from kanaria.dal.evaluations import records_jsonl
+    from kanaria.evaluation.pipeline import assemble_report, evaluate_all, iso, new_run_id
+    from kanaria.evaluation.render import CHART_FILE, render_markdown, render_svg, results_table, routing_table
+    from kanaria_tools.offline_model import offline_invoker
+
+    settings, dataset, configurations = _inputs(args)
     now = datetime.now(timezone.utc)
     run_id = args.run_id or new_run_id(now)
     invoker = offline_invoker(dataset, throttle_every=args.throttle_every)

@@ -12,6 +12,7 @@ from typing import Any, Iterable, Sequence
 from kanaria.domain.experiment import ID_PATTERN
 from kanaria.errors import NotFoundError, OperationalError, ValidationError
 from kanaria.names import DEFAULT_PREFIX, table_name
+from kanaria_tools.cli.options import add_aws_options, add_output_option
 
 VARIANT_COLUMNS = (
     ("quality_score", "quality"),
@@ -35,17 +36,21 @@ def register(subparsers: Any) -> None:
     parser.add_argument("experiment_id")
     parser.add_argument("--prefix", default=DEFAULT_PREFIX, help="deployment prefix (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print the stored result and snapshot as JSON")
+    add_output_option(parser, default="text")
+    add_aws_options(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Fetch the latest result and print it."""
     if not re.match(ID_PATTERN, args.experiment_id):
-        raise ValidationError(f"must match {ID_PATTERN}", field="experiment_id")
+        raise ValidationError(f"must match {ID_PATTERN}, got {args.experiment_id!r}", field="experiment_id")
     from botocore.exceptions import BotoCoreError, ClientError
 
     from kanaria.dal.observations import DynamoAnalysisStore
+    from kanaria_tools.aws import session
 
+    session()  # no region: refused as bad input before the table is read
     try:
         latest = DynamoAnalysisStore(table_name(args.prefix, "aggregates")).latest_result(args.experiment_id)
     except (ClientError, BotoCoreError) as exc:
@@ -57,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
             field="experiment_id",
         )
     body = latest.as_dict()
-    if args.json:
+    if args.json or args.output == "json":
         json.dump(body, sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
     else:
