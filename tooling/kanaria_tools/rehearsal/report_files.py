@@ -54,9 +54,7 @@ def write_report(result: RehearsalResult) -> list[Path]:
     html_page = run_dir / "report.html"
     html_page.write_text(page.render_html(_title(result), _verdict(result), result.ok, parts), encoding="utf-8")
     latest = run_dir.parent / "latest.md"
-    moved = [
-        replace(s, pictures=tuple(replace(p, file=f"{run_dir.name}/{p.file}") for p in s.pictures)) for s in parts
-    ]
+    moved = [replace(s, pictures=tuple(replace(p, file=f"{run_dir.name}/{p.file}") for p in s.pictures)) for s in parts]
     latest.write_text(f"# {_title(result)}\n\n" + page.render_markdown(moved), encoding="utf-8")
     return [markdown, run_dir / TIMELINE, data, html_page]
 

@@ -77,8 +77,11 @@ def rollout_sections(phase: PhaseResult, text: list[str]) -> list[Section]:
             f"tile-{phase.name}-{s.metric}-{'all' if s.intent == '*' else s.intent}.svg",
             figure_svg(tile_figure(s, marks, f"Rollout {phase.name}: {s.label}"), f"tile-{phase.name}-{s.key}"),
             f"decision tile: {s.label}",
-            (f"Crossed its threshold at scenario minute {s.crossed_at:.0f}." if s.crossed_at is not None else
-             f"Peak at {s.closeness:.0%} of its threshold."),
+            (
+                f"Crossed its threshold at scenario minute {s.crossed_at:.0f}."
+                if s.crossed_at is not None
+                else f"Peak at {s.closeness:.0%} of its threshold."
+            ),
         )
         for s in chosen
     )
