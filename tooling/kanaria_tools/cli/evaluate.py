@@ -97,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
     from kanaria.evaluation.configs import check_unique, parse_configuration
     from kanaria.evaluation.dataset import dataset_name, parse_dataset
     from kanaria.evaluation.pipeline import assemble_report, evaluate_all, iso, new_run_id
-    from kanaria.evaluation.render import CHART_FILE, render_markdown, render_svg, results_table, routing_table
+    from kanaria.evaluation.render import CHART_FILE, render_markdown, results_table, routing_table
+    from kanaria_tools.reports.evaluation_chart import render_svg
     from kanaria_tools.offline_model import offline_invoker
 
     if (args.bucket is None) != (args.table is None):
@@ -117,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     report = assemble_report(run_id, iso(now), dataset, configurations, records, settings)
     out_dir = args.out or Path("reports") / "evaluations" / run_id
     out_dir.mkdir(parents=True, exist_ok=True)
-    markdown, svg = render_markdown(report, CHART_FILE), render_svg(report)
+    markdown, svg = render_markdown(report, CHART_FILE), render_svg(report, records)
     (out_dir / "report.md").write_text(markdown, encoding="utf-8")
     (out_dir / CHART_FILE).write_text(svg, encoding="utf-8")
     (out_dir / "report.json").write_text(report.model_dump_json(indent=2), encoding="utf-8")
