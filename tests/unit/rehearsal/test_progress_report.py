@@ -111,6 +111,8 @@ def test_report_files(tmp_path: Path) -> None:
     summary = json.loads(data)
     assert summary["phases"][1]["fault_to_rollback_seconds"] == 600
     assert summary["phases"][0]["detail"]["analysis"]["result"]["decision"] == "CONTINUE"
+    kept = [(s["metric"], s["intent"]) for s in summary["phases"][1]["detail"]["streams"]]
+    assert kept == [("errors", "*"), ("errors", "order_status")]  # the streams that crossed
     latest = (tmp_path / "latest.md").read_text(encoding="utf-8")
     assert "](smoke-run/timeline.svg)" in latest
     for name in ("timeline.svg", "experiment-exp.svg", "tile-cold-start-errors-all.svg"):

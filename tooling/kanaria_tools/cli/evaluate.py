@@ -98,8 +98,8 @@ def run(args: argparse.Namespace) -> int:
     from kanaria.evaluation.dataset import dataset_name, parse_dataset
     from kanaria.evaluation.pipeline import assemble_report, evaluate_all, iso, new_run_id
     from kanaria.evaluation.render import CHART_FILE, render_markdown, results_table, routing_table
-    from kanaria_tools.reports.evaluation_chart import render_svg
     from kanaria_tools.offline_model import offline_invoker
+    from kanaria_tools.reports.evaluation_chart import render_svg
 
     if (args.bucket is None) != (args.table is None):
         raise ValidationError("give both --bucket and --table to store the report, or neither", field="--bucket")

@@ -15,6 +15,7 @@ from kanaria_tools.rehearsal.phase_report import phase_sections
 from kanaria_tools.rehearsal.results import PhaseResult, RehearsalResult
 from kanaria_tools.rehearsal.timeline_chart import render_svg
 from kanaria_tools.reports import page
+from kanaria_tools.reports.decision_tiles import mattered, series_from_json
 from kanaria_tools.reports.page import Picture, Section
 
 TIMELINE = "timeline.svg"
@@ -122,10 +123,13 @@ def summary(result: RehearsalResult) -> dict[str, Any]:
 
 
 def _detail(detail: dict[str, Any]) -> dict[str, Any]:
-    """The machine-readable part of a phase's detail: a rollout's id, how it ended, what restored 100/0, its
-    judged streams; an experiment's arms and every analysis look (the last one is what `kanaria report
+    """The machine-readable part of a phase's detail: a rollout's id, how it ended, what restored 100/0, the
+    judged streams that mattered; an experiment's arms and every analysis look (the last one is what `kanaria report
     --result` prints)."""
     kept: dict[str, Any] = {k: detail[k] for k in KEPT if k in detail}
+    if kept.get("streams"):  # every stream is in the report's grid; result.json keeps the ones that mattered
+        chosen = {s.key for s in mattered([series_from_json(body) for body in kept["streams"]])}
+        kept["streams"] = [b for b in kept["streams"] if f"{b['metric']}|{b['intent']}" in chosen]
     record = detail.get("rollback")
     if isinstance(record, dict):
         kept["rollback_trigger"] = record.get("trigger")
