@@ -9,7 +9,7 @@ Both carry `summary` (EvaluationSummary as JSON text) plus a few plain attribute
 Bucket layout (versioned):
     datasets/<name>.jsonl                    golden datasets (the object version pins what a run read)
     runs/<run_id>/records/<chunk>.jsonl      CaseRecords written by the runner Lambda, one object per chunk
-    reports/<run_id>/report.json|report.md|chart.svg|records.jsonl
+    reports/<run_id>/report.json|report.md|records.jsonl   (+ chart.svg when the tooling stored one)
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from kanaria.evaluation.report import EvaluationReport, EvaluationSummary, summa
 LATEST = "LATEST"
 EVAL_PREFIX = "EVAL#"
 DATASETS_PREFIX = "datasets/"
-REPORT_FILES = ("report.json", "report.md", "chart.svg", "records.jsonl")
+REPORT_FILES = ("report.json", "report.md", "records.jsonl")  # chart.svg only when the tooling drew one
 
 
 def eval_record_key(summary: EvaluationSummary) -> str:
@@ -164,15 +164,19 @@ class EvaluationBucket:
             records.extend(CaseRecord.model_validate_json(line) for line in text.splitlines() if line.strip())
         return records
 
-    def put_report(self, report: EvaluationReport, records: Sequence[CaseRecord], markdown: str, svg: str) -> str:
-        """Write the report's four artifacts under reports/<run_id>/; returns the report.json URI."""
+    def put_report(
+        self, report: EvaluationReport, records: Sequence[CaseRecord], markdown: str, svg: str | None = None
+    ) -> str:
+        """Write the report's artifacts under reports/<run_id>/ (chart.svg when the tooling drew one); returns the
+        report.json URI."""
         prefix = f"reports/{report.run_id}/"
         bodies = {
             "report.json": (report.model_dump_json(indent=2), "application/json"),
             "report.md": (markdown, "text/markdown; charset=utf-8"),
-            "chart.svg": (svg, "image/svg+xml"),
             "records.jsonl": (records_jsonl(records), "application/x-ndjson"),
         }
+        if svg is not None:
+            bodies["chart.svg"] = (svg, "image/svg+xml")
         for name, (body, content_type) in bodies.items():
             self._s3.put_object(
                 Bucket=self.bucket, Key=prefix + name, Body=body.encode("utf-8"), ContentType=content_type
@@ -194,7 +198,7 @@ def store_report(
     report: EvaluationReport,
     records: Sequence[CaseRecord],
     markdown: str,
-    svg: str,
+    svg: str | None = None,
 ) -> StoredReport:
     """The report's artifacts into the bucket, then each configuration's summary (citing them) into the table."""
     report_uri = bucket.put_report(report, records, markdown, svg)

@@ -32,7 +32,7 @@ from kanaria.evaluation.pipeline import (
     parse_run_request,
     plan_chunks,
 )
-from kanaria.evaluation.render import render_markdown, render_svg
+from kanaria.evaluation.render import render_markdown
 from kanaria.handlers.env import EvaluationEnvironment, load_environment
 from kanaria.handlers.observability import observability
 
@@ -125,9 +125,7 @@ def report(run_id: str, created_at: str, request: RunRequest) -> dict[str, Any]:
     configurations = request.parsed_configurations()
     records = _bucket().read_run_records(run_id)
     result = assemble_report(run_id, created_at, dataset, configurations, records, request.settings)
-    stored = store_report(
-        _bucket(), environment().evaluations_table, result, records, render_markdown(result), render_svg(result)
-    )
+    stored = store_report(_bucket(), environment().evaluations_table, result, records, render_markdown(result))
     logger.info("evaluation reported", run_id=run_id, report_uri=stored.report_uri, records=len(records))
     return {
         "run_id": run_id,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
+from html.parser import HTMLParser
 from pathlib import Path
 
 from kanaria_tools.rehearsal.alarms import Transition
@@ -12,6 +14,8 @@ from kanaria_tools.rehearsal.progress import Progress
 from kanaria_tools.rehearsal.report_files import write_report
 from kanaria_tools.rehearsal.results import PhaseResult, Reaction, RehearsalResult
 from kanaria_tools.rehearsal.scenario import load_scenario
+from kanaria_tools.reports.decision_tiles import series_json
+from tests.unit.reports.builders import experiment_detail, rollout_streams
 
 
 def test_plain_table_is_printed_only_when_its_key_changes() -> None:
@@ -48,11 +52,18 @@ def rehearsal_result(tmp_path: Path) -> RehearsalResult:
         600,
         1800,
         reactions=[
+            Reaction(600, "stage canary-5 (5% canary)", "stage"),
             Reaction(700, "fault: latency_regression on the canary", "fault"),
+            Reaction(1190, "gate FAIL -> rollback: judge: errors on all intents", "gate"),
             Reaction(1200, "kanaria-canary-critical OK -> ALARM", "composite"),
+            Reaction(1300, "rollback function restored primary 100 / canary 0", "rollback"),
         ],
         fault_at=700,
         rollback_completed_at=1300,
+        detail={
+            "stages": [(600, "canary-5", 5), (900, "canary-25", 25)],
+            "streams": [series_json(s) for s in rollout_streams(start_minute=10)],
+        },
     )
     result.phases = [
         PhaseResult(
@@ -63,7 +74,7 @@ def rehearsal_result(tmp_path: Path) -> RehearsalResult:
             True,
             0,
             500,
-            detail={"rows": [["1 (30 min)", 10, 12, "0.8", "0.9", "CONTINUE", "ok"]]},
+            detail=experiment_detail(),
         ),
         rollout,
     ]
@@ -95,12 +106,60 @@ def test_report_files(tmp_path: Path) -> None:
     markdown, svg, data, page = (p.read_text(encoding="utf-8") for p in paths)
     assert "| cold-start | rollout | rolled_back | OK: rolled_back | 10m 00s |" in markdown
     assert "Time from fault to completed rollback: **10m 00s**" in markdown
+    assert "![timeline of rehearsal smoke](timeline.svg)" in markdown
     assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>")
     summary = json.loads(data)
     assert summary["phases"][1]["fault_to_rollback_seconds"] == 600
-    assert (tmp_path / "latest.md").exists()
-    assert page.startswith("<!DOCTYPE html>") and svg in page  # the picture inline, viewable in a browser
-    assert "| cold-start | rollout | rolled_back |" in page
+    assert summary["phases"][0]["detail"]["analysis"]["result"]["decision"] == "CONTINUE"
+    kept = [(s["metric"], s["intent"]) for s in summary["phases"][1]["detail"]["streams"]]
+    assert kept == [("errors", "*"), ("errors", "order_status")]  # the streams that crossed
+    latest = (tmp_path / "latest.md").read_text(encoding="utf-8")
+    assert "](smoke-run/timeline.svg)" in latest
+    for name in ("timeline.svg", "experiment-exp.svg", "tile-cold-start-errors-all.svg"):
+        assert (tmp_path / "smoke-run" / name).read_text(encoding="utf-8").startswith("<svg"), name
+    assert page.startswith("<!DOCTYPE html>") and "<pre>" not in page and "| --- |" not in page
+
+
+class _Page(HTMLParser):
+    """What a browser would lay out: images, tables with their header cells, tiles by status."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.images: list[dict[str, str]] = []
+        self.headers: list[str] = []
+        self.tiles: list[str] = []
+        self._in_header = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {k: v or "" for k, v in attrs}
+        if tag == "img":
+            self.images.append(values)
+        self._in_header = tag == "th"
+        if tag == "div" and values.get("class", "").startswith("tile "):
+            self.tiles.append(values["class"].split()[1])
+
+    def handle_data(self, data: str) -> None:
+        if self._in_header and data.strip():
+            self.headers.append(data.strip())
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_header = False if tag == "th" else self._in_header
+
+
+def test_the_html_report_embeds_every_figure_and_shows_tables_and_tiles(tmp_path: Path) -> None:
+    result = rehearsal_result(tmp_path)
+    write_report(result)
+    parsed = _Page()
+    parsed.feed((tmp_path / "smoke-run" / "report.html").read_text(encoding="utf-8"))
+    sources = [i["src"] for i in parsed.images]
+    assert len(sources) == 1 + 1 + 2  # timeline, the experiment's effect, two tiles (the streams that crossed)
+    assert all(s.startswith("data:image/svg+xml;base64,") for s in sources)  # readable without a server
+    assert base64.b64decode(sources[0].split(",", 1)[1]).decode("utf-8").startswith("<svg")
+    assert all(i["alt"] for i in parsed.images)
+    for header in ("phase", "look", "relative lift [interval]", "SRM", "guardrails", "intent", "guardrail"):
+        assert header in parsed.headers, header
+    assert len(parsed.tiles) == 7 * 7  # every metric on all intents and on each of the six intents
+    assert parsed.tiles.count("bad") == 2 and "idle" in parsed.tiles and "ok" in parsed.tiles
 
 
 def test_alert_summary_shows_what_why_and_metrics_of_a_rollback() -> None:

@@ -1,19 +1,16 @@
-"""The rehearsal's timeline picture (matplotlib): a valid SVG with its titles, and no label drawn over another
-or cut off at the figure's edge (the hand-written renderer printed phase titles over each other, axis titles
-over tick labels and clipped long alarm names)."""
+"""The rehearsal's timeline picture (matplotlib): a valid SVG with its titles, no label drawn over another or cut
+off at the figure's edge (the hand-written renderer printed phase titles over each other, axis titles over tick
+labels and clipped long alarm names), the whole rehearsal on the axis, gaps left open."""
 
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
-from itertools import combinations
 from pathlib import Path
-
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.transforms import Bbox
 
 from kanaria_tools.rehearsal import timeline_chart
 from kanaria_tools.rehearsal.results import PhaseResult
+from kanaria_tools.reports.figure_check import drawn_texts, label_problems
 from tests.unit.rehearsal.test_progress_report import rehearsal_result
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -55,45 +52,27 @@ def test_the_timeline_is_a_valid_svg_file_with_its_titles(tmp_path: Path) -> Non
     assert len(root.findall(f".//{SVG}path")) > 10  # lines, bars and bands were drawn
 
 
-def _drawn_texts(figure) -> list[tuple[str, Bbox]]:
-    """Every piece of text the renderer actually draws (ticks outside the view are never drawn), with its box."""
-    canvas = FigureCanvasAgg(figure)
-    renderer = canvas.get_renderer()
-    drawn: list[tuple[str, Bbox]] = []
-    draw_text = renderer.draw_text
-
-    def recording(gc, x, y, s, prop, angle, ismath=False, mtext=None):
-        if s.strip() and mtext is not None:
-            drawn.append((s, mtext.get_window_extent(renderer)))
-        return draw_text(gc, x, y, s, prop, angle, ismath=ismath, mtext=mtext)
-
-    renderer.draw_text = recording
-    figure.draw(renderer)
-    return drawn
-
-
 def test_no_label_overlaps_another_or_leaves_the_figure(tmp_path: Path) -> None:
     figure = timeline_chart.timeline_figure(_crowded(tmp_path))
-    drawn = _drawn_texts(figure)
-    labels = " | ".join(text for text, _ in drawn)
+    labels = " | ".join(d.text for d in drawn_texts(figure))
     assert "kanaria-canary-hallucination-rate-for-intent-2" in labels and "rollout-with-a-long-name-2" in labels
     assert "p99 latency per minute (ms)" in labels and "scenario minutes" in labels
-    page = figure.bbox
-    outside = [
-        text
-        for text, box in drawn
-        if box.x0 < page.x0 - 0.5 or box.y0 < page.y0 - 0.5 or box.x1 > page.x1 + 0.5 or box.y1 > page.y1 + 0.5
-    ]
-    assert outside == []
-    overlapping = [(a[0], b[0]) for a, b in combinations(drawn, 2) if a[1].overlaps(b[1])]
-    assert overlapping == []
+    assert label_problems(figure) == []
 
 
-def test_the_text_check_sees_an_overlap_and_a_clipped_label() -> None:
-    figure = Figure(figsize=(3, 2))
-    figure.text(0.1, 0.5, "phase one title")
-    figure.text(0.12, 0.5, "phase two title")
-    figure.text(-0.05, 0.2, "clipped alarm name")
-    (one, a), (_, b), (_, clipped) = _drawn_texts(figure)
-    assert one == "phase one title" and a.overlaps(b)
-    assert clipped.x0 < figure.bbox.x0
+def test_the_axis_covers_the_experiment_and_a_rollback_is_not_green(tmp_path: Path) -> None:
+    result = rehearsal_result(tmp_path)
+    figure = timeline_chart.timeline_figure(result)
+    weight_ax = figure.axes[0]
+    assert weight_ax.get_xlim()[0] <= result.phases[0].started_at / 60  # the experiment phase is on the axis
+    assert timeline_chart.ROLLBACK_COLOUR != timeline_chart.STATE_COLOURS["OK"]
+
+
+def test_a_minute_without_traffic_breaks_the_line(tmp_path: Path) -> None:
+    result = rehearsal_result(tmp_path)
+    result.samples = [s for s in result.samples if s.minute != 15]
+    latency_ax = timeline_chart.timeline_figure(result).axes[1]
+    canary = [line for line in latency_ax.get_lines() if line.get_color() == timeline_chart.SIDE_COLOURS["canary"]]
+    xs = list(canary[0].get_xdata())
+    gap = xs.index(14.5) + 1
+    assert math.isnan(xs[gap]) and xs[gap + 1] == 16.5

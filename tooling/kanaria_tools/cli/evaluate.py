@@ -117,8 +117,9 @@ def run(args: argparse.Namespace) -> int:
 
     from kanaria.dal.evaluations import records_jsonl
     from kanaria.evaluation.pipeline import assemble_report, evaluate_all, iso, new_run_id
-    from kanaria.evaluation.render import CHART_FILE, render_markdown, render_svg, results_table, routing_table
+    from kanaria.evaluation.render import CHART_FILE, render_markdown, results_table, routing_table
     from kanaria_tools.offline_model import offline_invoker
+    from kanaria_tools.reports.evaluation_chart import render_svg
 
     settings, dataset, configurations = _inputs(args)
     now = datetime.now(timezone.utc)
@@ -128,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     report = assemble_report(run_id, iso(now), dataset, configurations, records, settings)
     out_dir = args.out or Path("reports") / "evaluations" / run_id
     out_dir.mkdir(parents=True, exist_ok=True)
-    markdown, svg = render_markdown(report, CHART_FILE), render_svg(report)
+    markdown, svg = render_markdown(report, CHART_FILE), render_svg(report, records)
     (out_dir / "report.md").write_text(markdown, encoding="utf-8")
     (out_dir / CHART_FILE).write_text(svg, encoding="utf-8")
     (out_dir / "report.json").write_text(report.model_dump_json(indent=2), encoding="utf-8")

@@ -1,4 +1,6 @@
-"""`kanaria report EXPERIMENT_ID`: the latest stored analysis as readable tables (variants, tests, decision)."""
+"""`kanaria report EXPERIMENT_ID`: the latest stored analysis as readable tables (variants, tests, decision), from
+the deployed aggregates table or, offline, from a rehearsal's result.json (`--result`), which also holds every
+analysis look (the effect and relative lift per look with their intervals)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import json
 import math
 import re
 import sys
+from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from kanaria.domain.experiment import ID_PATTERN
@@ -31,10 +34,16 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "report",
         help="print the latest analysis of an experiment",
-        description="Reads RESULT#LATEST from the aggregates table of the deployment.",
+        description="Reads RESULT#LATEST from the aggregates table of the deployment, or the experiment's analysis "
+        "from a rehearsal's result.json (--result; no AWS account needed).",
     )
     parser.add_argument("experiment_id")
     parser.add_argument("--prefix", default=DEFAULT_PREFIX, help="deployment prefix (default: %(default)s)")
+    parser.add_argument(
+        "--result",
+        type=Path,
+        help="a rehearsal's result.json (e.g. .rehearsals/latest run): read the analysis from it, offline",
+    )
     parser.add_argument("--json", action="store_true", help="print the stored result and snapshot as JSON")
     add_output_option(parser, default="text")
     add_aws_options(parser)
@@ -45,29 +54,95 @@ def run(args: argparse.Namespace) -> int:
     """Fetch the latest result and print it."""
     if not re.match(ID_PATTERN, args.experiment_id):
         raise ValidationError(f"must match {ID_PATTERN}, got {args.experiment_id!r}", field="experiment_id")
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from kanaria.dal.observations import DynamoAnalysisStore
+    as_json = args.json or args.output == "json"
+    if args.result is not None:
+        body, looks = from_rehearsal(args.result, args.experiment_id)
+        if as_json:
+            json.dump({**body, "looks": looks}, sys.stdout, indent=2, sort_keys=True)
+            sys.stdout.write("
+")
+        else:
+            sys.stdout.write(render(body) + render_looks(looks))
+        return 0
     from kanaria_tools.aws import session
 
     session()  # no region: refused as bad input before the table is read
-    try:
-        latest = DynamoAnalysisStore(table_name(args.prefix, "aggregates")).latest_result(args.experiment_id)
-    except (ClientError, BotoCoreError) as exc:
-        raise OperationalError(f"cannot read the aggregates table: {exc}", field="prefix") from None
-    if latest is None:
-        raise NotFoundError(
-            f"no analysis stored for {args.experiment_id!r} under prefix {args.prefix!r} yet "
-            "(the scheduled analysis runs every few minutes)",
-            field="experiment_id",
-        )
-    body = latest.as_dict()
-    if args.json or args.output == "json":
+    body = _from_table(args.prefix, args.experiment_id)
+    if as_json:
         json.dump(body, sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
     else:
         sys.stdout.write(render(body))
     return 0
+
+
+def _from_table(prefix: str, experiment_id: str) -> dict[str, Any]:
+    """The latest stored result of the deployment's aggregates table."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from kanaria.dal.observations import DynamoAnalysisStore
+
+    try:
+        latest = DynamoAnalysisStore(table_name(prefix, "aggregates")).latest_result(experiment_id)
+    except (ClientError, BotoCoreError) as exc:
+        raise OperationalError(f"cannot read the aggregates table: {exc}", field="prefix") from None
+    if latest is None:
+        raise NotFoundError(
+            f"no analysis stored for {experiment_id!r} under prefix {prefix!r} yet "
+            "(the scheduled analysis runs every few minutes)",
+            field="experiment_id",
+        )
+    return latest.as_dict()
+
+
+def from_rehearsal(path: Path, experiment_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The experiment's last stored analysis and every look, from a rehearsal's result.json."""
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValidationError(f"no such file: {path}", field="result") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValidationError(f"not a rehearsal's result.json: {exc}", field="result") from None
+    phases = summary.get("phases") if isinstance(summary, dict) else None
+    if not isinstance(phases, list):
+        raise ValidationError("not a rehearsal's result.json: it has no phases", field="result")
+    experiments = [p for p in phases if isinstance(p, dict) and p.get("kind") == "experiment"]
+    phase = next((p for p in experiments if p.get("name") == experiment_id), None)
+    if phase is None:
+        found = ", ".join(str(p.get("name")) for p in experiments) or "none"
+        raise NotFoundError(
+            f"the rehearsal ran no experiment {experiment_id!r} (it ran: {found})", field="experiment_id"
+        )
+    detail = phase.get("detail") or {}
+    if not detail.get("analysis"):
+        raise NotFoundError(
+            f"the rehearsal stored no analysis of {experiment_id!r} (was the analysis function deployed?)",
+            field="experiment_id",
+        )
+    looks = [
+        {**look, "control": detail.get("control"), "treatment": detail.get("treatment")}
+        for look in detail.get("looks") or []
+    ]
+    return detail["analysis"], looks
+
+
+def render_looks(looks: Sequence[dict[str, Any]]) -> str:
+    """Every analysis look: the primary metric's effect and relative lift with their intervals, SRM, guardrails."""
+    if not looks:
+        return ""
+    from kanaria_tools.reports.experiment_results import summarise_look
+
+    rows = []
+    for look in looks:
+        s = summarise_look(
+            str(look["label"]), float(look["minute"]), look["stored"], look["control"], look["treatment"]
+        )
+        srm = "not tested" if s.srm_mismatch is None else ("MISMATCH" if s.srm_mismatch else "ok")
+        guards = ", ".join(f"{m} {status}" for m, status in s.guardrails) or "-"
+        units = " / ".join(str(s.units.get(v, 0)) for v in (look["control"], look["treatment"]))
+        rows.append([s.label, units, s.effect.text(), s.lift.text(percent=True), s.decision, srm, guards])
+    header = ["look", "units control / treatment", "effect [interval]", "relative lift [interval]", "decision", "SRM"]
+    return "\nLooks (primary metric, treatment vs control)\n" + _table([*header, "guardrails"], rows)
 
 
 def _fmt(value: Any, digits: int = 4) -> str:

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from kanaria import names
+from kanaria.domain.analysis_result import StoredResult
 from kanaria_tools.rehearsal.alarm_tick import AlarmTick
 from kanaria_tools.rehearsal.alert_text import fmt_quality, scheduled_event
 from kanaria_tools.rehearsal.context import RunContext
@@ -69,6 +70,8 @@ class ExperimentWatch:
     paused: bool = False
     reasons: list[str] = field(default_factory=list)
     reactions: list[Reaction] = field(default_factory=list)
+    # per analysis look: {label, minute, stored: the stored result as `kanaria report --json` prints it}
+    looks: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def settled(self) -> bool:
@@ -138,10 +141,14 @@ class ExperimentPhaseRun:
         outcome = self._analyse(self._analysis) if self._analysis else {}
         previous_decision = watch.decision
         watch.decision = outcome.get("decision") or watch.decision
-        watch.reasons = self._analysis_reasons() if self._analysis else []
+        stored = self._latest_analysis() if self._analysis else None
+        watch.reasons = _reasons(stored)
         watch.srm, watch.paused = bool(outcome.get("srm_mismatch")), bool(outcome.get("paused"))
         now = self._tick(self._ctx.clock.now(), watch.reactions)
-        watch.rows.append(self._row(watch, traffic, f"{round_index + 1} ({minute:g} min)"))
+        label = f"{round_index + 1} ({minute:g} min)"
+        watch.rows.append(self._row(watch, traffic, label))
+        if stored is not None and stored.result is not None:
+            watch.looks.append({"label": label, "minute": minute, "stored": stored.as_dict()})
         progress.table(
             f"experiment {e.id} (scheduled analysis every {e.analysis_every_minutes:g} scenario minutes)",
             [
@@ -209,6 +216,11 @@ class ExperimentPhaseRun:
                 "decision": watch.decision,
                 "srm": watch.srm,
                 "paused": watch.paused,
+                "control": e.control,
+                "treatment": e.treatment,
+                "mde": e.mde,
+                "looks": watch.looks,
+                "analysis": watch.looks[-1]["stored"] if watch.looks else None,
             },
             reactions=watch.reactions,
         )
@@ -227,20 +239,12 @@ class ExperimentPhaseRun:
         ok = self._analysis is not None and (not e.expect_decision or watch.decision in e.expect_decision)
         return outcome_text, " or ".join(e.expect_decision) if e.expect_decision else None, ok
 
-    def _analysis_reasons(self) -> list[str]:
-        """The reasons of the latest stored analysis result (what the decision rests on)."""
-        try:
-            from kanaria.dal.observations import DynamoAnalysisStore
+    def _latest_analysis(self) -> StoredResult | None:
+        """The latest stored analysis result of the experiment (what the decision rests on)."""
+        from kanaria.dal.observations import DynamoAnalysisStore
 
-            store = DynamoAnalysisStore(names.table_name(self._ctx.prefix, "aggregates"))
-            latest = store.latest_result(self._phase.id)
-        except Exception:  # noqa: BLE001 - informative only
-            return []
-        if latest is None or latest.result is None:
-            return []
-        evidence = latest.result.model_dump(mode="json").get("evidence")
-        reasons = evidence.get("reasons") if isinstance(evidence, dict) else None
-        return [str(r) for r in reasons] if isinstance(reasons, list) else []
+        store = DynamoAnalysisStore(names.table_name(self._ctx.prefix, "aggregates"))
+        return store.latest_result(self._phase.id)
 
     def _analyse(self, function: str) -> dict[str, Any]:
         """The scheduled analysis, invoked as its EventBridge rule does; this experiment's outcome."""
@@ -250,3 +254,11 @@ class ExperimentPhaseRun:
             if outcome.get("experiment_id") == self._phase.id:
                 return dict(outcome)
         return {}
+
+
+def _reasons(stored: StoredResult | None) -> list[str]:
+    """The reasons of a stored analysis result."""
+    if stored is None or stored.result is None:
+        return []
+    reasons = stored.result.evidence.get("reasons")
+    return [str(r) for r in reasons] if isinstance(reasons, list) else []

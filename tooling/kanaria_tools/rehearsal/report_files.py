@@ -1,53 +1,89 @@
-"""The rehearsal report files: a Markdown summary, result.json (what tests and CI read), the timeline picture
-(kanaria_tools.rehearsal.timeline_chart, matplotlib) and one HTML page holding both (open it in a browser)."""
+"""The rehearsal report files: result.json (what tests, CI and `kanaria report --result` read), the figures as
+SVG files (matplotlib), report.md linking them, and report.html: the same sections rendered by Jinja2 and
+markdown-it-py with every figure embedded, readable from disk without a server (kanaria_tools.reports.page)."""
 
 from __future__ import annotations
 
-import html
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from kanaria_tools.rehearsal.clock import fmt, fmt_duration
 from kanaria_tools.rehearsal.moto_adaptations import ADAPTATIONS, MOTO_VERSION
+from kanaria_tools.rehearsal.phase_report import phase_sections
 from kanaria_tools.rehearsal.results import PhaseResult, RehearsalResult
-from kanaria_tools.rehearsal.timeline_chart import STATE_COLOURS, render_svg
+from kanaria_tools.rehearsal.timeline_chart import render_svg
+from kanaria_tools.reports import page
+from kanaria_tools.reports.decision_tiles import mattered, series_from_json
+from kanaria_tools.reports.page import Picture, Section
+
+TIMELINE = "timeline.svg"
+KEPT = (
+    "rollout_id",
+    "status",
+    "execution_status",
+    "weights_after",
+    "restored_by",
+    "rollback_alerts",
+    "streams",
+    "control",
+    "treatment",
+    "mde",
+    "decision",
+    "srm",
+    "looks",
+    "analysis",
+)
 
 
 def write_report(result: RehearsalResult) -> list[Path]:
-    """report.md, timeline.svg, result.json and report.html in the run directory; returns their paths."""
+    """report.md, timeline.svg, result.json and report.html (and each phase's figures) in the run directory;
+    returns the paths of the first four."""
     run_dir = result.run_dir
     if run_dir is None:
         raise ValueError("the rehearsal has no run directory")
     run_dir.mkdir(parents=True, exist_ok=True)
-    svg = run_dir / "timeline.svg"
-    svg.write_text(render_svg(result), encoding="utf-8")
+    parts = sections(result)
+    for section in parts:
+        for picture in section.pictures:
+            (run_dir / picture.file).write_text(picture.svg, encoding="utf-8")
     markdown = run_dir / "report.md"
-    markdown.write_text(render_markdown(result, svg.name), encoding="utf-8")
+    markdown.write_text(f"# {_title(result)}\n\n" + page.render_markdown(parts), encoding="utf-8")
     data = run_dir / "result.json"
     data.write_text(json.dumps(summary(result), indent=2, default=str), encoding="utf-8")
-    page = run_dir / "report.html"
-    page.write_text(
-        render_html(result, svg.read_text(encoding="utf-8"), markdown.read_text(encoding="utf-8")), encoding="utf-8"
-    )
+    html_page = run_dir / "report.html"
+    html_page.write_text(page.render_html(_title(result), _verdict(result), result.ok, parts), encoding="utf-8")
     latest = run_dir.parent / "latest.md"
-    latest.write_text(render_markdown(result, f"{run_dir.name}/{svg.name}"), encoding="utf-8")
-    return [markdown, svg, data, page]
+    moved = [replace(s, pictures=tuple(replace(p, file=f"{run_dir.name}/{p.file}") for p in s.pictures)) for s in parts]
+    latest.write_text(f"# {_title(result)}\n\n" + page.render_markdown(moved), encoding="utf-8")
+    return [markdown, run_dir / TIMELINE, data, html_page]
 
 
-def render_html(result: RehearsalResult, svg: str, markdown: str) -> str:
-    """One self-contained page: the outcome, the picture inline and the Markdown summary as text."""
-    verdict = "every outcome as expected" if result.ok else "NOT every outcome as expected"
-    colour = STATE_COLOURS["OK"] if result.ok else STATE_COLOURS["ALARM"]
-    title = html.escape(f"Kanaria rehearsal: {result.scenario.name}")
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{title}</title>"
-        "<style>body{font-family:sans-serif;margin:2em;max-width:1100px}pre{white-space:pre-wrap;"
-        "background:#f6f6f6;padding:1em}</style></head><body>\n"
-        f'<h1>{title}</h1>\n<p style="color:{colour};font-weight:bold">{html.escape(verdict)}</p>\n'
-        f"{svg}\n<pre>{html.escape(markdown)}</pre>\n</body></html>\n"
+def _title(result: RehearsalResult) -> str:
+    return f"Rehearsal: {result.scenario.name}"
+
+
+def _verdict(result: RehearsalResult) -> str:
+    return "every outcome as expected" if result.ok else "NOT every outcome as expected"
+
+
+def sections(result: RehearsalResult) -> list[Section]:
+    """The report's sections: the summary with the timeline, each phase, what was observed, the emulator."""
+    timeline = Picture(
+        TIMELINE,
+        render_svg(result),
+        f"timeline of rehearsal {result.scenario.name}",
+        "Canary weight, latency and quality per minute on both sides, and each alarm's state, over the whole "
+        "rehearsal (experiment and rollouts).",
     )
+    parts = [Section("\n".join(_summary(result)), pictures=(timeline,))]
+    for phase in result.phases:
+        parts += phase_sections(phase, _phase_text(phase))
+    parts.append(Section("\n".join(_observed(result))))
+    adaptations = ["## Emulator adaptations", ""] + [f"- **{a.name}**: {a.adaptation}" for a in ADAPTATIONS]
+    parts.append(Section("\n".join(adaptations)))
+    return parts
 
 
 def summary(result: RehearsalResult) -> dict[str, Any]:
@@ -87,12 +123,13 @@ def summary(result: RehearsalResult) -> dict[str, Any]:
 
 
 def _detail(detail: dict[str, Any]) -> dict[str, Any]:
-    """The machine-readable part of a rollout phase's detail: the rollout, how it ended, what restored 100/0."""
-    kept: dict[str, Any] = {
-        k: detail[k]
-        for k in ("rollout_id", "status", "execution_status", "weights_after", "restored_by", "rollback_alerts")
-        if k in detail
-    }
+    """The machine-readable part of a phase's detail: a rollout's id, how it ended, what restored 100/0, the
+    judged streams that mattered; an experiment's arms and every analysis look (the last one is what `kanaria report
+    --result` prints)."""
+    kept: dict[str, Any] = {k: detail[k] for k in KEPT if k in detail}
+    if kept.get("streams"):  # every stream is in the report's grid; result.json keeps the ones that mattered
+        chosen = {s.key for s in mattered([series_from_json(body) for body in kept["streams"]])}
+        kept["streams"] = [b for b in kept["streams"] if f"{b['metric']}|{b['intent']}" in chosen]
     record = detail.get("rollback")
     if isinstance(record, dict):
         kept["rollback_trigger"] = record.get("trigger")
@@ -111,22 +148,9 @@ def _invocation_stats(invocations: list[Any]) -> dict[str, dict[str, float]]:
     return {k: {m: round(v, 3) for m, v in e.items()} for k, e in stats.items()}
 
 
-def render_markdown(result: RehearsalResult, svg_name: str) -> str:
-    """The rehearsal's report.md: the outcomes, each phase's reactions, alerts, alarm changes, the emulator."""
-    lines = _summary(result, svg_name)
-    for p in result.phases:
-        lines += _phase_section(p)
-    lines += _observed(result)
-    lines += ["", "## Emulator adaptations", ""]
-    lines += [f"- **{a.name}**: {a.adaptation}" for a in ADAPTATIONS]
-    return "\n".join(lines) + "\n"
-
-
-def _summary(result: RehearsalResult, svg_name: str) -> list[str]:
+def _summary(result: RehearsalResult) -> list[str]:
     s = result.scenario
     lines = [
-        f"# Rehearsal: {s.name}",
-        "",
         s.description,
         "",
         f"- outcome: **{'every outcome as expected' if result.ok else 'NOT every outcome as expected'}**",
@@ -139,8 +163,6 @@ def _summary(result: RehearsalResult, svg_name: str) -> list[str]:
     if result.error:
         lines += ["", f"**Error:** {result.error}"]
     lines += [
-        "",
-        f"![timeline]({svg_name})",
         "",
         "## Outcomes",
         "",
@@ -155,20 +177,13 @@ def _summary(result: RehearsalResult, svg_name: str) -> list[str]:
     return lines
 
 
-def _phase_section(p: PhaseResult) -> list[str]:
+def _phase_text(p: PhaseResult) -> list[str]:
     lines = [
         "",
         f"## {p.kind.capitalize()} {p.name}",
         "",
         f"{fmt(p.started_at)} to {fmt(p.ended_at)} ({fmt_duration(p.ended_at - p.started_at)} of scenario time).",
     ]
-    if p.kind == "experiment" and p.detail.get("rows"):
-        lines += [
-            "",
-            "| analysis (traffic) | units control | units treatment | quality control | quality treatment | decision | SRM |",
-            "| --- | --- | --- | --- | --- | --- | --- |",
-        ]
-        lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in p.detail["rows"]]
     if p.reactions:
         lines += ["", "What reacted, and when (scenario clock; + is after the first fault):", ""]
         for r in p.reactions:

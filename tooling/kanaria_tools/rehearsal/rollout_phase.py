@@ -19,6 +19,7 @@ from kanaria_tools.rehearsal.context import RunContext
 from kanaria_tools.rehearsal.fleet import ChatbotFleet
 from kanaria_tools.rehearsal.fleet_setup import reset_listener
 from kanaria_tools.rehearsal.function_faults import RollbackFunctionFaults
+from kanaria_tools.rehearsal.judged_streams import judged_streams
 from kanaria_tools.rehearsal.results import PhaseResult, Reaction
 from kanaria_tools.rehearsal.rollout_request import Evaluated, offline_evaluation, rollout_request
 from kanaria_tools.rehearsal.rollout_view import render_rollout
@@ -52,6 +53,8 @@ class RolloutWatch:
     rollback_at: float | None = None
     restored_by: str | None = None  # what restored the listener: the rollback function or the reconciler
     reactions: list[Reaction] = field(default_factory=list)
+    plan: dict[str, Any] = field(default_factory=dict)  # the requested plan (the judge's settings for the tiles)
+    stages: list[tuple[float, str, int]] = field(default_factory=list)  # (started, stage, canary percent)
 
 
 def _outcome(status: dict[str, Any]) -> str:
@@ -118,6 +121,7 @@ class RolloutPhases:
             fault_times=[started + f.at_minute * 60 for f in phase.faults],
             last=started,
             reactions=reactions,
+            plan=request["plan"],
         )
         self._watch(phase, watch)
         self._finish(phase, watch)
@@ -284,6 +288,7 @@ class RolloutPhases:
         percent = watch.stage_percent.get(stage, watch.status.get("percent"))
         self._ctx.progress.line(f"stage {stage}: canary {percent}%", at=now)
         watch.reactions.append(Reaction(now, f"stage {stage} ({percent}% canary)", "stage"))
+        watch.stages.append((now, stage, int(percent or 0)))
 
     def _on_decision(self, watch: RolloutWatch, now: float) -> None:
         """A hold or rollback, or a failed gate: its reasons, at the time the rollout-steps function decided."""
@@ -456,6 +461,8 @@ class RolloutPhases:
                 "execution_arn": watch.execution_arn,
                 "rollback_alerts": rollback_alerts,
                 "restored_by": watch.restored_by,
+                "stages": watch.stages,
+                "streams": judged_streams(self._ctx, watch.plan, watch.started, self._ctx.clock.now()),
             },
             reactions=sorted(watch.reactions, key=lambda r: r.at),
             fault_at=fault_at,

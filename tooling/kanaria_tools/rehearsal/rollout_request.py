@@ -165,8 +165,9 @@ def offline_evaluation(ctx: RunContext, phase: RolloutPhase, spec: OfflineEvalua
     from kanaria.dal.evaluations import EvaluationBucket, store_report
     from kanaria.evaluation.dataset import dataset_name, parse_dataset
     from kanaria.evaluation.pipeline import RunSettings, assemble_report, evaluate_all, iso, new_run_id
-    from kanaria.evaluation.render import CHART_FILE, render_markdown, render_svg
+    from kanaria.evaluation.render import CHART_FILE, render_markdown
     from kanaria_tools.offline_model import offline_invoker
+    from kanaria_tools.reports.evaluation_chart import render_svg
 
     path, text = _golden_dataset(ctx, phase, spec)
     settings = RunSettings.model_validate({"intents": tuple(spec.intents or ()), "concurrency": 4})
@@ -179,7 +180,12 @@ def offline_evaluation(ctx: RunContext, phase: RolloutPhase, spec: OfflineEvalua
     table = ctx.steps_environment()[names.ENV_EVALUATIONS_TABLE]
     bucket = names.evaluation_bucket_name(ctx.prefix, ctx.account, ctx.region)
     stored = store_report(
-        EvaluationBucket(bucket), table, report, records, render_markdown(report, CHART_FILE), render_svg(report)
+        EvaluationBucket(bucket),
+        table,
+        report,
+        records,
+        render_markdown(report, CHART_FILE),
+        render_svg(report, records),
     )
     digest = configuration.config_hash()
     summary = stored.summaries[digest]

@@ -1,6 +1,7 @@
 """The rehearsal's timeline picture, drawn with matplotlib: canary weight, p99 latency and mean quality per
-minute (canary vs primary), and each alarm's state, over scenario minutes, with the phases as shaded bands and
-the faults / completed rollbacks as vertical lines.
+minute (canary vs primary), and each alarm's state, over the whole rehearsal in scenario minutes (the experiment
+phase too), with the phases as shaded bands and the faults, completed rollbacks (never green) and promotions as
+vertical lines. A minute without traffic on a side leaves a gap: lines are never drawn across it.
 
 Every label sits where matplotlib's constrained layout puts it (axis titles beside their ticks, alarm names as
 the state panel's tick labels, phase names and markers in the legend below the panels), so nothing is drawn over
@@ -10,21 +11,21 @@ The figure is built on matplotlib's object API (no pyplot, no global figure stat
 
 from __future__ import annotations
 
-import io
+import math
 from typing import Any
 
-import matplotlib
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from kanaria_tools.rehearsal.fleet import MinuteSample
 from kanaria_tools.rehearsal.results import RehearsalResult
+from kanaria_tools.reports.svg import figure_svg
 
 STATE_COLOURS = {"OK": "#3a9d5d", "ALARM": "#d64545", "INSUFFICIENT_DATA": "#b9b9b9"}
 SIDE_COLOURS = {"primary": "#3b6fb6", "canary": "#e08a1e"}
 PHASE_FILLS = ("#dfe9fb", "#efe6fb", "#fbf1dc", "#dcf3ea", "#f8e0e8", "#e6e6e6")
-FAULT_COLOUR, ROLLBACK_COLOUR = STATE_COLOURS["ALARM"], STATE_COLOURS["OK"]
+FAULT_COLOUR, ROLLBACK_COLOUR, PROMOTION_COLOUR = STATE_COLOURS["ALARM"], "#5b2a86", "#34495e"
 PANEL_TITLES = ("canary weight (%)", "p99 latency per minute (ms)", "mean quality per minute", "alarm state")
 
 
@@ -37,13 +38,9 @@ def title(result: RehearsalResult) -> str:
 
 
 def _window(result: RehearsalResult) -> tuple[float, float]:
-    """Scenario seconds shown: from shortly before the first rollout (the experiment is a table) to the end."""
+    """Scenario seconds shown: the whole rehearsal, from its start (the experiment phase) to the end."""
     ends = [p.ended_at for p in result.phases] + [m.minute * 60 + 60 for m in result.samples] + [60]
-    rollouts = [p for p in result.phases if p.kind == "rollout"]
-    if rollouts:
-        start = max(0.0, min(p.started_at for p in rollouts) - 120)
-    else:
-        start = min([p.started_at for p in result.phases] + [0])
+    start = min([p.started_at for p in result.phases] + [0])
     return float(start), float(max(ends))
 
 
@@ -75,6 +72,7 @@ def timeline_figure(result: RehearsalResult) -> Figure:
         *(Patch(color=colour, label=f"alarm {state}") for state, colour in STATE_COLOURS.items()),
         Line2D([], [], color=FAULT_COLOUR, linestyle="--", label="fault"),
         Line2D([], [], color=ROLLBACK_COLOUR, linestyle="--", label="rolled back"),
+        Line2D([], [], color=PROMOTION_COLOUR, linestyle=":", label="promoted (primary redeployed, weight reset)"),
         *phase_handles,
     ]
     figure.legend(handles=legend, loc="outside lower center", ncols=min(4, len(legend)), fontsize=9, frameon=False)
@@ -95,13 +93,21 @@ def _weight_panel(ax: Any, result: RehearsalResult, end: float) -> None:
 def _side_panel(ax: Any, samples: list[MinuteSample], attribute: str) -> None:
     """One per-minute figure of the samples (p99_ms, quality), canary vs primary."""
     for side in ("primary", "canary"):
-        points = [
-            (m.minute + 0.5, getattr(m, attribute))
+        points = sorted(
+            (m.minute, getattr(m, attribute))
             for m in samples
-            if m.side == side and getattr(m, attribute) is not None
-        ]
-        if points:
-            ax.plot(*zip(*points, strict=True), color=SIDE_COLOURS[side], linewidth=1.2)
+            if m.side == side and m.requests and getattr(m, attribute) is not None
+        )
+        xs: list[float] = []
+        ys: list[float] = []
+        for index, (minute, value) in enumerate(points):
+            if index and minute - points[index - 1][0] > 1:
+                xs.append(math.nan)  # a minute without traffic: break the line
+                ys.append(math.nan)
+            xs.append(minute + 0.5)
+            ys.append(value)
+        if xs:
+            ax.plot(xs, ys, color=SIDE_COLOURS[side], linewidth=1.2)
 
 
 def _alarm_panel(ax: Any, result: RehearsalResult, alarms: list[str], start: float, end: float) -> None:
@@ -137,6 +143,8 @@ def _phases(result: RehearsalResult, start: float, axes: tuple[Any, ...]) -> lis
                 ax.axvline(phase.fault_at / 60, color=FAULT_COLOUR, linestyle="--", linewidth=1)
             if phase.rollback_completed_at is not None:
                 ax.axvline(phase.rollback_completed_at / 60, color=ROLLBACK_COLOUR, linestyle="--", linewidth=1)
+            if phase.kind == "rollout" and phase.outcome == "completed":
+                ax.axvline(phase.ended_at / 60, color=PROMOTION_COLOUR, linestyle=":", linewidth=1.2)
         handles.append(
             Patch(color=fill, label=f"{phase.kind} {phase.name} ({'OK' if phase.ok else 'FAIL'}: {phase.outcome})")
         )
@@ -145,8 +153,4 @@ def _phases(result: RehearsalResult, start: float, axes: tuple[Any, ...]) -> lis
 
 def render_svg(result: RehearsalResult) -> str:
     """The timeline as a standalone SVG document (text kept as text, stable element ids)."""
-    buffer = io.StringIO()
-    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "kanaria-timeline"}):
-        timeline_figure(result).savefig(buffer, format="svg")
-    text = buffer.getvalue()
-    return text[text.index("<svg") :]  # drop the XML prolog and DOCTYPE: the SVG is also inlined in report.html
+    return figure_svg(timeline_figure(result), "kanaria-timeline")
