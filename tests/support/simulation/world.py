@@ -122,6 +122,7 @@ class World:
         from kanaria.dal.elb import ElbListenerGateway
         from kanaria.dal.messaging import SfnExecutions, SnsNotifier
         from kanaria.dal.metrics import CloudWatchMetricsReader
+        from kanaria.dal.retry import Backoff
         from kanaria.dal.rollouts import DynamoRolloutStore
         from kanaria.logic.rollouts import RolloutServices
 
@@ -130,7 +131,13 @@ class World:
             listener=ElbListenerGateway(
                 client=fake_aws.FakeElb(self), sleep=lambda s: self.sched.sleep(s, "ELB backoff"), max_attempts=2
             ),
-            metrics=CloudWatchMetricsReader("Kanaria", CRITICAL, WARNING, client=fake_aws.FakeCloudWatch(self)),
+            metrics=CloudWatchMetricsReader(
+                "Kanaria",
+                CRITICAL,
+                WARNING,
+                client=fake_aws.FakeCloudWatch(self),
+                backoff=Backoff(sleep=lambda s: self.sched.sleep(s, "CloudWatch backoff"), max_attempts=2),
+            ),
             notifier=SnsNotifier(TOPIC, client=fake_aws.FakeSns(self)),
             executions=SfnExecutions(client=fake_aws.FakeStepFunctions(self)),
             clock=self.clock,
