@@ -66,6 +66,7 @@ ENV_CANARY_ALARM_NAMES = "CANARY_ALARM_NAMES"  # comma-separated metric alarm na
 # The rollback's safety net: the rollback function's async invocations that failed after Lambda's retries land in
 # this SQS queue (on-failure destination); the reconciler pages on-call with each and rolls stranded rollouts back.
 ENV_ROLLBACK_FAILURES_QUEUE_URL = "ROLLBACK_FAILURES_QUEUE_URL"
+ENV_WARMUP_PARAMETER_PREFIX = "WARMUP_PARAMETER_PREFIX"  # the SSM path of warm-up secret headers
 FUNCTION_ROLLOUT_STEPS = "rollout-steps"
 FUNCTION_ROLLBACK = "rollback"
 FUNCTION_RECONCILER = "rollout-reconciler"
@@ -106,6 +107,11 @@ def function_name(prefix: str, kind: str) -> str:
 def profiles_parameter(prefix: str) -> str:
     """SSM parameter holding the per-intent parameter profiles as JSON."""
     return f"/{prefix}/profiles"
+
+
+def warmup_parameter_prefix(prefix: str) -> str:
+    """SSM path under which a rollout's warm-up secret headers are SecureString parameters (all its role reads)."""
+    return f"/{prefix}/warmup/"
 
 
 def alarm_name(prefix: str, kind: str) -> str:

@@ -94,6 +94,7 @@ class RolloutEnvironment(BaseModel):
     allow_offline_evaluation: bool = Field(default=False, alias=names.ENV_ALLOW_OFFLINE_EVALUATION)
     rollback_failures_queue_url: str | None = Field(default=None, alias=names.ENV_ROLLBACK_FAILURES_QUEUE_URL)
     other_canary_target_groups: str = Field(default="", alias=names.ENV_OTHER_CANARY_TARGET_GROUP_ARNS)
+    warmup_parameter_prefix: str | None = Field(default=None, alias=names.ENV_WARMUP_PARAMETER_PREFIX)
 
 
 @cache
