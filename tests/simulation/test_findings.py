@@ -182,16 +182,19 @@ def test_a_completed_rollout_whose_slot_release_was_throttled_stays_completed() 
     assert not [p.subject for p in outcome.world.pages if "ROLLBACK FAILED" in p.subject]
 
 
-@NOT_FIXED
 def test_no_page_and_no_record_carries_the_warm_up_secret() -> None:
     """A rollback whose status-event invocation fails through Lambda's retries (DynamoDB down) is paged by the
-    reconciler with the failed event: neither that page nor any stored item may carry the warm-up's header."""
+    reconciler with the failed event: neither that page nor any stored item may carry the warm-up's header, which
+    the warm-up requests did carry (resolved from its parameter)."""
     outcome = run(
         SCENARIOS["warmup_secret"], Scripted([fault("status-event", "dynamodb.", Fault.OUTAGE, times=1)]), BUDGET
     )
     assert outcome.violation is None, outcome.report()
+    assert outcome.world.warmup.sent_headers == [{"Authorization": SECRET}]
     texts = [p.subject + p.message for p in outcome.world.pages]
     texts += [json.dumps(i, default=str) for i in outcome.world.tables[ROLLOUTS_TABLE].items.values()]
+    texts += [e.input_text for e in outcome.world.executions.values()]
+    assert any("INVOCATION FAILED" in p.subject for p in outcome.world.pages)
     assert not [t for t in texts if SECRET in t]
 
 
