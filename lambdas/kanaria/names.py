@@ -40,6 +40,8 @@ METRIC_COST = "CostUsd"
 METRIC_SAFETY_STOPS = "SafetyStops"  # responses stopped by the safety filter (0/1 per observation)
 # Observations and the scheduled analysis (dimensions: experiment_id [+ variant]).
 METRIC_FLAGGED_OBSERVATIONS = "FlaggedObservations"  # variant mismatch or excluded unit: kept out of the statistics
+# target: canary from a caller that is not the canary deployment: kept out of the canary series
+METRIC_REJECTED_CANARY_OBSERVATIONS = "RejectedCanaryObservations"
 METRIC_ANALYSIS_RUNS = "AnalysisRuns"
 METRIC_SRM_MISMATCH = "SrmMismatch"
 METRIC_DECISION_CHANGES = "DecisionChanges"
@@ -52,6 +54,8 @@ TARGET_PRIMARY = "primary"
 # The canary judge also reads them per intent, {DIM_TARGET, DIM_INTENT}, for a bounded set of intents (custom
 # metrics are billed per dimension combination): ENV_JUDGED_INTENTS, default DEFAULT_JUDGED_INTENTS.
 ENV_JUDGED_INTENTS = "JUDGED_INTENTS"
+# IAM role ARNs (comma-separated) the canary deployment runs as: the only callers whose target: canary counts.
+ENV_CANARY_OBSERVER_ROLE_ARNS = "CANARY_OBSERVER_ROLE_ARNS"
 DEFAULT_JUDGED_INTENTS = ("recommendation", "product_search", "order_status", "manga_qa", "shipping_info", "chitchat")
 METRIC_CANARY_WEIGHT = "CanaryWeight"  # percent of the listener's traffic on the canary, emitted at every step
 ENV_LISTENER_ARN = "LISTENER_ARN"
