@@ -39,6 +39,8 @@ class Settings:
     availability_zones: tuple[str, ...] = ()  # for the demo ALB's VPC; empty: CDK's AZ context or lookup
     reserved_concurrency: bool = True  # reserve concurrency for the rollout functions (see rollout_functions.py)
     demo_certificate_arn: str = ""  # ACM certificate: the demo ALB listens on HTTPS 443 (TLS 1.2+) instead of HTTP 80
+    # IAM roles the canary deployment runs as (comma-separated): the only callers whose target canary counts.
+    canary_observer_role_arns: str = ""
 
     @classmethod
     def from_node(cls, node: Node) -> "Settings":
@@ -66,6 +68,7 @@ class Settings:
             ),
             reserved_concurrency=_bool(ctx("reservedConcurrency", True)),
             demo_certificate_arn=str(ctx("demoCertificateArn", "")),
+            canary_observer_role_arns=str(ctx("canaryObserverRoleArns", "")),
         )
 
     @property

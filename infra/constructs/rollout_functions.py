@@ -2,7 +2,9 @@
 
 Each may shift weights on THE listener only, read the canary's metrics and alarms, record the rollout in DynamoDB,
 publish to the alerts topic and describe/stop executions of THE rollout state machine. None of them may answer
-the approval task (SendTaskSuccess/SendTaskFailure): only a human's `kanaria rollout approve|reject` does.
+the approval task (SendTaskSuccess/SendTaskFailure): only a human's `kanaria rollout approve|reject` does. Only
+rollout-steps, which sends the warm-up, may read SSM parameters: the warm-up's secret headers under
+/<prefix>/warmup/.
 
 Reserved concurrency: the rollback and the reconciler must run when the account's concurrency is exhausted (a
 traffic spike on the chatbot throttles every unreserved function), and the steps function must not be starved
@@ -46,6 +48,10 @@ _LISTENER_RULES_REASON = (
     "ModifyRule on the rules of the one rollout listener (rule ids are generated): a rollback removes the canary "
     "from any rule that still forwards to it"
 )
+_WARMUP_PARAMETERS_REASON = (
+    "GetParameter on the deployment's warm-up path only (/<prefix>/warmup/*): a rollout request names its warm-up's "
+    "secret headers by parameter, so the names under the path are chosen per rollout"
+)
 _EXECUTIONS_REASON = (
     "Executions of the one rollout state machine: execution names are generated per rollout, the ARN is fixed "
     "up to the name"
@@ -81,6 +87,13 @@ class RolloutFunctions(Construct):
             f"arn:<AWS::Partition>:states:{stack.region}:{stack.account}:execution:{state_machine_name}:*"
         )
         self.alarm_arns = [_arn(stack, "cloudwatch", "alarm", name) for name in alarm_names.values()]
+        warmup_path = names.warmup_parameter_prefix(prefix)
+        self.warmup_parameters_arn = stack.format_arn(
+            service="ssm", resource="parameter", resource_name=f"{warmup_path.strip('/')}/*"
+        )
+        self._warmup_parameters_finding = (
+            f"arn:<AWS::Partition>:ssm:{stack.region}:{stack.account}:parameter/{warmup_path.strip('/')}/*"
+        )
         self.environment = _environment(data, listener, alarm_names, self.state_machine_arn, allow_offline_evaluation)
         self._reserve = reserve_concurrency
         self.listener_rules_arn, self._listener_rules_finding = _listener_rules(stack, listener)
@@ -92,6 +105,7 @@ class RolloutFunctions(Construct):
             ROLLOUT_STEPS,
             "rollout_steps",
             "Kanaria rollout steps: set weights, evaluate a stage's gate, record progress",
+            extra_environment={names.ENV_WARMUP_PARAMETER_PREFIX: warmup_path},
         )
         self.rollback = self._build_function(
             prefix,
@@ -150,10 +164,24 @@ class RolloutFunctions(Construct):
         data.tables["aggregates"].grant_read_data(function)
         data.tables["evaluations"].grant_read_data(function)  # stage 0: the candidate's stored offline evaluation
         data.alerts_topic.grant_publish(function)
-        policy = iam.Policy(self, f"{construct_id}Access", statements=self._statements(listener))
+        statements = self._statements(listener)
+        if kind == ROLLOUT_STEPS:
+            # The warm-up's secret headers (SSM SecureStrings under the warm-up path; aws/ssm key): stage 0 only.
+            statements.append(
+                iam.PolicyStatement(
+                    sid="ReadWarmupSecretHeaders",
+                    actions=["ssm:GetParameter"],
+                    resources=[self.warmup_parameters_arn],
+                )
+            )
+        policy = iam.Policy(self, f"{construct_id}Access", statements=statements)
         policy.attach_to_role(kanaria_function.role)
         acknowledge(policy, "AwsSolutions-IAM5[Resource::*]", _RESOURCE_STAR_REASON)
         acknowledge(policy, f"AwsSolutions-IAM5[Resource::{self._executions_finding}]", _EXECUTIONS_REASON)
+        if kind == ROLLOUT_STEPS:
+            acknowledge(
+                policy, f"AwsSolutions-IAM5[Resource::{self._warmup_parameters_finding}]", _WARMUP_PARAMETERS_REASON
+            )
         if self.listener_rules_arn:
             acknowledge(policy, f"AwsSolutions-IAM5[Resource::{self._listener_rules_finding}]", _LISTENER_RULES_REASON)
         return function

@@ -78,6 +78,7 @@ class ObservationsStack(Stack):
                 names.ENV_OBSERVATIONS_TABLE: tables["observations"].table_name,
                 names.ENV_AGGREGATES_TABLE: tables["aggregates"].table_name,
                 names.ENV_PROFILES_PARAMETER: experiments.profiles.parameter_name,
+                names.ENV_CANARY_OBSERVER_ROLE_ARNS: settings.canary_observer_role_arns,
             },
             description="Kanaria observations API: exactly-once recording into sharded sufficient statistics",
         ).function

@@ -40,6 +40,8 @@ METRIC_COST = "CostUsd"
 METRIC_SAFETY_STOPS = "SafetyStops"  # responses stopped by the safety filter (0/1 per observation)
 # Observations and the scheduled analysis (dimensions: experiment_id [+ variant]).
 METRIC_FLAGGED_OBSERVATIONS = "FlaggedObservations"  # variant mismatch or excluded unit: kept out of the statistics
+# target: canary from a caller that is not the canary deployment: kept out of the canary series
+METRIC_REJECTED_CANARY_OBSERVATIONS = "RejectedCanaryObservations"
 METRIC_ANALYSIS_RUNS = "AnalysisRuns"
 METRIC_SRM_MISMATCH = "SrmMismatch"
 METRIC_DECISION_CHANGES = "DecisionChanges"
@@ -52,6 +54,8 @@ TARGET_PRIMARY = "primary"
 # The canary judge also reads them per intent, {DIM_TARGET, DIM_INTENT}, for a bounded set of intents (custom
 # metrics are billed per dimension combination): ENV_JUDGED_INTENTS, default DEFAULT_JUDGED_INTENTS.
 ENV_JUDGED_INTENTS = "JUDGED_INTENTS"
+# IAM role ARNs (comma-separated) the canary deployment runs as: the only callers whose target: canary counts.
+ENV_CANARY_OBSERVER_ROLE_ARNS = "CANARY_OBSERVER_ROLE_ARNS"
 DEFAULT_JUDGED_INTENTS = ("recommendation", "product_search", "order_status", "manga_qa", "shipping_info", "chitchat")
 METRIC_CANARY_WEIGHT = "CanaryWeight"  # percent of the listener's traffic on the canary, emitted at every step
 ENV_LISTENER_ARN = "LISTENER_ARN"
@@ -66,6 +70,7 @@ ENV_CANARY_ALARM_NAMES = "CANARY_ALARM_NAMES"  # comma-separated metric alarm na
 # The rollback's safety net: the rollback function's async invocations that failed after Lambda's retries land in
 # this SQS queue (on-failure destination); the reconciler pages on-call with each and rolls stranded rollouts back.
 ENV_ROLLBACK_FAILURES_QUEUE_URL = "ROLLBACK_FAILURES_QUEUE_URL"
+ENV_WARMUP_PARAMETER_PREFIX = "WARMUP_PARAMETER_PREFIX"  # the SSM path of warm-up secret headers
 FUNCTION_ROLLOUT_STEPS = "rollout-steps"
 FUNCTION_ROLLBACK = "rollback"
 FUNCTION_RECONCILER = "rollout-reconciler"
@@ -106,6 +111,11 @@ def function_name(prefix: str, kind: str) -> str:
 def profiles_parameter(prefix: str) -> str:
     """SSM parameter holding the per-intent parameter profiles as JSON."""
     return f"/{prefix}/profiles"
+
+
+def warmup_parameter_prefix(prefix: str) -> str:
+    """SSM path under which a rollout's warm-up secret headers are SecureString parameters (all its role reads)."""
+    return f"/{prefix}/warmup/"
 
 
 def alarm_name(prefix: str, kind: str) -> str:

@@ -388,6 +388,26 @@ def test_rollout_functions_environment(rollout, kind, module):
     )
 
 
+def test_only_rollout_steps_reads_the_warm_up_parameters_and_only_under_their_path(rollout):
+    """The warm-up's secret headers are SecureStrings under /<prefix>/warmup/: rollout-steps (which sends the
+    warm-up) may GetParameter there and nowhere else; no other rollout function may read any parameter."""
+    steps = _one(rollout, "AWS::Lambda::Function", {"FunctionName": names.function_name(PREFIX, "rollout-steps")})
+    env = steps[1]["Properties"]["Environment"]["Variables"]
+    assert env[names.ENV_WARMUP_PARAMETER_PREFIX] == names.warmup_parameter_prefix(PREFIX) == f"/{PREFIX}/warmup/"
+    readers = []
+    for resource in rollout.find_resources("AWS::IAM::Policy").values():
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
+            if any(a.startswith("ssm:") for a in _as_list(statement["Action"])):
+                readers.append((resource["Properties"]["Roles"], statement))
+    assert len(readers) == 1, readers
+    roles, statement = readers[0]
+    assert _as_list(statement["Action"]) == ["ssm:GetParameter"] and statement["Effect"] == "Allow"
+    (resource,) = _as_list(statement["Resource"])
+    assert resource["Fn::Join"][1][-1] == f":ssm:ap-northeast-1:123456789012:parameter/{PREFIX}/warmup/*"
+    role = steps[1]["Properties"]["Role"]["Fn::GetAtt"][0]
+    assert roles == [{"Ref": role}]
+
+
 def test_no_rollout_function_can_answer_the_approval(rollout):
     """Only a human (`kanaria rollout approve|reject`) sends the task outcome: rollout-steps stores the token and
     must not be able to approve its own promotion."""

@@ -17,11 +17,12 @@ from kanaria import names
 from kanaria.dal.experiment_store import DynamoAssignmentStore
 from kanaria.dal.observations import DynamoObservationStore
 from kanaria.domain.assignment import pick_variant
-from kanaria.domain.observation import AGG_SHARDS, Observation, Statistics, recompute, shard_of
+from kanaria.domain.observation import AGG_SHARDS, COUNT_ATTRIBUTE, Observation, Statistics, recompute, shard_of
 from kanaria.domain.records import StickyRecord
 from kanaria.handlers.models import parse_body
 from kanaria.logic.observations import record_observation
 from tests.unit.observations.support import (
+    CANARY_CALLER,
     NOW,
     PREFIX,
     call,
@@ -322,7 +323,7 @@ def test_canary_rollout_targets_get_their_own_metric_set_for_the_alarms(api, cap
     _, module, record, _ = api
     capsys.readouterr()
     batch = [matching(i, record, target="canary" if i < 4 else "primary", throttled=i == 0) for i in range(7)]
-    call(module.handler, "/observations/batch", {"observations": batch})
+    call(module.handler, "/observations/batch", {"observations": batch}, caller=CANARY_CALLER)
     # Then the EMF sets with exactly the {target} dimension the canary alarms match count each side
     counts = _target_counts(_emf(capsys))
     assert set(counts) == {"canary", "primary"}
@@ -332,7 +333,8 @@ def test_canary_rollout_targets_get_their_own_metric_set_for_the_alarms(api, cap
 
 
 def test_flagged_canary_observations_still_count_for_the_canary(api, capsys):
-    """A variant mismatch concerns the experiment's statistics; the canary served the response all the same."""
+    """A variant mismatch concerns the experiment's statistics; the canary served the response all the same (the
+    canary deployment says so itself)."""
     _, module, record, _ = api
     capsys.readouterr()
     batch = []
@@ -341,7 +343,7 @@ def test_flagged_canary_observations_still_count_for_the_canary(api, capsys):
         if i % 2:
             body["variant_id"] = "B" if body["variant_id"] == "A" else "A"  # flagged variant_mismatch
         batch.append(body)
-    status, body = call(module.handler, "/observations/batch", {"observations": batch})
+    status, body = call(module.handler, "/observations/batch", {"observations": batch}, caller=CANARY_CALLER)
     assert status == 200 and sum(1 for r in body["results"] if r["flag"]) == 10
     counts = _target_counts(_emf(capsys))
     assert counts["canary"]["Observations"] == 20 and counts["canary"]["Errors"] == 20
@@ -369,9 +371,9 @@ def test_metrics_of_written_items_survive_a_later_item_failing(api, capsys, monk
 
     monkeypatch.setattr(module._store(), "record", throttled_once)
     with pytest.raises(ClientError):  # the invocation fails: API Gateway answers 500 and the client retries
-        call(module.handler, "/observations/batch", {"observations": batch})
+        call(module.handler, "/observations/batch", {"observations": batch}, caller=CANARY_CALLER)
     assert _target_counts(_emf(capsys))["canary"]["Errors"] == 3
-    status, body = call(module.handler, "/observations/batch", {"observations": batch})
+    status, body = call(module.handler, "/observations/batch", {"observations": batch}, caller=CANARY_CALLER)
     assert status == 200 and body["duplicates"] == 3 and body["recorded"] == 7
     assert _target_counts(_emf(capsys))["canary"]["Errors"] == 7  # 3 + 7: each of the 10 errors exactly once
 
@@ -394,7 +396,7 @@ def test_canary_metrics_are_emitted_per_target_and_judged_intent(api, capsys, mo
         )
         for i in range(5)
     ]
-    status, _ = call(module.handler, "/observations/batch", {"observations": bodies})
+    status, _ = call(module.handler, "/observations/batch", {"observations": bodies}, caller=CANARY_CALLER)
     assert status == 200
     lines = _emf(capsys)  # one EMF line per set and item (flushed right after each write)
     by_dims: dict[tuple, list[dict]] = defaultdict(list)
@@ -447,7 +449,7 @@ def test_a_small_variance_around_a_large_mean_survives_the_counters(api):
     tables, module, record, _ = api
     values = [3_000_000 + i / 1000 for i in range(40)]
     bodies = [{**matching(i, record), "latency_ms": value} for i, value in enumerate(values)]
-    status, result = call(module.handler, "/observations/batch", {"observations": bodies})
+    status, result = call(module.handler, "/observations/batch", {"observations": bodies}, caller=CANARY_CALLER)
     assert status == 200 and result["recorded"] == 40
     snapshot = build_snapshot(record, counters(tables), DEFAULT_PROFILES)
     exact = {}
@@ -459,3 +461,49 @@ def test_a_small_variance_around_a_large_mean_survives_the_counters(api):
         assert latency["m2"] == pytest.approx(exact[variant], rel=1e-12)
         naive = latency["sum_sq"] - latency["sum"] ** 2 / latency["n"]
         assert abs(naive - exact[variant]) > 0.1 * exact[variant]  # what floats alone would give
+
+
+def test_target_canary_from_a_caller_that_is_not_the_canary_deployment_is_not_canary_evidence(api, capsys):
+    # Given someone allowed to call POST /observations (not the canary deployment) reporting made-up canary units
+    tables, module, record, _ = api
+    capsys.readouterr()
+    forged = [matching(i, record, target="canary", error=False, latency_ms=100.0) for i in range(12)]
+    genuine = [matching(100 + i, record, target="canary", error=True) for i in range(3)]
+    # When both report
+    status, forged_answer = call(module.handler, "/observations/batch", {"observations": forged})
+    status_genuine, genuine_answer = call(
+        module.handler, "/observations/batch", {"observations": genuine}, caller=CANARY_CALLER
+    )
+    lines = _emf(capsys)
+    # Then only the canary deployment's own reports are in the canary series the judge and alarms read
+    assert status == status_genuine == 200
+    counts = _target_counts(lines)
+    assert counts["canary"]["Observations"] == 3 and counts["canary"]["Errors"] == 3
+    # And the forged ones are still recorded for the experiment, but visibly rejected as canary evidence
+    assert forged_answer["recorded"] == 12 and forged_answer["canary_rejected"] == 12
+    assert {r["canary"] for r in forged_answer["results"]} == {"rejected"}
+    assert genuine_answer["canary_rejected"] == 0 and {r["canary"] for r in genuine_answer["results"]} == {"counted"}
+    rejected = [e for e in lines if names.METRIC_REJECTED_CANARY_OBSERVATIONS in e]
+    assert (
+        sum(
+            len(e[names.METRIC_REJECTED_CANARY_OBSERVATIONS])
+            if isinstance(e[names.METRIC_REJECTED_CANARY_OBSERVATIONS], list)
+            else 1
+            for e in rejected
+        )
+        == 12
+    )
+    assert all(
+        set(e["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0]) == {"experiment_id", "variant"} for e in rejected
+    )
+    assert sum(int(c.get(COUNT_ATTRIBUTE, 0)) for c in counters(tables)) == 15  # the experiment statistics: all
+
+
+def test_a_single_forged_canary_observation_is_answered_as_rejected(api, capsys):
+    _, module, record, _ = api
+    capsys.readouterr()
+    status, body = call(module.handler, "/observations", matching(7, record, target="canary"))
+    assert status == 201 and body["canary"] == "rejected" and body["counted"] is True
+    assert "canary" not in _target_counts(_emf(capsys))
+    status, body = call(module.handler, "/observations", matching(8, record, target="primary"))
+    assert status == 201 and "canary" not in body

@@ -82,6 +82,45 @@ def test_bad_request_exits_2_naming_the_field(world: World, tmp_path: Path, caps
     assert world.sfn.list_executions(stateMachineArn=world.state_machine_arn)["executions"] == []
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Authorization": "Bearer abc.def"},
+        {"X-Api-Key": "k-123"},
+        {"X-Session-Token": "tok-4711"},
+        {"X-Trace": "Basic Zm9v"},
+    ],
+)
+def test_a_literal_secret_warm_up_header_is_refused_before_anything_starts(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str], headers: dict[str, str]
+) -> None:
+    document = request()
+    document["warmup"] = {"url": "http://canary.internal/chat", "requests": 5, "headers": headers}
+    code, _, err = run(capsys, "start", "--request", write(tmp_path, document))
+    assert code == 2
+    error = json.loads(err)["error"]
+    (name,) = headers
+    assert error["field"] == "warmup.headers" and repr(name) in error["reason"] and "secret_headers" in error["reason"]
+    assert headers[name] not in err  # the refusal names the header, never its value
+    assert world.sfn.list_executions(stateMachineArn=world.state_machine_arn)["executions"] == []
+
+
+def test_a_warm_up_header_by_parameter_reference_is_accepted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    document = request()
+    document["warmup"] = {
+        "url": "http://canary.internal/chat",
+        "requests": 5,
+        "headers": {"X-Trace": "warm-up"},
+        "secret_headers": {"Authorization": "/kanaria/warmup/chatbot-token"},
+    }
+    code, result, _ = run(capsys, "start", "--request", write(tmp_path, document), "--dry-run")
+    assert code == 0 and result["request"]["warmup"]["secret_headers"] == {
+        "Authorization": "/kanaria/warmup/chatbot-token"
+    }
+
+
 def test_dry_run_validates_without_aws(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, result, _ = run(capsys, "start", "--request", write(tmp_path, request()), "--dry-run")
     assert code == 0 and result["valid"] and result["request"]["plan"]["stages"][0]["name"] == "canary-5"

@@ -56,6 +56,26 @@ def test_a_failed_warm_up_refuses_to_start(world: World) -> None:
     assert world.meta("p-1") is None and world.services().store.active(world.listener_arn) is None
 
 
+def test_a_literal_secret_header_is_refused_and_nothing_is_written(world: World) -> None:
+    world.services().warmup = sender = FakeWarmup()
+    warmup = {**WARMUP, "headers": {"Authorization": "Bearer literal-4711"}}
+    with pytest.raises(ValidationError, match="'Authorization' looks like a credential") as caught:
+        prepare(world, request(warmup=warmup))
+    assert caught.value.field == "warmup.headers" and "literal-4711" not in str(caught.value)
+    assert sender.sent == [] and world.meta("p-1") is None
+
+
+def test_a_secret_header_parameter_outside_the_deployment_path_refuses_to_start(world: World) -> None:
+    from kanaria.dal.warmup import HttpWarmupSender
+
+    world.services().warmup = HttpWarmupSender("/kanaria/warmup/", resolve=lambda name: "never read")
+    warmup = {**WARMUP, "secret_headers": {"Authorization": "/kanaria/db/password"}}
+    with pytest.raises(ValidationError, match="not a warm-up parameter of this deployment") as caught:
+        prepare(world, request(warmup=warmup))
+    assert caught.value.field == "warmup.secret_headers.Authorization"
+    assert world.meta("p-1") is None and world.services().store.active(world.listener_arn) is None
+
+
 def test_the_candidate_variant_must_exist_and_not_be_control(world: World) -> None:
     with pytest.raises(NotFoundError):
         prepare(world, request(experiment=True))

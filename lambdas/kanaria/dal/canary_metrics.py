@@ -8,7 +8,9 @@ rank PR(:cut) (the share of values at or below the cut-off; CloudWatch statistic
 earlier minutes only, so each minute's events are judged against a threshold fixed before they happened.
 
 Missing data is never zero: a stream's minute counts only when its trials and its events both have a
-datapoint for both sides' trials; a side without datapoints that minute contributes no trials.
+datapoint for both sides' trials; a side without datapoints that minute contributes no trials. Throttles, 5xx and
+timeouts are retried inside the look (dal.retry.Backoff); still failing, the look reads no minutes (the judge
+keeps its state and reads the same minutes at its next look), never a failed task.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-import boto3
-from botocore.exceptions import ClientError
+from aws_lambda_powertools import Logger
 
 from kanaria.canary.judge import OVERALL, Counts, JudgeSettings, Metric, MinuteCounts, stream_key
+from kanaria.dal.retry import AWS_ERRORS, Backoff, is_transient, single_attempt_client
 from kanaria.errors import OperationalError
 from kanaria.names import (
     DIM_INTENT,
@@ -38,6 +40,8 @@ from kanaria.names import (
 )
 
 SIDES = {"c": TARGET_CANARY, "p": TARGET_PRIMARY}
+
+logger = Logger(child=True)
 # Event-count metrics: judged metric -> CloudWatch metric summed (trials: Observations).
 EVENT_METRICS = {
     Metric.ERRORS: METRIC_ERRORS,
@@ -180,12 +184,26 @@ def _side_counts(
 class CloudWatchCanaryReader:
     """The judge's minutes from CloudWatch GetMetricData (Kanaria namespace, {target} and {target, intent})."""
 
-    def __init__(self, namespace: str, client: Any | None = None):
+    def __init__(self, namespace: str, client: Any | None = None, backoff: Backoff | None = None):
         self._namespace = namespace
-        self._client = client or boto3.client("cloudwatch")
+        self._client = client or single_attempt_client("cloudwatch")
+        self._backoff = backoff or Backoff()
 
     def read_minutes(self, start: datetime, end: datetime, settings: JudgeSettings) -> list[MinuteCounts]:
-        """Counts of every stream for each whole minute in [start, end)."""
+        """Counts of every stream for each whole minute in [start, end); none when CloudWatch keeps failing."""
+        try:
+            return self._read_minutes(start, end, settings)
+        except AWS_ERRORS as exc:
+            if not is_transient(exc):
+                raise OperationalError(f"CloudWatch read failed: {exc}", field="metrics") from exc
+            logger.warning(
+                "CloudWatch read still failing after retries: no minutes read this look",
+                error=str(exc),
+                attempts=self._backoff.max_attempts,
+            )
+            return []
+
+    def _read_minutes(self, start: datetime, end: datetime, settings: JudgeSettings) -> list[MinuteCounts]:
         reference = timedelta(seconds=settings.reference_periods * settings.period_seconds)
         queries, cut_ids = cut_offs_queries(settings, self._namespace, int(reference.total_seconds()))
         cuts: dict[tuple[Metric, str], float] = {}
@@ -198,9 +216,10 @@ class CloudWatchCanaryReader:
         return minute_counts(settings, values, start, end, cuts)
 
     def _get(self, queries: list[dict[str, Any]], start: datetime, end: datetime) -> dict[str, dict[datetime, float]]:
-        """query id -> {period start: value}, over every page."""
-        series: dict[str, dict[datetime, float]] = defaultdict(dict)
-        try:
+        """query id -> {period start: value}, over every page (read again from the start on a transient error)."""
+
+        def every_page() -> dict[str, dict[datetime, float]]:
+            series: dict[str, dict[datetime, float]] = defaultdict(dict)
             pages = self._client.get_paginator("get_metric_data").paginate(
                 MetricDataQueries=queries, StartTime=start, EndTime=end, ScanBy="TimestampAscending"
             )
@@ -208,6 +227,6 @@ class CloudWatchCanaryReader:
                 for result in page.get("MetricDataResults", []):
                     for stamp, value in zip(result.get("Timestamps", []), result.get("Values", [])):
                         series[result["Id"]][stamp] = value
-        except ClientError as exc:
-            raise OperationalError(f"CloudWatch read failed: {exc}", field="metrics") from exc
-        return series
+            return series
+
+        return self._backoff.call(every_page)

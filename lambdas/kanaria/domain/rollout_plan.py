@@ -22,6 +22,7 @@ from pydantic import (
 
 from kanaria.canary.judge import JudgeSettings, horizon_periods
 from kanaria.domain.experiment import ID_PATTERN
+from kanaria.domain.secrets import HEADER_NAME, PARAMETER_NAME, refuse_secret_headers
 from kanaria.errors import ValidationError, from_pydantic, validate_strict
 
 # --- durations ---------------------------------------------------------------------------------------------
@@ -267,7 +268,27 @@ class Warmup(BaseModel):
     deadline_seconds: float = Field(default=40.0, gt=0, le=600, description="unsent requests count as failed")
     max_failure_rate: float = Field(default=0.05, ge=0, le=1)
     body: dict[str, Any] = Field(default_factory=lambda: {"message": "warm-up", "synthetic": True})
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict, description="literal headers; never a credential")
+    secret_headers: dict[Annotated[str, Field(pattern=HEADER_NAME)], Annotated[str, Field(pattern=PARAMETER_NAME)]] = (
+        Field(
+            default_factory=dict,
+            max_length=8,
+            description="header -> SSM SecureString parameter name, read by the warm-up sender only",
+        )
+    )
+
+    @field_validator("headers")
+    @classmethod
+    def _no_literal_secret(cls, headers: dict[str, str]) -> dict[str, str]:
+        refuse_secret_headers(headers)
+        return headers
+
+    @model_validator(mode="after")
+    def _each_header_once(self) -> "Warmup":
+        both = {h.lower() for h in self.headers} & {h.lower() for h in self.secret_headers}
+        if both:
+            raise ValueError(f"warmup.secret_headers: {sorted(both)} also given in warmup.headers")
+        return self
 
 
 class RolloutRequest(BaseModel):

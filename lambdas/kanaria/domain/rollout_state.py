@@ -295,7 +295,7 @@ def failed_invocation_page(
 ) -> tuple[str, str]:
     """Subject and body paging on-call about a rollback invocation that failed after Lambda's retries (an on-failure
     destination record: requestContext, requestPayload, responsePayload), with what the reconciler found."""
-    import json
+    from kanaria.domain.secrets import event_summary
 
     context = failure.get("requestContext") or {}
     response = failure.get("responsePayload") or {}
@@ -307,9 +307,8 @@ def failed_invocation_page(
     )[:1000]
     subject = f"[Kanaria] ROLLBACK INVOCATION FAILED {rollout_id or '(no active rollout)'}"
     subject = subject.encode("ascii", "replace").decode()[:100]
-    event_text = json.dumps(request, ensure_ascii=False, sort_keys=True, default=str)
-    if len(event_text) > 4000:
-        event_text = event_text[:4000] + " ...(truncated)"
+    # Its identity only: an execution-status event carries the execution input, which is never paged.
+    event_text = event_summary(request)
     body = [
         f"WHAT: an asynchronous invocation of the rollback function {function_name} FAILED after "
         f"{context.get('approximateInvokeCount', '?')} attempts ({context.get('condition', 'unknown condition')}); "
@@ -326,7 +325,7 @@ def failed_invocation_page(
         "reconciler keeps restoring stranded canaries meanwhile.",
         "- Check the listener: kanaria rollout status <rollout_id>; `kanaria rollout abort <rollout_id>` repairs it.",
         "",
-        "FAILED EVENT:",
+        "FAILED EVENT (its identity; inputs and outputs are never paged):",
         event_text,
     ]
     return subject, "\n".join(body)

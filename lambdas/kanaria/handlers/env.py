@@ -10,9 +10,10 @@ import os
 from functools import cache
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kanaria import names
+from kanaria.domain.canary_evidence import CanaryObservers
 from kanaria.domain.profiles import DEFAULT_PROFILES, IntentProfile, profiles_from_json
 from kanaria.errors import OperationalError, ValidationError, validate
 
@@ -56,6 +57,23 @@ class ObservationsEnvironment(BaseModel):
         """The bounded set of intent dimension values (each one is a billed custom metric per metric)."""
         return frozenset(i.strip() for i in self.judged_intents.split(",") if i.strip())
 
+    canary_observer_role_arns: str = Field(
+        default="",
+        alias=names.ENV_CANARY_OBSERVER_ROLE_ARNS,
+        description="roles of the canary deployment: the only callers whose target canary counts (comma-separated)",
+    )
+
+    @field_validator("canary_observer_role_arns")
+    @classmethod
+    def _role_arns(cls, value: str) -> str:
+        CanaryObservers.parse(value)
+        return value
+
+    @property
+    def canary_observers(self) -> CanaryObservers:
+        """The canary deployment's roles (none configured: no target canary observation counts)."""
+        return CanaryObservers.parse(self.canary_observer_role_arns)
+
 
 class AnalysisEnvironment(BaseModel):
     """What the analysis function needs."""
@@ -94,6 +112,7 @@ class RolloutEnvironment(BaseModel):
     allow_offline_evaluation: bool = Field(default=False, alias=names.ENV_ALLOW_OFFLINE_EVALUATION)
     rollback_failures_queue_url: str | None = Field(default=None, alias=names.ENV_ROLLBACK_FAILURES_QUEUE_URL)
     other_canary_target_groups: str = Field(default="", alias=names.ENV_OTHER_CANARY_TARGET_GROUP_ARNS)
+    warmup_parameter_prefix: str | None = Field(default=None, alias=names.ENV_WARMUP_PARAMETER_PREFIX)
 
 
 @cache

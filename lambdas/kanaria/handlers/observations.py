@@ -19,12 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from kanaria.dal.experiment_store import DynamoAssignmentStore, DynamoExperimentRepository
 from kanaria.dal.observations import DynamoObservationStore
 from kanaria.domain.assignment import configuration
+from kanaria.domain.canary_evidence import CanaryEvidence, CanaryObservers, canary_evidence
 from kanaria.domain.observation import Observation
 from kanaria.domain.profiles import profile_for
 from kanaria.domain.records import ExperimentRecord
 from kanaria.errors import KanariaError
 from kanaria.handlers.env import ObservationsEnvironment, load_environment, load_profiles
-from kanaria.handlers.http import json_body, new_resolver
+from kanaria.handlers.http import caller, json_body, new_resolver
 from kanaria.handlers.models import parse_body
 from kanaria.handlers.observability import observability
 from kanaria.logic.experiments import get_experiment
@@ -42,6 +43,7 @@ from kanaria.names import (
     METRIC_LATENCY,
     METRIC_OBSERVATIONS,
     METRIC_QUALITY,
+    METRIC_REJECTED_CANARY_OBSERVATIONS,
     METRIC_SAFETY_STOPS,
     METRIC_THROTTLES,
 )
@@ -133,13 +135,20 @@ def _add_canary_outcomes(result: RecordResult) -> None:
         metrics.add_metric(METRIC_SAFETY_STOPS, MetricUnit.Count, int(observation.safety_filtered))
 
 
-def _emit(result: RecordResult) -> None:
+@cache
+def _observers() -> CanaryObservers:
+    return environment().canary_observers
+
+
+def _emit(result: RecordResult, evidence: CanaryEvidence) -> None:
     """EMF metrics of one newly recorded observation, flushed right after its write (a later item of the batch
     failing cannot lose them, and a retry sees a duplicate and emits nothing twice): one metric set for its
     experiment and variant (a flagged one counts only as FlaggedObservations there) and, during a canary rollout,
     one for its target ({target: canary|primary}, what the canary alarms watch) and one for its target and judged
-    intent ({target, intent}, what the canary judge reads per intent). The target sets count EVERY response the
-    target served, flagged ones included: flags concern the experiment's statistics, not the canary's health."""
+    intent ({target, intent}, what the canary judge reads per intent). The target sets count every response the
+    target served, flagged ones included (flags concern the experiment's statistics, not the canary's health),
+    but a target canary counts only from the canary deployment itself: from anyone else it is
+    RejectedCanaryObservations in the variant's set and nothing in the canary's."""
     if result.duplicate:
         return
     observation = result.observation
@@ -149,9 +158,11 @@ def _emit(result: RecordResult) -> None:
         metrics.add_metric(METRIC_FLAGGED_OBSERVATIONS, MetricUnit.Count, 1)
     else:
         _add_outcomes(result)
+    if evidence is CanaryEvidence.REJECTED:
+        metrics.add_metric(METRIC_REJECTED_CANARY_OBSERVATIONS, MetricUnit.Count, 1)
     metrics.flush_metrics()
     target = observation.target
-    if not target:
+    if not target or evidence is CanaryEvidence.REJECTED:
         return
     metrics.add_dimension(DIM_TARGET, target)
     _add_canary_outcomes(result)
@@ -163,34 +174,55 @@ def _emit(result: RecordResult) -> None:
         metrics.flush_metrics()
 
 
+def _acknowledge(result: RecordResult, evidence: CanaryEvidence) -> dict[str, Any]:
+    body = result.to_dict()
+    if evidence is not CanaryEvidence.NOT_CANARY:
+        body["canary"] = evidence.value
+    return body
+
+
+REJECTED_CANARY = "target canary from a caller that is not the canary deployment: not counted in the canary series"
+
+
 @app.post("/observations")
 @tracer.capture_method
 def record_one() -> tuple[dict, int]:
-    result = _record(parse_body(json_body(app), Observation))
-    _emit(result)
-    return result.to_dict(), 200 if result.duplicate else 201
+    observation = parse_body(json_body(app), Observation)
+    evidence = canary_evidence(observation.target, caller(app), _observers())
+    result = _record(observation)
+    _emit(result, evidence)
+    if evidence is CanaryEvidence.REJECTED and not result.duplicate:
+        logger.warning(REJECTED_CANARY, caller=caller(app), experiment_id=observation.experiment_id)
+    return _acknowledge(result, evidence), 200 if result.duplicate else 201
 
 
 @app.post("/observations/batch")
 @tracer.capture_method
 def record_batch() -> dict:
     batch = parse_body(json_body(app), ObservationBatchRequest)
-    items, recorded = [], []
+    identity = caller(app)
+    items, recorded, canary_rejected = [], [], 0
     for index, body in enumerate(batch.observations):
         try:
-            result = _record(parse_body(body, Observation, f"observations.{index}"))
+            observation = parse_body(body, Observation, f"observations.{index}")
+            result = _record(observation)
         except KanariaError as exc:
             items.append({"index": index, "ok": False, "error": exc.to_dict()})
             continue
-        _emit(result)
+        evidence = canary_evidence(observation.target, identity, _observers())
+        _emit(result, evidence)
+        canary_rejected += evidence is CanaryEvidence.REJECTED and not result.duplicate
         recorded.append(result)
-        items.append({"index": index, "ok": True, **result.to_dict()})
+        items.append({"index": index, "ok": True, **_acknowledge(result, evidence)})
     summary = {
         "recorded": sum(1 for r in recorded if not r.duplicate),
         "duplicates": sum(1 for r in recorded if r.duplicate),
         "rejected": len(items) - len(recorded),
+        "canary_rejected": canary_rejected,
     }
     logger.info("observation batch", extra=summary)
+    if canary_rejected:
+        logger.warning(REJECTED_CANARY, caller=identity, count=canary_rejected)
     return {"results": items, **summary}
 
 

@@ -49,7 +49,7 @@ def rollout_services():  # -> RolloutServices (imports kept lazy: boto3 clients 
         clock=utc_now,
         analysis=DynamoAnalysisResults(env.aggregates_table) if env.aggregates_table else None,
         experiments=DynamoExperimentRepository(env.experiments_table),
-        warmup=HttpWarmupSender(),
+        warmup=HttpWarmupSender(env.warmup_parameter_prefix),
         evaluations=partial(latest_for, table=env.evaluations_table) if env.evaluations_table else None,
         allow_offline_evaluation=env.allow_offline_evaluation,
     )

@@ -12,7 +12,7 @@ from typing import Callable
 from tests.support.rollout_world import request
 from tests.support.simulation import actors
 from tests.support.simulation.scheduler import Fault, Option, SimulationError
-from tests.support.simulation.world import SECRET, World
+from tests.support.simulation.world import WARMUP_PARAMETER, World
 
 ROLLOUT = "r-sim"
 
@@ -27,8 +27,9 @@ class Scenario:
 
 def document(warmup_secret: bool = False) -> dict:
     extra = {}
-    if warmup_secret:
-        extra["warmup"] = {"url": "https://canary.internal/chat", "requests": 5, "headers": {"Authorization": SECRET}}
+    if warmup_secret:  # the header by reference: its value (SECRET) is only in the SSM parameter
+        secret = {"Authorization": WARMUP_PARAMETER}
+        extra["warmup"] = {"url": "https://canary.internal/chat", "requests": 5, "secret_headers": secret}
     return request(approval_timeout=3600, **extra)
 
 

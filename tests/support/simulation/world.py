@@ -45,6 +45,7 @@ ROLLOUTS_TABLE = "kanaria-rollouts"
 CRITICAL = "kanaria-canary-critical"
 WARNING = "kanaria-canary-warning"
 SECRET = "Bearer s3cr3t-warmup-token-0123456789"
+WARMUP_PARAMETER = "/kanaria/warmup/chatbot-token"  # the SSM SecureString holding SECRET
 ROLLBACK_PAGE = "[Kanaria] ROLLBACK "
 CLAIMS_DONE_EXCLUDED = (
     "[Kanaria] ROLLBACK FAILED",
@@ -106,6 +107,7 @@ class World:
         self._tokens = 0
         self._owners = 0
         self._messages = 0
+        self.warmup = _Warmup()
         self.services = self._services()
         self.deployment = self._deployment()
 
@@ -122,6 +124,7 @@ class World:
         from kanaria.dal.elb import ElbListenerGateway
         from kanaria.dal.messaging import SfnExecutions, SnsNotifier
         from kanaria.dal.metrics import CloudWatchMetricsReader
+        from kanaria.dal.retry import Backoff
         from kanaria.dal.rollouts import DynamoRolloutStore
         from kanaria.logic.rollout_services import RolloutServices
 
@@ -130,11 +133,17 @@ class World:
             listener=ElbListenerGateway(
                 client=fake_aws.FakeElb(self), sleep=lambda s: self.sched.sleep(s, "ELB backoff"), max_attempts=2
             ),
-            metrics=CloudWatchMetricsReader("Kanaria", CRITICAL, WARNING, client=fake_aws.FakeCloudWatch(self)),
+            metrics=CloudWatchMetricsReader(
+                "Kanaria",
+                CRITICAL,
+                WARNING,
+                client=fake_aws.FakeCloudWatch(self),
+                backoff=Backoff(sleep=lambda s: self.sched.sleep(s, "CloudWatch backoff"), max_attempts=2),
+            ),
             notifier=SnsNotifier(TOPIC, client=fake_aws.FakeSns(self)),
             executions=SfnExecutions(client=fake_aws.FakeStepFunctions(self)),
             clock=self.clock,
-            warmup=_Warmup(),
+            warmup=self.warmup,
             new_owner=self._owner,
         )
 
@@ -372,7 +381,17 @@ class World:
 
 
 class _Warmup:
-    """WarmupSender: every synthetic request succeeds (the headers are what matters here)."""
+    """WarmupSender: the real sender's secret-header resolution over an in-memory SSM (holding SECRET), then every
+    synthetic request succeeds; `sent_headers` is what the requests would have carried."""
+
+    def __init__(self) -> None:
+        self.sent_headers: list[dict[str, str]] = []
 
     def send(self, warmup: Any) -> dict[str, Any]:
+        from kanaria.dal.warmup import HttpWarmupSender
+
+        secret = HttpWarmupSender("/kanaria/warmup/", resolve={WARMUP_PARAMETER: SECRET}.__getitem__).secret_headers(
+            warmup
+        )
+        self.sent_headers.append({**warmup.headers, **secret})
         return {"sent": warmup.requests, "succeeded": warmup.requests, "failed": 0, "failure_rate": 0.0, "seconds": 1.0}

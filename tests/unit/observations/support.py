@@ -20,6 +20,8 @@ from tests.support.aws import FakeLambdaContext  # noqa: F401 - re-exported for 
 
 PREFIX = "obs"
 CALLER = "arn:aws:iam::123456789012:user/chatbot"
+CANARY_ROLE = "arn:aws:iam::123456789012:role/service/chatbot-canary"  # the canary deployment's role
+CANARY_CALLER = "arn:aws:sts::123456789012:assumed-role/chatbot-canary/task-0001"  # a session of it
 NOW = datetime.now(timezone.utc).replace(microsecond=0)  # handlers use the real clock
 
 
@@ -36,6 +38,7 @@ def environment(prefix: str = PREFIX, topic_arn: str = "") -> dict[str, str]:
         names.ENV_OBSERVATIONS_TABLE: names.table_name(prefix, "observations"),
         names.ENV_AGGREGATES_TABLE: names.table_name(prefix, "aggregates"),
         names.ENV_PROFILES_PARAMETER: names.profiles_parameter(prefix),
+        names.ENV_CANARY_OBSERVER_ROLE_ARNS: CANARY_ROLE,
     }
     if topic_arn:
         env[names.ENV_ALERTS_TOPIC_ARN] = topic_arn
@@ -110,17 +113,18 @@ def observation(i: int, rng: random.Random | None = None, **changes: Any) -> dic
     return body
 
 
-def http_event(method: str, path: str, body: Any, raw_body: str | None = None) -> dict[str, Any]:
+def http_event(method: str, path: str, body: Any, raw_body: str | None = None, caller: str = CALLER) -> dict[str, Any]:
     """API Gateway HTTP API (payload 2.0) event of an IAM-authorized route, from the chatbot's identity."""
-    event = api_http_event(method, path, body, CALLER)
+    event = api_http_event(method, path, body, caller)
     if raw_body is not None:
         event["body"] = raw_body
     return event
 
 
-def call(handler: Any, path: str, body: Any, raw_body: str | None = None) -> tuple[int, Any]:
-    """POST to a handler; (status, JSON body)."""
-    response = handler(http_event("POST", path, body, raw_body), FakeLambdaContext())
+def call(handler: Any, path: str, body: Any, raw_body: str | None = None, caller: str = CALLER) -> tuple[int, Any]:
+    """POST to a handler as `caller` (the chatbot's identity; CANARY_CALLER: the canary deployment's); (status,
+    JSON body)."""
+    response = handler(http_event("POST", path, body, raw_body, caller), FakeLambdaContext())
     return response["statusCode"], json.loads(response["body"])
 
 

@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError
 
 from kanaria.canary.judge import OVERALL, JudgeSettings, Metric, stream_key
 from kanaria.dal.canary_metrics import CloudWatchCanaryReader, percent_rank_stat
+from kanaria.dal.retry import Backoff
 from kanaria.errors import OperationalError
 
 START = datetime(2026, 12, 5, 10, 0, tzinfo=timezone.utc)
@@ -125,12 +126,46 @@ def test_a_side_without_traffic_contributes_no_trials():
     assert errors.canary_trials == 0 and errors.primary_trials == 570
 
 
-def test_cloudwatch_errors_become_operational_errors():
+class Throttled(FakeCloudWatch):
+    """Answers ThrottlingException for the first `failures` reads, then like FakeCloudWatch."""
+
+    def __init__(self, value, failures):
+        super().__init__(value)
+        self.failures = failures
+
+    def paginate(self, **kwargs):
+        if self.failures:
+            self.failures -= 1
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "GetMetricData")
+        yield from super().paginate(**kwargs)
+
+
+def test_a_throttled_read_is_retried_inside_the_look():
+    backoff = Backoff(sleep=lambda seconds: None)
+    client = Throttled(healthy, failures=2)
+    minutes = CloudWatchCanaryReader("Kanaria", client=client, backoff=backoff).read_minutes(
+        START, START + timedelta(minutes=2), SETTINGS
+    )
+    assert backoff.retries == 2 and len(minutes) == 2
+    assert minutes[0].streams[stream_key(Metric.ERRORS, OVERALL)].canary_trials == 30
+
+
+def test_a_read_still_throttled_after_the_retries_reads_no_minutes():
+    # Given every attempt throttled: the look reads nothing (the judge keeps its state for the next look)
+    backoff = Backoff(sleep=lambda seconds: None)
+    client = Throttled(healthy, failures=backoff.max_attempts)
+    minutes = CloudWatchCanaryReader("Kanaria", client=client, backoff=backoff).read_minutes(
+        START, START + timedelta(minutes=2), SETTINGS
+    )
+    assert minutes == [] and client.failures == 0
+
+
+def test_cloudwatch_errors_that_are_not_transient_become_operational_errors():
     class Failing(FakeCloudWatch):
         def paginate(self, **kwargs):
-            raise ClientError({"Error": {"Code": "Throttling", "Message": "slow down"}}, "GetMetricData")
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not allowed"}}, "GetMetricData")
 
-    with pytest.raises(OperationalError, match="Throttling"):
-        CloudWatchCanaryReader("Kanaria", client=Failing(healthy)).read_minutes(
+    with pytest.raises(OperationalError, match="AccessDenied"):
+        CloudWatchCanaryReader("Kanaria", client=Failing(healthy), backoff=Backoff(sleep=lambda s: None)).read_minutes(
             START, START + timedelta(minutes=1), SETTINGS
         )

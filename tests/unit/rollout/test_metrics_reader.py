@@ -7,9 +7,11 @@ from datetime import datetime, timedelta, timezone
 
 import boto3
 import pytest
+from botocore.exceptions import ReadTimeoutError
 from botocore.stub import ANY, Stubber
 
 from kanaria.dal.metrics import QUERIES, CloudWatchMetricsReader, metric_queries, window_period
+from kanaria.dal.retry import Backoff
 from kanaria.errors import OperationalError
 
 START = datetime(2026, 1, 1, 0, 0, tzinfo=timezone.utc)
@@ -98,18 +100,86 @@ def test_reads_aggregates_and_alarm_states() -> None:
     assert snapshot.alarms == {"crit": "OK", "warn": "ALARM"}
 
 
-def test_a_cloudwatch_error_is_an_operational_error() -> None:
+def _no_wait() -> Backoff:
+    return Backoff(sleep=lambda seconds: None)
+
+
+def test_a_throttled_read_is_retried_inside_the_look() -> None:
+    # Given GetMetricData throttled once (ThrottlingException) and DescribeAlarms throttled once
+    client = boto3.client("cloudwatch", region_name="ap-northeast-1")
+    backoff = _no_wait()
+    reader = CloudWatchMetricsReader("Kanaria", "crit", client=client, backoff=backoff)
+    with Stubber(client) as stub:
+        stub.add_client_error("get_metric_data", "ThrottlingException", "Rate exceeded", http_status_code=400)
+        stub.add_response("get_metric_data", {"MetricDataResults": [_result("c_observations", [500.0])]})
+        stub.add_client_error("describe_alarms", "Throttling", "Rate exceeded", http_status_code=400)
+        stub.add_response("describe_alarms", {"CompositeAlarms": [{"AlarmName": "crit", "StateValue": "OK"}]})
+        # When the gate reads its window
+        snapshot = reader.read(START, END)
+        stub.assert_no_pending_responses()
+    # Then both reads were retried and their answers are the snapshot
+    assert snapshot.canary.observations == 500 and snapshot.alarms == {"crit": "OK"}
+    assert backoff.retries == 2
+
+
+def test_a_read_still_throttled_after_the_retries_is_missing_data_and_holds() -> None:
+    # Given CloudWatch throttling every attempt of both reads
+    from kanaria.domain.rollout import Outcome, Stage, StageGates, evaluate_gates, next_step
+
+    client = boto3.client("cloudwatch", region_name="ap-northeast-1")
+    backoff = _no_wait()
+    reader = CloudWatchMetricsReader("Kanaria", "crit", "warn", client=client, backoff=backoff)
+    with Stubber(client) as stub:
+        for _ in range(backoff.max_attempts):
+            stub.add_client_error("get_metric_data", "ThrottlingException", "Rate exceeded", http_status_code=400)
+        for _ in range(backoff.max_attempts):
+            stub.add_client_error("describe_alarms", "Throttling", "Rate exceeded", http_status_code=400)
+        # When the gate reads its window
+        snapshot = reader.read(START, END)
+        stub.assert_no_pending_responses()
+    # Then nothing was read: every metric is missing (never zero) and no alarm state is known
+    assert all(value is None for value in snapshot.canary.model_dump().values())
+    assert all(value is None for value in snapshot.primary.model_dump().values())
+    assert snapshot.alarms == {}
+    # And the gate holds (missing data is inconclusive), up to the hold bound and no further
+    gates = StageGates(max_error_rate=0.02, max_latency_p99_increase=0.2, alarms=True)
+    result = evaluate_gates(gates, snapshot)
+    assert result.outcome is Outcome.INCONCLUSIVE
+    assert any("critical_alarm: crit not found" == reason for reason in result.reasons)
+    stage = Stage(name="five", percent=5, min_duration_seconds=600, max_hold_seconds=900, gates=gates)
+    assert next_step(stage, result.outcome, 700, last_stage=False).decision == "hold"
+    assert next_step(stage, result.outcome, 1500, last_stage=False).decision == "rollback"
+
+
+def test_a_read_timeout_is_retried_then_missing_data() -> None:
+    class TimingOut:
+        calls = 0
+
+        def get_metric_data(self, **_: object) -> dict:
+            TimingOut.calls += 1
+            raise ReadTimeoutError(endpoint_url="https://monitoring.ap-northeast-1.amazonaws.com/")
+
+        def describe_alarms(self, **_: object) -> dict:
+            return {"CompositeAlarms": [{"AlarmName": "crit", "StateValue": "OK"}]}
+
+    snapshot = CloudWatchMetricsReader("Kanaria", "crit", client=TimingOut(), backoff=_no_wait()).read(START, END)
+    assert TimingOut.calls == 3
+    assert snapshot.canary.observations is None and snapshot.alarms == {"crit": "OK"}
+
+
+def test_a_cloudwatch_error_that_is_not_transient_is_an_operational_error() -> None:
     client = boto3.client("cloudwatch", region_name="ap-northeast-1")
     with Stubber(client) as stub:
-        stub.add_client_error("get_metric_data", "Throttling", "Rate exceeded")
-        with pytest.raises(OperationalError, match="CloudWatch read failed"):
-            CloudWatchMetricsReader("Kanaria", client=client).read(START, END)
+        stub.add_client_error("get_metric_data", "AccessDenied", "not allowed", http_status_code=403)
+        with pytest.raises(OperationalError, match="CloudWatch read failed") as caught:
+            CloudWatchMetricsReader("Kanaria", client=client, backoff=_no_wait()).read(START, END)
+    assert caught.value.field == "metrics"
 
 
 def test_critical_alarm_state() -> None:
     client = boto3.client("cloudwatch", region_name="ap-northeast-1")
     assert CloudWatchMetricsReader("Kanaria", client=client).critical_alarm_state() is None  # none configured
-    reader = CloudWatchMetricsReader("Kanaria", "crit", "warn", client=client)
+    reader = CloudWatchMetricsReader("Kanaria", "crit", "warn", client=client, backoff=_no_wait())
     with Stubber(client) as stub:
         stub.add_response(
             "describe_alarms",
@@ -119,7 +189,8 @@ def test_critical_alarm_state() -> None:
         stub.add_response(
             "describe_alarms", {"CompositeAlarms": []}, {"AlarmNames": ["crit", "warn"], "AlarmTypes": ANY}
         )
-        stub.add_client_error("describe_alarms", "Throttling", "Rate exceeded")
+        for _ in range(3):
+            stub.add_client_error("describe_alarms", "Throttling", "Rate exceeded")
         assert reader.critical_alarm_state() == ("crit", "ALARM")
         assert reader.critical_alarm_state() == ("crit", "NOT_FOUND")
         with pytest.raises(OperationalError, match="DescribeAlarms failed") as caught:
