@@ -404,8 +404,7 @@ class DynamoRolloutStore:
             ExpressionAttributeValues={":meta": META},
         )
         rows = []
-        for item in map(_plain, items):
+        for item in map(dict, items):  # projected attributes are strings
             progress = json.loads(item.pop("progress", None) or "{}")
             rows.append({**item, "stage": progress.get("stage_name"), "percent": progress.get("percent")})
         return sorted(rows, key=lambda r: (r.get("created_at") or "", r["rollout_id"]), reverse=True)
-

@@ -59,8 +59,7 @@ def run(args: argparse.Namespace) -> int:
         body, looks = from_rehearsal(args.result, args.experiment_id)
         if as_json:
             json.dump({**body, "looks": looks}, sys.stdout, indent=2, sort_keys=True)
-            sys.stdout.write("
-")
+            sys.stdout.write("\n")
         else:
             sys.stdout.write(render(body) + render_looks(looks))
         return 0

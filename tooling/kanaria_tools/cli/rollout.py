@@ -63,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _check(args: argparse.Namespace) -> None:
     """Every argument checked before any AWS client: ids by the state machine's rule, texts non-blank."""
-    from kanaria.domain.rollout import ROLLOUT_ID_PATTERN
+    from kanaria.domain.rollout_plan import ROLLOUT_ID_PATTERN
 
     rollout_id = getattr(args, "rollout_id", None)
     if rollout_id is not None and not re.match(ROLLOUT_ID_PATTERN, rollout_id):

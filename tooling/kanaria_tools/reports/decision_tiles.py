@@ -109,7 +109,9 @@ def replay(
                     difference=difference,
                     low=low,
                     high=high,
-                    tolerance=None if primary is None or difference is None else max((rule.ratio - 1) * primary, rule.points),
+                    tolerance=None
+                    if primary is None or difference is None
+                    else max((rule.ratio - 1) * primary, rule.points),
                     statistic=evidence.log_mixture(stream.log_r),
                     threshold=evidence.log_threshold(horizon_periods, settings.stream_alpha(metric, intent)),
                 )
@@ -129,7 +131,9 @@ def replay(
 def mattered(streams: Sequence[StreamSeries], most: int = 3) -> list[StreamSeries]:
     """The streams a person should look at: every one that crossed its threshold (earliest first), otherwise the
     ones that came nearest to it."""
-    crossed = sorted((s for s in streams if s.crossed_at is not None), key=lambda s: (s.crossed_at, s.intent != OVERALL))
+    crossed = sorted(
+        (s for s in streams if s.crossed_at is not None), key=lambda s: (s.crossed_at, s.intent != OVERALL)
+    )
     if crossed:
         return crossed[:most]
     with_data = [s for s in streams if s.trials[0] > 0]

@@ -94,7 +94,9 @@ def _mean_and_variance(agg: Mapping[str, Any] | None) -> tuple[float, float] | N
     return mean, variance / n
 
 
-def relative_lift(test: Mapping[str, Any], control: Mapping[str, Any] | None, treatment: Mapping[str, Any] | None) -> Interval:
+def relative_lift(
+    test: Mapping[str, Any], control: Mapping[str, Any] | None, treatment: Mapping[str, Any] | None
+) -> Interval:
     """T/C - 1 with the effect interval's critical value on the delta-method standard error."""
     c, t = _mean_and_variance(control), _mean_and_variance(treatment)
     if c is None or t is None or c[0] == 0:
@@ -162,7 +164,9 @@ def summarise_look(label: str, minute: float, stored: Mapping[str, Any], control
         decision=str(stored.get("decision") or result.get("decision") or "-"),
         units={v: int(a.get("units") or 0) for v, a in aggregates.items()},
         effect=_effect(test),
-        lift=relative_lift(test, (aggregates.get(control) or {}).get(metric), (aggregates.get(treatment) or {}).get(metric)),
+        lift=relative_lift(
+            test, (aggregates.get(control) or {}).get(metric), (aggregates.get(treatment) or {}).get(metric)
+        ),
         control_value=_finite(test.get("control_value")),
         treatment_value=_finite(test.get("treatment_value")),
         significant=test.get("significant"),
@@ -205,7 +209,10 @@ def intents_table(look: LookSummary) -> list[str]:
     """Markdown: the primary metric per intent at one look."""
     if not look.intents:
         return []
-    lines = ["| intent | n control / treatment | effect [interval] | relative lift [interval] |", "| --- | --- | --- | --- |"]
+    lines = [
+        "| intent | n control / treatment | effect [interval] | relative lift [interval] |",
+        "| --- | --- | --- | --- |",
+    ]
     lines += [
         f"| {e.intent} | {e.n_control} / {e.n_treatment} | {e.effect.text()} | {e.lift.text(percent=True)} |"
         for e in look.intents
@@ -218,7 +225,10 @@ def guardrails_table(result: Mapping[str, Any], treatment: str) -> list[str]:
     guardrails = (result.get("evidence") or {}).get("guardrails", {}).get(treatment) or []
     if not guardrails:
         return []
-    lines = ["| guardrail | status | check | estimate [interval] | limit | check status |", "| --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| guardrail | status | check | estimate [interval] | limit | check status |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for g in guardrails:
         for check in g.get("checks") or [{}]:
             ci = check.get("ci") or [None, None]
@@ -262,7 +272,13 @@ def effect_figure(looks: Sequence[LookSummary], metric: str, mde: float | None, 
 
 
 def _errorbars(
-    ax: Any, xs: Sequence[float], intervals: Sequence[Interval], colour: str, marker: str, offset: float, scale: float = 1
+    ax: Any,
+    xs: Sequence[float],
+    intervals: Sequence[Interval],
+    colour: str,
+    marker: str,
+    offset: float,
+    scale: float = 1,
 ) -> None:
     """Points with interval bars; looks without an estimate are left out (never joined across)."""
     points = [(x + offset, i) for x, i in zip(xs, intervals, strict=True) if i.estimate is not None]

@@ -109,9 +109,7 @@ class _Rendered:
 
 def render_html(title: str, verdict: str, ok: bool, sections: Sequence[Section]) -> str:
     """The page: the title, the verdict (green only when every outcome was as expected) and the sections."""
-    rendered = [
-        _Rendered(Markup(_MARKDOWN.render(s.markdown)), s.pictures, s.tiles, s.tiles_caption) for s in sections
-    ]
+    rendered = [_Rendered(Markup(_MARKDOWN.render(s.markdown)), s.pictures, s.tiles, s.tiles_caption) for s in sections]
     return _ENVIRONMENT.from_string(_TEMPLATE).render(title=title, verdict=verdict, ok=ok, sections=rendered)
 
 

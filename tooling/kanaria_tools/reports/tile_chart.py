@@ -1,5 +1,6 @@
 """A decision tile as a figure: one judged stream over the rollout. Top: the canary - primary difference per
-judged period (a minute in AWS; the rehearsal's clock can make it longer) in percentage points with its 95% interval and the tolerance (above it the canary is harmful); bottom: the
+judged period (a minute in AWS; the rehearsal's clock can make it longer) in percentage points
+with its 95% interval and the tolerance (above it the canary is harmful); bottom: the
 stream's evidence statistic against its threshold. Both over the stage bands (canary weight in the legend), with
 the fault, gate failures, alarms and the rollback marked. Minutes without traffic are left empty."""
 
@@ -64,10 +65,23 @@ def tile_figure(series: StreamSeries, markers: Markers, title: str) -> Figure:
         y = [100 * m.difference for m in with_data]  # type: ignore[operator]
         below = [100 * (m.difference - m.low) for m in with_data]  # type: ignore[operator]
         above = [100 * (m.high - m.difference) for m in with_data]  # type: ignore[operator]
-        difference_ax.errorbar(x, y, yerr=[below, above], color=DIFFERENCE_COLOUR, marker="o", markersize=3,
-                               linestyle="none", elinewidth=0.8)
-        _per_minute(difference_ax, [(m.minute, 100 * m.tolerance) for m in with_data if m.tolerance is not None],
-                    TOLERANCE_COLOUR, "--", width)
+        difference_ax.errorbar(
+            x,
+            y,
+            yerr=[below, above],
+            color=DIFFERENCE_COLOUR,
+            marker="o",
+            markersize=3,
+            linestyle="none",
+            elinewidth=0.8,
+        )
+        _per_minute(
+            difference_ax,
+            [(m.minute, 100 * m.tolerance) for m in with_data if m.tolerance is not None],
+            TOLERANCE_COLOUR,
+            "--",
+            width,
+        )
         _per_minute(evidence_ax, [(m.minute, m.statistic) for m in with_data], STATISTIC_COLOUR, "-", width)
     threshold = series.minutes[-1].threshold if series.minutes else None
     if threshold is not None:
@@ -76,14 +90,21 @@ def tile_figure(series: StreamSeries, markers: Markers, title: str) -> Figure:
         peak = max([m.statistic for m in with_data] + [threshold])
         evidence_ax.set_ylim(-threshold, 1.1 * peak)
     difference_ax.axhline(0, color="#555555", linewidth=0.8)
-    difference_ax.set_title("canary - primary per judged period (percentage points), 95% interval", loc="left", fontsize=10)
+    difference_ax.set_title(
+        "canary - primary per judged period (percentage points), 95% interval", loc="left", fontsize=10
+    )
     evidence_ax.set_title("evidence statistic (log M) and its threshold", loc="left", fontsize=10)
     evidence_ax.set_xlabel("scenario minutes")
     handles = _bands_and_markers((difference_ax, evidence_ax), markers)
     legend = [
         Line2D([], [], color=DIFFERENCE_COLOUR, marker="o", linestyle="none", label="difference, 95% interval"),
-        Line2D([], [], color=TOLERANCE_COLOUR, linestyle="--",
-               label=f"tolerance: {series.ratio:g}x primary or +{100 * series.points:g} points"),
+        Line2D(
+            [],
+            [],
+            color=TOLERANCE_COLOUR,
+            linestyle="--",
+            label=f"tolerance: {series.ratio:g}x primary or +{100 * series.points:g} points",
+        ),
         Line2D([], [], color=STATISTIC_COLOUR, label="log M"),
         *handles,
     ]
@@ -98,8 +119,14 @@ def tile_figure(series: StreamSeries, markers: Markers, title: str) -> Figure:
 def _per_minute(ax: Any, points: Sequence[tuple[float, float]], colour: str, style: str, width: float) -> None:
     """A value held over each period it belongs to: one short segment per period, nothing between periods."""
     if points:
-        ax.hlines([y for _, y in points], [m for m, _ in points], [m + width for m, _ in points],
-                  colors=colour, linestyles=style, linewidth=1.4)
+        ax.hlines(
+            [y for _, y in points],
+            [m for m, _ in points],
+            [m + width for m, _ in points],
+            colors=colour,
+            linestyles=style,
+            linewidth=1.4,
+        )
 
 
 def _bands_and_markers(axes: Sequence[Any], markers: Markers) -> list[Any]:
