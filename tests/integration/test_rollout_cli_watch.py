@@ -56,7 +56,7 @@ def test_watch_exits_0_when_the_rollout_completes_and_list_shows_it(
 
     def approve_when_waiting() -> None:
         meta = world.meta(rollout_id)
-        if not approved and meta and meta.get("approval_token"):
+        if not approved and meta and meta.approval_token:
             approved.append(rollout_control.approve("kanaria", rollout_id, None, "watched"))
 
     _between_refreshes(monkeypatch, approve_when_waiting)
@@ -88,7 +88,7 @@ def test_watch_exits_1_when_the_rollout_rolls_back(
 
     def abort_once_running() -> None:
         meta = world.meta(rollout_id)
-        if not aborted and meta and meta["progress"].get("stage_started_at"):
+        if not aborted and meta and meta.progress.stage_started_at:
             aborted.append(rollout_control.abort("kanaria", rollout_id, "bad transcripts"))
 
     _between_refreshes(monkeypatch, abort_once_running)
@@ -111,7 +111,7 @@ def test_watch_exits_1_when_the_rollout_is_stuck_past_the_timeout(
 
     def ten_minutes_pass() -> None:
         meta = world.meta(rollout_id)
-        if meta and meta.get("approval_token"):
+        if meta and meta.approval_token:
             now[0] += 600
 
     _between_refreshes(monkeypatch, ten_minutes_pass)
@@ -125,5 +125,5 @@ def test_watch_exits_1_when_the_rollout_is_stuck_past_the_timeout(
     assert "still awaiting_approval at stage canary-5 after 900 s" in error["reason"]
     # (the waiting execution is answered, so that it ends with the test)
     rollout_control.reject("kanaria", rollout_id, None, "watched long enough")
-    execution_arn = world.meta(rollout_id)["execution_arn"]
+    execution_arn = world.meta(rollout_id).execution_arn  # type: ignore[union-attr]
     assert world.wait(execution_arn, while_running=lambda: None)["status"] in {"SUCCEEDED", "FAILED"}

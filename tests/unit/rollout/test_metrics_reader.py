@@ -124,7 +124,9 @@ def test_a_throttled_read_is_retried_inside_the_look() -> None:
 
 def test_a_read_still_throttled_after_the_retries_is_missing_data_and_holds() -> None:
     # Given CloudWatch throttling every attempt of both reads
-    from kanaria.domain.rollout import Outcome, Stage, StageGates, evaluate_gates, next_step
+    from kanaria.domain.rollout import next_step
+    from kanaria.domain.rollout_gates import Outcome, evaluate_gates
+    from kanaria.domain.rollout_plan import Stage, StageGates
 
     client = boto3.client("cloudwatch", region_name="ap-northeast-1")
     backoff = _no_wait()
