@@ -317,14 +317,9 @@ def read_raw_observations(table: Any, experiment_id: str) -> list[dict[str, Any]
     """The naive read: Scan every raw observation of the experiment (the table is keyed by observation_id)."""
     from boto3.dynamodb.conditions import Attr
 
-    items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"FilterExpression": Attr("experiment_id").eq(experiment_id)}
-    while True:
-        page = table.scan(**kwargs)
-        items.extend(page.get("Items", []))
-        if "LastEvaluatedKey" not in page:
-            return items
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    from kanaria.dal.pages import scan_items
+
+    return scan_items(table, FilterExpression=Attr("experiment_id").eq(experiment_id))
 
 
 def naive_snapshot(

@@ -150,14 +150,9 @@ def fast_moto_transactions(patch: Any) -> None:
 
 def scan_all(table: Any) -> list[dict[str, Any]]:
     """Every item of a table (paginated Scan)."""
-    items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {}
-    while True:
-        page = table.scan(**kwargs)
-        items.extend(page.get("Items", []))
-        if "LastEvaluatedKey" not in page:
-            return items
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    from kanaria.dal.pages import scan_items
+
+    return scan_items(table)
 
 
 def invoke(handler: Any, path: str, body: Any) -> tuple[int, Any]:
